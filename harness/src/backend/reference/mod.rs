@@ -1,0 +1,194 @@
+//! The float64 reference: every op written from the ONNX operator spec, with
+//! `ndarray`, no shortcuts. It is the oracle every framework is diffed
+//! against, so clarity beats speed everywhere except Conv/MatMul, which go
+//! through im2col and ndarray's matrix product so real CNNs run in seconds.
+//!
+//! Floating-point values are held as f64 whatever their ONNX dtype; each value
+//! carries its ONNX ("logical") dtype so reports and `Cast` stay faithful.
+//! Integer and bool values keep their exact dtype (integer ops wrap as the
+//! spec's fixed-width types do).
+
+mod conv;
+mod elementwise;
+mod linalg;
+mod norm;
+mod pool;
+mod reduce;
+mod resize;
+mod shape;
+pub mod util;
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use ndarray::ArrayD;
+
+use super::interp::{self, Interpreter, OpError, OpRegistry, OpResult};
+use super::{Device, Engine, EngineError, EngineOptions, Session, Trace};
+use crate::graph::Graph;
+use crate::tensor::{DType, Tensor};
+
+/// A reference value: floats as f64 (`data` is `Tensor::F64`), everything
+/// else in its own dtype; `dtype` is the ONNX dtype the value has.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefTensor {
+    pub data: Tensor,
+    pub dtype: DType,
+}
+
+impl RefTensor {
+    /// Wraps a host tensor, widening floats to f64.
+    pub fn from_host(t: &Tensor) -> RefTensor {
+        let dtype = t.dtype();
+        let data = if dtype.is_float() { t.cast(DType::F64) } else { t.clone() };
+        RefTensor { data, dtype }
+    }
+
+    /// A float result with ONNX dtype `dtype`.
+    pub fn float(a: ArrayD<f64>, dtype: DType) -> RefTensor {
+        debug_assert!(dtype.is_float());
+        RefTensor { data: Tensor::F64(a), dtype }
+    }
+
+    /// A non-float result (int or bool): its dtype is the tensor's.
+    pub fn exact(t: Tensor) -> RefTensor {
+        let dtype = t.dtype();
+        debug_assert!(!dtype.is_float());
+        RefTensor { data: t, dtype }
+    }
+
+    /// Wraps `data` keeping `like`'s logical dtype when `data` is f64.
+    pub fn like(like: &RefTensor, data: Tensor) -> RefTensor {
+        match data {
+            Tensor::F64(a) if like.dtype.is_float() => RefTensor::float(a, like.dtype),
+            other => RefTensor::exact(other),
+        }
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        self.data.shape()
+    }
+
+    pub fn is_float(&self) -> bool {
+        self.dtype.is_float()
+    }
+
+    /// The f64 array of a float value, or a failure naming the dtype.
+    pub fn f64(&self) -> OpResult<&ArrayD<f64>> {
+        match &self.data {
+            Tensor::F64(a) => Ok(a),
+            _ => Err(OpError::Failed(format!("expected a float tensor, got {}", self.dtype))),
+        }
+    }
+
+    /// Integer contents (int64/int32 and other ints) as i64, e.g. shapes and axes.
+    pub fn ints(&self) -> OpResult<Vec<i64>> {
+        match &self.data {
+            Tensor::F64(_) | Tensor::Bool(_) => {
+                Err(OpError::Failed(format!("expected an integer tensor, got {}", self.dtype)))
+            }
+            t => Ok(t.to_f64_vec().into_iter().map(|v| v as i64).collect()),
+        }
+    }
+
+    /// Float contents (any float dtype) as f64, e.g. scales.
+    pub fn floats(&self) -> OpResult<Vec<f64>> {
+        Ok(self.f64()?.iter().copied().collect())
+    }
+}
+
+/// The reference engine (CPU only: it is plain Rust).
+pub struct ReferenceEngine;
+
+struct ReferenceInterp {
+    registry: &'static OpRegistry<RefTensor>,
+}
+
+/// The reference's op registry, built once.
+pub fn registry() -> &'static OpRegistry<RefTensor> {
+    static REG: OnceLock<OpRegistry<RefTensor>> = OnceLock::new();
+    REG.get_or_init(|| {
+        let mut r = OpRegistry::new();
+        register_all_ops(&mut r);
+        r
+    })
+}
+
+/// Fills the registry family by family.
+pub fn register_all_ops(r: &mut OpRegistry<RefTensor>) {
+    elementwise::register(r);
+    shape::register(r);
+    reduce::register(r);
+    norm::register(r);
+    linalg::register(r);
+    conv::register(r);
+    pool::register(r);
+    resize::register(r);
+}
+
+impl Interpreter for ReferenceInterp {
+    type T = RefTensor;
+    const NAME: &'static str = "reference";
+
+    fn registry(&self) -> &OpRegistry<RefTensor> {
+        self.registry
+    }
+
+    fn upload(&self, t: &Tensor) -> Result<RefTensor, String> {
+        Ok(RefTensor::from_host(t))
+    }
+
+    fn download(&self, t: &RefTensor) -> Result<Tensor, String> {
+        Ok(t.data.clone())
+    }
+
+    fn logical_dtype(&self, t: &RefTensor) -> Option<DType> {
+        Some(t.dtype)
+    }
+}
+
+struct ReferenceSession {
+    graph: Graph,
+    opts: EngineOptions,
+}
+
+impl Engine for ReferenceEngine {
+    fn name(&self) -> &'static str {
+        "reference"
+    }
+
+    fn prepare(&self, graph: &Graph, opts: &EngineOptions) -> Result<Box<dyn Session>, EngineError> {
+        if opts.device != Device::Cpu {
+            return Err(EngineError::Device {
+                engine: "reference",
+                device: opts.device,
+                why: "the float64 reference runs on the CPU only".into(),
+            });
+        }
+        Ok(Box::new(ReferenceSession { graph: graph.clone(), opts: opts.clone() }))
+    }
+}
+
+impl Session for ReferenceSession {
+    fn run(&mut self, inputs: &BTreeMap<String, Tensor>) -> Result<Trace, EngineError> {
+        let interp = ReferenceInterp { registry: registry() };
+        interp::run_graph(&interp, &self.graph, &self.opts, inputs)
+    }
+
+    fn settings(&self) -> Vec<(String, String)> {
+        vec![("precision".into(), "float64".into())]
+    }
+}
+
+/// Runs a single op on the reference: for tests and for the fingerprint
+/// search, which re-runs a node under other attribute values.
+pub fn run_op(
+    node: &crate::graph::Node,
+    opset: u32,
+    inputs: &[Option<&RefTensor>],
+) -> OpResult<Vec<Option<RefTensor>>> {
+    let def = registry().lookup(&node.op_type, opset).map_err(OpError::Unsupported)?;
+    let opts = EngineOptions::default();
+    let ctx = interp::OpCtx { node, opset, device: Device::Cpu, options: &opts };
+    Ok((def.run)(&ctx, inputs)?.outputs)
+}

@@ -1,0 +1,334 @@
+//! The graph every backend receives: ONNX nodes in topological order with
+//! typed attributes, initializers as host tensors, and the `ModelProto` it
+//! came from (ONNX Runtime re-serializes that, with extra outputs).
+//!
+//! Loading validates what later stages rely on — known dtypes, unique and
+//! defined value names, a topological order — so that a bad model fails once,
+//! up front, with a message naming the node or value.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use crate::onnx::{self, attribute_type as at, ModelProto};
+use crate::tensor::{DType, Tensor, TensorError};
+
+/// A node attribute, decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Attr {
+    Int(i64),
+    Float(f32),
+    String(String),
+    Ints(Vec<i64>),
+    Floats(Vec<f32>),
+    Strings(Vec<String>),
+    Tensor(Tensor),
+    /// Subgraphs and other kinds xdiff does not execute; kept so lowerings can
+    /// report them as unsupported by name.
+    Other(&'static str),
+}
+
+impl Attr {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Attr::Int(_) => "int",
+            Attr::Float(_) => "float",
+            Attr::String(_) => "string",
+            Attr::Ints(_) => "ints",
+            Attr::Floats(_) => "floats",
+            Attr::Strings(_) => "strings",
+            Attr::Tensor(_) => "tensor",
+            Attr::Other(k) => k,
+        }
+    }
+}
+
+/// One ONNX node.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// Position in topological order.
+    pub index: usize,
+    /// The node's name; `<op_type>_<index>` when the model leaves it empty.
+    pub name: String,
+    pub op_type: String,
+    pub domain: String,
+    /// Input value names; `""` marks an omitted optional input.
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+    pub attrs: BTreeMap<String, Attr>,
+}
+
+/// A graph input or output declaration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValueInfo {
+    pub name: String,
+    pub dtype: Option<DType>,
+    /// `None` when the model gives no shape.
+    pub shape: Option<Vec<Dim>>,
+}
+
+/// A declared dimension.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Dim {
+    Fixed(usize),
+    Symbolic(String),
+    Unknown,
+}
+
+/// A loaded, validated graph.
+#[derive(Debug, Clone)]
+pub struct Graph {
+    pub name: String,
+    /// Opset of the default (`ai.onnx`) domain.
+    pub opset: u32,
+    pub inputs: Vec<ValueInfo>,
+    pub outputs: Vec<ValueInfo>,
+    pub initializers: BTreeMap<String, Tensor>,
+    pub nodes: Vec<Node>,
+    /// The model as loaded (nodes re-sorted topologically), for backends that
+    /// consume ONNX directly.
+    pub model: ModelProto,
+}
+
+/// Everything that can be wrong with a model.
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    #[error("not a valid ONNX model (protobuf decode failed: {0}); is the file truncated?")]
+    Decode(#[from] prost::DecodeError),
+    #[error("the model has no graph")]
+    NoGraph,
+    #[error("opset {0} of the default domain is outside the supported range 7..=21")]
+    Opset(i64),
+    #[error("initializer `{name}`: {source}")]
+    Initializer { name: String, source: TensorError },
+    #[error("node `{node}` ({op}): attribute `{attr}`: {what}")]
+    Attribute { node: String, op: String, attr: String, what: String },
+    #[error("node `{node}` ({op}) reads `{value}`, which no node, input or initializer produces")]
+    Undefined { node: String, op: String, value: String },
+    #[error("value `{0}` is produced twice")]
+    Duplicate(String),
+    #[error("the graph has a cycle through node `{0}`")]
+    Cycle(String),
+    #[error("graph input `{name}` has element type {code}, which xdiff does not handle")]
+    InputType { name: String, code: i32 },
+    #[error("graph output `{0}` is never produced")]
+    MissingOutput(String),
+    #[error("node `{node}` uses domain `{domain}`; only the default ONNX domain is supported")]
+    Domain { node: String, domain: String },
+}
+
+impl Graph {
+    /// Decodes and validates a serialized model.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Graph, GraphError> {
+        Graph::from_model(onnx::decode_model(bytes)?)
+    }
+
+    /// Validates a decoded model and builds the graph.
+    pub fn from_model(mut model: ModelProto) -> Result<Graph, GraphError> {
+        let opset = default_opset(&model)?;
+        let g = model.graph.as_mut().ok_or(GraphError::NoGraph)?;
+        let mut initializers = BTreeMap::new();
+        for t in &g.initializer {
+            let tensor = Tensor::from_proto(t)
+                .map_err(|source| GraphError::Initializer { name: t.name.clone(), source })?;
+            initializers.insert(t.name.clone(), tensor);
+        }
+        let inputs = g
+            .input
+            .iter()
+            .filter(|v| !initializers.contains_key(&v.name))
+            .map(value_info)
+            .collect::<Result<Vec<_>, _>>()?;
+        let outputs = g.output.iter().map(value_info).collect::<Result<Vec<_>, _>>()?;
+        let order = topo_order(g, &inputs, &initializers)?;
+        let sorted: Vec<onnx::NodeProto> = order.iter().map(|&i| g.node[i].clone()).collect();
+        g.node = sorted;
+        let nodes = g
+            .node
+            .iter()
+            .enumerate()
+            .map(|(i, n)| node(i, n))
+            .collect::<Result<Vec<_>, _>>()?;
+        let produced: HashSet<&str> = nodes
+            .iter()
+            .flat_map(|n| n.outputs.iter().map(String::as_str))
+            .chain(inputs.iter().map(|v| v.name.as_str()))
+            .chain(initializers.keys().map(String::as_str))
+            .collect();
+        if let Some(o) = outputs.iter().find(|o| !produced.contains(o.name.as_str())) {
+            return Err(GraphError::MissingOutput(o.name.clone()));
+        }
+        Ok(Graph {
+            name: g.name.clone(),
+            opset,
+            inputs,
+            outputs,
+            initializers,
+            nodes,
+            model,
+        })
+    }
+
+    /// The node that produces `value`, if any.
+    pub fn producer(&self, value: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.outputs.iter().any(|o| o == value))
+    }
+
+    /// Serializes the model (with any edits made to `self.model`).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        prost::Message::encode_to_vec(&self.model)
+    }
+}
+
+fn default_opset(model: &ModelProto) -> Result<u32, GraphError> {
+    let v = model
+        .opset_import
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map(|o| o.version)
+        .unwrap_or(1);
+    if !(7..=21).contains(&v) {
+        return Err(GraphError::Opset(v));
+    }
+    Ok(v as u32)
+}
+
+fn value_info(v: &onnx::ValueInfoProto) -> Result<ValueInfo, GraphError> {
+    use onnx::type_proto::Value;
+    let tensor = match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(Value::TensorType(t)) => t,
+        _ => return Ok(ValueInfo { name: v.name.clone(), dtype: None, shape: None }),
+    };
+    let dtype = if tensor.elem_type == 0 {
+        None
+    } else {
+        Some(DType::from_onnx(tensor.elem_type).ok_or(GraphError::InputType {
+            name: v.name.clone(),
+            code: tensor.elem_type,
+        })?)
+    };
+    let shape = tensor.shape.as_ref().map(|s| {
+        s.dim
+            .iter()
+            .map(|d| match &d.value {
+                Some(onnx::dimension::Value::DimValue(n)) if *n >= 0 => Dim::Fixed(*n as usize),
+                Some(onnx::dimension::Value::DimParam(p)) if !p.is_empty() => Dim::Symbolic(p.clone()),
+                _ => Dim::Unknown,
+            })
+            .collect()
+    });
+    Ok(ValueInfo { name: v.name.clone(), dtype, shape })
+}
+
+/// Kahn's algorithm, stable with respect to the file's node order.
+fn topo_order(
+    g: &onnx::GraphProto,
+    inputs: &[ValueInfo],
+    inits: &BTreeMap<String, Tensor>,
+) -> Result<Vec<usize>, GraphError> {
+    let mut producer: HashMap<&str, usize> = HashMap::new();
+    for (i, n) in g.node.iter().enumerate() {
+        for o in n.output.iter().filter(|o| !o.is_empty()) {
+            if producer.insert(o, i).is_some() || inits.contains_key(o) {
+                return Err(GraphError::Duplicate(o.clone()));
+            }
+        }
+    }
+    let external: HashSet<&str> = inputs
+        .iter()
+        .map(|v| v.name.as_str())
+        .chain(inits.keys().map(String::as_str))
+        .collect();
+    let mut deps: Vec<Vec<usize>> = vec![Vec::new(); g.node.len()];
+    for (i, n) in g.node.iter().enumerate() {
+        for inp in n.input.iter().filter(|s| !s.is_empty()) {
+            match producer.get(inp.as_str()) {
+                Some(&p) => deps[i].push(p),
+                None if external.contains(inp.as_str()) => {}
+                None => {
+                    return Err(GraphError::Undefined {
+                        node: display_name(n, i),
+                        op: n.op_type.clone(),
+                        value: inp.clone(),
+                    })
+                }
+            }
+        }
+    }
+    let mut done = vec![false; g.node.len()];
+    let mut order = Vec::with_capacity(g.node.len());
+    while order.len() < g.node.len() {
+        let before = order.len();
+        for i in 0..g.node.len() {
+            if !done[i] && deps[i].iter().all(|&d| done[d]) {
+                done[i] = true;
+                order.push(i);
+            }
+        }
+        if order.len() == before {
+            let stuck = (0..g.node.len()).find(|&i| !done[i]).expect("some node left");
+            return Err(GraphError::Cycle(display_name(&g.node[stuck], stuck)));
+        }
+    }
+    Ok(order)
+}
+
+fn display_name(n: &onnx::NodeProto, i: usize) -> String {
+    if n.name.is_empty() {
+        format!("{}_{}", n.op_type, i)
+    } else {
+        n.name.clone()
+    }
+}
+
+fn node(index: usize, n: &onnx::NodeProto) -> Result<Node, GraphError> {
+    let name = display_name(n, index);
+    if !(n.domain.is_empty() || n.domain == "ai.onnx") {
+        return Err(GraphError::Domain { node: name, domain: n.domain.clone() });
+    }
+    let mut attrs = BTreeMap::new();
+    for a in &n.attribute {
+        let value = attr(a).map_err(|what| GraphError::Attribute {
+            node: name.clone(),
+            op: n.op_type.clone(),
+            attr: a.name.clone(),
+            what,
+        })?;
+        attrs.insert(a.name.clone(), value);
+    }
+    Ok(Node {
+        index,
+        name,
+        op_type: n.op_type.clone(),
+        domain: n.domain.clone(),
+        inputs: n.input.clone(),
+        outputs: n.output.clone(),
+        attrs,
+    })
+}
+
+fn utf8(b: &[u8]) -> Result<String, String> {
+    String::from_utf8(b.to_vec()).map_err(|_| "string is not UTF-8".to_string())
+}
+
+fn attr(a: &onnx::AttributeProto) -> Result<Attr, String> {
+    if !a.ref_attr_name.is_empty() {
+        return Err("attribute references (functions) are not supported".into());
+    }
+    Ok(match a.r#type {
+        at::INT => Attr::Int(a.i),
+        at::FLOAT => Attr::Float(a.f),
+        at::STRING => Attr::String(utf8(&a.s)?),
+        at::INTS => Attr::Ints(a.ints.clone()),
+        at::FLOATS => Attr::Floats(a.floats.clone()),
+        at::STRINGS => Attr::Strings(a.strings.iter().map(|s| utf8(s)).collect::<Result<_, _>>()?),
+        at::TENSOR => {
+            let t = a.t.as_ref().ok_or("TENSOR attribute without a tensor")?;
+            Attr::Tensor(Tensor::from_proto(t).map_err(|e| e.to_string())?)
+        }
+        at::GRAPH => Attr::Other("graph"),
+        at::GRAPHS => Attr::Other("graphs"),
+        at::TENSORS => Attr::Other("tensors"),
+        at::SPARSE_TENSOR | at::SPARSE_TENSORS => Attr::Other("sparse tensor"),
+        at::TYPE_PROTO | at::TYPE_PROTOS => Attr::Other("type proto"),
+        other => return Err(format!("unknown attribute type {other}")),
+    })
+}

@@ -1,0 +1,9 @@
+//! xdiff: run one ONNX graph through ONNX Runtime, libtorch, candle and a
+//! float64 reference written from the ONNX spec, and diff every node's output
+//! so a user sees where frameworks start to differ and which convention each
+//! one follows.
+
+pub mod backend;
+pub mod graph;
+pub mod onnx;
+pub mod tensor;

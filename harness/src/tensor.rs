@@ -1,0 +1,512 @@
+//! Host tensors: the one currency every backend hands back to the harness.
+//!
+//! A [`Tensor`] keeps the dtype the backend produced (an f32 output stays f32)
+//! so nothing is widened to f64 until the diff streams over it. It converts
+//! from and to ONNX `TensorProto`s, which is how initializers, backend-test
+//! `.pb` files and inline case values arrive.
+
+use half::{bf16, f16};
+use ndarray::{ArrayD, IxDyn};
+use std::fmt;
+
+use crate::onnx::{data_type as dt, TensorProto};
+
+/// Element types xdiff understands. Names follow ONNX (`float32` = FLOAT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DType {
+    F16,
+    BF16,
+    F32,
+    F64,
+    I8,
+    I16,
+    I32,
+    I64,
+    U8,
+    U16,
+    U32,
+    U64,
+    Bool,
+}
+
+impl DType {
+    /// All dtypes, for error messages and tables.
+    pub const ALL: [DType; 13] = [
+        DType::F16,
+        DType::BF16,
+        DType::F32,
+        DType::F64,
+        DType::I8,
+        DType::I16,
+        DType::I32,
+        DType::I64,
+        DType::U8,
+        DType::U16,
+        DType::U32,
+        DType::U64,
+        DType::Bool,
+    ];
+
+    /// The ONNX spelling used in case files and reports (`float32`, `int64`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F16 => "float16",
+            DType::BF16 => "bfloat16",
+            DType::F32 => "float32",
+            DType::F64 => "float64",
+            DType::I8 => "int8",
+            DType::I16 => "int16",
+            DType::I32 => "int32",
+            DType::I64 => "int64",
+            DType::U8 => "uint8",
+            DType::U16 => "uint16",
+            DType::U32 => "uint32",
+            DType::U64 => "uint64",
+            DType::Bool => "bool",
+        }
+    }
+
+    /// Parses a case-file spelling; accepts the short aliases `f32`, `i64`, `float`, `double`.
+    pub fn parse(s: &str) -> Option<DType> {
+        Some(match s {
+            "float16" | "f16" | "half" => DType::F16,
+            "bfloat16" | "bf16" => DType::BF16,
+            "float32" | "f32" | "float" => DType::F32,
+            "float64" | "f64" | "double" => DType::F64,
+            "int8" | "i8" => DType::I8,
+            "int16" | "i16" => DType::I16,
+            "int32" | "i32" => DType::I32,
+            "int64" | "i64" => DType::I64,
+            "uint8" | "u8" => DType::U8,
+            "uint16" | "u16" => DType::U16,
+            "uint32" | "u32" => DType::U32,
+            "uint64" | "u64" => DType::U64,
+            "bool" => DType::Bool,
+            _ => return None,
+        })
+    }
+
+    /// ONNX `TensorProto.DataType` code.
+    pub fn onnx_code(self) -> i32 {
+        match self {
+            DType::F16 => dt::FLOAT16,
+            DType::BF16 => dt::BFLOAT16,
+            DType::F32 => dt::FLOAT,
+            DType::F64 => dt::DOUBLE,
+            DType::I8 => dt::INT8,
+            DType::I16 => dt::INT16,
+            DType::I32 => dt::INT32,
+            DType::I64 => dt::INT64,
+            DType::U8 => dt::UINT8,
+            DType::U16 => dt::UINT16,
+            DType::U32 => dt::UINT32,
+            DType::U64 => dt::UINT64,
+            DType::Bool => dt::BOOL,
+        }
+    }
+
+    /// From an ONNX `TensorProto.DataType` code; `None` for types xdiff does not handle
+    /// (strings, complex, float8, int4).
+    pub fn from_onnx(code: i32) -> Option<DType> {
+        DType::ALL.into_iter().find(|d| d.onnx_code() == code)
+    }
+
+    pub fn is_float(self) -> bool {
+        matches!(self, DType::F16 | DType::BF16 | DType::F32 | DType::F64)
+    }
+
+    pub fn is_int(self) -> bool {
+        !self.is_float() && self != DType::Bool
+    }
+
+    pub fn is_signed_int(self) -> bool {
+        matches!(self, DType::I8 | DType::I16 | DType::I32 | DType::I64)
+    }
+
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            DType::I8 | DType::U8 | DType::Bool => 1,
+            DType::F16 | DType::BF16 | DType::I16 | DType::U16 => 2,
+            DType::F32 | DType::I32 | DType::U32 => 4,
+            DType::F64 | DType::I64 | DType::U64 => 8,
+        }
+    }
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A host tensor in its native dtype.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Tensor {
+    F16(ArrayD<f16>),
+    BF16(ArrayD<bf16>),
+    F32(ArrayD<f32>),
+    F64(ArrayD<f64>),
+    I8(ArrayD<i8>),
+    I16(ArrayD<i16>),
+    I32(ArrayD<i32>),
+    I64(ArrayD<i64>),
+    U8(ArrayD<u8>),
+    U16(ArrayD<u16>),
+    U32(ArrayD<u32>),
+    U64(ArrayD<u64>),
+    Bool(ArrayD<bool>),
+}
+
+/// Applies `$body` to the array inside any [`Tensor`] variant, bound as `$a`.
+#[macro_export]
+macro_rules! with_array {
+    ($t:expr, $a:ident => $body:expr) => {
+        match $t {
+            $crate::tensor::Tensor::F16($a) => $body,
+            $crate::tensor::Tensor::BF16($a) => $body,
+            $crate::tensor::Tensor::F32($a) => $body,
+            $crate::tensor::Tensor::F64($a) => $body,
+            $crate::tensor::Tensor::I8($a) => $body,
+            $crate::tensor::Tensor::I16($a) => $body,
+            $crate::tensor::Tensor::I32($a) => $body,
+            $crate::tensor::Tensor::I64($a) => $body,
+            $crate::tensor::Tensor::U8($a) => $body,
+            $crate::tensor::Tensor::U16($a) => $body,
+            $crate::tensor::Tensor::U32($a) => $body,
+            $crate::tensor::Tensor::U64($a) => $body,
+            $crate::tensor::Tensor::Bool($a) => $body,
+        }
+    };
+}
+
+/// Scalar element conversion to and from f64, used by the diff and by casts.
+pub trait Element: Copy + Default + Send + Sync + 'static {
+    const DTYPE: DType;
+    fn to_f64(self) -> f64;
+    /// Conversion with Rust `as` semantics (saturating for ints; NaN -> 0).
+    fn from_f64(v: f64) -> Self;
+    fn wrap(a: ArrayD<Self>) -> Tensor;
+}
+
+macro_rules! element {
+    ($t:ty, $v:ident, $d:ident, |$x:ident| $to:expr, |$y:ident| $from:expr) => {
+        impl Element for $t {
+            const DTYPE: DType = DType::$d;
+            #[inline]
+            fn to_f64(self) -> f64 {
+                let $x = self;
+                $to
+            }
+            #[inline]
+            fn from_f64(v: f64) -> Self {
+                let $y = v;
+                $from
+            }
+            fn wrap(a: ArrayD<Self>) -> Tensor {
+                Tensor::$v(a)
+            }
+        }
+    };
+}
+
+element!(f16, F16, F16, |x| x.to_f64(), |y| f16::from_f64(y));
+element!(bf16, BF16, BF16, |x| x.to_f64(), |y| bf16::from_f64(y));
+element!(f32, F32, F32, |x| x as f64, |y| y as f32);
+element!(f64, F64, F64, |x| x, |y| y);
+element!(i8, I8, I8, |x| x as f64, |y| y as i8);
+element!(i16, I16, I16, |x| x as f64, |y| y as i16);
+element!(i32, I32, I32, |x| x as f64, |y| y as i32);
+element!(i64, I64, I64, |x| x as f64, |y| y as i64);
+element!(u8, U8, U8, |x| x as f64, |y| y as u8);
+element!(u16, U16, U16, |x| x as f64, |y| y as u16);
+element!(u32, U32, U32, |x| x as f64, |y| y as u32);
+element!(u64, U64, U64, |x| x as f64, |y| y as u64);
+element!(bool, Bool, Bool, |x| if x { 1.0 } else { 0.0 }, |y| y != 0.0);
+
+/// Errors converting tensors.
+#[derive(Debug, thiserror::Error)]
+pub enum TensorError {
+    #[error("unsupported ONNX data type {0} (xdiff handles float16/bfloat16/float32/float64, int8-64, uint8-64 and bool)")]
+    UnsupportedType(i32),
+    #[error("tensor `{name}`: {what}")]
+    Malformed { name: String, what: String },
+    #[error("tensor `{0}` stores its data externally; external data files are not supported")]
+    External(String),
+}
+
+impl Tensor {
+    pub fn dtype(&self) -> DType {
+        match self {
+            Tensor::F16(_) => DType::F16,
+            Tensor::BF16(_) => DType::BF16,
+            Tensor::F32(_) => DType::F32,
+            Tensor::F64(_) => DType::F64,
+            Tensor::I8(_) => DType::I8,
+            Tensor::I16(_) => DType::I16,
+            Tensor::I32(_) => DType::I32,
+            Tensor::I64(_) => DType::I64,
+            Tensor::U8(_) => DType::U8,
+            Tensor::U16(_) => DType::U16,
+            Tensor::U32(_) => DType::U32,
+            Tensor::U64(_) => DType::U64,
+            Tensor::Bool(_) => DType::Bool,
+        }
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        with_array!(self, a => a.shape())
+    }
+
+    pub fn len(&self) -> usize {
+        with_array!(self, a => a.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Builds a tensor of `dtype` from f64 values (Rust `as` conversion semantics).
+    pub fn from_f64(dtype: DType, shape: &[usize], values: &[f64]) -> Tensor {
+        fn build<T: Element>(shape: &[usize], values: &[f64]) -> Tensor {
+            let v: Vec<T> = values.iter().map(|&x| T::from_f64(x)).collect();
+            T::wrap(ArrayD::from_shape_vec(IxDyn(shape), v).expect("shape matches values"))
+        }
+        match dtype {
+            DType::F16 => build::<f16>(shape, values),
+            DType::BF16 => build::<bf16>(shape, values),
+            DType::F32 => build::<f32>(shape, values),
+            DType::F64 => build::<f64>(shape, values),
+            DType::I8 => build::<i8>(shape, values),
+            DType::I16 => build::<i16>(shape, values),
+            DType::I32 => build::<i32>(shape, values),
+            DType::I64 => build::<i64>(shape, values),
+            DType::U8 => build::<u8>(shape, values),
+            DType::U16 => build::<u16>(shape, values),
+            DType::U32 => build::<u32>(shape, values),
+            DType::U64 => build::<u64>(shape, values),
+            DType::Bool => build::<bool>(shape, values),
+        }
+    }
+
+    /// Visits every element as f64 in logical (row-major) order, without allocating.
+    #[inline]
+    pub fn for_each_f64(&self, mut f: impl FnMut(f64)) {
+        with_array!(self, a => a.iter().for_each(|&x| f(Element::to_f64(x))))
+    }
+
+    /// All elements as f64 (allocates; for small tensors, tests and reports).
+    pub fn to_f64_vec(&self) -> Vec<f64> {
+        let mut v = Vec::with_capacity(self.len());
+        self.for_each_f64(|x| v.push(x));
+        v
+    }
+
+    /// Integer view of an int64/int32 tensor (for shapes, axes, indices).
+    pub fn to_i64_vec(&self) -> Option<Vec<i64>> {
+        match self {
+            Tensor::I64(a) => Some(a.iter().copied().collect()),
+            Tensor::I32(a) => Some(a.iter().map(|&x| x as i64).collect()),
+            _ => None,
+        }
+    }
+
+    /// Converts to another dtype with Rust `as` semantics, going through f64
+    /// (exact for every dtype but 64-bit integers above 2^53).
+    pub fn cast(&self, to: DType) -> Tensor {
+        if self.dtype() == to {
+            return self.clone();
+        }
+        if let (Tensor::I64(a), DType::I32) = (self, to) {
+            return Tensor::I32(a.mapv(|x| x as i32));
+        }
+        if let (Tensor::I32(a), DType::I64) = (self, to) {
+            return Tensor::I64(a.mapv(|x| x as i64));
+        }
+        let shape = self.shape().to_vec();
+        Tensor::from_f64(to, &shape, &self.to_f64_vec())
+    }
+
+    /// Reads an ONNX `TensorProto` (raw_data or typed fields, little-endian).
+    pub fn from_proto(p: &TensorProto) -> Result<Tensor, TensorError> {
+        proto::decode(p)
+    }
+
+    /// Writes an ONNX `TensorProto` with `raw_data`.
+    pub fn to_proto(&self, name: &str) -> TensorProto {
+        proto::encode(self, name)
+    }
+}
+
+mod proto {
+    //! TensorProto <-> Tensor, following the storage rules of onnx.proto.
+    use super::*;
+
+    fn malformed(p: &TensorProto, what: impl Into<String>) -> TensorError {
+        TensorError::Malformed { name: p.name.clone(), what: what.into() }
+    }
+
+    fn raw<T: Element, const N: usize>(
+        p: &TensorProto,
+        shape: &[usize],
+        conv: fn([u8; N]) -> T,
+    ) -> Result<Tensor, TensorError> {
+        let count: usize = shape.iter().product();
+        if p.raw_data.len() != count * N {
+            return Err(malformed(
+                p,
+                format!(
+                    "raw_data holds {} bytes, dims {:?} of {} need {}",
+                    p.raw_data.len(),
+                    shape,
+                    T::DTYPE,
+                    count * N
+                ),
+            ));
+        }
+        let v: Vec<T> = p
+            .raw_data
+            .chunks_exact(N)
+            .map(|c| conv(c.try_into().expect("chunk size")))
+            .collect();
+        Ok(T::wrap(ArrayD::from_shape_vec(IxDyn(shape), v).expect("count checked")))
+    }
+
+    fn typed<T: Element, S: Copy>(
+        p: &TensorProto,
+        shape: &[usize],
+        src: &[S],
+        conv: impl Fn(S) -> T,
+    ) -> Result<Tensor, TensorError> {
+        let count: usize = shape.iter().product();
+        if src.len() != count {
+            return Err(malformed(
+                p,
+                format!("holds {} values, dims {:?} need {}", src.len(), shape, count),
+            ));
+        }
+        let v: Vec<T> = src.iter().map(|&x| conv(x)).collect();
+        Ok(T::wrap(ArrayD::from_shape_vec(IxDyn(shape), v).expect("count checked")))
+    }
+
+    pub(super) fn decode(p: &TensorProto) -> Result<Tensor, TensorError> {
+        if p.data_location == 1 || !p.external_data.is_empty() {
+            return Err(TensorError::External(p.name.clone()));
+        }
+        let dtype = DType::from_onnx(p.data_type).ok_or(TensorError::UnsupportedType(p.data_type))?;
+        let mut shape = Vec::with_capacity(p.dims.len());
+        for &d in &p.dims {
+            if d < 0 {
+                return Err(malformed(p, format!("negative dimension {d}")));
+            }
+            shape.push(d as usize);
+        }
+        let shape = &shape[..];
+        if !p.raw_data.is_empty() || typed_len(p) == 0 {
+            return match dtype {
+                DType::F16 => raw::<f16, 2>(p, shape, f16::from_le_bytes),
+                DType::BF16 => raw::<bf16, 2>(p, shape, bf16::from_le_bytes),
+                DType::F32 => raw::<f32, 4>(p, shape, f32::from_le_bytes),
+                DType::F64 => raw::<f64, 8>(p, shape, f64::from_le_bytes),
+                DType::I8 => raw::<i8, 1>(p, shape, i8::from_le_bytes),
+                DType::I16 => raw::<i16, 2>(p, shape, i16::from_le_bytes),
+                DType::I32 => raw::<i32, 4>(p, shape, i32::from_le_bytes),
+                DType::I64 => raw::<i64, 8>(p, shape, i64::from_le_bytes),
+                DType::U8 => raw::<u8, 1>(p, shape, u8::from_le_bytes),
+                DType::U16 => raw::<u16, 2>(p, shape, u16::from_le_bytes),
+                DType::U32 => raw::<u32, 4>(p, shape, u32::from_le_bytes),
+                DType::U64 => raw::<u64, 8>(p, shape, u64::from_le_bytes),
+                DType::Bool => raw::<bool, 1>(p, shape, |b| b[0] != 0),
+            };
+        }
+        let i32d = &p.int32_data[..];
+        match dtype {
+            DType::F32 => typed(p, shape, &p.float_data, |x| x),
+            DType::F64 => typed(p, shape, &p.double_data, |x| x),
+            DType::I64 => typed(p, shape, &p.int64_data, |x| x),
+            DType::U64 => typed(p, shape, &p.uint64_data, |x| x),
+            DType::U32 => typed(p, shape, &p.uint64_data, |x| x as u32),
+            DType::I32 => typed(p, shape, i32d, |x| x),
+            DType::I16 => typed(p, shape, i32d, |x| x as i16),
+            DType::I8 => typed(p, shape, i32d, |x| x as i8),
+            DType::U16 => typed(p, shape, i32d, |x| x as u16),
+            DType::U8 => typed(p, shape, i32d, |x| x as u8),
+            DType::Bool => typed(p, shape, i32d, |x| x != 0),
+            DType::F16 => typed(p, shape, i32d, |x| f16::from_bits(x as u16)),
+            DType::BF16 => typed(p, shape, i32d, |x| bf16::from_bits(x as u16)),
+        }
+    }
+
+    fn typed_len(p: &TensorProto) -> usize {
+        p.float_data.len()
+            + p.double_data.len()
+            + p.int32_data.len()
+            + p.int64_data.len()
+            + p.uint64_data.len()
+    }
+
+    pub(super) fn encode(t: &Tensor, name: &str) -> TensorProto {
+        let mut raw = Vec::with_capacity(t.len() * t.dtype().size());
+        match t {
+            Tensor::F16(a) => a.iter().for_each(|x| raw.extend(x.to_le_bytes())),
+            Tensor::BF16(a) => a.iter().for_each(|x| raw.extend(x.to_le_bytes())),
+            Tensor::F32(a) => a.iter().for_each(|x| raw.extend(x.to_le_bytes())),
+            Tensor::F64(a) => a.iter().for_each(|x| raw.extend(x.to_le_bytes())),
+            Tensor::I8(a) => a.iter().for_each(|x| raw.extend(x.to_le_bytes())),
+            Tensor::I16(a) => a.iter().for_each(|x| raw.extend(x.to_le_bytes())),
+            Tensor::I32(a) => a.iter().for_each(|x| raw.extend(x.to_le_bytes())),
+            Tensor::I64(a) => a.iter().for_each(|x| raw.extend(x.to_le_bytes())),
+            Tensor::U8(a) => a.iter().for_each(|x| raw.extend(x.to_le_bytes())),
+            Tensor::U16(a) => a.iter().for_each(|x| raw.extend(x.to_le_bytes())),
+            Tensor::U32(a) => a.iter().for_each(|x| raw.extend(x.to_le_bytes())),
+            Tensor::U64(a) => a.iter().for_each(|x| raw.extend(x.to_le_bytes())),
+            Tensor::Bool(a) => a.iter().for_each(|&x| raw.push(x as u8)),
+        }
+        TensorProto {
+            dims: t.shape().iter().map(|&d| d as i64).collect(),
+            data_type: t.dtype().onnx_code(),
+            name: name.to_string(),
+            raw_data: raw,
+            ..Default::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proto_round_trip_keeps_dtype_and_values() {
+        let t = Tensor::from_f64(DType::F16, &[2, 2], &[1.0, -2.5, 0.0, 65504.0]);
+        let back = Tensor::from_proto(&t.to_proto("x")).unwrap();
+        assert_eq!(back, t);
+        let b = Tensor::from_f64(DType::Bool, &[3], &[1.0, 0.0, 1.0]);
+        assert_eq!(Tensor::from_proto(&b.to_proto("b")).unwrap(), b);
+    }
+
+    #[test]
+    fn typed_fields_decode() {
+        let p = TensorProto {
+            dims: vec![3],
+            data_type: dt::INT64,
+            int64_data: vec![1, -2, 3],
+            ..Default::default()
+        };
+        assert_eq!(Tensor::from_proto(&p).unwrap().to_i64_vec().unwrap(), vec![1, -2, 3]);
+    }
+
+    #[test]
+    fn wrong_raw_size_is_named() {
+        let p = TensorProto {
+            dims: vec![4],
+            data_type: dt::FLOAT,
+            raw_data: vec![0; 8],
+            name: "w".into(),
+            ..Default::default()
+        };
+        let e = Tensor::from_proto(&p).unwrap_err().to_string();
+        assert!(e.contains("`w`") && e.contains("need 16"), "{e}");
+    }
+}
