@@ -95,7 +95,7 @@ pub enum GraphError {
     Decode(#[from] prost::DecodeError),
     #[error("the model has no graph")]
     NoGraph,
-    #[error("opset {0} of the default domain is outside the supported range 7..=21")]
+    #[error("opset {0} of the default domain is outside the supported range 7..=24")]
     Opset(i64),
     #[error("initializer `{name}`: {source}")]
     Initializer { name: String, source: TensorError },
@@ -185,7 +185,7 @@ fn default_opset(model: &ModelProto) -> Result<u32, GraphError> {
         .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
         .map(|o| o.version)
         .unwrap_or(1);
-    if !(7..=21).contains(&v) {
+    if !(7..=24).contains(&v) {
         return Err(GraphError::Opset(v));
     }
     Ok(v as u32)

@@ -3,7 +3,15 @@
 //! so a user sees where frameworks start to differ and which convention each
 //! one follows.
 
+pub mod app;
 pub mod backend;
+pub mod case;
+pub mod cli;
+pub mod coverage;
+pub mod diff;
 pub mod graph;
 pub mod onnx;
+pub mod report;
+pub mod run;
+pub mod runtimes;
 pub mod tensor;

@@ -1,1 +1,39 @@
-fn main(){}
+//! The `xdiff` binary: parse arguments, run, and map outcomes to exit codes
+//! (0 = everything within tolerance or as declared, 1 = an undeclared
+//! divergence or a declared one that no longer happens, 2 = bad input, usage
+//! or environment). Errors are one line on stderr, never a backtrace.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use xdiff::cli::{Args, Command};
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match args.command {
+        Command::Run(r) => r.resolve().map_err(anyhow::Error::msg).and_then(|cfg| xdiff::app::run(&cfg)),
+        Command::Backends => {
+            println!("{}", xdiff::case::default_backends().join(","));
+            Ok(true)
+        }
+        Command::Ops => {
+            print!("{}", xdiff::coverage::markdown());
+            Ok(true)
+        }
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("xdiff: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

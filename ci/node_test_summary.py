@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Summarize an `xdiff run --format json` over the ONNX node tests.
+
+Prints, per lane, how many node tests pass (every node ok against the float64
+reference; for the reference itself: every graph output equals ONNX's expected
+output within the ONNX backend-test tolerance) and why the others fail.
+Exits 1 when the reference fails a test that ci/node-tests-known.toml does
+not list with a reason, or when a listed test now passes (stale entry).
+"""
+import collections
+import json
+import sys
+import tomllib
+
+
+def lane_outcome(case, lane):
+    worst = "ok"
+    order = ["ok", "skipped", "unsupported", "diverged", "error"]
+    for node in case["nodes"]:
+        r = node["lanes"].get(lane)
+        if r is None:
+            continue
+        v = r["verdict"]
+        if lane == "expected" and v == "skipped":
+            continue
+        if order.index(v) > order.index(worst):
+            worst = v
+    return worst
+
+
+def reference_outcome(case):
+    ref = lane_outcome(case, "reference")
+    if ref != "ok":
+        return ref
+    return lane_outcome(case, "expected")
+
+
+def main():
+    report = json.load(open(sys.argv[1]))
+    known = tomllib.load(open(sys.argv[2], "rb")).get("reference", {}) if len(sys.argv) > 2 else {}
+    lanes = [l["name"] for l in report["cases"][0]["lanes"] if l["name"] != "expected"] if report["cases"] else []
+    tally = {l: collections.Counter() for l in lanes}
+    failures = collections.defaultdict(list)
+    for case in report["cases"]:
+        name = case["case"]
+        for lane in lanes:
+            out = reference_outcome(case) if lane == "reference" else lane_outcome(case, lane)
+            tally[lane][out] += 1
+            if out != "ok":
+                first = case["first_divergence"].get(lane) or case["first_divergence"].get("expected")
+                detail = ""
+                for node in case["nodes"]:
+                    r = node["lanes"].get(lane, {})
+                    if r.get("verdict") not in (None, "ok") and r.get("message"):
+                        detail = r["message"]
+                        break
+                failures[lane].append((name, out, detail or (first and f"{first['op']} {first['verdict']}") or ""))
+    n = len(report["cases"])
+    print(f"ONNX node tests: {n} tests, each diffed node by node against the float64 reference")
+    print(f"{'lane':<10} {'pass':>5} {'diverged':>9} {'unsupported':>12} {'error':>6} {'skipped':>8}")
+    for lane in lanes:
+        t = tally[lane]
+        print(f"{lane:<10} {t['ok']:>5} {t['diverged']:>9} {t['unsupported']:>12} {t['error']:>6} {t['skipped']:>8}")
+    print("(reference: passes when every output equals ONNX's expected output within rtol 1e-3, atol 1e-7)")
+    status = 0
+    ref_fail = {name: (out, d) for name, out, d in failures.get("reference", [])}
+    for name, (out, detail) in sorted(ref_fail.items()):
+        if name in known:
+            print(f"  reference known failure {name}: {known[name]}")
+        else:
+            print(f"  reference FAILS {name}: {out} {detail}")
+            status = 1
+    for name in sorted(set(known) - set(ref_fail)):
+        print(f"  ci/node-tests-known.toml lists {name}, which now passes: remove it")
+        status = 1
+    for lane in lanes:
+        if lane == "reference":
+            continue
+        for name, out, detail in failures.get(lane, []):
+            print(f"  {lane:<7} {out:<11} {name}: {detail[:160]}")
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    main()

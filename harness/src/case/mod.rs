@@ -1,0 +1,209 @@
+//! Case files: what to run, on what, and what to expect.
+//!
+//! A case names a model (an ONNX file, an ONNX backend-test directory, or a
+//! graph written inline in TOML), how to make its inputs (seeded), which
+//! backends and device to use, tolerances, sweep grids that expand it into
+//! named variants, and declared divergences. Loading turns the raw TOML into
+//! fully validated [`Case`]s; every error names the file and the key.
+
+mod build;
+pub mod raw;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::backend::{EngineOptions, OptLevel};
+use crate::graph::Graph;
+use crate::tensor::{DType, Tensor};
+
+pub use build::{generate_tensor, graph_from_inline, show as show_value};
+
+/// A bad case file, model or input: one line naming the file and the key.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{file}: {msg}")]
+pub struct CaseError {
+    pub file: String,
+    pub msg: String,
+}
+
+impl CaseError {
+    pub fn new(file: &Path, msg: impl fmt::Display) -> CaseError {
+        CaseError { file: file.display().to_string(), msg: msg.to_string() }
+    }
+}
+
+/// Absolute and relative tolerance: `|a - ref| <= atol + rtol * |ref|`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Tolerance {
+    pub atol: f64,
+    pub rtol: f64,
+}
+
+/// Named tolerance presets per dtype (like tract's `Approximation`), with
+/// per-op-type overrides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tolerances {
+    pub per_dtype: BTreeMap<DType, Tolerance>,
+    pub per_op: BTreeMap<String, Tolerance>,
+}
+
+impl Default for Tolerances {
+    fn default() -> Self {
+        let per_dtype = [
+            (DType::F64, Tolerance { atol: 1e-10, rtol: 1e-9 }),
+            (DType::F32, Tolerance { atol: 1e-5, rtol: 1e-4 }),
+            (DType::F16, Tolerance { atol: 1e-3, rtol: 1e-2 }),
+            (DType::BF16, Tolerance { atol: 1e-2, rtol: 4e-2 }),
+        ]
+        .into_iter()
+        .collect();
+        Tolerances { per_dtype, per_op: BTreeMap::new() }
+    }
+}
+
+impl Tolerances {
+    /// The ONNX backend-test tolerance (`assert_allclose(rtol=1e-3, atol=1e-7)`),
+    /// used for backend-test directories.
+    pub fn onnx_backend_test() -> Tolerances {
+        let t = Tolerance { atol: 1e-7, rtol: 1e-3 };
+        let mut d = Tolerances::default();
+        for v in d.per_dtype.values_mut() {
+            *v = Tolerance { atol: v.atol.max(t.atol), rtol: v.rtol.max(t.rtol) };
+        }
+        d
+    }
+
+    /// The tolerance for an output of `op` whose dtype is `dtype`; integers and bools are exact.
+    pub fn get(&self, op: &str, dtype: DType) -> Tolerance {
+        if !dtype.is_float() {
+            return Tolerance { atol: 0.0, rtol: 0.0 };
+        }
+        if let Some(t) = self.per_op.get(op) {
+            return *t;
+        }
+        self.per_dtype.get(&dtype).copied().unwrap_or(Tolerance { atol: 1e-5, rtol: 1e-4 })
+    }
+}
+
+/// What a backend's node is declared to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Declared {
+    Diverged,
+    Unsupported,
+    Error,
+}
+
+/// A declared divergence: strict, so it fails when it stops happening.
+#[derive(Debug, Clone)]
+pub struct Expectation {
+    pub backend: String,
+    pub node: Option<String>,
+    pub op: Option<String>,
+    pub verdict: Declared,
+    pub when: BTreeMap<String, toml::Value>,
+    pub reason: String,
+}
+
+impl Expectation {
+    /// Whether this expectation covers `node`/`op` in a variant with `params`.
+    pub fn applies(&self, backend: &str, node: &str, op: &str, params: &BTreeMap<String, toml::Value>) -> bool {
+        self.backend == backend
+            && self.node.as_deref().is_none_or(|n| n == node)
+            && self.op.as_deref().is_none_or(|o| o == op)
+            && self.when.iter().all(|(k, v)| params.get(k) == Some(v))
+    }
+}
+
+/// One runnable case (one variant of a case file).
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub file: PathBuf,
+    pub name: String,
+    pub description: Option<String>,
+    /// Variant name for sweeps and backend-test data sets.
+    pub variant: Option<String>,
+    pub params: BTreeMap<String, toml::Value>,
+    pub graph: Arc<Graph>,
+    pub inputs: BTreeMap<String, Tensor>,
+    /// Expected outputs (backend-test directories): the "expected" lane.
+    pub expected: Option<BTreeMap<String, Tensor>>,
+    pub backends: Vec<String>,
+    pub options: EngineOptions,
+    pub tolerances: Tolerances,
+    pub expects: Vec<Expectation>,
+    pub port: Vec<String>,
+    pub seed: u64,
+}
+
+impl Case {
+    /// `name` or `name[variant]`.
+    pub fn id(&self) -> String {
+        match &self.variant {
+            Some(v) => format!("{}[{v}]", self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
+/// Backends compiled into this binary, in report order.
+pub fn default_backends() -> Vec<String> {
+    let mut v = vec!["ort".to_string()];
+    if cfg!(feature = "tch-backend") {
+        v.push("tch".into());
+    }
+    if cfg!(feature = "candle-backend") {
+        v.push("candle".into());
+    }
+    v.push("reference".into());
+    v
+}
+
+/// Expands command-line paths into case sources: `.toml` files and backend-test
+/// directories; a directory of them is walked (sorted, one level of nesting
+/// for test directories).
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CaseError> {
+    let mut out = Vec::new();
+    for p in paths {
+        if !p.exists() {
+            return Err(CaseError::new(p, "no such file or directory"));
+        }
+        if p.is_file() || p.join("model.onnx").is_file() {
+            out.push(p.clone());
+            continue;
+        }
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+            .map_err(|e| CaseError::new(p, e))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|e| e.extension().is_some_and(|x| x == "toml") || e.join("model.onnx").is_file())
+            .collect();
+        entries.sort();
+        if entries.is_empty() {
+            return Err(CaseError::new(p, "holds no case files (*.toml) and no backend-test directories"));
+        }
+        out.extend(entries);
+    }
+    Ok(out)
+}
+
+/// Loads one case source into its variants.
+pub fn load(path: &Path) -> Result<Vec<Case>, CaseError> {
+    if path.is_dir() {
+        return build::load_test_dir(path, path, None);
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| CaseError::new(path, e))?;
+    build::load_toml(path, &text)
+}
+
+pub(crate) fn parse_opt_level(s: &str) -> Option<OptLevel> {
+    Some(match s {
+        "disable" => OptLevel::Disable,
+        "basic" => OptLevel::Basic,
+        "extended" => OptLevel::Extended,
+        "all" => OptLevel::All,
+        _ => return None,
+    })
+}

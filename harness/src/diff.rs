@@ -1,0 +1,264 @@
+//! Comparing one backend's tensor with the reference's, in one streaming pass.
+//!
+//! Neither side is widened to a float64 copy: both are walked together, each
+//! element converted on the fly, and every metric (max abs/rel error,
+//! mismatches under `|a-b| <= atol + rtol*|ref|`, max ULP distance in the
+//! backend's dtype, cosine similarity, NaN/Inf disagreement) accumulated at
+//! once.
+
+use half::{bf16, f16};
+use serde::Serialize;
+
+use crate::case::Tolerance;
+use crate::tensor::{DType, Element, Tensor};
+
+/// Metrics of one comparison.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Metrics {
+    pub count: usize,
+    pub max_abs: f64,
+    pub max_rel: f64,
+    pub mismatches: usize,
+    pub mismatch_fraction: f64,
+    /// Max distance in units in the last place of the backend's dtype (ints: |a-b|).
+    pub max_ulp: u64,
+    pub cosine: f64,
+    /// Elements where exactly one side is NaN.
+    pub nan_mismatches: usize,
+    /// Elements where the sides disagree on being infinite (or on its sign).
+    pub inf_mismatches: usize,
+    /// Flat index of the worst element (largest excess over tolerance).
+    pub worst_index: Option<usize>,
+    pub worst_value: Option<f64>,
+    pub worst_reference: Option<f64>,
+}
+
+/// The outcome of a comparison.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Comparison {
+    Metrics(Metrics),
+    ShapeMismatch { got: Vec<usize>, want: Vec<usize> },
+    DtypeMismatch { got: DType, want: DType },
+}
+
+impl Comparison {
+    /// Within tolerance everywhere, same shape and dtype.
+    pub fn ok(&self) -> bool {
+        matches!(self, Comparison::Metrics(m) if m.mismatches == 0)
+    }
+
+    pub fn metrics(&self) -> Option<&Metrics> {
+        match self {
+            Comparison::Metrics(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+fn ulp_f32(a: f64, b: f64) -> u64 {
+    let (x, y) = (a as f32, b as f32);
+    let ox = if x.is_sign_negative() { -(x.abs().to_bits() as i64) } else { x.to_bits() as i64 };
+    let oy = if y.is_sign_negative() { -(y.abs().to_bits() as i64) } else { y.to_bits() as i64 };
+    ox.abs_diff(oy)
+}
+
+fn ulp_f64(a: f64, b: f64) -> u64 {
+    let o = |v: f64| -> i128 {
+        if v.is_sign_negative() {
+            -(v.abs().to_bits() as i128)
+        } else {
+            v.to_bits() as i128
+        }
+    };
+    (o(a) - o(b)).unsigned_abs().min(u64::MAX as u128) as u64
+}
+
+fn ulp_half(a: f64, b: f64, to_bits: fn(f64) -> u16) -> u64 {
+    let o = |v: f64| -> i64 {
+        let bits = to_bits(v.abs()) as i64;
+        if v.is_sign_negative() {
+            -bits
+        } else {
+            bits
+        }
+    };
+    o(a).abs_diff(o(b))
+}
+
+/// ULP distance between a backend value and the reference rounded to `dtype`.
+pub fn ulp(dtype: DType, got: f64, want: f64) -> u64 {
+    match dtype {
+        DType::F32 => ulp_f32(got, want),
+        DType::F64 => ulp_f64(got, want),
+        DType::F16 => ulp_half(got, want, |v| f16::from_f64(v).to_bits()),
+        DType::BF16 => ulp_half(got, want, |v| bf16::from_f64(v).to_bits()),
+        _ => (got - want).abs().min(u64::MAX as f64) as u64,
+    }
+}
+
+struct Acc {
+    m: Metrics,
+    dot: f64,
+    na: f64,
+    nb: f64,
+    worst_excess: f64,
+    tol: Tolerance,
+    dtype: DType,
+}
+
+impl Acc {
+    #[inline]
+    fn push(&mut self, i: usize, a: f64, r: f64) {
+        let m = &mut self.m;
+        let (an, rn) = (a.is_nan(), r.is_nan());
+        let mut bad = false;
+        let mut excess = 0.0;
+        if an || rn {
+            if an != rn {
+                m.nan_mismatches += 1;
+                bad = true;
+                excess = f64::INFINITY;
+            }
+        } else if a.is_infinite() || r.is_infinite() {
+            if a != r {
+                m.inf_mismatches += 1;
+                bad = true;
+                excess = f64::INFINITY;
+            }
+        } else {
+            let d = (a - r).abs();
+            m.max_abs = m.max_abs.max(d);
+            if r != 0.0 {
+                m.max_rel = m.max_rel.max(d / r.abs());
+            } else if d > 0.0 {
+                m.max_rel = f64::INFINITY;
+            }
+            let allowed = self.tol.atol + self.tol.rtol * r.abs();
+            if d > allowed {
+                bad = true;
+                excess = d - allowed;
+            }
+            m.max_ulp = m.max_ulp.max(ulp(self.dtype, a, r));
+            self.dot += a * r;
+            self.na += a * a;
+            self.nb += r * r;
+        }
+        if bad {
+            m.mismatches += 1;
+            if excess > self.worst_excess || m.worst_index.is_none() {
+                self.worst_excess = excess;
+                m.worst_index = Some(i);
+                m.worst_value = Some(a);
+                m.worst_reference = Some(r);
+            }
+        }
+    }
+}
+
+fn stream<A: Element, B: Element>(a: &ndarray::ArrayD<A>, b: &ndarray::ArrayD<B>, acc: &mut Acc) {
+    for (i, (x, y)) in a.iter().zip(b.iter()).enumerate() {
+        acc.push(i, x.to_f64(), y.to_f64());
+    }
+}
+
+/// Compares `got` (a backend's output, dtype `got.dtype()`) with `want` (the
+/// reference's, whose ONNX dtype is `want_dtype`) under `tol`.
+pub fn compare(got: &Tensor, want: &Tensor, want_dtype: DType, tol: Tolerance) -> Comparison {
+    if got.shape() != want.shape() {
+        return Comparison::ShapeMismatch { got: got.shape().to_vec(), want: want.shape().to_vec() };
+    }
+    if got.dtype() != want_dtype {
+        return Comparison::DtypeMismatch { got: got.dtype(), want: want_dtype };
+    }
+    let count = got.len();
+    let mut acc = Acc {
+        m: Metrics {
+            count,
+            max_abs: 0.0,
+            max_rel: 0.0,
+            mismatches: 0,
+            mismatch_fraction: 0.0,
+            max_ulp: 0,
+            cosine: 1.0,
+            nan_mismatches: 0,
+            inf_mismatches: 0,
+            worst_index: None,
+            worst_value: None,
+            worst_reference: None,
+        },
+        dot: 0.0,
+        na: 0.0,
+        nb: 0.0,
+        worst_excess: 0.0,
+        tol,
+        dtype: got.dtype(),
+    };
+    crate::with_array!(got, a => crate::with_array!(want, b => stream(a, b, &mut acc)));
+    let mut m = acc.m;
+    m.mismatch_fraction = if count == 0 { 0.0 } else { m.mismatches as f64 / count as f64 };
+    m.cosine = if acc.na == 0.0 && acc.nb == 0.0 {
+        1.0
+    } else if acc.na == 0.0 || acc.nb == 0.0 {
+        0.0
+    } else {
+        acc.dot / (acc.na.sqrt() * acc.nb.sqrt())
+    };
+    Comparison::Metrics(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Tolerance = Tolerance { atol: 1e-5, rtol: 1e-4 };
+
+    #[test]
+    fn identical_is_ok_with_zero_ulp() {
+        let a = Tensor::from_f64(DType::F32, &[3], &[1.0, -2.0, 0.5]);
+        let r = Tensor::from_f64(DType::F64, &[3], &[1.0, -2.0, 0.5]);
+        let c = compare(&a, &r, DType::F32, T);
+        assert!(c.ok());
+        assert_eq!(c.metrics().unwrap().max_ulp, 0);
+        assert!((c.metrics().unwrap().cosine - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn one_ulp_off_in_f32() {
+        let v = 1.0f32;
+        let next = f32::from_bits(v.to_bits() + 1) as f64;
+        let a = Tensor::from_f64(DType::F32, &[1], &[next]);
+        let r = Tensor::from_f64(DType::F64, &[1], &[1.0]);
+        let m = compare(&a, &r, DType::F32, T).metrics().unwrap().clone();
+        assert_eq!(m.max_ulp, 1);
+        assert_eq!(m.mismatches, 0);
+    }
+
+    #[test]
+    fn mismatch_counts_and_worst_index() {
+        let a = Tensor::from_f64(DType::F32, &[4], &[0.0, 1.0, 2.5, 3.0]);
+        let r = Tensor::from_f64(DType::F64, &[4], &[0.0, 1.1, 2.0, 3.0]);
+        let m = compare(&a, &r, DType::F32, T).metrics().unwrap().clone();
+        assert_eq!(m.mismatches, 2);
+        assert_eq!(m.worst_index, Some(2));
+        assert!((m.max_abs - 0.5).abs() < 1e-6);
+        assert!((m.mismatch_fraction - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn nan_and_inf_disagreement() {
+        let a = Tensor::from_f64(DType::F32, &[3], &[f64::NAN, f64::INFINITY, f64::NAN]);
+        let r = Tensor::from_f64(DType::F64, &[3], &[1.0, f64::NEG_INFINITY, f64::NAN]);
+        let m = compare(&a, &r, DType::F32, T).metrics().unwrap().clone();
+        assert_eq!((m.nan_mismatches, m.inf_mismatches, m.mismatches), (1, 1, 2));
+    }
+
+    #[test]
+    fn shape_and_dtype_mismatch() {
+        let a = Tensor::from_f64(DType::F32, &[2], &[0.0, 0.0]);
+        let r = Tensor::from_f64(DType::F64, &[3], &[0.0, 0.0, 0.0]);
+        assert!(matches!(compare(&a, &r, DType::F32, T), Comparison::ShapeMismatch { .. }));
+        let r2 = Tensor::from_f64(DType::F64, &[2], &[0.0, 0.0]);
+        assert!(matches!(compare(&a, &r2, DType::F16, T), Comparison::DtypeMismatch { .. }));
+    }
+}

@@ -1,0 +1,77 @@
+//! Reporters: one stream of finished cases fanned out to the terminal, JSON
+//! (and later Markdown/JUnit) writers, after nextest's reporter design.
+
+pub mod json;
+pub mod text;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::run::{CaseReport, Verdict};
+
+/// Version of the JSON report layout; bump on any incompatible change.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Receives each case as it finishes, then the summary.
+pub trait Reporter {
+    fn case(&mut self, report: &CaseReport) -> std::io::Result<()>;
+    fn finish(&mut self, summary: &Summary) -> std::io::Result<()>;
+}
+
+/// Per-lane tallies over cases.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LaneTally {
+    /// Cases where every node of this lane is ok (or declared).
+    pub cases_ok: usize,
+    pub cases: usize,
+    pub nodes: BTreeMap<String, usize>,
+}
+
+/// Totals over a run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub cases: usize,
+    pub passed: usize,
+    pub failed: usize,
+    pub lanes: BTreeMap<String, LaneTally>,
+    pub wall_ms: f64,
+}
+
+impl Summary {
+    pub fn add(&mut self, r: &CaseReport) {
+        self.cases += 1;
+        if r.passed {
+            self.passed += 1;
+        } else {
+            self.failed += 1;
+        }
+        for lane in &r.lanes {
+            let t = self.lanes.entry(lane.name.clone()).or_default();
+            t.cases += 1;
+            let mut all_ok = true;
+            for n in &r.nodes {
+                if let Some(x) = n.lanes.get(&lane.name) {
+                    *t.nodes.entry(x.verdict.name().to_string()).or_default() += 1;
+                    if x.verdict != Verdict::Ok && x.declared.is_none() && !(lane.name == crate::run::EXPECTED && x.verdict == Verdict::Skipped) {
+                        all_ok = false;
+                    }
+                }
+            }
+            if all_ok {
+                t.cases_ok += 1;
+            }
+        }
+    }
+}
+
+/// Formats a metric compactly (`5.0e-1`, `0`).
+pub fn sci(v: f64) -> String {
+    if v == 0.0 {
+        "0".into()
+    } else if v.is_infinite() {
+        "inf".into()
+    } else {
+        format!("{v:.1e}")
+    }
+}

@@ -1,0 +1,192 @@
+//! The terminal report: a table a person reads at a glance. First divergence
+//! per lane up top, then only the nodes that matter (every node with `--all`),
+//! then what failed and why. Sweep variants that pass get one line each.
+
+use std::io::Write;
+
+use super::{sci, Reporter, Summary};
+use crate::diff::Comparison;
+use crate::run::{CaseReport, LaneResult, NodeReport, Verdict, REFERENCE};
+
+pub struct TextReporter<W: Write> {
+    out: W,
+    pub all: bool,
+    pub verbose_variants: bool,
+}
+
+impl<W: Write> TextReporter<W> {
+    pub fn new(out: W, all: bool) -> Self {
+        TextReporter { out, all, verbose_variants: all }
+    }
+}
+
+/// The worst verdict of a lane over a case's nodes.
+pub fn lane_verdict(r: &CaseReport, lane: &str) -> (Verdict, bool) {
+    let mut worst = Verdict::Ok;
+    let mut declared = false;
+    for n in &r.nodes {
+        if let Some(x) = n.lanes.get(lane) {
+            if x.verdict > worst {
+                worst = x.verdict;
+                declared = x.declared.is_some();
+            }
+        }
+    }
+    (worst, declared)
+}
+
+fn metrics_cells(x: &LaneResult) -> [String; 4] {
+    let worst = x
+        .outputs
+        .values()
+        .filter_map(|o| o.comparison.as_ref())
+        .max_by(|a, b| mismatch(a).total_cmp(&mismatch(b)));
+    match worst {
+        Some(Comparison::Metrics(m)) => [
+            sci(m.max_abs),
+            sci(m.max_rel),
+            format!("{:.1}%", m.mismatch_fraction * 100.0),
+            m.max_ulp.to_string(),
+        ],
+        Some(Comparison::ShapeMismatch { got, want }) => [format!("shape {got:?} vs {want:?}"), String::new(), String::new(), String::new()],
+        Some(Comparison::DtypeMismatch { got, want }) => [format!("dtype {got} vs {want}"), String::new(), String::new(), String::new()],
+        None => Default::default(),
+    }
+}
+
+fn mismatch(c: &Comparison) -> f64 {
+    match c {
+        Comparison::Metrics(m) => m.mismatch_fraction,
+        _ => 2.0,
+    }
+}
+
+fn matters(n: &NodeReport) -> bool {
+    n.lanes.iter().any(|(l, x)| l != REFERENCE && x.verdict != Verdict::Ok || (l == REFERENCE && x.verdict != Verdict::Ok))
+}
+
+impl<W: Write> TextReporter<W> {
+    fn header(&mut self, r: &CaseReport) -> std::io::Result<()> {
+        let status = if r.passed { "PASS" } else { "FAIL" };
+        let id = match &r.variant {
+            Some(v) => format!("{}[{v}]", r.case),
+            None => r.case.clone(),
+        };
+        writeln!(self.out, "{status} {id}  ({}, opset {}, {})", r.file, r.opset, r.device)?;
+        for l in &r.lanes {
+            let settings: Vec<String> = l.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let err = l.error.as_ref().map(|e| format!("  LANE FAILED: {e}")).unwrap_or_default();
+            writeln!(self.out, "  lane {:<10} {:>9.2} ms  {}{err}", l.name, l.wall_ms, settings.join(" "))?;
+            for note in &l.notes {
+                writeln!(self.out, "       note: {note}")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn first_divergences(&mut self, r: &CaseReport) -> std::io::Result<()> {
+        writeln!(self.out, "  first divergence:")?;
+        for l in &r.lanes {
+            match r.first_divergence.get(&l.name) {
+                Some(f) => writeln!(self.out, "    {:<10} node #{} `{}` ({}) {}", l.name, f.index, f.node, f.op, f.verdict.name())?,
+                None => writeln!(self.out, "    {:<10} none", l.name)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn node_table(&mut self, r: &CaseReport) -> std::io::Result<()> {
+        let rows: Vec<&NodeReport> = r.nodes.iter().filter(|n| self.all || matters(n)).collect();
+        if rows.is_empty() {
+            return writeln!(self.out, "  every node agrees within tolerance on every lane ({} nodes)", r.nodes.len());
+        }
+        writeln!(
+            self.out,
+            "  {:>4}  {:<24} {:<18} {:<10} {:<12} {:>8} {:>8} {:>7} {:>10}  {:<10} detail",
+            "#", "node", "op", "lane", "verdict", "max_abs", "max_rel", "mism", "max_ulp", "origin"
+        )?;
+        for n in rows {
+            for (lane, x) in &n.lanes {
+                if !self.all && x.verdict == Verdict::Ok {
+                    continue;
+                }
+                let [abs, rel, mism, ulp] = metrics_cells(x);
+                let origin = x.origin.map(|o| format!("{o:?}").to_lowercase()).unwrap_or_default();
+                let verdict = if x.declared.is_some() { format!("{}*", x.verdict.name()) } else { x.verdict.name().to_string() };
+                let mut detail = x.message.clone().or_else(|| x.lowering.clone()).unwrap_or_default();
+                if let Some(reason) = &x.declared {
+                    detail = format!("declared: {reason}; {detail}");
+                }
+                writeln!(
+                    self.out,
+                    "  {:>4}  {:<24} {:<18} {:<10} {:<12} {:>8} {:>8} {:>7} {:>10}  {:<10} {}",
+                    n.index,
+                    truncate(&n.name, 24),
+                    truncate(&n.op, 18),
+                    lane,
+                    verdict,
+                    abs,
+                    rel,
+                    mism,
+                    ulp,
+                    origin,
+                    detail
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn failures(&mut self, r: &CaseReport) -> std::io::Result<()> {
+        for f in &r.failures {
+            writeln!(self.out, "  ! {f}")?;
+        }
+        Ok(())
+    }
+
+    fn compact(&mut self, r: &CaseReport) -> std::io::Result<()> {
+        let status = if r.passed { "PASS" } else { "FAIL" };
+        let lanes: Vec<String> = r
+            .lanes
+            .iter()
+            .filter(|l| l.name != REFERENCE)
+            .map(|l| {
+                let (v, declared) = lane_verdict(r, &l.name);
+                format!("{} {}{}", l.name, v.name(), if declared { "*" } else { "" })
+            })
+            .collect();
+        writeln!(self.out, "{status} {}[{}]  {}", r.case, r.variant.as_deref().unwrap_or(""), lanes.join(" · "))
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let t: String = s.chars().take(n - 1).collect();
+        format!("{t}…")
+    }
+}
+
+impl<W: Write> Reporter for TextReporter<W> {
+    fn case(&mut self, r: &CaseReport) -> std::io::Result<()> {
+        if r.variant.is_some() && r.passed && !self.verbose_variants {
+            return self.compact(r);
+        }
+        self.header(r)?;
+        self.first_divergences(r)?;
+        self.node_table(r)?;
+        self.failures(r)?;
+        writeln!(self.out)
+    }
+
+    fn finish(&mut self, s: &Summary) -> std::io::Result<()> {
+        writeln!(self.out, "\nsummary: {} cases, {} passed, {} failed ({:.1} s)", s.cases, s.passed, s.failed, s.wall_ms / 1e3)?;
+        writeln!(self.out, "  lane        cases ok   node verdicts")?;
+        for (lane, t) in &s.lanes {
+            let nodes: Vec<String> = t.nodes.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            writeln!(self.out, "  {:<10} {:>5}/{:<5}  {}", lane, t.cases_ok, t.cases, nodes.join(", "))?;
+        }
+        writeln!(self.out, "  (* = declared divergence; a lane's case is ok when all its nodes are ok or declared)")
+    }
+}

@@ -1,0 +1,382 @@
+//! Running one case: every backend's trace, diffed node by node against the
+//! reference, verdicts, first-divergence localization and declared
+//! divergences, gathered into a [`CaseReport`].
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use crate::backend::{self, EngineError, NodeStatus, Trace};
+use crate::case::{Case, Declared, Tolerance};
+use crate::diff::{self, Comparison};
+use crate::tensor::{DType, Tensor};
+
+/// The lane that holds a backend-test directory's expected outputs.
+pub const EXPECTED: &str = "expected";
+/// The lane every other lane is compared with.
+pub const REFERENCE: &str = "reference";
+
+/// Verdict of one node (or output) in one lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Ok,
+    /// Not run: an input came from a node that did not run, or the reference has no value.
+    Skipped,
+    Unsupported,
+    Diverged,
+    Error,
+}
+
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Skipped => "skipped",
+            Verdict::Unsupported => "unsupported",
+            Verdict::Diverged => "diverged",
+            Verdict::Error => "error",
+        }
+    }
+}
+
+/// Whether a divergence started at this node or came in through its inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    Introduced,
+    Inherited,
+}
+
+/// One output of one node in one lane.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputResult {
+    pub verdict: Verdict,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<Comparison>,
+}
+
+/// One node in one lane.
+#[derive(Debug, Clone, Serialize)]
+pub struct LaneResult {
+    pub verdict: Verdict,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lowering: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+    /// The declared divergence this verdict matches, if any (its reason).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub declared: Option<String>,
+    /// Per output, in node output order.
+    pub outputs: BTreeMap<String, OutputResult>,
+}
+
+/// One node across lanes.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeReport {
+    pub index: usize,
+    pub name: String,
+    pub op: String,
+    pub outputs: Vec<OutputInfo>,
+    pub lanes: BTreeMap<String, LaneResult>,
+}
+
+/// Shape and dtype of an output as the reference computed it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputInfo {
+    pub name: String,
+    pub shape: Option<Vec<usize>>,
+    pub dtype: Option<DType>,
+    pub tolerance: Option<Tolerance>,
+}
+
+/// One lane (backend or expected data) of a case.
+#[derive(Debug, Clone, Serialize)]
+pub struct LaneInfo {
+    pub name: String,
+    pub settings: BTreeMap<String, String>,
+    pub wall_ms: f64,
+    pub notes: Vec<String>,
+    /// The whole lane failed (session creation, run); every node is `error`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Where a lane starts to differ from the reference.
+#[derive(Debug, Clone, Serialize)]
+pub struct FirstDivergence {
+    pub index: usize,
+    pub node: String,
+    pub op: String,
+    pub verdict: Verdict,
+}
+
+/// Everything about one case variant.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseReport {
+    pub file: String,
+    pub case: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
+    pub opset: u32,
+    pub device: String,
+    pub lanes: Vec<LaneInfo>,
+    pub nodes: Vec<NodeReport>,
+    pub first_divergence: BTreeMap<String, FirstDivergence>,
+    /// Undeclared divergences and declared divergences that did not happen.
+    pub failures: Vec<String>,
+    pub passed: bool,
+}
+
+/// Failures that are not findings but bad input or environment (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{case}: {source}")]
+    Engine { case: String, source: EngineError },
+}
+
+struct LaneRun {
+    name: String,
+    trace: Option<Trace>,
+    info: LaneInfo,
+}
+
+fn run_lane(name: &str, case: &Case) -> Result<LaneRun, RunError> {
+    let engine = backend::engine(name).map_err(|source| RunError::Engine { case: case.id(), source })?;
+    let opts = if name == REFERENCE { crate::backend::EngineOptions { device: crate::backend::Device::Cpu, ..case.options.clone() } } else { case.options.clone() };
+    let mut info = LaneInfo { name: name.to_string(), settings: BTreeMap::new(), wall_ms: 0.0, notes: vec![], error: None };
+    let prepared = engine.prepare(&case.graph, &opts).and_then(|mut s| {
+        info.settings = s.settings().into_iter().collect();
+        s.run(&case.inputs)
+    });
+    match prepared {
+        Ok(trace) => {
+            info.wall_ms = trace.wall.as_secs_f64() * 1e3;
+            info.notes = trace.notes.clone();
+            Ok(LaneRun { name: name.into(), trace: Some(trace), info })
+        }
+        Err(e @ (EngineError::Missing { .. } | EngineError::Device { .. } | EngineError::Input { .. })) => {
+            Err(RunError::Engine { case: case.id(), source: e })
+        }
+        Err(e) => {
+            info.error = Some(e.to_string());
+            Ok(LaneRun { name: name.into(), trace: None, info })
+        }
+    }
+}
+
+/// The expected lane of a backend-test directory: outputs only.
+fn expected_lane(case: &Case) -> Option<LaneRun> {
+    let expected = case.expected.as_ref()?;
+    let values: HashMap<String, Tensor> = expected.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let trace = Trace { values, ..Default::default() };
+    let info = LaneInfo { name: EXPECTED.into(), settings: BTreeMap::new(), wall_ms: 0.0, notes: vec![], error: None };
+    Some(LaneRun { name: EXPECTED.into(), trace: Some(trace), info })
+}
+
+/// Runs every lane of `case` and builds its report.
+pub fn run_case(case: &Case, backends: &[String]) -> Result<CaseReport, RunError> {
+    let reference = run_lane(REFERENCE, case)?;
+    let mut lanes = Vec::new();
+    for b in backends.iter().filter(|b| b.as_str() != REFERENCE) {
+        lanes.push(run_lane(b, case)?);
+    }
+    lanes.extend(expected_lane(case));
+    Ok(build_report(case, &reference, &lanes, backends.iter().any(|b| b == REFERENCE)))
+}
+
+fn node_status(trace: &Trace, i: usize) -> Option<&NodeStatus> {
+    trace.nodes.get(i).map(|n| &n.status)
+}
+
+fn compare_lane(case: &Case, lane: &LaneRun, reference: &Trace, node: &crate::graph::Node) -> LaneResult {
+    let mut result = LaneResult { verdict: Verdict::Ok, message: None, lowering: None, origin: None, declared: None, outputs: BTreeMap::new() };
+    let Some(trace) = &lane.trace else {
+        result.verdict = Verdict::Error;
+        result.message = lane.info.error.clone();
+        return result;
+    };
+    let is_expected = lane.name == EXPECTED;
+    if !is_expected {
+        result.lowering = trace.nodes.get(node.index).and_then(|n| n.lowering.clone());
+        match node_status(trace, node.index) {
+            Some(NodeStatus::Ran) | None => {}
+            Some(NodeStatus::Unsupported(m)) => return LaneResult { verdict: Verdict::Unsupported, message: Some(m.clone()), ..result },
+            Some(NodeStatus::Error(m)) => return LaneResult { verdict: Verdict::Error, message: Some(m.clone()), ..result },
+            Some(NodeStatus::Skipped(m)) => return LaneResult { verdict: Verdict::Skipped, message: Some(m.clone()), ..result },
+        }
+    }
+    if let Some(NodeStatus::Unsupported(m) | NodeStatus::Error(m) | NodeStatus::Skipped(m)) = node_status(reference, node.index) {
+        result.verdict = Verdict::Skipped;
+        result.message = Some(format!("no reference value: {m}"));
+        return result;
+    }
+    let mut compared = 0;
+    for out in node.outputs.iter().filter(|o| !o.is_empty()) {
+        let (Some(got), Some(want)) = (trace.values.get(out), reference.values.get(out)) else {
+            if !is_expected && reference.values.contains_key(out) {
+                result.outputs.insert(out.clone(), OutputResult { verdict: Verdict::Error, comparison: None });
+                result.verdict = Verdict::Error;
+                result.message = Some(format!("no value for output `{out}`"));
+            }
+            continue;
+        };
+        compared += 1;
+        let dtype = reference.logical.get(out).copied().unwrap_or(want.dtype());
+        let tol = case.tolerances.get(&node.op_type, dtype);
+        let c = diff::compare(got, want, dtype, tol);
+        let v = if c.ok() { Verdict::Ok } else { Verdict::Diverged };
+        result.verdict = result.verdict.max(v);
+        result.outputs.insert(out.clone(), OutputResult { verdict: v, comparison: Some(c) });
+    }
+    if is_expected && compared == 0 {
+        result.verdict = Verdict::Skipped;
+        result.message = Some("no expected value for this node".into());
+    }
+    result
+}
+
+fn build_report(case: &Case, reference: &LaneRun, lanes: &[LaneRun], show_reference: bool) -> CaseReport {
+    let empty = Trace::default();
+    let ref_trace = reference.trace.as_ref().unwrap_or(&empty);
+    let mut nodes = Vec::with_capacity(case.graph.nodes.len());
+    for node in &case.graph.nodes {
+        let mut by_lane = BTreeMap::new();
+        if show_reference {
+            by_lane.insert(REFERENCE.to_string(), reference_result(reference, node));
+        }
+        for lane in lanes {
+            by_lane.insert(lane.name.clone(), compare_lane(case, lane, ref_trace, node));
+        }
+        let outputs = node
+            .outputs
+            .iter()
+            .filter(|o| !o.is_empty())
+            .map(|o| {
+                let v = ref_trace.values.get(o);
+                let dtype = ref_trace.logical.get(o).copied().or(v.map(Tensor::dtype));
+                OutputInfo {
+                    name: o.clone(),
+                    shape: v.map(|t| t.shape().to_vec()),
+                    dtype,
+                    tolerance: dtype.map(|d| case.tolerances.get(&node.op_type, d)),
+                }
+            })
+            .collect();
+        nodes.push(NodeReport { index: node.index, name: node.name.clone(), op: node.op_type.clone(), outputs, lanes: by_lane });
+    }
+    localize(case, &mut nodes);
+    let mut all_lanes: Vec<LaneInfo> = Vec::new();
+    if show_reference {
+        all_lanes.push(reference.info.clone());
+    }
+    all_lanes.extend(lanes.iter().map(|l| l.info.clone()));
+    let failures = apply_expectations(case, &mut nodes, &all_lanes);
+    let first_divergence = first_divergences(&nodes, &all_lanes);
+    CaseReport {
+        file: case.file.display().to_string(),
+        case: case.name.clone(),
+        variant: case.variant.clone(),
+        params: case.params.iter().map(|(k, v)| (k.clone(), crate::case::show_value(v))).collect(),
+        opset: case.graph.opset,
+        device: case.options.device.to_string(),
+        passed: failures.is_empty(),
+        lanes: all_lanes,
+        nodes,
+        first_divergence,
+        failures,
+    }
+}
+
+fn reference_result(reference: &LaneRun, node: &crate::graph::Node) -> LaneResult {
+    let mut r = LaneResult { verdict: Verdict::Ok, message: None, lowering: Some("spec".into()), origin: None, declared: None, outputs: BTreeMap::new() };
+    match reference.trace.as_ref().and_then(|t| node_status(t, node.index)) {
+        Some(NodeStatus::Ran) => {}
+        Some(NodeStatus::Unsupported(m)) => (r.verdict, r.message) = (Verdict::Unsupported, Some(m.clone())),
+        Some(NodeStatus::Error(m)) => (r.verdict, r.message) = (Verdict::Error, Some(m.clone())),
+        Some(NodeStatus::Skipped(m)) => (r.verdict, r.message) = (Verdict::Skipped, Some(m.clone())),
+        None => (r.verdict, r.message) = (Verdict::Error, reference.info.error.clone()),
+    }
+    r
+}
+
+/// Marks each diverged node as introducing the divergence (all inputs
+/// produced by other nodes agreed) or inheriting it.
+fn localize(case: &Case, nodes: &mut [NodeReport]) {
+    let producer: HashMap<&str, usize> = case
+        .graph
+        .nodes
+        .iter()
+        .flat_map(|n| n.outputs.iter().map(move |o| (o.as_str(), n.index)))
+        .collect();
+    for i in 0..nodes.len() {
+        let lanes: Vec<String> = nodes[i].lanes.keys().cloned().collect();
+        for lane in lanes {
+            if nodes[i].lanes[&lane].verdict != Verdict::Diverged {
+                continue;
+            }
+            let inherited = case.graph.nodes[i].inputs.iter().filter_map(|inp| producer.get(inp.as_str())).any(|&p| {
+                nodes[p].lanes.get(&lane).is_some_and(|r| r.verdict != Verdict::Ok)
+            });
+            let origin = if inherited { Origin::Inherited } else { Origin::Introduced };
+            nodes[i].lanes.get_mut(&lane).expect("lane").origin = Some(origin);
+        }
+    }
+}
+
+fn declared_matches(d: Declared, v: Verdict) -> bool {
+    matches!((d, v), (Declared::Diverged, Verdict::Diverged) | (Declared::Unsupported, Verdict::Unsupported) | (Declared::Error, Verdict::Error))
+}
+
+/// Applies declared divergences (strictly) and collects failures.
+fn apply_expectations(case: &Case, nodes: &mut [NodeReport], lanes: &[LaneInfo]) -> Vec<String> {
+    let mut failures = Vec::new();
+    for lane in lanes {
+        if let Some(e) = &lane.error {
+            if !case.expects.iter().any(|x| x.backend == lane.name && x.verdict == Declared::Error) {
+                failures.push(format!("{}: lane failed: {e}", lane.name));
+            }
+        }
+    }
+    for node in nodes.iter_mut() {
+        for (lane, r) in node.lanes.iter_mut() {
+            let exp = case.expects.iter().find(|e| e.applies(lane, &node.name, &node.op, &case.params));
+            match exp {
+                Some(e) if declared_matches(e.verdict, r.verdict) => r.declared = Some(e.reason.clone()),
+                Some(e) => failures.push(format!(
+                    "{lane}: node `{}` ({}) was declared {:?} ({}) but is {}",
+                    node.name,
+                    node.op,
+                    e.verdict,
+                    e.reason,
+                    r.verdict.name()
+                )),
+                None if matches!(r.verdict, Verdict::Diverged | Verdict::Error) => {
+                    let what = r.message.clone().map(|m| format!(": {m}")).unwrap_or_default();
+                    if r.origin != Some(Origin::Inherited) {
+                        failures.push(format!("{lane}: node `{}` ({}) {}{what}", node.name, node.op, r.verdict.name()));
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+    failures
+}
+
+fn first_divergences(nodes: &[NodeReport], lanes: &[LaneInfo]) -> BTreeMap<String, FirstDivergence> {
+    let mut out = BTreeMap::new();
+    for lane in lanes {
+        if let Some(n) = nodes.iter().find(|n| {
+            n.lanes.get(&lane.name).is_some_and(|r| matches!(r.verdict, Verdict::Diverged | Verdict::Error))
+        }) {
+            let verdict = n.lanes[&lane.name].verdict;
+            out.insert(lane.name.clone(), FirstDivergence { index: n.index, node: n.name.clone(), op: n.op.clone(), verdict });
+        }
+    }
+    out
+}
