@@ -111,6 +111,8 @@ pub enum GraphError {
     InputType { name: String, code: i32 },
     #[error("graph output `{0}` is never produced")]
     MissingOutput(String),
+    #[error("node `{node}`: `{op}` is not an ONNX operator (ai.onnx, onnx 1.19 / opset 24)")]
+    UnknownOp { node: String, op: String },
     #[error("node `{node}` uses domain `{domain}`; only the default ONNX domain is supported")]
     Domain { node: String, domain: String },
 }
@@ -284,6 +286,9 @@ fn node(index: usize, n: &onnx::NodeProto) -> Result<Node, GraphError> {
     if !(n.domain.is_empty() || n.domain == "ai.onnx") {
         return Err(GraphError::Domain { node: name, domain: n.domain.clone() });
     }
+    if !ONNX_OPS.contains(&n.op_type.as_str()) {
+        return Err(GraphError::UnknownOp { node: name, op: n.op_type.clone() });
+    }
     let mut attrs = BTreeMap::new();
     for a in &n.attribute {
         let value = attr(a).map_err(|what| GraphError::Attribute {
@@ -332,3 +337,36 @@ fn attr(a: &onnx::AttributeProto) -> Result<Attr, String> {
         other => return Err(format!("unknown attribute type {other}")),
     })
 }
+
+/// Every operator of the default ONNX domain (onnx 1.19.1, all opsets),
+/// generated with `onnx.defs.get_all_schemas_with_history()`.
+pub const ONNX_OPS: &[&str] = &[
+    "Abs", "Acos", "Acosh", "Add", "AffineGrid", "And", "ArgMax", "ArgMin", "Asin", "Asinh",
+    "Atan", "Atanh", "Attention", "AveragePool", "BatchNormalization", "Bernoulli", "BitShift",
+    "BitwiseAnd", "BitwiseNot", "BitwiseOr", "BitwiseXor", "BlackmanWindow", "Cast", "CastLike",
+    "Ceil", "Celu", "CenterCropPad", "Clip", "Col2Im", "Compress", "Concat", "ConcatFromSequence",
+    "Constant", "ConstantOfShape", "Conv", "ConvInteger", "ConvTranspose", "Cos", "Cosh",
+    "CumSum", "DFT", "DeformConv", "DepthToSpace", "DequantizeLinear", "Det", "Div", "Dropout",
+    "DynamicQuantizeLinear", "Einsum", "Elu", "Equal", "Erf", "Exp", "Expand", "EyeLike",
+    "Flatten", "Floor", "GRU", "Gather", "GatherElements", "GatherND", "Gelu", "Gemm",
+    "GlobalAveragePool", "GlobalLpPool", "GlobalMaxPool", "Greater", "GreaterOrEqual",
+    "GridSample", "GroupNormalization", "HammingWindow", "HannWindow", "HardSigmoid", "HardSwish",
+    "Hardmax", "Identity", "If", "ImageDecoder", "InstanceNormalization", "IsInf", "IsNaN", "LRN",
+    "LSTM", "LayerNormalization", "LeakyRelu", "Less", "LessOrEqual", "Log", "LogSoftmax", "Loop",
+    "LpNormalization", "LpPool", "MatMul", "MatMulInteger", "Max", "MaxPool", "MaxRoiPool",
+    "MaxUnpool", "Mean", "MeanVarianceNormalization", "MelWeightMatrix", "Min", "Mish", "Mod",
+    "Mul", "Multinomial", "Neg", "NegativeLogLikelihoodLoss", "NonMaxSuppression", "NonZero",
+    "Not", "OneHot", "Optional", "OptionalGetElement", "OptionalHasElement", "Or", "PRelu", "Pad",
+    "Pow", "QLinearConv", "QLinearMatMul", "QuantizeLinear", "RMSNormalization", "RNN",
+    "RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Range",
+    "Reciprocal", "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax",
+    "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare", "RegexFullMatch",
+    "Relu", "Reshape", "Resize", "ReverseSequence", "RoiAlign", "RotaryEmbedding", "Round",
+    "STFT", "Scan", "Scatter", "ScatterElements", "ScatterND", "Selu", "SequenceAt",
+    "SequenceConstruct", "SequenceEmpty", "SequenceErase", "SequenceInsert", "SequenceLength",
+    "SequenceMap", "Shape", "Shrink", "Sigmoid", "Sign", "Sin", "Sinh", "Size", "Slice",
+    "Softmax", "SoftmaxCrossEntropyLoss", "Softplus", "Softsign", "SpaceToDepth", "Split",
+    "SplitToSequence", "Sqrt", "Squeeze", "StringConcat", "StringNormalizer", "StringSplit",
+    "Sub", "Sum", "Swish", "Tan", "Tanh", "TensorScatter", "TfIdfVectorizer", "ThresholdedRelu",
+    "Tile", "TopK", "Transpose", "Trilu", "Unique", "Unsqueeze", "Upsample", "Where", "Xor",
+];

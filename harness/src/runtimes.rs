@@ -83,8 +83,8 @@ mod tests {
     #[test]
     fn setup_script_uses_the_same_runtime_id() {
         let script = include_str!("../../ci/setup-runtimes");
-        let id = format!("STAMP_ID=\"ort${{ORT_VERSION}}-torch${{TORCH_VERSION}}-onnx${{ONNX_VERSION}}-v1\"");
-        assert!(script.contains(&id), "ci/setup-runtimes STAMP_ID changed; update RUNTIMES_ID");
+        let id = "STAMP_ID=\"ort${ORT_VERSION}-torch${TORCH_VERSION}-onnx${ONNX_VERSION}-v1\"";
+        assert!(script.contains(id), "ci/setup-runtimes STAMP_ID changed; update RUNTIMES_ID");
         for v in ["ORT_VERSION=1.31.1", "TORCH_VERSION=2.11.0", "ONNX_VERSION=1.19.1"] {
             assert!(script.contains(v), "ci/setup-runtimes no longer pins {v}; update RUNTIMES_ID");
         }

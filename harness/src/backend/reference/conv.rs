@@ -1,6 +1,700 @@
-//! Reference ops: conv family (see the module docs of `reference`).
+//! Reference ops: the convolution family (Conv, ConvTranspose).
+//!
+//! Convolutions are where frameworks depart most often on geometry (per-edge
+//! pads, SAME_* splits, output_shape) and where a CNN spends its time, so this
+//! file does two things: it turns the attributes into explicit per-axis
+//! `(begin pad, end pad, output length)` exactly as the spec text reads, and it
+//! computes through im2col / col2im and ndarray's matrix product on f64 so a
+//! 224×224 network runs in seconds. The geometry helpers are shared with the
+//! pooling ops.
+
+use ndarray::{s, Array2, ArrayD, ArrayView2, IxDyn};
 
 use super::RefTensor;
-use crate::backend::interp::OpRegistry;
+use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpDef, OpRegistry, OpResult};
 
-pub fn register(_r: &mut OpRegistry<RefTensor>) {}
+const SPEC: &[Coverage] = &[Coverage {
+    when: "all attributes (1-D/2-D/3-D, groups, dilations, auto_pad)",
+    label: Label::Spec,
+}];
+
+pub fn register(r: &mut OpRegistry<RefTensor>) {
+    r.op(
+        "Conv",
+        conv,
+        "https://onnx.ai/onnx/operators/onnx__Conv.html",
+        SPEC,
+    );
+    // ConvTranspose-1 and -11 split an odd `total_padding` (output_shape or
+    // SAME_*) on opposite sides; see `transpose_pads`.
+    for (since, until) in [(1, 10), (11, u32::MAX)] {
+        r.add(OpDef {
+            op: "ConvTranspose",
+            since,
+            until,
+            run: conv_transpose,
+            spec: "https://onnx.ai/onnx/operators/onnx__ConvTranspose.html",
+            coverage: SPEC,
+        });
+    }
+}
+
+/// How padding is chosen (`auto_pad`, shared by Conv, ConvTranspose and the pools).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AutoPad {
+    NotSet,
+    Valid,
+    SameUpper,
+    SameLower,
+}
+
+impl AutoPad {
+    pub(super) fn from_ctx(ctx: &OpCtx) -> OpResult<AutoPad> {
+        match ctx.string("auto_pad", "NOTSET")?.as_str() {
+            "NOTSET" | "" => Ok(AutoPad::NotSet),
+            "VALID" => Ok(AutoPad::Valid),
+            "SAME_UPPER" => Ok(AutoPad::SameUpper),
+            "SAME_LOWER" => Ok(AutoPad::SameLower),
+            other => Err(ctx.fail(format!("attribute `auto_pad`: unknown value {other:?}"))),
+        }
+    }
+}
+
+/// An `ints` attribute with one value per spatial axis (`default` when absent).
+pub(super) fn spatial_ints(ctx: &OpCtx, name: &str, n: usize, default: i64) -> OpResult<Vec<i64>> {
+    match ctx.ints(name)? {
+        None => Ok(vec![default; n]),
+        Some(v) if v.len() == n => Ok(v),
+        Some(v) => Err(ctx.fail(format!(
+            "attribute `{name}` has {} values, expected {n} (one per spatial axis)",
+            v.len()
+        ))),
+    }
+}
+
+/// Positive per-axis values (strides, dilations) as usize.
+pub(super) fn positive(ctx: &OpCtx, name: &str, n: usize) -> OpResult<Vec<usize>> {
+    let v = spatial_ints(ctx, name, n, 1)?;
+    v.iter()
+        .map(|&x| {
+            if x >= 1 {
+                Ok(x as usize)
+            } else {
+                Err(ctx.fail(format!("attribute `{name}`: {x} must be >= 1")))
+            }
+        })
+        .collect()
+}
+
+/// `pads` as (begin, end) per axis; the attribute is [x1_begin, x2_begin, ..., x1_end, x2_end, ...].
+pub(super) fn explicit_pads(ctx: &OpCtx, n: usize) -> OpResult<Vec<(i64, i64)>> {
+    match ctx.ints("pads")? {
+        None => Ok(vec![(0, 0); n]),
+        Some(p) if p.len() == 2 * n => {
+            if let Some(bad) = p.iter().find(|&&x| x < 0) {
+                return Err(ctx.fail(format!("attribute `pads`: negative value {bad}")));
+            }
+            Ok((0..n).map(|i| (p[i], p[i + n])).collect())
+        }
+        Some(p) => Err(ctx.fail(format!(
+            "attribute `pads` has {} values, expected {} (begin and end per spatial axis)",
+            p.len(),
+            2 * n
+        ))),
+    }
+}
+
+/// Effective (dilated) kernel extent: (k - 1) * d + 1.
+pub(super) fn dilated(k: usize, d: usize) -> usize {
+    (k - 1) * d + 1
+}
+
+/// One spatial axis of a sliding-window op: its pads and output length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct AxisGeom {
+    pub begin: i64,
+    pub end: i64,
+    pub out: usize,
+}
+
+/// SAME_* padding for a forward window op: output ceil(in / stride), total
+/// padding (out - 1) * stride + ek - in (at least 0), the odd pixel at the end
+/// for SAME_UPPER and at the beginning for SAME_LOWER.
+pub(super) fn same_geom(input: usize, ek: usize, stride: usize, upper: bool) -> AxisGeom {
+    let out = input.div_ceil(stride);
+    let total = ((out as i64 - 1) * stride as i64 + ek as i64 - input as i64).max(0);
+    let small = total / 2;
+    let (begin, end) = if upper {
+        (small, total - small)
+    } else {
+        (total - small, small)
+    };
+    AxisGeom { begin, end, out }
+}
+
+/// Conv output geometry per axis: auto_pad or explicit pads, floor division.
+fn conv_geom(
+    ctx: &OpCtx,
+    input: &[usize],
+    kernel: &[usize],
+    strides: &[usize],
+    dil: &[usize],
+) -> OpResult<Vec<AxisGeom>> {
+    let n = input.len();
+    let auto = AutoPad::from_ctx(ctx)?;
+    let pads = explicit_pads(ctx, n)?;
+    (0..n)
+        .map(|i| {
+            let ek = dilated(kernel[i], dil[i]);
+            let g = match auto {
+                AutoPad::SameUpper | AutoPad::SameLower => same_geom(input[i], ek, strides[i], auto == AutoPad::SameUpper),
+                AutoPad::Valid | AutoPad::NotSet => {
+                    let (begin, end) = if auto == AutoPad::Valid { (0, 0) } else { pads[i] };
+                    let span = input[i] as i64 + begin + end - ek as i64;
+                    if span < 0 {
+                        return Err(ctx.fail(format!(
+                            "spatial axis {i}: padded input {} is smaller than the dilated kernel {ek} (attributes `pads`, `kernel_shape`, `dilations`)",
+                            input[i] as i64 + begin + end
+                        )));
+                    }
+                    AxisGeom { begin, end, out: (span / strides[i] as i64) as usize + 1 }
+                }
+            };
+            Ok(g)
+        })
+        .collect()
+}
+
+/// Row-major strides of a shape.
+fn strides_of(shape: &[usize]) -> Vec<usize> {
+    let mut st = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        st[i] = st[i + 1] * shape[i + 1];
+    }
+    st
+}
+
+/// Multi-index of a flat row-major position.
+fn unravel(mut flat: usize, shape: &[usize], out: &mut [usize]) {
+    for i in (0..shape.len()).rev() {
+        out[i] = flat % shape[i];
+        flat /= shape[i];
+    }
+}
+
+/// For every kernel offset and every "window" position in `wins` (a range of
+/// flat positions over `win_shape`), the flat offset into a plane of shape
+/// `plane` touched by that tap, or -1 when it falls in the padding.
+/// The position is `win * stride - begin + k * dilation` per axis, which is
+/// Conv's gather (window = output pixel) and ConvTranspose's scatter
+/// (window = input pixel, plane = output with begin pads cropped).
+fn tap_offsets(
+    wins: std::ops::Range<usize>,
+    win_shape: &[usize],
+    plane: &[usize],
+    kernel: &[usize],
+    strides: &[usize],
+    dil: &[usize],
+    begin: &[i64],
+) -> Vec<isize> {
+    let nd = plane.len();
+    let pst = strides_of(plane);
+    let kcount: usize = kernel.iter().product();
+    let len = wins.len();
+    let mut offs = vec![-1isize; kcount * len];
+    let mut o = vec![0; nd];
+    let mut k = vec![0; nd];
+    for (j, w) in wins.enumerate() {
+        unravel(w, win_shape, &mut o);
+        for kidx in 0..kcount {
+            unravel(kidx, kernel, &mut k);
+            let mut off = 0isize;
+            let mut ok = true;
+            for i in 0..nd {
+                let p = (o[i] * strides[i]) as i64 - begin[i] + (k[i] * dil[i]) as i64;
+                if p < 0 || p >= plane[i] as i64 {
+                    ok = false;
+                    break;
+                }
+                off += p as isize * pst[i] as isize;
+            }
+            if ok {
+                offs[kidx * len + j] = off;
+            }
+        }
+    }
+    offs
+}
+
+/// Columns per im2col block, so the block stays around 32 MB.
+fn block_len(rows: usize, total: usize) -> usize {
+    (4_000_000 / rows.max(1)).clamp(1, total.max(1))
+}
+
+struct ConvArgs {
+    strides: Vec<usize>,
+    dil: Vec<usize>,
+    group: usize,
+}
+
+fn conv_args(ctx: &OpCtx, nsp: usize) -> OpResult<ConvArgs> {
+    let strides = positive(ctx, "strides", nsp)?;
+    let dil = positive(ctx, "dilations", nsp)?;
+    let group = ctx.int("group", 1)?;
+    if group < 1 {
+        return Err(ctx.fail(format!("attribute `group`: {group} must be >= 1")));
+    }
+    Ok(ConvArgs {
+        strides,
+        dil,
+        group: group as usize,
+    })
+}
+
+/// Checks `kernel_shape` (when given) against W's spatial dims.
+fn check_kernel(ctx: &OpCtx, w_spatial: &[usize]) -> OpResult<()> {
+    if let Some(k) = ctx.ints("kernel_shape")? {
+        let want: Vec<i64> = w_spatial.iter().map(|&d| d as i64).collect();
+        if k != want {
+            return Err(ctx.fail(format!(
+                "attribute `kernel_shape` {k:?} disagrees with W's spatial shape {want:?}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The optional bias B as a vector of length `m`.
+fn bias(ctx: &OpCtx, x: &[Option<&RefTensor>], m: usize) -> OpResult<Option<Vec<f64>>> {
+    match x.get(2).copied().flatten() {
+        None => Ok(None),
+        Some(b) => {
+            let v = b.floats()?;
+            if v.len() != m || b.shape().len() != 1 {
+                return Err(ctx.fail(format!("input B has shape {:?}, expected [{m}]", b.shape())));
+            }
+            Ok(Some(v))
+        }
+    }
+}
+
+/// Conv-1/11/22 (<https://onnx.ai/onnx/operators/onnx__Conv.html>).
+/// Opset 11 made strides/dilations default to 1 and defined SAME_* as
+/// output = ceil(in / stride) (what opset 1 implementations already did);
+/// 22 added bfloat16. Y[n, m] = B[m] + Σ_c Σ_k W[m, c, k] · Xpad[n, g·C/g + c, o·s + k·d].
+fn conv(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
+    let (xt, wt) = (ctx.input(x, 0)?, ctx.input(x, 1)?);
+    let (xa, wa) = (xt.f64()?, wt.f64()?);
+    let (xs, ws) = (xa.shape(), wa.shape());
+    if xs.len() < 3 || ws.len() != xs.len() {
+        return Err(ctx.fail(format!("input X has shape {xs:?} and W {ws:?}: expected [N, C, D1, ...] and [M, C/group, k1, ...] of equal rank")));
+    }
+    let nsp = xs.len() - 2;
+    let a = conv_args(ctx, nsp)?;
+    let (c, m, cg) = (xs[1], ws[0], ws[1]);
+    if c != cg * a.group || m % a.group != 0 {
+        return Err(ctx.fail(format!("input X has {c} channels and W shape {ws:?}: with `group` = {}, need C = W[1]·group and M divisible by group", a.group)));
+    }
+    let kernel = &ws[2..];
+    check_kernel(ctx, kernel)?;
+    let geom = conv_geom(ctx, &xs[2..], kernel, &a.strides, &a.dil)?;
+    let b = bias(ctx, x, m)?;
+    let out_sp: Vec<usize> = geom.iter().map(|g| g.out).collect();
+    let begin: Vec<i64> = geom.iter().map(|g| g.begin).collect();
+    let y = conv_forward(xa, wa, &out_sp, &begin, &a, b.as_deref());
+    Ok(Lowered::one(RefTensor::float(y, xt.dtype), How::Spec))
+}
+
+/// im2col + matrix product, block by block over output positions.
+fn conv_forward(
+    xa: &ArrayD<f64>,
+    wa: &ArrayD<f64>,
+    out_sp: &[usize],
+    begin: &[i64],
+    a: &ConvArgs,
+    b: Option<&[f64]>,
+) -> ArrayD<f64> {
+    let (xs, ws) = (xa.shape(), wa.shape());
+    let (n, c, m) = (xs[0], xs[1], ws[0]);
+    let (g, cg, mg) = (a.group, c / a.group, m / a.group);
+    let kernel = &ws[2..];
+    let kc: usize = kernel.iter().product();
+    let plane = &xs[2..];
+    let psize: usize = plane.iter().product();
+    let osize: usize = out_sp.iter().product();
+    let xc = xa.as_standard_layout();
+    let xv = xc.as_slice().expect("standard layout");
+    let wc = wa.as_standard_layout();
+    let wv = wc.as_slice().expect("standard layout");
+    let rows = cg * kc;
+    let mut y = vec![0.0; n * m * osize];
+    let blk = block_len(rows, osize);
+    let mut start = 0;
+    while start < osize {
+        let end = (start + blk).min(osize);
+        let len = end - start;
+        let offs = tap_offsets(start..end, out_sp, plane, kernel, &a.strides, &a.dil, begin);
+        let mut cols = Array2::<f64>::zeros((rows, len));
+        for ni in 0..n {
+            for gi in 0..g {
+                for ci in 0..cg {
+                    let xp = &xv[((ni * c) + gi * cg + ci) * psize..][..psize];
+                    for kidx in 0..kc {
+                        let mut row = cols.row_mut(ci * kc + kidx);
+                        let o = &offs[kidx * len..][..len];
+                        for (dst, &off) in row.iter_mut().zip(o) {
+                            *dst = if off >= 0 { xp[off as usize] } else { 0.0 };
+                        }
+                    }
+                }
+                let wg = ArrayView2::from_shape((mg, rows), &wv[gi * mg * rows..][..mg * rows])
+                    .expect("W block");
+                let r = wg.dot(&cols);
+                for mi in 0..mg {
+                    let ch = gi * mg + mi;
+                    let add = b.map_or(0.0, |b| b[ch]);
+                    let dst = &mut y[(ni * m + ch) * osize + start..][..len];
+                    for (d, &v) in dst.iter_mut().zip(r.row(mi)) {
+                        *d = v + add;
+                    }
+                }
+            }
+        }
+        start = end;
+    }
+    let mut shape = vec![n, m];
+    shape.extend_from_slice(out_sp);
+    ArrayD::from_shape_vec(IxDyn(&shape), y).expect("conv output shape")
+}
+
+/// Splits ConvTranspose's `total_padding` into (begin, end) as the spec text
+/// of each opset says. Opset 11+: SAME_UPPER → begin = total/2 (extra at the
+/// end); otherwise (NOTSET with output_shape, SAME_LOWER) → begin = total -
+/// total/2. Opset 1-10 reads the other way round: SAME_UPPER → begin = total -
+/// total/2, otherwise begin = total/2. `/` floors (as the onnx reference), so
+/// a negative total (output_shape larger than the full result) pads the end.
+fn transpose_pads(total: i64, auto: AutoPad, opset: u32) -> (i64, i64) {
+    let half = total.div_euclid(2);
+    let extra_at_end = if opset >= 11 {
+        auto == AutoPad::SameUpper
+    } else {
+        auto != AutoPad::SameUpper
+    };
+    if extra_at_end {
+        (half, total - half)
+    } else {
+        (total - half, half)
+    }
+}
+
+/// ConvTranspose geometry per axis: output_shape (pads derived), SAME_*
+/// (output = in · stride), or explicit pads.
+fn transpose_geom(
+    ctx: &OpCtx,
+    input: &[usize],
+    kernel: &[usize],
+    a: &ConvArgs,
+) -> OpResult<Vec<AxisGeom>> {
+    let n = input.len();
+    let auto = AutoPad::from_ctx(ctx)?;
+    let opad = spatial_ints(ctx, "output_padding", n, 0)?;
+    let pads = explicit_pads(ctx, n)?;
+    let oshape = match ctx.ints("output_shape")? {
+        None => None,
+        Some(v) if v.len() == n => Some(v),
+        // Some exporters include N and C; the spec says spatial only.
+        Some(v) if v.len() == n + 2 => Some(v[2..].to_vec()),
+        Some(v) => {
+            return Err(ctx.fail(format!(
+                "attribute `output_shape` has {} values, expected {n}",
+                v.len()
+            )))
+        }
+    };
+    (0..n)
+        .map(|i| {
+            let full = a.strides[i] as i64 * (input[i] as i64 - 1)
+                + opad[i]
+                + dilated(kernel[i], a.dil[i]) as i64;
+            let target = match (&oshape, auto) {
+                (Some(o), _) => Some(o[i]),
+                (None, AutoPad::SameUpper | AutoPad::SameLower) => {
+                    Some((input[i] * a.strides[i]) as i64)
+                }
+                _ => None,
+            };
+            let (begin, end, out) = match target {
+                Some(t) => {
+                    let (b, e) = transpose_pads(full - t, auto, ctx.opset);
+                    (b, e, t)
+                }
+                None => {
+                    let (b, e) = if auto == AutoPad::Valid {
+                        (0, 0)
+                    } else {
+                        pads[i]
+                    };
+                    (b, e, full - b - e)
+                }
+            };
+            if out < 1 {
+                return Err(ctx.fail(format!(
+                    "spatial axis {i}: output length {out} < 1 (attributes `pads`/`output_shape`)"
+                )));
+            }
+            Ok(AxisGeom {
+                begin,
+                end,
+                out: out as usize,
+            })
+        })
+        .collect()
+}
+
+/// ConvTranspose-1/11/22 (<https://onnx.ai/onnx/operators/onnx__ConvTranspose.html>).
+/// Opset 11 swapped which side receives the odd pixel of a derived padding
+/// (see `transpose_pads`); 22 added bfloat16. Every input pixel scatters
+/// W[c, m, k] · X[n, c, i] to output position i·s − pad_begin + k·d.
+fn conv_transpose(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
+    let (xt, wt) = (ctx.input(x, 0)?, ctx.input(x, 1)?);
+    let (xa, wa) = (xt.f64()?, wt.f64()?);
+    let (xs, ws) = (xa.shape(), wa.shape());
+    if xs.len() < 3 || ws.len() != xs.len() {
+        return Err(ctx.fail(format!("input X has shape {xs:?} and W {ws:?}: expected [N, C, D1, ...] and [C, M/group, k1, ...] of equal rank")));
+    }
+    let nsp = xs.len() - 2;
+    let a = conv_args(ctx, nsp)?;
+    if xs[1] != ws[0] || xs[1] % a.group != 0 {
+        return Err(ctx.fail(format!(
+            "input X has {} channels and W shape {ws:?}: need C = W[0], divisible by `group` = {}",
+            xs[1], a.group
+        )));
+    }
+    let kernel = &ws[2..];
+    check_kernel(ctx, kernel)?;
+    let geom = transpose_geom(ctx, &xs[2..], kernel, &a)?;
+    let m = ws[1] * a.group;
+    let b = bias(ctx, x, m)?;
+    let y = transpose_forward(xa, wa, &geom, &a, b.as_deref());
+    Ok(Lowered::one(RefTensor::float(y, xt.dtype), How::Spec))
+}
+
+/// Matrix product Wᵀ·X per group, then col2im scatter into the output.
+fn transpose_forward(
+    xa: &ArrayD<f64>,
+    wa: &ArrayD<f64>,
+    geom: &[AxisGeom],
+    a: &ConvArgs,
+    b: Option<&[f64]>,
+) -> ArrayD<f64> {
+    let (xs, ws) = (xa.shape(), wa.shape());
+    let (n, c) = (xs[0], xs[1]);
+    let (g, cg, mg) = (a.group, c / a.group, ws[1]);
+    let m = mg * g;
+    let kernel = &ws[2..];
+    let kc: usize = kernel.iter().product();
+    let in_sp = &xs[2..];
+    let isize_: usize = in_sp.iter().product();
+    let out_sp: Vec<usize> = geom.iter().map(|g| g.out).collect();
+    let begin: Vec<i64> = geom.iter().map(|g| g.begin).collect();
+    let osize: usize = out_sp.iter().product();
+    let xc = xa.as_standard_layout();
+    let xv = xc.as_slice().expect("standard layout");
+    let wc = wa.as_standard_layout();
+    let wv = wc.as_slice().expect("standard layout");
+    let rows = mg * kc;
+    let mut y = vec![0.0; n * m * osize];
+    for (plane, chunk) in y.chunks_mut(osize).enumerate() {
+        let add = b.map_or(0.0, |b| b[plane % m]);
+        chunk.iter_mut().for_each(|v| *v = add);
+    }
+    let blk = block_len(rows, isize_);
+    let mut start = 0;
+    while start < isize_ {
+        let end = (start + blk).min(isize_);
+        let len = end - start;
+        let offs = tap_offsets(
+            start..end,
+            in_sp,
+            &out_sp,
+            kernel,
+            &a.strides,
+            &a.dil,
+            &begin,
+        );
+        for ni in 0..n {
+            for gi in 0..g {
+                let xg = ArrayView2::from_shape(
+                    (cg, isize_),
+                    &xv[(ni * c + gi * cg) * isize_..][..cg * isize_],
+                )
+                .expect("X block");
+                let wg = ArrayView2::from_shape((cg, rows), &wv[gi * cg * rows..][..cg * rows])
+                    .expect("W block");
+                let cols = wg.t().dot(&xg.slice(s![.., start..end]));
+                for mi in 0..mg {
+                    let dst = &mut y[(ni * m + gi * mg + mi) * osize..][..osize];
+                    for kidx in 0..kc {
+                        let o = &offs[kidx * len..][..len];
+                        for (&off, &v) in o.iter().zip(cols.row(mi * kc + kidx)) {
+                            if off >= 0 {
+                                dst[off as usize] += v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        start = end;
+    }
+    let mut shape = vec![n, m];
+    shape.extend_from_slice(&out_sp);
+    ArrayD::from_shape_vec(IxDyn(&shape), y).expect("conv transpose output shape")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::run_op;
+    use super::super::util::{f, test_node};
+    use crate::graph::Attr;
+
+    fn run(
+        op: &str,
+        opset: u32,
+        attrs: Vec<(&str, Attr)>,
+        inputs: &[&super::RefTensor],
+    ) -> (Vec<usize>, Vec<f64>) {
+        let node = test_node(op, inputs.len(), 1, attrs);
+        let args: Vec<Option<&super::RefTensor>> = inputs.iter().map(|t| Some(*t)).collect();
+        let out = run_op(&node, opset, &args).unwrap();
+        let t = out[0].as_ref().unwrap();
+        (t.shape().to_vec(), t.floats().unwrap())
+    }
+
+    fn ramp(shape: &[usize], start: f64) -> super::RefTensor {
+        let n: usize = shape.iter().product();
+        f(shape, &(0..n).map(|i| start + i as f64).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn conv_asymmetric_pads_strides_dilations() {
+        // X 1x1x5x5 = 0..24, W 1x1x2x2 = [1,2,3,4], dilation 2, stride 2,
+        // pads top 1, left 0, bottom 0, right 1. Output H: (5+1-3)/2+1 = 2, W: 2.
+        // y[0,0] rows -1,1 cols 0,2: -1 row is pad -> 3*x[1,0] + 4*x[1,2] = 3*5+4*7 = 43
+        // y[0,1] rows -1,1 cols 2,4: 3*7 + 4*9 = 57
+        // y[1,0] rows 1,3 cols 0,2: 1*5+2*7+3*15+4*17 = 132
+        // y[1,1] rows 1,3 cols 2,4: 1*7+2*9+3*17+4*19 = 152
+        let x = ramp(&[1, 1, 5, 5], 0.0);
+        let w = f(&[1, 1, 2, 2], &[1.0, 2.0, 3.0, 4.0]);
+        let attrs = vec![
+            ("strides", Attr::Ints(vec![2, 2])),
+            ("dilations", Attr::Ints(vec![2, 2])),
+            ("pads", Attr::Ints(vec![1, 0, 0, 1])),
+        ];
+        let (shape, y) = run("Conv", 13, attrs, &[&x, &w]);
+        assert_eq!(shape, vec![1, 1, 2, 2]);
+        assert_eq!(y, vec![43.0, 57.0, 132.0, 152.0]);
+    }
+
+    #[test]
+    fn conv_groups_and_bias() {
+        // 2 groups, 1-D: X channels [1,2,3], [10,20,30]; W[0] = [1,1], W[1] = [1,-1]; B = [100, 0]
+        let x = f(&[1, 2, 3], &[1.0, 2.0, 3.0, 10.0, 20.0, 30.0]);
+        let w = f(&[2, 1, 2], &[1.0, 1.0, 1.0, -1.0]);
+        let b = f(&[2], &[100.0, 0.0]);
+        let (shape, y) = run("Conv", 11, vec![("group", Attr::Int(2))], &[&x, &w, &b]);
+        assert_eq!(shape, vec![1, 2, 2]);
+        assert_eq!(y, vec![103.0, 105.0, -10.0, -10.0]);
+    }
+
+    #[test]
+    fn conv_same_lower_vs_upper() {
+        // 1-D, in 4, k 2, stride 1: total pad 1. SAME_UPPER pads the end, SAME_LOWER the start.
+        let x = f(&[1, 1, 4], &[1.0, 2.0, 3.0, 4.0]);
+        let w = f(&[1, 1, 2], &[1.0, 10.0]);
+        let up = run(
+            "Conv",
+            11,
+            vec![("auto_pad", Attr::String("SAME_UPPER".into()))],
+            &[&x, &w],
+        )
+        .1;
+        let lo = run(
+            "Conv",
+            11,
+            vec![("auto_pad", Attr::String("SAME_LOWER".into()))],
+            &[&x, &w],
+        )
+        .1;
+        assert_eq!(up, vec![21.0, 32.0, 43.0, 4.0]);
+        assert_eq!(lo, vec![10.0, 21.0, 32.0, 43.0]);
+    }
+
+    #[test]
+    fn conv_transpose_output_padding_and_shape() {
+        // X [1,2,3], W ones(3), stride 2: full = 2*(3-1)+3 = 7, values
+        // positions: x0 -> 0,1,2; x1 -> 2,3,4; x2 -> 4,5,6 => [1,1,3,2,5,3,3]
+        let x = f(&[1, 1, 3], &[1.0, 2.0, 3.0]);
+        let w = f(&[1, 1, 3], &[1.0, 1.0, 1.0]);
+        let (s, y) = run(
+            "ConvTranspose",
+            13,
+            vec![("strides", Attr::Ints(vec![2]))],
+            &[&x, &w],
+        );
+        assert_eq!(
+            (s, y),
+            (vec![1, 1, 7], vec![1.0, 1.0, 3.0, 2.0, 5.0, 3.0, 3.0])
+        );
+        // output_padding 1 appends one (zero) element at the end.
+        let a = vec![
+            ("strides", Attr::Ints(vec![2])),
+            ("output_padding", Attr::Ints(vec![1])),
+        ];
+        let (s, y) = run("ConvTranspose", 13, a, &[&x, &w]);
+        assert_eq!(
+            (s, y),
+            (vec![1, 1, 8], vec![1.0, 1.0, 3.0, 2.0, 5.0, 3.0, 3.0, 0.0])
+        );
+        // output_shape 4 with NOTSET at opset 13: total = 3, begin = 3 - 1 = 2, end = 1 -> [3,2,5,3]
+        let a = vec![
+            ("strides", Attr::Ints(vec![2])),
+            ("output_shape", Attr::Ints(vec![4])),
+        ];
+        let (s, y) = run("ConvTranspose", 13, a.clone(), &[&x, &w]);
+        assert_eq!((s, y), (vec![1, 1, 4], vec![3.0, 2.0, 5.0, 3.0]));
+        // Opset 1-10 text: NOTSET puts begin = total/2 = 1 -> [1,3,2,5]
+        let (_, y) = run("ConvTranspose", 10, a, &[&x, &w]);
+        assert_eq!(y, vec![1.0, 3.0, 2.0, 5.0]);
+        // SAME_UPPER (opset 13): output 6, total 1, begin 0 -> first six.
+        let a = vec![
+            ("strides", Attr::Ints(vec![2])),
+            ("auto_pad", Attr::String("SAME_UPPER".into())),
+        ];
+        let (_, y) = run("ConvTranspose", 13, a, &[&x, &w]);
+        assert_eq!(y, vec![1.0, 1.0, 3.0, 2.0, 5.0, 3.0]);
+    }
+
+    #[test]
+    fn conv_transpose_groups_dilation_bias() {
+        // group 2, each group 1 in / 1 out channel; dilation 2 on kernel [1,2]:
+        // channel 0 x=[1,2]: taps at 0 (w=1) and 2 (w=2) -> [1,2,2,4]; +B 1
+        // channel 1 x=[3,4], w=[1,0]: -> [3,4,0,0]; +B 0
+        let x = f(&[1, 2, 2], &[1.0, 2.0, 3.0, 4.0]);
+        let w = f(&[2, 1, 2], &[1.0, 2.0, 1.0, 0.0]);
+        let b = f(&[2], &[1.0, 0.0]);
+        let a = vec![("group", Attr::Int(2)), ("dilations", Attr::Ints(vec![2]))];
+        let (s, y) = run("ConvTranspose", 13, a, &[&x, &w, &b]);
+        assert_eq!(s, vec![1, 2, 4]);
+        assert_eq!(y, vec![2.0, 3.0, 3.0, 5.0, 3.0, 4.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn bad_group_fails_without_panic() {
+        let x = ramp(&[1, 3, 4], 0.0);
+        let w = f(&[2, 1, 2], &[1.0; 4]);
+        let node = test_node("Conv", 2, 1, vec![("group", Attr::Int(2))]);
+        let e = run_op(&node, 13, &[Some(&x), Some(&w)]).err().unwrap();
+        assert!(format!("{e:?}").contains("group"));
+    }
+}

@@ -1,6 +1,334 @@
-//! Reference ops: linalg family (see the module docs of `reference`).
+//! Reference ops: matrix products (Gemm, MatMul).
+//!
+//! These dominate the run time of real models, so the float path hands each
+//! 2-D product to ndarray's `dot` on f64 views (a blocked GEMM) while the
+//! surrounding semantics — transposes, alpha/beta, C broadcasting, numpy's
+//! 1-D promotion and batch broadcasting — are spelled out here. Integer
+//! products use a plain wrapping loop in the input's fixed-width type.
 
+use ndarray::{Array2, ArrayD, ArrayView2, Axis, Ix2, Ix3, IxDyn};
+
+use super::elementwise::{by_int, Arith, IntElem};
+use super::shape::{arr, float_to, wide_ints};
+use super::util::broadcast_shape;
 use super::RefTensor;
-use crate::backend::interp::OpRegistry;
+use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpRegistry, OpResult};
+use crate::tensor::{Element, Tensor};
 
-pub fn register(_r: &mut OpRegistry<RefTensor>) {}
+const SPEC: &[Coverage] = &[Coverage {
+    when: "all attributes",
+    label: Label::Spec,
+}];
+
+pub fn register(r: &mut OpRegistry<RefTensor>) {
+    r.op(
+        "Gemm",
+        gemm,
+        "https://onnx.ai/onnx/operators/onnx__Gemm.html",
+        SPEC,
+    );
+    r.op(
+        "MatMul",
+        matmul,
+        "https://onnx.ai/onnx/operators/onnx__MatMul.html",
+        SPEC,
+    );
+}
+
+/// a·b on fixed-width integers, wrapping.
+fn int_mm<T: IntElem>(a: ArrayView2<T>, b: ArrayView2<T>) -> Array2<T> {
+    let (m, k) = a.dim();
+    let n = b.dim().1;
+    Array2::from_shape_fn((m, n), |(i, j)| {
+        (0..k).fold(T::narrow(0), |acc, p| {
+            acc.arith(
+                Arith::Add,
+                a[[i, p]].arith(Arith::Mul, b[[p, j]]).expect("no division"),
+            )
+            .expect("no division")
+        })
+    })
+}
+
+fn f64_mm(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Array2<f64> {
+    a.dot(&b)
+}
+
+/// Contents with a new shape, contiguous.
+fn reshape3<T: Clone>(a: &ArrayD<T>, shape: [usize; 3]) -> ndarray::Array3<T> {
+    ArrayD::from_shape_vec(IxDyn(&shape), a.iter().cloned().collect())
+        .expect("count matches")
+        .into_dimensionality::<Ix3>()
+        .expect("rank 3")
+}
+
+/// numpy matmul: 1-D operands promoted (and the added dim removed), batch dims broadcast.
+fn matmul_nd<T: Clone>(
+    ctx: &OpCtx,
+    a: &ArrayD<T>,
+    b: &ArrayD<T>,
+    mm: impl Fn(ArrayView2<T>, ArrayView2<T>) -> Array2<T>,
+) -> OpResult<ArrayD<T>> {
+    let (ra, rb) = (a.ndim(), b.ndim());
+    if ra == 0 || rb == 0 {
+        return Err(ctx.fail("MatMul inputs `A` and `B` must have rank >= 1"));
+    }
+    let ash: Vec<usize> = if ra == 1 {
+        vec![1, a.len()]
+    } else {
+        a.shape().to_vec()
+    };
+    let bsh: Vec<usize> = if rb == 1 {
+        vec![b.len(), 1]
+    } else {
+        b.shape().to_vec()
+    };
+    let (m, k) = (ash[ash.len() - 2], ash[ash.len() - 1]);
+    let (k2, n) = (bsh[bsh.len() - 2], bsh[bsh.len() - 1]);
+    if k != k2 {
+        return Err(ctx.fail(format!(
+            "MatMul: `A` {:?} and `B` {:?} have inner dims {k} and {k2}",
+            a.shape(),
+            b.shape()
+        )));
+    }
+    let (abatch, bbatch) = (&ash[..ash.len() - 2], &bsh[..bsh.len() - 2]);
+    let batch = broadcast_shape(abatch, bbatch).map_err(|_| {
+        ctx.fail(format!(
+            "MatMul: batch dims of `A` {:?} and `B` {:?} do not broadcast",
+            a.shape(),
+            b.shape()
+        ))
+    })?;
+    let a3 = reshape3(a, [abatch.iter().product(), m, k]);
+    let b3 = reshape3(b, [bbatch.iter().product(), k, n]);
+    let nb: usize = batch.iter().product();
+    // flat batch index in an operand whose batch dims are right-aligned to `batch`
+    let source = |dims: &[usize], mut bi: usize| {
+        let (mut idx, mut stride) = (0, 1);
+        for (pos, &d) in batch.iter().enumerate().rev() {
+            let i = bi % d;
+            bi /= d;
+            let off = batch.len() - dims.len();
+            if pos >= off {
+                let od = dims[pos - off];
+                if od != 1 {
+                    idx += i * stride;
+                }
+                stride *= od;
+            }
+        }
+        idx
+    };
+    let mut out = Vec::with_capacity(nb * m * n);
+    for bi in 0..nb {
+        let p = mm(
+            a3.index_axis(Axis(0), source(abatch, bi)),
+            b3.index_axis(Axis(0), source(bbatch, bi)),
+        );
+        out.extend(p.iter().cloned());
+    }
+    let mut shape = batch.clone();
+    if ra > 1 {
+        shape.push(m);
+    }
+    if rb > 1 {
+        shape.push(n);
+    }
+    Ok(ArrayD::from_shape_vec(IxDyn(&shape), out).expect("count matches"))
+}
+
+/// MatMul-1/9/13: numpy `matmul` (1-D promotion, broadcast batch dims).
+fn matmul(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
+    let (a, b) = (ctx.input(x, 0)?, ctx.input(x, 1)?);
+    let out = match (&a.data, &b.data) {
+        (Tensor::F64(p), Tensor::F64(q)) => Tensor::F64(matmul_nd(ctx, p, q, f64_mm)?),
+        (p, q) if p.dtype() == q.dtype() => {
+            by_int!(p.dtype(), T => T::wrap(matmul_nd(ctx, arr::<T>(p), arr::<T>(q), int_mm::<T>)?),
+            _ => return Err(ctx.fail(format!("MatMul of {}", a.dtype))))
+        }
+        _ => {
+            return Err(ctx.fail(format!(
+                "MatMul: inputs `A` ({}) and `B` ({}) must share a dtype",
+                a.dtype, b.dtype
+            )))
+        }
+    };
+    Ok(Lowered::one(RefTensor::like(a, out), How::Spec))
+}
+
+/// A 2-D view of a Gemm operand, transposed when asked.
+fn mat<'a, T>(
+    ctx: &OpCtx,
+    a: &'a ArrayD<T>,
+    name: &str,
+    trans: bool,
+) -> OpResult<ArrayView2<'a, T>> {
+    let v = a.view().into_dimensionality::<Ix2>().map_err(|_| {
+        ctx.fail(format!(
+            "input `{name}` must be 2-D, has shape {:?}",
+            a.shape()
+        ))
+    })?;
+    Ok(if trans { v.reversed_axes() } else { v })
+}
+
+/// Gemm-7/9/11/13: Y = alpha·A'·B' + beta·C, A' = transA ? Aᵀ : A (same for B),
+/// C optional (11+) and unidirectionally broadcast to (M, N). Integer inputs
+/// multiply exactly (wrapping); alpha/beta other than 1 then go through f64
+/// and back with Cast's float→int rule.
+fn gemm(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
+    let (a, b) = (ctx.input(x, 0)?, ctx.input(x, 1)?);
+    let c = x.get(2).copied().flatten();
+    let (ta, tb) = (ctx.int("transA", 0)? != 0, ctx.int("transB", 0)? != 0);
+    let (alpha, beta) = (
+        ctx.float("alpha", 1.0)? as f64,
+        ctx.float("beta", 1.0)? as f64,
+    );
+    if a.data.dtype() != b.data.dtype() || c.is_some_and(|c| c.data.dtype() != a.data.dtype()) {
+        return Err(ctx.fail(format!(
+            "Gemm: inputs `A` ({}), `B` ({}) and `C` must share a dtype",
+            a.dtype, b.dtype
+        )));
+    }
+    let check = |(m, k): (usize, usize), (k2, n): (usize, usize)| -> OpResult<(usize, usize)> {
+        if k != k2 {
+            return Err(ctx.fail(format!(
+                "Gemm: A' is {m}x{k} but B' is {k2}x{n} (transA={ta}, transB={tb})"
+            )));
+        }
+        Ok((m, n))
+    };
+    let c_full = |m: usize, n: usize| -> OpResult<Option<ArrayD<f64>>> {
+        let Some(c) = c else { return Ok(None) };
+        let cv: ArrayD<f64> = match &c.data {
+            Tensor::F64(v) => v.clone(),
+            t => wide_ints(t).expect("int").mapv(|v| v as f64),
+        };
+        let full = cv.broadcast(IxDyn(&[m, n])).ok_or_else(|| {
+            ctx.fail(format!(
+                "input `C` of shape {:?} does not broadcast to ({m}, {n})",
+                c.shape()
+            ))
+        })?;
+        Ok(Some(full.to_owned()))
+    };
+    let out = match (&a.data, &b.data) {
+        (Tensor::F64(p), Tensor::F64(q)) => {
+            let (am, bm) = (mat(ctx, p, "A", ta)?, mat(ctx, q, "B", tb)?);
+            let (m, n) = check(am.dim(), bm.dim())?;
+            let mut y = am.dot(&bm).into_dyn();
+            y.mapv_inplace(|v| alpha * v);
+            if let Some(cf) = c_full(m, n)? {
+                y.zip_mut_with(&cf, |y, &c| *y += beta * c);
+            }
+            Tensor::F64(y)
+        }
+        (p, q) => by_int!(p.dtype(), T => {
+            let (am, bm) = (mat(ctx, arr::<T>(p), "A", ta)?, mat(ctx, arr::<T>(q), "B", tb)?);
+            let (m, n) = check(am.dim(), bm.dim())?;
+            let prod = int_mm::<T>(am, bm).into_dyn();
+            match c {
+                Some(ct) if alpha == 1.0 && beta == 1.0 => {
+                    c_full(m, n)?;
+                    let cv = arr::<T>(&ct.data).broadcast(IxDyn(&[m, n])).expect("checked");
+                    let mut y = prod;
+                    y.zip_mut_with(&cv, |y, &c| *y = y.arith(Arith::Add, c).expect("no division"));
+                    T::wrap(y)
+                }
+                None if alpha == 1.0 => T::wrap(prod),
+                _ => {
+                    let mut y = prod.mapv(|v| alpha * v.wide() as f64);
+                    if let Some(cf) = c_full(m, n)? {
+                        y.zip_mut_with(&cf, |y, &c| *y += beta * c);
+                    }
+                    float_to(&y, p.dtype())
+                }
+            }
+        }, _ => return Err(ctx.fail(format!("Gemm of {}", a.dtype)))),
+    };
+    Ok(Lowered::one(RefTensor::like(a, out), How::Spec))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::run_op;
+    use super::super::util::{f, i, test_node};
+    use super::*;
+    use crate::graph::Attr;
+
+    fn run(op: &str, attrs: Vec<(&str, Attr)>, ins: &[Option<&RefTensor>]) -> RefTensor {
+        let node = test_node(op, ins.len(), 1, attrs);
+        run_op(&node, 13, ins).unwrap().remove(0).unwrap()
+    }
+
+    #[test]
+    fn gemm_transposes_and_broadcast_c() {
+        // A stored as (K=2, M=3) with transA, B stored as (N=2, K=2) with transB
+        let a = f(&[2, 3], &[1., 2., 3., 4., 5., 6.]); // Aᵀ = [[1,4],[2,5],[3,6]]
+        let b = f(&[2, 2], &[1., 0., 1., 1.]); // Bᵀ = [[1,1],[0,1]]
+        let c = f(&[2], &[10., 20.]);
+        let attrs = vec![
+            ("transA", Attr::Int(1)),
+            ("transB", Attr::Int(1)),
+            ("alpha", Attr::Float(2.0)),
+            ("beta", Attr::Float(0.5)),
+        ];
+        let y = run("Gemm", attrs, &[Some(&a), Some(&b), Some(&c)]);
+        // Aᵀ·Bᵀ = [[1,5],[2,7],[3,9]]; *2 + [5,10]
+        assert_eq!(y.shape(), &[3, 2]);
+        assert_eq!(y.data.to_f64_vec(), vec![7., 20., 9., 24., 11., 28.]);
+        let y = run(
+            "Gemm",
+            vec![],
+            &[
+                Some(&i(&[1, 2], &[2, 3])),
+                Some(&i(&[2, 1], &[4, 5])),
+                Some(&i(&[], &[1])),
+            ],
+        );
+        assert_eq!(y.data, Tensor::I64(ArrayD::from_elem(IxDyn(&[1, 1]), 24)));
+        let node = test_node("Gemm", 2, 1, vec![]);
+        assert!(run_op(&node, 13, &[Some(&a), Some(&b)]).is_err());
+    }
+
+    #[test]
+    fn matmul_1d_and_batched_broadcast() {
+        let v = f(&[2], &[1., 2.]);
+        let m = f(&[2, 3], &[1., 2., 3., 4., 5., 6.]);
+        let y = run("MatMul", vec![], &[Some(&v), Some(&m)]);
+        assert_eq!(
+            (y.shape(), y.data.to_f64_vec()),
+            (&[3usize][..], vec![9., 12., 15.])
+        );
+        let w = f(&[3], &[1., 0., -1.]);
+        let y = run("MatMul", vec![], &[Some(&m), Some(&w)]);
+        assert_eq!(
+            (y.shape(), y.data.to_f64_vec()),
+            (&[2usize][..], vec![-2., -2.])
+        );
+        assert_eq!(
+            run("MatMul", vec![], &[Some(&w), Some(&w)])
+                .data
+                .to_f64_vec(),
+            vec![2.]
+        );
+        // (2,1,1,2) x (3,2,1) -> (2,3,1,1)
+        let a = f(&[2, 1, 1, 2], &[1., 1., 10., 0.]);
+        let b = f(&[3, 2, 1], &[1., 2., 3., 4., 5., 6.]);
+        let y = run("MatMul", vec![], &[Some(&a), Some(&b)]);
+        assert_eq!(y.shape(), &[2, 3, 1, 1]);
+        assert_eq!(y.data.to_f64_vec(), vec![3., 7., 11., 10., 30., 50.]);
+        let yi = run(
+            "MatMul",
+            vec![],
+            &[
+                Some(&i(&[1, 2], &[i64::MAX, 1])),
+                Some(&i(&[2, 1], &[2, 2])),
+            ],
+        );
+        assert_eq!(yi.data.to_f64_vec(), vec![0.]); // 2*MAX wraps to -2, +2 = 0
+        let node = test_node("MatMul", 2, 1, vec![]);
+        assert!(run_op(&node, 13, &[Some(&m), Some(&m)]).is_err());
+    }
+}
