@@ -10,6 +10,7 @@ pub mod cli;
 pub mod coverage;
 pub mod diff;
 pub mod graph;
+pub mod matrix;
 pub mod onnx;
 pub mod report;
 pub mod run;
