@@ -151,6 +151,11 @@ pub trait Session {
 /// Backend names in the order reports show them.
 pub const ALL_BACKENDS: [&str; 4] = ["ort", "tch", "candle", "reference"];
 
+#[allow(dead_code)]
+fn compiled_out(engine: &'static str) -> EngineError {
+    EngineError::Missing { engine, why: format!("this xdiff was built without the `{engine}-backend` cargo feature") }
+}
+
 /// Creates an engine by lane name. Backends compiled out report why.
 pub fn engine(name: &str) -> Result<Box<dyn Engine>, EngineError> {
     match name {
@@ -160,10 +165,10 @@ pub fn engine(name: &str) -> Result<Box<dyn Engine>, EngineError> {
         "tch" => Ok(Box::new(crate::backend::libtorch::TchEngine)),
         #[cfg(feature = "candle-backend")]
         "candle" => Ok(Box::new(crate::backend::candle::CandleEngine)),
-        "tch" | "candle" => Err(EngineError::Missing {
-            engine: if name == "tch" { "tch" } else { "candle" },
-            why: format!("this xdiff was built without the `{name}-backend` cargo feature"),
-        }),
+        #[cfg(not(feature = "tch-backend"))]
+        "tch" => Err(compiled_out("tch")),
+        #[cfg(not(feature = "candle-backend"))]
+        "candle" => Err(compiled_out("candle")),
         other => Err(EngineError::Failed {
             engine: "xdiff",
             why: format!("unknown backend `{other}` (expected one of ort, tch, candle, reference)"),

@@ -113,7 +113,7 @@ impl Expectation {
         self.backend == backend
             && self.node.as_deref().is_none_or(|n| n == node)
             && self.op.as_deref().is_none_or(|o| o == op)
-            && self.when.iter().all(|(k, v)| params.get(k) == Some(v))
+            && self.when.iter().all(|(k, v)| params.get(k).is_some_and(|p| p == v || show_value(p) == show_value(v)))
     }
 }
 
