@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::backend::{Device, ALL_BACKENDS};
 
 #[derive(Debug, Parser)]
-#[command(name = "xdiff", version, about = "Diff one ONNX graph node by node across ONNX Runtime, libtorch, candle and a float64 reference")]
+#[command(
+    name = "xdiff",
+    version,
+    about = "Diff one ONNX graph node by node across ONNX Runtime, libtorch, candle and a float64 reference"
+)]
 pub struct Args {
     #[command(subcommand)]
     pub command: Command,
@@ -26,8 +30,14 @@ pub enum Command {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
+    /// A table for the terminal.
     Text,
+    /// The full report (docs/report-json.md).
     Json,
+    /// A pull-request comment.
+    Markdown,
+    /// JUnit XML: one test case per case variant × lane.
+    Junit,
 }
 
 #[derive(Debug, clap::Args)]
@@ -44,7 +54,8 @@ pub struct RunArgs {
     /// Report format on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Also write every report format (report.json, report.txt) into this directory.
+    /// Also write every report format into this directory: report.json,
+    /// report.txt, report.md, junit.xml, matrix.json, matrix.md.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Show every node and lane, not only the ones that matter.
@@ -69,14 +80,25 @@ impl RunArgs {
         if let Some(bs) = &self.backends {
             for b in bs {
                 if !ALL_BACKENDS.contains(&b.as_str()) {
-                    return Err(format!("--backends: unknown backend `{b}` (expected ort, tch, candle, reference)"));
+                    return Err(format!(
+                        "--backends: unknown backend `{b}` (expected ort, tch, candle, reference)"
+                    ));
                 }
             }
         }
         let device = match &self.device {
             None => None,
-            Some(d) => Some(Device::parse(d).ok_or_else(|| format!("--device: `{d}` is not a device (expected cpu or cuda:N)"))?),
+            Some(d) => Some(Device::parse(d).ok_or_else(|| {
+                format!("--device: `{d}` is not a device (expected cpu or cuda:N)")
+            })?),
         };
-        Ok(RunConfig { paths: self.paths, backends: self.backends, device, format: self.format, out: self.out, all: self.all })
+        Ok(RunConfig {
+            paths: self.paths,
+            backends: self.backends,
+            device,
+            format: self.format,
+            out: self.out,
+            all: self.all,
+        })
     }
 }

@@ -58,8 +58,16 @@ impl Comparison {
 
 fn ulp_f32(a: f64, b: f64) -> u64 {
     let (x, y) = (a as f32, b as f32);
-    let ox = if x.is_sign_negative() { -(x.abs().to_bits() as i64) } else { x.to_bits() as i64 };
-    let oy = if y.is_sign_negative() { -(y.abs().to_bits() as i64) } else { y.to_bits() as i64 };
+    let ox = if x.is_sign_negative() {
+        -(x.abs().to_bits() as i64)
+    } else {
+        x.to_bits() as i64
+    };
+    let oy = if y.is_sign_negative() {
+        -(y.abs().to_bits() as i64)
+    } else {
+        y.to_bits() as i64
+    };
     ox.abs_diff(oy)
 }
 
@@ -166,10 +174,16 @@ fn stream<A: Element, B: Element>(a: &ndarray::ArrayD<A>, b: &ndarray::ArrayD<B>
 /// reference's, whose ONNX dtype is `want_dtype`) under `tol`.
 pub fn compare(got: &Tensor, want: &Tensor, want_dtype: DType, tol: Tolerance) -> Comparison {
     if got.shape() != want.shape() {
-        return Comparison::ShapeMismatch { got: got.shape().to_vec(), want: want.shape().to_vec() };
+        return Comparison::ShapeMismatch {
+            got: got.shape().to_vec(),
+            want: want.shape().to_vec(),
+        };
     }
     if got.dtype() != want_dtype {
-        return Comparison::DtypeMismatch { got: got.dtype(), want: want_dtype };
+        return Comparison::DtypeMismatch {
+            got: got.dtype(),
+            want: want_dtype,
+        };
     }
     let count = got.len();
     let mut acc = Acc {
@@ -196,7 +210,11 @@ pub fn compare(got: &Tensor, want: &Tensor, want_dtype: DType, tol: Tolerance) -
     };
     crate::with_array!(got, a => crate::with_array!(want, b => stream(a, b, &mut acc)));
     let mut m = acc.m;
-    m.mismatch_fraction = if count == 0 { 0.0 } else { m.mismatches as f64 / count as f64 };
+    m.mismatch_fraction = if count == 0 {
+        0.0
+    } else {
+        m.mismatches as f64 / count as f64
+    };
     m.cosine = if acc.na == 0.0 && acc.nb == 0.0 {
         1.0
     } else if acc.na == 0.0 || acc.nb == 0.0 {
@@ -211,7 +229,10 @@ pub fn compare(got: &Tensor, want: &Tensor, want_dtype: DType, tol: Tolerance) -
 mod tests {
     use super::*;
 
-    const T: Tolerance = Tolerance { atol: 1e-5, rtol: 1e-4 };
+    const T: Tolerance = Tolerance {
+        atol: 1e-5,
+        rtol: 1e-4,
+    };
 
     #[test]
     fn identical_is_ok_with_zero_ulp() {
@@ -250,15 +271,24 @@ mod tests {
         let a = Tensor::from_f64(DType::F32, &[3], &[f64::NAN, f64::INFINITY, f64::NAN]);
         let r = Tensor::from_f64(DType::F64, &[3], &[1.0, f64::NEG_INFINITY, f64::NAN]);
         let m = compare(&a, &r, DType::F32, T).metrics().unwrap().clone();
-        assert_eq!((m.nan_mismatches, m.inf_mismatches, m.mismatches), (1, 1, 2));
+        assert_eq!(
+            (m.nan_mismatches, m.inf_mismatches, m.mismatches),
+            (1, 1, 2)
+        );
     }
 
     #[test]
     fn shape_and_dtype_mismatch() {
         let a = Tensor::from_f64(DType::F32, &[2], &[0.0, 0.0]);
         let r = Tensor::from_f64(DType::F64, &[3], &[0.0, 0.0, 0.0]);
-        assert!(matches!(compare(&a, &r, DType::F32, T), Comparison::ShapeMismatch { .. }));
+        assert!(matches!(
+            compare(&a, &r, DType::F32, T),
+            Comparison::ShapeMismatch { .. }
+        ));
         let r2 = Tensor::from_f64(DType::F64, &[2], &[0.0, 0.0]);
-        assert!(matches!(compare(&a, &r2, DType::F16, T), Comparison::DtypeMismatch { .. }));
+        assert!(matches!(
+            compare(&a, &r2, DType::F16, T),
+            Comparison::DtypeMismatch { .. }
+        ));
     }
 }

@@ -100,9 +100,18 @@ pub enum GraphError {
     #[error("initializer `{name}`: {source}")]
     Initializer { name: String, source: TensorError },
     #[error("node `{node}` ({op}): attribute `{attr}`: {what}")]
-    Attribute { node: String, op: String, attr: String, what: String },
+    Attribute {
+        node: String,
+        op: String,
+        attr: String,
+        what: String,
+    },
     #[error("node `{node}` ({op}) reads `{value}`, which no node, input or initializer produces")]
-    Undefined { node: String, op: String, value: String },
+    Undefined {
+        node: String,
+        op: String,
+        value: String,
+    },
     #[error("value `{0}` is produced twice")]
     Duplicate(String),
     #[error("the graph has a cycle through node `{0}`")]
@@ -129,8 +138,10 @@ impl Graph {
         let g = model.graph.as_mut().ok_or(GraphError::NoGraph)?;
         let mut initializers = BTreeMap::new();
         for t in &g.initializer {
-            let tensor = Tensor::from_proto(t)
-                .map_err(|source| GraphError::Initializer { name: t.name.clone(), source })?;
+            let tensor = Tensor::from_proto(t).map_err(|source| GraphError::Initializer {
+                name: t.name.clone(),
+                source,
+            })?;
             initializers.insert(t.name.clone(), tensor);
         }
         let inputs = g
@@ -139,7 +150,11 @@ impl Graph {
             .filter(|v| !initializers.contains_key(&v.name))
             .map(value_info)
             .collect::<Result<Vec<_>, _>>()?;
-        let outputs = g.output.iter().map(value_info).collect::<Result<Vec<_>, _>>()?;
+        let outputs = g
+            .output
+            .iter()
+            .map(value_info)
+            .collect::<Result<Vec<_>, _>>()?;
         let order = topo_order(g, &inputs, &initializers)?;
         let sorted: Vec<onnx::NodeProto> = order.iter().map(|&i| g.node[i].clone()).collect();
         g.node = sorted;
@@ -171,7 +186,9 @@ impl Graph {
 
     /// The node that produces `value`, if any.
     pub fn producer(&self, value: &str) -> Option<&Node> {
-        self.nodes.iter().find(|n| n.outputs.iter().any(|o| o == value))
+        self.nodes
+            .iter()
+            .find(|n| n.outputs.iter().any(|o| o == value))
     }
 
     /// Serializes the model (with any edits made to `self.model`).
@@ -197,27 +214,41 @@ fn value_info(v: &onnx::ValueInfoProto) -> Result<ValueInfo, GraphError> {
     use onnx::type_proto::Value;
     let tensor = match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
         Some(Value::TensorType(t)) => t,
-        _ => return Ok(ValueInfo { name: v.name.clone(), dtype: None, shape: None }),
+        _ => {
+            return Ok(ValueInfo {
+                name: v.name.clone(),
+                dtype: None,
+                shape: None,
+            })
+        }
     };
     let dtype = if tensor.elem_type == 0 {
         None
     } else {
-        Some(DType::from_onnx(tensor.elem_type).ok_or(GraphError::InputType {
-            name: v.name.clone(),
-            code: tensor.elem_type,
-        })?)
+        Some(
+            DType::from_onnx(tensor.elem_type).ok_or(GraphError::InputType {
+                name: v.name.clone(),
+                code: tensor.elem_type,
+            })?,
+        )
     };
     let shape = tensor.shape.as_ref().map(|s| {
         s.dim
             .iter()
             .map(|d| match &d.value {
                 Some(onnx::dimension::Value::DimValue(n)) if *n >= 0 => Dim::Fixed(*n as usize),
-                Some(onnx::dimension::Value::DimParam(p)) if !p.is_empty() => Dim::Symbolic(p.clone()),
+                Some(onnx::dimension::Value::DimParam(p)) if !p.is_empty() => {
+                    Dim::Symbolic(p.clone())
+                }
                 _ => Dim::Unknown,
             })
             .collect()
     });
-    Ok(ValueInfo { name: v.name.clone(), dtype, shape })
+    Ok(ValueInfo {
+        name: v.name.clone(),
+        dtype,
+        shape,
+    })
 }
 
 /// Kahn's algorithm, stable with respect to the file's node order.
@@ -266,7 +297,9 @@ fn topo_order(
             }
         }
         if order.len() == before {
-            let stuck = (0..g.node.len()).find(|&i| !done[i]).expect("some node left");
+            let stuck = (0..g.node.len())
+                .find(|&i| !done[i])
+                .expect("some node left");
             return Err(GraphError::Cycle(display_name(&g.node[stuck], stuck)));
         }
     }
@@ -284,10 +317,16 @@ fn display_name(n: &onnx::NodeProto, i: usize) -> String {
 fn node(index: usize, n: &onnx::NodeProto) -> Result<Node, GraphError> {
     let name = display_name(n, index);
     if !(n.domain.is_empty() || n.domain == "ai.onnx") {
-        return Err(GraphError::Domain { node: name, domain: n.domain.clone() });
+        return Err(GraphError::Domain {
+            node: name,
+            domain: n.domain.clone(),
+        });
     }
     if !ONNX_OPS.contains(&n.op_type.as_str()) {
-        return Err(GraphError::UnknownOp { node: name, op: n.op_type.clone() });
+        return Err(GraphError::UnknownOp {
+            node: name,
+            op: n.op_type.clone(),
+        });
     }
     let mut attrs = BTreeMap::new();
     for a in &n.attribute {
@@ -324,7 +363,12 @@ fn attr(a: &onnx::AttributeProto) -> Result<Attr, String> {
         at::STRING => Attr::String(utf8(&a.s)?),
         at::INTS => Attr::Ints(a.ints.clone()),
         at::FLOATS => Attr::Floats(a.floats.clone()),
-        at::STRINGS => Attr::Strings(a.strings.iter().map(|s| utf8(s)).collect::<Result<_, _>>()?),
+        at::STRINGS => Attr::Strings(
+            a.strings
+                .iter()
+                .map(|s| utf8(s))
+                .collect::<Result<_, _>>()?,
+        ),
         at::TENSOR => {
             let t = a.t.as_ref().ok_or("TENSOR attribute without a tensor")?;
             Attr::Tensor(Tensor::from_proto(t).map_err(|e| e.to_string())?)
@@ -341,32 +385,202 @@ fn attr(a: &onnx::AttributeProto) -> Result<Attr, String> {
 /// Every operator of the default ONNX domain (onnx 1.19.1, all opsets),
 /// generated with `onnx.defs.get_all_schemas_with_history()`.
 pub const ONNX_OPS: &[&str] = &[
-    "Abs", "Acos", "Acosh", "Add", "AffineGrid", "And", "ArgMax", "ArgMin", "Asin", "Asinh",
-    "Atan", "Atanh", "Attention", "AveragePool", "BatchNormalization", "Bernoulli", "BitShift",
-    "BitwiseAnd", "BitwiseNot", "BitwiseOr", "BitwiseXor", "BlackmanWindow", "Cast", "CastLike",
-    "Ceil", "Celu", "CenterCropPad", "Clip", "Col2Im", "Compress", "Concat", "ConcatFromSequence",
-    "Constant", "ConstantOfShape", "Conv", "ConvInteger", "ConvTranspose", "Cos", "Cosh",
-    "CumSum", "DFT", "DeformConv", "DepthToSpace", "DequantizeLinear", "Det", "Div", "Dropout",
-    "DynamicQuantizeLinear", "Einsum", "Elu", "Equal", "Erf", "Exp", "Expand", "EyeLike",
-    "Flatten", "Floor", "GRU", "Gather", "GatherElements", "GatherND", "Gelu", "Gemm",
-    "GlobalAveragePool", "GlobalLpPool", "GlobalMaxPool", "Greater", "GreaterOrEqual",
-    "GridSample", "GroupNormalization", "HammingWindow", "HannWindow", "HardSigmoid", "HardSwish",
-    "Hardmax", "Identity", "If", "ImageDecoder", "InstanceNormalization", "IsInf", "IsNaN", "LRN",
-    "LSTM", "LayerNormalization", "LeakyRelu", "Less", "LessOrEqual", "Log", "LogSoftmax", "Loop",
-    "LpNormalization", "LpPool", "MatMul", "MatMulInteger", "Max", "MaxPool", "MaxRoiPool",
-    "MaxUnpool", "Mean", "MeanVarianceNormalization", "MelWeightMatrix", "Min", "Mish", "Mod",
-    "Mul", "Multinomial", "Neg", "NegativeLogLikelihoodLoss", "NonMaxSuppression", "NonZero",
-    "Not", "OneHot", "Optional", "OptionalGetElement", "OptionalHasElement", "Or", "PRelu", "Pad",
-    "Pow", "QLinearConv", "QLinearMatMul", "QuantizeLinear", "RMSNormalization", "RNN",
-    "RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Range",
-    "Reciprocal", "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax",
-    "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare", "RegexFullMatch",
-    "Relu", "Reshape", "Resize", "ReverseSequence", "RoiAlign", "RotaryEmbedding", "Round",
-    "STFT", "Scan", "Scatter", "ScatterElements", "ScatterND", "Selu", "SequenceAt",
-    "SequenceConstruct", "SequenceEmpty", "SequenceErase", "SequenceInsert", "SequenceLength",
-    "SequenceMap", "Shape", "Shrink", "Sigmoid", "Sign", "Sin", "Sinh", "Size", "Slice",
-    "Softmax", "SoftmaxCrossEntropyLoss", "Softplus", "Softsign", "SpaceToDepth", "Split",
-    "SplitToSequence", "Sqrt", "Squeeze", "StringConcat", "StringNormalizer", "StringSplit",
-    "Sub", "Sum", "Swish", "Tan", "Tanh", "TensorScatter", "TfIdfVectorizer", "ThresholdedRelu",
-    "Tile", "TopK", "Transpose", "Trilu", "Unique", "Unsqueeze", "Upsample", "Where", "Xor",
+    "Abs",
+    "Acos",
+    "Acosh",
+    "Add",
+    "AffineGrid",
+    "And",
+    "ArgMax",
+    "ArgMin",
+    "Asin",
+    "Asinh",
+    "Atan",
+    "Atanh",
+    "Attention",
+    "AveragePool",
+    "BatchNormalization",
+    "Bernoulli",
+    "BitShift",
+    "BitwiseAnd",
+    "BitwiseNot",
+    "BitwiseOr",
+    "BitwiseXor",
+    "BlackmanWindow",
+    "Cast",
+    "CastLike",
+    "Ceil",
+    "Celu",
+    "CenterCropPad",
+    "Clip",
+    "Col2Im",
+    "Compress",
+    "Concat",
+    "ConcatFromSequence",
+    "Constant",
+    "ConstantOfShape",
+    "Conv",
+    "ConvInteger",
+    "ConvTranspose",
+    "Cos",
+    "Cosh",
+    "CumSum",
+    "DFT",
+    "DeformConv",
+    "DepthToSpace",
+    "DequantizeLinear",
+    "Det",
+    "Div",
+    "Dropout",
+    "DynamicQuantizeLinear",
+    "Einsum",
+    "Elu",
+    "Equal",
+    "Erf",
+    "Exp",
+    "Expand",
+    "EyeLike",
+    "Flatten",
+    "Floor",
+    "GRU",
+    "Gather",
+    "GatherElements",
+    "GatherND",
+    "Gelu",
+    "Gemm",
+    "GlobalAveragePool",
+    "GlobalLpPool",
+    "GlobalMaxPool",
+    "Greater",
+    "GreaterOrEqual",
+    "GridSample",
+    "GroupNormalization",
+    "HammingWindow",
+    "HannWindow",
+    "HardSigmoid",
+    "HardSwish",
+    "Hardmax",
+    "Identity",
+    "If",
+    "ImageDecoder",
+    "InstanceNormalization",
+    "IsInf",
+    "IsNaN",
+    "LRN",
+    "LSTM",
+    "LayerNormalization",
+    "LeakyRelu",
+    "Less",
+    "LessOrEqual",
+    "Log",
+    "LogSoftmax",
+    "Loop",
+    "LpNormalization",
+    "LpPool",
+    "MatMul",
+    "MatMulInteger",
+    "Max",
+    "MaxPool",
+    "MaxRoiPool",
+    "MaxUnpool",
+    "Mean",
+    "MeanVarianceNormalization",
+    "MelWeightMatrix",
+    "Min",
+    "Mish",
+    "Mod",
+    "Mul",
+    "Multinomial",
+    "Neg",
+    "NegativeLogLikelihoodLoss",
+    "NonMaxSuppression",
+    "NonZero",
+    "Not",
+    "OneHot",
+    "Optional",
+    "OptionalGetElement",
+    "OptionalHasElement",
+    "Or",
+    "PRelu",
+    "Pad",
+    "Pow",
+    "QLinearConv",
+    "QLinearMatMul",
+    "QuantizeLinear",
+    "RMSNormalization",
+    "RNN",
+    "RandomNormal",
+    "RandomNormalLike",
+    "RandomUniform",
+    "RandomUniformLike",
+    "Range",
+    "Reciprocal",
+    "ReduceL1",
+    "ReduceL2",
+    "ReduceLogSum",
+    "ReduceLogSumExp",
+    "ReduceMax",
+    "ReduceMean",
+    "ReduceMin",
+    "ReduceProd",
+    "ReduceSum",
+    "ReduceSumSquare",
+    "RegexFullMatch",
+    "Relu",
+    "Reshape",
+    "Resize",
+    "ReverseSequence",
+    "RoiAlign",
+    "RotaryEmbedding",
+    "Round",
+    "STFT",
+    "Scan",
+    "Scatter",
+    "ScatterElements",
+    "ScatterND",
+    "Selu",
+    "SequenceAt",
+    "SequenceConstruct",
+    "SequenceEmpty",
+    "SequenceErase",
+    "SequenceInsert",
+    "SequenceLength",
+    "SequenceMap",
+    "Shape",
+    "Shrink",
+    "Sigmoid",
+    "Sign",
+    "Sin",
+    "Sinh",
+    "Size",
+    "Slice",
+    "Softmax",
+    "SoftmaxCrossEntropyLoss",
+    "Softplus",
+    "Softsign",
+    "SpaceToDepth",
+    "Split",
+    "SplitToSequence",
+    "Sqrt",
+    "Squeeze",
+    "StringConcat",
+    "StringNormalizer",
+    "StringSplit",
+    "Sub",
+    "Sum",
+    "Swish",
+    "Tan",
+    "Tanh",
+    "TensorScatter",
+    "TfIdfVectorizer",
+    "ThresholdedRelu",
+    "Tile",
+    "TopK",
+    "Transpose",
+    "Trilu",
+    "Unique",
+    "Unsqueeze",
+    "Upsample",
+    "Where",
+    "Xor",
 ];

@@ -9,6 +9,7 @@ pub mod case;
 pub mod cli;
 pub mod coverage;
 pub mod diff;
+pub mod fingerprint;
 pub mod graph;
 pub mod matrix;
 pub mod onnx;

@@ -18,7 +18,10 @@ fn main() -> ExitCode {
         }
     };
     let result = match args.command {
-        Command::Run(r) => r.resolve().map_err(anyhow::Error::msg).and_then(|cfg| xdiff::app::run(&cfg)),
+        Command::Run(r) => r
+            .resolve()
+            .map_err(anyhow::Error::msg)
+            .and_then(|cfg| xdiff::app::run(&cfg)),
         Command::Backends => {
             println!("{}", xdiff::case::default_backends().join(","));
             Ok(true)

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
+use crate::backend::reference::RefTensor;
 use crate::backend::{self, EngineError, NodeStatus, Trace};
 use crate::case::{Case, Declared, Tolerance};
 use crate::diff::{self, Comparison};
@@ -71,6 +72,9 @@ pub struct LaneResult {
     pub declared: Option<String>,
     /// Per output, in node output order.
     pub outputs: BTreeMap<String, OutputResult>,
+    /// Which convention an introduced divergence actually follows (issue 5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<crate::fingerprint::Fingerprint>,
 }
 
 /// One node across lanes.
@@ -146,9 +150,25 @@ struct LaneRun {
 }
 
 fn run_lane(name: &str, case: &Case) -> Result<LaneRun, RunError> {
-    let engine = backend::engine(name).map_err(|source| RunError::Engine { case: case.id(), source })?;
-    let opts = if name == REFERENCE { crate::backend::EngineOptions { device: crate::backend::Device::Cpu, ..case.options.clone() } } else { case.options.clone() };
-    let mut info = LaneInfo { name: name.to_string(), settings: BTreeMap::new(), wall_ms: 0.0, notes: vec![], error: None };
+    let engine = backend::engine(name).map_err(|source| RunError::Engine {
+        case: case.id(),
+        source,
+    })?;
+    let opts = if name == REFERENCE {
+        crate::backend::EngineOptions {
+            device: crate::backend::Device::Cpu,
+            ..case.options.clone()
+        }
+    } else {
+        case.options.clone()
+    };
+    let mut info = LaneInfo {
+        name: name.to_string(),
+        settings: BTreeMap::new(),
+        wall_ms: 0.0,
+        notes: vec![],
+        error: None,
+    };
     let prepared = engine.prepare(&case.graph, &opts).and_then(|mut s| {
         info.settings = s.settings().into_iter().collect();
         s.run(&case.inputs)
@@ -157,14 +177,25 @@ fn run_lane(name: &str, case: &Case) -> Result<LaneRun, RunError> {
         Ok(trace) => {
             info.wall_ms = trace.wall.as_secs_f64() * 1e3;
             info.notes = trace.notes.clone();
-            Ok(LaneRun { name: name.into(), trace: Some(trace), info })
+            Ok(LaneRun {
+                name: name.into(),
+                trace: Some(trace),
+                info,
+            })
         }
-        Err(e @ (EngineError::Missing { .. } | EngineError::Device { .. } | EngineError::Input { .. })) => {
-            Err(RunError::Engine { case: case.id(), source: e })
+        Err(e @ (EngineError::Missing { .. } | EngineError::Device { .. })) => {
+            Err(RunError::Engine {
+                case: case.id(),
+                source: e,
+            })
         }
         Err(e) => {
             info.error = Some(e.to_string());
-            Ok(LaneRun { name: name.into(), trace: None, info })
+            Ok(LaneRun {
+                name: name.into(),
+                trace: None,
+                info,
+            })
         }
     }
 }
@@ -172,10 +203,26 @@ fn run_lane(name: &str, case: &Case) -> Result<LaneRun, RunError> {
 /// The expected lane of a backend-test directory: outputs only.
 fn expected_lane(case: &Case) -> Option<LaneRun> {
     let expected = case.expected.as_ref()?;
-    let values: HashMap<String, Tensor> = expected.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let trace = Trace { values, ..Default::default() };
-    let info = LaneInfo { name: EXPECTED.into(), settings: BTreeMap::new(), wall_ms: 0.0, notes: vec![], error: None };
-    Some(LaneRun { name: EXPECTED.into(), trace: Some(trace), info })
+    let values: HashMap<String, Tensor> = expected
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let trace = Trace {
+        values,
+        ..Default::default()
+    };
+    let info = LaneInfo {
+        name: EXPECTED.into(),
+        settings: BTreeMap::new(),
+        wall_ms: 0.0,
+        notes: vec![],
+        error: None,
+    };
+    Some(LaneRun {
+        name: EXPECTED.into(),
+        trace: Some(trace),
+        info,
+    })
 }
 
 /// Runs every lane of `case` and builds its report.
@@ -186,15 +233,33 @@ pub fn run_case(case: &Case, backends: &[String]) -> Result<CaseReport, RunError
         lanes.push(run_lane(b, case)?);
     }
     lanes.extend(expected_lane(case));
-    Ok(build_report(case, &reference, &lanes, backends.iter().any(|b| b == REFERENCE)))
+    Ok(build_report(
+        case,
+        &reference,
+        &lanes,
+        backends.iter().any(|b| b == REFERENCE),
+    ))
 }
 
 fn node_status(trace: &Trace, i: usize) -> Option<&NodeStatus> {
     trace.nodes.get(i).map(|n| &n.status)
 }
 
-fn compare_lane(case: &Case, lane: &LaneRun, reference: &Trace, node: &crate::graph::Node) -> LaneResult {
-    let mut result = LaneResult { verdict: Verdict::Ok, message: None, lowering: None, origin: None, declared: None, outputs: BTreeMap::new() };
+fn compare_lane(
+    case: &Case,
+    lane: &LaneRun,
+    reference: &Trace,
+    node: &crate::graph::Node,
+) -> LaneResult {
+    let mut result = LaneResult {
+        verdict: Verdict::Ok,
+        message: None,
+        lowering: None,
+        origin: None,
+        declared: None,
+        outputs: BTreeMap::new(),
+        fingerprint: None,
+    };
     let Some(trace) = &lane.trace else {
         result.verdict = Verdict::Error;
         result.message = lane.info.error.clone();
@@ -205,12 +270,32 @@ fn compare_lane(case: &Case, lane: &LaneRun, reference: &Trace, node: &crate::gr
         result.lowering = trace.nodes.get(node.index).and_then(|n| n.lowering.clone());
         match node_status(trace, node.index) {
             Some(NodeStatus::Ran) | None => {}
-            Some(NodeStatus::Unsupported(m)) => return LaneResult { verdict: Verdict::Unsupported, message: Some(m.clone()), ..result },
-            Some(NodeStatus::Error(m)) => return LaneResult { verdict: Verdict::Error, message: Some(m.clone()), ..result },
-            Some(NodeStatus::Skipped(m)) => return LaneResult { verdict: Verdict::Skipped, message: Some(m.clone()), ..result },
+            Some(NodeStatus::Unsupported(m)) => {
+                return LaneResult {
+                    verdict: Verdict::Unsupported,
+                    message: Some(m.clone()),
+                    ..result
+                }
+            }
+            Some(NodeStatus::Error(m)) => {
+                return LaneResult {
+                    verdict: Verdict::Error,
+                    message: Some(m.clone()),
+                    ..result
+                }
+            }
+            Some(NodeStatus::Skipped(m)) => {
+                return LaneResult {
+                    verdict: Verdict::Skipped,
+                    message: Some(m.clone()),
+                    ..result
+                }
+            }
         }
     }
-    if let Some(NodeStatus::Unsupported(m) | NodeStatus::Error(m) | NodeStatus::Skipped(m)) = node_status(reference, node.index) {
+    if let Some(NodeStatus::Unsupported(m) | NodeStatus::Error(m) | NodeStatus::Skipped(m)) =
+        node_status(reference, node.index)
+    {
         result.verdict = Verdict::Skipped;
         result.message = Some(format!("no reference value: {m}"));
         return result;
@@ -219,7 +304,13 @@ fn compare_lane(case: &Case, lane: &LaneRun, reference: &Trace, node: &crate::gr
     for out in node.outputs.iter().filter(|o| !o.is_empty()) {
         let (Some(got), Some(want)) = (trace.values.get(out), reference.values.get(out)) else {
             if !is_expected && reference.values.contains_key(out) {
-                result.outputs.insert(out.clone(), OutputResult { verdict: Verdict::Error, comparison: None });
+                result.outputs.insert(
+                    out.clone(),
+                    OutputResult {
+                        verdict: Verdict::Error,
+                        comparison: None,
+                    },
+                );
                 result.verdict = Verdict::Error;
                 result.message = Some(format!("no value for output `{out}`"));
             }
@@ -229,9 +320,19 @@ fn compare_lane(case: &Case, lane: &LaneRun, reference: &Trace, node: &crate::gr
         let dtype = reference.logical.get(out).copied().unwrap_or(want.dtype());
         let tol = case.tolerances.get(&node.op_type, dtype);
         let c = diff::compare(got, want, dtype, tol);
-        let v = if c.ok() { Verdict::Ok } else { Verdict::Diverged };
+        let v = if c.ok() {
+            Verdict::Ok
+        } else {
+            Verdict::Diverged
+        };
         result.verdict = result.verdict.max(v);
-        result.outputs.insert(out.clone(), OutputResult { verdict: v, comparison: Some(c) });
+        result.outputs.insert(
+            out.clone(),
+            OutputResult {
+                verdict: v,
+                comparison: Some(c),
+            },
+        );
     }
     if is_expected && compared == 0 {
         result.verdict = Verdict::Skipped;
@@ -240,7 +341,12 @@ fn compare_lane(case: &Case, lane: &LaneRun, reference: &Trace, node: &crate::gr
     result
 }
 
-fn build_report(case: &Case, reference: &LaneRun, lanes: &[LaneRun], show_reference: bool) -> CaseReport {
+fn build_report(
+    case: &Case,
+    reference: &LaneRun,
+    lanes: &[LaneRun],
+    show_reference: bool,
+) -> CaseReport {
     let empty = Trace::default();
     let ref_trace = reference.trace.as_ref().unwrap_or(&empty);
     let mut nodes = Vec::with_capacity(case.graph.nodes.len());
@@ -267,9 +373,16 @@ fn build_report(case: &Case, reference: &LaneRun, lanes: &[LaneRun], show_refere
                 }
             })
             .collect();
-        nodes.push(NodeReport { index: node.index, name: node.name.clone(), op: node.op_type.clone(), outputs, lanes: by_lane });
+        nodes.push(NodeReport {
+            index: node.index,
+            name: node.name.clone(),
+            op: node.op_type.clone(),
+            outputs,
+            lanes: by_lane,
+        });
     }
     localize(case, &mut nodes);
+    fingerprint_divergences(case, ref_trace, lanes, &mut nodes);
     let mut all_lanes: Vec<LaneInfo> = Vec::new();
     if show_reference {
         all_lanes.push(reference.info.clone());
@@ -281,7 +394,11 @@ fn build_report(case: &Case, reference: &LaneRun, lanes: &[LaneRun], show_refere
         file: case.file.display().to_string(),
         case: case.name.clone(),
         variant: case.variant.clone(),
-        params: case.params.iter().map(|(k, v)| (k.clone(), crate::case::show_value(v))).collect(),
+        params: case
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), crate::case::show_value(v)))
+            .collect(),
         opset: case.graph.opset,
         device: case.options.device.to_string(),
         passed: failures.is_empty(),
@@ -293,12 +410,28 @@ fn build_report(case: &Case, reference: &LaneRun, lanes: &[LaneRun], show_refere
 }
 
 fn reference_result(reference: &LaneRun, node: &crate::graph::Node) -> LaneResult {
-    let mut r = LaneResult { verdict: Verdict::Ok, message: None, lowering: Some("spec".into()), origin: None, declared: None, outputs: BTreeMap::new() };
-    match reference.trace.as_ref().and_then(|t| node_status(t, node.index)) {
+    let mut r = LaneResult {
+        verdict: Verdict::Ok,
+        message: None,
+        lowering: Some("spec".into()),
+        origin: None,
+        declared: None,
+        outputs: BTreeMap::new(),
+        fingerprint: None,
+    };
+    match reference
+        .trace
+        .as_ref()
+        .and_then(|t| node_status(t, node.index))
+    {
         Some(NodeStatus::Ran) => {}
-        Some(NodeStatus::Unsupported(m)) => (r.verdict, r.message) = (Verdict::Unsupported, Some(m.clone())),
+        Some(NodeStatus::Unsupported(m)) => {
+            (r.verdict, r.message) = (Verdict::Unsupported, Some(m.clone()))
+        }
         Some(NodeStatus::Error(m)) => (r.verdict, r.message) = (Verdict::Error, Some(m.clone())),
-        Some(NodeStatus::Skipped(m)) => (r.verdict, r.message) = (Verdict::Skipped, Some(m.clone())),
+        Some(NodeStatus::Skipped(m)) => {
+            (r.verdict, r.message) = (Verdict::Skipped, Some(m.clone()))
+        }
         None => (r.verdict, r.message) = (Verdict::Error, reference.info.error.clone()),
     }
     r
@@ -319,17 +452,115 @@ fn localize(case: &Case, nodes: &mut [NodeReport]) {
             if nodes[i].lanes[&lane].verdict != Verdict::Diverged {
                 continue;
             }
-            let inherited = case.graph.nodes[i].inputs.iter().filter_map(|inp| producer.get(inp.as_str())).any(|&p| {
-                nodes[p].lanes.get(&lane).is_some_and(|r| r.verdict != Verdict::Ok)
-            });
-            let origin = if inherited { Origin::Inherited } else { Origin::Introduced };
+            let inherited = case.graph.nodes[i]
+                .inputs
+                .iter()
+                .filter_map(|inp| producer.get(inp.as_str()))
+                .any(|&p| {
+                    nodes[p]
+                        .lanes
+                        .get(&lane)
+                        .is_some_and(|r| r.verdict != Verdict::Ok)
+                });
+            let origin = if inherited {
+                Origin::Inherited
+            } else {
+                Origin::Introduced
+            };
             nodes[i].lanes.get_mut(&lane).expect("lane").origin = Some(origin);
         }
     }
 }
 
+/// The reference's value of `name` (its logical dtype kept), or the case's
+/// input / initializer.
+fn reference_value(case: &Case, reference: &Trace, name: &str) -> Option<RefTensor> {
+    if let Some(t) = reference.values.get(name) {
+        let mut r = RefTensor::from_host(t);
+        if let Some(&d) = reference.logical.get(name) {
+            if d.is_float() && r.data.dtype() == DType::F64 {
+                r.dtype = d;
+            }
+        }
+        return Some(r);
+    }
+    case.inputs
+        .get(name)
+        .or_else(|| case.graph.initializers.get(name))
+        .map(RefTensor::from_host)
+}
+
+/// Fingerprints every introduced divergence of a lane other than the
+/// reference/expected on an op with a fingerprint table.
+fn fingerprint_divergences(
+    case: &Case,
+    reference: &Trace,
+    lanes: &[LaneRun],
+    nodes: &mut [NodeReport],
+) {
+    for (i, report) in nodes.iter_mut().enumerate() {
+        if !crate::fingerprint::supports(&report.op) {
+            continue;
+        }
+        let node = &case.graph.nodes[i];
+        let mut inputs: Option<Vec<Option<RefTensor>>> = None;
+        for (lane, r) in report.lanes.iter_mut() {
+            if lane == REFERENCE
+                || lane == EXPECTED
+                || r.verdict != Verdict::Diverged
+                || r.origin != Some(Origin::Introduced)
+            {
+                continue;
+            }
+            let Some(trace) = lanes
+                .iter()
+                .find(|l| &l.name == lane)
+                .and_then(|l| l.trace.as_ref())
+            else {
+                continue;
+            };
+            let Some((k, got)) = node.outputs.iter().enumerate().find_map(|(k, o)| {
+                let diverged = r
+                    .outputs
+                    .get(o)
+                    .is_some_and(|x| x.verdict == Verdict::Diverged);
+                trace.values.get(o).filter(|_| diverged).map(|t| (k, t))
+            }) else {
+                continue;
+            };
+            let ins = inputs.get_or_insert_with(|| {
+                node.inputs
+                    .iter()
+                    .map(|n| {
+                        if n.is_empty() {
+                            None
+                        } else {
+                            reference_value(case, reference, n)
+                        }
+                    })
+                    .collect()
+            });
+            if node
+                .inputs
+                .iter()
+                .zip(ins.iter())
+                .any(|(n, v)| !n.is_empty() && v.is_none())
+            {
+                continue;
+            }
+            let refs: Vec<Option<&RefTensor>> = ins.iter().map(Option::as_ref).collect();
+            r.fingerprint = crate::fingerprint::fingerprint(node, case.graph.opset, &refs, k, got);
+        }
+    }
+}
+
 fn declared_matches(d: Declared, v: Verdict) -> bool {
-    matches!((d, v), (Declared::Diverged, Verdict::Diverged) | (Declared::Unsupported, Verdict::Unsupported) | (Declared::Error, Verdict::Error))
+    matches!(
+        (d, v),
+        (Declared::Diverged, Verdict::Diverged)
+            | (Declared::Unsupported, Verdict::Unsupported)
+            | (Declared::Error, Verdict::Error)
+    )
 }
 
 /// Applies declared divergences (strictly) and collects failures.
@@ -337,16 +568,25 @@ fn apply_expectations(case: &Case, nodes: &mut [NodeReport], lanes: &[LaneInfo])
     let mut failures = Vec::new();
     for lane in lanes {
         if let Some(e) = &lane.error {
-            if !case.expects.iter().any(|x| x.backend == lane.name && x.verdict == Declared::Error) {
+            if !case
+                .expects
+                .iter()
+                .any(|x| x.backend == lane.name && x.verdict == Declared::Error)
+            {
                 failures.push(format!("{}: lane failed: {e}", lane.name));
             }
         }
     }
     for node in nodes.iter_mut() {
         for (lane, r) in node.lanes.iter_mut() {
-            let exp = case.expects.iter().find(|e| e.applies(lane, &node.name, &node.op, &case.params));
+            let exp = case
+                .expects
+                .iter()
+                .find(|e| e.applies(lane, &node.name, &node.op, &case.params));
             match exp {
-                Some(e) if declared_matches(e.verdict, r.verdict) => r.declared = Some(e.reason.clone()),
+                Some(e) if declared_matches(e.verdict, r.verdict) => {
+                    r.declared = Some(e.reason.clone())
+                }
                 Some(e) => failures.push(format!(
                     "{lane}: node `{}` ({}) was declared {:?} ({}) but is {}",
                     node.name,
@@ -356,9 +596,18 @@ fn apply_expectations(case: &Case, nodes: &mut [NodeReport], lanes: &[LaneInfo])
                     r.verdict.name()
                 )),
                 None if matches!(r.verdict, Verdict::Diverged | Verdict::Error) => {
-                    let what = r.message.clone().map(|m| format!(": {m}")).unwrap_or_default();
+                    let what = r
+                        .message
+                        .clone()
+                        .map(|m| format!(": {m}"))
+                        .unwrap_or_default();
                     if r.origin != Some(Origin::Inherited) {
-                        failures.push(format!("{lane}: node `{}` ({}) {}{what}", node.name, node.op, r.verdict.name()));
+                        failures.push(format!(
+                            "{lane}: node `{}` ({}) {}{what}",
+                            node.name,
+                            node.op,
+                            r.verdict.name()
+                        ));
                     }
                 }
                 None => {}
@@ -368,14 +617,27 @@ fn apply_expectations(case: &Case, nodes: &mut [NodeReport], lanes: &[LaneInfo])
     failures
 }
 
-fn first_divergences(nodes: &[NodeReport], lanes: &[LaneInfo]) -> BTreeMap<String, FirstDivergence> {
+fn first_divergences(
+    nodes: &[NodeReport],
+    lanes: &[LaneInfo],
+) -> BTreeMap<String, FirstDivergence> {
     let mut out = BTreeMap::new();
     for lane in lanes {
         if let Some(n) = nodes.iter().find(|n| {
-            n.lanes.get(&lane.name).is_some_and(|r| matches!(r.verdict, Verdict::Diverged | Verdict::Error))
+            n.lanes
+                .get(&lane.name)
+                .is_some_and(|r| matches!(r.verdict, Verdict::Diverged | Verdict::Error))
         }) {
             let verdict = n.lanes[&lane.name].verdict;
-            out.insert(lane.name.clone(), FirstDivergence { index: n.index, node: n.name.clone(), op: n.op.clone(), verdict });
+            out.insert(
+                lane.name.clone(),
+                FirstDivergence {
+                    index: n.index,
+                    node: n.name.clone(),
+                    op: n.op.clone(),
+                    verdict,
+                },
+            );
         }
     }
     out

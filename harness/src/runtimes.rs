@@ -23,7 +23,9 @@ pub fn cache_root() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDIFF_CACHE") {
         return PathBuf::from(dir);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".cache").join("xdiff")
 }
 
@@ -59,7 +61,9 @@ pub fn ort_library() -> Result<PathBuf, String> {
         };
     }
     let capi = site_packages().map(|s| s.join("onnxruntime").join("capi"));
-    let lib = capi.as_ref().map(|c| c.join(format!("libonnxruntime.so.{ORT_VERSION}")));
+    let lib = capi
+        .as_ref()
+        .map(|c| c.join(format!("libonnxruntime.so.{ORT_VERSION}")));
     match lib {
         Some(l) if l.is_file() => Ok(l),
         _ => Err(format!(
@@ -84,9 +88,19 @@ mod tests {
     fn setup_script_uses_the_same_runtime_id() {
         let script = include_str!("../../ci/setup-runtimes");
         let id = "STAMP_ID=\"ort${ORT_VERSION}-torch${TORCH_VERSION}-onnx${ONNX_VERSION}-v1\"";
-        assert!(script.contains(id), "ci/setup-runtimes STAMP_ID changed; update RUNTIMES_ID");
-        for v in ["ORT_VERSION=1.31.1", "TORCH_VERSION=2.11.0", "ONNX_VERSION=1.19.1"] {
-            assert!(script.contains(v), "ci/setup-runtimes no longer pins {v}; update RUNTIMES_ID");
+        assert!(
+            script.contains(id),
+            "ci/setup-runtimes STAMP_ID changed; update RUNTIMES_ID"
+        );
+        for v in [
+            "ORT_VERSION=1.31.1",
+            "TORCH_VERSION=2.11.0",
+            "ONNX_VERSION=1.19.1",
+        ] {
+            assert!(
+                script.contains(v),
+                "ci/setup-runtimes no longer pins {v}; update RUNTIMES_ID"
+            );
         }
         assert_eq!(super::RUNTIMES_ID, "ort1.31.1-torch2.11.0-onnx1.19.1-v1");
     }

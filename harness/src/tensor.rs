@@ -223,7 +223,8 @@ element!(u8, U8, U8, |x| x as f64, |y| y as u8);
 element!(u16, U16, U16, |x| x as f64, |y| y as u16);
 element!(u32, U32, U32, |x| x as f64, |y| y as u32);
 element!(u64, U64, U64, |x| x as f64, |y| y as u64);
-element!(bool, Bool, Bool, |x| if x { 1.0 } else { 0.0 }, |y| y != 0.0);
+element!(bool, Bool, Bool, |x| if x { 1.0 } else { 0.0 }, |y| y
+    != 0.0);
 
 /// Errors converting tensors.
 #[derive(Debug, thiserror::Error)]
@@ -344,7 +345,10 @@ mod proto {
     use super::*;
 
     fn malformed(p: &TensorProto, what: impl Into<String>) -> TensorError {
-        TensorError::Malformed { name: p.name.clone(), what: what.into() }
+        TensorError::Malformed {
+            name: p.name.clone(),
+            what: what.into(),
+        }
     }
 
     fn raw<T: Element, const N: usize>(
@@ -370,7 +374,9 @@ mod proto {
             .chunks_exact(N)
             .map(|c| conv(c.try_into().expect("chunk size")))
             .collect();
-        Ok(T::wrap(ArrayD::from_shape_vec(IxDyn(shape), v).expect("count checked")))
+        Ok(T::wrap(
+            ArrayD::from_shape_vec(IxDyn(shape), v).expect("count checked"),
+        ))
     }
 
     fn typed<T: Element, S: Copy>(
@@ -383,18 +389,26 @@ mod proto {
         if src.len() != count {
             return Err(malformed(
                 p,
-                format!("holds {} values, dims {:?} need {}", src.len(), shape, count),
+                format!(
+                    "holds {} values, dims {:?} need {}",
+                    src.len(),
+                    shape,
+                    count
+                ),
             ));
         }
         let v: Vec<T> = src.iter().map(|&x| conv(x)).collect();
-        Ok(T::wrap(ArrayD::from_shape_vec(IxDyn(shape), v).expect("count checked")))
+        Ok(T::wrap(
+            ArrayD::from_shape_vec(IxDyn(shape), v).expect("count checked"),
+        ))
     }
 
     pub(super) fn decode(p: &TensorProto) -> Result<Tensor, TensorError> {
         if p.data_location == 1 || !p.external_data.is_empty() {
             return Err(TensorError::External(p.name.clone()));
         }
-        let dtype = DType::from_onnx(p.data_type).ok_or(TensorError::UnsupportedType(p.data_type))?;
+        let dtype =
+            DType::from_onnx(p.data_type).ok_or(TensorError::UnsupportedType(p.data_type))?;
         let mut shape = Vec::with_capacity(p.dims.len());
         for &d in &p.dims {
             if d < 0 {
@@ -494,7 +508,10 @@ mod tests {
             int64_data: vec![1, -2, 3],
             ..Default::default()
         };
-        assert_eq!(Tensor::from_proto(&p).unwrap().to_i64_vec().unwrap(), vec![1, -2, 3]);
+        assert_eq!(
+            Tensor::from_proto(&p).unwrap().to_i64_vec().unwrap(),
+            vec![1, -2, 3]
+        );
     }
 
     #[test]

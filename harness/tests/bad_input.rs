@@ -8,7 +8,10 @@ use prost::Message;
 use xdiff::onnx;
 
 fn xdiff(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_xdiff")).args(args).output().expect("run xdiff");
+    let out = Command::new(env!("CARGO_BIN_EXE_xdiff"))
+        .args(args)
+        .output()
+        .expect("run xdiff");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -20,8 +23,15 @@ fn xdiff(args: &[&str]) -> (i32, String, String) {
 fn expect_bad(case: &Path, needles: &[&str]) {
     let (code, _, err) = xdiff(&["run", case.to_str().unwrap(), "--backends", "reference"]);
     assert_eq!(code, 2, "stderr: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line expected, got: {err}");
-    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line expected, got: {err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
     for n in needles {
         assert!(err.contains(n), "`{n}` missing from: {err}");
     }
@@ -62,8 +72,19 @@ fn malformed_toml() {
 #[test]
 fn unknown_key_with_suggestion() {
     let d = tempfile::tempdir().unwrap();
-    let p = write(d.path(), "typo.toml", &format!("bakends = [\"ort\"]\n{GOOD}"));
-    expect_bad(&p, &["typo.toml", "unknown key `bakends`", "did you mean `backends`"]);
+    let p = write(
+        d.path(),
+        "typo.toml",
+        &format!("bakends = [\"ort\"]\n{GOOD}"),
+    );
+    expect_bad(
+        &p,
+        &[
+            "typo.toml",
+            "unknown key `bakends`",
+            "did you mean `backends`",
+        ],
+    );
 }
 
 #[test]
@@ -83,29 +104,34 @@ fn relu_model() -> Vec<u8> {
     let vi = |name: &str| onnx::ValueInfoProto {
         name: name.into(),
         r#type: Some(onnx::TypeProto {
-            value: Some(onnx::type_proto::Value::TensorType(onnx::type_proto::Tensor {
-                elem_type: 1,
-                shape: Some(onnx::TensorShapeProto {
-                    dim: [("N", 0), ("", 4)]
-                        .iter()
-                        .map(|(p, n)| onnx::Dimension {
-                            value: Some(if p.is_empty() {
-                                onnx::dimension::Value::DimValue(*n)
-                            } else {
-                                onnx::dimension::Value::DimParam(p.to_string())
-                            }),
-                            denotation: String::new(),
-                        })
-                        .collect(),
-                }),
-            })),
+            value: Some(onnx::type_proto::Value::TensorType(
+                onnx::type_proto::Tensor {
+                    elem_type: 1,
+                    shape: Some(onnx::TensorShapeProto {
+                        dim: [("N", 0), ("", 4)]
+                            .iter()
+                            .map(|(p, n)| onnx::Dimension {
+                                value: Some(if p.is_empty() {
+                                    onnx::dimension::Value::DimValue(*n)
+                                } else {
+                                    onnx::dimension::Value::DimParam(p.to_string())
+                                }),
+                                denotation: String::new(),
+                            })
+                            .collect(),
+                    }),
+                },
+            )),
             denotation: String::new(),
         }),
         ..Default::default()
     };
     onnx::ModelProto {
         ir_version: 8,
-        opset_import: vec![onnx::OperatorSetIdProto { domain: String::new(), version: 17 }],
+        opset_import: vec![onnx::OperatorSetIdProto {
+            domain: String::new(),
+            version: 17,
+        }],
         graph: Some(onnx::GraphProto {
             node: vec![onnx::NodeProto {
                 op_type: "Relu".into(),
@@ -127,7 +153,11 @@ fn truncated_onnx() {
     let d = tempfile::tempdir().unwrap();
     let bytes = relu_model();
     std::fs::write(d.path().join("cut.onnx"), &bytes[..bytes.len() / 2]).unwrap();
-    let p = write(d.path(), "cut.toml", "[model]\npath = \"cut.onnx\"\n[inputs.X]\nshape = [2, 4]\n");
+    let p = write(
+        d.path(),
+        "cut.toml",
+        "[model]\npath = \"cut.onnx\"\n[inputs.X]\nshape = [2, 4]\n",
+    );
     expect_bad(&p, &["cut.onnx", "not a valid ONNX model"]);
 }
 
@@ -135,7 +165,11 @@ fn truncated_onnx() {
 fn symbolic_dimension_is_fixed_by_the_case() {
     let d = tempfile::tempdir().unwrap();
     std::fs::write(d.path().join("m.onnx"), relu_model()).unwrap();
-    let p = write(d.path(), "ok.toml", "[model]\npath = \"m.onnx\"\n[inputs.X]\nshape = [3, 4]\n");
+    let p = write(
+        d.path(),
+        "ok.toml",
+        "[model]\npath = \"m.onnx\"\n[inputs.X]\nshape = [3, 4]\n",
+    );
     let (code, out, err) = xdiff(&["run", p.to_str().unwrap(), "--backends", "reference"]);
     assert_eq!(code, 0, "{out}{err}");
 }
@@ -144,8 +178,15 @@ fn symbolic_dimension_is_fixed_by_the_case() {
 fn input_shape_contradicts_model() {
     let d = tempfile::tempdir().unwrap();
     std::fs::write(d.path().join("m.onnx"), relu_model()).unwrap();
-    let p = write(d.path(), "shape.toml", "[model]\npath = \"m.onnx\"\n[inputs.X]\nshape = [2, 5]\n");
-    expect_bad(&p, &["shape.toml", "inputs.X.shape", "contradicts", "dimension 1"]);
+    let p = write(
+        d.path(),
+        "shape.toml",
+        "[model]\npath = \"m.onnx\"\n[inputs.X]\nshape = [2, 5]\n",
+    );
+    expect_bad(
+        &p,
+        &["shape.toml", "inputs.X.shape", "contradicts", "dimension 1"],
+    );
 }
 
 #[test]
@@ -159,7 +200,11 @@ fn symbolic_dimension_left_open() {
 #[test]
 fn unknown_op() {
     let d = tempfile::tempdir().unwrap();
-    let p = write(d.path(), "op.toml", &GOOD.replace("op = \"Relu\"", "op = \"Frobnicate\""));
+    let p = write(
+        d.path(),
+        "op.toml",
+        &GOOD.replace("op = \"Relu\"", "op = \"Frobnicate\""),
+    );
     expect_bad(&p, &["op.toml", "Frobnicate", "not an ONNX operator"]);
 }
 
@@ -169,7 +214,11 @@ fn nan_in_inputs_refused_unless_allowed() {
     let nan = format!("{GOOD}\n[inputs.X]\nvalues = [1.0, nan, 3.0, 4.0, 5.0, 6.0]\n");
     let p = write(d.path(), "nan.toml", &nan);
     expect_bad(&p, &["nan.toml", "inputs.X", "NaN", "allow_nan"]);
-    let ok = write(d.path(), "nan-ok.toml", &format!("[options]\nallow_nan = true\n{nan}"));
+    let ok = write(
+        d.path(),
+        "nan-ok.toml",
+        &format!("[options]\nallow_nan = true\n{nan}"),
+    );
     let (code, out, err) = xdiff(&["run", ok.to_str().unwrap(), "--backends", "reference"]);
     assert_eq!(code, 0, "{out}{err}");
 }
@@ -189,6 +238,13 @@ fn unknown_backend_and_device() {
 #[test]
 fn wrong_value_count() {
     let d = tempfile::tempdir().unwrap();
-    let p = write(d.path(), "n.toml", &format!("{GOOD}\n[inputs.X]\nvalues = [1.0, 2.0]\n"));
-    expect_bad(&p, &["n.toml", "inputs.X.values", "2 values for shape [2, 3]"]);
+    let p = write(
+        d.path(),
+        "n.toml",
+        &format!("{GOOD}\n[inputs.X]\nvalues = [1.0, 2.0]\n"),
+    );
+    expect_bad(
+        &p,
+        &["n.toml", "inputs.X.values", "2 values for shape [2, 3]"],
+    );
 }

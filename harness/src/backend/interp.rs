@@ -72,10 +72,16 @@ pub struct Lowered<T> {
 
 impl<T> Lowered<T> {
     pub fn one(t: T, how: How) -> Self {
-        Lowered { outputs: vec![Some(t)], how }
+        Lowered {
+            outputs: vec![Some(t)],
+            how,
+        }
     }
     pub fn many(ts: Vec<T>, how: How) -> Self {
-        Lowered { outputs: ts.into_iter().map(Some).collect(), how }
+        Lowered {
+            outputs: ts.into_iter().map(Some).collect(),
+            how,
+        }
     }
 }
 
@@ -117,7 +123,9 @@ pub struct OpRegistry<T> {
 
 impl<T> Default for OpRegistry<T> {
     fn default() -> Self {
-        OpRegistry { defs: HashMap::new() }
+        OpRegistry {
+            defs: HashMap::new(),
+        }
     }
 }
 
@@ -131,13 +139,29 @@ impl<T> OpRegistry<T> {
     }
 
     /// Shorthand for an op whose lowering does not change across opsets.
-    pub fn op(&mut self, op: &'static str, run: OpFn<T>, spec: &'static str, coverage: &'static [Coverage]) {
-        self.add(OpDef { op, since: 1, until: u32::MAX, run, spec, coverage });
+    pub fn op(
+        &mut self,
+        op: &'static str,
+        run: OpFn<T>,
+        spec: &'static str,
+        coverage: &'static [Coverage],
+    ) {
+        self.add(OpDef {
+            op,
+            since: 1,
+            until: u32::MAX,
+            run,
+            spec,
+            coverage,
+        });
     }
 
     /// The definition for `op` at `opset`, or why there is none.
     pub fn lookup(&self, op: &str, opset: u32) -> Result<&OpDef<T>, String> {
-        let defs = self.defs.get(op).ok_or_else(|| format!("{op}: no lowering for this op"))?;
+        let defs = self
+            .defs
+            .get(op)
+            .ok_or_else(|| format!("{op}: no lowering for this op"))?;
         defs.iter()
             .find(|d| d.since <= opset && opset <= d.until)
             .ok_or_else(|| format!("{op}: no lowering for opset {opset}"))
@@ -297,13 +321,22 @@ pub fn run_graph<I: Interpreter>(
     // Who failed to produce a value, for "skipped" messages.
     let mut missing: HashMap<&str, String> = HashMap::new();
     for (name, t) in graph.initializers.iter().chain(inputs.iter()) {
-        let v = interp
-            .upload(t)
-            .map_err(|why| EngineError::Input { name: name.clone(), why: format!("{}: {why}", I::NAME) })?;
+        let v = interp.upload(t).map_err(|why| EngineError::Input {
+            name: name.clone(),
+            why: format!("{}: {why}", I::NAME),
+        })?;
         live.insert(name.as_str(), v);
     }
     for node in &graph.nodes {
-        let run = run_node(interp, graph, opts, node, &mut live, &mut missing, &mut trace);
+        let run = run_node(
+            interp,
+            graph,
+            opts,
+            node,
+            &mut live,
+            &mut missing,
+            &mut trace,
+        );
         trace.nodes.push(run);
     }
     trace.wall = start.elapsed();
@@ -329,7 +362,12 @@ fn run_node<'g, I: Interpreter>(
             }
             let v = live.get(name.as_str());
             if v.is_none() && skipped.is_none() {
-                skipped = Some(missing.get(name.as_str()).cloned().unwrap_or_else(|| format!("input `{name}` unavailable")));
+                skipped = Some(
+                    missing
+                        .get(name.as_str())
+                        .cloned()
+                        .unwrap_or_else(|| format!("input `{name}` unavailable")),
+                );
             }
             v
         })
@@ -342,18 +380,31 @@ fn run_node<'g, I: Interpreter>(
     let def = match interp.registry().lookup(&node.op_type, graph.opset) {
         Ok(d) => d,
         Err(why) => {
-            mark_missing(node, missing, &format!("upstream `{}` unsupported", node.name));
+            mark_missing(
+                node,
+                missing,
+                &format!("upstream `{}` unsupported", node.name),
+            );
             return status(NodeStatus::Unsupported(why), None);
         }
     };
-    let ctx = OpCtx { node, opset: graph.opset, device: opts.device, options: opts };
+    let ctx = OpCtx {
+        node,
+        opset: graph.opset,
+        device: opts.device,
+        options: opts,
+    };
     IN_LOWERING.with(|f| f.set(true));
     let result = panic::catch_unwind(AssertUnwindSafe(|| (def.run)(&ctx, &args)));
     IN_LOWERING.with(|f| f.set(false));
     let lowered = match result {
         Ok(Ok(l)) => l,
         Ok(Err(OpError::Unsupported(why))) => {
-            mark_missing(node, missing, &format!("upstream `{}` unsupported", node.name));
+            mark_missing(
+                node,
+                missing,
+                &format!("upstream `{}` unsupported", node.name),
+            );
             return status(NodeStatus::Unsupported(why), None);
         }
         Ok(Err(OpError::Failed(why))) => {
@@ -362,7 +413,10 @@ fn run_node<'g, I: Interpreter>(
         }
         Err(p) => {
             mark_missing(node, missing, &format!("upstream `{}` failed", node.name));
-            return status(NodeStatus::Error(format!("panic: {}", panic_message(p))), None);
+            return status(
+                NodeStatus::Error(format!("panic: {}", panic_message(p))),
+                None,
+            );
         }
     };
     let how = Some(lowered.how.label());
@@ -378,11 +432,20 @@ fn run_node<'g, I: Interpreter>(
                 }
                 trace.values.insert(name.clone(), host);
             }
-            Err(why) => return status(NodeStatus::Error(format!("copying `{name}` to host: {why}")), how),
+            Err(why) => {
+                return status(
+                    NodeStatus::Error(format!("copying `{name}` to host: {why}")),
+                    how,
+                )
+            }
         }
         live.insert(name.as_str(), value);
     }
-    if let Some(absent) = node.outputs.iter().find(|o| !o.is_empty() && !live.contains_key(o.as_str())) {
+    if let Some(absent) = node
+        .outputs
+        .iter()
+        .find(|o| !o.is_empty() && !live.contains_key(o.as_str()))
+    {
         let why = format!("lowering did not produce output `{absent}`");
         mark_missing(node, missing, &format!("upstream `{}` failed", node.name));
         return status(NodeStatus::Error(why), how);

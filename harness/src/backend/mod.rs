@@ -79,7 +79,12 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { device: Device::Cpu, ort_optimization: OptLevel::All, tf32: None, threads: 0 }
+        EngineOptions {
+            device: Device::Cpu,
+            ort_optimization: OptLevel::All,
+            tf32: None,
+            threads: 0,
+        }
     }
 }
 
@@ -125,7 +130,11 @@ pub enum EngineError {
     #[error("{engine}: runtime not available: {why}")]
     Missing { engine: &'static str, why: String },
     #[error("{engine}: device {device} is not available: {why}")]
-    Device { engine: &'static str, device: Device, why: String },
+    Device {
+        engine: &'static str,
+        device: Device,
+        why: String,
+    },
     #[error("{engine}: {why}")]
     Failed { engine: &'static str, why: String },
     #[error("input `{name}`: {why}")]
@@ -137,7 +146,8 @@ pub trait Engine: Send + Sync {
     /// Short lane name in reports: `ort`, `tch`, `candle`, `reference`.
     fn name(&self) -> &'static str;
     /// Prepares `graph` once; the session may be run many times.
-    fn prepare(&self, graph: &Graph, opts: &EngineOptions) -> Result<Box<dyn Session>, EngineError>;
+    fn prepare(&self, graph: &Graph, opts: &EngineOptions)
+        -> Result<Box<dyn Session>, EngineError>;
 }
 
 /// A graph prepared by an engine for one device.
@@ -153,7 +163,10 @@ pub const ALL_BACKENDS: [&str; 4] = ["ort", "tch", "candle", "reference"];
 
 #[allow(dead_code)]
 fn compiled_out(engine: &'static str) -> EngineError {
-    EngineError::Missing { engine, why: format!("this xdiff was built without the `{engine}-backend` cargo feature") }
+    EngineError::Missing {
+        engine,
+        why: format!("this xdiff was built without the `{engine}-backend` cargo feature"),
+    }
 }
 
 /// Creates an engine by lane name. Backends compiled out report why.

@@ -15,7 +15,9 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session as OrtSession;
 use ort::value::{DynValue, TensorElementType, ValueType};
 
-use super::{Device, Engine, EngineError, EngineOptions, NodeRun, NodeStatus, OptLevel, Session, Trace};
+use super::{
+    Device, Engine, EngineError, EngineOptions, NodeRun, NodeStatus, OptLevel, Session, Trace,
+};
 use crate::graph::Graph;
 use crate::onnx::ValueInfoProto;
 use crate::tensor::Tensor;
@@ -29,15 +31,25 @@ fn environment() -> Result<&'static ort::environment::Environment, EngineError> 
     static ENV: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
     ENV.get_or_init(|| {
         let lib = crate::runtimes::ort_library()?;
-        let builder = ort::init_from(&lib).map_err(|e| format!("loading {}: {e}", lib.display()))?;
-        builder.with_name("xdiff").build().map_err(|e| e.to_string())
+        let builder =
+            ort::init_from(&lib).map_err(|e| format!("loading {}: {e}", lib.display()))?;
+        builder
+            .with_name("xdiff")
+            .build()
+            .map_err(|e| e.to_string())
     })
     .as_ref()
-    .map_err(|why| EngineError::Missing { engine: NAME, why: why.clone() })
+    .map_err(|why| EngineError::Missing {
+        engine: NAME,
+        why: why.clone(),
+    })
 }
 
 fn failed(why: impl std::fmt::Display) -> EngineError {
-    EngineError::Failed { engine: NAME, why: why.to_string() }
+    EngineError::Failed {
+        engine: NAME,
+        why: why.to_string(),
+    }
 }
 
 fn level(l: OptLevel) -> GraphOptimizationLevel {
@@ -68,21 +80,33 @@ fn session(model: &[u8], opts: &EngineOptions) -> Result<OrtSession, EngineError
             .map_err(|e| EngineError::Device {
                 engine: NAME,
                 device: opts.device,
-                why: format!("CUDA execution provider unavailable (needs onnxruntime-gpu {}): {e}", crate::runtimes::ORT_VERSION),
+                why: format!(
+                    "CUDA execution provider unavailable (needs onnxruntime-gpu {}): {e}",
+                    crate::runtimes::ORT_VERSION
+                ),
             })?;
     }
-    b.commit_from_memory(model).map_err(|e| failed(format!("session creation failed: {e}")))
+    b.commit_from_memory(model)
+        .map_err(|e| failed(format!("session creation failed: {e}")))
 }
 
 /// The model with every node output added as a graph output.
 fn tapped(graph: &Graph) -> Vec<u8> {
     let mut model = graph.model.clone();
     let g = model.graph.as_mut().expect("validated graph");
-    let existing: std::collections::HashSet<String> = g.output.iter().map(|o| o.name.clone()).collect();
+    let existing: std::collections::HashSet<String> =
+        g.output.iter().map(|o| o.name.clone()).collect();
     for node in &graph.nodes {
-        for o in node.outputs.iter().filter(|o| !o.is_empty() && !existing.contains(*o)) {
+        for o in node
+            .outputs
+            .iter()
+            .filter(|o| !o.is_empty() && !existing.contains(*o))
+        {
             let typed = g.value_info.iter().find(|v| &v.name == o).cloned();
-            g.output.push(typed.unwrap_or_else(|| ValueInfoProto { name: o.clone(), ..Default::default() }));
+            g.output.push(typed.unwrap_or_else(|| ValueInfoProto {
+                name: o.clone(),
+                ..Default::default()
+            }));
         }
     }
     prost::Message::encode_to_vec(&model)
@@ -102,14 +126,28 @@ impl Engine for OrtEngine {
         NAME
     }
 
-    fn prepare(&self, graph: &Graph, opts: &EngineOptions) -> Result<Box<dyn Session>, EngineError> {
+    fn prepare(
+        &self,
+        graph: &Graph,
+        opts: &EngineOptions,
+    ) -> Result<Box<dyn Session>, EngineError> {
         let tapped_session = session(&tapped(graph), opts)?;
         let plain = session(&graph.to_bytes(), opts)?;
         let settings = vec![
             ("device".into(), opts.device.to_string()),
-            ("graph_optimization".into(), opts.ort_optimization.name().into()),
+            (
+                "graph_optimization".into(),
+                opts.ort_optimization.name().into(),
+            ),
             ("onnxruntime".into(), crate::runtimes::ORT_VERSION.into()),
-            ("threads".into(), if opts.threads == 0 { "default".into() } else { opts.threads.to_string() }),
+            (
+                "threads".into(),
+                if opts.threads == 0 {
+                    "default".into()
+                } else {
+                    opts.threads.to_string()
+                },
+            ),
         ];
         Ok(Box::new(Prepared {
             tapped: tapped_session,
@@ -137,7 +175,10 @@ fn from_ort(value: &DynValue) -> Result<Tensor, String> {
     fn x<T: ort::value::PrimitiveTensorElementType + Clone + 'static>(
         value: &DynValue,
     ) -> Result<ArrayD<T>, String> {
-        value.try_extract_array::<T>().map(|a| a.to_owned()).map_err(|e| e.to_string())
+        value
+            .try_extract_array::<T>()
+            .map(|a| a.to_owned())
+            .map_err(|e| e.to_string())
     }
     let ty = match value.dtype() {
         ValueType::Tensor { ty, .. } => *ty,
@@ -167,10 +208,15 @@ fn run_session(
 ) -> Result<BTreeMap<String, Tensor>, EngineError> {
     let mut feed: Vec<(String, DynValue)> = Vec::with_capacity(inputs.len());
     for (name, t) in inputs {
-        let v = to_ort(t).map_err(|why| EngineError::Input { name: name.clone(), why })?;
+        let v = to_ort(t).map_err(|why| EngineError::Input {
+            name: name.clone(),
+            why,
+        })?;
         feed.push((name.clone(), v));
     }
-    let outputs = s.run(feed).map_err(|e| failed(format!("run failed: {e}")))?;
+    let outputs = s
+        .run(feed)
+        .map_err(|e| failed(format!("run failed: {e}")))?;
     let mut host = BTreeMap::new();
     for (name, value) in outputs.iter() {
         let t = from_ort(&value).map_err(|why| failed(format!("output `{name}`: {why}")))?;
@@ -185,7 +231,9 @@ fn same_bits(a: &Tensor, b: &Tensor) -> bool {
         return false;
     }
     let (x, y) = (a.to_f64_vec(), b.to_f64_vec());
-    x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits() || (p.is_nan() && q.is_nan()))
+    x.iter()
+        .zip(&y)
+        .all(|(p, q)| p.to_bits() == q.to_bits() || (p.is_nan() && q.is_nan()))
 }
 
 impl Session for Prepared {
@@ -206,7 +254,9 @@ impl Session for Prepared {
         }
         let nodes = (0..self.nodes)
             .map(|i| {
-                let missing = self.node_outputs[i].iter().find(|o| !o.is_empty() && !values.contains_key(*o));
+                let missing = self.node_outputs[i]
+                    .iter()
+                    .find(|o| !o.is_empty() && !values.contains_key(*o));
                 NodeRun {
                     status: match missing {
                         None => NodeStatus::Ran,
@@ -216,7 +266,13 @@ impl Session for Prepared {
                 }
             })
             .collect();
-        Ok(Trace { nodes, values: values.into_iter().collect(), logical: Default::default(), wall, notes })
+        Ok(Trace {
+            nodes,
+            values: values.into_iter().collect(),
+            logical: Default::default(),
+            wall,
+            notes,
+        })
     }
 
     fn settings(&self) -> Vec<(String, String)> {

@@ -12,7 +12,10 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
 use super::raw::{RawCase, RawGraph, RawTensor, RawTol};
-use super::{default_backends, parse_opt_level, Case, CaseError, Declared, Expectation, Tolerance, Tolerances};
+use super::{
+    default_backends, parse_opt_level, Case, CaseError, Declared, Expectation, Tolerance,
+    Tolerances,
+};
 use crate::backend::{Device, EngineOptions};
 use crate::graph::{Dim, Graph};
 use crate::onnx::{self, attribute_type as at};
@@ -44,31 +47,38 @@ fn toml_error(file: &Path, e: &toml::de::Error, prefix: &str) -> CaseError {
             }
         }
     }
-    let at = e
-        .span()
-        .map(|_| String::new())
-        .unwrap_or_default();
+    let at = e.span().map(|_| String::new()).unwrap_or_default();
     err(file, format!("{prefix}{line}{at}"))
 }
 
 fn line_of(text: &str, e: &toml::de::Error) -> String {
     match e.span() {
-        Some(s) => format!("line {}: ", text[..s.start.min(text.len())].matches('\n').count() + 1),
+        Some(s) => format!(
+            "line {}: ",
+            text[..s.start.min(text.len())].matches('\n').count() + 1
+        ),
         None => String::new(),
     }
 }
 
 /// Parses a case file and expands its sweeps.
 pub(super) fn load_toml(file: &Path, text: &str) -> Result<Vec<Case>, CaseError> {
-    let doc: toml::Table = toml::from_str(text).map_err(|e| err(file, format!("{}{}", line_of(text, &e), e.message())))?;
+    let doc: toml::Table = toml::from_str(text)
+        .map_err(|e| err(file, format!("{}{}", line_of(text, &e), e.message())))?;
     let has_sweep = doc.contains_key("sweep");
     if !has_sweep {
-        let raw: RawCase = toml::from_str(text).map_err(|e| toml_error(file, &e, &line_of(text, &e)))?;
+        let raw: RawCase =
+            toml::from_str(text).map_err(|e| toml_error(file, &e, &line_of(text, &e)))?;
         return Ok(vec![resolve(file, raw, None, Params::new())?]);
     }
     let defaults = match doc.get("params") {
         Some(toml::Value::Table(t)) => t.clone().into_iter().collect::<Params>(),
-        Some(_) => return Err(err(file, "key `params`: expected a table of default parameter values")),
+        Some(_) => {
+            return Err(err(
+                file,
+                "key `params`: expected a table of default parameter values",
+            ))
+        }
         None => Params::new(),
     };
     let sweeps = doc
@@ -94,25 +104,39 @@ pub(super) fn load_toml(file: &Path, text: &str) -> Result<Vec<Case>, CaseError>
 }
 
 /// One sweep's grid -> (variant name, full parameter set).
-fn expand_sweep(file: &Path, i: usize, s: &toml::Value, defaults: &Params) -> Result<Vec<(String, Params)>, CaseError> {
+fn expand_sweep(
+    file: &Path,
+    i: usize,
+    s: &toml::Value,
+    defaults: &Params,
+) -> Result<Vec<(String, Params)>, CaseError> {
     let key = format!("sweep[{i}]");
-    let t = s.as_table().ok_or_else(|| err(file, format!("key `{key}`: expected a table")))?;
+    let t = s
+        .as_table()
+        .ok_or_else(|| err(file, format!("key `{key}`: expected a table")))?;
     for k in t.keys() {
         if k != "name" && k != "grid" {
-            return Err(err(file, format!("key `{key}.{k}`: unknown key (expected `name` or `grid`)")));
+            return Err(err(
+                file,
+                format!("key `{key}.{k}`: unknown key (expected `name` or `grid`)"),
+            ));
         }
     }
     let prefix = t.get("name").and_then(|n| n.as_str()).map(str::to_string);
-    let grid = t
-        .get("grid")
-        .and_then(|g| g.as_table())
-        .ok_or_else(|| err(file, format!("key `{key}.grid`: expected a table of parameter -> [values]")))?;
+    let grid = t.get("grid").and_then(|g| g.as_table()).ok_or_else(|| {
+        err(
+            file,
+            format!("key `{key}.grid`: expected a table of parameter -> [values]"),
+        )
+    })?;
     let mut combos: Vec<Vec<(String, toml::Value)>> = vec![vec![]];
     for (p, values) in grid {
-        let values = values
-            .as_array()
-            .filter(|a| !a.is_empty())
-            .ok_or_else(|| err(file, format!("key `{key}.grid.{p}`: expected a non-empty array of values")))?;
+        let values = values.as_array().filter(|a| !a.is_empty()).ok_or_else(|| {
+            err(
+                file,
+                format!("key `{key}.grid.{p}`: expected a non-empty array of values"),
+            )
+        })?;
         combos = combos
             .into_iter()
             .flat_map(|c| {
@@ -160,12 +184,19 @@ fn lookup(params: &Params, path: &str) -> Option<toml::Value> {
 }
 
 /// Replaces `"${p}"` by the parameter's value, and `${p}` inside strings by its text.
-fn substitute(file: &Path, v: &mut toml::Value, params: &Params, key: &str) -> Result<(), CaseError> {
+fn substitute(
+    file: &Path,
+    v: &mut toml::Value,
+    params: &Params,
+    key: &str,
+) -> Result<(), CaseError> {
     match v {
         toml::Value::String(s) if s.contains("${") => {
             if let Some(p) = s.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
                 if !p.contains("${") {
-                    *v = lookup(params, p).ok_or_else(|| err(file, format!("key `{key}`: unknown sweep parameter `{p}`")))?;
+                    *v = lookup(params, p).ok_or_else(|| {
+                        err(file, format!("key `{key}`: unknown sweep parameter `{p}`"))
+                    })?;
                     return Ok(());
                 }
             }
@@ -173,9 +204,13 @@ fn substitute(file: &Path, v: &mut toml::Value, params: &Params, key: &str) -> R
             let mut rest = s.as_str();
             while let Some(i) = rest.find("${") {
                 out.push_str(&rest[..i]);
-                let end = rest[i..].find('}').ok_or_else(|| err(file, format!("key `{key}`: unclosed `${{`")))?;
+                let end = rest[i..]
+                    .find('}')
+                    .ok_or_else(|| err(file, format!("key `{key}`: unclosed `${{`")))?;
                 let p = &rest[i + 2..i + end];
-                let val = lookup(params, p).ok_or_else(|| err(file, format!("key `{key}`: unknown sweep parameter `{p}`")))?;
+                let val = lookup(params, p).ok_or_else(|| {
+                    err(file, format!("key `{key}`: unknown sweep parameter `{p}`"))
+                })?;
                 out.push_str(&show(&val));
                 rest = &rest[i + end + 1..];
             }
@@ -192,7 +227,11 @@ fn substitute(file: &Path, v: &mut toml::Value, params: &Params, key: &str) -> R
                 if key.is_empty() && (k == "sweep" || k == "params") {
                     continue;
                 }
-                let sub = if key.is_empty() { k.clone() } else { format!("{key}.{k}") };
+                let sub = if key.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{key}.{k}")
+                };
                 substitute(file, x, params, &sub)?;
             }
         }
@@ -204,7 +243,10 @@ fn substitute(file: &Path, v: &mut toml::Value, params: &Params, key: &str) -> R
 fn tol(base: Tolerance, raw: Option<RawTol>) -> Tolerance {
     match raw {
         None => base,
-        Some(r) => Tolerance { atol: r.atol.unwrap_or(base.atol), rtol: r.rtol.unwrap_or(base.rtol) },
+        Some(r) => Tolerance {
+            atol: r.atol.unwrap_or(base.atol),
+            rtol: r.rtol.unwrap_or(base.rtol),
+        },
     }
 }
 
@@ -220,7 +262,16 @@ fn tolerances(raw: &super::raw::RawTolerance, base: Tolerances) -> Tolerances {
         t.per_dtype.insert(d, tol(b, r));
     }
     for (op, r) in &raw.op {
-        t.per_op.insert(op.clone(), tol(Tolerance { atol: 1e-5, rtol: 1e-4 }, Some(*r)));
+        t.per_op.insert(
+            op.clone(),
+            tol(
+                Tolerance {
+                    atol: 1e-5,
+                    rtol: 1e-4,
+                },
+                Some(*r),
+            ),
+        );
     }
     t
 }
@@ -228,8 +279,12 @@ fn tolerances(raw: &super::raw::RawTolerance, base: Tolerances) -> Tolerances {
 fn options(file: &Path, raw: &RawCase) -> Result<EngineOptions, CaseError> {
     let mut o = EngineOptions::default();
     if let Some(d) = &raw.device {
-        o.device = Device::parse(d)
-            .ok_or_else(|| err(file, format!("key `device`: `{d}` is not a device (expected `cpu` or `cuda:N`)")))?;
+        o.device = Device::parse(d).ok_or_else(|| {
+            err(
+                file,
+                format!("key `device`: `{d}` is not a device (expected `cpu` or `cuda:N`)"),
+            )
+        })?;
     }
     if let Some(l) = &raw.options.ort_optimization {
         o.ort_optimization = parse_opt_level(l).ok_or_else(|| {
@@ -270,7 +325,9 @@ fn expectations(file: &Path, raw: &RawCase) -> Result<Vec<Expectation>, CaseErro
 }
 
 fn backends(file: &Path, raw: &Option<Vec<String>>) -> Result<Vec<String>, CaseError> {
-    let Some(list) = raw else { return Ok(default_backends()) };
+    let Some(list) = raw else {
+        return Ok(default_backends());
+    };
     for b in list {
         if !crate::backend::ALL_BACKENDS.contains(&b.as_str()) {
             return Err(err(file, format!("key `backends`: unknown backend `{b}` (expected ort, tch, candle or reference)")));
@@ -280,16 +337,28 @@ fn backends(file: &Path, raw: &Option<Vec<String>>) -> Result<Vec<String>, CaseE
 }
 
 /// Resolves one raw case (one variant).
-fn resolve(file: &Path, raw: RawCase, variant: Option<String>, params: Params) -> Result<Case, CaseError> {
+fn resolve(
+    file: &Path,
+    raw: RawCase,
+    variant: Option<String>,
+    params: Params,
+) -> Result<Case, CaseError> {
     let dir = file.parent().unwrap_or(Path::new("."));
-    let name = raw
-        .name
-        .clone()
-        .unwrap_or_else(|| file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+    let name = raw.name.clone().unwrap_or_else(|| {
+        file.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
     let m = &raw.model;
-    let given = [m.path.is_some(), m.test_dir.is_some(), m.graph.is_some()].iter().filter(|x| **x).count();
+    let given = [m.path.is_some(), m.test_dir.is_some(), m.graph.is_some()]
+        .iter()
+        .filter(|x| **x)
+        .count();
     if given != 1 {
-        return Err(err(file, "key `model`: give exactly one of `path`, `test_dir` or `graph`"));
+        return Err(err(
+            file,
+            "key `model`: give exactly one of `path`, `test_dir` or `graph`",
+        ));
     }
     if let Some(t) = &m.test_dir {
         let mut cases = load_test_dir(file, &dir.join(t), Some(&raw))?;
@@ -301,7 +370,8 @@ fn resolve(file: &Path, raw: RawCase, variant: Option<String>, params: Params) -
     let graph = match (&m.path, &m.graph) {
         (Some(p), _) => {
             let path = dir.join(p);
-            let bytes = std::fs::read(&path).map_err(|e| err(file, format!("key `model.path`: {}: {e}", path.display())))?;
+            let bytes = std::fs::read(&path)
+                .map_err(|e| err(file, format!("key `model.path`: {}: {e}", path.display())))?;
             Graph::from_bytes(&bytes).map_err(|e| err(&path, e))?
         }
         (_, Some(g)) => graph_from_inline(file, g, raw.seed)?,
@@ -355,13 +425,21 @@ pub fn generate_tensor(
     let n: usize = shape.iter().product();
     if let Some(f) = &spec.file {
         let path = dir.join(f);
-        let bytes = std::fs::read(&path).map_err(|e| err(file, format!("key `{key}.file`: {}: {e}", path.display())))?;
-        let p = onnx::decode_tensor(&bytes).map_err(|e| err(&path, format!("not a TensorProto: {e}")))?;
+        let bytes = std::fs::read(&path)
+            .map_err(|e| err(file, format!("key `{key}.file`: {}: {e}", path.display())))?;
+        let p = onnx::decode_tensor(&bytes)
+            .map_err(|e| err(&path, format!("not a TensorProto: {e}")))?;
         return Tensor::from_proto(&p).map_err(|e| err(&path, e));
     }
     let values: Vec<f64> = if let Some(v) = &spec.values {
         if v.len() != n {
-            return Err(err(file, format!("key `{key}.values`: {} values for shape {shape:?} ({n} elements)", v.len())));
+            return Err(err(
+                file,
+                format!(
+                    "key `{key}.values`: {} values for shape {shape:?} ({n} elements)",
+                    v.len()
+                ),
+            ));
         }
         v.clone()
     } else {
@@ -395,18 +473,35 @@ pub fn generate_tensor(
             }
         }
     };
-    let values: Vec<f64> = if dtype.is_float() { values } else if dtype == DType::Bool { values.iter().map(|v| (*v > 0.0) as u8 as f64).collect() } else { values.iter().map(|v| v.round()).collect() };
+    let values: Vec<f64> = if dtype.is_float() {
+        values
+    } else if dtype == DType::Bool {
+        values.iter().map(|v| (*v > 0.0) as u8 as f64).collect()
+    } else {
+        values.iter().map(|v| v.round()).collect()
+    };
     Ok(Tensor::from_f64(dtype, shape, &values))
 }
 
 /// Inputs for every graph input: from the case, or generated from the model's
 /// declared shape; shapes are checked against the model (symbolic dims bound
 /// consistently).
-fn make_inputs(file: &Path, dir: &Path, graph: &Graph, raw: &RawCase) -> Result<BTreeMap<String, Tensor>, CaseError> {
+fn make_inputs(
+    file: &Path,
+    dir: &Path,
+    graph: &Graph,
+    raw: &RawCase,
+) -> Result<BTreeMap<String, Tensor>, CaseError> {
     for name in raw.inputs.keys() {
         if !graph.inputs.iter().any(|i| &i.name == name) {
             let names: Vec<&str> = graph.inputs.iter().map(|i| i.name.as_str()).collect();
-            return Err(err(file, format!("key `inputs.{name}`: the model has no input `{name}` (inputs: {})", names.join(", "))));
+            return Err(err(
+                file,
+                format!(
+                    "key `inputs.{name}`: the model has no input `{name}` (inputs: {})",
+                    names.join(", ")
+                ),
+            ));
         }
     }
     let mut bound: HashMap<String, usize> = HashMap::new();
@@ -419,7 +514,13 @@ fn make_inputs(file: &Path, dir: &Path, graph: &Graph, raw: &RawCase) -> Result<
             (Some(s), model) => {
                 let d = parse_dtype(file, &format!("{key}.dtype"), s)?;
                 if let Some(m) = model.filter(|m| *m != d) {
-                    return Err(err(file, format!("key `{key}.dtype`: {d} contradicts the model's input `{}` of type {m}", vi.name)));
+                    return Err(err(
+                        file,
+                        format!(
+                            "key `{key}.dtype`: {d} contradicts the model's input `{}` of type {m}",
+                            vi.name
+                        ),
+                    ));
                 }
                 d
             }
@@ -427,8 +528,24 @@ fn make_inputs(file: &Path, dir: &Path, graph: &Graph, raw: &RawCase) -> Result<
             (None, None) => DType::F32,
         };
         let shape = input_shape(file, &key, vi, spec.shape.as_deref(), &mut bound)?;
-        let t = generate_tensor(file, dir, &key, spec, &shape, dtype, tensor_seed(raw.seed, &vi.name))?;
-        check_input(file, &key, &vi.name, &t, &shape, dtype, raw.options.allow_nan)?;
+        let t = generate_tensor(
+            file,
+            dir,
+            &key,
+            spec,
+            &shape,
+            dtype,
+            tensor_seed(raw.seed, &vi.name),
+        )?;
+        check_input(
+            file,
+            &key,
+            &vi.name,
+            &t,
+            &shape,
+            dtype,
+            raw.options.allow_nan,
+        )?;
         out.insert(vi.name.clone(), t);
     }
     Ok(out)
@@ -442,20 +559,37 @@ fn input_shape(
     bound: &mut HashMap<String, usize>,
 ) -> Result<Vec<usize>, CaseError> {
     let Some(dims) = &vi.shape else {
-        return given
-            .map(<[usize]>::to_vec)
-            .ok_or_else(|| err(file, format!("key `{key}.shape`: required (the model gives no shape for `{}`)", vi.name)));
+        return given.map(<[usize]>::to_vec).ok_or_else(|| {
+            err(
+                file,
+                format!(
+                    "key `{key}.shape`: required (the model gives no shape for `{}`)",
+                    vi.name
+                ),
+            )
+        });
     };
     let Some(given) = given else {
         return dims
             .iter()
             .map(|d| match d {
                 Dim::Fixed(n) => Ok(*n),
-                Dim::Symbolic(s) => bound
-                    .get(s)
-                    .copied()
-                    .ok_or_else(|| err(file, format!("key `{key}.shape`: required (dimension `{s}` of `{}` is symbolic)", vi.name))),
-                Dim::Unknown => Err(err(file, format!("key `{key}.shape`: required (`{}` has an unknown dimension)", vi.name))),
+                Dim::Symbolic(s) => bound.get(s).copied().ok_or_else(|| {
+                    err(
+                        file,
+                        format!(
+                            "key `{key}.shape`: required (dimension `{s}` of `{}` is symbolic)",
+                            vi.name
+                        ),
+                    )
+                }),
+                Dim::Unknown => Err(err(
+                    file,
+                    format!(
+                        "key `{key}.shape`: required (`{}` has an unknown dimension)",
+                        vi.name
+                    ),
+                )),
             })
             .collect();
     };
@@ -471,14 +605,20 @@ fn input_shape(
         err(file, format!("key `{key}.shape`: {given:?} contradicts the model's input `{}` of shape [{}] ({why})", vi.name, model.join(", ")))
     };
     if given.len() != dims.len() {
-        return Err(contradiction(format!("rank {} vs {}", given.len(), dims.len())));
+        return Err(contradiction(format!(
+            "rank {} vs {}",
+            given.len(),
+            dims.len()
+        )));
     }
     for (i, (g, d)) in given.iter().zip(dims).enumerate() {
         match d {
             Dim::Fixed(n) if n != g => return Err(contradiction(format!("dimension {i}"))),
             Dim::Symbolic(s) => {
                 if let Some(b) = bound.get(s).filter(|b| *b != g) {
-                    return Err(contradiction(format!("dimension {i}: `{s}` is already {b}")));
+                    return Err(contradiction(format!(
+                        "dimension {i}: `{s}` is already {b}"
+                    )));
                 }
                 bound.insert(s.clone(), *g);
             }
@@ -498,10 +638,22 @@ fn check_input(
     allow_nan: bool,
 ) -> Result<(), CaseError> {
     if t.shape() != shape {
-        return Err(err(file, format!("key `{key}`: the tensor has shape {:?}, the model needs {shape:?}", t.shape())));
+        return Err(err(
+            file,
+            format!(
+                "key `{key}`: the tensor has shape {:?}, the model needs {shape:?}",
+                t.shape()
+            ),
+        ));
     }
     if t.dtype() != dtype {
-        return Err(err(file, format!("key `{key}`: the tensor is {}, the model needs {dtype}", t.dtype())));
+        return Err(err(
+            file,
+            format!(
+                "key `{key}`: the tensor is {}, the model needs {dtype}",
+                t.dtype()
+            ),
+        ));
     }
     if !allow_nan {
         let mut first = None;
@@ -519,8 +671,16 @@ fn check_input(
     Ok(())
 }
 
-fn attr_proto(file: &Path, key: &str, name: &str, v: &toml::Value) -> Result<onnx::AttributeProto, CaseError> {
-    let mut a = onnx::AttributeProto { name: name.to_string(), ..Default::default() };
+fn attr_proto(
+    file: &Path,
+    key: &str,
+    name: &str,
+    v: &toml::Value,
+) -> Result<onnx::AttributeProto, CaseError> {
+    let mut a = onnx::AttributeProto {
+        name: name.to_string(),
+        ..Default::default()
+    };
     let bad = |what: &str| err(file, format!("key `{key}`: {what}"));
     match v {
         toml::Value::Integer(i) => (a.r#type, a.i) = (at::INT, *i),
@@ -562,16 +722,30 @@ fn attr_proto(file: &Path, key: &str, name: &str, v: &toml::Value) -> Result<onn
     Ok(a)
 }
 
-fn value_info(file: &Path, key: &str, name: &str, dtype: DType, shape: &[toml::Value]) -> Result<onnx::ValueInfoProto, CaseError> {
+fn value_info(
+    file: &Path,
+    key: &str,
+    name: &str,
+    dtype: DType,
+    shape: &[toml::Value],
+) -> Result<onnx::ValueInfoProto, CaseError> {
     let dims = shape
         .iter()
         .map(|d| {
             let value = match d {
                 toml::Value::Integer(n) if *n >= 0 => onnx::dimension::Value::DimValue(*n),
                 toml::Value::String(s) => onnx::dimension::Value::DimParam(s.clone()),
-                other => return Err(err(file, format!("key `{key}.shape`: `{other}` is not a dimension"))),
+                other => {
+                    return Err(err(
+                        file,
+                        format!("key `{key}.shape`: `{other}` is not a dimension"),
+                    ))
+                }
             };
-            Ok(onnx::Dimension { value: Some(value), denotation: String::new() })
+            Ok(onnx::Dimension {
+                value: Some(value),
+                denotation: String::new(),
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let tensor = onnx::type_proto::Tensor {
@@ -580,37 +754,72 @@ fn value_info(file: &Path, key: &str, name: &str, dtype: DType, shape: &[toml::V
     };
     Ok(onnx::ValueInfoProto {
         name: name.to_string(),
-        r#type: Some(onnx::TypeProto { value: Some(onnx::type_proto::Value::TensorType(tensor)), denotation: String::new() }),
+        r#type: Some(onnx::TypeProto {
+            value: Some(onnx::type_proto::Value::TensorType(tensor)),
+            denotation: String::new(),
+        }),
         ..Default::default()
     })
 }
 
 /// Builds an ONNX model from a graph written inline in a case file.
 pub fn graph_from_inline(file: &Path, g: &RawGraph, seed: u64) -> Result<Graph, CaseError> {
-    let mut gp = onnx::GraphProto { name: "inline".into(), ..Default::default() };
+    let mut gp = onnx::GraphProto {
+        name: "inline".into(),
+        ..Default::default()
+    };
     for (i, v) in g.inputs.iter().enumerate() {
         let key = format!("model.graph.inputs[{i}]");
         let d = parse_dtype(file, &format!("{key}.dtype"), &v.dtype)?;
         gp.input.push(value_info(file, &key, &v.name, d, &v.shape)?);
     }
     for o in &g.outputs {
-        gp.output.push(onnx::ValueInfoProto { name: o.clone(), ..Default::default() });
+        gp.output.push(onnx::ValueInfoProto {
+            name: o.clone(),
+            ..Default::default()
+        });
     }
     for (i, init) in g.initializers.iter().enumerate() {
         let key = format!("model.graph.initializers[{i}]");
-        let name = init.name.clone().ok_or_else(|| err(file, format!("key `{key}.name`: required")))?;
-        let dtype = parse_dtype(file, &format!("{key}.dtype"), init.dtype.as_deref().unwrap_or("float32"))?;
-        let shape = init.shape.clone().ok_or_else(|| err(file, format!("key `{key}.shape`: required")))?;
-        let t = generate_tensor(file, file.parent().unwrap_or(Path::new(".")), &key, init, &shape, dtype, tensor_seed(seed, &name))?;
+        let name = init
+            .name
+            .clone()
+            .ok_or_else(|| err(file, format!("key `{key}.name`: required")))?;
+        let dtype = parse_dtype(
+            file,
+            &format!("{key}.dtype"),
+            init.dtype.as_deref().unwrap_or("float32"),
+        )?;
+        let shape = init
+            .shape
+            .clone()
+            .ok_or_else(|| err(file, format!("key `{key}.shape`: required")))?;
+        let t = generate_tensor(
+            file,
+            file.parent().unwrap_or(Path::new(".")),
+            &key,
+            init,
+            &shape,
+            dtype,
+            tensor_seed(seed, &name),
+        )?;
         gp.initializer.push(t.to_proto(&name));
     }
     for (i, n) in g.nodes.iter().enumerate() {
         let mut attrs = Vec::new();
         for (k, v) in &n.attrs {
-            attrs.push(attr_proto(file, &format!("model.graph.nodes[{i}].attrs.{k}"), k, v)?);
+            attrs.push(attr_proto(
+                file,
+                &format!("model.graph.nodes[{i}].attrs.{k}"),
+                k,
+                v,
+            )?);
         }
         gp.node.push(onnx::NodeProto {
-            name: n.name.clone().unwrap_or_else(|| format!("{}_{i}", n.op.to_lowercase())),
+            name: n
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{}_{i}", n.op.to_lowercase())),
             op_type: n.op.clone(),
             input: n.inputs.clone(),
             output: n.outputs.clone(),
@@ -619,8 +828,17 @@ pub fn graph_from_inline(file: &Path, g: &RawGraph, seed: u64) -> Result<Graph, 
         });
     }
     let model = onnx::ModelProto {
-        ir_version: if g.opset >= 21 { 10 } else if g.opset >= 19 { 9 } else { 8 },
-        opset_import: vec![onnx::OperatorSetIdProto { domain: String::new(), version: g.opset }],
+        ir_version: if g.opset >= 21 {
+            10
+        } else if g.opset >= 19 {
+            9
+        } else {
+            8
+        },
+        opset_import: vec![onnx::OperatorSetIdProto {
+            domain: String::new(),
+            version: g.opset,
+        }],
         producer_name: "xdiff".into(),
         graph: Some(gp),
         ..Default::default()
@@ -630,7 +848,8 @@ pub fn graph_from_inline(file: &Path, g: &RawGraph, seed: u64) -> Result<Graph, 
 
 fn read_pb(path: &Path) -> Result<Tensor, CaseError> {
     let bytes = std::fs::read(path).map_err(|e| err(path, e))?;
-    let p = onnx::decode_tensor(&bytes).map_err(|e| err(path, format!("not a TensorProto: {e}")))?;
+    let p =
+        onnx::decode_tensor(&bytes).map_err(|e| err(path, format!("not a TensorProto: {e}")))?;
     Tensor::from_proto(&p).map_err(|e| err(path, e))
 }
 
@@ -641,7 +860,11 @@ fn numbered(dir: &Path, prefix: &str) -> Vec<PathBuf> {
         .filter_map(Result::ok)
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let n = name.strip_prefix(prefix)?.strip_suffix(".pb")?.parse().ok()?;
+            let n = name
+                .strip_prefix(prefix)?
+                .strip_suffix(".pb")?
+                .parse()
+                .ok()?;
             Some((n, e.path()))
         })
         .collect();
@@ -651,27 +874,49 @@ fn numbered(dir: &Path, prefix: &str) -> Vec<PathBuf> {
 
 /// An ONNX backend-test directory: `model.onnx` + `test_data_set_N/{input,output}_K.pb`.
 /// Each data set is a variant; expected outputs become the "expected" lane.
-pub(super) fn load_test_dir(file: &Path, dir: &Path, raw: Option<&RawCase>) -> Result<Vec<Case>, CaseError> {
+pub(super) fn load_test_dir(
+    file: &Path,
+    dir: &Path,
+    raw: Option<&RawCase>,
+) -> Result<Vec<Case>, CaseError> {
     let model_path = dir.join("model.onnx");
-    let bytes = std::fs::read(&model_path).map_err(|e| err(file, format!("{}: {e}", model_path.display())))?;
+    let bytes = std::fs::read(&model_path)
+        .map_err(|e| err(file, format!("{}: {e}", model_path.display())))?;
     let graph = Arc::new(Graph::from_bytes(&bytes).map_err(|e| err(&model_path, e))?);
     let mut sets: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| err(dir, e))?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.is_dir() && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("test_data_set_")))
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("test_data_set_"))
+        })
         .collect();
     sets.sort();
     if sets.is_empty() {
-        return Err(err(dir, "backend-test directory without test_data_set_* folders"));
+        return Err(err(
+            dir,
+            "backend-test directory without test_data_set_* folders",
+        ));
     }
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut out = Vec::new();
     for set in sets {
         let ins = numbered(&set, "input_");
         let outs = numbered(&set, "output_");
         if ins.len() != graph.inputs.len() {
-            return Err(err(&set, format!("{} input files for {} graph inputs", ins.len(), graph.inputs.len())));
+            return Err(err(
+                &set,
+                format!(
+                    "{} input files for {} graph inputs",
+                    ins.len(),
+                    graph.inputs.len()
+                ),
+            ));
         }
         let mut inputs = BTreeMap::new();
         for (vi, p) in graph.inputs.iter().zip(&ins) {
@@ -689,13 +934,25 @@ pub(super) fn load_test_dir(file: &Path, dir: &Path, raw: Option<&RawCase>) -> R
                 expectations(file, r)?,
                 r.seed,
             ),
-            None => (default_backends(), EngineOptions::default(), Tolerances::onnx_backend_test(), vec![], 0),
+            None => (
+                default_backends(),
+                EngineOptions::default(),
+                Tolerances::onnx_backend_test(),
+                vec![],
+                0,
+            ),
         };
         out.push(Case {
             file: file.to_path_buf(),
-            name: raw.and_then(|r| r.name.clone()).unwrap_or_else(|| name.clone()),
+            name: raw
+                .and_then(|r| r.name.clone())
+                .unwrap_or_else(|| name.clone()),
             description: raw.and_then(|r| r.description.clone()),
-            variant: Some(set.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()),
+            variant: Some(
+                set.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            ),
             params: Params::new(),
             graph: graph.clone(),
             inputs,

@@ -30,7 +30,10 @@ pub struct CaseError {
 
 impl CaseError {
     pub fn new(file: &Path, msg: impl fmt::Display) -> CaseError {
-        CaseError { file: file.display().to_string(), msg: msg.to_string() }
+        CaseError {
+            file: file.display().to_string(),
+            msg: msg.to_string(),
+        }
     }
 }
 
@@ -52,14 +55,41 @@ pub struct Tolerances {
 impl Default for Tolerances {
     fn default() -> Self {
         let per_dtype = [
-            (DType::F64, Tolerance { atol: 1e-10, rtol: 1e-9 }),
-            (DType::F32, Tolerance { atol: 1e-5, rtol: 1e-4 }),
-            (DType::F16, Tolerance { atol: 1e-3, rtol: 1e-2 }),
-            (DType::BF16, Tolerance { atol: 1e-2, rtol: 4e-2 }),
+            (
+                DType::F64,
+                Tolerance {
+                    atol: 1e-10,
+                    rtol: 1e-9,
+                },
+            ),
+            (
+                DType::F32,
+                Tolerance {
+                    atol: 1e-5,
+                    rtol: 1e-4,
+                },
+            ),
+            (
+                DType::F16,
+                Tolerance {
+                    atol: 1e-3,
+                    rtol: 1e-2,
+                },
+            ),
+            (
+                DType::BF16,
+                Tolerance {
+                    atol: 1e-2,
+                    rtol: 4e-2,
+                },
+            ),
         ]
         .into_iter()
         .collect();
-        Tolerances { per_dtype, per_op: BTreeMap::new() }
+        Tolerances {
+            per_dtype,
+            per_op: BTreeMap::new(),
+        }
     }
 }
 
@@ -67,10 +97,16 @@ impl Tolerances {
     /// The ONNX backend-test tolerance (`assert_allclose(rtol=1e-3, atol=1e-7)`),
     /// used for backend-test directories.
     pub fn onnx_backend_test() -> Tolerances {
-        let t = Tolerance { atol: 1e-7, rtol: 1e-3 };
+        let t = Tolerance {
+            atol: 1e-7,
+            rtol: 1e-3,
+        };
         let mut d = Tolerances::default();
         for v in d.per_dtype.values_mut() {
-            *v = Tolerance { atol: v.atol.max(t.atol), rtol: v.rtol.max(t.rtol) };
+            *v = Tolerance {
+                atol: v.atol.max(t.atol),
+                rtol: v.rtol.max(t.rtol),
+            };
         }
         d
     }
@@ -78,12 +114,18 @@ impl Tolerances {
     /// The tolerance for an output of `op` whose dtype is `dtype`; integers and bools are exact.
     pub fn get(&self, op: &str, dtype: DType) -> Tolerance {
         if !dtype.is_float() {
-            return Tolerance { atol: 0.0, rtol: 0.0 };
+            return Tolerance {
+                atol: 0.0,
+                rtol: 0.0,
+            };
         }
         if let Some(t) = self.per_op.get(op) {
             return *t;
         }
-        self.per_dtype.get(&dtype).copied().unwrap_or(Tolerance { atol: 1e-5, rtol: 1e-4 })
+        self.per_dtype.get(&dtype).copied().unwrap_or(Tolerance {
+            atol: 1e-5,
+            rtol: 1e-4,
+        })
     }
 }
 
@@ -109,11 +151,21 @@ pub struct Expectation {
 
 impl Expectation {
     /// Whether this expectation covers `node`/`op` in a variant with `params`.
-    pub fn applies(&self, backend: &str, node: &str, op: &str, params: &BTreeMap<String, toml::Value>) -> bool {
+    pub fn applies(
+        &self,
+        backend: &str,
+        node: &str,
+        op: &str,
+        params: &BTreeMap<String, toml::Value>,
+    ) -> bool {
         self.backend == backend
             && self.node.as_deref().is_none_or(|n| n == node)
             && self.op.as_deref().is_none_or(|o| o == op)
-            && self.when.iter().all(|(k, v)| params.get(k).is_some_and(|p| p == v || show_value(p) == show_value(v)))
+            && self.when.iter().all(|(k, v)| {
+                params
+                    .get(k)
+                    .is_some_and(|p| p == v || show_value(p) == show_value(v))
+            })
     }
 }
 
@@ -178,11 +230,16 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CaseError> {
             .map_err(|e| CaseError::new(p, e))?
             .filter_map(Result::ok)
             .map(|e| e.path())
-            .filter(|e| e.extension().is_some_and(|x| x == "toml") || e.join("model.onnx").is_file())
+            .filter(|e| {
+                e.extension().is_some_and(|x| x == "toml") || e.join("model.onnx").is_file()
+            })
             .collect();
         entries.sort();
         if entries.is_empty() {
-            return Err(CaseError::new(p, "holds no case files (*.toml) and no backend-test directories"));
+            return Err(CaseError::new(
+                p,
+                "holds no case files (*.toml) and no backend-test directories",
+            ));
         }
         out.extend(entries);
     }

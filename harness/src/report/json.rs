@@ -16,7 +16,10 @@ pub struct JsonReporter<W: Write> {
 
 impl<W: Write> JsonReporter<W> {
     pub fn new(out: W) -> Self {
-        JsonReporter { out, cases: Vec::new() }
+        JsonReporter {
+            out,
+            cases: Vec::new(),
+        }
     }
 }
 

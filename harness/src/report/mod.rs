@@ -1,7 +1,11 @@
-//! Reporters: one stream of finished cases fanned out to the terminal, JSON
-//! (and later Markdown/JUnit) writers, after nextest's reporter design.
+//! Reporters: one stream of finished cases fanned out to the terminal, JSON,
+//! Markdown, JUnit and matrix writers, after nextest's reporter design.
 
+pub mod digest;
 pub mod json;
+pub mod junit;
+pub mod markdown;
+pub mod matrix;
 pub mod text;
 
 use std::collections::BTreeMap;
@@ -53,7 +57,10 @@ impl Summary {
             for n in &r.nodes {
                 if let Some(x) = n.lanes.get(&lane.name) {
                     *t.nodes.entry(x.verdict.name().to_string()).or_default() += 1;
-                    if x.verdict != Verdict::Ok && x.declared.is_none() && !(lane.name == crate::run::EXPECTED && x.verdict == Verdict::Skipped) {
+                    if x.verdict != Verdict::Ok
+                        && x.declared.is_none()
+                        && !(lane.name == crate::run::EXPECTED && x.verdict == Verdict::Skipped)
+                    {
                         all_ok = false;
                     }
                 }

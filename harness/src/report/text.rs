@@ -6,17 +6,47 @@ use std::io::Write;
 
 use super::{sci, Reporter, Summary};
 use crate::diff::Comparison;
+use crate::matrix::Matrix;
 use crate::run::{CaseReport, LaneResult, NodeReport, Verdict, REFERENCE};
 
 pub struct TextReporter<W: Write> {
     out: W,
     pub all: bool,
     pub verbose_variants: bool,
+    /// The variants of the swept case file now streaming; its conformance
+    /// matrix is printed once the next file starts (or at the end).
+    sweep: Vec<CaseReport>,
 }
 
 impl<W: Write> TextReporter<W> {
     pub fn new(out: W, all: bool) -> Self {
-        TextReporter { out, all, verbose_variants: all }
+        TextReporter {
+            out,
+            all,
+            verbose_variants: all,
+            sweep: Vec::new(),
+        }
+    }
+
+    /// Prints the matrix of the buffered sweep, if any.
+    fn flush_sweep(&mut self) -> std::io::Result<()> {
+        if self.sweep.is_empty() {
+            return Ok(());
+        }
+        let reports = std::mem::take(&mut self.sweep);
+        for m in Matrix::from_reports(&reports) {
+            let text = m.to_text();
+            if text.trim().is_empty() {
+                continue;
+            }
+            writeln!(self.out, "\nconformance matrix: {}", m.case)?;
+            write!(self.out, "{text}")?;
+            if !text.ends_with('\n') {
+                writeln!(self.out)?;
+            }
+            writeln!(self.out)?;
+        }
+        Ok(())
     }
 }
 
@@ -48,8 +78,18 @@ fn metrics_cells(x: &LaneResult) -> [String; 4] {
             format!("{:.1}%", m.mismatch_fraction * 100.0),
             m.max_ulp.to_string(),
         ],
-        Some(Comparison::ShapeMismatch { got, want }) => [format!("shape {got:?} vs {want:?}"), String::new(), String::new(), String::new()],
-        Some(Comparison::DtypeMismatch { got, want }) => [format!("dtype {got} vs {want}"), String::new(), String::new(), String::new()],
+        Some(Comparison::ShapeMismatch { got, want }) => [
+            format!("shape {got:?} vs {want:?}"),
+            String::new(),
+            String::new(),
+            String::new(),
+        ],
+        Some(Comparison::DtypeMismatch { got, want }) => [
+            format!("dtype {got} vs {want}"),
+            String::new(),
+            String::new(),
+            String::new(),
+        ],
         None => Default::default(),
     }
 }
@@ -72,11 +112,26 @@ impl<W: Write> TextReporter<W> {
             Some(v) => format!("{}[{v}]", r.case),
             None => r.case.clone(),
         };
-        writeln!(self.out, "{status} {id}  ({}, opset {}, {})", r.file, r.opset, r.device)?;
+        writeln!(
+            self.out,
+            "{status} {id}  ({}, opset {}, {})",
+            r.file, r.opset, r.device
+        )?;
         for l in &r.lanes {
-            let settings: Vec<String> = l.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            let err = l.error.as_ref().map(|e| format!("  LANE FAILED: {e}")).unwrap_or_default();
-            writeln!(self.out, "  lane {:<10} {:>9.2} ms  {}{err}", l.name, l.wall_ms, settings.join(" "))?;
+            let settings: Vec<String> =
+                l.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let err = l
+                .error
+                .as_ref()
+                .map(|e| format!("  LANE FAILED: {e}"))
+                .unwrap_or_default();
+            writeln!(
+                self.out,
+                "  lane {:<10} {:>9.2} ms  {}{err}",
+                l.name,
+                l.wall_ms,
+                settings.join(" ")
+            )?;
             for note in &l.notes {
                 writeln!(self.out, "       note: {note}")?;
             }
@@ -88,7 +143,15 @@ impl<W: Write> TextReporter<W> {
         writeln!(self.out, "  first divergence:")?;
         for l in &r.lanes {
             match r.first_divergence.get(&l.name) {
-                Some(f) => writeln!(self.out, "    {:<10} node #{} `{}` ({}) {}", l.name, f.index, f.node, f.op, f.verdict.name())?,
+                Some(f) => writeln!(
+                    self.out,
+                    "    {:<10} node #{} `{}` ({}) {}",
+                    l.name,
+                    f.index,
+                    f.node,
+                    f.op,
+                    f.verdict.name()
+                )?,
                 None => writeln!(self.out, "    {:<10} none", l.name)?,
             }
         }
@@ -98,7 +161,11 @@ impl<W: Write> TextReporter<W> {
     fn node_table(&mut self, r: &CaseReport) -> std::io::Result<()> {
         let rows: Vec<&NodeReport> = r.nodes.iter().filter(|n| self.all || matters(n)).collect();
         if rows.is_empty() {
-            return writeln!(self.out, "  every node agrees within tolerance on every lane ({} nodes)", r.nodes.len());
+            return writeln!(
+                self.out,
+                "  every node agrees within tolerance on every lane ({} nodes)",
+                r.nodes.len()
+            );
         }
         writeln!(
             self.out,
@@ -111,9 +178,20 @@ impl<W: Write> TextReporter<W> {
                     continue;
                 }
                 let [abs, rel, mism, ulp] = metrics_cells(x);
-                let origin = x.origin.map(|o| format!("{o:?}").to_lowercase()).unwrap_or_default();
-                let verdict = if x.declared.is_some() { format!("{}*", x.verdict.name()) } else { x.verdict.name().to_string() };
-                let mut detail = x.message.clone().or_else(|| x.lowering.clone()).unwrap_or_default();
+                let origin = x
+                    .origin
+                    .map(|o| format!("{o:?}").to_lowercase())
+                    .unwrap_or_default();
+                let verdict = if x.declared.is_some() {
+                    format!("{}*", x.verdict.name())
+                } else {
+                    x.verdict.name().to_string()
+                };
+                let mut detail = x
+                    .message
+                    .clone()
+                    .or_else(|| x.lowering.clone())
+                    .unwrap_or_default();
                 if let Some(reason) = &x.declared {
                     detail = format!("declared: {reason}; {detail}");
                 }
@@ -155,7 +233,13 @@ impl<W: Write> TextReporter<W> {
                 format!("{} {}{}", l.name, v.name(), if declared { "*" } else { "" })
             })
             .collect();
-        writeln!(self.out, "{status} {}[{}]  {}", r.case, r.variant.as_deref().unwrap_or(""), lanes.join(" · "))
+        writeln!(
+            self.out,
+            "{status} {}[{}]  {}",
+            r.case,
+            r.variant.as_deref().unwrap_or(""),
+            lanes.join(" · ")
+        )
     }
 }
 
@@ -170,6 +254,16 @@ fn truncate(s: &str, n: usize) -> String {
 
 impl<W: Write> Reporter for TextReporter<W> {
     fn case(&mut self, r: &CaseReport) -> std::io::Result<()> {
+        if self
+            .sweep
+            .first()
+            .is_some_and(|p| p.file != r.file || p.case != r.case)
+        {
+            self.flush_sweep()?;
+        }
+        if r.variant.is_some() {
+            self.sweep.push(r.clone());
+        }
         if r.variant.is_some() && r.passed && !self.verbose_variants {
             return self.compact(r);
         }
@@ -181,11 +275,26 @@ impl<W: Write> Reporter for TextReporter<W> {
     }
 
     fn finish(&mut self, s: &Summary) -> std::io::Result<()> {
-        writeln!(self.out, "\nsummary: {} cases, {} passed, {} failed ({:.1} s)", s.cases, s.passed, s.failed, s.wall_ms / 1e3)?;
+        self.flush_sweep()?;
+        writeln!(
+            self.out,
+            "\nsummary: {} cases, {} passed, {} failed ({:.1} s)",
+            s.cases,
+            s.passed,
+            s.failed,
+            s.wall_ms / 1e3
+        )?;
         writeln!(self.out, "  lane        cases ok   node verdicts")?;
         for (lane, t) in &s.lanes {
             let nodes: Vec<String> = t.nodes.iter().map(|(k, v)| format!("{k} {v}")).collect();
-            writeln!(self.out, "  {:<10} {:>5}/{:<5}  {}", lane, t.cases_ok, t.cases, nodes.join(", "))?;
+            writeln!(
+                self.out,
+                "  {:<10} {:>5}/{:<5}  {}",
+                lane,
+                t.cases_ok,
+                t.cases,
+                nodes.join(", ")
+            )?;
         }
         writeln!(self.out, "  (* = declared divergence; a lane's case is ok when all its nodes are ok or declared)")
     }

@@ -40,14 +40,21 @@ impl RefTensor {
     /// Wraps a host tensor, widening floats to f64.
     pub fn from_host(t: &Tensor) -> RefTensor {
         let dtype = t.dtype();
-        let data = if dtype.is_float() { t.cast(DType::F64) } else { t.clone() };
+        let data = if dtype.is_float() {
+            t.cast(DType::F64)
+        } else {
+            t.clone()
+        };
         RefTensor { data, dtype }
     }
 
     /// A float result with ONNX dtype `dtype`.
     pub fn float(a: ArrayD<f64>, dtype: DType) -> RefTensor {
         debug_assert!(dtype.is_float());
-        RefTensor { data: Tensor::F64(a), dtype }
+        RefTensor {
+            data: Tensor::F64(a),
+            dtype,
+        }
     }
 
     /// A non-float result (int or bool): its dtype is the tensor's.
@@ -77,16 +84,20 @@ impl RefTensor {
     pub fn f64(&self) -> OpResult<&ArrayD<f64>> {
         match &self.data {
             Tensor::F64(a) => Ok(a),
-            _ => Err(OpError::Failed(format!("expected a float tensor, got {}", self.dtype))),
+            _ => Err(OpError::Failed(format!(
+                "expected a float tensor, got {}",
+                self.dtype
+            ))),
         }
     }
 
     /// Integer contents (int64/int32 and other ints) as i64, e.g. shapes and axes.
     pub fn ints(&self) -> OpResult<Vec<i64>> {
         match &self.data {
-            Tensor::F64(_) | Tensor::Bool(_) => {
-                Err(OpError::Failed(format!("expected an integer tensor, got {}", self.dtype)))
-            }
+            Tensor::F64(_) | Tensor::Bool(_) => Err(OpError::Failed(format!(
+                "expected an integer tensor, got {}",
+                self.dtype
+            ))),
             t => Ok(t.to_f64_vec().into_iter().map(|v| v as i64).collect()),
         }
     }
@@ -157,7 +168,11 @@ impl Engine for ReferenceEngine {
         "reference"
     }
 
-    fn prepare(&self, graph: &Graph, opts: &EngineOptions) -> Result<Box<dyn Session>, EngineError> {
+    fn prepare(
+        &self,
+        graph: &Graph,
+        opts: &EngineOptions,
+    ) -> Result<Box<dyn Session>, EngineError> {
         if opts.device != Device::Cpu {
             return Err(EngineError::Device {
                 engine: "reference",
@@ -165,13 +180,18 @@ impl Engine for ReferenceEngine {
                 why: "the float64 reference runs on the CPU only".into(),
             });
         }
-        Ok(Box::new(ReferenceSession { graph: graph.clone(), opts: opts.clone() }))
+        Ok(Box::new(ReferenceSession {
+            graph: graph.clone(),
+            opts: opts.clone(),
+        }))
     }
 }
 
 impl Session for ReferenceSession {
     fn run(&mut self, inputs: &BTreeMap<String, Tensor>) -> Result<Trace, EngineError> {
-        let interp = ReferenceInterp { registry: registry() };
+        let interp = ReferenceInterp {
+            registry: registry(),
+        };
         interp::run_graph(&interp, &self.graph, &self.opts, inputs)
     }
 
@@ -187,8 +207,15 @@ pub fn run_op(
     opset: u32,
     inputs: &[Option<&RefTensor>],
 ) -> OpResult<Vec<Option<RefTensor>>> {
-    let def = registry().lookup(&node.op_type, opset).map_err(OpError::Unsupported)?;
+    let def = registry()
+        .lookup(&node.op_type, opset)
+        .map_err(OpError::Unsupported)?;
     let opts = EngineOptions::default();
-    let ctx = interp::OpCtx { node, opset, device: Device::Cpu, options: &opts };
+    let ctx = interp::OpCtx {
+        node,
+        opset,
+        device: Device::Cpu,
+        options: &opts,
+    };
     Ok((def.run)(&ctx, inputs)?.outputs)
 }

@@ -13,9 +13,15 @@ use crate::graph::{Attr, Node};
 pub fn axis(axis: i64, rank: usize) -> OpResult<usize> {
     let r = rank as i64;
     if axis < -r || axis >= r.max(1) {
-        return Err(OpError::Failed(format!("axis {axis} is out of range for rank {rank}")));
+        return Err(OpError::Failed(format!(
+            "axis {axis} is out of range for rank {rank}"
+        )));
     }
-    Ok(if axis < 0 { (axis + r) as usize } else { axis as usize })
+    Ok(if axis < 0 {
+        (axis + r) as usize
+    } else {
+        axis as usize
+    })
 }
 
 /// The broadcast shape of two shapes (ONNX multidirectional broadcasting).
@@ -23,8 +29,16 @@ pub fn broadcast_shape(a: &[usize], b: &[usize]) -> OpResult<Vec<usize>> {
     let n = a.len().max(b.len());
     let mut out = vec![0; n];
     for i in 0..n {
-        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
-        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        let da = if i + a.len() >= n {
+            a[i + a.len() - n]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= n {
+            b[i + b.len() - n]
+        } else {
+            1
+        };
         out[i] = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,
@@ -48,7 +62,11 @@ pub fn broadcast_map<A: Clone, B: Clone, C>(
     let shape = broadcast_shape(a.shape(), b.shape())?;
     let av = a.broadcast(IxDyn(&shape)).expect("broadcastable");
     let bv = b.broadcast(IxDyn(&shape)).expect("broadcastable");
-    let v: Vec<C> = av.iter().zip(bv.iter()).map(|(x, y)| f(x.clone(), y.clone())).collect();
+    let v: Vec<C> = av
+        .iter()
+        .zip(bv.iter())
+        .map(|(x, y)| f(x.clone(), y.clone()))
+        .collect();
     Ok(ArrayD::from_shape_vec(IxDyn(&shape), v).expect("shape matches"))
 }
 
@@ -61,7 +79,10 @@ pub fn test_node(op: &str, n_inputs: usize, n_outputs: usize, attrs: Vec<(&str, 
         domain: String::new(),
         inputs: (0..n_inputs).map(|i| format!("in{i}")).collect(),
         outputs: (0..n_outputs).map(|i| format!("out{i}")).collect(),
-        attrs: attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<BTreeMap<_, _>>(),
+        attrs: attrs
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect::<BTreeMap<_, _>>(),
     }
 }
 

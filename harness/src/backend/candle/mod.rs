@@ -1,0 +1,566 @@
+//! The candle backend (candle-core / candle-nn 0.11.1): every ONNX node is
+//! lowered to candle's own kernels, node by node, through the shared driver
+//! in [`crate::backend::interp`].
+//!
+//! Each lowering says whether one candle op has exactly the ONNX semantics
+//! for the node's attributes (`native: <op>`), whether it had to be built
+//! from several candle ops (`composed: <ops>`), or why candle cannot express
+//! it (`unsupported`, naming the attribute). Nothing is re-implemented on
+//! host data: the host only reads the small tensors that parameterize a node
+//! (shapes, axes, pads, scales, sizes) and computes index tables from them.
+//! candle-onnx is deliberately not used, so every convention shown is
+//! candle's own.
+//!
+//! Dtypes: float16, bfloat16, float32, float64, uint8, uint32, int16, int32
+//! and int64 keep their dtype. bool is stored as candle u8 (0/1, identical
+//! values) and remembered per tensor so it comes back as bool. int8,
+//! uint16 and uint64 have no candle dtype with identical semantics and are
+//! rejected.
+
+/// A static coverage table: `cov!["when" => Label::Native("op"), ...]`.
+macro_rules! cov {
+    ($($when:expr => $label:expr),* $(,)?) => {{
+        const C: &[$crate::backend::interp::Coverage] =
+            &[$($crate::backend::interp::Coverage { when: $when, label: $label }),*];
+        C
+    }};
+}
+
+mod elementwise;
+mod linalg;
+mod nn;
+mod reduce;
+mod resize;
+mod shape;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::OnceLock;
+
+use candle_core::{DType as CDType, Device as CDevice, Tensor as CTensor, TensorId};
+use ndarray::{ArrayD, IxDyn};
+
+use super::interp::{self, Interpreter, OpCtx, OpError, OpRegistry, OpResult};
+use super::{Device, Engine, EngineError, EngineOptions, Session, Trace};
+use crate::graph::Graph;
+use crate::tensor::{DType, Tensor};
+
+/// The candle version this backend is pinned to (Cargo.toml `=0.11.1`).
+pub const CANDLE_VERSION: &str = "0.11.1";
+
+/// The candle engine.
+pub struct CandleEngine;
+
+/// The candle op registry, built once.
+pub fn registry() -> &'static OpRegistry<CTensor> {
+    static REG: OnceLock<OpRegistry<CTensor>> = OnceLock::new();
+    REG.get_or_init(|| {
+        let mut r = OpRegistry::new();
+        register_all_ops(&mut r);
+        r
+    })
+}
+
+/// Fills the registry family by family.
+pub fn register_all_ops(r: &mut OpRegistry<CTensor>) {
+    elementwise::register(r);
+    shape::register(r);
+    reduce::register(r);
+    linalg::register(r);
+    nn::register(r);
+    resize::register(r);
+}
+
+thread_local! {
+    /// The candle device of the session running on this thread (constants
+    /// and index tables are created there; CUDA devices compare by instance).
+    static CURRENT: RefCell<CDevice> = const { RefCell::new(CDevice::Cpu) };
+    /// Ids of u8 tensors that hold ONNX bool values.
+    static BOOLS: RefCell<HashSet<TensorId>> = RefCell::new(HashSet::new());
+}
+
+/// Opens a candle device for an xdiff device.
+pub fn candle_device(device: Device) -> Result<CDevice, EngineError> {
+    match device {
+        Device::Cpu => Ok(CDevice::Cpu),
+        Device::Cuda(n) => CDevice::new_cuda(n).map_err(|e| EngineError::Device {
+            engine: "candle",
+            device,
+            why: format!(
+                "candle could not open CUDA device {n} ({e}); CUDA needs xdiff built with the `cuda` feature and a GPU"
+            ),
+        }),
+    }
+}
+
+/// The device of the running session.
+pub(crate) fn dev() -> CDevice {
+    CURRENT.with(|d| d.borrow().clone())
+}
+
+/// Marks `t` as holding ONNX bool values (stored as u8 0/1).
+pub(crate) fn mark_bool(t: CTensor) -> CTensor {
+    BOOLS.with(|b| b.borrow_mut().insert(t.id()));
+    t
+}
+
+pub(crate) fn is_bool(t: &CTensor) -> bool {
+    t.dtype() == CDType::U8 && BOOLS.with(|b| b.borrow().contains(&t.id()))
+}
+
+/// `out` keeps the bool-ness of `src` (for data-movement ops).
+pub(crate) fn keep_bool(src: &CTensor, out: CTensor) -> CTensor {
+    if is_bool(src) {
+        mark_bool(out)
+    } else {
+        out
+    }
+}
+
+/// candle errors become `error` verdicts.
+pub(crate) trait Ce<T> {
+    fn ce(self) -> OpResult<T>;
+}
+
+impl<T> Ce<T> for candle_core::Result<T> {
+    fn ce(self) -> OpResult<T> {
+        self.map_err(|e| OpError::Failed(format!("candle: {e}")))
+    }
+}
+
+/// The candle dtype for an ONNX dtype, where the semantics are identical.
+pub fn candle_dtype(d: DType) -> Option<CDType> {
+    Some(match d {
+        DType::F16 => CDType::F16,
+        DType::BF16 => CDType::BF16,
+        DType::F32 => CDType::F32,
+        DType::F64 => CDType::F64,
+        DType::U8 | DType::Bool => CDType::U8,
+        DType::U32 => CDType::U32,
+        DType::I16 => CDType::I16,
+        DType::I32 => CDType::I32,
+        DType::I64 => CDType::I64,
+        DType::I8 | DType::U16 | DType::U64 => return None,
+    })
+}
+
+pub(crate) fn is_float(t: &CTensor) -> bool {
+    t.dtype().is_float()
+}
+
+/// Integer contents of a small parameter tensor (shape, axes, pads, sizes).
+pub(crate) fn host_ints(t: &CTensor) -> OpResult<Vec<i64>> {
+    if t.dtype().is_float() {
+        return Err(OpError::Failed(format!(
+            "expected an integer tensor, got {:?}",
+            t.dtype()
+        )));
+    }
+    t.flatten_all()
+        .and_then(|t| t.to_dtype(CDType::I64))
+        .and_then(|t| t.to_vec1::<i64>())
+        .ce()
+}
+
+/// Float contents of a small parameter tensor (scales, clip bounds).
+pub(crate) fn host_floats(t: &CTensor) -> OpResult<Vec<f64>> {
+    t.flatten_all()
+        .and_then(|t| t.to_dtype(CDType::F64))
+        .and_then(|t| t.to_vec1::<f64>())
+        .ce()
+}
+
+/// Normalizes a possibly negative axis.
+pub(crate) fn axis(a: i64, rank: usize) -> OpResult<usize> {
+    let r = rank as i64;
+    if a < -r || a >= r.max(1) {
+        return Err(OpError::Failed(format!(
+            "axis {a} is out of range for rank {rank}"
+        )));
+    }
+    Ok(if a < 0 { (a + r) as usize } else { a as usize })
+}
+
+/// An int64 index tensor on the session's device.
+pub(crate) fn index_tensor(idx: Vec<i64>) -> OpResult<CTensor> {
+    let n = idx.len();
+    CTensor::from_vec(idx, n, &dev()).ce()
+}
+
+/// A tensor of `dtype` filled with `value` (exactly representable values
+/// such as 0, ±inf or a pad constant).
+pub(crate) fn full(value: f64, shape: &[usize], dtype: CDType) -> OpResult<CTensor> {
+    CTensor::full(value, shape, &dev())
+        .and_then(|t| t.to_dtype(dtype))
+        .ce()
+}
+
+/// Pads `x` along `dim` with `value` (`left`/`right` elements) by
+/// concatenation; a zero value uses candle's `pad_with_zeros`.
+pub(crate) fn pad_const(
+    x: &CTensor,
+    dim: usize,
+    left: usize,
+    right: usize,
+    value: f64,
+) -> OpResult<CTensor> {
+    if left == 0 && right == 0 {
+        return Ok(x.clone());
+    }
+    if value == 0.0 && !(value.is_sign_negative() && x.dtype().is_float()) {
+        return x.pad_with_zeros(dim, left, right).ce();
+    }
+    let mut parts = Vec::new();
+    let mut dims = x.dims().to_vec();
+    if left > 0 {
+        dims[dim] = left;
+        parts.push(full(value, &dims, x.dtype())?);
+    }
+    parts.push(x.clone());
+    if right > 0 {
+        dims[dim] = right;
+        parts.push(full(value, &dims, x.dtype())?);
+    }
+    CTensor::cat(&parts, dim).ce()
+}
+
+/// Uploads a host tensor.
+pub fn upload(t: &Tensor, device: &CDevice) -> Result<CTensor, String> {
+    fn mk<E: candle_core::WithDType>(a: &ArrayD<E>, device: &CDevice) -> Result<CTensor, String> {
+        let v: Vec<E> = a.iter().copied().collect();
+        CTensor::from_vec(v, a.shape(), device).map_err(|e| e.to_string())
+    }
+    let no = |d: DType| {
+        format!("candle 0.11.1 has no {d} dtype (nor one with identical semantics); values of this dtype cannot be uploaded")
+    };
+    match t {
+        Tensor::F16(a) => mk(a, device),
+        Tensor::BF16(a) => mk(a, device),
+        Tensor::F32(a) => mk(a, device),
+        Tensor::F64(a) => mk(a, device),
+        Tensor::U8(a) => mk(a, device),
+        Tensor::U32(a) => mk(a, device),
+        Tensor::I16(a) => mk(a, device),
+        Tensor::I32(a) => mk(a, device),
+        Tensor::I64(a) => mk(a, device),
+        Tensor::Bool(a) => mk(&a.mapv(u8::from), device).map(mark_bool),
+        Tensor::I8(_) | Tensor::U16(_) | Tensor::U64(_) => Err(no(t.dtype())),
+    }
+}
+
+/// Downloads a candle tensor to the host in its dtype (bool where marked).
+pub fn download(t: &CTensor) -> Result<Tensor, String> {
+    fn get<E: candle_core::WithDType>(t: &CTensor) -> Result<ArrayD<E>, String> {
+        let v = t
+            .flatten_all()
+            .and_then(|f| f.to_vec1::<E>())
+            .map_err(|e| e.to_string())?;
+        ArrayD::from_shape_vec(IxDyn(t.dims()), v).map_err(|e| e.to_string())
+    }
+    Ok(match t.dtype() {
+        CDType::U8 if is_bool(t) => Tensor::Bool(get::<u8>(t)?.mapv(|v| v != 0)),
+        CDType::U8 => Tensor::U8(get(t)?),
+        CDType::U32 => Tensor::U32(get(t)?),
+        CDType::I16 => Tensor::I16(get(t)?),
+        CDType::I32 => Tensor::I32(get(t)?),
+        CDType::I64 => Tensor::I64(get(t)?),
+        CDType::F16 => Tensor::F16(get(t)?),
+        CDType::BF16 => Tensor::BF16(get(t)?),
+        CDType::F32 => Tensor::F32(get(t)?),
+        CDType::F64 => Tensor::F64(get(t)?),
+        other => return Err(format!("candle dtype {other:?} has no xdiff equivalent")),
+    })
+}
+
+struct CandleInterp {
+    device: CDevice,
+}
+
+impl Interpreter for CandleInterp {
+    type T = CTensor;
+    const NAME: &'static str = "candle";
+
+    fn registry(&self) -> &OpRegistry<CTensor> {
+        registry()
+    }
+
+    fn upload(&self, t: &Tensor) -> Result<CTensor, String> {
+        upload(t, &self.device)
+    }
+
+    fn download(&self, t: &CTensor) -> Result<Tensor, String> {
+        download(t)
+    }
+}
+
+struct CandleSession {
+    graph: Graph,
+    opts: EngineOptions,
+    device: CDevice,
+}
+
+impl Engine for CandleEngine {
+    fn name(&self) -> &'static str {
+        "candle"
+    }
+
+    fn prepare(
+        &self,
+        graph: &Graph,
+        opts: &EngineOptions,
+    ) -> Result<Box<dyn Session>, EngineError> {
+        let device = candle_device(opts.device)?;
+        Ok(Box::new(CandleSession {
+            graph: graph.clone(),
+            opts: opts.clone(),
+            device,
+        }))
+    }
+}
+
+impl Session for CandleSession {
+    fn run(&mut self, inputs: &BTreeMap<String, Tensor>) -> Result<Trace, EngineError> {
+        let previous = CURRENT.with(|d| d.replace(self.device.clone()));
+        BOOLS.with(|b| b.borrow_mut().clear());
+        let interp = CandleInterp {
+            device: self.device.clone(),
+        };
+        let trace = interp::run_graph(&interp, &self.graph, &self.opts, inputs);
+        CURRENT.with(|d| d.replace(previous));
+        BOOLS.with(|b| b.borrow_mut().clear());
+        trace
+    }
+
+    fn settings(&self) -> Vec<(String, String)> {
+        vec![
+            ("device".into(), self.opts.device.to_string()),
+            ("candle".into(), CANDLE_VERSION.into()),
+            (
+                "dtypes".into(),
+                "native dtype kept (f16/bf16/f32/f64/u8/u32/i16/i32/i64); bool as u8 0/1; int8/uint16/uint64 rejected"
+                    .into(),
+            ),
+            ("tf32".into(), "off (candle default)".into()),
+        ]
+    }
+}
+
+/// Runs a single op through candle (tests and the fingerprint search).
+pub fn run_op(
+    node: &crate::graph::Node,
+    opset: u32,
+    inputs: &[Option<&CTensor>],
+) -> OpResult<(Vec<Option<CTensor>>, interp::How)> {
+    let def = registry()
+        .lookup(&node.op_type, opset)
+        .map_err(OpError::Unsupported)?;
+    let opts = EngineOptions::default();
+    let ctx = OpCtx {
+        node,
+        opset,
+        device: Device::Cpu,
+        options: &opts,
+    };
+    let l = (def.run)(&ctx, inputs)?;
+    Ok((l.outputs, l.how))
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    //! Helpers for the candle lowering tests.
+    use super::*;
+    use crate::graph::{Attr, Node};
+
+    pub fn node(op: &str, n_in: usize, n_out: usize, attrs: Vec<(&str, Attr)>) -> Node {
+        Node {
+            index: 0,
+            name: format!("{op}_test"),
+            op_type: op.to_string(),
+            domain: String::new(),
+            inputs: (0..n_in).map(|i| format!("in{i}")).collect(),
+            outputs: (0..n_out).map(|i| format!("out{i}")).collect(),
+            attrs: attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        }
+    }
+
+    pub fn f32t(shape: &[usize], v: &[f32]) -> CTensor {
+        CTensor::from_vec(v.to_vec(), shape, &CDevice::Cpu).unwrap()
+    }
+
+    pub fn i64t(v: &[i64]) -> CTensor {
+        CTensor::from_vec(v.to_vec(), v.len(), &CDevice::Cpu).unwrap()
+    }
+
+    /// Runs `node` at `opset` and returns the first output flattened, with its label.
+    pub fn run1(
+        node: &Node,
+        opset: u32,
+        inputs: &[Option<&CTensor>],
+    ) -> (Vec<f32>, Vec<usize>, String) {
+        let (outs, how) = run_op(node, opset, inputs).unwrap_or_else(|e| panic!("{e:?}"));
+        let t = outs[0].clone().expect("output");
+        let v = t
+            .to_dtype(CDType::F32)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        (v, t.dims().to_vec(), how.label())
+    }
+
+    pub fn close(a: &[f32], b: &[f32], tol: f32) {
+        assert_eq!(a.len(), b.len(), "{a:?} vs {b:?}");
+        for (x, y) in a.iter().zip(b) {
+            assert!(
+                (x - y).abs() <= tol || (x.is_nan() && y.is_nan()),
+                "{a:?} vs {b:?}"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::NodeStatus;
+    use crate::onnx::{
+        type_proto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TypeProto,
+        ValueInfoProto,
+    };
+
+    fn vi(name: &str) -> ValueInfoProto {
+        ValueInfoProto {
+            name: name.into(),
+            r#type: Some(TypeProto {
+                value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                    elem_type: crate::onnx::data_type::FLOAT,
+                    shape: None,
+                })),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// A one-node graph `op(inputs) -> y` with float inputs.
+    fn graph(op: &str, inputs: &[&str], opset: i64) -> Graph {
+        let model = ModelProto {
+            ir_version: 8,
+            opset_import: vec![OperatorSetIdProto {
+                domain: String::new(),
+                version: opset,
+            }],
+            graph: Some(GraphProto {
+                name: "g".into(),
+                node: vec![NodeProto {
+                    input: inputs.iter().map(|s| s.to_string()).collect(),
+                    output: vec!["y".into()],
+                    name: "n0".into(),
+                    op_type: op.into(),
+                    ..Default::default()
+                }],
+                input: inputs.iter().map(|s| vi(s)).collect(),
+                output: vec![vi("y")],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        Graph::from_model(model).expect("valid graph")
+    }
+
+    fn host(shape: &[usize], v: &[f64]) -> Tensor {
+        Tensor::from_f64(DType::F32, shape, v)
+    }
+
+    #[test]
+    fn matmul_shape_mismatch_is_an_error_verdict() {
+        let g = graph("MatMul", &["a", "b"], 13);
+        let inputs: BTreeMap<String, Tensor> = [
+            ("a".to_string(), host(&[2, 3], &[1.0; 6])),
+            ("b".to_string(), host(&[4, 2], &[1.0; 8])),
+        ]
+        .into_iter()
+        .collect();
+        let mut s = CandleEngine.prepare(&g, &EngineOptions::default()).unwrap();
+        let trace = s.run(&inputs).unwrap();
+        match &trace.nodes[0].status {
+            NodeStatus::Error(m) => assert!(m.contains("candle"), "{m}"),
+            other => panic!("expected an error verdict, got {other:?}"),
+        }
+        assert!(!trace.values.contains_key("y"));
+    }
+
+    #[test]
+    fn graph_run_keeps_dtype_and_labels_lowering() {
+        let g = graph("Add", &["a", "b"], 14);
+        let inputs: BTreeMap<String, Tensor> = [
+            ("a".to_string(), host(&[2], &[1.0, 2.0])),
+            ("b".to_string(), host(&[1], &[0.5])),
+        ]
+        .into_iter()
+        .collect();
+        let mut s = CandleEngine.prepare(&g, &EngineOptions::default()).unwrap();
+        let trace = s.run(&inputs).unwrap();
+        assert_eq!(trace.nodes[0].status, NodeStatus::Ran);
+        assert_eq!(
+            trace.nodes[0].lowering.as_deref(),
+            Some("native: broadcast_add")
+        );
+        assert_eq!(trace.values["y"], host(&[2], &[1.5, 2.5]));
+    }
+
+    #[test]
+    fn cuda_request_is_a_device_error() {
+        let g = graph("Relu", &["x"], 14);
+        let opts = EngineOptions {
+            device: Device::Cuda(0),
+            ..Default::default()
+        };
+        match CandleEngine.prepare(&g, &opts) {
+            Err(EngineError::Device {
+                engine: "candle",
+                device: Device::Cuda(0),
+                why,
+            }) => {
+                assert!(why.contains("CUDA"), "{why}")
+            }
+            Err(e) => panic!("wrong error {e}"),
+            // A CUDA build on a GPU machine may legitimately open the device.
+            Ok(_) if cfg!(feature = "cuda") => {}
+            Ok(_) => panic!("cuda opened without the cuda feature"),
+        }
+    }
+
+    #[test]
+    fn bool_round_trips_and_int8_is_rejected() {
+        let b = Tensor::from_f64(DType::Bool, &[3], &[1.0, 0.0, 1.0]);
+        let t = upload(&b, &CDevice::Cpu).unwrap();
+        assert_eq!(t.dtype(), CDType::U8);
+        assert_eq!(download(&t).unwrap(), b);
+        let h = Tensor::from_f64(DType::F16, &[2], &[1.5, -2.0]);
+        assert_eq!(download(&upload(&h, &CDevice::Cpu).unwrap()).unwrap(), h);
+        let i8t = Tensor::from_f64(DType::I8, &[1], &[3.0]);
+        assert!(upload(&i8t, &CDevice::Cpu).unwrap_err().contains("int8"));
+    }
+
+    #[test]
+    fn registry_covers_the_op_set() {
+        let ops = "Add Sub Mul Div Pow Sqrt Exp Log Neg Abs Erf Relu LeakyRelu Sigmoid HardSigmoid HardSwish \
+                   Tanh Gelu Clip Conv ConvTranspose MaxPool AveragePool GlobalAveragePool BatchNormalization \
+                   LayerNormalization Gemm MatMul Softmax Dropout Resize Upsample Pad Concat Reshape Flatten \
+                   Transpose Slice Split Squeeze Unsqueeze Identity Constant Shape Gather Cast ReduceMean";
+        for op in ops.split_whitespace() {
+            let opset = match op {
+                "Gelu" => 20,
+                "LayerNormalization" => 17,
+                "Upsample" => 9,
+                _ => 13,
+            };
+            assert!(
+                registry().lookup(op, opset).is_ok(),
+                "{op} missing at opset {opset}"
+            );
+        }
+    }
+}

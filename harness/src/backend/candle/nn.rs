@@ -1,0 +1,812 @@
+//! candle lowerings: Conv, ConvTranspose, MaxPool, AveragePool,
+//! GlobalAveragePool, BatchNormalization, LayerNormalization.
+//!
+//! candle's convolutions take one scalar padding/stride/dilation for all
+//! spatial axes and its pools have no padding and floor rounding only
+//! (averages divide by kh·kw). Where ONNX asks for more, the input is
+//! padded explicitly first (zeros for conv/avg, -inf for max) and the
+//! lowering is reported as composed.
+
+use candle_core::{DType as CDType, Tensor};
+
+use super::{full, pad_const, Ce};
+use crate::backend::interp::{How, Label::*, Lowered, OpCtx, OpDef, OpRegistry, OpResult};
+
+type In<'a> = [Option<&'a Tensor>];
+type Out = OpResult<Lowered<Tensor>>;
+
+pub fn register(r: &mut OpRegistry<Tensor>) {
+    r.op(
+        "Conv",
+        conv,
+        "https://onnx.ai/onnx/operators/onnx__Conv.html",
+        cov![
+            "1-D/2-D, symmetric pads equal on all axes, no bias" => Native("conv1d | conv2d"),
+            "with bias" => Composed("conv2d, broadcast_add"),
+            "asymmetric or per-axis pads, auto_pad SAME_*" => Composed("pad_with_zeros, conv2d"),
+            "strides or dilations that differ per axis" => Unsupported("strides/dilations: candle takes one value"),
+            "3-D" => Unsupported("kernel_shape: no conv3d"),
+        ],
+    );
+    r.op(
+        "ConvTranspose",
+        conv_transpose,
+        "https://onnx.ai/onnx/operators/onnx__ConvTranspose.html",
+        cov![
+            "1-D/2-D, symmetric pads and output_padding equal on all axes, no bias" => Native("conv_transpose1d | conv_transpose2d"),
+            "2-D with group > 1" => Composed("chunk, conv_transpose2d, cat"),
+            "asymmetric pads, output_shape, auto_pad" => Composed("conv_transpose2d, pad_with_zeros, narrow"),
+            "with bias" => Composed("conv_transpose2d, broadcast_add"),
+            "strides or dilations that differ per axis" => Unsupported("strides/dilations: candle takes one value"),
+        ],
+    );
+    r.op(
+        "MaxPool",
+        max_pool,
+        "https://onnx.ai/onnx/operators/onnx__MaxPool.html",
+        cov![
+            "2-D, no pads, ceil_mode=0" => Native("max_pool2d_with_stride"),
+            "pads / auto_pad / ceil_mode=1 / 1-D" => Composed("pad(-inf), max_pool2d_with_stride"),
+            "dilations != 1" => Unsupported("dilations: candle pools have none"),
+            "Indices output" => Unsupported("Indices: candle returns no argmax"),
+        ],
+    );
+    r.op(
+        "AveragePool",
+        avg_pool,
+        "https://onnx.ai/onnx/operators/onnx__AveragePool.html",
+        cov![
+            "2-D, no pads, ceil_mode=0" => Native("avg_pool2d_with_stride"),
+            "pads with count_include_pad=1, ceil_mode=0" => Composed("pad_with_zeros, avg_pool2d_with_stride"),
+            "count_include_pad=0 with pads, or ceil_mode=1" => Composed("pad_with_zeros, avg_pool2d_with_stride, ones-mask divisor"),
+            "dilations != 1" => Unsupported("dilations: candle pools have none"),
+        ],
+    );
+    r.op(
+        "GlobalAveragePool",
+        global_avg_pool,
+        "https://onnx.ai/onnx/operators/onnx__GlobalAveragePool.html",
+        cov!["all" => Native("mean_keepdim")],
+    );
+    r.op(
+        "BatchNormalization",
+        batch_norm,
+        "https://onnx.ai/onnx/operators/onnx__BatchNormalization.html",
+        cov![
+            "inference, parameters in the input dtype" => Native("candle_nn::BatchNorm::forward_t(train=false)"),
+            "parameters of another dtype" => Composed("to_dtype, candle_nn::BatchNorm"),
+            "training_mode=1 / spatial=0 / statistics outputs" => Unsupported("training_mode"),
+        ],
+    );
+    r.add(OpDef {
+        op: "LayerNormalization",
+        since: 17,
+        until: u32::MAX,
+        run: layer_norm,
+        spec: "https://onnx.ai/onnx/operators/onnx__LayerNormalization.html",
+        coverage: cov![
+            "axis = last, 1-D scale/bias (one-pass E[x²]-E[x]² variance in f32)" => Native("candle_nn::ops::layer_norm"),
+            "other axis or broadcast scale" => Composed("reshape, candle_nn::ops::layer_norm, reshape"),
+            "Mean / InvStdDev outputs" => Unsupported("Mean/InvStdDev: the fused kernel returns no statistics"),
+            "stash_type=0 for non-f32 input" => Unsupported("stash_type: candle computes in f32"),
+        ],
+    });
+}
+
+/// Spatial geometry of a conv/pool node after resolving auto_pad.
+struct Geometry {
+    kernel: Vec<usize>,
+    strides: Vec<usize>,
+    dilations: Vec<usize>,
+    /// (begin, end) per spatial axis.
+    pads: Vec<(usize, usize)>,
+}
+
+fn per_axis(ctx: &OpCtx, name: &str, n: usize, default: i64) -> OpResult<Vec<usize>> {
+    match ctx.ints(name)? {
+        None => Ok(vec![default as usize; n]),
+        Some(v) if v.len() == n && v.iter().all(|&x| x >= 0) => {
+            Ok(v.iter().map(|&x| x as usize).collect())
+        }
+        Some(v) => Err(ctx.fail(format!(
+            "attribute `{name}` = {v:?} does not fit {n} spatial axes"
+        ))),
+    }
+}
+
+/// Reads kernel_shape/strides/dilations/pads/auto_pad for `spatial` input dims.
+fn geometry(ctx: &OpCtx, spatial: &[usize], kernel: Option<Vec<usize>>) -> OpResult<Geometry> {
+    let n = spatial.len();
+    let kernel = match (ctx.ints("kernel_shape")?, kernel) {
+        (Some(k), Some(w)) if k.iter().map(|&v| v as usize).ne(w.iter().copied()) => {
+            return Err(ctx.fail(format!(
+                "kernel_shape {k:?} does not match the weights {w:?}"
+            )))
+        }
+        (_, Some(w)) => w,
+        (Some(k), None) => k.iter().map(|&v| v as usize).collect(),
+        (None, None) => return Err(ctx.fail("attribute `kernel_shape` is required")),
+    };
+    if kernel.len() != n {
+        return Err(ctx.fail(format!("kernel {kernel:?} for {n} spatial axes")));
+    }
+    let strides = per_axis(ctx, "strides", n, 1)?;
+    let dilations = per_axis(ctx, "dilations", n, 1)?;
+    let auto_pad = ctx.string("auto_pad", "NOTSET")?;
+    let pads = match auto_pad.as_str() {
+        "NOTSET" => match ctx.ints("pads")? {
+            None => vec![(0, 0); n],
+            Some(p) if p.len() == 2 * n && p.iter().all(|&v| v >= 0) => {
+                (0..n).map(|i| (p[i] as usize, p[i + n] as usize)).collect()
+            }
+            Some(p) => return Err(ctx.fail(format!("pads {p:?} for {n} spatial axes"))),
+        },
+        "VALID" => vec![(0, 0); n],
+        "SAME_UPPER" | "SAME_LOWER" => (0..n)
+            .map(|i| {
+                let out = spatial[i].div_ceil(strides[i].max(1));
+                let eff = (kernel[i] - 1) * dilations[i] + 1;
+                let total = ((out - 1) * strides[i] + eff).saturating_sub(spatial[i]);
+                let small = total / 2;
+                if auto_pad == "SAME_UPPER" {
+                    (small, total - small)
+                } else {
+                    (total - small, small)
+                }
+            })
+            .collect(),
+        other => return Err(ctx.unsupported("auto_pad", format!("unknown value `{other}`"))),
+    };
+    Ok(Geometry {
+        kernel,
+        strides,
+        dilations,
+        pads,
+    })
+}
+
+/// The single value of a per-axis list, or unsupported naming `attr`.
+fn one(ctx: &OpCtx, attr: &str, v: &[usize]) -> OpResult<usize> {
+    match v.first() {
+        Some(&x) if v.iter().all(|&y| y == x) => Ok(x),
+        None => Ok(1),
+        _ => Err(ctx.unsupported(
+            attr,
+            format!("{v:?} differs per axis; candle takes one value for all axes"),
+        )),
+    }
+}
+
+/// Pads the spatial axes (2..) of `x` with `value`.
+fn pad_spatial(x: &Tensor, pads: &[(usize, usize)], value: f64) -> OpResult<Tensor> {
+    let mut y = x.clone();
+    for (i, &(b, e)) in pads.iter().enumerate() {
+        y = pad_const(&y, i + 2, b, e, value)?;
+    }
+    Ok(y)
+}
+
+fn add_bias(y: Tensor, b: Option<&Tensor>, ops: &mut Vec<&'static str>) -> OpResult<Tensor> {
+    let Some(b) = b else { return Ok(y) };
+    let mut shape = vec![1; y.rank()];
+    shape[1] = b.elem_count();
+    ops.push("broadcast_add");
+    y.broadcast_add(&b.reshape(shape).ce()?).ce()
+}
+
+fn how(ops: &[&str]) -> How {
+    if ops.len() == 1 {
+        How::native(ops[0])
+    } else {
+        How::composed(ops.join(", "))
+    }
+}
+
+/// Conv-1/11/22: cross-correlation with groups, per-edge pads, auto_pad.
+fn conv(ctx: &OpCtx, x: &In) -> Out {
+    let (a, w) = (ctx.input(x, 0)?, ctx.input(x, 1)?);
+    let bias = x.get(2).copied().flatten();
+    let r = a.rank();
+    if !(3..=4).contains(&r) {
+        return Err(ctx.unsupported(
+            "kernel_shape",
+            format!(
+                "{}-D convolution: candle has conv1d/conv2d only",
+                r.saturating_sub(2)
+            ),
+        ));
+    }
+    let g = geometry(ctx, &a.dims()[2..], Some(w.dims()[2..].to_vec()))?;
+    let stride = one(ctx, "strides", &g.strides)?;
+    let dilation = one(ctx, "dilations", &g.dilations)?;
+    let groups = ctx.int("group", 1)?.max(1) as usize;
+    let mut ops = Vec::new();
+    let symmetric = g.pads.iter().all(|&(b, e)| b == e && b == g.pads[0].0);
+    let (input, padding) = if symmetric {
+        (a.clone(), g.pads[0].0)
+    } else {
+        ops.push("pad_with_zeros");
+        (pad_spatial(a, &g.pads, 0.0)?, 0)
+    };
+    let (input, w) = (input.contiguous().ce()?, w.contiguous().ce()?);
+    let y = if r == 3 {
+        ops.push("conv1d");
+        input.conv1d(&w, padding, stride, dilation, groups).ce()?
+    } else {
+        ops.push("conv2d");
+        input.conv2d(&w, padding, stride, dilation, groups).ce()?
+    };
+    let y = add_bias(y, bias, &mut ops)?;
+    Ok(Lowered::one(y, how(&ops)))
+}
+
+/// ConvTranspose-1/11/22: out = s·(in-1) + output_padding + (k-1)·d + 1 - pads.
+fn conv_transpose(ctx: &OpCtx, x: &In) -> Out {
+    let (a, w) = (ctx.input(x, 0)?, ctx.input(x, 1)?);
+    let bias = x.get(2).copied().flatten();
+    let r = a.rank();
+    if !(3..=4).contains(&r) {
+        return Err(ctx.unsupported(
+            "kernel_shape",
+            format!("{}-D transposed convolution", r.saturating_sub(2)),
+        ));
+    }
+    let n = r - 2;
+    let kernel = w.dims()[2..].to_vec();
+    let strides = per_axis(ctx, "strides", n, 1)?;
+    let dilations = per_axis(ctx, "dilations", n, 1)?;
+    let out_pad = per_axis(ctx, "output_padding", n, 0)?;
+    let groups = ctx.int("group", 1)?.max(1) as usize;
+    let stride = one(ctx, "strides", &strides)?;
+    let dilation = one(ctx, "dilations", &dilations)?;
+    let ins = &a.dims()[2..];
+    let full_len = |i: usize| stride * (ins[i] - 1) + (kernel[i] - 1) * dilation + 1;
+    let auto_pad = ctx.string("auto_pad", "NOTSET")?;
+    let out_shape = ctx.ints("output_shape")?;
+    let pads: Vec<(usize, usize)> = if out_shape.is_some() || auto_pad.starts_with("SAME") {
+        let target: Vec<usize> = match &out_shape {
+            Some(s) => s[s.len().saturating_sub(n)..]
+                .iter()
+                .map(|&v| v as usize)
+                .collect(),
+            None => ins.iter().map(|&v| v * stride).collect(),
+        };
+        (0..n)
+            .map(|i| {
+                let total = (full_len(i) + out_pad[i])
+                    .checked_sub(target[i])
+                    .ok_or_else(|| {
+                        ctx.unsupported(
+                            "output_shape",
+                            format!("{target:?} is larger than the full output"),
+                        )
+                    })?;
+                let small = total / 2;
+                Ok(if auto_pad == "SAME_UPPER" {
+                    (small, total - small)
+                } else {
+                    (total - small, small)
+                })
+            })
+            .collect::<OpResult<_>>()?
+    } else {
+        match ctx.ints("pads")? {
+            None => vec![(0, 0); n],
+            Some(p) if p.len() == 2 * n && p.iter().all(|&v| v >= 0) => {
+                (0..n).map(|i| (p[i] as usize, p[i + n] as usize)).collect()
+            }
+            Some(p) => return Err(ctx.fail(format!("pads {p:?} for {n} spatial axes"))),
+        }
+    };
+    let symmetric = pads.iter().all(|&(b, e)| b == e && b == pads[0].0)
+        && out_pad.iter().all(|&o| o == out_pad[0])
+        && out_pad[0] < stride.max(dilation);
+    let (padding, opad) = if symmetric {
+        (pads[0].0, out_pad[0])
+    } else {
+        (0, 0)
+    };
+    let (a, w) = (a.contiguous().ce()?, w.contiguous().ce()?);
+    let mut ops = Vec::new();
+    let mut y = if r == 3 {
+        ops.push("conv_transpose1d");
+        a.conv_transpose1d(&w, padding, opad, stride, dilation, groups)
+            .ce()?
+    } else if groups == 1 {
+        ops.push("conv_transpose2d");
+        a.conv_transpose2d(&w, padding, opad, stride, dilation)
+            .ce()?
+    } else {
+        ops.extend(["chunk", "conv_transpose2d", "cat"]);
+        let xs = a.chunk(groups, 1).ce()?;
+        let ws = w.chunk(groups, 0).ce()?;
+        let parts = xs
+            .iter()
+            .zip(&ws)
+            .map(|(xi, wi)| xi.conv_transpose2d(wi, padding, opad, stride, dilation))
+            .collect::<candle_core::Result<Vec<_>>>()
+            .ce()?;
+        Tensor::cat(&parts, 1).ce()?
+    };
+    if !symmetric {
+        ops.extend(["pad_with_zeros", "narrow"]);
+        for i in 0..n {
+            let total = (full_len(i) + out_pad[i])
+                .checked_sub(pads[i].0 + pads[i].1)
+                .ok_or_else(|| ctx.fail("pads remove the whole output"))?;
+            y = y
+                .pad_with_zeros(i + 2, 0, out_pad[i])
+                .and_then(|t| t.narrow(i + 2, pads[i].0, total))
+                .ce()?;
+        }
+    }
+    let y = add_bias(y, bias, &mut ops)?;
+    Ok(Lowered::one(y, how(&ops)))
+}
+
+/// Extra end padding so that candle's floor rounding yields ONNX's ceil_mode
+/// output length (windows starting in the right padding are dropped).
+fn ceil_extra(len: usize, pads: (usize, usize), k: usize, s: usize) -> usize {
+    let padded = len + pads.0 + pads.1;
+    if padded < k {
+        return 0;
+    }
+    let mut out = (padded - k).div_ceil(s) + 1;
+    if (out - 1) * s >= len + pads.0 {
+        out -= 1;
+    }
+    ((out - 1) * s + k).saturating_sub(padded)
+}
+
+/// Shared pool preparation: 1-D pools run as 2-D with a unit first axis.
+struct Pool {
+    x: Tensor,
+    kernel: (usize, usize),
+    strides: (usize, usize),
+    pads: Vec<(usize, usize)>,
+    extra: Vec<usize>,
+    one_d: bool,
+}
+
+fn pool_setup(ctx: &OpCtx, a: &Tensor) -> OpResult<Pool> {
+    let r = a.rank();
+    if !(3..=4).contains(&r) {
+        return Err(ctx.unsupported(
+            "kernel_shape",
+            format!("{}-D pooling: candle pools are 2-D", r.saturating_sub(2)),
+        ));
+    }
+    let g = geometry(ctx, &a.dims()[2..], None)?;
+    if g.dilations.iter().any(|&d| d != 1) {
+        return Err(ctx.unsupported(
+            "dilations",
+            format!("{:?}: candle pools have no dilation", g.dilations),
+        ));
+    }
+    let ceil = ctx.int("ceil_mode", 0)? != 0;
+    let spatial = &a.dims()[2..];
+    let extra: Vec<usize> = (0..spatial.len())
+        .map(|i| {
+            if ceil {
+                ceil_extra(spatial[i], g.pads[i], g.kernel[i], g.strides[i])
+            } else {
+                0
+            }
+        })
+        .collect();
+    let one_d = r == 3;
+    let (x, kernel, strides, pads, extra) = if one_d {
+        (
+            a.unsqueeze(2).ce()?,
+            (1, g.kernel[0]),
+            (1, g.strides[0]),
+            vec![(0, 0), g.pads[0]],
+            vec![0, extra[0]],
+        )
+    } else {
+        (
+            a.clone(),
+            (g.kernel[0], g.kernel[1]),
+            (g.strides[0], g.strides[1]),
+            g.pads,
+            extra,
+        )
+    };
+    Ok(Pool {
+        x,
+        kernel,
+        strides,
+        pads,
+        extra,
+        one_d,
+    })
+}
+
+/// MaxPool-8/10/11/12/22: padding counts as -inf; ceil_mode; no dilations here.
+fn max_pool(ctx: &OpCtx, x: &In) -> Out {
+    let a = ctx.input(x, 0)?;
+    if ctx.node.outputs.get(1).is_some_and(|o| !o.is_empty()) {
+        return Err(ctx.unsupported("Indices", "candle's max pool returns no indices"));
+    }
+    let p = pool_setup(ctx, a)?;
+    let mut ops = Vec::new();
+    let total: Vec<(usize, usize)> = p
+        .pads
+        .iter()
+        .zip(&p.extra)
+        .map(|(&(b, e), &x)| (b, e + x))
+        .collect();
+    let mut input = p.x.clone();
+    if total.iter().any(|&(b, e)| b + e > 0) {
+        ops.push("pad(-inf)");
+        input = pad_spatial(&input, &total, f64::NEG_INFINITY)?;
+    }
+    ops.push("max_pool2d_with_stride");
+    let mut y = input
+        .contiguous()
+        .and_then(|t| t.max_pool2d_with_stride(p.kernel, p.strides))
+        .ce()?;
+    if p.one_d {
+        y = y.squeeze(2).ce()?;
+        ops.insert(0, "unsqueeze");
+    }
+    Ok(Lowered::one(y, how(&ops)))
+}
+
+/// AveragePool-7/10/11/19/22: count_include_pad (default 0) and ceil_mode.
+/// candle always divides by kh·kw, so other divisors come from pooling a
+/// ones mask that marks the cells ONNX counts.
+fn avg_pool(ctx: &OpCtx, x: &In) -> Out {
+    let a = ctx.input(x, 0)?;
+    let p = pool_setup(ctx, a)?;
+    let include_pad = ctx.int("count_include_pad", 0)? != 0;
+    let has_pads = p.pads.iter().any(|&(b, e)| b + e > 0);
+    let has_extra = p.extra.iter().any(|&e| e > 0);
+    let total: Vec<(usize, usize)> = p
+        .pads
+        .iter()
+        .zip(&p.extra)
+        .map(|(&(b, e), &x)| (b, e + x))
+        .collect();
+    let mut ops = Vec::new();
+    let input = if has_pads || has_extra {
+        ops.push("pad_with_zeros");
+        pad_spatial(&p.x, &total, 0.0)?
+    } else {
+        p.x.clone()
+    };
+    ops.push("avg_pool2d_with_stride");
+    let mut y = input
+        .contiguous()
+        .and_then(|t| t.avg_pool2d_with_stride(p.kernel, p.strides))
+        .ce()?;
+    if has_extra || (has_pads && !include_pad) {
+        // Mask of counted cells: the input (+ explicit pads if count_include_pad).
+        let dims = p.x.dims();
+        let (h, w) = (dims[2], dims[3]);
+        let mask = full(1.0, &[1, 1, h, w], a.dtype())?;
+        let counted: Vec<(usize, usize)> = if include_pad {
+            p.pads.clone()
+        } else {
+            vec![(0, 0); 2]
+        };
+        let mask = pad_spatial(&mask, &counted, 1.0)?;
+        let rest: Vec<(usize, usize)> = (0..2)
+            .map(|i| (total[i].0 - counted[i].0, total[i].1 - counted[i].1))
+            .collect();
+        let mask = pad_spatial(&mask, &rest, 0.0)?;
+        let div = mask.avg_pool2d_with_stride(p.kernel, p.strides).ce()?;
+        y = y.broadcast_div(&div).ce()?;
+        ops.push("ones-mask divisor");
+    }
+    if p.one_d {
+        y = y.squeeze(2).ce()?;
+        ops.insert(0, "unsqueeze");
+    }
+    Ok(Lowered::one(y, how(&ops)))
+}
+
+/// GlobalAveragePool-1/22: mean over all spatial axes, kept.
+fn global_avg_pool(ctx: &OpCtx, x: &In) -> Out {
+    let a = ctx.input(x, 0)?;
+    let axes: Vec<usize> = (2..a.rank()).collect();
+    Ok(Lowered::one(
+        a.mean_keepdim(axes).ce()?,
+        How::native("mean_keepdim"),
+    ))
+}
+
+/// BatchNormalization-7/9/14/15 in inference mode: (x-mean)/sqrt(var+eps)·scale + B.
+fn batch_norm(ctx: &OpCtx, x: &In) -> Out {
+    let a = ctx.input(x, 0)?;
+    if ctx.int("training_mode", 0)? != 0 {
+        return Err(ctx.unsupported(
+            "training_mode",
+            "1: batch statistics and running-stat updates",
+        ));
+    }
+    if ctx.opset < 9 && ctx.int("spatial", 1)? == 0 {
+        return Err(ctx.unsupported("spatial", "0: per-activation statistics"));
+    }
+    if ctx.node.outputs.iter().skip(1).any(|o| !o.is_empty()) {
+        return Err(ctx.unsupported("training_mode", "statistics outputs are training-only"));
+    }
+    let mut cast = false;
+    let mut get = |i: usize| -> OpResult<Tensor> {
+        let t = ctx.input(x, i)?;
+        if t.dtype() == a.dtype() {
+            Ok(t.flatten_all().ce()?)
+        } else {
+            cast = true;
+            t.flatten_all().and_then(|t| t.to_dtype(a.dtype())).ce()
+        }
+    };
+    let (scale, bias, mean, var) = (get(1)?, get(2)?, get(3)?, get(4)?);
+    let eps = ctx.float("epsilon", 1e-5)? as f64;
+    let c = *a
+        .dims()
+        .get(1)
+        .ok_or_else(|| ctx.fail("input needs a channel axis"))?;
+    let bn = candle_nn::BatchNorm::new(c, mean, var, scale, bias, eps).ce()?;
+    let y = candle_nn::ModuleT::forward_t(&bn, a, false).ce()?;
+    let how = if cast {
+        How::composed("to_dtype, candle_nn::BatchNorm::forward_t(train=false)")
+    } else {
+        How::native("candle_nn::BatchNorm::forward_t(train=false)")
+    };
+    Ok(Lowered::one(y, how))
+}
+
+/// LayerNormalization-17: normalizes axes [axis, r) (default -1).
+fn layer_norm(ctx: &OpCtx, x: &In) -> Out {
+    let a = ctx.input(x, 0)?;
+    if ctx.node.outputs.iter().skip(1).any(|o| !o.is_empty()) {
+        return Err(ctx.unsupported(
+            "Mean/InvStdDev",
+            "candle's fused layer_norm returns no statistics",
+        ));
+    }
+    if ctx.int("stash_type", 1)? != 1 && a.dtype() != CDType::F32 {
+        return Err(ctx.unsupported(
+            "stash_type",
+            "0 asks for input-precision statistics; candle computes in f32",
+        ));
+    }
+    let r = a.rank();
+    let ax = super::axis(ctx.int("axis", -1)?, r)?;
+    let norm_dims = a.dims()[ax..].to_vec();
+    let inner: usize = norm_dims.iter().product();
+    let outer = a.elem_count() / inner.max(1);
+    let eps = ctx.float("epsilon", 1e-5)?;
+    let mut composed = ax + 1 != r;
+    let mut param = |t: &Tensor| -> OpResult<Tensor> {
+        if t.elem_count() == inner && t.rank() <= 1 {
+            return t.reshape(inner).ce();
+        }
+        composed = true;
+        t.broadcast_as(norm_dims.as_slice())
+            .and_then(|t| t.contiguous())
+            .and_then(|t| t.reshape(inner))
+            .ce()
+    };
+    let scale = param(ctx.input(x, 1)?)?;
+    let bias = match x.get(2).copied().flatten() {
+        Some(b) => param(b)?,
+        None => Tensor::zeros(inner, a.dtype(), a.device()).ce()?,
+    };
+    let flat = a
+        .reshape((outer, inner))
+        .and_then(|t| t.contiguous())
+        .ce()?;
+    let y = candle_nn::ops::layer_norm(&flat, &scale, &bias, eps)
+        .and_then(|t| t.reshape(a.dims()))
+        .ce()?;
+    let how = if composed {
+        How::composed("reshape, candle_nn::ops::layer_norm, reshape")
+    } else {
+        How::native("candle_nn::ops::layer_norm")
+    };
+    Ok(Lowered::one(y, how))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::ceil_extra;
+    use crate::graph::Attr;
+
+    fn ints(v: &[i64]) -> Attr {
+        Attr::Ints(v.to_vec())
+    }
+
+    #[test]
+    fn max_pool_pads_with_minus_infinity() {
+        // All-negative 2x2 input, k2 s1 pads 1: every window holds its true max.
+        let x = f32t(&[1, 1, 2, 2], &[-1.0, -2.0, -3.0, -4.0]);
+        let n = node(
+            "MaxPool",
+            1,
+            1,
+            vec![
+                ("kernel_shape", ints(&[2, 2])),
+                ("pads", ints(&[1, 1, 1, 1])),
+            ],
+        );
+        let (v, dims, how) = run1(&n, 13, &[Some(&x)]);
+        assert_eq!(dims, vec![1, 1, 3, 3]);
+        assert_eq!(
+            v,
+            vec![-1.0, -1.0, -2.0, -1.0, -1.0, -2.0, -3.0, -3.0, -4.0]
+        );
+        assert_eq!(how, "composed: pad(-inf), max_pool2d_with_stride");
+    }
+
+    #[test]
+    fn avg_pool_corner_excludes_pads() {
+        // 3x3 ones·k, k3 s1 pads 1, count_include_pad=0: corner = mean of 4 valid cells.
+        let x = f32t(
+            &[1, 1, 3, 3],
+            &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0],
+        );
+        let n = node(
+            "AveragePool",
+            1,
+            1,
+            vec![
+                ("kernel_shape", ints(&[3, 3])),
+                ("pads", ints(&[1, 1, 1, 1])),
+            ],
+        );
+        let (v, dims, how) = run1(&n, 13, &[Some(&x)]);
+        assert_eq!(dims, vec![1, 1, 3, 3]);
+        close(&v[..1], &[(1.0 + 2.0 + 4.0 + 5.0) / 4.0], 1e-6);
+        close(&v[4..5], &[5.0], 1e-6);
+        assert!(how.contains("ones-mask divisor"), "{how}");
+        // count_include_pad=1: the corner divides by 9.
+        let n = node(
+            "AveragePool",
+            1,
+            1,
+            vec![
+                ("kernel_shape", ints(&[3, 3])),
+                ("pads", ints(&[1, 1, 1, 1])),
+                ("count_include_pad", Attr::Int(1)),
+            ],
+        );
+        let (v, _, how) = run1(&n, 13, &[Some(&x)]);
+        close(&v[..1], &[12.0 / 9.0], 1e-6);
+        assert_eq!(how, "composed: pad_with_zeros, avg_pool2d_with_stride");
+    }
+
+    #[test]
+    fn avg_pool_ceil_mode_clips_divisor() {
+        // 5x5 ones, k2 s2 p1, ceil_mode, count_include_pad=1 -> first row [.25, .5, .5].
+        let x = f32t(&[1, 1, 5, 5], &[1.0; 25]);
+        let n = node(
+            "AveragePool",
+            1,
+            1,
+            vec![
+                ("kernel_shape", ints(&[2, 2])),
+                ("strides", ints(&[2, 2])),
+                ("pads", ints(&[1, 1, 1, 1])),
+                ("ceil_mode", Attr::Int(1)),
+                ("count_include_pad", Attr::Int(1)),
+            ],
+        );
+        let (v, dims, _) = run1(&n, 13, &[Some(&x)]);
+        assert_eq!(dims, vec![1, 1, 3, 3]);
+        close(&v[..3], &[0.25, 0.5, 0.5], 1e-6);
+        assert_eq!(ceil_extra(5, (1, 1), 2, 2), 0);
+        assert_eq!(ceil_extra(4, (0, 0), 3, 2), 1);
+        // 4x4 arange, k3 s2, ceil_mode: the second window sees 2 columns (divisor 6).
+        let v: Vec<f32> = (0..16).map(|i| i as f32).collect();
+        let x = f32t(&[1, 1, 4, 4], &v);
+        let n = node(
+            "AveragePool",
+            1,
+            1,
+            vec![
+                ("kernel_shape", ints(&[3, 3])),
+                ("strides", ints(&[2, 2])),
+                ("ceil_mode", Attr::Int(1)),
+            ],
+        );
+        let (v, dims, how) = run1(&n, 13, &[Some(&x)]);
+        assert_eq!(dims, vec![1, 1, 2, 2]);
+        close(&v, &[5.0, 6.5, 11.0, 12.5], 1e-5);
+        assert!(how.contains("ones-mask divisor"), "{how}");
+    }
+
+    #[test]
+    fn conv_asymmetric_pads_are_composed() {
+        // 1x1x3 signal [1,2,3], kernel [1,1], pads (begin 1, end 0).
+        let x = f32t(&[1, 1, 3], &[1.0, 2.0, 3.0]);
+        let w = f32t(&[1, 1, 2], &[1.0, 1.0]);
+        let n = node("Conv", 2, 1, vec![("pads", ints(&[1, 0]))]);
+        let (v, dims, how) = run1(&n, 13, &[Some(&x), Some(&w)]);
+        assert_eq!(dims, vec![1, 1, 3]);
+        assert_eq!(v, vec![1.0, 3.0, 5.0]);
+        assert_eq!(how, "composed: pad_with_zeros, conv1d");
+        // 2-D, pads (top 0, left 1, bottom 1, right 0) with bias.
+        let x = f32t(&[1, 1, 2, 2], &[1.0, 2.0, 3.0, 4.0]);
+        let w = f32t(&[1, 1, 2, 2], &[1.0, 0.0, 0.0, 0.0]);
+        let b = f32t(&[1], &[0.5]);
+        let n = node("Conv", 3, 1, vec![("pads", ints(&[0, 1, 1, 0]))]);
+        let (v, dims, how) = run1(&n, 13, &[Some(&x), Some(&w), Some(&b)]);
+        assert_eq!(dims, vec![1, 1, 2, 2]);
+        // The top-left tap reads x[i][j-1]: [[0,1],[0,3]] + 0.5.
+        assert_eq!(v, vec![0.5, 1.5, 0.5, 3.5]);
+        assert_eq!(how, "composed: pad_with_zeros, conv2d, broadcast_add");
+    }
+
+    #[test]
+    fn conv_per_axis_strides_are_unsupported() {
+        let x = f32t(&[1, 1, 4, 4], &[0.0; 16]);
+        let w = f32t(&[1, 1, 1, 1], &[1.0]);
+        let n = node("Conv", 2, 1, vec![("strides", ints(&[1, 2]))]);
+        let e = super::super::run_op(&n, 13, &[Some(&x), Some(&w)])
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&e, crate::backend::interp::OpError::Unsupported(m) if m.contains("strides")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn conv_transpose_asymmetric_pads() {
+        // in [1,2], k [1,1], s 2 -> full [1,1,2,2]; pads (1,0) -> [1,2,2].
+        let x = f32t(&[1, 1, 2], &[1.0, 2.0]);
+        let w = f32t(&[1, 1, 2], &[1.0, 1.0]);
+        let n = node(
+            "ConvTranspose",
+            2,
+            1,
+            vec![("strides", ints(&[2])), ("pads", ints(&[1, 0]))],
+        );
+        let (v, _, how) = run1(&n, 13, &[Some(&x), Some(&w)]);
+        assert_eq!(v, vec![1.0, 2.0, 2.0]);
+        assert!(how.starts_with("composed"), "{how}");
+    }
+
+    #[test]
+    fn layer_norm_over_two_axes() {
+        let x = f32t(&[1, 2, 2], &[1.0, 2.0, 3.0, 4.0]);
+        let s = f32t(&[2, 2], &[1.0; 4]);
+        let n = node(
+            "LayerNormalization",
+            2,
+            1,
+            vec![("axis", Attr::Int(1)), ("epsilon", Attr::Float(0.0))],
+        );
+        let (v, _, how) = run1(&n, 17, &[Some(&x), Some(&s)]);
+        // mean 2.5, var 1.25.
+        let k = 1.0 / 1.25f32.sqrt();
+        close(&v, &[-1.5 * k, -0.5 * k, 0.5 * k, 1.5 * k], 1e-5);
+        assert_eq!(
+            how,
+            "composed: reshape, candle_nn::ops::layer_norm, reshape"
+        );
+    }
+
+    #[test]
+    fn batch_norm_inference() {
+        let x = f32t(&[1, 2, 1, 1], &[1.0, 2.0]);
+        let p = |v: [f32; 2]| f32t(&[2], &v);
+        let (s, b, m, var) = (p([2.0, 1.0]), p([0.0, 1.0]), p([1.0, 0.0]), p([4.0, 1.0]));
+        let n = node(
+            "BatchNormalization",
+            5,
+            1,
+            vec![("epsilon", Attr::Float(0.0))],
+        );
+        let (v, _, how) = run1(
+            &n,
+            15,
+            &[Some(&x), Some(&s), Some(&b), Some(&m), Some(&var)],
+        );
+        assert_eq!(v, vec![0.0, 3.0]);
+        assert!(how.starts_with("native"), "{how}");
+    }
+}

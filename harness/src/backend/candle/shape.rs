@@ -1,0 +1,628 @@
+//! candle lowerings: layout and indexing ops (Concat, Reshape, Flatten,
+//! Transpose, Slice, Split, Squeeze, Unsqueeze, Gather, Pad) and the
+//! host-level Constant and Shape.
+//!
+//! Shapes, axes, starts/ends and pads are read on the host (small tensors);
+//! where ONNX semantics need an index table (strided slices, reflect/wrap
+//! pads) it is computed on the host and applied with candle's `index_select`.
+
+use candle_core::{DType as CDType, Tensor};
+
+use super::{axis, dev, host_ints, index_tensor, keep_bool, pad_const, Ce};
+use crate::backend::interp::{How, Label::*, Lowered, OpCtx, OpDef, OpFn, OpRegistry, OpResult};
+use crate::graph::Attr;
+
+type In<'a> = [Option<&'a Tensor>];
+type Out = OpResult<Lowered<Tensor>>;
+
+fn ranged(
+    r: &mut OpRegistry<Tensor>,
+    op: &'static str,
+    since: u32,
+    until: u32,
+    run: OpFn<Tensor>,
+    spec: &'static str,
+    coverage: &'static [crate::backend::interp::Coverage],
+) {
+    r.add(OpDef {
+        op,
+        since,
+        until,
+        run,
+        spec,
+        coverage,
+    });
+}
+
+pub fn register(r: &mut OpRegistry<Tensor>) {
+    r.op(
+        "Concat",
+        concat,
+        "https://onnx.ai/onnx/operators/onnx__Concat.html",
+        cov!["all" => Native("cat")],
+    );
+    r.op(
+        "Reshape",
+        reshape,
+        "https://onnx.ai/onnx/operators/onnx__Reshape.html",
+        cov!["all (0 copies, -1 infers; allowzero honoured)" => Native("reshape")],
+    );
+    r.op(
+        "Flatten",
+        flatten,
+        "https://onnx.ai/onnx/operators/onnx__Flatten.html",
+        cov!["all" => Native("reshape")],
+    );
+    r.op(
+        "Transpose",
+        transpose,
+        "https://onnx.ai/onnx/operators/onnx__Transpose.html",
+        cov!["all" => Native("permute")],
+    );
+    let slice_cov = cov![
+        "steps all 1" => Native("narrow"),
+        "other steps (incl. negative)" => Composed("narrow, index_select"),
+    ];
+    let slice_spec = "https://onnx.ai/onnx/operators/onnx__Slice.html";
+    ranged(r, "Slice", 1, 9, slice, slice_spec, slice_cov);
+    ranged(r, "Slice", 10, u32::MAX, slice, slice_spec, slice_cov);
+    let split_cov = cov!["all (uneven num_outputs split: last chunk smaller)" => Native("narrow")];
+    let split_spec = "https://onnx.ai/onnx/operators/onnx__Split.html";
+    ranged(r, "Split", 1, 12, split, split_spec, split_cov);
+    ranged(r, "Split", 13, 17, split, split_spec, split_cov);
+    ranged(r, "Split", 18, u32::MAX, split, split_spec, split_cov);
+    let sq_spec = "https://onnx.ai/onnx/operators/onnx__Squeeze.html";
+    ranged(
+        r,
+        "Squeeze",
+        1,
+        12,
+        squeeze,
+        sq_spec,
+        cov!["axes attribute" => Native("squeeze")],
+    );
+    ranged(
+        r,
+        "Squeeze",
+        13,
+        u32::MAX,
+        squeeze,
+        sq_spec,
+        cov!["axes input" => Native("squeeze")],
+    );
+    let usq_spec = "https://onnx.ai/onnx/operators/onnx__Unsqueeze.html";
+    ranged(
+        r,
+        "Unsqueeze",
+        1,
+        12,
+        unsqueeze,
+        usq_spec,
+        cov!["axes attribute" => Native("unsqueeze")],
+    );
+    ranged(
+        r,
+        "Unsqueeze",
+        13,
+        u32::MAX,
+        unsqueeze,
+        usq_spec,
+        cov!["axes input" => Native("unsqueeze")],
+    );
+    r.op(
+        "Gather",
+        gather,
+        "https://onnx.ai/onnx/operators/onnx__Gather.html",
+        cov![
+            "1-D int64 indices, none negative" => Native("index_select"),
+            "negative, int32, scalar or N-D indices" => Composed("where_cond, to_dtype, index_select, reshape"),
+        ],
+    );
+    let pad_spec = "https://onnx.ai/onnx/operators/onnx__Pad.html";
+    let pad_cov = cov![
+        "mode=constant, value 0, pads >= 0" => Native("pad_with_zeros"),
+        "mode=edge, pads >= 0" => Native("pad_with_same"),
+        "mode=constant with a non-zero value" => Composed("full, cat"),
+        "mode=reflect or wrap" => Composed("index_select"),
+        "negative pads" => Composed("narrow, ..."),
+    ];
+    ranged(r, "Pad", 1, 10, pad, pad_spec, pad_cov);
+    ranged(r, "Pad", 11, u32::MAX, pad, pad_spec, pad_cov);
+    r.op(
+        "Constant",
+        constant,
+        "https://onnx.ai/onnx/operators/onnx__Constant.html",
+        cov![
+            "value, value_float(s), value_int(s)" => Native("Tensor::from_vec"),
+            "sparse_value, value_string(s)" => Unsupported("no sparse or string tensors"),
+        ],
+    );
+    r.op(
+        "Shape",
+        shape,
+        "https://onnx.ai/onnx/operators/onnx__Shape.html",
+        cov!["all (start/end honoured)" => Composed("dims, Tensor::from_vec")],
+    );
+}
+
+/// `ints` from attribute `attr` before `since`, else from input `i`.
+fn ints_attr_or_input(
+    ctx: &OpCtx,
+    x: &In,
+    attr: &str,
+    i: usize,
+    since: u32,
+) -> OpResult<Option<Vec<i64>>> {
+    if ctx.opset < since {
+        ctx.ints(attr)
+    } else {
+        match x.get(i).copied().flatten() {
+            None => Ok(None),
+            Some(t) => host_ints(t).map(Some),
+        }
+    }
+}
+
+/// Concat-4/11/13.
+fn concat(ctx: &OpCtx, x: &In) -> Out {
+    let parts: Vec<&Tensor> = x.iter().flatten().copied().collect();
+    let first = *parts
+        .first()
+        .ok_or_else(|| ctx.fail("Concat needs at least one input"))?;
+    let ax = axis(ctx.int("axis", 0)?, first.rank())?;
+    let y = Tensor::cat(&parts, ax).ce()?;
+    Ok(Lowered::one(keep_bool(first, y), How::native("cat")))
+}
+
+/// Reshape-5/13/14/19/21: 0 copies the input dim (unless allowzero), -1 infers.
+fn reshape(ctx: &OpCtx, x: &In) -> Out {
+    let a = ctx.input(x, 0)?;
+    let spec = host_ints(ctx.input(x, 1)?)?;
+    let allowzero = ctx.int("allowzero", 0)? != 0;
+    let mut dims = Vec::with_capacity(spec.len());
+    let mut infer = None;
+    for (i, &d) in spec.iter().enumerate() {
+        match d {
+            -1 if infer.is_none() => {
+                infer = Some(i);
+                dims.push(1);
+            }
+            0 if !allowzero => dims.push(
+                *a.dims()
+                    .get(i)
+                    .ok_or_else(|| ctx.fail(format!("shape[{i}] = 0 copies a missing dim")))?,
+            ),
+            d if d >= 0 => dims.push(d as usize),
+            d => return Err(ctx.fail(format!("invalid shape entry {d} in {spec:?}"))),
+        }
+    }
+    if let Some(i) = infer {
+        let known: usize = dims.iter().product();
+        if known == 0 || a.elem_count() % known != 0 {
+            return Err(ctx.fail(format!("cannot reshape {:?} to {spec:?}", a.dims())));
+        }
+        dims[i] = a.elem_count() / known;
+    }
+    let y = a.reshape(dims).ce()?;
+    Ok(Lowered::one(keep_bool(a, y), How::native("reshape")))
+}
+
+/// Flatten-1/9/11/13/21: 2-D (prod(dims[..axis]), prod(dims[axis..])).
+fn flatten(ctx: &OpCtx, x: &In) -> Out {
+    let a = ctx.input(x, 0)?;
+    let r = a.rank() as i64;
+    let ax = ctx.int("axis", 1)?;
+    if ax < -r || ax > r {
+        return Err(ctx.fail(format!("axis {ax} out of range for rank {r}")));
+    }
+    let ax = if ax < 0 { ax + r } else { ax } as usize;
+    let outer: usize = a.dims()[..ax].iter().product();
+    let y = a.reshape((outer, a.elem_count() / outer.max(1))).ce()?;
+    Ok(Lowered::one(keep_bool(a, y), How::native("reshape")))
+}
+
+/// Transpose-1/13/21: perm defaults to reversing the axes.
+fn transpose(ctx: &OpCtx, x: &In) -> Out {
+    let a = ctx.input(x, 0)?;
+    let perm: Vec<usize> = match ctx.ints("perm")? {
+        Some(p) => p
+            .iter()
+            .map(|&v| axis(v, a.rank()))
+            .collect::<OpResult<_>>()?,
+        None => (0..a.rank()).rev().collect(),
+    };
+    let y = a.permute(perm).ce()?;
+    Ok(Lowered::one(keep_bool(a, y), How::native("permute")))
+}
+
+/// The ONNX index sequence of one sliced axis (after clamping).
+pub(crate) fn slice_indices(dim: usize, start: i64, end: i64, step: i64) -> Vec<i64> {
+    let d = dim as i64;
+    let norm = |v: i64| if v < 0 { v + d } else { v };
+    let (s, e) = if step > 0 {
+        (norm(start).clamp(0, d), norm(end).clamp(0, d))
+    } else {
+        (norm(start).clamp(0, d - 1), norm(end).clamp(-1, d - 1))
+    };
+    let mut v = Vec::new();
+    let mut i = s;
+    while (step > 0 && i < e) || (step < 0 && i > e) {
+        v.push(i);
+        i += step;
+    }
+    v
+}
+
+/// Slice-1 (attributes) / Slice-10/11/13 (inputs starts, ends, axes, steps).
+fn slice(ctx: &OpCtx, x: &In) -> Out {
+    let a = ctx.input(x, 0)?;
+    let (starts, ends, axes, steps) = if ctx.opset < 10 {
+        let s = ctx
+            .ints("starts")?
+            .ok_or_else(|| ctx.fail("attribute `starts` is required"))?;
+        let e = ctx
+            .ints("ends")?
+            .ok_or_else(|| ctx.fail("attribute `ends` is required"))?;
+        (s, e, ctx.ints("axes")?, None)
+    } else {
+        let s = host_ints(ctx.input(x, 1)?)?;
+        let e = host_ints(ctx.input(x, 2)?)?;
+        (
+            s,
+            e,
+            ints_attr_or_input(ctx, x, "", 3, 0)?,
+            ints_attr_or_input(ctx, x, "", 4, 0)?,
+        )
+    };
+    let axes = axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
+    let steps = steps.unwrap_or_else(|| vec![1; starts.len()]);
+    if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
+        return Err(ctx.fail("starts, ends, axes and steps must have the same length"));
+    }
+    let mut y = a.clone();
+    let mut composed = false;
+    for i in 0..starts.len() {
+        let ax = axis(axes[i], a.rank())?;
+        let dim = a.dims()[ax];
+        match steps[i] {
+            0 => return Err(ctx.fail("slice step 0")),
+            1 => {
+                let idx = slice_indices(dim, starts[i], ends[i], 1);
+                let start = idx.first().copied().unwrap_or(0) as usize;
+                y = y.narrow(ax, start, idx.len()).ce()?;
+            }
+            step => {
+                composed = true;
+                let idx = slice_indices(dim, starts[i], ends[i], step);
+                y = y.index_select(&index_tensor(idx)?, ax).ce()?;
+            }
+        }
+    }
+    let how = if composed {
+        How::composed("narrow, index_select")
+    } else {
+        How::native("narrow")
+    };
+    Ok(Lowered::one(keep_bool(a, y), how))
+}
+
+/// Split-2/11 (split attribute), Split-13 (split input), Split-18 (num_outputs).
+fn split(ctx: &OpCtx, x: &In) -> Out {
+    let a = ctx.input(x, 0)?;
+    let ax = axis(ctx.int("axis", 0)?, a.rank())?;
+    let dim = a.dims()[ax];
+    let n = ctx.node.outputs.len();
+    let sizes: Vec<usize> = match ints_attr_or_input(ctx, x, "split", 1, 13)? {
+        Some(s) => s.iter().map(|&v| v.max(0) as usize).collect(),
+        None if ctx.opset >= 18 && ctx.has("num_outputs") => {
+            let k = ctx.int("num_outputs", 0)?.max(1) as usize;
+            let chunk = dim.div_ceil(k);
+            (0..k)
+                .map(|i| chunk.min(dim.saturating_sub(i * chunk)))
+                .collect()
+        }
+        None => {
+            if n == 0 || dim % n != 0 {
+                return Err(ctx.fail(format!("cannot split {dim} evenly into {n} outputs")));
+            }
+            vec![dim / n; n]
+        }
+    };
+    if sizes.iter().sum::<usize>() != dim {
+        return Err(ctx.fail(format!("split sizes {sizes:?} do not sum to {dim}")));
+    }
+    let mut outs = Vec::with_capacity(sizes.len());
+    let mut start = 0;
+    for s in sizes {
+        outs.push(keep_bool(a, a.narrow(ax, start, s).ce()?));
+        start += s;
+    }
+    Ok(Lowered::many(outs, How::native("narrow")))
+}
+
+/// Squeeze-1/11 (axes attribute) / Squeeze-13/21 (axes input); no axes = all 1-dims.
+fn squeeze(ctx: &OpCtx, x: &In) -> Out {
+    let a = ctx.input(x, 0)?;
+    let axes: Vec<usize> = match ints_attr_or_input(ctx, x, "axes", 1, 13)? {
+        Some(v) => v
+            .iter()
+            .map(|&v| axis(v, a.rank()))
+            .collect::<OpResult<_>>()?,
+        None => (0..a.rank()).filter(|&i| a.dims()[i] == 1).collect(),
+    };
+    let mut axes = axes;
+    axes.sort_unstable();
+    axes.dedup();
+    let mut y = a.clone();
+    for &ax in axes.iter().rev() {
+        // candle's squeeze silently keeps a dim that is not 1; ONNX rejects it.
+        if a.dims()[ax] != 1 {
+            return Err(ctx.fail(format!("cannot squeeze axis {ax} of size {}", a.dims()[ax])));
+        }
+        y = y.squeeze(ax).ce()?;
+    }
+    Ok(Lowered::one(keep_bool(a, y), How::native("squeeze")))
+}
+
+/// Unsqueeze-1/11 (axes attribute) / Unsqueeze-13/21 (axes input); axes index the output.
+fn unsqueeze(ctx: &OpCtx, x: &In) -> Out {
+    let a = ctx.input(x, 0)?;
+    let raw =
+        ints_attr_or_input(ctx, x, "axes", 1, 13)?.ok_or_else(|| ctx.fail("`axes` is required"))?;
+    let out_rank = a.rank() + raw.len();
+    let mut axes: Vec<usize> = raw
+        .iter()
+        .map(|&v| axis(v, out_rank))
+        .collect::<OpResult<_>>()?;
+    axes.sort_unstable();
+    if axes.windows(2).any(|w| w[0] == w[1]) {
+        return Err(ctx.fail(format!("repeated axes {raw:?}")));
+    }
+    let mut y = a.clone();
+    for ax in axes {
+        y = y.unsqueeze(ax).ce()?;
+    }
+    Ok(Lowered::one(keep_bool(a, y), How::native("unsqueeze")))
+}
+
+/// Gather-1/11/13: out = data.shape[..axis] + indices.shape + data.shape[axis+1..];
+/// negative indices count from the end.
+fn gather(ctx: &OpCtx, x: &In) -> Out {
+    let (data, ind) = (ctx.input(x, 0)?, ctx.input(x, 1)?);
+    let ax = axis(ctx.int("axis", 0)?, data.rank())?;
+    let mut ops = Vec::new();
+    let mut idx = match ind.dtype() {
+        CDType::I64 => ind.clone(),
+        CDType::I32 | CDType::I16 | CDType::U32 | CDType::U8 => {
+            ops.push("to_dtype");
+            ind.to_dtype(CDType::I64).ce()?
+        }
+        d => return Err(ctx.fail(format!("Gather indices must be integers, got {d:?}"))),
+    };
+    let negative = idx
+        .lt(0i64)
+        .and_then(|m| m.to_dtype(CDType::U32))
+        .and_then(|m| m.sum_all())
+        .ce()?;
+    if negative.to_scalar::<u32>().ce()? > 0 {
+        ops.push("where_cond");
+        let shifted = (&idx + data.dims()[ax] as f64).ce()?;
+        idx = idx
+            .lt(0i64)
+            .and_then(|m| m.where_cond(&shifted, &idx))
+            .ce()?;
+    }
+    let flat = idx.flatten_all().ce()?;
+    let mut y = data.index_select(&flat, ax).ce()?;
+    ops.push("index_select");
+    if ind.rank() != 1 {
+        let mut dims = data.dims()[..ax].to_vec();
+        dims.extend_from_slice(ind.dims());
+        dims.extend_from_slice(&data.dims()[ax + 1..]);
+        y = y.reshape(dims).ce()?;
+        ops.push("reshape");
+    }
+    let how = if ops.len() == 1 {
+        How::native("index_select")
+    } else {
+        How::composed(ops.join(", "))
+    };
+    Ok(Lowered::one(keep_bool(data, y), how))
+}
+
+/// Pad-2 (attributes) / Pad-11/13/18/19/21 (inputs pads, constant_value, axes).
+fn pad(ctx: &OpCtx, x: &In) -> Out {
+    let a = ctx.input(x, 0)?;
+    let r = a.rank();
+    let mode = ctx.string("mode", "constant")?;
+    let (pads, value, axes) = if ctx.opset < 11 {
+        let p = ctx
+            .ints("pads")?
+            .ok_or_else(|| ctx.fail("attribute `pads` is required"))?;
+        (p, ctx.float("value", 0.0)? as f64, None)
+    } else {
+        let p = host_ints(ctx.input(x, 1)?)?;
+        let v = match x.get(2).copied().flatten() {
+            Some(t) => *super::host_floats(t)?.first().unwrap_or(&0.0),
+            None => 0.0,
+        };
+        (p, v, ints_attr_or_input(ctx, x, "", 3, 0)?)
+    };
+    let axes: Vec<usize> = match axes {
+        Some(v) => v.iter().map(|&v| axis(v, r)).collect::<OpResult<_>>()?,
+        None => (0..r).collect(),
+    };
+    if pads.len() != 2 * axes.len() {
+        return Err(ctx.fail(format!(
+            "pads has {} values for {} axes",
+            pads.len(),
+            axes.len()
+        )));
+    }
+    let n = axes.len();
+    let mut y = a.clone();
+    let mut ops: Vec<&str> = Vec::new();
+    // Negative pads crop first.
+    for (k, &ax) in axes.iter().enumerate() {
+        let (l, h) = (pads[k], pads[k + n]);
+        if l < 0 || h < 0 {
+            let cut_l = (-l).max(0) as usize;
+            let cut_h = (-h).max(0) as usize;
+            let dim = y.dims()[ax];
+            let len = dim
+                .checked_sub(cut_l + cut_h)
+                .ok_or_else(|| ctx.fail("negative pads remove more than the axis"))?;
+            y = y.narrow(ax, cut_l, len).ce()?;
+            ops.push("narrow");
+        }
+    }
+    for (k, &ax) in axes.iter().enumerate() {
+        let (l, h) = (pads[k].max(0) as usize, pads[k + n].max(0) as usize);
+        if l == 0 && h == 0 {
+            continue;
+        }
+        let dim = y.dims()[ax];
+        match mode.as_str() {
+            "constant" if value == 0.0 => {
+                y = y.pad_with_zeros(ax, l, h).ce()?;
+                ops.push("pad_with_zeros");
+            }
+            "constant" => {
+                y = pad_const(&y, ax, l, h, value)?;
+                ops.push("full, cat");
+            }
+            "edge" => {
+                y = y.pad_with_same(ax, l, h).ce()?;
+                ops.push("pad_with_same");
+            }
+            "reflect" | "wrap" => {
+                if dim == 0 || (mode == "reflect" && (dim < 2 || l >= dim || h >= dim)) {
+                    return Err(ctx.fail(format!("{mode} pad ({l}, {h}) on an axis of {dim}")));
+                }
+                let d = dim as i64;
+                let idx: Vec<i64> = (-(l as i64)..d + h as i64)
+                    .map(|i| {
+                        if mode == "wrap" {
+                            i.rem_euclid(d)
+                        } else if i < 0 {
+                            -i
+                        } else if i >= d {
+                            2 * (d - 1) - i
+                        } else {
+                            i
+                        }
+                    })
+                    .collect();
+                y = y.index_select(&index_tensor(idx)?, ax).ce()?;
+                ops.push("index_select");
+            }
+            other => return Err(ctx.unsupported("mode", format!("unknown mode `{other}`"))),
+        }
+    }
+    ops.dedup();
+    let how = match ops.as_slice() {
+        [] => How::native("clone"),
+        [one] if *one == "pad_with_zeros" || *one == "pad_with_same" => How::native(*one),
+        many => How::composed(many.join(", ")),
+    };
+    Ok(Lowered::one(keep_bool(a, y), how))
+}
+
+/// Constant-9/11/12/13/19/21.
+fn constant(ctx: &OpCtx, _x: &In) -> Out {
+    use crate::tensor::{DType, Tensor as Host};
+    let host = match ctx.node.attrs.iter().next() {
+        Some((name, Attr::Tensor(t))) if name == "value" => t.clone(),
+        Some((name, Attr::Float(v))) if name == "value_float" => {
+            Host::from_f64(DType::F32, &[], &[*v as f64])
+        }
+        Some((name, Attr::Floats(v))) if name == "value_floats" => Host::from_f64(
+            DType::F32,
+            &[v.len()],
+            &v.iter().map(|&f| f as f64).collect::<Vec<_>>(),
+        ),
+        Some((name, Attr::Int(v))) if name == "value_int" => {
+            Host::I64(ndarray::arr0(*v).into_dyn())
+        }
+        Some((name, Attr::Ints(v))) if name == "value_ints" => {
+            Host::I64(ndarray::Array1::from(v.clone()).into_dyn())
+        }
+        Some((name, a)) => {
+            return Err(ctx.unsupported(
+                name,
+                format!("{} constants have no candle tensor", a.kind()),
+            ))
+        }
+        None => return Err(ctx.fail("Constant without a value attribute")),
+    };
+    let t = super::upload(&host, &dev()).map_err(|e| ctx.unsupported("value", e))?;
+    Ok(Lowered::one(t, How::native("Tensor::from_vec")))
+}
+
+/// Shape-1/13/15/19/21: the dims as int64, optionally sliced by start/end.
+fn shape(ctx: &OpCtx, x: &In) -> Out {
+    let a = ctx.input(x, 0)?;
+    let r = a.rank() as i64;
+    let clampi = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
+    let s = clampi(ctx.int("start", 0)?);
+    let e = clampi(ctx.int("end", r)?);
+    let dims: Vec<i64> = a.dims()[s..e.max(s)].iter().map(|&d| d as i64).collect();
+    let t = index_tensor(dims)?;
+    Ok(Lowered::one(t, How::composed("dims, Tensor::from_vec")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::*;
+
+    #[test]
+    fn slice_indices_follow_onnx_clamping() {
+        assert_eq!(slice_indices(5, 0, i64::MAX, 2), vec![0, 2, 4]);
+        assert_eq!(slice_indices(5, -1, i64::MIN, -2), vec![4, 2, 0]);
+        assert_eq!(slice_indices(5, 10, 0, -1), vec![4, 3, 2, 1]);
+        assert_eq!(slice_indices(5, 1, 3, 1), vec![1, 2]);
+    }
+
+    #[test]
+    fn strided_slice_is_composed() {
+        let x = f32t(&[5], &[0.0, 1.0, 2.0, 3.0, 4.0]);
+        let (s, e, ax, st) = (i64t(&[-1]), i64t(&[i64::MIN]), i64t(&[0]), i64t(&[-2]));
+        let (v, _, how) = run1(
+            &node("Slice", 5, 1, vec![]),
+            13,
+            &[Some(&x), Some(&s), Some(&e), Some(&ax), Some(&st)],
+        );
+        assert_eq!(v, vec![4.0, 2.0, 0.0]);
+        assert_eq!(how, "composed: narrow, index_select");
+    }
+
+    #[test]
+    fn gather_negative_and_matrix_indices() {
+        let x = f32t(&[3, 2], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let idx =
+            Tensor::from_vec(vec![-1i64, 0, 1, -3], (2, 2), &candle_core::Device::Cpu).unwrap();
+        let (v, dims, how) = run1(&node("Gather", 2, 1, vec![]), 13, &[Some(&x), Some(&idx)]);
+        assert_eq!(dims, vec![2, 2, 2]);
+        assert_eq!(v, vec![5.0, 6.0, 1.0, 2.0, 3.0, 4.0, 1.0, 2.0]);
+        assert_eq!(how, "composed: where_cond, index_select, reshape");
+    }
+
+    #[test]
+    fn pad_reflect_and_constant() {
+        let x = f32t(&[3], &[1.0, 2.0, 3.0]);
+        let pads = i64t(&[2, 1]);
+        let refl = node("Pad", 2, 1, vec![("mode", Attr::String("reflect".into()))]);
+        let (v, _, how) = run1(&refl, 13, &[Some(&x), Some(&pads)]);
+        assert_eq!(v, vec![3.0, 2.0, 1.0, 2.0, 3.0, 2.0]);
+        assert_eq!(how, "composed: index_select");
+        let val = f32t(&[], &[-1.5]);
+        let (v, _, how) = run1(
+            &node("Pad", 3, 1, vec![]),
+            13,
+            &[Some(&x), Some(&pads), Some(&val)],
+        );
+        assert_eq!(v, vec![-1.5, -1.5, 1.0, 2.0, 3.0, -1.5]);
+        assert_eq!(how, "composed: full, cat");
+    }
+}

@@ -1,0 +1,926 @@
+//! Convention fingerprint (issue 5): when a backend's output of a node
+//! differs from the reference, re-run the node on the float64 reference
+//! under the attribute values frameworks commonly confuse (on the same
+//! inputs) and report which convention the backend's output actually equals,
+//! e.g. "behaves as asymmetric + floor (model asks half_pixel +
+//! round_prefer_floor)".
+//!
+//! The mechanism is general: per op type a [`Space`] lists the confusable
+//! dimensions ([`Dim`]: an attribute, or a pseudo-attribute such as Resize's
+//! "scales vs sizes") with their candidate values and a relevance rule
+//! (nearest_mode only matters in nearest mode, ...). [`fingerprint`] walks the
+//! (bounded) product, builds altered copies of the node and runs them with
+//! [`run_op`]; [`verify`] re-checks a claim.
+
+use std::collections::BTreeMap;
+
+use ndarray::{ArrayD, IxDyn};
+use serde::Serialize;
+
+use crate::backend::reference::{run_op, RefTensor};
+use crate::graph::{Attr, Node};
+use crate::tensor::{DType, Tensor};
+
+/// What the search found for one diverged output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Fingerprint {
+    /// The backend's output equals the reference under `attrs` (within
+    /// 1e-6·(1+|ref|) or 4 f32 ULP per element).
+    pub exact: bool,
+    /// The convention found: only the dimensions that differ from the model
+    /// (empty: nothing in the searched space does better than the model's own).
+    pub attrs: Vec<(String, String)>,
+    /// Max abs error between the backend's output and the reference under `attrs`.
+    pub max_abs: f64,
+    pub description: String,
+    /// Other conventions that fit equally well (as exact, as few changes).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<Vec<(String, String)>>,
+    /// Candidate conventions evaluated.
+    pub tried: usize,
+    /// Index of the node output that was fingerprinted.
+    pub output: usize,
+}
+
+impl Fingerprint {
+    /// Compact form for tables: `asymmetric+floor`, `epsilon=1e-3`.
+    pub fn short(&self) -> String {
+        if self.attrs.is_empty() {
+            return "?".into();
+        }
+        self.attrs
+            .iter()
+            .map(|(k, v)| show_pair(k, v))
+            .collect::<Vec<_>>()
+            .join("+")
+    }
+}
+
+fn show_pair(k: &str, v: &str) -> String {
+    let bare = v.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && v != "0"
+        && !k.starts_with("via");
+    if bare {
+        v.to_string()
+    } else if k == "via" {
+        format!("via {v}")
+    } else {
+        format!("{k}={v}")
+    }
+}
+
+/// How a dimension's value is written into the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Int,
+    Float,
+    Str,
+    /// Not an attribute; the op's `apply` changes the node or its inputs.
+    Pseudo,
+}
+
+/// One confusable dimension: its name, the model's value and the candidates
+/// (the model's value is always among them, first).
+#[derive(Debug, Clone)]
+pub struct Dim {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub model: String,
+    pub values: Vec<String>,
+}
+
+impl Dim {
+    fn new(name: &'static str, kind: Kind, model: String, candidates: &[&str]) -> Dim {
+        let mut values = vec![model.clone()];
+        for c in candidates {
+            if !values.iter().any(|v| same(kind, v, c)) {
+                values.push(c.to_string());
+            }
+        }
+        Dim {
+            name,
+            kind,
+            model,
+            values,
+        }
+    }
+}
+
+fn same(kind: Kind, a: &str, b: &str) -> bool {
+    match kind {
+        Kind::Float => matches!((a.parse::<f32>(), b.parse::<f32>()), (Ok(x), Ok(y)) if x == y),
+        _ => a == b,
+    }
+}
+
+/// The confusable attribute space of one op.
+pub struct Space {
+    pub dims: Vec<Dim>,
+    /// Whether `dim` matters given the values chosen for earlier dims; an
+    /// irrelevant dim stays at the model's value.
+    pub relevant: fn(&str, &BTreeMap<&'static str, String>) -> bool,
+    /// Applies a pseudo dim: `(dim, value, node, inputs, backend output shape)`.
+    pub apply: fn(&str, &str, &mut Node, &mut Vec<Option<RefTensor>>, &[usize]) -> Option<()>,
+}
+
+fn always(_: &str, _: &BTreeMap<&'static str, String>) -> bool {
+    true
+}
+
+fn no_pseudo(
+    _: &str,
+    _: &str,
+    _: &mut Node,
+    _: &mut Vec<Option<RefTensor>>,
+    _: &[usize],
+) -> Option<()> {
+    None
+}
+
+/// Ops with a fingerprint table.
+pub const OPS: &[&str] = &[
+    "Resize",
+    "MaxPool",
+    "AveragePool",
+    "BatchNormalization",
+    "LayerNormalization",
+    "Gelu",
+    "Softmax",
+    "LogSoftmax",
+    "HardSigmoid",
+];
+
+/// Whether `op` has a fingerprint table (cheap check before any work).
+pub fn supports(op: &str) -> bool {
+    OPS.contains(&op)
+}
+
+fn attr_string(node: &Node, name: &str, default: &str) -> String {
+    match node.attrs.get(name) {
+        Some(Attr::String(s)) => s.clone(),
+        _ => default.to_string(),
+    }
+}
+
+fn attr_int(node: &Node, name: &str, default: i64) -> i64 {
+    match node.attrs.get(name) {
+        Some(Attr::Int(i)) => *i,
+        _ => default,
+    }
+}
+
+fn attr_float(node: &Node, name: &str, default: f32) -> f32 {
+    match node.attrs.get(name) {
+        Some(Attr::Float(f)) => *f,
+        _ => default,
+    }
+}
+
+/// A float dim whose model label is the matching candidate's spelling.
+fn float_dim(node: &Node, name: &'static str, default: f32, candidates: &[&str]) -> Dim {
+    let v = attr_float(node, name, default);
+    let model = candidates
+        .iter()
+        .find(|c| c.parse::<f32>().ok() == Some(v))
+        .map(|c| c.to_string())
+        .unwrap_or_else(|| format!("{v}"));
+    Dim::new(name, Kind::Float, model, candidates)
+}
+
+fn int_dim(node: &Node, name: &'static str, default: i64, candidates: &[&str]) -> Dim {
+    Dim::new(
+        name,
+        Kind::Int,
+        attr_int(node, name, default).to_string(),
+        candidates,
+    )
+}
+
+fn axis_dim(node: &Node, default: i64, rank: usize) -> Option<Dim> {
+    let r = rank as i64;
+    let a = attr_int(node, "axis", default);
+    let model = if a < 0 { a + r } else { a };
+    if rank == 0 || !(0..r).contains(&model) {
+        return None;
+    }
+    let cands: Vec<String> = (0..r).map(|i| i.to_string()).collect();
+    let refs: Vec<&str> = cands.iter().map(String::as_str).collect();
+    Some(Dim::new("axis", Kind::Int, model.to_string(), &refs))
+}
+
+/// The confusable space of `node` at `opset`, given its inputs; `None` when
+/// the op has no table.
+pub fn space(node: &Node, opset: u32, inputs: &[Option<&RefTensor>]) -> Option<Space> {
+    let rank = inputs
+        .first()
+        .copied()
+        .flatten()
+        .map(|t| t.shape().len())
+        .unwrap_or(0);
+    let plain = |dims| Space {
+        dims,
+        relevant: always,
+        apply: no_pseudo,
+    };
+    match node.op_type.as_str() {
+        "Resize" if opset >= 11 => Some(resize_space(node, opset, inputs)),
+        "MaxPool" | "AveragePool" => {
+            let mut dims = Vec::new();
+            if opset >= 10 {
+                dims.push(int_dim(node, "ceil_mode", 0, &["0", "1"]));
+            }
+            if node.op_type == "AveragePool" {
+                dims.push(int_dim(node, "count_include_pad", 0, &["0", "1"]));
+            }
+            let auto = attr_string(node, "auto_pad", "NOTSET");
+            let model = match (auto.as_str(), node.attrs.get("pads")) {
+                ("SAME_UPPER" | "SAME_LOWER" | "VALID", _) => auto.clone(),
+                (_, Some(Attr::Ints(p))) if p.iter().any(|&v| v != 0) => {
+                    format!(
+                        "[{}]",
+                        p.iter()
+                            .map(|v| v.to_string())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    )
+                }
+                _ => "0".into(),
+            };
+            dims.push(Dim::new(
+                "pads",
+                Kind::Pseudo,
+                model,
+                &["0", "SAME_UPPER", "SAME_LOWER"],
+            ));
+            Some(Space {
+                dims,
+                relevant: always,
+                apply: pool_apply,
+            })
+        }
+        "BatchNormalization" => Some(plain(vec![float_dim(
+            node,
+            "epsilon",
+            1e-5,
+            &["1e-5", "1e-3", "1e-12"],
+        )])),
+        "LayerNormalization" => {
+            let mut dims = vec![float_dim(node, "epsilon", 1e-5, &["1e-5", "1e-3", "1e-12"])];
+            dims.extend(axis_dim(node, -1, rank));
+            Some(plain(dims))
+        }
+        "Gelu" => Some(plain(vec![Dim::new(
+            "approximate",
+            Kind::Str,
+            attr_string(node, "approximate", "none"),
+            &["none", "tanh"],
+        )])),
+        "Softmax" | "LogSoftmax" => {
+            let default = if opset >= 13 { -1 } else { 1 };
+            Some(plain(axis_dim(node, default, rank).into_iter().collect()))
+        }
+        "HardSigmoid" => Some(plain(vec![
+            float_dim(node, "alpha", 0.2, &["0.2", "0.16666667"]),
+            float_dim(node, "beta", 0.5, &["0.5"]),
+        ])),
+        _ => None,
+    }
+}
+
+fn resize_space(node: &Node, opset: u32, inputs: &[Option<&RefTensor>]) -> Space {
+    // The reference's resize module is private to the backend; its
+    // CoordMode::opsets table is mirrored here.
+    let modes = ["nearest", "linear", "cubic"];
+    let model_ctm = attr_string(node, "coordinate_transformation_mode", "half_pixel");
+    let ctms: Vec<&str> = [
+        ("half_pixel", 11, u32::MAX),
+        ("half_pixel_symmetric", 19, u32::MAX),
+        ("pytorch_half_pixel", 11, u32::MAX),
+        ("align_corners", 11, u32::MAX),
+        ("asymmetric", 11, u32::MAX),
+        ("tf_half_pixel_for_nn", 11, 17),
+        ("tf_crop_and_resize", 11, u32::MAX),
+    ]
+    .into_iter()
+    .filter(|&(c, lo, hi)| {
+        (lo..=hi).contains(&opset) && (c != "tf_crop_and_resize" || model_ctm == c)
+    })
+    .map(|(c, _, _)| c)
+    .collect();
+    let nms = ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"];
+    let mut dims = vec![
+        Dim::new(
+            "mode",
+            Kind::Str,
+            attr_string(node, "mode", "nearest"),
+            &modes,
+        ),
+        Dim::new(
+            "coordinate_transformation_mode",
+            Kind::Str,
+            model_ctm,
+            &ctms,
+        ),
+        Dim::new(
+            "nearest_mode",
+            Kind::Str,
+            attr_string(node, "nearest_mode", "round_prefer_floor"),
+            &nms,
+        ),
+        float_dim(node, "cubic_coeff_a", -0.75, &["-0.75", "-0.5"]),
+        int_dim(node, "exclude_outside", 0, &["0", "1"]),
+    ];
+    if opset >= 18 {
+        dims.push(int_dim(node, "antialias", 0, &["0", "1"]));
+    }
+    let has = |i: usize| {
+        inputs
+            .get(i)
+            .copied()
+            .flatten()
+            .is_some_and(|t| !t.shape().contains(&0))
+    };
+    let via = if has(3) { "sizes" } else { "scales" };
+    dims.push(Dim::new(
+        "via",
+        Kind::Pseudo,
+        via.into(),
+        &["scales", "sizes"],
+    ));
+    fn relevant(dim: &str, chosen: &BTreeMap<&'static str, String>) -> bool {
+        let mode = chosen.get("mode").map(String::as_str).unwrap_or("nearest");
+        match dim {
+            "nearest_mode" => mode == "nearest",
+            "cubic_coeff_a" | "exclude_outside" => mode == "cubic",
+            "antialias" => mode != "nearest",
+            _ => true,
+        }
+    }
+    Space {
+        dims,
+        relevant,
+        apply: resize_apply,
+    }
+}
+
+/// `via`: emulate "scale from the sizes ratio" vs "the given scales" by
+/// passing the other input (sizes = the backend's output shape; scales =
+/// out/in rounded to f32).
+fn resize_apply(
+    dim: &str,
+    value: &str,
+    node: &mut Node,
+    inputs: &mut Vec<Option<RefTensor>>,
+    out_shape: &[usize],
+) -> Option<()> {
+    if dim != "via" {
+        return None;
+    }
+    let in_shape = inputs.first()?.as_ref()?.shape().to_vec();
+    if in_shape.len() != out_shape.len() {
+        return None;
+    }
+    let rank = in_shape.len() as i64;
+    let axes: Vec<usize> = match node.attrs.get("axes") {
+        Some(Attr::Ints(a)) => a
+            .iter()
+            .map(|&v| if v < 0 { v + rank } else { v } as usize)
+            .collect(),
+        _ => (0..in_shape.len()).collect(),
+    };
+    if axes.iter().any(|&a| a >= in_shape.len()) {
+        return None;
+    }
+    inputs.resize(4, None);
+    while node.inputs.len() < 4 {
+        node.inputs.push(String::new());
+    }
+    let n = axes.len();
+    match value {
+        "sizes" => {
+            let v: Vec<i64> = axes.iter().map(|&a| out_shape[a] as i64).collect();
+            inputs[2] = None;
+            inputs[3] = Some(RefTensor::exact(Tensor::I64(
+                ArrayD::from_shape_vec(IxDyn(&[n]), v).ok()?,
+            )));
+            node.inputs[2] = String::new();
+            node.inputs[3] = "sizes".into();
+        }
+        "scales" => {
+            if axes.iter().any(|&a| in_shape[a] == 0) {
+                return None;
+            }
+            let v: Vec<f64> = axes
+                .iter()
+                .map(|&a| (out_shape[a] as f64 / in_shape[a] as f64) as f32 as f64)
+                .collect();
+            inputs[2] = Some(RefTensor::float(
+                ArrayD::from_shape_vec(IxDyn(&[n]), v).ok()?,
+                DType::F32,
+            ));
+            inputs[3] = None;
+            node.inputs[2] = "scales".into();
+            node.inputs[3] = String::new();
+            node.attrs.remove("keep_aspect_ratio_policy");
+        }
+        _ => return None,
+    }
+    Some(())
+}
+
+fn pool_apply(
+    dim: &str,
+    value: &str,
+    node: &mut Node,
+    _: &mut Vec<Option<RefTensor>>,
+    _: &[usize],
+) -> Option<()> {
+    if dim != "pads" {
+        return None;
+    }
+    node.attrs.remove("pads");
+    let auto = match value {
+        "0" => "NOTSET",
+        "SAME_UPPER" | "SAME_LOWER" | "VALID" => value,
+        _ => return None,
+    };
+    node.attrs
+        .insert("auto_pad".into(), Attr::String(auto.into()));
+    Some(())
+}
+
+/// Max work (candidates × output elements) a search may take.
+const MAX_WORK: usize = 50_000_000;
+
+/// One candidate convention: the dims' chosen values, in dim order.
+type Choice = Vec<(&'static str, Kind, String)>;
+
+fn enumerate(space: &Space) -> Vec<Choice> {
+    let mut out: Vec<(Choice, BTreeMap<&'static str, String>)> =
+        vec![(Vec::new(), BTreeMap::new())];
+    for d in &space.dims {
+        let mut next = Vec::new();
+        for (choice, chosen) in out {
+            let values: &[String] = if (space.relevant)(d.name, &chosen) {
+                &d.values
+            } else {
+                std::slice::from_ref(&d.model)
+            };
+            for v in values {
+                let mut c = choice.clone();
+                c.push((d.name, d.kind, v.clone()));
+                let mut m = chosen.clone();
+                m.insert(d.name, v.clone());
+                next.push((c, m));
+            }
+        }
+        out = next;
+    }
+    out.into_iter().map(|(c, _)| c).collect()
+}
+
+/// The dims of `choice` that differ from the model.
+fn changes(space: &Space, choice: &Choice) -> Vec<(String, String)> {
+    space
+        .dims
+        .iter()
+        .zip(choice)
+        .filter(|(d, (_, k, v))| !same(*k, &d.model, v))
+        .map(|(d, (_, _, v))| (d.name.to_string(), v.clone()))
+        .collect()
+}
+
+/// Builds the node and inputs of a convention (only changed dims are written).
+fn build(
+    space: &Space,
+    node: &Node,
+    inputs: &[Option<&RefTensor>],
+    changed: &[(String, String)],
+    out_shape: &[usize],
+) -> Option<(Node, Vec<Option<RefTensor>>)> {
+    let mut n = node.clone();
+    let mut ins: Vec<Option<RefTensor>> = inputs.iter().map(|t| t.cloned()).collect();
+    for (name, v) in changed {
+        let d = space.dims.iter().find(|d| d.name == name)?;
+        let attr = match d.kind {
+            Kind::Int => Attr::Int(v.parse().ok()?),
+            Kind::Float => Attr::Float(v.parse().ok()?),
+            Kind::Str => Attr::String(v.clone()),
+            Kind::Pseudo => {
+                (space.apply)(name, v, &mut n, &mut ins, out_shape)?;
+                continue;
+            }
+        };
+        n.attrs.insert(name.clone(), attr);
+    }
+    Some((n, ins))
+}
+
+/// Per-element "same value" tolerance for the backend's dtype.
+fn rel_tol(d: DType) -> f64 {
+    match d {
+        DType::F16 => 2e-3,
+        DType::BF16 => 1.6e-2,
+        _ => 1e-6,
+    }
+}
+
+fn ulp_f32(a: f64, b: f64) -> u64 {
+    let o = |x: f32| {
+        if x.is_sign_negative() {
+            -(x.abs().to_bits() as i64)
+        } else {
+            x.to_bits() as i64
+        }
+    };
+    o(a as f32).abs_diff(o(b as f32))
+}
+
+/// (exact, max abs) of `got` against the reference value `want`; `None` on a
+/// shape mismatch.
+fn measure(got: &Tensor, want: &RefTensor) -> Option<(bool, f64)> {
+    if got.shape() != want.shape() {
+        return None;
+    }
+    let tol = rel_tol(got.dtype());
+    let f32_like = got.dtype() == DType::F32;
+    let (g, w) = (got.to_f64_vec(), want.data.to_f64_vec());
+    let mut exact = true;
+    let mut max_abs = 0.0f64;
+    for (&a, &b) in g.iter().zip(&w) {
+        if a == b || (a.is_nan() && b.is_nan()) {
+            continue;
+        }
+        let d = (a - b).abs();
+        if d.is_nan() {
+            max_abs = f64::INFINITY;
+            exact = false;
+            continue;
+        }
+        max_abs = max_abs.max(d);
+        if !(d <= tol * (1.0 + b.abs()) || (f32_like && ulp_f32(a, b) <= 4)) {
+            exact = false;
+        }
+    }
+    Some((exact, max_abs))
+}
+
+fn run_output(
+    node: &Node,
+    opset: u32,
+    ins: &[Option<RefTensor>],
+    output: usize,
+) -> Option<RefTensor> {
+    let refs: Vec<Option<&RefTensor>> = ins.iter().map(Option::as_ref).collect();
+    run_op(node, opset, &refs)
+        .ok()?
+        .into_iter()
+        .nth(output)
+        .flatten()
+}
+
+fn describe(space: &Space, attrs: &[(String, String)]) -> (String, String) {
+    let got = attrs
+        .iter()
+        .map(|(k, v)| show_pair(k, v))
+        .collect::<Vec<_>>()
+        .join(" + ");
+    let model = attrs
+        .iter()
+        .map(|(k, _)| {
+            let m = space
+                .dims
+                .iter()
+                .find(|d| d.name == k)
+                .map(|d| d.model.clone())
+                .unwrap_or_default();
+            show_pair(k, &m)
+        })
+        .collect::<Vec<_>>()
+        .join(" + ");
+    (got, model)
+}
+
+/// Searches `node`'s confusable space on the reference for the convention
+/// that reproduces `backend` (the backend's value of output `output`), given
+/// the reference's values of the node's inputs. `None` when the op has no
+/// table, the search would be too large, or no candidate could run.
+pub fn fingerprint(
+    node: &Node,
+    opset: u32,
+    inputs: &[Option<&RefTensor>],
+    output: usize,
+    backend: &Tensor,
+) -> Option<Fingerprint> {
+    let space = space(node, opset, inputs)?;
+    let choices = enumerate(&space);
+    if choices.len().saturating_mul(backend.len().max(1)) > MAX_WORK {
+        return None;
+    }
+    let out_shape = backend.shape().to_vec();
+    // (changes, exact, max_abs), in enumeration order.
+    let mut scored: Vec<(Vec<(String, String)>, bool, f64)> = Vec::new();
+    let mut tried = 0;
+    for c in &choices {
+        let changed = changes(&space, c);
+        let Some((n, ins)) = build(&space, node, inputs, &changed, &out_shape) else {
+            continue;
+        };
+        tried += 1;
+        let Some(want) = run_output(&n, opset, &ins, output) else {
+            continue;
+        };
+        if let Some((exact, max_abs)) = measure(backend, &want) {
+            scored.push((changed, exact, max_abs));
+        }
+    }
+    let fewest = |exact: bool| {
+        scored
+            .iter()
+            .filter(|s| s.1 == exact)
+            .map(|s| s.0.len())
+            .min()
+    };
+    let (exact, primary, alternatives) = if let Some(k) = fewest(true) {
+        let mut hits = scored.iter().filter(|s| s.1 && s.0.len() == k);
+        let first = hits.next()?;
+        (
+            true,
+            first,
+            hits.take(4).map(|s| s.0.clone()).collect::<Vec<_>>(),
+        )
+    } else {
+        let best = scored
+            .iter()
+            .min_by(|a, b| a.2.total_cmp(&b.2).then(a.0.len().cmp(&b.0.len())))?;
+        (false, best, Vec::new())
+    };
+    let (attrs, max_abs) = (primary.0.clone(), primary.2);
+    let (got, model) = describe(&space, &attrs);
+    let description = match (exact, attrs.is_empty()) {
+        (true, true) => format!("equals the model's own convention within rounding (max abs {max_abs:.1e})"),
+        (true, false) => {
+            let mut s = format!("behaves as {got} (model asks {model})");
+            for alt in &alternatives {
+                s.push_str(&format!("; equally: {}", describe(&space, alt).0));
+            }
+            s
+        }
+        (false, true) => format!(
+            "no convention among {tried} tried reproduces it; the model's own is closest (max abs {max_abs:.1e})"
+        ),
+        (false, false) => format!("closest to {got} (model asks {model}), max abs {max_abs:.1e}, not exact"),
+    };
+    Some(Fingerprint {
+        exact,
+        attrs,
+        max_abs,
+        description,
+        alternatives,
+        tried,
+        output,
+    })
+}
+
+/// Re-checks a fingerprint claim: runs the claimed convention on the
+/// reference and compares with `backend`. An exact claim must reproduce it
+/// within the exactness tolerance; an inexact one must reproduce `max_abs`.
+pub fn verify(
+    fp: &Fingerprint,
+    node: &Node,
+    opset: u32,
+    inputs: &[Option<&RefTensor>],
+    backend: &Tensor,
+) -> bool {
+    let Some(space) = space(node, opset, inputs) else {
+        return false;
+    };
+    let Some((n, ins)) = build(&space, node, inputs, &fp.attrs, backend.shape()) else {
+        return false;
+    };
+    let Some(want) = run_output(&n, opset, &ins, fp.output) else {
+        return false;
+    };
+    match measure(backend, &want) {
+        Some((exact, max_abs)) => {
+            if fp.exact {
+                exact
+            } else {
+                (max_abs - fp.max_abs).abs() <= 1e-12 * (1.0 + fp.max_abs.abs())
+            }
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::reference::util::{f, test_node};
+
+    fn ramp(shape: &[usize]) -> RefTensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<f64> = (0..n).map(|i| (i as f32 * 0.37 - 1.0) as f64).collect();
+        f(shape, &v)
+    }
+
+    fn host(t: &RefTensor) -> Tensor {
+        t.data.cast(DType::F32)
+    }
+
+    fn run1(node: &Node, opset: u32, ins: &[Option<&RefTensor>]) -> RefTensor {
+        run_op(node, opset, ins).unwrap().remove(0).unwrap()
+    }
+
+    fn s(v: &str) -> Attr {
+        Attr::String(v.into())
+    }
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    /// Fingerprints `backend` and checks the claim with `verify`.
+    fn checked(
+        node: &Node,
+        opset: u32,
+        ins: &[Option<&RefTensor>],
+        backend: &Tensor,
+    ) -> Fingerprint {
+        let fp = fingerprint(node, opset, ins, 0, backend).expect("fingerprint");
+        assert!(
+            verify(&fp, node, opset, ins, backend),
+            "claim does not verify: {fp:?}"
+        );
+        fp
+    }
+
+    fn resize(attrs: Vec<(&str, Attr)>) -> Node {
+        let mut n = test_node("Resize", 3, 1, attrs);
+        n.inputs[1] = String::new();
+        n
+    }
+
+    #[test]
+    fn fingerprint_resize_nearest_asymmetric_floor() {
+        let x = ramp(&[1, 1, 5, 5]);
+        let scales = f(&[4], &[1.0, 1.0, 1.6, 1.6]);
+        let ins = [Some(&x), None, Some(&scales)];
+        let model = resize(vec![
+            ("mode", s("nearest")),
+            ("coordinate_transformation_mode", s("half_pixel")),
+            ("nearest_mode", s("round_prefer_floor")),
+        ]);
+        let fake = resize(vec![
+            ("mode", s("nearest")),
+            ("coordinate_transformation_mode", s("asymmetric")),
+            ("nearest_mode", s("floor")),
+        ]);
+        let backend = host(&run1(&fake, 19, &ins));
+        let fp = checked(&model, 19, &ins, &backend);
+        assert!(fp.exact, "{fp:?}");
+        assert_eq!(
+            fp.attrs,
+            pairs(&[
+                ("coordinate_transformation_mode", "asymmetric"),
+                ("nearest_mode", "floor")
+            ])
+        );
+        assert!(
+            fp.description.starts_with(
+                "behaves as asymmetric + floor (model asks half_pixel + round_prefer_floor)"
+            ),
+            "{}",
+            fp.description
+        );
+        assert!(fp.tried > 50 && fp.tried < 500, "{}", fp.tried);
+    }
+
+    #[test]
+    fn fingerprint_resize_linear_align_corners() {
+        let x = ramp(&[1, 2, 5, 5]);
+        let scales = f(&[4], &[1.0, 1.0, 1.4, 1.4]);
+        let ins = [Some(&x), None, Some(&scales)];
+        let model = resize(vec![
+            ("mode", s("linear")),
+            ("coordinate_transformation_mode", s("half_pixel")),
+        ]);
+        let fake = resize(vec![
+            ("mode", s("linear")),
+            ("coordinate_transformation_mode", s("align_corners")),
+        ]);
+        let backend = host(&run1(&fake, 19, &ins));
+        let fp = checked(&model, 19, &ins, &backend);
+        assert!(fp.exact, "{fp:?}");
+        assert_eq!(
+            fp.attrs,
+            pairs(&[("coordinate_transformation_mode", "align_corners")])
+        );
+        assert_eq!(fp.short(), "align_corners");
+    }
+
+    #[test]
+    fn fingerprint_resize_scales_vs_sizes() {
+        // 5 -> 7 with scale 1.4 given: align_corners uses the given scale
+        // (7/1.4 = 5, fractional target length) vs sizes' ratio 7/5: the same
+        // here, so use 6 -> 2 with scale 0.3 (out = floor(1.8) = 1 would
+        // differ); instead: half_pixel 5 -> 7 with scale 1.45 (out 7).
+        let x = ramp(&[1, 1, 5, 5]);
+        let scales = f(&[4], &[1.0, 1.0, 1.45, 1.45]);
+        let ins = [Some(&x), None, Some(&scales)];
+        let model = resize(vec![
+            ("mode", s("linear")),
+            ("coordinate_transformation_mode", s("half_pixel")),
+        ]);
+        let sizes = RefTensor::exact(Tensor::I64(
+            ArrayD::from_shape_vec(IxDyn(&[4]), vec![1, 1, 7, 7]).unwrap(),
+        ));
+        let fake_ins = [Some(&x), None, None, Some(&sizes)];
+        let mut fake = model.clone();
+        fake.inputs = vec!["in0".into(), String::new(), String::new(), "sizes".into()];
+        let backend = host(&run1(&fake, 19, &fake_ins));
+        let fp = checked(&model, 19, &ins, &backend);
+        assert!(fp.exact, "{fp:?}");
+        assert_eq!(fp.attrs, pairs(&[("via", "sizes")]));
+    }
+
+    #[test]
+    fn fingerprint_gelu_tanh() {
+        let x = ramp(&[2, 8]);
+        let model = test_node("Gelu", 1, 1, vec![]);
+        let fake = test_node("Gelu", 1, 1, vec![("approximate", s("tanh"))]);
+        let backend = host(&run1(&fake, 20, &[Some(&x)]));
+        let fp = checked(&model, 20, &[Some(&x)], &backend);
+        assert!(fp.exact);
+        assert_eq!(fp.attrs, pairs(&[("approximate", "tanh")]));
+        assert_eq!(fp.description, "behaves as tanh (model asks none)");
+    }
+
+    #[test]
+    fn fingerprint_average_pool_count_include_pad() {
+        let x = ramp(&[1, 1, 5, 5]);
+        let base = vec![
+            ("kernel_shape", Attr::Ints(vec![3, 3])),
+            ("pads", Attr::Ints(vec![1, 1, 1, 1])),
+        ];
+        let model = test_node("AveragePool", 1, 1, base.clone());
+        let mut fa = base;
+        fa.push(("count_include_pad", Attr::Int(1)));
+        let fake = test_node("AveragePool", 1, 1, fa);
+        let backend = host(&run1(&fake, 19, &[Some(&x)]));
+        let fp = checked(&model, 19, &[Some(&x)], &backend);
+        assert!(fp.exact);
+        assert_eq!(fp.attrs, pairs(&[("count_include_pad", "1")]));
+        assert_eq!(fp.short(), "count_include_pad=1");
+    }
+
+    #[test]
+    fn fingerprint_layer_norm_epsilon_and_inexact() {
+        let x = ramp(&[2, 3]);
+        let model = test_node("LayerNormalization", 1, 1, vec![]);
+        let fake = test_node(
+            "LayerNormalization",
+            1,
+            1,
+            vec![("epsilon", Attr::Float(1e-3))],
+        );
+        let backend = host(&run1(&fake, 17, &[Some(&x)]));
+        let fp = checked(&model, 17, &[Some(&x)], &backend);
+        assert!(fp.exact, "{fp:?}");
+        assert_eq!(fp.attrs, pairs(&[("epsilon", "1e-3")]));
+        // A perturbation nothing explains: closest is reported and verifies.
+        let mut noisy = run1(&model, 17, &[Some(&x)]).data.to_f64_vec();
+        noisy[0] += 0.25;
+        let noisy = Tensor::from_f64(DType::F32, &[2, 3], &noisy);
+        let fp = checked(&model, 17, &[Some(&x)], &noisy);
+        assert!(!fp.exact);
+        assert!(fp.attrs.is_empty(), "{fp:?}");
+    }
+
+    #[test]
+    fn fingerprint_verify_rejects_wrong_claims() {
+        let x = ramp(&[2, 8]);
+        let model = test_node("Gelu", 1, 1, vec![]);
+        let backend = host(&run1(&model, 20, &[Some(&x)]));
+        let fp = Fingerprint {
+            exact: true,
+            attrs: pairs(&[("approximate", "tanh")]),
+            max_abs: 0.0,
+            description: String::new(),
+            alternatives: vec![],
+            tried: 2,
+            output: 0,
+        };
+        assert!(!verify(&fp, &model, 20, &[Some(&x)], &backend));
+        assert!(fingerprint(
+            &test_node("Relu", 1, 1, vec![]),
+            14,
+            &[Some(&x)],
+            0,
+            &backend
+        )
+        .is_none());
+    }
+}

@@ -1,0 +1,296 @@
+//! The Markdown report, sized for a pull-request comment: a summary line,
+//! the first divergence per lane of every case that has one, the conformance
+//! matrix of each swept case file, then per-case details in `<details>`
+//! blocks.
+
+use std::fmt::Write as _;
+use std::io::Write;
+
+use super::{sci, Reporter, Summary};
+use crate::diff::Comparison;
+use crate::matrix::Matrix;
+use crate::run::{CaseReport, LaneResult, Verdict};
+
+/// GitHub refuses comments over 65,536 characters; details stop before that.
+const DETAILS_BUDGET: usize = 50_000;
+
+/// Collects cases and writes one Markdown document at the end.
+pub struct MarkdownReporter<W: Write> {
+    out: W,
+    cases: Vec<CaseReport>,
+    /// Per case id, a link to extra material (heatmaps) relative to the report.
+    pub links: Vec<(String, String)>,
+}
+
+impl<W: Write> MarkdownReporter<W> {
+    pub fn new(out: W) -> Self {
+        MarkdownReporter {
+            out,
+            cases: Vec::new(),
+            links: Vec::new(),
+        }
+    }
+}
+
+pub(crate) fn case_id(r: &CaseReport) -> String {
+    match &r.variant {
+        Some(v) => format!("{}[{v}]", r.case),
+        None => r.case.clone(),
+    }
+}
+
+/// Escapes text for a table cell.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// `max_abs / max_rel / mismatch%` of the worst output of a lane's node.
+pub(crate) fn metrics_summary(x: &LaneResult) -> String {
+    let worst = x
+        .outputs
+        .values()
+        .filter_map(|o| o.comparison.as_ref())
+        .max_by(|a, b| rank(a).total_cmp(&rank(b)));
+    match worst {
+        Some(Comparison::Metrics(m)) => format!(
+            "max_abs {} · max_rel {} · mismatch {:.1}% ({}/{}) · max_ulp {}",
+            sci(m.max_abs),
+            sci(m.max_rel),
+            m.mismatch_fraction * 100.0,
+            m.mismatches,
+            m.count,
+            m.max_ulp
+        ),
+        Some(Comparison::ShapeMismatch { got, want }) => {
+            format!("shape {got:?} vs reference {want:?}")
+        }
+        Some(Comparison::DtypeMismatch { got, want }) => format!("dtype {got} vs reference {want}"),
+        None => x.message.clone().unwrap_or_default(),
+    }
+}
+
+fn rank(c: &Comparison) -> f64 {
+    match c {
+        Comparison::Metrics(m) => m.mismatch_fraction,
+        _ => 2.0,
+    }
+}
+
+fn verdict_cell(x: &LaneResult) -> String {
+    if x.declared.is_some() {
+        format!("{} (declared)", x.verdict.name())
+    } else {
+        x.verdict.name().to_string()
+    }
+}
+
+fn details(r: &CaseReport) -> String {
+    let mut s = String::new();
+    let status = if r.passed { "✅" } else { "❌" };
+    let _ = writeln!(
+        s,
+        "<details><summary>{status} <code>{}</code></summary>\n",
+        case_id(r)
+    );
+    let _ = writeln!(s, "`{}` · opset {} · {}\n", r.file, r.opset, r.device);
+    if !r.params.is_empty() {
+        let ps: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(s, "params: `{}`\n", ps.join(" "));
+    }
+    for f in &r.failures {
+        let _ = writeln!(s, "- ❗ {}", cell(f));
+    }
+    if !r.failures.is_empty() {
+        s.push('\n');
+    }
+    let _ = writeln!(s, "| lane | ms | settings |\n|---|---:|---|");
+    for l in &r.lanes {
+        let settings: Vec<String> = l.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let err = l
+            .error
+            .as_ref()
+            .map(|e| format!(" **lane failed:** {}", cell(e)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "| {} | {:.2} | {}{err} |",
+            l.name,
+            l.wall_ms,
+            cell(&settings.join(" "))
+        );
+    }
+    let rows: Vec<_> = r
+        .nodes
+        .iter()
+        .flat_map(|n| {
+            n.lanes
+                .iter()
+                .filter(|(_, x)| x.verdict != Verdict::Ok)
+                .map(move |(l, x)| (n, l, x))
+        })
+        .collect();
+    if rows.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nevery node agrees within tolerance on every lane ({} nodes)",
+            r.nodes.len()
+        );
+    } else {
+        let _ = writeln!(s, "\n| # | node | op | lane | verdict | origin | metrics / message |\n|---:|---|---|---|---|---|---|");
+        for (n, lane, x) in rows {
+            let origin = x
+                .origin
+                .map(|o| format!("{o:?}").to_lowercase())
+                .unwrap_or_default();
+            let mut detail = metrics_summary(x);
+            if let Some(reason) = &x.declared {
+                detail = format!("{detail} — declared: {reason}");
+            }
+            let _ = writeln!(
+                s,
+                "| {} | `{}` | {} | {} | {} | {} | {} |",
+                n.index,
+                cell(&n.name),
+                n.op,
+                lane,
+                verdict_cell(x),
+                origin,
+                cell(&detail)
+            );
+        }
+    }
+    s.push_str("\n</details>\n");
+    s
+}
+
+/// Renders the whole document.
+pub fn render(cases: &[CaseReport], summary: &Summary, links: &[(String, String)]) -> String {
+    let mut s = String::new();
+    let icon = if summary.failed == 0 { "✅" } else { "❌" };
+    let _ = writeln!(
+        s,
+        "## {icon} xdiff: {} cases, {} passed, {} failed ({:.1} s)\n",
+        summary.cases,
+        summary.passed,
+        summary.failed,
+        summary.wall_ms / 1e3
+    );
+    let _ = writeln!(s, "| lane | cases ok | node verdicts |\n|---|---:|---|");
+    for (lane, t) in &summary.lanes {
+        let nodes: Vec<String> = t.nodes.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(
+            s,
+            "| {lane} | {}/{} | {} |",
+            t.cases_ok,
+            t.cases,
+            nodes.join(", ")
+        );
+    }
+    s.push_str("\nA lane's case is ok when every node is ok or diverges as declared.\n");
+
+    // First divergences: failing cases first, then declared ones.
+    let mut fd = String::new();
+    let mut shown = 0;
+    let mut hidden = 0;
+    let mut ordered: Vec<&CaseReport> = cases.iter().filter(|r| !r.passed).collect();
+    ordered.extend(cases.iter().filter(|r| r.passed));
+    for r in ordered {
+        for (lane, f) in &r.first_divergence {
+            let Some(x) = r.nodes.get(f.index).and_then(|n| n.lanes.get(lane)) else {
+                continue;
+            };
+            if shown >= 50 {
+                hidden += 1;
+                continue;
+            }
+            shown += 1;
+            let _ = writeln!(
+                fd,
+                "| `{}` | {lane} | #{} `{}` ({}) | {} | {} |",
+                cell(&case_id(r)),
+                f.index,
+                cell(&f.node),
+                f.op,
+                verdict_cell(x),
+                cell(&metrics_summary(x))
+            );
+        }
+    }
+    if shown > 0 {
+        s.push_str("\n### First divergence per lane\n\n| case | lane | node | verdict | metrics / message |\n|---|---|---|---|---|\n");
+        s.push_str(&fd);
+        if hidden > 0 {
+            let _ = writeln!(s, "\n…and {hidden} more (see report.json).");
+        }
+    }
+
+    for m in Matrix::from_reports(cases) {
+        let _ = writeln!(s, "\n### Conformance matrix: {}\n", m.case);
+        s.push_str(&m.to_markdown());
+        if !s.ends_with('\n') {
+            s.push('\n');
+        }
+    }
+
+    if !links.is_empty() {
+        s.push_str("\n### Heatmaps\n\n");
+        for (label, href) in links {
+            let _ = writeln!(s, "- [{}]({href})", cell(label));
+        }
+    }
+
+    s.push_str("\n### Cases\n\n");
+    let mut budget = DETAILS_BUDGET;
+    let mut quiet = Vec::new();
+    let mut omitted = 0;
+    for r in cases {
+        let interesting = !r.passed
+            || r.nodes
+                .iter()
+                .any(|n| n.lanes.values().any(|x| x.verdict != Verdict::Ok));
+        if !interesting {
+            quiet.push(case_id(r));
+            continue;
+        }
+        let d = details(r);
+        if d.len() > budget {
+            omitted += 1;
+            continue;
+        }
+        budget -= d.len();
+        s.push_str(&d);
+    }
+    if omitted > 0 {
+        let _ = writeln!(s, "\n{omitted} more cases with divergences are omitted here for size (see report.json or report.txt).");
+    }
+    if !quiet.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n<details><summary>{} cases agree everywhere</summary>\n",
+            quiet.len()
+        );
+        let mut list = quiet
+            .iter()
+            .map(|q| format!("`{}`", cell(q)))
+            .collect::<Vec<_>>()
+            .join(" · ");
+        if list.len() > budget.max(2_000) {
+            list = format!("{} cases (list omitted for size)", quiet.len());
+        }
+        let _ = writeln!(s, "{list}\n\n</details>");
+    }
+    s
+}
+
+impl<W: Write> Reporter for MarkdownReporter<W> {
+    fn case(&mut self, report: &CaseReport) -> std::io::Result<()> {
+        self.cases.push(report.clone());
+        Ok(())
+    }
+
+    fn finish(&mut self, summary: &Summary) -> std::io::Result<()> {
+        self.out
+            .write_all(render(&self.cases, summary, &self.links).as_bytes())?;
+        self.out.flush()
+    }
+}

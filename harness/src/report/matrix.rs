@@ -1,0 +1,60 @@
+//! Writes the conformance matrices of swept case files as JSON
+//! (`matrix.json`, an array of matrices) and Markdown (`matrix.md`).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use super::{Reporter, Summary};
+use crate::matrix::Matrix;
+use crate::run::CaseReport;
+
+/// Collects the variants of swept cases and writes both files at the end.
+pub struct MatrixReporter {
+    dir: PathBuf,
+    reports: Vec<CaseReport>,
+}
+
+impl MatrixReporter {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        MatrixReporter {
+            dir: dir.into(),
+            reports: Vec::new(),
+        }
+    }
+}
+
+/// The Markdown of every matrix, each under a heading.
+pub fn markdown(matrices: &[Matrix]) -> String {
+    let mut s = String::new();
+    for m in matrices {
+        s.push_str(&format!("## Conformance matrix: {}\n\n", m.case));
+        s.push_str(&m.to_markdown());
+        if !s.ends_with('\n') {
+            s.push('\n');
+        }
+        s.push('\n');
+    }
+    if matrices.is_empty() {
+        s.push_str("No swept case files in this run.\n");
+    }
+    s
+}
+
+impl Reporter for MatrixReporter {
+    fn case(&mut self, report: &CaseReport) -> std::io::Result<()> {
+        if report.variant.is_some() {
+            self.reports.push(report.clone());
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, _summary: &Summary) -> std::io::Result<()> {
+        let matrices = Matrix::from_reports(&self.reports);
+        let mut json =
+            std::io::BufWriter::new(std::fs::File::create(self.dir.join("matrix.json"))?);
+        serde_json::to_writer_pretty(&mut json, &matrices)?;
+        writeln!(json)?;
+        json.flush()?;
+        std::fs::write(self.dir.join("matrix.md"), markdown(&matrices))
+    }
+}
