@@ -57,13 +57,13 @@ impl Fingerprint {
 }
 
 fn show_pair(k: &str, v: &str) -> String {
-    let bare = v.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && v != "0"
-        && !k.starts_with("via");
-    if bare {
+    match (k, v) {
+        ("via", "sizes") => return "scale=out/in".into(),
+        ("via", "scales") => return "scale as given".into(),
+        _ => {}
+    }
+    if v.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) {
         v.to_string()
-    } else if k == "via" {
-        format!("via {v}")
     } else {
         format!("{k}={v}")
     }
@@ -120,8 +120,14 @@ pub struct Space {
     /// irrelevant dim stays at the model's value.
     pub relevant: fn(&str, &BTreeMap<&'static str, String>) -> bool,
     /// Applies a pseudo dim: `(dim, value, node, inputs, backend output shape)`.
-    pub apply: fn(&str, &str, &mut Node, &mut Vec<Option<RefTensor>>, &[usize]) -> Option<()>,
+    pub apply: ApplyFn,
 }
+
+/// Applies a pseudo dim: `(dim, value, node, inputs, backend output shape)`.
+pub type ApplyFn = fn(&str, &str, &mut Node, &mut Vec<Option<RefTensor>>, &[usize]) -> Option<()>;
+
+/// A scored candidate: (changes from the model, exact, max abs).
+type Scored = (Vec<(String, String)>, bool, f64);
 
 fn always(_: &str, _: &BTreeMap<&'static str, String>) -> bool {
     true
@@ -619,7 +625,7 @@ pub fn fingerprint(
     }
     let out_shape = backend.shape().to_vec();
     // (changes, exact, max_abs), in enumeration order.
-    let mut scored: Vec<(Vec<(String, String)>, bool, f64)> = Vec::new();
+    let mut scored: Vec<Scored> = Vec::new();
     let mut tried = 0;
     for c in &choices {
         let changed = changes(&space, c);
@@ -653,6 +659,13 @@ pub fn fingerprint(
         let best = scored
             .iter()
             .min_by(|a, b| a.2.total_cmp(&b.2).then(a.0.len().cmp(&b.0.len())))?;
+        // An inexact convention is only a finding when it at least halves the
+        // model's own error; otherwise it is fitting noise.
+        let own = scored.iter().find(|s| s.0.is_empty());
+        let best = match own {
+            Some(own) if best.2.is_nan() || best.2 > 0.5 * own.2 => own,
+            _ => best,
+        };
         (false, best, Vec::new())
     };
     let (attrs, max_abs) = (primary.0.clone(), primary.2);
@@ -661,8 +674,11 @@ pub fn fingerprint(
         (true, true) => format!("equals the model's own convention within rounding (max abs {max_abs:.1e})"),
         (true, false) => {
             let mut s = format!("behaves as {got} (model asks {model})");
-            for alt in &alternatives {
+            for alt in alternatives.iter().take(2) {
                 s.push_str(&format!("; equally: {}", describe(&space, alt).0));
+            }
+            if alternatives.len() > 2 {
+                s.push_str(&format!(" (+{} more)", alternatives.len() - 2));
             }
             s
         }
@@ -844,6 +860,7 @@ mod tests {
         let fp = checked(&model, 19, &ins, &backend);
         assert!(fp.exact, "{fp:?}");
         assert_eq!(fp.attrs, pairs(&[("via", "sizes")]));
+        assert_eq!(fp.short(), "scale=out/in");
     }
 
     #[test]
@@ -879,24 +896,31 @@ mod tests {
     #[test]
     fn fingerprint_layer_norm_epsilon_and_inexact() {
         let x = ramp(&[2, 3]);
-        let model = test_node("LayerNormalization", 1, 1, vec![]);
+        let scale = f(&[3], &[1.0, 0.5, 2.0]);
+        let ins = [Some(&x), Some(&scale)];
+        let model = test_node("LayerNormalization", 2, 1, vec![]);
         let fake = test_node(
             "LayerNormalization",
-            1,
+            2,
             1,
             vec![("epsilon", Attr::Float(1e-3))],
         );
-        let backend = host(&run1(&fake, 17, &[Some(&x)]));
-        let fp = checked(&model, 17, &[Some(&x)], &backend);
+        let backend = host(&run1(&fake, 17, &ins));
+        let fp = checked(&model, 17, &ins, &backend);
         assert!(fp.exact, "{fp:?}");
         assert_eq!(fp.attrs, pairs(&[("epsilon", "1e-3")]));
-        // A perturbation nothing explains: closest is reported and verifies.
-        let mut noisy = run1(&model, 17, &[Some(&x)]).data.to_f64_vec();
+        // A perturbation nothing explains: the closest is reported and verifies.
+        let mut noisy = run1(&model, 17, &ins).data.to_f64_vec();
         noisy[0] += 0.25;
         let noisy = Tensor::from_f64(DType::F32, &[2, 3], &noisy);
-        let fp = checked(&model, 17, &[Some(&x)], &noisy);
+        let fp = checked(&model, 17, &ins, &noisy);
         assert!(!fp.exact);
         assert!(fp.attrs.is_empty(), "{fp:?}");
+        assert!(
+            fp.description.starts_with("no convention among"),
+            "{}",
+            fp.description
+        );
     }
 
     #[test]

@@ -106,14 +106,13 @@ impl Cell {
                     .filter(|o| o.verdict == Verdict::Diverged)
                 {
                     match o.comparison.as_ref() {
-                        Some(crate::diff::Comparison::Metrics(m)) => {
+                        Some(crate::diff::Comparison::Metrics(m))
                             if cell
                                 .max_abs
-                                .is_none_or(|a| m.max_abs > a || m.max_abs.is_nan())
-                            {
-                                cell.max_abs = Some(m.max_abs);
-                                cell.mismatch_fraction = Some(m.mismatch_fraction);
-                            }
+                                .is_none_or(|a| m.max_abs > a || m.max_abs.is_nan()) =>
+                        {
+                            cell.max_abs = Some(m.max_abs);
+                            cell.mismatch_fraction = Some(m.mismatch_fraction);
                         }
                         Some(crate::diff::Comparison::ShapeMismatch { got, want })
                             if cell.shape.is_none() =>
@@ -379,20 +378,42 @@ impl Matrix {
             s.push_str(cells.join("  ").trim_end());
             s.push('\n');
         }
-        let body = lines
-            .iter()
-            .flatten()
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(" ");
-        let used: Vec<String> = ABBREV
-            .iter()
-            .filter(|(_, a)| body.split([' ', '+', '=']).any(|t| t == *a))
-            .map(|(l, a)| format!("{a}={l}"))
-            .collect();
+        let mut used: Vec<String> = Vec::new();
+        let mut note = |x: &str| {
+            for t in x.split(['+', '=']) {
+                let a = abbreviate(t);
+                let entry = format!("{a}={t}");
+                if a != t && !used.contains(&entry) {
+                    used.push(entry);
+                }
+            }
+        };
+        for p in &self.params {
+            note(p);
+            self.rows
+                .iter()
+                .filter_map(|r| r.params.get(p))
+                .for_each(|v| note(v));
+        }
+        for c in self.rows.iter().flat_map(|r| r.details.values()) {
+            if let Some(fp) = &c.fingerprint {
+                note(&fp.short());
+            }
+        }
         s.push_str("= output equals the reference under that convention, ~ closest convention, * declared divergence");
-        if !used.is_empty() {
-            s.push_str(&format!("\n{}", used.join(" ")));
+        let mut line = String::new();
+        for u in used {
+            if !line.is_empty() && line.len() + u.len() + 1 > 100 {
+                s.push_str(&format!("\n{line}"));
+                line.clear();
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(&u);
+        }
+        if !line.is_empty() {
+            s.push_str(&format!("\n{line}"));
         }
         s.push('\n');
         s
