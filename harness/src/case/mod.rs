@@ -161,11 +161,20 @@ impl Expectation {
         self.backend == backend
             && self.node.as_deref().is_none_or(|n| n == node)
             && self.op.as_deref().is_none_or(|o| o == op)
-            && self.when.iter().all(|(k, v)| {
-                params
-                    .get(k)
-                    .is_some_and(|p| p == v || show_value(p) == show_value(v))
-            })
+            && self
+                .when
+                .iter()
+                .all(|(k, v)| params.get(k).is_some_and(|p| param_matches(p, v)))
+    }
+}
+
+/// A `when` value matches a parameter equal to it (tables by their `name`),
+/// or, when it is an array and the parameter is not, any of its elements.
+fn param_matches(param: &toml::Value, want: &toml::Value) -> bool {
+    let eq = |w: &toml::Value| param == w || show_value(param) == show_value(w);
+    match want {
+        toml::Value::Array(options) if !param.is_array() => options.iter().any(eq),
+        w => eq(w),
     }
 }
 
@@ -186,7 +195,11 @@ pub struct Case {
     pub options: EngineOptions,
     pub tolerances: Tolerances,
     pub expects: Vec<Expectation>,
+    /// Backends (`tch`, `candle`) that also run an idiomatic-port lane, `<backend>:port`.
     pub port: Vec<String>,
+    /// On a CUDA device: also run each backend on the CPU (`<backend>@cpu`)
+    /// and compare GPU with CPU per node (`options.cross_device`, default true).
+    pub cross_device: bool,
     pub seed: u64,
 }
 
@@ -199,6 +212,9 @@ impl Case {
         }
     }
 }
+
+/// Backends that have an idiomatic-port lane (`port = [...]`, `--port`).
+pub const PORT_BACKENDS: [&str; 2] = ["tch", "candle"];
 
 /// Backends compiled into this binary, in report order.
 pub fn default_backends() -> Vec<String> {
