@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::case::{self, Case};
 use crate::cli::{Format, RunConfig};
+use crate::report::heatmap::HeatmapWriter;
 use crate::report::json::JsonReporter;
 use crate::report::junit::JunitReporter;
 use crate::report::markdown::MarkdownReporter;
@@ -21,6 +22,9 @@ use crate::run;
 
 /// More cases than this get a progress bar (when stderr is a terminal).
 const PROGRESS_MIN_CASES: usize = 10;
+
+/// Heatmaps of diverged nodes go to this folder under `--out`.
+pub const HEATMAP_DIR: &str = "heatmaps";
 
 /// Loads every case named by `cfg`, applying command-line overrides.
 pub fn load_cases(cfg: &RunConfig) -> Result<Vec<Case>, case::CaseError> {
@@ -53,7 +57,15 @@ pub fn reporters(cfg: &RunConfig) -> anyhow::Result<Vec<Box<dyn Reporter>>> {
     match cfg.format {
         Format::Text => reporters.push(Box::new(TextReporter::new(stdout, cfg.all))),
         Format::Json => reporters.push(Box::new(JsonReporter::new(stdout))),
-        Format::Markdown => reporters.push(Box::new(MarkdownReporter::new(stdout))),
+        Format::Markdown => {
+            let md = MarkdownReporter::new(stdout);
+            // With --out, heatmaps are linked by their path from the working directory.
+            let md = match &cfg.out {
+                Some(dir) => md.with_heatmaps(format!("{}/", dir.join(HEATMAP_DIR).display())),
+                None => md,
+            };
+            reporters.push(Box::new(md))
+        }
         Format::Junit => reporters.push(Box::new(JunitReporter::new(stdout))),
     }
     if let Some(dir) = &cfg.out {
@@ -63,7 +75,10 @@ pub fn reporters(cfg: &RunConfig) -> anyhow::Result<Vec<Box<dyn Reporter>>> {
             create(dir, "report.txt")?,
             true,
         )));
-        reporters.push(Box::new(MarkdownReporter::new(create(dir, "report.md")?)));
+        reporters.push(Box::new(
+            MarkdownReporter::new(create(dir, "report.md")?)
+                .with_heatmaps(format!("{HEATMAP_DIR}/")),
+        ));
         reporters.push(Box::new(JunitReporter::new(create(dir, "junit.xml")?)));
         reporters.push(Box::new(MatrixReporter::new(dir)));
     }
@@ -89,14 +104,27 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<bool> {
     let mut reporters = reporters(cfg)?;
     let pb = progress(cases.len());
     let mut summary = Summary::default();
+    let mut heatmaps = cfg
+        .out
+        .as_ref()
+        .map(|d| HeatmapWriter::new(d.join(HEATMAP_DIR)));
     for c in &cases {
         if let Some(pb) = &pb {
             pb.set_message(c.id());
         }
         let report = run::run_case(c, &c.backends)?;
         summary.add(&report);
+        // Heatmaps need the tensors: the writer re-runs the diverged lanes.
+        let links = match heatmaps.as_mut() {
+            Some(h) => h
+                .case(c, &report)
+                .with_context(|| format!("--out: {}", h.dir().display()))?,
+            None => vec![],
+        };
+        let skipped = heatmaps.as_ref().map_or(0, |h| h.skipped);
         let mut emit = || -> io::Result<()> {
             for r in reporters.iter_mut() {
+                r.heatmaps(&links, skipped)?;
                 r.case(&report)?;
             }
             Ok(())

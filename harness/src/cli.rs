@@ -61,6 +61,10 @@ pub struct RunArgs {
     /// Show every node and lane, not only the ones that matter.
     #[arg(long)]
     pub all: bool,
+    /// Comma-separated backends (tch,candle) that also run an idiomatic-port
+    /// lane `<backend>:port` (every Resize lowered the naive way); overrides the cases' `port`.
+    #[arg(long, value_delimiter = ',')]
+    pub port: Option<Vec<String>>,
 }
 
 /// Validated run configuration.
@@ -72,6 +76,8 @@ pub struct RunConfig {
     pub format: Format,
     pub out: Option<PathBuf>,
     pub all: bool,
+    /// `--port`: replaces every case's `port` list when given.
+    pub port: Option<Vec<String>>,
 }
 
 impl RunArgs {
@@ -82,6 +88,15 @@ impl RunArgs {
                 if !ALL_BACKENDS.contains(&b.as_str()) {
                     return Err(format!(
                         "--backends: unknown backend `{b}` (expected ort, tch, candle, reference)"
+                    ));
+                }
+            }
+        }
+        if let Some(ps) = &self.port {
+            for p in ps {
+                if !crate::case::PORT_BACKENDS.contains(&p.as_str()) {
+                    return Err(format!(
+                        "--port: `{p}` has no idiomatic-port lane (expected tch or candle)"
                     ));
                 }
             }
@@ -99,6 +114,7 @@ impl RunArgs {
             format: self.format,
             out: self.out,
             all: self.all,
+            port: self.port,
         })
     }
 }

@@ -487,6 +487,7 @@ mod tests {
             declared: None,
             outputs: BTreeMap::new(),
             fingerprint: None,
+            cross_device: None,
         }
     }
 

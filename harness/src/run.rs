@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use crate::backend::reference::RefTensor;
-use crate::backend::{self, EngineError, NodeStatus, Trace};
+use crate::backend::{self, Device, EngineError, EngineOptions, NodeStatus, Trace};
 use crate::case::{Case, Declared, Tolerance};
 use crate::diff::{self, Comparison};
 use crate::tensor::{DType, Tensor};
@@ -16,6 +16,18 @@ use crate::tensor::{DType, Tensor};
 pub const EXPECTED: &str = "expected";
 /// The lane every other lane is compared with.
 pub const REFERENCE: &str = "reference";
+/// Suffix of an idiomatic-port lane: `tch:port` (issue 5).
+pub const PORT_SUFFIX: &str = ":port";
+
+/// The idiomatic-port lane of `backend`: `<backend>:port`.
+pub fn port_lane(backend: &str) -> String {
+    format!("{backend}{PORT_SUFFIX}")
+}
+
+/// The lane of `backend` run on `device` for a cross-device comparison: `<backend>@cpu`.
+pub fn device_lane(backend: &str, device: Device) -> String {
+    format!("{backend}@{device}")
+}
 
 /// Verdict of one node (or output) in one lane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -75,6 +87,12 @@ pub struct LaneResult {
     /// Which convention an introduced divergence actually follows (issue 5).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<crate::fingerprint::Fingerprint>,
+    /// Cross-device (issue 7): this lane's values (on the case's GPU) compared
+    /// with the same backend's on the CPU (lane `<backend>@cpu`), the CPU
+    /// value taken as the baseline; for a node with several outputs, the
+    /// first output outside tolerance, else the first output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cross_device: Option<Comparison>,
 }
 
 /// One node across lanes.
@@ -147,21 +165,35 @@ struct LaneRun {
     name: String,
     trace: Option<Trace>,
     info: LaneInfo,
+    /// Per node (graph order): this lane compared with the same backend on
+    /// another device; empty when there is no cross-device comparison.
+    cross_device: Vec<Option<Comparison>>,
 }
 
+/// Runs the lane named after `name` (a backend, or the reference on the CPU).
 fn run_lane(name: &str, case: &Case) -> Result<LaneRun, RunError> {
-    let engine = backend::engine(name).map_err(|source| RunError::Engine {
-        case: case.id(),
-        source,
-    })?;
     let opts = if name == REFERENCE {
-        crate::backend::EngineOptions {
-            device: crate::backend::Device::Cpu,
+        EngineOptions {
+            device: Device::Cpu,
             ..case.options.clone()
         }
     } else {
         case.options.clone()
     };
+    run_lane_as(name, name, case, opts)
+}
+
+/// Runs `backend` with `opts` as the lane `name`.
+fn run_lane_as(
+    name: &str,
+    backend: &str,
+    case: &Case,
+    opts: EngineOptions,
+) -> Result<LaneRun, RunError> {
+    let engine = backend::engine(backend).map_err(|source| RunError::Engine {
+        case: case.id(),
+        source,
+    })?;
     let mut info = LaneInfo {
         name: name.to_string(),
         settings: BTreeMap::new(),
@@ -181,6 +213,7 @@ fn run_lane(name: &str, case: &Case) -> Result<LaneRun, RunError> {
                 name: name.into(),
                 trace: Some(trace),
                 info,
+                cross_device: vec![],
             })
         }
         Err(e @ (EngineError::Missing { .. } | EngineError::Device { .. })) => {
@@ -195,6 +228,7 @@ fn run_lane(name: &str, case: &Case) -> Result<LaneRun, RunError> {
                 name: name.into(),
                 trace: None,
                 info,
+                cross_device: vec![],
             })
         }
     }
@@ -222,15 +256,64 @@ fn expected_lane(case: &Case) -> Option<LaneRun> {
         name: EXPECTED.into(),
         trace: Some(trace),
         info,
+        cross_device: vec![],
     })
 }
 
-/// Runs every lane of `case` and builds its report.
+/// The device a case's backends are also run on for the cross-device
+/// comparison: the CPU when the case runs on a GPU, unless
+/// `options.cross_device = false`.
+pub fn cross_device_baseline(case: &Case) -> Option<Device> {
+    (case.cross_device && case.options.device != Device::Cpu).then_some(Device::Cpu)
+}
+
+/// Runs every lane of `case` and builds its report: the reference, each
+/// backend (and, on a GPU, the same backend on the CPU as `<backend>@cpu`,
+/// see [`cross_device_baseline`]), an idiomatic-port lane `<backend>:port`
+/// per `case.port` entry, and the expected outputs of a backend-test directory.
 pub fn run_case(case: &Case, backends: &[String]) -> Result<CaseReport, RunError> {
+    run_case_with_baseline(case, backends, cross_device_baseline(case))
+}
+
+/// [`run_case`] with an explicit cross-device baseline: with `Some(device)`
+/// every backend also runs on `device` as the lane `<backend>@<device>`, and
+/// each backend lane's nodes carry `cross_device`, their values compared with
+/// that lane's. `Some(Device::Cpu)` on a CPU case compares the CPU with itself
+/// (tests run the machinery that way on machines without a GPU).
+pub fn run_case_with_baseline(
+    case: &Case,
+    backends: &[String],
+    baseline: Option<Device>,
+) -> Result<CaseReport, RunError> {
     let reference = run_lane(REFERENCE, case)?;
     let mut lanes = Vec::new();
     for b in backends.iter().filter(|b| b.as_str() != REFERENCE) {
-        lanes.push(run_lane(b, case)?);
+        // The case's device first: a missing GPU is the error to report.
+        let mut lane = run_lane(b, case)?;
+        let Some(device) = baseline else {
+            lanes.push(lane);
+            continue;
+        };
+        let opts = EngineOptions {
+            device,
+            ..case.options.clone()
+        };
+        let twin = run_lane_as(&device_lane(b, device), b, case, opts)?;
+        lane.cross_device = cross_device_results(case, lane.trace.as_ref(), twin.trace.as_ref());
+        lanes.push(lane);
+        lanes.push(twin);
+    }
+    let mut ported: Vec<&String> = Vec::new();
+    for b in &case.port {
+        if ported.contains(&b) {
+            continue;
+        }
+        ported.push(b);
+        let opts = EngineOptions {
+            port: true,
+            ..case.options.clone()
+        };
+        lanes.push(run_lane_as(&port_lane(b), b, case, opts)?);
     }
     lanes.extend(expected_lane(case));
     Ok(build_report(
@@ -239,6 +322,61 @@ pub fn run_case(case: &Case, backends: &[String]) -> Result<CaseReport, RunError
         &lanes,
         backends.iter().any(|b| b == REFERENCE),
     ))
+}
+
+/// Runs `backend` on `device` and on `baseline` and compares them node by
+/// node: per node (graph order), the `device` values against the `baseline`
+/// values under the case's tolerances (see [`LaneResult::cross_device`]);
+/// `None` where either side has no value. A lane that fails as a whole gives
+/// an empty vector.
+pub fn cross_device_compare(
+    case: &Case,
+    backend: &str,
+    device: Device,
+    baseline: Device,
+) -> Result<Vec<Option<Comparison>>, RunError> {
+    let on = |d: Device| EngineOptions {
+        device: d,
+        ..case.options.clone()
+    };
+    let a = run_lane_as(backend, backend, case, on(device))?;
+    let b = run_lane_as(&device_lane(backend, baseline), backend, case, on(baseline))?;
+    Ok(cross_device_results(
+        case,
+        a.trace.as_ref(),
+        b.trace.as_ref(),
+    ))
+}
+
+/// Per node: `got`'s outputs compared with `baseline`'s (the first output
+/// outside tolerance, else the first compared output).
+fn cross_device_results(
+    case: &Case,
+    got: Option<&Trace>,
+    baseline: Option<&Trace>,
+) -> Vec<Option<Comparison>> {
+    let (Some(got), Some(baseline)) = (got, baseline) else {
+        return vec![];
+    };
+    case.graph
+        .nodes
+        .iter()
+        .map(|node| {
+            let mut first = None;
+            for out in node.outputs.iter().filter(|o| !o.is_empty()) {
+                let (Some(a), Some(b)) = (got.values.get(out), baseline.values.get(out)) else {
+                    continue;
+                };
+                let tol = case.tolerances.get(&node.op_type, b.dtype());
+                let c = diff::compare(a, b, b.dtype(), tol);
+                if !c.ok() {
+                    return Some(c);
+                }
+                first.get_or_insert(c);
+            }
+            first
+        })
+        .collect()
 }
 
 fn node_status(trace: &Trace, i: usize) -> Option<&NodeStatus> {
@@ -259,6 +397,7 @@ fn compare_lane(
         declared: None,
         outputs: BTreeMap::new(),
         fingerprint: None,
+        cross_device: lane.cross_device.get(node.index).cloned().flatten(),
     };
     let Some(trace) = &lane.trace else {
         result.verdict = Verdict::Error;
@@ -418,6 +557,7 @@ fn reference_result(reference: &LaneRun, node: &crate::graph::Node) -> LaneResul
         declared: None,
         outputs: BTreeMap::new(),
         fingerprint: None,
+        cross_device: None,
     };
     match reference
         .trace

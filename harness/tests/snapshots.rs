@@ -55,6 +55,7 @@ fn config(path: &Path) -> RunConfig {
         format: Format::Json,
         out: None,
         all: false,
+        port: None,
     }
 }
 

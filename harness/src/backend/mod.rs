@@ -75,6 +75,12 @@ pub struct EngineOptions {
     pub tf32: Option<bool>,
     /// Intra-op threads (0 = the framework's default).
     pub threads: usize,
+    /// Idiomatic-port lowering (issue 5): every Resize/Upsample node is
+    /// lowered the way a typical port writes it (`F.interpolate` defaults in
+    /// libtorch, `upsample_*` from the output size in candle), whatever its
+    /// attributes; every other node lowers as usual. Read by the libtorch and
+    /// candle resize lowerings; the lane is named `<backend>:port`.
+    pub port: bool,
 }
 
 impl Default for EngineOptions {
@@ -84,6 +90,7 @@ impl Default for EngineOptions {
             ort_optimization: OptLevel::All,
             tf32: None,
             threads: 0,
+            port: false,
         }
     }
 }

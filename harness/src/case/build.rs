@@ -336,6 +336,18 @@ fn backends(file: &Path, raw: &Option<Vec<String>>) -> Result<Vec<String>, CaseE
     Ok(list.clone())
 }
 
+fn port(file: &Path, raw: &RawCase) -> Result<Vec<String>, CaseError> {
+    for b in &raw.port {
+        if !super::PORT_BACKENDS.contains(&b.as_str()) {
+            return Err(err(
+                file,
+                format!("key `port`: `{b}` has no idiomatic-port lane (expected tch or candle)"),
+            ));
+        }
+    }
+    Ok(raw.port.clone())
+}
+
 /// Resolves one raw case (one variant).
 fn resolve(
     file: &Path,
@@ -391,7 +403,8 @@ fn resolve(
         options: options(file, &raw)?,
         tolerances: tolerances(&raw.tolerance, Tolerances::default()),
         expects: expectations(file, &raw)?,
-        port: raw.port.clone(),
+        port: port(file, &raw)?,
+        cross_device: raw.options.cross_device.unwrap_or(true),
         seed: raw.seed,
     })
 }
@@ -961,7 +974,8 @@ pub(super) fn load_test_dir(
             options,
             tolerances,
             expects,
-            port: raw.map(|r| r.port.clone()).unwrap_or_default(),
+            port: raw.map(|r| port(file, r)).transpose()?.unwrap_or_default(),
+            cross_device: raw.and_then(|r| r.options.cross_device).unwrap_or(true),
             seed,
         });
     }

@@ -136,6 +136,9 @@ pub struct RawOptions {
     /// Allow NaN/Inf in inputs (default: refuse them, exit 2).
     #[serde(default)]
     pub allow_nan: bool,
+    /// On a CUDA device, also run every backend on the CPU and compare
+    /// (default true; ignored on the CPU).
+    pub cross_device: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
+use super::heatmap::{HeatmapLink, MAX_IMAGES};
 use super::{sci, Reporter, Summary};
 use crate::diff::Comparison;
 use crate::matrix::Matrix;
@@ -18,8 +19,9 @@ const DETAILS_BUDGET: usize = 50_000;
 pub struct MarkdownReporter<W: Write> {
     out: W,
     cases: Vec<CaseReport>,
-    /// Per case id, a link to extra material (heatmaps) relative to the report.
-    pub links: Vec<(String, String)>,
+    heatmaps: Heatmaps,
+    /// Where heatmap files are, relative to this document; `None`: not shown.
+    heatmap_dir: Option<String>,
 }
 
 impl<W: Write> MarkdownReporter<W> {
@@ -27,8 +29,92 @@ impl<W: Write> MarkdownReporter<W> {
         MarkdownReporter {
             out,
             cases: Vec::new(),
-            links: Vec::new(),
+            heatmaps: Heatmaps::default(),
+            heatmap_dir: None,
         }
+    }
+
+    /// Shows heatmaps, linked as `dir` + file name (`heatmaps/` for a
+    /// `report.md` next to the `heatmaps` folder).
+    pub fn with_heatmaps(mut self, dir: impl Into<String>) -> Self {
+        self.heatmap_dir = Some(dir.into());
+        self
+    }
+}
+
+/// Heatmaps to embed: the written images and the divergences left undrawn.
+#[derive(Debug, Clone, Default)]
+pub struct Heatmaps {
+    /// Folder prefix of the links (ends with `/`).
+    pub dir: String,
+    pub links: Vec<HeatmapLink>,
+    pub skipped: usize,
+}
+
+/// The Markdown of one heatmap: a heading, the numeric scales, the images.
+fn heatmap_section(dir: &str, h: &HeatmapLink) -> String {
+    let mut s = String::new();
+    let shape: Vec<String> = h.shape.iter().map(usize::to_string).collect();
+    let node = if h.node.is_empty() { "?" } else { &h.node };
+    let _ = writeln!(
+        s,
+        "#### `{}` · {} · node `{node}` ({}) → `{}` [{}]\n",
+        cell(&h.case),
+        h.lane,
+        h.op,
+        h.output,
+        shape.join("×")
+    );
+    let channels = if h.channels_shown < h.channels_total {
+        format!("channels 1–{} of {}", h.channels_shown, h.channels_total)
+    } else {
+        format!("{} channel(s)", h.channels_total)
+    };
+    let non_finite = if h.non_finite > 0 {
+        format!(" · **{} non-finite** differences in cyan", h.non_finite)
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        s,
+        "Heatmap of |{} − reference|, batch item 0, {channels}, one tile per channel · scale (inferno, bar at the bottom): **0** black → **{}** pale yellow{non_finite}\n",
+        h.lane,
+        sci(h.max_diff)
+    );
+    let _ = writeln!(
+        s,
+        "![|{} − reference| of {} in {}]({dir}{})\n",
+        h.lane,
+        h.output,
+        h.case.replace(['[', ']'], ""),
+        h.file
+    );
+    if let Some(file) = &h.side_by_side {
+        let (lo, hi) = h.grey.unwrap_or((0.0, 0.0));
+        let _ = writeln!(
+            s,
+            "Side by side, one row per channel: {} | reference | |diff| · grey scale of both outputs: **{}** black → **{}** white; |diff| as above\n",
+            h.lane,
+            sci_signed(lo),
+            sci_signed(hi)
+        );
+        let _ = writeln!(
+            s,
+            "![{} | reference | diff of {} in {}]({dir}{file})\n",
+            h.lane,
+            h.output,
+            h.case.replace(['[', ']'], "")
+        );
+    }
+    s
+}
+
+/// [`sci`] that keeps the sign.
+fn sci_signed(v: f64) -> String {
+    if v < 0.0 {
+        format!("-{}", sci(-v))
+    } else {
+        sci(v)
     }
 }
 
@@ -164,7 +250,7 @@ fn details(r: &CaseReport) -> String {
 }
 
 /// Renders the whole document.
-pub fn render(cases: &[CaseReport], summary: &Summary, links: &[(String, String)]) -> String {
+pub fn render(cases: &[CaseReport], summary: &Summary, heatmaps: &Heatmaps) -> String {
     let mut s = String::new();
     let icon = if summary.failed == 0 { "✅" } else { "❌" };
     let _ = writeln!(
@@ -232,10 +318,17 @@ pub fn render(cases: &[CaseReport], summary: &Summary, links: &[(String, String)
         }
     }
 
-    if !links.is_empty() {
-        s.push_str("\n### Heatmaps\n\n");
-        for (label, href) in links {
-            let _ = writeln!(s, "- [{}]({href})", cell(label));
+    if !heatmaps.links.is_empty() || heatmaps.skipped > 0 {
+        s.push_str("\n### Heatmaps of first divergences\n\n");
+        for h in &heatmaps.links {
+            s.push_str(&heatmap_section(&heatmaps.dir, h));
+        }
+        if heatmaps.skipped > 0 {
+            let _ = writeln!(
+                s,
+                "…and {} more divergences without heatmaps (at most {MAX_IMAGES} images per run).",
+                heatmaps.skipped
+            );
         }
     }
 
@@ -288,9 +381,18 @@ impl<W: Write> Reporter for MarkdownReporter<W> {
         Ok(())
     }
 
+    fn heatmaps(&mut self, links: &[HeatmapLink], skipped: usize) -> std::io::Result<()> {
+        if let Some(dir) = &self.heatmap_dir {
+            self.heatmaps.dir = dir.clone();
+            self.heatmaps.links.extend_from_slice(links);
+            self.heatmaps.skipped = skipped;
+        }
+        Ok(())
+    }
+
     fn finish(&mut self, summary: &Summary) -> std::io::Result<()> {
         self.out
-            .write_all(render(&self.cases, summary, &self.links).as_bytes())?;
+            .write_all(render(&self.cases, summary, &self.heatmaps).as_bytes())?;
         self.out.flush()
     }
 }

@@ -2,6 +2,7 @@
 //! Markdown, JUnit and matrix writers, after nextest's reporter design.
 
 pub mod digest;
+pub mod heatmap;
 pub mod json;
 pub mod junit;
 pub mod markdown;
@@ -20,6 +21,15 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Receives each case as it finishes, then the summary.
 pub trait Reporter {
     fn case(&mut self, report: &CaseReport) -> std::io::Result<()>;
+    /// Heatmaps written for a case (with `--out`), before its `case` call;
+    /// `skipped`: divergences of the run so far left undrawn (image budget).
+    fn heatmaps(
+        &mut self,
+        _links: &[heatmap::HeatmapLink],
+        _skipped: usize,
+    ) -> std::io::Result<()> {
+        Ok(())
+    }
     fn finish(&mut self, summary: &Summary) -> std::io::Result<()>;
 }
 

@@ -332,7 +332,7 @@ impl Session for CandleSession {
     }
 
     fn settings(&self) -> Vec<(String, String)> {
-        vec![
+        let mut s = vec![
             ("device".into(), self.opts.device.to_string()),
             ("candle".into(), CANDLE_VERSION.into()),
             (
@@ -341,7 +341,14 @@ impl Session for CandleSession {
                     .into(),
             ),
             ("tf32".into(), "off (candle default)".into()),
-        ]
+        ];
+        if self.opts.port {
+            s.push((
+                "resize".into(),
+                "idiomatic port: upsample_nearest2d / upsample_bilinear2d(false) from the output size".into(),
+            ));
+        }
+        s
     }
 }
 

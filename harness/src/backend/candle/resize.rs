@@ -150,7 +150,11 @@ fn nearest_composed(x: &Tensor, p: &Plan) -> OpResult<Tensor> {
         if idx.len() == len_in && idx.iter().enumerate().all(|(i, &v)| v == i as i64) {
             continue;
         }
-        y = y.index_select(&index_tensor(idx)?, ax).ce()?;
+        y = y
+            .contiguous()
+            .ce()?
+            .index_select(&index_tensor(idx)?, ax)
+            .ce()?;
     }
     Ok(keep_bool(x, y))
 }
@@ -184,8 +188,16 @@ fn linear_composed(x: &Tensor, p: &Plan) -> OpResult<Tensor> {
         let w = Tensor::from_vec(w, shape.as_slice(), x.device())
             .and_then(|t| t.to_dtype(x.dtype()))
             .ce()?;
-        let a = y.index_select(&index_tensor(i0)?, ax).ce()?;
-        let b = y.index_select(&index_tensor(i1)?, ax).ce()?;
+        let a = y
+            .contiguous()
+            .ce()?
+            .index_select(&index_tensor(i0)?, ax)
+            .ce()?;
+        let b = y
+            .contiguous()
+            .ce()?
+            .index_select(&index_tensor(i1)?, ax)
+            .ce()?;
         // a + (b - a)·w
         y = (&b - &a)
             .and_then(|d| d.broadcast_mul(&w))
@@ -195,8 +207,59 @@ fn linear_composed(x: &Tensor, p: &Plan) -> OpResult<Tensor> {
     Ok(y)
 }
 
+/// The idiomatic port (issue 5, `EngineOptions::port`): what a typical port
+/// writes, candle's `upsample_nearest2d(h, w)` / `upsample_bilinear2d(h, w,
+/// false)` from the ONNX output size, whatever the node's coordinate mode,
+/// nearest rounding, antialias or roi. Cubic has no candle op.
+fn port(ctx: &OpCtx, x: &Tensor, p: &Plan) -> Out {
+    let r = x.rank();
+    let dims = x.dims();
+    if p.mode == "cubic" {
+        return Err(ctx.unsupported(
+            "mode",
+            "cubic: idiomatic port: candle has no bicubic interpolation",
+        ));
+    }
+    if r < 3 || dims[0] != p.out[0] || dims[1] != p.out[1] {
+        return Err(ctx.unsupported(
+            "scales",
+            format!(
+                "idiomatic port: candle's upsample ops resize the spatial axes of N, C, ... input only ({dims:?} -> {:?})",
+                p.out
+            ),
+        ));
+    }
+    if p.out[2..].contains(&0) {
+        return Err(ctx.fail(format!("cannot resize to {:?}", p.out)));
+    }
+    let (y, op) = match (p.mode.as_str(), r) {
+        ("nearest", 4) => (
+            x.upsample_nearest2d(p.out[2], p.out[3]).ce()?,
+            "upsample_nearest2d",
+        ),
+        ("nearest", 3) => (x.upsample_nearest1d(p.out[2]).ce()?, "upsample_nearest1d"),
+        ("linear" | "bilinear", 4) => (
+            x.upsample_bilinear2d(p.out[2], p.out[3], false).ce()?,
+            "upsample_bilinear2d(align_corners=false)",
+        ),
+        (m, _) => {
+            return Err(ctx.unsupported(
+                "mode",
+                format!("{m} on rank {r}: idiomatic port: candle has no such upsample op"),
+            ))
+        }
+    };
+    Ok(Lowered::one(
+        keep_bool(x, y),
+        How::native(format!("{op} (idiomatic port)")),
+    ))
+}
+
 /// Runs the plan on candle's native op where one matches, else composed.
 fn execute(ctx: &OpCtx, x: &Tensor, p: &Plan) -> Out {
+    if ctx.options.port {
+        return port(ctx, x, p);
+    }
     let r = x.rank();
     let dims = x.dims();
     let lead_same = r >= 3 && dims[0] == p.out[0] && dims[1] == p.out[1];
@@ -308,7 +371,8 @@ fn resize(ctx: &OpCtx, x: &In) -> Out {
         return execute(ctx, a, &p);
     }
     let coord = ctx.string("coordinate_transformation_mode", "half_pixel")?;
-    if coord == "tf_crop_and_resize" {
+    // The idiomatic port ignores roi (and every other convention attribute).
+    if coord == "tf_crop_and_resize" && !ctx.options.port {
         return Err(ctx.unsupported(
             "coordinate_transformation_mode",
             "tf_crop_and_resize (roi) has no candle op",
@@ -375,7 +439,11 @@ fn resize(ctx: &OpCtx, x: &In) -> Out {
         (Some(_), Some(_)) => return Err(ctx.fail("only one of scales and sizes may be given")),
         (None, None) => return Err(ctx.fail("one of scales and sizes is required")),
     };
-    if ctx.int("antialias", 0)? != 0 && mode != "nearest" && scale.iter().any(|&s| s < 1.0) {
+    if ctx.int("antialias", 0)? != 0
+        && mode != "nearest"
+        && scale.iter().any(|&s| s < 1.0)
+        && !ctx.options.port
+    {
         return Err(ctx.unsupported(
             "antialias",
             "1 when downscaling: candle has no antialiased resize",
@@ -503,6 +571,37 @@ mod tests {
         let (v, _, how) = run1(&n, 13, &[Some(&x), None, Some(&scales)]);
         close(&v, &[0.0, 2.0, 4.0, 4.0], 1e-6);
         assert_eq!(how, "composed: index_select, affine lerp per axis");
+    }
+
+    #[test]
+    fn port_lowers_any_nearest_to_upsample_nearest2d() {
+        use crate::backend::interp::OpCtx;
+        use crate::backend::{Device, EngineOptions};
+        let opts = EngineOptions {
+            port: true,
+            ..EngineOptions::default()
+        };
+        let x = f32t(&[1, 1, 1, 3], &[10.0, 20.0, 30.0]);
+        let sizes = i64t(&[1, 1, 1, 5]);
+        // The ONNX default picks [0, 0, 1, 2, 2]; the port floor(k·3/5) = [0, 0, 1, 1, 2].
+        let n = node("Resize", 4, 1, vec![]);
+        let ctx = OpCtx {
+            node: &n,
+            opset: 13,
+            device: Device::Cpu,
+            options: &opts,
+        };
+        let l = super::resize(&ctx, &[Some(&x), None, None, Some(&sizes)]).unwrap();
+        let y = l.outputs[0].as_ref().unwrap();
+        let v: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(v, vec![10.0, 10.0, 20.0, 20.0, 30.0]);
+        assert_eq!(l.how.label(), "native: upsample_nearest2d (idiomatic port)");
+        let n = node("Resize", 4, 1, vec![("mode", s("cubic"))]);
+        let ctx = OpCtx { node: &n, ..ctx };
+        let e = super::resize(&ctx, &[Some(&x), None, None, Some(&sizes)])
+            .err()
+            .unwrap();
+        assert!(format!("{e:?}").contains("idiomatic port"), "{e:?}");
     }
 
     #[test]

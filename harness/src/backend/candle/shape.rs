@@ -294,7 +294,11 @@ fn slice(ctx: &OpCtx, x: &In) -> Out {
             step => {
                 composed = true;
                 let idx = slice_indices(dim, starts[i], ends[i], step);
-                y = y.index_select(&index_tensor(idx)?, ax).ce()?;
+                y = y
+                    .contiguous()
+                    .ce()?
+                    .index_select(&index_tensor(idx)?, ax)
+                    .ce()?;
             }
         }
     }
@@ -413,7 +417,7 @@ fn gather(ctx: &OpCtx, x: &In) -> Out {
             .ce()?;
     }
     let flat = idx.flatten_all().ce()?;
-    let mut y = data.index_select(&flat, ax).ce()?;
+    let mut y = data.contiguous().ce()?.index_select(&flat, ax).ce()?;
     ops.push("index_select");
     if ind.rank() != 1 {
         let mut dims = data.dims()[..ax].to_vec();
@@ -513,7 +517,11 @@ fn pad(ctx: &OpCtx, x: &In) -> Out {
                         }
                     })
                     .collect();
-                y = y.index_select(&index_tensor(idx)?, ax).ce()?;
+                y = y
+                    .contiguous()
+                    .ce()?
+                    .index_select(&index_tensor(idx)?, ax)
+                    .ce()?;
                 ops.push("index_select");
             }
             other => return Err(ctx.unsupported("mode", format!("unknown mode `{other}`"))),

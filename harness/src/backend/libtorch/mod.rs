@@ -363,7 +363,7 @@ impl Session for TchSession {
     fn settings(&self) -> Vec<(String, String)> {
         let on_gpu = self.device != tch::Device::Cpu;
         let tf32 = |b: bool| if b { "on" } else { "off" }.to_string();
-        vec![
+        let mut s: Vec<(String, String)> = vec![
             ("torch".into(), TORCH_VERSION.into()),
             ("device".into(), self.opts.device.to_string()),
             ("threads".into(), tch::get_num_threads().to_string()),
@@ -384,7 +384,15 @@ impl Session for TchSession {
                     "n/a (cpu)".into()
                 },
             ),
-        ]
+        ];
+        if self.opts.port {
+            s.push((
+                "resize".into(),
+                "idiomatic port: F.interpolate defaults (align_corners=false) from the output size"
+                    .into(),
+            ));
+        }
+        s
     }
 }
 

@@ -84,7 +84,8 @@ fn resize(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
             ctx.string("nearest_mode", "round_prefer_floor")?,
         )
     };
-    if coord == "tf_crop_and_resize" {
+    // The idiomatic port ignores roi (and every other convention attribute).
+    if coord == "tf_crop_and_resize" && !ctx.options.port {
         return Err(ctx.unsupported(
             "coordinate_transformation_mode",
             "tf_crop_and_resize (roi, extrapolation_value) is not lowered",
@@ -108,12 +109,32 @@ fn resize(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
             )));
         }
         let policy = ctx.string("keep_aspect_ratio_policy", "stretch")?;
-        if policy != "stretch" {
+        if policy != "stretch" && !ctx.options.port {
             return Err(ctx.unsupported("keep_aspect_ratio_policy", format!("`{policy}`")));
         }
-        for (i, &a) in axes.iter().enumerate() {
-            out[a] = sz[i];
-            scale[a] = sz[i] as f64 / inp[a] as f64;
+        if policy == "stretch" {
+            for (i, &a) in axes.iter().enumerate() {
+                out[a] = sz[i];
+                scale[a] = sz[i] as f64 / inp[a] as f64;
+            }
+        } else {
+            // The port only needs the output size the node produces:
+            // one scale for all axes, out = round(in · scale) (spec).
+            let ratios = axes
+                .iter()
+                .zip(&sz)
+                .map(|(&a, &v)| v as f64 / inp[a] as f64);
+            let s = match policy.as_str() {
+                "not_larger" => ratios.fold(f64::INFINITY, f64::min),
+                "not_smaller" => ratios.fold(0.0, f64::max),
+                other => {
+                    return Err(ctx.unsupported("keep_aspect_ratio_policy", format!("`{other}`")))
+                }
+            };
+            for &a in &axes {
+                out[a] = (inp[a] as f64 * s + 0.5).floor() as i64;
+                scale[a] = s;
+            }
         }
     } else {
         let sc = scales.ok_or_else(|| ctx.fail("Resize needs scales or sizes"))?;
@@ -347,6 +368,9 @@ fn lower(ctx: &OpCtx, input: &Tensor, plan: Plan) -> OpResult<Lowered<Tensor>> {
             format!("{} on {:?} input", plan.mode, input.f_kind()?),
         ));
     }
+    if ctx.options.port {
+        return port(ctx, input, &plan);
+    }
     let coord = plan.effective_coord();
     if let Some(l) = native(input, &plan, &coord)? {
         return Ok(l);
@@ -361,6 +385,71 @@ fn lower(ctx: &OpCtx, input: &Tensor, plan: Plan) -> OpResult<Lowered<Tensor>> {
         ));
     }
     composed(input, &plan, &coord)
+}
+
+/// The idiomatic port (issue 5, `EngineOptions::port`): what a typical port
+/// writes, `F.interpolate(x, size=<the ONNX output size>, mode=...)` with its
+/// defaults (align_corners=False, no antialias, scales recomputed by torch
+/// as in/out), whatever the node's coordinate mode, nearest rounding, cubic
+/// coefficient, exclude_outside, antialias or roi.
+fn port(ctx: &OpCtx, input: &Tensor, p: &Plan) -> OpResult<Lowered<Tensor>> {
+    let rank = p.rank();
+    if !(3..=5).contains(&rank) {
+        return Err(ctx.unsupported(
+            "mode",
+            format!("idiomatic port: F.interpolate takes 3-D to 5-D input, not rank {rank}"),
+        ));
+    }
+    if !p.spatial_only() {
+        return Err(ctx.unsupported(
+            "scales",
+            format!(
+                "idiomatic port: F.interpolate resizes spatial axes only ({:?} -> {:?})",
+                p.inp, p.out
+            ),
+        ));
+    }
+    let n = rank - 2;
+    let size: Vec<i64> = p.out[2..].to_vec();
+    let (y, op) = match p.mode.as_str() {
+        "nearest" => {
+            let y = match n {
+                1 => input.f_upsample_nearest1d(&size, None)?,
+                2 => input.f_upsample_nearest2d(&size, None, None)?,
+                _ => input.f_upsample_nearest3d(&size, None, None, None)?,
+            };
+            (y, format!("upsample_nearest{n}d"))
+        }
+        "linear" => {
+            let y = match n {
+                1 => input.f_upsample_linear1d(&size, false, None)?,
+                2 => input.f_upsample_bilinear2d(&size, false, None, None)?,
+                _ => input.f_upsample_trilinear3d(&size, false, None, None, None)?,
+            };
+            let op = [
+                "upsample_linear1d",
+                "upsample_bilinear2d",
+                "upsample_trilinear3d",
+            ][n - 1];
+            (y, format!("{op}(align_corners=false)"))
+        }
+        _ => {
+            if n != 2 {
+                return Err(ctx.unsupported(
+                    "mode",
+                    format!(
+                        "idiomatic port: F.interpolate bicubic takes 4-D input, not rank {rank}"
+                    ),
+                ));
+            }
+            let y = input.f_upsample_bicubic2d(&size, false, None, None)?;
+            (y, "upsample_bicubic2d(align_corners=false)".to_string())
+        }
+    };
+    Ok(Lowered::one(
+        y,
+        How::native(format!("{op} (idiomatic port)")),
+    ))
 }
 
 /// The one torch op that equals this plan, if any.
@@ -578,6 +667,57 @@ mod tests {
         let sc = f32s(&[4], &[1.0, 1.0, 0.6, 0.6]);
         let l = run(&node("Resize", 2, 1, vec![]), 10, &[Some(&x), Some(&sc)]).unwrap();
         assert_eq!(vals(l.outputs[0].as_ref().unwrap()), vec![1.0, 3.0]);
+    }
+
+    #[test]
+    fn port_lowers_any_convention_to_interpolate_defaults() {
+        use crate::backend::interp::OpCtx;
+        use crate::backend::{Device, EngineOptions};
+        let opts = EngineOptions {
+            port: true,
+            ..EngineOptions::default()
+        };
+        let x = f32s(&[1, 1, 1, 2], &[0., 4.]);
+        let sizes = i64s(&[4], &[1, 1, 1, 4]);
+        let n = node(
+            "Resize",
+            4,
+            1,
+            vec![
+                ("mode", s("linear")),
+                ("coordinate_transformation_mode", s("align_corners")),
+            ],
+        );
+        let ctx = OpCtx {
+            node: &n,
+            opset: 13,
+            device: Device::Cpu,
+            options: &opts,
+        };
+        let l = super::resize(&ctx, &[Some(&x), None, None, Some(&sizes)]).unwrap();
+        // half_pixel (torch's align_corners=False), not align_corners [0, 4/3, 8/3, 4].
+        assert_eq!(
+            vals(l.outputs[0].as_ref().unwrap()),
+            vec![0.0, 1.0, 3.0, 4.0]
+        );
+        assert_eq!(
+            l.how.label(),
+            "native: upsample_bilinear2d(align_corners=false) (idiomatic port)"
+        );
+        // roi is ignored rather than unsupported.
+        let n = node(
+            "Resize",
+            4,
+            1,
+            vec![("coordinate_transformation_mode", s("tf_crop_and_resize"))],
+        );
+        let ctx = OpCtx { node: &n, ..ctx };
+        let l = super::resize(&ctx, &[Some(&x), None, None, Some(&sizes)]).unwrap();
+        assert_eq!(
+            vals(l.outputs[0].as_ref().unwrap()),
+            vec![0.0, 0.0, 4.0, 4.0]
+        );
+        assert_eq!(l.how.label(), "native: upsample_nearest2d (idiomatic port)");
     }
 
     #[test]
