@@ -37,6 +37,9 @@ pub fn load_cases(cfg: &RunConfig) -> Result<Vec<Case>, case::CaseError> {
             if let Some(d) = cfg.device {
                 c.options.device = d;
             }
+            if let Some(p) = &cfg.port {
+                c.port = p.clone();
+            }
             cases.push(c);
         }
     }

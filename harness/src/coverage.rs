@@ -78,3 +78,16 @@ pub fn markdown() -> String {
     }
     s
 }
+
+#[cfg(all(test, feature = "tch-backend", feature = "candle-backend"))]
+mod tests {
+    #[test]
+    fn docs_ops_md_is_generated_from_the_registries() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/ops.md");
+        let on_disk = std::fs::read_to_string(path).expect("docs/ops.md exists");
+        assert!(
+            on_disk == super::markdown(),
+            "docs/ops.md is stale: regenerate it with `ci/xdiff ops > docs/ops.md`"
+        );
+    }
+}

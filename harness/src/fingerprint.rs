@@ -40,6 +40,9 @@ pub struct Fingerprint {
     pub tried: usize,
     /// Index of the node output that was fingerprinted.
     pub output: usize,
+    /// The claim was re-checked with [`verify`]: the claimed convention, re-run
+    /// on the reference, reproduces the backend's output.
+    pub verified: bool,
 }
 
 impl Fingerprint {
@@ -695,6 +698,7 @@ pub fn fingerprint(
         alternatives,
         tried,
         output,
+        verified: false,
     })
 }
 
@@ -936,6 +940,7 @@ mod tests {
             alternatives: vec![],
             tried: 2,
             output: 0,
+            verified: false,
         };
         assert!(!verify(&fp, &model, 20, &[Some(&x)], &backend));
         assert!(fingerprint(

@@ -570,6 +570,7 @@ mod tests {
             alternatives: vec![],
             tried: 56,
             output: 0,
+            verified: true,
         };
         let mut unsupported = result(Verdict::Unsupported);
         unsupported.message = Some("antialias | not lowered".into());

@@ -170,17 +170,41 @@ struct LaneRun {
     cross_device: Vec<Option<Comparison>>,
 }
 
-/// Runs the lane named after `name` (a backend, or the reference on the CPU).
+/// The backend and engine options a lane name stands for: `reference` (on
+/// the CPU), `<backend>` (the case's options), `<backend>:port` (idiomatic
+/// port, [`EngineOptions::port`]) or `<backend>@<device>` (cross-device).
+/// `None` for `expected` (data, not an engine) and a bad device name.
+/// Anything that re-runs a lane of a report (heatmaps) should resolve it here.
+pub fn lane_engine(case: &Case, lane: &str) -> Option<(String, EngineOptions)> {
+    let mut opts = case.options.clone();
+    if lane == EXPECTED {
+        return None;
+    }
+    if lane == REFERENCE {
+        opts.device = Device::Cpu;
+        return Some((lane.into(), opts));
+    }
+    if let Some(b) = lane.strip_suffix(PORT_SUFFIX) {
+        opts.port = true;
+        return Some((b.into(), opts));
+    }
+    if let Some((b, d)) = lane.split_once('@') {
+        opts.device = Device::parse(d)?;
+        return Some((b.into(), opts));
+    }
+    Some((lane.into(), opts))
+}
+
+/// Runs the lane `name` (see [`lane_engine`]).
 fn run_lane(name: &str, case: &Case) -> Result<LaneRun, RunError> {
-    let opts = if name == REFERENCE {
-        EngineOptions {
-            device: Device::Cpu,
-            ..case.options.clone()
-        }
-    } else {
-        case.options.clone()
-    };
-    run_lane_as(name, name, case, opts)
+    let (backend, opts) = lane_engine(case, name).ok_or_else(|| RunError::Engine {
+        case: case.id(),
+        source: EngineError::Failed {
+            engine: "xdiff",
+            why: format!("`{name}` is not a lane that runs an engine"),
+        },
+    })?;
+    run_lane_as(name, &backend, case, opts)
 }
 
 /// Runs `backend` with `opts` as the lane `name`.
@@ -294,11 +318,7 @@ pub fn run_case_with_baseline(
             lanes.push(lane);
             continue;
         };
-        let opts = EngineOptions {
-            device,
-            ..case.options.clone()
-        };
-        let twin = run_lane_as(&device_lane(b, device), b, case, opts)?;
+        let twin = run_lane(&device_lane(b, device), case)?;
         lane.cross_device = cross_device_results(case, lane.trace.as_ref(), twin.trace.as_ref());
         lanes.push(lane);
         lanes.push(twin);
@@ -309,11 +329,7 @@ pub fn run_case_with_baseline(
             continue;
         }
         ported.push(b);
-        let opts = EngineOptions {
-            port: true,
-            ..case.options.clone()
-        };
-        lanes.push(run_lane_as(&port_lane(b), b, case, opts)?);
+        lanes.push(run_lane(&port_lane(b), case)?);
     }
     lanes.extend(expected_lane(case));
     Ok(build_report(
@@ -689,7 +705,12 @@ fn fingerprint_divergences(
                 continue;
             }
             let refs: Vec<Option<&RefTensor>> = ins.iter().map(Option::as_ref).collect();
-            r.fingerprint = crate::fingerprint::fingerprint(node, case.graph.opset, &refs, k, got);
+            r.fingerprint = crate::fingerprint::fingerprint(node, case.graph.opset, &refs, k, got)
+                .map(|mut fp| {
+                    fp.verified =
+                        crate::fingerprint::verify(&fp, node, case.graph.opset, &refs, got);
+                    fp
+                });
         }
     }
 }

@@ -182,7 +182,7 @@ fn port_rejects_backends_without_a_port_lane() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("case.toml");
     std::fs::write(&path, case_text("", r#""U""#, r#"port = ["ort"]"#)).unwrap();
-    let e = case::load(&path).err().expect("error").to_string();
+    let e = case::load(&path).expect_err("error").to_string();
     assert!(e.contains("key `port`") && e.contains("`ort`"), "{e}");
 }
 
@@ -245,10 +245,36 @@ fn cross_device_can_be_turned_off_and_cuda_without_a_gpu_is_a_device_error() {
     if tch::Cuda::is_available() {
         return;
     }
-    let e = run::run_case(&c, &backends()).err().expect("no GPU here");
+    let e = run::run_case(&c, &backends()).expect_err("no GPU here");
     let msg = e.to_string();
     assert!(
         msg.contains("cuda:0") && msg.contains("not available"),
         "{msg}"
     );
+}
+
+#[test]
+fn lane_names_resolve_to_backend_and_options() {
+    let (_d, cases) = load(&case_text("", r#""U""#, "device = \"cuda:1\""));
+    let c = &cases[0];
+    let (b, o) = run::lane_engine(c, "tch:port").expect("port lane");
+    assert_eq!(
+        (b.as_str(), o.port, o.device),
+        ("tch", true, Device::Cuda(1))
+    );
+    let (b, o) = run::lane_engine(c, "candle@cpu").expect("cpu lane");
+    assert_eq!(
+        (b.as_str(), o.port, o.device),
+        ("candle", false, Device::Cpu)
+    );
+    let (b, o) = run::lane_engine(c, "ort").expect("plain lane");
+    assert_eq!(
+        (b.as_str(), o.port, o.device),
+        ("ort", false, Device::Cuda(1))
+    );
+    let (_, o) = run::lane_engine(c, "reference").expect("reference");
+    assert_eq!(o.device, Device::Cpu);
+    assert!(run::lane_engine(c, "expected").is_none());
+    assert_eq!(run::port_lane("tch"), "tch:port");
+    assert_eq!(run::device_lane("tch", Device::Cpu), "tch@cpu");
 }

@@ -487,7 +487,10 @@ pub fn run_case_with_traces(case: &Case, lanes: &[&str]) -> Result<Traces, Engin
         } else if lane == REFERENCE {
             continue;
         } else {
-            run(lane, &case.options)?
+            let Some((backend, opts)) = crate::run::lane_engine(case, lane) else {
+                continue;
+            };
+            run(&backend, &opts)?
         };
         out.insert(lane.to_string(), trace);
     }
