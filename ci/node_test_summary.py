@@ -62,6 +62,15 @@ def main():
         t = tally[lane]
         print(f"{lane:<10} {t['ok']:>5} {t['diverged']:>9} {t['unsupported']:>12} {t['error']:>6} {t['skipped']:>8}")
     print("(reference: passes when every output equals ONNX's expected output within rtol 1e-3, atol 1e-7)")
+    resize = [c for c in report["cases"] if c["case"].startswith(("test_resize", "test_upsample"))]
+    if resize:
+        print(f"\nResize/Upsample node tests x backend ({len(resize)} tests):")
+        width = max(len(c["case"]) for c in resize)
+        print(f"  {'test':<{width}}  " + "  ".join(f"{l:<11}" for l in lanes))
+        for c in sorted(resize, key=lambda c: c["case"]):
+            cells = [reference_outcome(c) if l == "reference" else lane_outcome(c, l) for l in lanes]
+            print(f"  {c['case']:<{width}}  " + "  ".join(f"{v:<11}" for v in cells))
+        print()
     status = 0
     ref_fail = {name: (out, d) for name, out, d in failures.get("reference", [])}
     for name, (out, detail) in sorted(ref_fail.items()):
