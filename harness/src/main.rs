@@ -44,8 +44,20 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("xdiff: {e:#}");
+            eprintln!("xdiff: {}", one_line(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }
+}
+
+/// Bad input gets one line: framework messages may span several (ORT) or
+/// carry a backtrace (candle under `RUST_BACKTRACE`); keep the message only.
+fn one_line(msg: &str) -> String {
+    let msg = msg.split("\nStack backtrace").next().unwrap_or(msg);
+    let msg = msg.split("\nstack backtrace").next().unwrap_or(msg);
+    msg.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" | ")
 }

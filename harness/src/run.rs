@@ -157,8 +157,8 @@ pub struct CaseReport {
 /// Failures that are not findings but bad input or environment (exit 2).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("{case}: {source}")]
-    Engine { case: String, source: EngineError },
+    #[error("{case}: {error}")]
+    Engine { case: String, error: EngineError },
 }
 
 struct LaneRun {
@@ -199,7 +199,7 @@ pub fn lane_engine(case: &Case, lane: &str) -> Option<(String, EngineOptions)> {
 fn run_lane(name: &str, case: &Case) -> Result<LaneRun, RunError> {
     let (backend, opts) = lane_engine(case, name).ok_or_else(|| RunError::Engine {
         case: case.id(),
-        source: EngineError::Failed {
+        error: EngineError::Failed {
             engine: "xdiff",
             why: format!("`{name}` is not a lane that runs an engine"),
         },
@@ -214,9 +214,9 @@ fn run_lane_as(
     case: &Case,
     opts: EngineOptions,
 ) -> Result<LaneRun, RunError> {
-    let engine = backend::engine(backend).map_err(|source| RunError::Engine {
+    let engine = backend::engine(backend).map_err(|error| RunError::Engine {
         case: case.id(),
-        source,
+        error,
     })?;
     let mut info = LaneInfo {
         name: name.to_string(),
@@ -243,7 +243,7 @@ fn run_lane_as(
         Err(e @ (EngineError::Missing { .. } | EngineError::Device { .. })) => {
             Err(RunError::Engine {
                 case: case.id(),
-                source: e,
+                error: e,
             })
         }
         Err(e) => {

@@ -157,6 +157,23 @@ impl<T> OpRegistry<T> {
     }
 
     /// The definition for `op` at `opset`, or why there is none.
+    /// Runs one node through this registry on the CPU with default options:
+    /// for tests and for the fingerprint search, which re-runs a node under
+    /// other attribute values.
+    pub fn run_node(&self, node: &Node, opset: u32, inputs: &[Option<&T>]) -> OpResult<Lowered<T>> {
+        let def = self
+            .lookup(&node.op_type, opset)
+            .map_err(OpError::Unsupported)?;
+        let opts = EngineOptions::default();
+        let ctx = OpCtx {
+            node,
+            opset,
+            device: Device::Cpu,
+            options: &opts,
+        };
+        (def.run)(&ctx, inputs)
+    }
+
     pub fn lookup(&self, op: &str, opset: u32) -> Result<&OpDef<T>, String> {
         let defs = self
             .defs
@@ -261,6 +278,22 @@ impl OpCtx<'_> {
             .copied()
             .flatten()
             .ok_or_else(|| OpError::Failed(format!("required input #{i} is missing")))
+    }
+}
+
+/// A single node for unit tests and the fingerprint search.
+pub fn test_node(op: &str, n_inputs: usize, n_outputs: usize, attrs: Vec<(&str, Attr)>) -> Node {
+    Node {
+        index: 0,
+        name: format!("{op}_test"),
+        op_type: op.to_string(),
+        domain: String::new(),
+        inputs: (0..n_inputs).map(|i| format!("in{i}")).collect(),
+        outputs: (0..n_outputs).map(|i| format!("out{i}")).collect(),
+        attrs: attrs
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect::<BTreeMap<_, _>>(),
     }
 }
 

@@ -203,3 +203,4 @@ pub mod libtorch;
 pub mod candle;
 
 pub mod interp;
+pub mod resize_plan;

@@ -40,7 +40,7 @@ use std::sync::OnceLock;
 use candle_core::{DType as CDType, Device as CDevice, Tensor as CTensor, TensorId};
 use ndarray::{ArrayD, IxDyn};
 
-use super::interp::{self, Interpreter, OpCtx, OpError, OpRegistry, OpResult};
+use super::interp::{self, Interpreter, OpError, OpRegistry, OpResult};
 use super::{Device, Engine, EngineError, EngineOptions, Session, Trace};
 use crate::graph::Graph;
 use crate::tensor::{DType, Tensor};
@@ -358,17 +358,7 @@ pub fn run_op(
     opset: u32,
     inputs: &[Option<&CTensor>],
 ) -> OpResult<(Vec<Option<CTensor>>, interp::How)> {
-    let def = registry()
-        .lookup(&node.op_type, opset)
-        .map_err(OpError::Unsupported)?;
-    let opts = EngineOptions::default();
-    let ctx = OpCtx {
-        node,
-        opset,
-        device: Device::Cpu,
-        options: &opts,
-    };
-    let l = (def.run)(&ctx, inputs)?;
+    let l = registry().run_node(node, opset, inputs)?;
     Ok((l.outputs, l.how))
 }
 
@@ -376,19 +366,9 @@ pub fn run_op(
 pub(crate) mod testutil {
     //! Helpers for the candle lowering tests.
     use super::*;
-    use crate::graph::{Attr, Node};
+    use crate::graph::Node;
 
-    pub fn node(op: &str, n_in: usize, n_out: usize, attrs: Vec<(&str, Attr)>) -> Node {
-        Node {
-            index: 0,
-            name: format!("{op}_test"),
-            op_type: op.to_string(),
-            domain: String::new(),
-            inputs: (0..n_in).map(|i| format!("in{i}")).collect(),
-            outputs: (0..n_out).map(|i| format!("out{i}")).collect(),
-            attrs: attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
-        }
-    }
+    pub use crate::backend::interp::test_node as node;
 
     pub fn f32t(shape: &[usize], v: &[f32]) -> CTensor {
         CTensor::from_vec(v.to_vec(), shape, &CDevice::Cpu).unwrap()

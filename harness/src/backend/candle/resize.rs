@@ -12,6 +12,9 @@ use candle_core::Tensor;
 
 use super::{host_floats, host_ints, index_tensor, keep_bool, Ce};
 use crate::backend::interp::{How, Label::*, Lowered, OpCtx, OpDef, OpRegistry, OpResult};
+use crate::backend::resize_plan::{
+    keep_aspect_len, keep_aspect_scale, linear_taps, nearest_indices, source_coord, Rounding,
+};
 
 type In<'a> = [Option<&'a Tensor>];
 type Out = OpResult<Lowered<Tensor>>;
@@ -77,76 +80,14 @@ struct Plan {
     from_scales: bool,
 }
 
-/// ONNX source coordinate of output index `x` on one axis.
-fn source_coord(coord: &str, x: usize, scale: f64, len_in: usize, len_out: usize) -> f64 {
-    let (x, lin, lout) = (x as f64, len_in as f64, len_out as f64);
-    match coord {
-        "half_pixel" => (x + 0.5) / scale - 0.5,
-        "half_pixel_symmetric" => {
-            let adj = lout / (scale * lin);
-            let offset = lin / 2.0 * (1.0 - adj);
-            offset + (x + 0.5) / scale - 0.5
-        }
-        "pytorch_half_pixel" => {
-            if len_out > 1 {
-                (x + 0.5) / scale - 0.5
-            } else {
-                0.0
-            }
-        }
-        "align_corners" => {
-            if len_out == 1 {
-                0.0
-            } else {
-                x * (lin - 1.0) / (lout - 1.0)
-            }
-        }
-        "tf_half_pixel_for_nn" => (x + 0.5) / scale,
-        _ => x / scale, // asymmetric
-    }
-}
-
-/// ONNX nearest source indices for one axis.
-pub(crate) fn nearest_indices(
-    coord: &str,
-    rounding: &str,
-    scale: f64,
-    len_in: usize,
-    len_out: usize,
-) -> Vec<i64> {
-    (0..len_out)
-        .map(|x| {
-            let c = source_coord(coord, x, scale, len_in, len_out);
-            let i = match rounding {
-                "floor" => c.floor(),
-                "ceil" => c.ceil(),
-                "round_prefer_ceil" => {
-                    if c.fract().abs() == 0.5 {
-                        c.ceil()
-                    } else {
-                        c.round()
-                    }
-                }
-                _ => {
-                    // round_prefer_floor
-                    if c.fract().abs() == 0.5 {
-                        c.floor()
-                    } else {
-                        c.round()
-                    }
-                }
-            };
-            (i as i64).clamp(0, len_in as i64 - 1)
-        })
-        .collect()
-}
-
 /// Composed nearest: one `index_select` per resized axis.
 fn nearest_composed(x: &Tensor, p: &Plan) -> OpResult<Tensor> {
     let mut y = x.clone();
     for ax in 0..x.rank() {
         let len_in = x.dims()[ax];
-        let idx = nearest_indices(&p.coord, &p.nearest, p.scale[ax], len_in, p.out[ax]);
+        // Unrecognised nearest modes round as round_prefer_floor.
+        let rounding = Rounding::parse(&p.nearest).unwrap_or(Rounding::RoundPreferFloor);
+        let idx = nearest_indices(&p.coord, rounding, p.scale[ax], len_in, p.out[ax]);
         if idx.len() == len_in && idx.iter().enumerate().all(|(i, &v)| v == i as i64) {
             continue;
         }
@@ -176,12 +117,18 @@ fn linear_composed(x: &Tensor, p: &Plan) -> OpResult<Tensor> {
         let mut i1 = Vec::with_capacity(len_out);
         let mut w = Vec::with_capacity(len_out);
         for o in 0..len_out {
-            let c = source_coord(&p.coord, o, p.scale[ax], len_in, len_out)
-                .clamp(0.0, (len_in - 1) as f64);
-            let f = c.floor();
-            i0.push(f as i64);
-            i1.push(((f as usize) + 1).min(len_in - 1) as i64);
-            w.push(c - f);
+            let c = source_coord(
+                &p.coord,
+                o as f64,
+                p.scale[ax],
+                len_in as f64,
+                len_out as f64,
+            )
+            .clamp(0.0, (len_in - 1) as f64);
+            let (a, b, r) = linear_taps(c, len_in as i64);
+            i0.push(a);
+            i1.push(b);
+            w.push(r);
         }
         let mut shape = vec![1; x.rank()];
         shape[ax] = len_out;
@@ -417,16 +364,11 @@ fn resize(ctx: &OpCtx, x: &In) -> Out {
                     .iter()
                     .zip(&sub)
                     .map(|(&ax, &v)| v as f64 / dims[ax] as f64);
-                let s = match policy.as_str() {
-                    "not_larger" => ratios.fold(f64::INFINITY, f64::min),
-                    "not_smaller" => ratios.fold(0.0, f64::max),
-                    other => {
-                        return Err(ctx
-                            .unsupported("keep_aspect_ratio_policy", format!("unknown `{other}`")))
-                    }
-                };
+                let s = keep_aspect_scale(&policy, ratios).ok_or_else(|| {
+                    ctx.unsupported("keep_aspect_ratio_policy", format!("unknown `{policy}`"))
+                })?;
                 for &ax in &axes {
-                    out[ax] = (dims[ax] as f64 * s + 0.5).floor() as usize;
+                    out[ax] = keep_aspect_len(dims[ax] as f64, s) as usize;
                 }
             }
             let scale = out
@@ -495,34 +437,10 @@ fn upsample(ctx: &OpCtx, x: &In) -> Out {
 #[cfg(test)]
 mod tests {
     use super::super::testutil::*;
-    use super::nearest_indices;
     use crate::graph::Attr;
 
     fn s(v: &str) -> Attr {
         Attr::String(v.into())
-    }
-
-    #[test]
-    fn onnx_nearest_index_tables() {
-        // Default nearest (half_pixel, round_prefer_floor), 6 -> 2 picks the window centres.
-        assert_eq!(
-            nearest_indices("half_pixel", "round_prefer_floor", 2.0 / 6.0, 6, 2),
-            vec![1, 4]
-        );
-        // 4 -> 2 tie: prefer floor [0, 2], prefer ceil [1, 3].
-        assert_eq!(
-            nearest_indices("half_pixel", "round_prefer_floor", 0.5, 4, 2),
-            vec![0, 2]
-        );
-        assert_eq!(
-            nearest_indices("half_pixel", "round_prefer_ceil", 0.5, 4, 2),
-            vec![1, 3]
-        );
-        // asymmetric floor 3 -> 5 (sizes): [0, 0, 1, 1, 2].
-        assert_eq!(
-            nearest_indices("asymmetric", "floor", 5.0 / 3.0, 3, 5),
-            vec![0, 0, 1, 1, 2]
-        );
     }
 
     #[test]

@@ -86,12 +86,37 @@ pub fn register_all_ops(r: &mut OpRegistry<tch::Tensor>) {
     resize::register(r);
 }
 
+/// Loads `libtorch_cuda.so` (once, kept for the process). The linker drops
+/// it from the binary because no symbol of it is referenced directly, and
+/// without it libtorch registers no CUDA backend. It is found through the
+/// binary's rpath to torch's `lib` directory (or `LD_LIBRARY_PATH`).
+fn load_torch_cuda() -> Result<(), String> {
+    static LOADED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    LOADED
+        .get_or_init(|| {
+            // SAFETY: loading libtorch's own CUDA library runs its static
+            // initializers, which register the CUDA backend with libtorch.
+            match unsafe { libloading::Library::new("libtorch_cuda.so") } {
+                Ok(lib) => {
+                    std::mem::forget(lib);
+                    Ok(())
+                }
+                Err(e) => Err(format!(
+                    "cannot load libtorch_cuda.so (torch's CUDA backend): {e}"
+                )),
+            }
+        })
+        .clone()
+}
+
 /// The tch device for an xdiff device, checking that it exists.
 pub fn torch_device(device: Device) -> Result<tch::Device, EngineError> {
     match device {
         Device::Cpu => Ok(tch::Device::Cpu),
         Device::Cuda(n) => {
-            let why = if !tch::Cuda::is_available() {
+            let why = if let Err(why) = load_torch_cuda() {
+                why
+            } else if !tch::Cuda::is_available() {
                 "libtorch reports no CUDA device (tch::Cuda::is_available() is false: no GPU, no driver, or a CPU-only torch wheel)".to_string()
             } else {
                 let count = tch::Cuda::device_count();
@@ -399,27 +424,12 @@ impl Session for TchSession {
 #[cfg(test)]
 pub(crate) mod testutil {
     //! Tiny graphs and single nodes for the family tests.
-    use std::collections::BTreeMap;
-
     use super::*;
-    use crate::backend::interp::{Lowered, OpCtx};
+    use crate::backend::interp::Lowered;
     use crate::graph::{Attr, Node};
     use crate::onnx;
 
-    pub fn node(op: &str, n_in: usize, n_out: usize, attrs: Vec<(&str, Attr)>) -> Node {
-        Node {
-            index: 0,
-            name: format!("{op}_test"),
-            op_type: op.into(),
-            domain: String::new(),
-            inputs: (0..n_in).map(|i| format!("in{i}")).collect(),
-            outputs: (0..n_out).map(|i| format!("out{i}")).collect(),
-            attrs: attrs
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect::<BTreeMap<_, _>>(),
-        }
-    }
+    pub use crate::backend::interp::test_node as node;
 
     /// Runs one op through the registry on the CPU.
     pub fn run(
@@ -427,17 +437,7 @@ pub(crate) mod testutil {
         opset: u32,
         inputs: &[Option<&tch::Tensor>],
     ) -> OpResult<Lowered<tch::Tensor>> {
-        let def = registry()
-            .lookup(&node.op_type, opset)
-            .map_err(OpError::Unsupported)?;
-        let opts = EngineOptions::default();
-        let ctx = OpCtx {
-            node,
-            opset,
-            device: Device::Cpu,
-            options: &opts,
-        };
-        (def.run)(&ctx, inputs)
+        registry().run_node(node, opset, inputs)
     }
 
     pub fn f32s(shape: &[i64], v: &[f32]) -> tch::Tensor {

@@ -19,6 +19,10 @@ use tch::Tensor;
 
 use super::{dims, host_floats, host_ints, is_float, norm_axis, present};
 use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpRegistry, OpResult};
+use crate::backend::resize_plan::{
+    cubic_taps, keep_aspect_len, keep_aspect_scale, linear_taps, nearest_index, source_coord,
+    Rounding,
+};
 
 type X<'a> = [Option<&'a Tensor>];
 
@@ -124,15 +128,11 @@ fn resize(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
                 .iter()
                 .zip(&sz)
                 .map(|(&a, &v)| v as f64 / inp[a] as f64);
-            let s = match policy.as_str() {
-                "not_larger" => ratios.fold(f64::INFINITY, f64::min),
-                "not_smaller" => ratios.fold(0.0, f64::max),
-                other => {
-                    return Err(ctx.unsupported("keep_aspect_ratio_policy", format!("`{other}`")))
-                }
-            };
+            let s = keep_aspect_scale(&policy, ratios).ok_or_else(|| {
+                ctx.unsupported("keep_aspect_ratio_policy", format!("`{policy}`"))
+            })?;
             for &a in &axes {
-                out[a] = (inp[a] as f64 * s + 0.5).floor() as i64;
+                out[a] = keep_aspect_len(inp[a] as f64, s) as i64;
                 scale[a] = s;
             }
         }
@@ -254,82 +254,22 @@ impl Plan {
         self.antialias && (0..self.rank()).any(|i| self.scale[i] < 1.0)
     }
 
-    /// Source coordinate of output index `x` on axis `i`, per coordinate_transformation_mode.
-    fn source(&self, coord: &str, i: usize, x: f64) -> f64 {
-        let (s, inp, out) = (self.scale[i], self.inp[i] as f64, self.out[i] as f64);
-        match coord {
-            "half_pixel" => (x + 0.5) / s - 0.5,
-            "pytorch_half_pixel" => {
-                if out > 1.0 {
-                    (x + 0.5) / s - 0.5
-                } else {
-                    0.0
-                }
-            }
-            "half_pixel_symmetric" => {
-                let adjustment = out / (s * inp);
-                let offset = inp / 2.0 * (1.0 - adjustment);
-                offset + (x + 0.5) / s - 0.5
-            }
-            "align_corners" => {
-                if out == 1.0 {
-                    0.0
-                } else {
-                    x * (inp - 1.0) / (out - 1.0)
-                }
-            }
-            "tf_half_pixel_for_nn" => (x + 0.5) / s,
-            _ => x / s, // asymmetric
-        }
-    }
-
     /// Per-output-index taps (indices, weights) on axis `i`, in f64.
     fn taps(&self, coord: &str, i: usize) -> Vec<Vec<(i64, f64)>> {
-        let last = self.inp[i] - 1;
-        let clamp = |v: i64| v.clamp(0, last);
-        (0..self.out[i])
+        let (s, len_in, len_out) = (self.scale[i], self.inp[i], self.out[i]);
+        // Unrecognised nearest modes round half away from zero, which after
+        // clamping to the axis is round_prefer_ceil.
+        let rounding = Rounding::parse(self.nearest_on(i)).unwrap_or(Rounding::RoundPreferCeil);
+        (0..len_out)
             .map(|o| {
-                let xo = self.source(coord, i, o as f64);
+                let xo = source_coord(coord, o as f64, s, len_in as f64, len_out as f64);
                 match self.mode.as_str() {
-                    "nearest" => {
-                        let f = xo.floor();
-                        let v = match self.nearest_on(i) {
-                            "floor" => f,
-                            "ceil" => xo.ceil(),
-                            "round_prefer_ceil" if xo - f == 0.5 => f + 1.0,
-                            "round_prefer_floor" if xo - f == 0.5 => f,
-                            _ => xo.round(),
-                        };
-                        vec![(clamp(v as i64), 1.0)]
-                    }
+                    "nearest" => vec![(nearest_index(xo, rounding, len_in), 1.0)],
                     "linear" => {
-                        let f = xo.floor();
-                        let r = xo - f;
-                        vec![(clamp(f as i64), 1.0 - r), (clamp(f as i64 + 1), r)]
+                        let (i0, i1, r) = linear_taps(xo, len_in);
+                        vec![(i0, 1.0 - r), (i1, r)]
                     }
-                    _ => {
-                        let f = xo.floor();
-                        let r = xo - f;
-                        let a = self.a;
-                        let c = [
-                            ((a * (r + 1.0) - 5.0 * a) * (r + 1.0) + 8.0 * a) * (r + 1.0) - 4.0 * a,
-                            ((a + 2.0) * r - (a + 3.0)) * r * r + 1.0,
-                            ((a + 2.0) * (1.0 - r) - (a + 3.0)) * (1.0 - r) * (1.0 - r) + 1.0,
-                            ((a * (2.0 - r) - 5.0 * a) * (2.0 - r) + 8.0 * a) * (2.0 - r) - 4.0 * a,
-                        ];
-                        let raw: Vec<(i64, f64)> =
-                            (0..4).map(|t| (f as i64 - 1 + t as i64, c[t])).collect();
-                        if self.exclude {
-                            let keep = |j: i64| (0..=last).contains(&j);
-                            let sum: f64 =
-                                raw.iter().filter(|(j, _)| keep(*j)).map(|(_, w)| w).sum();
-                            raw.into_iter()
-                                .map(|(j, w)| (clamp(j), if keep(j) { w / sum } else { 0.0 }))
-                                .collect()
-                        } else {
-                            raw.into_iter().map(|(j, w)| (clamp(j), w)).collect()
-                        }
-                    }
+                    _ => cubic_taps(xo, self.a, self.exclude, len_in),
                 }
             })
             .collect()

@@ -11,6 +11,7 @@ use ndarray::ArrayD;
 
 use super::shape::{arr, float_to, wide_ints, Pick};
 use super::util::broadcast_map;
+use super::util::by_dtype;
 use super::RefTensor;
 use crate::backend::interp::{
     Coverage, How, Label, Lowered, OpCtx, OpDef, OpFn, OpRegistry, OpResult,
@@ -74,49 +75,6 @@ macro_rules! int_elem {
 }
 int_elem!(i8: |v| v.wrapping_abs(), i16: |v| v.wrapping_abs(), i32: |v| v.wrapping_abs(),
           i64: |v| v.wrapping_abs(), u8: |v| v, u16: |v| v, u32: |v| v, u64: |v| v);
-
-/// Runs `$body` with `$T` bound to the integer type of dtype `$d`, else `$other`.
-macro_rules! by_int {
-    ($d:expr, $T:ident => $body:expr, _ => $other:expr) => {{
-        use $crate::tensor::DType as D;
-        match $d {
-            D::I8 => {
-                type $T = i8;
-                $body
-            }
-            D::I16 => {
-                type $T = i16;
-                $body
-            }
-            D::I32 => {
-                type $T = i32;
-                $body
-            }
-            D::I64 => {
-                type $T = i64;
-                $body
-            }
-            D::U8 => {
-                type $T = u8;
-                $body
-            }
-            D::U16 => {
-                type $T = u16;
-                $body
-            }
-            D::U32 => {
-                type $T = u32;
-                $body
-            }
-            D::U64 => {
-                type $T = u64;
-                $body
-            }
-            _ => $other,
-        }
-    }};
-}
-pub(super) use by_int;
 
 pub fn register(r: &mut OpRegistry<RefTensor>) {
     fn since(
@@ -287,7 +245,7 @@ fn binary(
     let out = match (&a.data, &b.data) {
         (Tensor::F64(p), Tensor::F64(q)) => Tensor::F64(broadcast_map(p, q, f)?),
         (pa, pb) if pa.dtype() == pb.dtype() => {
-            by_int!(pa.dtype(), T => int_arith::<T>(ctx, pa, pb, op)?,
+            by_dtype!(ints pa.dtype(), T => int_arith::<T>(ctx, pa, pb, op)?,
             _ => return Err(ctx.fail(format!("{op:?} of {} and {}", a.dtype, b.dtype))))
         }
         _ => {
@@ -372,7 +330,7 @@ fn pow(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
         t => {
             let e = wide_ints(&b.data)
                 .ok_or_else(|| ctx.fail(format!("input `Y` has dtype {}", b.dtype)))?;
-            by_int!(t.dtype(), T => T::wrap(broadcast_map(arr::<T>(t), &e, int_pow::<T>)?),
+            by_dtype!(ints t.dtype(), T => T::wrap(broadcast_map(arr::<T>(t), &e, int_pow::<T>)?),
                 _ => return Err(ctx.fail(format!("input `X` has dtype {}", a.dtype))))
         }
     };
@@ -419,7 +377,7 @@ fn neg(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
     let out = match &a.data {
         Tensor::F64(p) => Tensor::F64(p.mapv(|v| -v)),
         t => {
-            by_int!(t.dtype(), T => int_map::<T>(t, T::neg_w), _ => return Err(ctx.fail(format!("Neg of {}", a.dtype))))
+            by_dtype!(ints t.dtype(), T => int_map::<T>(t, T::neg_w), _ => return Err(ctx.fail(format!("Neg of {}", a.dtype))))
         }
     };
     Ok(Lowered::one(RefTensor::like(a, out), How::Spec))
@@ -431,7 +389,7 @@ fn abs(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
     let out = match &a.data {
         Tensor::F64(p) => Tensor::F64(p.mapv(f64::abs)),
         t => {
-            by_int!(t.dtype(), T => int_map::<T>(t, T::abs_w), _ => return Err(ctx.fail(format!("Abs of {}", a.dtype))))
+            by_dtype!(ints t.dtype(), T => int_map::<T>(t, T::abs_w), _ => return Err(ctx.fail(format!("Abs of {}", a.dtype))))
         }
     };
     Ok(Lowered::one(RefTensor::like(a, out), How::Spec))
@@ -448,7 +406,7 @@ fn relu(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
     let out = match &a.data {
         Tensor::F64(p) => Tensor::F64(p.mapv(|v| if v < 0.0 { 0.0 } else { v })),
         t => {
-            by_int!(t.dtype(), T => int_map::<T>(t, |v| v.max(T::narrow(0))), _ => return Err(ctx.fail(format!("Relu of {}", a.dtype))))
+            by_dtype!(ints t.dtype(), T => int_map::<T>(t, |v| v.max(T::narrow(0))), _ => return Err(ctx.fail(format!("Relu of {}", a.dtype))))
         }
     };
     Ok(Lowered::one(RefTensor::like(a, out), How::Spec))
@@ -569,7 +527,7 @@ fn clip(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
                 }
             };
             let (lo, hi) = (get(&lo, "min")?, get(&hi, "max")?);
-            by_int!(t.dtype(), T => int_map::<T>(t, |v| {
+            by_dtype!(ints t.dtype(), T => int_map::<T>(t, |v| {
                 let mut w = v.wide();
                 if let Some(l) = lo { w = w.max(l); }
                 if let Some(h) = hi { w = w.min(h); }

@@ -8,9 +8,10 @@
 
 use ndarray::{Array2, ArrayD, ArrayView2, Axis, Ix2, Ix3, IxDyn};
 
-use super::elementwise::{by_int, Arith, IntElem};
+use super::elementwise::{Arith, IntElem};
 use super::shape::{arr, float_to, wide_ints};
 use super::util::broadcast_shape;
+use super::util::by_dtype;
 use super::RefTensor;
 use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpRegistry, OpResult};
 use crate::tensor::{Element, Tensor};
@@ -144,7 +145,7 @@ fn matmul(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>>
     let out = match (&a.data, &b.data) {
         (Tensor::F64(p), Tensor::F64(q)) => Tensor::F64(matmul_nd(ctx, p, q, f64_mm)?),
         (p, q) if p.dtype() == q.dtype() => {
-            by_int!(p.dtype(), T => T::wrap(matmul_nd(ctx, arr::<T>(p), arr::<T>(q), int_mm::<T>)?),
+            by_dtype!(ints p.dtype(), T => T::wrap(matmul_nd(ctx, arr::<T>(p), arr::<T>(q), int_mm::<T>)?),
             _ => return Err(ctx.fail(format!("MatMul of {}", a.dtype))))
         }
         _ => {
@@ -224,7 +225,7 @@ fn gemm(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
             }
             Tensor::F64(y)
         }
-        (p, q) => by_int!(p.dtype(), T => {
+        (p, q) => by_dtype!(ints p.dtype(), T => {
             let (am, bm) = (mat(ctx, arr::<T>(p), "A", ta)?, mat(ctx, arr::<T>(q), "B", tb)?);
             let (m, n) = check(am.dim(), bm.dim())?;
             let prod = int_mm::<T>(am, bm).into_dyn();

@@ -207,15 +207,5 @@ pub fn run_op(
     opset: u32,
     inputs: &[Option<&RefTensor>],
 ) -> OpResult<Vec<Option<RefTensor>>> {
-    let def = registry()
-        .lookup(&node.op_type, opset)
-        .map_err(OpError::Unsupported)?;
-    let opts = EngineOptions::default();
-    let ctx = interp::OpCtx {
-        node,
-        opset,
-        device: Device::Cpu,
-        options: &opts,
-    };
-    Ok((def.run)(&ctx, inputs)?.outputs)
+    Ok(registry().run_node(node, opset, inputs)?.outputs)
 }

@@ -8,9 +8,10 @@
 
 use ndarray::{ArrayD, ArrayViewMut1, Axis, IxDyn};
 
-use super::elementwise::{by_int, IntElem};
+use super::elementwise::IntElem;
 use super::shape::arr;
 use super::util::axis as norm_axis;
+use super::util::by_dtype;
 use super::RefTensor;
 use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpDef, OpRegistry, OpResult};
 use crate::tensor::Tensor;
@@ -138,7 +139,7 @@ fn reduce_mean(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTen
         Tensor::F64(a) => Tensor::F64(reduce_with(a, &axes, keep, |v| {
             v.iter().sum::<f64>() / v.len() as f64
         })),
-        t => by_int!(t.dtype(), T => int_mean::<T>(ctx, t, &axes, keep)?,
+        t => by_dtype!(ints t.dtype(), T => int_mean::<T>(ctx, t, &axes, keep)?,
             _ => return Err(ctx.fail(format!("ReduceMean of {}", data.dtype)))),
     };
     Ok(Lowered::one(RefTensor::like(data, out), How::Spec))

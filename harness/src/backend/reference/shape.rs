@@ -10,6 +10,7 @@ use half::{bf16, f16};
 use ndarray::{concatenate, ArrayD, ArrayViewD, Axis, IxDyn};
 
 use super::util::axis as norm_axis;
+use super::util::by_dtype;
 use super::RefTensor;
 use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpDef, OpRegistry, OpResult};
 use crate::graph::Attr;
@@ -37,67 +38,6 @@ macro_rules! pick {
 }
 pick!(f16 => F16, bf16 => BF16, f32 => F32, f64 => F64, i8 => I8, i16 => I16, i32 => I32,
       i64 => I64, u8 => U8, u16 => U16, u32 => U32, u64 => U64, bool => Bool);
-
-/// Runs `$body` with `$T` bound to the element type stored for dtype `$d`.
-macro_rules! by_dtype {
-    ($d:expr, $T:ident => $body:expr) => {{
-        use $crate::tensor::DType as D;
-        match $d {
-            D::F16 => {
-                type $T = half::f16;
-                $body
-            }
-            D::BF16 => {
-                type $T = half::bf16;
-                $body
-            }
-            D::F32 => {
-                type $T = f32;
-                $body
-            }
-            D::F64 => {
-                type $T = f64;
-                $body
-            }
-            D::I8 => {
-                type $T = i8;
-                $body
-            }
-            D::I16 => {
-                type $T = i16;
-                $body
-            }
-            D::I32 => {
-                type $T = i32;
-                $body
-            }
-            D::I64 => {
-                type $T = i64;
-                $body
-            }
-            D::U8 => {
-                type $T = u8;
-                $body
-            }
-            D::U16 => {
-                type $T = u16;
-                $body
-            }
-            D::U32 => {
-                type $T = u32;
-                $body
-            }
-            D::U64 => {
-                type $T = u64;
-                $body
-            }
-            D::Bool => {
-                type $T = bool;
-                $body
-            }
-        }
-    }};
-}
 
 /// The typed array of `t`, which the caller dispatched on (cannot fail).
 pub(super) fn arr<T: Pick>(t: &Tensor) -> &ArrayD<T> {

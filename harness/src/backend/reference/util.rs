@@ -1,13 +1,37 @@
 //! Helpers shared by the reference ops: axis normalization, multidirectional
 //! (numpy) broadcasting, and building test nodes.
 
-use std::collections::BTreeMap;
-
 use ndarray::{ArrayD, IxDyn};
 
 use super::RefTensor;
 use crate::backend::interp::{OpError, OpResult};
-use crate::graph::{Attr, Node};
+
+/// Runs `$body` with `$T` bound to the element type stored for dtype `$d`:
+/// `by_dtype!(d, T => body)` over every dtype, `by_dtype!(ints d, T => body,
+/// _ => other)` over the integer dtypes only (`other` for the rest).
+macro_rules! by_dtype {
+    (@match $d:expr, $T:ident => $body:expr, [$($V:ident: $ty:ty),*] $(, _ => $other:expr)?) => {{
+        use $crate::tensor::DType as D;
+        match $d {
+            $(D::$V => {
+                type $T = $ty;
+                $body
+            })*
+            $(_ => $other,)?
+        }
+    }};
+    (ints $d:expr, $T:ident => $body:expr, _ => $other:expr) => {
+        $crate::backend::reference::util::by_dtype!(@match $d, $T => $body,
+            [I8: i8, I16: i16, I32: i32, I64: i64, U8: u8, U16: u16, U32: u32, U64: u64],
+            _ => $other)
+    };
+    ($d:expr, $T:ident => $body:expr) => {
+        $crate::backend::reference::util::by_dtype!(@match $d, $T => $body,
+            [F16: half::f16, BF16: half::bf16, F32: f32, F64: f64, I8: i8, I16: i16, I32: i32,
+             I64: i64, U8: u8, U16: u16, U32: u32, U64: u64, Bool: bool])
+    };
+}
+pub(crate) use by_dtype;
 
 /// Normalizes a possibly negative `axis` for a tensor of `rank`.
 pub fn axis(axis: i64, rank: usize) -> OpResult<usize> {
@@ -70,21 +94,7 @@ pub fn broadcast_map<A: Clone, B: Clone, C>(
     Ok(ArrayD::from_shape_vec(IxDyn(&shape), v).expect("shape matches"))
 }
 
-/// A node for unit tests and the fingerprint search.
-pub fn test_node(op: &str, n_inputs: usize, n_outputs: usize, attrs: Vec<(&str, Attr)>) -> Node {
-    Node {
-        index: 0,
-        name: format!("{op}_test"),
-        op_type: op.to_string(),
-        domain: String::new(),
-        inputs: (0..n_inputs).map(|i| format!("in{i}")).collect(),
-        outputs: (0..n_outputs).map(|i| format!("out{i}")).collect(),
-        attrs: attrs
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect::<BTreeMap<_, _>>(),
-    }
-}
+pub use crate::backend::interp::test_node;
 
 /// A float reference tensor from values (tests).
 pub fn f(shape: &[usize], values: &[f64]) -> RefTensor {
