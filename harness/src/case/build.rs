@@ -803,10 +803,17 @@ pub fn graph_from_inline(file: &Path, g: &RawGraph, seed: u64) -> Result<Graph, 
             &format!("{key}.dtype"),
             init.dtype.as_deref().unwrap_or("float32"),
         )?;
+        // A 1-D initializer given by its values may leave out its shape.
         let shape = init
             .shape
             .clone()
-            .ok_or_else(|| err(file, format!("key `{key}.shape`: required")))?;
+            .or_else(|| init.values.as_ref().map(|v| vec![v.len()]))
+            .ok_or_else(|| {
+                err(
+                    file,
+                    format!("key `{key}.shape`: required (or give `values`)"),
+                )
+            })?;
         let t = generate_tensor(
             file,
             file.parent().unwrap_or(Path::new(".")),

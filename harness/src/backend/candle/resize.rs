@@ -355,6 +355,7 @@ fn resize(ctx: &OpCtx, x: &In) -> Out {
             }
             let mut out = dims.clone();
             let policy = ctx.string("keep_aspect_ratio_policy", "stretch")?;
+            let mut policy_scale = None;
             if policy == "stretch" {
                 for (&ax, &v) in axes.iter().zip(&sub) {
                     out[ax] = v as usize;
@@ -370,13 +371,21 @@ fn resize(ctx: &OpCtx, x: &In) -> Out {
                 for &ax in &axes {
                     out[ax] = keep_aspect_len(dims[ax] as f64, s) as usize;
                 }
+                policy_scale = Some(s);
             }
-            let scale = out
+            let mut scale: Vec<f64> = out
                 .iter()
                 .zip(&dims)
                 .map(|(&o, &d)| o as f64 / d.max(1) as f64)
                 .collect();
-            (out, scale, false)
+            // Under keep_aspect_ratio_policy the spec maps coordinates with the
+            // policy's scale, not out/in: treat it like a given scale.
+            if let Some(s) = policy_scale {
+                for &ax in &axes {
+                    scale[ax] = s;
+                }
+            }
+            (out, scale, policy_scale.is_some())
         }
         (Some(_), Some(_)) => return Err(ctx.fail("only one of scales and sizes may be given")),
         (None, None) => return Err(ctx.fail("one of scales and sizes is required")),
@@ -466,6 +475,31 @@ mod tests {
         let (v, _, how) = run1(&n, 13, &[Some(&x), None, None, Some(&sizes)]);
         assert_eq!(v, vec![10.0, 10.0, 20.0, 30.0, 30.0]);
         assert_eq!(how, "composed: index_select per axis");
+    }
+
+    #[test]
+    fn keep_aspect_ratio_maps_coordinates_with_the_policy_scale() {
+        // 2x3 -> sizes 4x4, not_larger: s = min(4/2, 4/3) = 4/3, out = round(in*s) = 3x4.
+        // Both axes map with s (x_orig = 0.75x - 0.125), not with out/in (3/2 for H).
+        let x = f32t(&[1, 1, 2, 3], &[0.0, 3.0, 6.0, 10.0, 13.0, 16.0]);
+        let sizes = i64t(&[4, 4]);
+        let n = node(
+            "Resize",
+            4,
+            1,
+            vec![
+                ("mode", s("linear")),
+                ("axes", Attr::Ints(vec![2, 3])),
+                ("keep_aspect_ratio_policy", s("not_larger")),
+            ],
+        );
+        let (v, dims, how) = run1(&n, 19, &[Some(&x), None, None, Some(&sizes)]);
+        assert_eq!(dims, vec![1, 1, 3, 4]);
+        let want = [
+            0.0, 1.875, 4.125, 6.0, 6.25, 8.125, 10.375, 12.25, 10.0, 11.875, 14.125, 16.0,
+        ];
+        close(&v, &want, 1e-5);
+        assert_eq!(how, "composed: index_select, affine lerp per axis");
     }
 
     #[test]
