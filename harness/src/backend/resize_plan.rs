@@ -132,7 +132,7 @@ pub fn cubic_taps(c: f64, a: f64, exclude_outside: bool, len_in: i64) -> Vec<(i6
 /// The one scale `keep_aspect_ratio_policy` applies to every resized axis,
 /// from the per-axis ratios size / in; `None` for an unknown policy
 /// (`stretch` keeps per-axis sizes and is handled by the callers).
-pub fn keep_aspect_scale(policy: &str, ratios: impl Iterator<Item = f64>) -> Option<f64> {
+fn keep_aspect_scale(policy: &str, ratios: impl Iterator<Item = f64>) -> Option<f64> {
     match policy {
         "not_larger" => Some(ratios.fold(f64::INFINITY, f64::min)),
         "not_smaller" => Some(ratios.fold(0.0, f64::max)),
@@ -141,13 +141,70 @@ pub fn keep_aspect_scale(policy: &str, ratios: impl Iterator<Item = f64>) -> Opt
 }
 
 /// Output length under `keep_aspect_ratio_policy` (spec: round(in · scale)).
-pub fn keep_aspect_len(len_in: f64, scale: f64) -> f64 {
+fn keep_aspect_len(len_in: f64, scale: f64) -> f64 {
     (len_in * scale + 0.5).floor()
+}
+
+/// Output lengths and per-axis coordinate scales of a Resize given `sizes`
+/// for `axes`. With `stretch` each resized axis gets its size and maps with
+/// out/in; otherwise every axis in `axes` gets one policy scale `s`, the
+/// length round(in · s), and maps with `s` (not out/in). Axes not resized
+/// keep their length and scale 1. Returns the policy scale when one applied,
+/// and `None` for an unknown policy.
+pub fn sizes_plan(
+    dims: &[usize],
+    axes: &[usize],
+    sizes: &[usize],
+    policy: &str,
+) -> Option<(Vec<usize>, Vec<f64>, Option<f64>)> {
+    let mut out = dims.to_vec();
+    let mut policy_scale = None;
+    if policy == "stretch" {
+        for (&ax, &v) in axes.iter().zip(sizes) {
+            out[ax] = v;
+        }
+    } else {
+        let ratios = axes
+            .iter()
+            .zip(sizes)
+            .map(|(&ax, &v)| v as f64 / dims[ax] as f64);
+        let s = keep_aspect_scale(policy, ratios)?;
+        for &ax in axes {
+            out[ax] = keep_aspect_len(dims[ax] as f64, s) as usize;
+        }
+        policy_scale = Some(s);
+    }
+    let mut scale: Vec<f64> = out
+        .iter()
+        .zip(dims)
+        .map(|(&o, &d)| o as f64 / d.max(1) as f64)
+        .collect();
+    if let Some(s) = policy_scale {
+        for &ax in axes {
+            scale[ax] = s;
+        }
+    }
+    Some((out, scale, policy_scale))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_plan_maps_policy_axes_with_one_scale() {
+        let (out, scale, s) = sizes_plan(&[1, 1, 2, 3], &[2, 3], &[4, 4], "not_larger").unwrap();
+        assert_eq!(out, vec![1, 1, 3, 4]);
+        assert_eq!(scale, vec![1.0, 1.0, 4.0 / 3.0, 4.0 / 3.0]);
+        assert_eq!(s, Some(4.0 / 3.0));
+        let (out, scale, s) = sizes_plan(&[1, 1, 2, 3], &[2, 3], &[4, 4], "not_smaller").unwrap();
+        assert_eq!((out, s), (vec![1, 1, 4, 6], Some(2.0)));
+        assert_eq!(scale[2..], [2.0, 2.0]);
+        let (out, scale, s) = sizes_plan(&[1, 1, 2, 3], &[2, 3], &[4, 4], "stretch").unwrap();
+        assert_eq!((out, s), (vec![1, 1, 4, 4], None));
+        assert_eq!(scale[2..], [2.0, 4.0 / 3.0]);
+        assert!(sizes_plan(&[2], &[0], &[4], "bogus").is_none());
+    }
 
     #[test]
     fn onnx_nearest_index_tables() {

@@ -13,7 +13,7 @@ use candle_core::Tensor;
 use super::{host_floats, host_ints, index_tensor, keep_bool, Ce};
 use crate::backend::interp::{How, Label::*, Lowered, OpCtx, OpDef, OpRegistry, OpResult};
 use crate::backend::resize_plan::{
-    keep_aspect_len, keep_aspect_scale, linear_taps, nearest_indices, source_coord, Rounding,
+    linear_taps, nearest_indices, sizes_plan, source_coord, Rounding,
 };
 
 type In<'a> = [Option<&'a Tensor>];
@@ -353,38 +353,14 @@ fn resize(ctx: &OpCtx, x: &In) -> Out {
             if sub.len() != axes.len() || sub.iter().any(|&v| v < 0) {
                 return Err(ctx.fail(format!("sizes {sub:?} for axes {axes:?}")));
             }
-            let mut out = dims.clone();
             let policy = ctx.string("keep_aspect_ratio_policy", "stretch")?;
-            let mut policy_scale = None;
-            if policy == "stretch" {
-                for (&ax, &v) in axes.iter().zip(&sub) {
-                    out[ax] = v as usize;
-                }
-            } else {
-                let ratios = axes
-                    .iter()
-                    .zip(&sub)
-                    .map(|(&ax, &v)| v as f64 / dims[ax] as f64);
-                let s = keep_aspect_scale(&policy, ratios).ok_or_else(|| {
-                    ctx.unsupported("keep_aspect_ratio_policy", format!("unknown `{policy}`"))
-                })?;
-                for &ax in &axes {
-                    out[ax] = keep_aspect_len(dims[ax] as f64, s) as usize;
-                }
-                policy_scale = Some(s);
-            }
-            let mut scale: Vec<f64> = out
-                .iter()
-                .zip(&dims)
-                .map(|(&o, &d)| o as f64 / d.max(1) as f64)
-                .collect();
+            let sizes: Vec<usize> = sub.iter().map(|&v| v as usize).collect();
             // Under keep_aspect_ratio_policy the spec maps coordinates with the
             // policy's scale, not out/in: treat it like a given scale.
-            if let Some(s) = policy_scale {
-                for &ax in &axes {
-                    scale[ax] = s;
-                }
-            }
+            let (out, scale, policy_scale) =
+                sizes_plan(&dims, &axes, &sizes, &policy).ok_or_else(|| {
+                    ctx.unsupported("keep_aspect_ratio_policy", format!("unknown `{policy}`"))
+                })?;
             (out, scale, policy_scale.is_some())
         }
         (Some(_), Some(_)) => return Err(ctx.fail("only one of scales and sizes may be given")),

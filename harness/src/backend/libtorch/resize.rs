@@ -20,8 +20,7 @@ use tch::Tensor;
 use super::{dims, host_floats, host_ints, is_float, norm_axis, present};
 use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpRegistry, OpResult};
 use crate::backend::resize_plan::{
-    cubic_taps, keep_aspect_len, keep_aspect_scale, linear_taps, nearest_index, source_coord,
-    Rounding,
+    cubic_taps, linear_taps, nearest_index, sizes_plan, source_coord, Rounding,
 };
 
 type X<'a> = [Option<&'a Tensor>];
@@ -116,26 +115,17 @@ fn resize(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
         if policy != "stretch" && !ctx.options.port {
             return Err(ctx.unsupported("keep_aspect_ratio_policy", format!("`{policy}`")));
         }
-        if policy == "stretch" {
-            for (i, &a) in axes.iter().enumerate() {
-                out[a] = sz[i];
-                scale[a] = sz[i] as f64 / inp[a] as f64;
-            }
-        } else {
-            // The port only needs the output size the node produces:
-            // one scale for all axes, out = round(in · scale) (spec).
-            let ratios = axes
-                .iter()
-                .zip(&sz)
-                .map(|(&a, &v)| v as f64 / inp[a] as f64);
-            let s = keep_aspect_scale(&policy, ratios).ok_or_else(|| {
-                ctx.unsupported("keep_aspect_ratio_policy", format!("`{policy}`"))
-            })?;
-            for &a in &axes {
-                out[a] = keep_aspect_len(inp[a] as f64, s) as i64;
-                scale[a] = s;
-            }
+        if sz.iter().any(|&v| v < 0) {
+            return Err(ctx.fail(format!("sizes {sz:?} must not be negative")));
         }
+        // The port only needs the output size the node produces (spec:
+        // round(in · scale) under a policy), which sizes_plan computes.
+        let dims: Vec<usize> = inp.iter().map(|&d| d as usize).collect();
+        let sizes: Vec<usize> = sz.iter().map(|&v| v as usize).collect();
+        let (o, s, _) = sizes_plan(&dims, &axes, &sizes, &policy)
+            .ok_or_else(|| ctx.unsupported("keep_aspect_ratio_policy", format!("`{policy}`")))?;
+        out = o.into_iter().map(|v| v as i64).collect();
+        scale = s;
     } else {
         let sc = scales.ok_or_else(|| ctx.fail("Resize needs scales or sizes"))?;
         if sc.len() != axes.len() {
