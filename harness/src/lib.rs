@@ -3,6 +3,10 @@
 //! so a user sees where frameworks start to differ and which convention each
 //! one follows.
 
+// The op layer first: its `spec!`/`cov!` macros are used by every backend.
+#[macro_use]
+pub mod op;
+
 pub mod app;
 pub mod backend;
 pub mod case;
@@ -13,6 +17,7 @@ pub mod fingerprint;
 pub mod graph;
 pub mod matrix;
 pub mod onnx;
+pub mod options;
 pub mod report;
 pub mod run;
 pub mod runtimes;

@@ -16,93 +16,13 @@ use std::sync::Once;
 use std::time::Instant;
 
 use super::{Device, EngineError, EngineOptions, NodeRun, NodeStatus, Trace};
-use crate::graph::{Attr, Graph, Node};
+use crate::graph::{Graph, Node};
 use crate::tensor::{DType, Tensor};
 
-/// How a backend lowered a node (shown per node in reports).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum How {
-    /// The float64 reference, written from the ONNX spec.
-    Spec,
-    /// One framework op documented to have exactly these semantics.
-    Native(String),
-    /// Several framework ops, because no single op has these semantics.
-    Composed(String),
-}
-
-impl How {
-    pub fn native(op: impl Into<String>) -> How {
-        How::Native(op.into())
-    }
-    pub fn composed(ops: impl Into<String>) -> How {
-        How::Composed(ops.into())
-    }
-    pub fn label(&self) -> String {
-        match self {
-            How::Spec => "spec".into(),
-            How::Native(op) => format!("native: {op}"),
-            How::Composed(ops) => format!("composed: {ops}"),
-        }
-    }
-}
-
-/// Why a lowering did not produce outputs.
-#[derive(Debug, Clone, PartialEq)]
-pub enum OpError {
-    /// The backend has no faithful lowering for this node (message names the attribute).
-    Unsupported(String),
-    /// The framework (or the spec's preconditions) rejected the node.
-    Failed(String),
-}
-
-impl From<String> for OpError {
-    fn from(s: String) -> Self {
-        OpError::Failed(s)
-    }
-}
-
-pub type OpResult<T> = Result<T, OpError>;
-
-/// What a lowering returns: one value per node output (`None` for optional
-/// outputs it does not produce) and how it computed them.
-pub struct Lowered<T> {
-    pub outputs: Vec<Option<T>>,
-    pub how: How,
-}
-
-impl<T> Lowered<T> {
-    pub fn one(t: T, how: How) -> Self {
-        Lowered {
-            outputs: vec![Some(t)],
-            how,
-        }
-    }
-    pub fn many(ts: Vec<T>, how: How) -> Self {
-        Lowered {
-            outputs: ts.into_iter().map(Some).collect(),
-            how,
-        }
-    }
-}
+pub use crate::op::{test_node, Coverage, How, Label, Lowered, OpCtx, OpError, OpResult};
 
 /// A lowering function: the node context and its inputs (`None` = omitted optional input).
 pub type OpFn<T> = fn(&OpCtx<'_>, &[Option<&T>]) -> OpResult<Lowered<T>>;
-
-/// A row of the generated coverage table: under `when`, the op is lowered as `label`.
-#[derive(Debug, Clone, Copy)]
-pub struct Coverage {
-    pub when: &'static str,
-    pub label: Label,
-}
-
-/// Static classification for the coverage table (`xdiff ops`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Label {
-    Spec,
-    Native(&'static str),
-    Composed(&'static str),
-    Unsupported(&'static str),
-}
 
 /// One ONNX op (for one opset range) in a backend's registry.
 pub struct OpDef<T> {
@@ -189,111 +109,6 @@ impl<T> OpRegistry<T> {
         let mut v: Vec<&OpDef<T>> = self.defs.values().flatten().collect();
         v.sort_by(|a, b| (a.op, a.since).cmp(&(b.op, b.since)));
         v
-    }
-}
-
-/// What a lowering can see of its node.
-pub struct OpCtx<'a> {
-    pub node: &'a Node,
-    pub opset: u32,
-    pub device: Device,
-    pub options: &'a EngineOptions,
-}
-
-impl OpCtx<'_> {
-    fn attr_error(&self, name: &str, what: impl std::fmt::Display) -> OpError {
-        OpError::Failed(format!("attribute `{name}`: {what}"))
-    }
-
-    fn kind_error(&self, name: &str, want: &str, got: &Attr) -> OpError {
-        self.attr_error(name, format!("expected {want}, got {}", got.kind()))
-    }
-
-    pub fn has(&self, name: &str) -> bool {
-        self.node.attrs.contains_key(name)
-    }
-
-    pub fn int(&self, name: &str, default: i64) -> OpResult<i64> {
-        match self.node.attrs.get(name) {
-            None => Ok(default),
-            Some(Attr::Int(v)) => Ok(*v),
-            Some(a) => Err(self.kind_error(name, "int", a)),
-        }
-    }
-
-    pub fn float(&self, name: &str, default: f32) -> OpResult<f32> {
-        match self.node.attrs.get(name) {
-            None => Ok(default),
-            Some(Attr::Float(v)) => Ok(*v),
-            Some(a) => Err(self.kind_error(name, "float", a)),
-        }
-    }
-
-    pub fn string(&self, name: &str, default: &str) -> OpResult<String> {
-        match self.node.attrs.get(name) {
-            None => Ok(default.to_string()),
-            Some(Attr::String(v)) => Ok(v.clone()),
-            Some(a) => Err(self.kind_error(name, "string", a)),
-        }
-    }
-
-    pub fn ints(&self, name: &str) -> OpResult<Option<Vec<i64>>> {
-        match self.node.attrs.get(name) {
-            None => Ok(None),
-            Some(Attr::Ints(v)) => Ok(Some(v.clone())),
-            Some(a) => Err(self.kind_error(name, "ints", a)),
-        }
-    }
-
-    pub fn floats(&self, name: &str) -> OpResult<Option<Vec<f32>>> {
-        match self.node.attrs.get(name) {
-            None => Ok(None),
-            Some(Attr::Floats(v)) => Ok(Some(v.clone())),
-            Some(a) => Err(self.kind_error(name, "floats", a)),
-        }
-    }
-
-    pub fn tensor(&self, name: &str) -> OpResult<Option<&Tensor>> {
-        match self.node.attrs.get(name) {
-            None => Ok(None),
-            Some(Attr::Tensor(t)) => Ok(Some(t)),
-            Some(a) => Err(self.kind_error(name, "tensor", a)),
-        }
-    }
-
-    /// `Unsupported` naming the attribute (and its value) that blocks the lowering.
-    pub fn unsupported(&self, attr: &str, why: impl std::fmt::Display) -> OpError {
-        OpError::Unsupported(format!("{} {attr}: {why}", self.node.op_type))
-    }
-
-    /// A failure naming the node's op.
-    pub fn fail(&self, why: impl std::fmt::Display) -> OpError {
-        OpError::Failed(why.to_string())
-    }
-
-    /// The `i`-th input, or a failure naming it when a required input is absent.
-    pub fn input<'t, T>(&self, inputs: &[Option<&'t T>], i: usize) -> OpResult<&'t T> {
-        inputs
-            .get(i)
-            .copied()
-            .flatten()
-            .ok_or_else(|| OpError::Failed(format!("required input #{i} is missing")))
-    }
-}
-
-/// A single node for unit tests and the fingerprint search.
-pub fn test_node(op: &str, n_inputs: usize, n_outputs: usize, attrs: Vec<(&str, Attr)>) -> Node {
-    Node {
-        index: 0,
-        name: format!("{op}_test"),
-        op_type: op.to_string(),
-        domain: String::new(),
-        inputs: (0..n_inputs).map(|i| format!("in{i}")).collect(),
-        outputs: (0..n_outputs).map(|i| format!("out{i}")).collect(),
-        attrs: attrs
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect::<BTreeMap<_, _>>(),
     }
 }
 

@@ -11,89 +11,12 @@ pub mod ort;
 pub mod reference;
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::time::Duration;
 
 use crate::graph::Graph;
 use crate::tensor::{DType, Tensor};
 
-/// Where a backend runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Device {
-    Cpu,
-    Cuda(usize),
-}
-
-impl Device {
-    /// Parses `cpu`, `cuda` (= `cuda:0`) or `cuda:N`.
-    pub fn parse(s: &str) -> Option<Device> {
-        match s {
-            "cpu" => Some(Device::Cpu),
-            "cuda" => Some(Device::Cuda(0)),
-            _ => s.strip_prefix("cuda:")?.parse().ok().map(Device::Cuda),
-        }
-    }
-}
-
-impl fmt::Display for Device {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Device::Cpu => f.write_str("cpu"),
-            Device::Cuda(n) => write!(f, "cuda:{n}"),
-        }
-    }
-}
-
-/// ONNX Runtime graph optimization level (a case option, shown in reports).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OptLevel {
-    Disable,
-    Basic,
-    Extended,
-    All,
-}
-
-impl OptLevel {
-    pub fn name(self) -> &'static str {
-        match self {
-            OptLevel::Disable => "disable",
-            OptLevel::Basic => "basic",
-            OptLevel::Extended => "extended",
-            OptLevel::All => "all",
-        }
-    }
-}
-
-/// Options a case passes to every engine; each engine reads what concerns it
-/// and reports what it actually used in [`Session::settings`].
-#[derive(Debug, Clone)]
-pub struct EngineOptions {
-    pub device: Device,
-    pub ort_optimization: OptLevel,
-    /// libtorch/ORT TF32 for matmul and convolution on CUDA; `None` = framework default.
-    pub tf32: Option<bool>,
-    /// Intra-op threads (0 = the framework's default).
-    pub threads: usize,
-    /// Idiomatic-port lowering (issue 5): every Resize/Upsample node is
-    /// lowered the way a typical port writes it (`F.interpolate` defaults in
-    /// libtorch, `upsample_*` from the output size in candle), whatever its
-    /// attributes; every other node lowers as usual. Read by the libtorch and
-    /// candle resize lowerings; the lane is named `<backend>:port`.
-    pub port: bool,
-}
-
-impl Default for EngineOptions {
-    fn default() -> Self {
-        EngineOptions {
-            device: Device::Cpu,
-            ort_optimization: OptLevel::All,
-            tf32: None,
-            threads: 0,
-            port: false,
-        }
-    }
-}
+pub use crate::options::{Device, EngineOptions, OptLevel};
 
 /// What happened to one node in one backend.
 #[derive(Debug, Clone, PartialEq)]

@@ -17,15 +17,6 @@
 //! uint16 and uint64 have no candle dtype with identical semantics and are
 //! rejected.
 
-/// A static coverage table: `cov!["when" => Label::Native("op"), ...]`.
-macro_rules! cov {
-    ($($when:expr => $label:expr),* $(,)?) => {{
-        const C: &[$crate::backend::interp::Coverage] =
-            &[$($crate::backend::interp::Coverage { when: $when, label: $label }),*];
-        C
-    }};
-}
-
 mod elementwise;
 mod linalg;
 mod nn;
@@ -168,6 +159,24 @@ pub(crate) fn host_floats(t: &CTensor) -> OpResult<Vec<f64>> {
         .and_then(|t| t.to_dtype(CDType::F64))
         .and_then(|t| t.to_vec1::<f64>())
         .ce()
+}
+
+impl crate::op::HostView for CTensor {
+    fn dims(&self) -> Vec<usize> {
+        CTensor::dims(self).to_vec()
+    }
+    fn host_ints(&self) -> OpResult<Vec<i64>> {
+        host_ints(self)
+    }
+    fn host_floats(&self) -> OpResult<Vec<f64>> {
+        host_floats(self)
+    }
+    fn is_float(&self) -> bool {
+        is_float(self)
+    }
+    fn numel(&self) -> usize {
+        self.elem_count()
+    }
 }
 
 /// Normalizes a possibly negative axis.

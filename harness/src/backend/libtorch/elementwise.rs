@@ -6,7 +6,7 @@
 use tch::{Kind, Tensor};
 
 use super::{is_float, kind_of};
-use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpRegistry, OpResult};
+use crate::backend::interp::{How, Label, Lowered, OpCtx, OpRegistry, OpResult};
 use crate::tensor::DType;
 
 type X<'a> = [Option<&'a Tensor>];

@@ -2,7 +2,7 @@
 
 use tch::Tensor;
 
-use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpRegistry, OpResult};
+use crate::backend::interp::{How, Label, Lowered, OpCtx, OpRegistry, OpResult};
 
 type X<'a> = [Option<&'a Tensor>];
 

@@ -13,20 +13,6 @@
 //! sizes) are read back with `Vec::<i64>::try_from`; data tensors stay in
 //! libtorch on the session's device.
 
-/// Coverage rows: `cov!["when" => Label::Native("op"), ...]`.
-macro_rules! cov {
-    ($($when:expr => $label:expr),* $(,)?) => {
-        &[$(Coverage { when: $when, label: $label }),*]
-    };
-}
-
-/// The ONNX operator page of `op`.
-macro_rules! spec {
-    ($op:literal) => {
-        concat!("https://onnx.ai/onnx/operators/onnx__", $op, ".html")
-    };
-}
-
 mod elementwise;
 mod linalg;
 mod nn;
@@ -311,6 +297,24 @@ pub(crate) fn wants_output(ctx: &OpCtx, i: usize) -> bool {
 /// both by `""` and, for Resize scales/sizes, by an empty tensor).
 pub(crate) fn present<'t>(x: &[Option<&'t tch::Tensor>], i: usize) -> Option<&'t tch::Tensor> {
     x.get(i).copied().flatten().filter(|t| t.numel() > 0)
+}
+
+impl crate::op::HostView for tch::Tensor {
+    fn dims(&self) -> Vec<usize> {
+        self.size().iter().map(|&d| d as usize).collect()
+    }
+    fn host_ints(&self) -> OpResult<Vec<i64>> {
+        host_ints(self)
+    }
+    fn host_floats(&self) -> OpResult<Vec<f64>> {
+        host_floats(self)
+    }
+    fn is_float(&self) -> bool {
+        is_float(self).unwrap_or(false)
+    }
+    fn numel(&self) -> usize {
+        tch::Tensor::numel(self)
+    }
 }
 
 // ---- engine and session ----------------------------------------------------

@@ -7,7 +7,7 @@
 use tch::{Kind, Tensor};
 
 use super::{conv_tf32, dims, norm_axis, wants_output};
-use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpRegistry, OpResult};
+use crate::backend::interp::{How, Label, Lowered, OpCtx, OpRegistry, OpResult};
 
 type X<'a> = [Option<&'a Tensor>];
 

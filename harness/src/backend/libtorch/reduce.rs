@@ -3,7 +3,7 @@
 use tch::{Kind, Tensor};
 
 use super::{dims, host_ints, is_float, norm_axis};
-use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpRegistry, OpResult};
+use crate::backend::interp::{How, Label, Lowered, OpCtx, OpRegistry, OpResult};
 
 type X<'a> = [Option<&'a Tensor>];
 

@@ -5,7 +5,7 @@
 use tch::{Kind, Tensor};
 
 use super::{dims, host_floats, host_ints, norm_axis, present, upload};
-use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpRegistry, OpResult};
+use crate::backend::interp::{How, Label, Lowered, OpCtx, OpRegistry, OpResult};
 use crate::tensor::{DType, Tensor as HostTensor};
 
 type X<'a> = [Option<&'a Tensor>];

@@ -108,6 +108,24 @@ impl RefTensor {
     }
 }
 
+impl crate::op::HostView for RefTensor {
+    fn dims(&self) -> Vec<usize> {
+        self.shape().to_vec()
+    }
+    fn host_ints(&self) -> OpResult<Vec<i64>> {
+        self.ints()
+    }
+    fn host_floats(&self) -> OpResult<Vec<f64>> {
+        match &self.data {
+            Tensor::F64(a) => Ok(a.iter().copied().collect()),
+            t => Ok(t.to_f64_vec()),
+        }
+    }
+    fn is_float(&self) -> bool {
+        self.dtype.is_float()
+    }
+}
+
 /// The reference engine (CPU only: it is plain Rust).
 pub struct ReferenceEngine;
 
