@@ -19,6 +19,10 @@ use serde::Serialize;
 
 use crate::backend::reference::{run_op, RefTensor};
 use crate::graph::{Attr, Node};
+use crate::op::normalize_axis;
+use crate::op::resize::{CoordMode, Mode, NearestMode, ResizeAttrs};
+use crate::op::OpCtx;
+use crate::options::{Device, EngineOptions};
 use crate::tensor::{DType, Tensor};
 
 /// What the search found for one diverged output.
@@ -187,7 +191,11 @@ fn attr_float(node: &Node, name: &str, default: f32) -> f32 {
 
 /// A float dim whose model label is the matching candidate's spelling.
 fn float_dim(node: &Node, name: &'static str, default: f32, candidates: &[&str]) -> Dim {
-    let v = attr_float(node, name, default);
+    float_dim_of(name, attr_float(node, name, default), candidates)
+}
+
+/// A float dim with model value `v`, labelled with the matching candidate's spelling.
+fn float_dim_of(name: &'static str, v: f32, candidates: &[&str]) -> Dim {
     let model = candidates
         .iter()
         .find(|c| c.parse::<f32>().ok() == Some(v))
@@ -232,7 +240,7 @@ pub fn space(node: &Node, opset: u32, inputs: &[Option<&RefTensor>]) -> Option<S
         apply: no_pseudo,
     };
     match node.op_type.as_str() {
-        "Resize" if opset >= 11 => Some(resize_space(node, opset, inputs)),
+        "Resize" if opset >= 11 => resize_space(node, opset, inputs),
         "MaxPool" | "AveragePool" => {
             let mut dims = Vec::new();
             if opset >= 10 {
@@ -296,60 +304,40 @@ pub fn space(node: &Node, opset: u32, inputs: &[Option<&RefTensor>]) -> Option<S
     }
 }
 
-fn resize_space(node: &Node, opset: u32, inputs: &[Option<&RefTensor>]) -> Space {
-    // The reference's resize module is private to the backend; its
-    // CoordMode::opsets table is mirrored here.
-    let modes = ["nearest", "linear", "cubic"];
-    let model_ctm = attr_string(node, "coordinate_transformation_mode", "half_pixel");
-    let ctms: Vec<&str> = [
-        ("half_pixel", 11, u32::MAX),
-        ("half_pixel_symmetric", 19, u32::MAX),
-        ("pytorch_half_pixel", 11, u32::MAX),
-        ("align_corners", 11, u32::MAX),
-        ("asymmetric", 11, u32::MAX),
-        ("tf_half_pixel_for_nn", 11, 17),
-        ("tf_crop_and_resize", 11, u32::MAX),
-    ]
-    .into_iter()
-    .filter(|&(c, lo, hi)| {
-        (lo..=hi).contains(&opset) && (c != "tf_crop_and_resize" || model_ctm == c)
-    })
-    .map(|(c, _, _)| c)
-    .collect();
-    let nms = ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"];
+/// Resize's space, from the op layer's decode of the node (the model's
+/// values) and its enums (the candidates): every mode, every coordinate mode
+/// the opset defines (tf_crop_and_resize only when the model uses it: it
+/// needs a roi), every nearest_mode, the cubic coefficients frameworks use,
+/// and scales vs sizes. `None` when the node does not decode.
+fn resize_space(node: &Node, opset: u32, inputs: &[Option<&RefTensor>]) -> Option<Space> {
+    let options = EngineOptions::default();
+    let ctx = OpCtx {
+        node,
+        opset,
+        device: Device::Cpu,
+        options: &options,
+    };
+    let a = ResizeAttrs::decode(&ctx, inputs).ok()?;
+    let modes: Vec<&str> = Mode::ALL.iter().map(|m| m.name()).collect();
+    let ctms: Vec<&str> = CoordMode::ALL
+        .iter()
+        .filter(|&&c| c.defined_at(opset) && (c != CoordMode::TfCropAndResize || a.coord == c))
+        .map(|c| c.name())
+        .collect();
+    let nms: Vec<&str> = NearestMode::ALL.iter().map(|m| m.name()).collect();
+    // Resize-11 and later always have a nearest_mode (None is Resize-10's rule).
+    let nearest = a.nearest_mode?.name();
     let mut dims = vec![
-        Dim::new(
-            "mode",
-            Kind::Str,
-            attr_string(node, "mode", "nearest"),
-            &modes,
-        ),
-        Dim::new(
-            "coordinate_transformation_mode",
-            Kind::Str,
-            model_ctm,
-            &ctms,
-        ),
-        Dim::new(
-            "nearest_mode",
-            Kind::Str,
-            attr_string(node, "nearest_mode", "round_prefer_floor"),
-            &nms,
-        ),
-        float_dim(node, "cubic_coeff_a", -0.75, &["-0.75", "-0.5"]),
-        int_dim(node, "exclude_outside", 0, &["0", "1"]),
+        Dim::new(Mode::ATTR, Kind::Str, a.mode.name().into(), &modes),
+        Dim::new(CoordMode::ATTR, Kind::Str, a.coord.name().into(), &ctms),
+        Dim::new(NearestMode::ATTR, Kind::Str, nearest.into(), &nms),
+        float_dim_of("cubic_coeff_a", a.cubic_coeff_a as f32, &["-0.75", "-0.5"]),
+        bool_dim("exclude_outside", a.exclude_outside),
     ];
     if opset >= 18 {
-        dims.push(int_dim(node, "antialias", 0, &["0", "1"]));
+        dims.push(bool_dim("antialias", a.antialias));
     }
-    let has = |i: usize| {
-        inputs
-            .get(i)
-            .copied()
-            .flatten()
-            .is_some_and(|t| !t.shape().contains(&0))
-    };
-    let via = if has(3) { "sizes" } else { "scales" };
+    let via = if a.scales_given { "scales" } else { "sizes" };
     dims.push(Dim::new(
         "via",
         Kind::Pseudo,
@@ -365,11 +353,16 @@ fn resize_space(node: &Node, opset: u32, inputs: &[Option<&RefTensor>]) -> Space
             _ => true,
         }
     }
-    Space {
+    Some(Space {
         dims,
         relevant,
         apply: resize_apply,
-    }
+    })
+}
+
+/// A 0/1 int dim.
+fn bool_dim(name: &'static str, model: bool) -> Dim {
+    Dim::new(name, Kind::Int, (model as i64).to_string(), &["0", "1"])
 }
 
 /// `via`: emulate "scale from the sizes ratio" vs "the given scales" by
@@ -389,17 +382,17 @@ fn resize_apply(
     if in_shape.len() != out_shape.len() {
         return None;
     }
-    let rank = in_shape.len() as i64;
     let axes: Vec<usize> = match node.attrs.get("axes") {
         Some(Attr::Ints(a)) => a
             .iter()
-            .map(|&v| if v < 0 { v + rank } else { v } as usize)
-            .collect(),
+            .map(|&v| {
+                normalize_axis(v, in_shape.len())
+                    .ok()
+                    .filter(|&a| a < in_shape.len())
+            })
+            .collect::<Option<_>>()?,
         _ => (0..in_shape.len()).collect(),
     };
-    if axes.iter().any(|&a| a >= in_shape.len()) {
-        return None;
-    }
     inputs.resize(4, None);
     while node.inputs.len() < 4 {
         node.inputs.push(String::new());

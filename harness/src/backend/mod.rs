@@ -126,4 +126,3 @@ pub mod libtorch;
 pub mod candle;
 
 pub mod interp;
-pub mod resize_plan;

@@ -23,6 +23,8 @@ use crate::graph::{Attr, Node};
 use crate::options::{Device, EngineOptions};
 use crate::tensor::Tensor;
 
+pub mod resize;
+
 /// How a backend lowered a node (shown per node in reports).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum How {

@@ -7,14 +7,17 @@
 //! host in f64 from the ONNX formulas and applied per axis with
 //! `index_select` (+ a lerp for linear). Cubic and antialias have no candle
 //! op and are unsupported.
+//!
+//! The node is decoded once by [`ResizeAttrs::decode`] (`op/resize.rs`), so
+//! Resize-10/Upsample nearest follows the same rule as every other backend
+//! (floor when upscaling, ceil when downscaling); this file only picks and
+//! calls candle ops.
 
 use candle_core::Tensor;
 
-use super::{host_floats, host_ints, index_tensor, keep_bool, Ce};
+use super::{index_tensor, keep_bool, Ce};
 use crate::backend::interp::{How, Label::*, Lowered, OpCtx, OpDef, OpRegistry, OpResult};
-use crate::backend::resize_plan::{
-    linear_taps, nearest_indices, sizes_plan, source_coord, Rounding,
-};
+use crate::op::resize::{linear_taps, CoordMode, Mode, NearestMode, ResizeAttrs};
 
 type In<'a> = [Option<&'a Tensor>];
 type Out = OpResult<Lowered<Tensor>>;
@@ -53,7 +56,7 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
         op: "Upsample",
         since: 7,
         until: 8,
-        run: upsample,
+        run: resize,
         spec,
         coverage,
     });
@@ -61,34 +64,125 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
         op: "Upsample",
         since: 9,
         until: 9,
-        run: upsample,
+        run: resize,
         spec,
         coverage,
     });
 }
 
-/// Everything that decides a resize, after reading inputs and attributes.
-struct Plan {
-    mode: String,
-    coord: String,
-    nearest: String,
-    /// Output length and scale (for coordinates) per axis.
-    out: Vec<usize>,
-    scale: Vec<f64>,
-    /// Whether the scales came from the `scales` input (candle's
-    /// `*_with_scale` ops follow 1/scale, the size ops in/out).
-    from_scales: bool,
+/// Resize-10 (scales only, asymmetric), Resize-11/13 (roi, scales, sizes),
+/// Resize-18/19 (axes, antialias, keep_aspect_ratio_policy,
+/// half_pixel_symmetric) and Upsample-7/9: the decoded node, lowered to a
+/// native candle op where one has these semantics, else composed.
+fn resize(ctx: &OpCtx, x: &In) -> Out {
+    let input = ctx.input(x, 0)?;
+    let a = ResizeAttrs::decode(ctx, x)?;
+    // The idiomatic port ignores roi (and every other convention attribute).
+    if ctx.options.port {
+        return port(ctx, input, &a);
+    }
+    if a.coord == CoordMode::TfCropAndResize {
+        return Err(ctx.unsupported(
+            "coordinate_transformation_mode",
+            "tf_crop_and_resize (roi) has no candle op",
+        ));
+    }
+    if a.antialias_applies() {
+        return Err(ctx.unsupported(
+            "antialias",
+            "1 when downscaling: candle has no antialiased resize",
+        ));
+    }
+    match a.mode {
+        Mode::Nearest => match native_nearest(input, &a)? {
+            Some(l) => Ok(l),
+            None => Ok(Lowered::one(
+                nearest_composed(input, &a)?,
+                How::composed("index_select per axis"),
+            )),
+        },
+        Mode::Linear => match native_linear(input, &a)? {
+            Some(l) => Ok(l),
+            None if !input.dtype().is_float() => {
+                Err(ctx.unsupported("mode", "linear resize of an integer tensor"))
+            }
+            None => Ok(Lowered::one(
+                linear_composed(input, &a)?,
+                How::composed("index_select, affine lerp per axis"),
+            )),
+        },
+        Mode::Cubic => Err(ctx.unsupported("mode", "cubic: candle has no bicubic interpolation")),
+    }
+}
+
+/// N and C keep their length (candle's upsample ops resize the spatial axes
+/// of N, C, ... input) and no spatial output is empty.
+fn spatial_only(x: &Tensor, a: &ResizeAttrs) -> bool {
+    x.rank() >= 3
+        && a.plan[..2].iter().all(|p| p.len_out == p.len_in)
+        && a.plan[2..].iter().all(|p| p.len_out > 0)
+}
+
+/// candle's `upsample_nearest{1,2}d` (asymmetric, floor, index ⌊k·in/out⌋):
+/// equal to ONNX ⌊k/scale⌋ when coordinates map with out/in, or the given
+/// scale is exactly out/in.
+fn native_nearest(x: &Tensor, a: &ResizeAttrs) -> OpResult<Option<Lowered<Tensor>>> {
+    let asym_floor =
+        a.coord == CoordMode::Asymmetric && a.plan.iter().all(|p| p.nearest == NearestMode::Floor);
+    let exact = a.plan[2..]
+        .iter()
+        .all(|p| p.len_out as f64 == p.len_in as f64 * p.scale);
+    if !asym_floor || !spatial_only(x, a) || (a.scale_is_given() && !exact) {
+        return Ok(None);
+    }
+    let out = a.len_out();
+    let (y, op) = match x.rank() {
+        4 => (
+            x.upsample_nearest2d(out[2], out[3]).ce()?,
+            "upsample_nearest2d",
+        ),
+        3 => (x.upsample_nearest1d(out[2]).ce()?, "upsample_nearest1d"),
+        _ => return Ok(None),
+    };
+    Ok(Some(Lowered::one(keep_bool(x, y), How::native(op))))
+}
+
+/// candle's `upsample_bilinear2d` (half_pixel from sizes, or align_corners)
+/// and `upsample_bilinear2d_with_scale` (half_pixel from given scales with
+/// out = ⌊in·scale⌋), on 4-D input.
+fn native_linear(x: &Tensor, a: &ResizeAttrs) -> OpResult<Option<Lowered<Tensor>>> {
+    if x.rank() != 4 || !spatial_only(x, a) {
+        return Ok(None);
+    }
+    let (h, w) = (&a.plan[2], &a.plan[3]);
+    let half = a.coord == CoordMode::HalfPixel
+        || (a.coord == CoordMode::PytorchHalfPixel && h.len_out > 1 && w.len_out > 1);
+    let floor_out = [h, w]
+        .iter()
+        .all(|p| p.len_out == (p.len_in as f64 * p.scale).floor() as usize);
+    let (y, op) = if a.coord == CoordMode::AlignCorners {
+        let y = x.upsample_bilinear2d(h.len_out, w.len_out, true).ce()?;
+        (y, "upsample_bilinear2d(align_corners=true)")
+    } else if half && !a.scale_is_given() {
+        let y = x.upsample_bilinear2d(h.len_out, w.len_out, false).ce()?;
+        (y, "upsample_bilinear2d(align_corners=false)")
+    } else if half && floor_out {
+        let y = x
+            .upsample_bilinear2d_with_scale(h.scale, w.scale, false)
+            .ce()?;
+        (y, "upsample_bilinear2d_with_scale")
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(Lowered::one(y, How::native(op))))
 }
 
 /// Composed nearest: one `index_select` per resized axis.
-fn nearest_composed(x: &Tensor, p: &Plan) -> OpResult<Tensor> {
+fn nearest_composed(x: &Tensor, a: &ResizeAttrs) -> OpResult<Tensor> {
     let mut y = x.clone();
     for ax in 0..x.rank() {
-        let len_in = x.dims()[ax];
-        // Unrecognised nearest modes round as round_prefer_floor.
-        let rounding = Rounding::parse(&p.nearest).unwrap_or(Rounding::RoundPreferFloor);
-        let idx = nearest_indices(&p.coord, rounding, p.scale[ax], len_in, p.out[ax]);
-        if idx.len() == len_in && idx.iter().enumerate().all(|(i, &v)| v == i as i64) {
+        let idx = a.nearest_indices(ax);
+        if idx.len() == a.plan[ax].len_in && idx.iter().enumerate().all(|(i, &v)| v == i as i64) {
             continue;
         }
         y = y
@@ -102,53 +196,44 @@ fn nearest_composed(x: &Tensor, p: &Plan) -> OpResult<Tensor> {
 
 /// Composed n-linear: per axis, lerp between the two neighbours
 /// (coordinates clamped to [0, in-1], as the spec's edge padding does).
-fn linear_composed(x: &Tensor, p: &Plan) -> OpResult<Tensor> {
+fn linear_composed(x: &Tensor, a: &ResizeAttrs) -> OpResult<Tensor> {
     let mut y = x.clone();
-    for ax in 0..x.rank() {
-        let len_in = x.dims()[ax];
-        let len_out = p.out[ax];
-        if len_in == len_out
-            && p.coord != "tf_half_pixel_for_nn"
-            && (p.scale[ax] - 1.0).abs() < f64::EPSILON
+    for (ax, p) in a.plan.iter().enumerate() {
+        if p.len_in == p.len_out
+            && a.coord != CoordMode::TfHalfPixelForNn
+            && (p.scale - 1.0).abs() < f64::EPSILON
         {
             continue;
         }
-        let mut i0 = Vec::with_capacity(len_out);
-        let mut i1 = Vec::with_capacity(len_out);
-        let mut w = Vec::with_capacity(len_out);
-        for o in 0..len_out {
-            let c = source_coord(
-                &p.coord,
-                o as f64,
-                p.scale[ax],
-                len_in as f64,
-                len_out as f64,
-            )
-            .clamp(0.0, (len_in - 1) as f64);
-            let (a, b, r) = linear_taps(c, len_in as i64);
-            i0.push(a);
-            i1.push(b);
+        let mut i0 = Vec::with_capacity(p.len_out);
+        let mut i1 = Vec::with_capacity(p.len_out);
+        let mut w = Vec::with_capacity(p.len_out);
+        for o in 0..p.len_out {
+            let c = p.source_coord(a.coord, o).clamp(0.0, (p.len_in - 1) as f64);
+            let (lo, hi, r) = linear_taps(c, p.len_in as i64);
+            i0.push(lo);
+            i1.push(hi);
             w.push(r);
         }
         let mut shape = vec![1; x.rank()];
-        shape[ax] = len_out;
+        shape[ax] = p.len_out;
         let w = Tensor::from_vec(w, shape.as_slice(), x.device())
             .and_then(|t| t.to_dtype(x.dtype()))
             .ce()?;
-        let a = y
+        let lo = y
             .contiguous()
             .ce()?
             .index_select(&index_tensor(i0)?, ax)
             .ce()?;
-        let b = y
+        let hi = y
             .contiguous()
             .ce()?
             .index_select(&index_tensor(i1)?, ax)
             .ce()?;
-        // a + (b - a)·w
-        y = (&b - &a)
+        // lo + (hi - lo)·w
+        y = (&hi - &lo)
             .and_then(|d| d.broadcast_mul(&w))
-            .and_then(|t| t + &a)
+            .and_then(|t| t + &lo)
             .ce()?;
     }
     Ok(y)
@@ -158,41 +243,44 @@ fn linear_composed(x: &Tensor, p: &Plan) -> OpResult<Tensor> {
 /// writes, candle's `upsample_nearest2d(h, w)` / `upsample_bilinear2d(h, w,
 /// false)` from the ONNX output size, whatever the node's coordinate mode,
 /// nearest rounding, antialias or roi. Cubic has no candle op.
-fn port(ctx: &OpCtx, x: &Tensor, p: &Plan) -> Out {
+fn port(ctx: &OpCtx, x: &Tensor, a: &ResizeAttrs) -> Out {
     let r = x.rank();
-    let dims = x.dims();
-    if p.mode == "cubic" {
+    let out = a.len_out();
+    if a.mode == Mode::Cubic {
         return Err(ctx.unsupported(
             "mode",
             "cubic: idiomatic port: candle has no bicubic interpolation",
         ));
     }
-    if r < 3 || dims[0] != p.out[0] || dims[1] != p.out[1] {
+    if r < 3 || a.plan[..2].iter().any(|p| p.len_out != p.len_in) {
         return Err(ctx.unsupported(
             "scales",
             format!(
-                "idiomatic port: candle's upsample ops resize the spatial axes of N, C, ... input only ({dims:?} -> {:?})",
-                p.out
+                "idiomatic port: candle's upsample ops resize the spatial axes of N, C, ... input only ({:?} -> {out:?})",
+                x.dims()
             ),
         ));
     }
-    if p.out[2..].contains(&0) {
-        return Err(ctx.fail(format!("cannot resize to {:?}", p.out)));
+    if out[2..].contains(&0) {
+        return Err(ctx.fail(format!("cannot resize to {out:?}")));
     }
-    let (y, op) = match (p.mode.as_str(), r) {
-        ("nearest", 4) => (
-            x.upsample_nearest2d(p.out[2], p.out[3]).ce()?,
+    let (y, op) = match (a.mode, r) {
+        (Mode::Nearest, 4) => (
+            x.upsample_nearest2d(out[2], out[3]).ce()?,
             "upsample_nearest2d",
         ),
-        ("nearest", 3) => (x.upsample_nearest1d(p.out[2]).ce()?, "upsample_nearest1d"),
-        ("linear" | "bilinear", 4) => (
-            x.upsample_bilinear2d(p.out[2], p.out[3], false).ce()?,
+        (Mode::Nearest, 3) => (x.upsample_nearest1d(out[2]).ce()?, "upsample_nearest1d"),
+        (Mode::Linear, 4) => (
+            x.upsample_bilinear2d(out[2], out[3], false).ce()?,
             "upsample_bilinear2d(align_corners=false)",
         ),
         (m, _) => {
             return Err(ctx.unsupported(
                 "mode",
-                format!("{m} on rank {r}: idiomatic port: candle has no such upsample op"),
+                format!(
+                    "{} on rank {r}: idiomatic port: candle has no such upsample op",
+                    m.name()
+                ),
             ))
         }
     };
@@ -200,223 +288,6 @@ fn port(ctx: &OpCtx, x: &Tensor, p: &Plan) -> Out {
         keep_bool(x, y),
         How::native(format!("{op} (idiomatic port)")),
     ))
-}
-
-/// Runs the plan on candle's native op where one matches, else composed.
-fn execute(ctx: &OpCtx, x: &Tensor, p: &Plan) -> Out {
-    if ctx.options.port {
-        return port(ctx, x, p);
-    }
-    let r = x.rank();
-    let dims = x.dims();
-    let lead_same = r >= 3 && dims[0] == p.out[0] && dims[1] == p.out[1];
-    let exact = |ax: usize| p.out[ax] as f64 == dims[ax] as f64 * p.scale[ax];
-    match p.mode.as_str() {
-        "nearest" => {
-            let asym_floor = p.coord == "asymmetric" && p.nearest == "floor";
-            // candle picks ⌊k·in/out⌋; ONNX ⌊k/scale⌋: equal when out = in·scale exactly.
-            let same_scale = !p.from_scales || (2..r).all(exact);
-            if asym_floor && lead_same && same_scale && p.out[2..].iter().all(|&o| o > 0) {
-                if r == 4 {
-                    let y = x.upsample_nearest2d(p.out[2], p.out[3]).ce()?;
-                    return Ok(Lowered::one(
-                        keep_bool(x, y),
-                        How::native("upsample_nearest2d"),
-                    ));
-                }
-                if r == 3 {
-                    let y = x.upsample_nearest1d(p.out[2]).ce()?;
-                    return Ok(Lowered::one(
-                        keep_bool(x, y),
-                        How::native("upsample_nearest1d"),
-                    ));
-                }
-            }
-            Ok(Lowered::one(
-                nearest_composed(x, p)?,
-                How::composed("index_select per axis"),
-            ))
-        }
-        "linear" | "bilinear" => {
-            if r == 4 && lead_same && p.out[2] > 0 && p.out[3] > 0 {
-                let half = p.coord == "half_pixel"
-                    || (p.coord == "pytorch_half_pixel" && p.out[2] > 1 && p.out[3] > 1);
-                if p.coord == "align_corners" {
-                    let y = x.upsample_bilinear2d(p.out[2], p.out[3], true).ce()?;
-                    return Ok(Lowered::one(
-                        y,
-                        How::native("upsample_bilinear2d(align_corners=true)"),
-                    ));
-                }
-                if half && !p.from_scales {
-                    let y = x.upsample_bilinear2d(p.out[2], p.out[3], false).ce()?;
-                    return Ok(Lowered::one(
-                        y,
-                        How::native("upsample_bilinear2d(align_corners=false)"),
-                    ));
-                }
-                let floor_out =
-                    |ax: usize| p.out[ax] == (dims[ax] as f64 * p.scale[ax]).floor() as usize;
-                if half && p.from_scales && floor_out(2) && floor_out(3) {
-                    let y = x
-                        .upsample_bilinear2d_with_scale(p.scale[2], p.scale[3], false)
-                        .ce()?;
-                    return Ok(Lowered::one(
-                        y,
-                        How::native("upsample_bilinear2d_with_scale"),
-                    ));
-                }
-            }
-            if !x.dtype().is_float() {
-                return Err(ctx.unsupported("mode", "linear resize of an integer tensor"));
-            }
-            Ok(Lowered::one(
-                linear_composed(x, p)?,
-                How::composed("index_select, affine lerp per axis"),
-            ))
-        }
-        "cubic" => Err(ctx.unsupported("mode", "cubic: candle has no bicubic interpolation")),
-        other => Err(ctx.unsupported("mode", format!("unknown mode `{other}`"))),
-    }
-}
-
-/// Output sizes and scales from `scales` (out = ⌊in·scale⌋).
-fn from_scales(ctx: &OpCtx, dims: &[usize], scales: &[f64]) -> OpResult<(Vec<usize>, Vec<f64>)> {
-    if scales.len() != dims.len() {
-        return Err(ctx.fail(format!("{} scales for rank {}", scales.len(), dims.len())));
-    }
-    if scales.iter().any(|&s| s <= 0.0) {
-        return Err(ctx.fail(format!("scales {scales:?} must be positive")));
-    }
-    let out = dims
-        .iter()
-        .zip(scales)
-        .map(|(&d, &s)| (d as f64 * s).floor() as usize)
-        .collect();
-    Ok((out, scales.to_vec()))
-}
-
-/// Resize-10 (scales only, asymmetric), Resize-11/13 (roi, scales, sizes),
-/// Resize-18/19 (axes, antialias, keep_aspect_ratio_policy, half_pixel_symmetric).
-fn resize(ctx: &OpCtx, x: &In) -> Out {
-    let a = ctx.input(x, 0)?;
-    let dims = a.dims().to_vec();
-    let r = dims.len();
-    let mode = ctx.string("mode", "nearest")?;
-    if ctx.opset == 10 {
-        let scales = host_floats(ctx.input(x, 1)?)?;
-        let (out, scale) = from_scales(ctx, &dims, &scales)?;
-        // Resize-10 maps output x to x/scale; nearest takes the floor, as Upsample did.
-        let p = Plan {
-            mode,
-            coord: "asymmetric".into(),
-            nearest: "floor".into(),
-            out,
-            scale,
-            from_scales: true,
-        };
-        return execute(ctx, a, &p);
-    }
-    let coord = ctx.string("coordinate_transformation_mode", "half_pixel")?;
-    // The idiomatic port ignores roi (and every other convention attribute).
-    if coord == "tf_crop_and_resize" && !ctx.options.port {
-        return Err(ctx.unsupported(
-            "coordinate_transformation_mode",
-            "tf_crop_and_resize (roi) has no candle op",
-        ));
-    }
-    let nearest = ctx.string("nearest_mode", "round_prefer_floor")?;
-    let axes: Vec<usize> = match ctx.ints("axes")? {
-        Some(v) => v
-            .iter()
-            .map(|&i| super::axis(i, r))
-            .collect::<OpResult<_>>()?,
-        None => (0..r).collect(),
-    };
-    let scales_in = x.get(2).copied().flatten().filter(|t| t.elem_count() > 0);
-    let sizes_in = x.get(3).copied().flatten().filter(|t| t.elem_count() > 0);
-    let (out, scale, from_scales) = match (scales_in, sizes_in) {
-        (Some(s), None) => {
-            let sub = host_floats(s)?;
-            if sub.len() != axes.len() {
-                return Err(ctx.fail(format!("{} scales for axes {axes:?}", sub.len())));
-            }
-            let mut full = vec![1.0; r];
-            for (&ax, &v) in axes.iter().zip(&sub) {
-                full[ax] = v;
-            }
-            let (o, s) = from_scales(ctx, &dims, &full)?;
-            (o, s, true)
-        }
-        (None, Some(s)) => {
-            let sub = host_ints(s)?;
-            if sub.len() != axes.len() || sub.iter().any(|&v| v < 0) {
-                return Err(ctx.fail(format!("sizes {sub:?} for axes {axes:?}")));
-            }
-            let policy = ctx.string("keep_aspect_ratio_policy", "stretch")?;
-            let sizes: Vec<usize> = sub.iter().map(|&v| v as usize).collect();
-            // Under keep_aspect_ratio_policy the spec maps coordinates with the
-            // policy's scale, not out/in: treat it like a given scale.
-            let (out, scale, policy_scale) =
-                sizes_plan(&dims, &axes, &sizes, &policy).ok_or_else(|| {
-                    ctx.unsupported("keep_aspect_ratio_policy", format!("unknown `{policy}`"))
-                })?;
-            (out, scale, policy_scale.is_some())
-        }
-        (Some(_), Some(_)) => return Err(ctx.fail("only one of scales and sizes may be given")),
-        (None, None) => return Err(ctx.fail("one of scales and sizes is required")),
-    };
-    if ctx.int("antialias", 0)? != 0
-        && mode != "nearest"
-        && scale.iter().any(|&s| s < 1.0)
-        && !ctx.options.port
-    {
-        return Err(ctx.unsupported(
-            "antialias",
-            "1 when downscaling: candle has no antialiased resize",
-        ));
-    }
-    if dims.contains(&0) && out.iter().zip(&dims).any(|(&o, &d)| d == 0 && o > 0) {
-        return Err(ctx.fail("cannot resize an empty axis to a non-empty one"));
-    }
-    execute(
-        ctx,
-        a,
-        &Plan {
-            mode,
-            coord,
-            nearest,
-            out,
-            scale,
-            from_scales,
-        },
-    )
-}
-
-/// Upsample-7 (scales attribute) / Upsample-9 (scales input): asymmetric,
-/// nearest takes the floor.
-fn upsample(ctx: &OpCtx, x: &In) -> Out {
-    let a = ctx.input(x, 0)?;
-    let scales: Vec<f64> = if ctx.opset < 9 {
-        ctx.floats("scales")?
-            .ok_or_else(|| ctx.fail("attribute `scales` is required"))?
-            .iter()
-            .map(|&v| v as f64)
-            .collect()
-    } else {
-        host_floats(ctx.input(x, 1)?)?
-    };
-    let (out, scale) = from_scales(ctx, a.dims(), &scales)?;
-    let mode = ctx.string("mode", "nearest")?;
-    let p = Plan {
-        mode,
-        coord: "asymmetric".into(),
-        nearest: "floor".into(),
-        out,
-        scale,
-        from_scales: true,
-    };
-    execute(ctx, a, &p)
 }
 
 #[cfg(test)]
@@ -530,6 +401,34 @@ mod tests {
             .err()
             .unwrap();
         assert!(format!("{e:?}").contains("idiomatic port"), "{e:?}");
+    }
+
+    /// Resize-10 nearest ceils when downscaling (the op layer's one rule);
+    /// candle used to floor here ([0, 1, 2, 4]) while the reference ceils.
+    #[test]
+    fn resize_10_nearest_downscale_matches_the_reference() {
+        use crate::backend::reference::{run_op as reference, util::f};
+        let v = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0];
+        let scales = [1.0, 1.0, 1.0, 2.0f32 / 3.0];
+        let n = node("Resize", 2, 1, vec![]);
+        let x = f32t(&[1, 1, 1, 6], &v.map(|v| v as f32));
+        let sc = f32t(&[4], &scales);
+        let (got, dims, how) = run1(&n, 10, &[Some(&x), Some(&sc)]);
+        assert_eq!(dims, vec![1, 1, 1, 4]);
+        assert_eq!(how, "composed: index_select per axis");
+        let (rx, rsc) = (f(&[1, 1, 1, 6], &v), f(&[4], &scales.map(f64::from)));
+        let want = reference(&n, 10, &[Some(&rx), Some(&rsc)]).unwrap()[0]
+            .clone()
+            .unwrap()
+            .floats()
+            .unwrap();
+        assert_eq!(want, vec![0.0, 2.0, 3.0, 5.0]);
+        assert_eq!(got.iter().map(|&g| g as f64).collect::<Vec<_>>(), want);
+        // Upscaling floors, which candle's upsample_nearest2d does natively.
+        let up = f32t(&[4], &[1.0, 1.0, 1.0, 2.0]);
+        let (got, _, how) = run1(&n, 10, &[Some(&x), Some(&up)]);
+        assert_eq!(got[..4], [0.0, 0.0, 1.0, 1.0]);
+        assert_eq!(how, "native: upsample_nearest2d");
     }
 
     #[test]

@@ -1,14 +1,15 @@
 //! Reference ops: Resize (opsets 10, 11, 13, 18, 19) and Upsample (7, 9).
 //!
-//! Resize is the op with the most conventions and the one frameworks get
-//! "almost" right, so its reference is split into small public pieces that
-//! other code re-runs under other attribute values (the convention
-//! fingerprint search): [`ResizeSpec`] holds every attribute, [`output_plan`]
-//! turns scales/sizes (with axes and keep_aspect_ratio_policy) into per-axis
-//! scales and output lengths, [`original_coordinate`] is the per-axis
-//! coordinate transform, [`axis_taps`] the input indices and weights of one
-//! output position, and [`resize`] applies them axis by axis (every mode is
-//! separable: linear is multilinear, cubic is per-axis cubic).
+//! The node's meaning (attributes, opset gating, output lengths, the scale
+//! each axis maps with, the per-axis nearest rounding including the
+//! Resize-10/Upsample rule, roi) is decoded once for every backend by
+//! [`ResizeAttrs::decode`] (`op/resize.rs`); ORT and the ONNX node tests
+//! check that decode. What stays here, written from the spec and independent
+//! of the host index helpers the framework lowerings compose with, is the
+//! maths: [`original_coordinate`] is the per-axis coordinate transform,
+//! [`axis_taps`] the input indices and weights of one output position, and
+//! [`resize`] applies them axis by axis (every mode is separable: linear is
+//! multilinear, cubic is per-axis cubic).
 //!
 //! Semantics follow the spec text and, where the text is silent or
 //! ambiguous, `onnx/reference/ops/op_resize.py` (which generated the ONNX
@@ -24,13 +25,14 @@
 //! ignored in nearest mode (the file raises), and zero-weight taps are skipped
 //! (so 0·inf never turns an exactly sampled pixel into NaN). Resize-10 and
 //! Upsample have no such file entry; they are asymmetric, with nearest picking
-//! floor when upscaling and ceil when downscaling (ORT's "simple" rounding,
-//! conventions.md §1.2).
+//! floor when upscaling and ceil when downscaling ([`NearestMode::legacy`],
+//! docs/conventions.md §1.2).
 
 use ndarray::{ArrayD, Axis, IxDyn, Zip};
 
 use super::RefTensor;
 use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpDef, OpRegistry, OpResult};
+use crate::op::resize::{AxisPlan, CoordMode, Mode, NearestMode, ResizeAttrs};
 use crate::tensor::Tensor;
 
 const SPEC: &[Coverage] = &[Coverage {
@@ -61,335 +63,11 @@ pub fn register(r: &mut OpRegistry<RefTensor>) {
             op: "Upsample",
             since,
             until,
-            run: upsample_op,
+            run: resize_op,
             spec: UPSAMPLE,
             coverage: SPEC,
         });
     }
-}
-
-/// Interpolation `mode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Nearest,
-    Linear,
-    Cubic,
-}
-
-/// `coordinate_transformation_mode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CoordMode {
-    HalfPixel,
-    HalfPixelSymmetric,
-    PytorchHalfPixel,
-    AlignCorners,
-    Asymmetric,
-    TfHalfPixelForNn,
-    TfCropAndResize,
-}
-
-/// `nearest_mode`; `Simple` is Resize-10/Upsample rounding (floor when
-/// upscaling, ceil when downscaling), which has no attribute spelling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NearestMode {
-    RoundPreferFloor,
-    RoundPreferCeil,
-    Floor,
-    Ceil,
-    Simple,
-}
-
-/// `keep_aspect_ratio_policy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AspectPolicy {
-    Stretch,
-    NotLarger,
-    NotSmaller,
-}
-
-impl Mode {
-    pub const ALL: [Mode; 3] = [Mode::Nearest, Mode::Linear, Mode::Cubic];
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Nearest => "nearest",
-            Mode::Linear => "linear",
-            Mode::Cubic => "cubic",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Mode> {
-        Mode::ALL.into_iter().find(|m| m.name() == s)
-    }
-}
-
-impl CoordMode {
-    pub const ALL: [CoordMode; 7] = [
-        CoordMode::HalfPixel,
-        CoordMode::HalfPixelSymmetric,
-        CoordMode::PytorchHalfPixel,
-        CoordMode::AlignCorners,
-        CoordMode::Asymmetric,
-        CoordMode::TfHalfPixelForNn,
-        CoordMode::TfCropAndResize,
-    ];
-    pub fn name(self) -> &'static str {
-        match self {
-            CoordMode::HalfPixel => "half_pixel",
-            CoordMode::HalfPixelSymmetric => "half_pixel_symmetric",
-            CoordMode::PytorchHalfPixel => "pytorch_half_pixel",
-            CoordMode::AlignCorners => "align_corners",
-            CoordMode::Asymmetric => "asymmetric",
-            CoordMode::TfHalfPixelForNn => "tf_half_pixel_for_nn",
-            CoordMode::TfCropAndResize => "tf_crop_and_resize",
-        }
-    }
-    pub fn parse(s: &str) -> Option<CoordMode> {
-        CoordMode::ALL.into_iter().find(|m| m.name() == s)
-    }
-    /// The opsets whose Resize defines this mode.
-    pub fn opsets(self) -> (u32, u32) {
-        match self {
-            CoordMode::HalfPixelSymmetric => (19, u32::MAX),
-            CoordMode::TfHalfPixelForNn => (11, 17),
-            _ => (11, u32::MAX),
-        }
-    }
-}
-
-impl NearestMode {
-    pub const ALL: [NearestMode; 4] = [
-        NearestMode::RoundPreferFloor,
-        NearestMode::RoundPreferCeil,
-        NearestMode::Floor,
-        NearestMode::Ceil,
-    ];
-    pub fn name(self) -> &'static str {
-        match self {
-            NearestMode::RoundPreferFloor => "round_prefer_floor",
-            NearestMode::RoundPreferCeil => "round_prefer_ceil",
-            NearestMode::Floor => "floor",
-            NearestMode::Ceil => "ceil",
-            NearestMode::Simple => "simple (Resize-10/Upsample)",
-        }
-    }
-    pub fn parse(s: &str) -> Option<NearestMode> {
-        NearestMode::ALL.into_iter().find(|m| m.name() == s)
-    }
-}
-
-impl AspectPolicy {
-    pub const ALL: [AspectPolicy; 3] = [
-        AspectPolicy::Stretch,
-        AspectPolicy::NotLarger,
-        AspectPolicy::NotSmaller,
-    ];
-    pub fn name(self) -> &'static str {
-        match self {
-            AspectPolicy::Stretch => "stretch",
-            AspectPolicy::NotLarger => "not_larger",
-            AspectPolicy::NotSmaller => "not_smaller",
-        }
-    }
-    pub fn parse(s: &str) -> Option<AspectPolicy> {
-        AspectPolicy::ALL.into_iter().find(|m| m.name() == s)
-    }
-}
-
-/// Every Resize attribute, parsed. `Default` is the opset-19 default node.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ResizeSpec {
-    pub mode: Mode,
-    pub coordinate_transformation_mode: CoordMode,
-    pub nearest_mode: NearestMode,
-    pub cubic_coeff_a: f64,
-    pub exclude_outside: bool,
-    pub antialias: bool,
-    pub extrapolation_value: f64,
-    pub keep_aspect_ratio_policy: AspectPolicy,
-    /// The `axes` attribute as written (may be negative); `None` = all axes.
-    pub axes: Option<Vec<i64>>,
-}
-
-impl Default for ResizeSpec {
-    fn default() -> Self {
-        ResizeSpec {
-            mode: Mode::Nearest,
-            coordinate_transformation_mode: CoordMode::HalfPixel,
-            nearest_mode: NearestMode::RoundPreferFloor,
-            cubic_coeff_a: -0.75,
-            exclude_outside: false,
-            antialias: false,
-            extrapolation_value: 0.0,
-            keep_aspect_ratio_policy: AspectPolicy::Stretch,
-            axes: None,
-        }
-    }
-}
-
-fn unknown(ctx: &OpCtx, attr: &str, v: &str) -> crate::backend::interp::OpError {
-    ctx.fail(format!(
-        "attribute `{attr}`: unknown or undefined value {v:?} at opset {}",
-        ctx.opset
-    ))
-}
-
-impl ResizeSpec {
-    /// Parses a Resize (any opset) or Upsample node, rejecting attributes and
-    /// values its opset does not define.
-    pub fn from_ctx(ctx: &OpCtx) -> OpResult<ResizeSpec> {
-        let mut spec = ResizeSpec::default();
-        let m = ctx.string("mode", "nearest")?;
-        spec.mode = Mode::parse(&m).ok_or_else(|| unknown(ctx, "mode", &m))?;
-        if ctx.node.op_type == "Upsample" || ctx.opset < 11 {
-            if spec.mode == Mode::Cubic {
-                return Err(unknown(ctx, "mode", &m));
-            }
-            spec.coordinate_transformation_mode = CoordMode::Asymmetric;
-            spec.nearest_mode = NearestMode::Simple;
-            return Ok(spec);
-        }
-        let c = ctx.string("coordinate_transformation_mode", "half_pixel")?;
-        let cm = CoordMode::parse(&c)
-            .ok_or_else(|| unknown(ctx, "coordinate_transformation_mode", &c))?;
-        let (lo, hi) = cm.opsets();
-        if ctx.opset < lo || ctx.opset > hi {
-            return Err(unknown(ctx, "coordinate_transformation_mode", &c));
-        }
-        spec.coordinate_transformation_mode = cm;
-        let n = ctx.string("nearest_mode", "round_prefer_floor")?;
-        spec.nearest_mode =
-            NearestMode::parse(&n).ok_or_else(|| unknown(ctx, "nearest_mode", &n))?;
-        spec.cubic_coeff_a = ctx.float("cubic_coeff_a", -0.75)? as f64;
-        spec.exclude_outside = ctx.int("exclude_outside", 0)? != 0;
-        spec.extrapolation_value = ctx.float("extrapolation_value", 0.0)? as f64;
-        for a in ["antialias", "axes", "keep_aspect_ratio_policy"] {
-            if ctx.has(a) && ctx.opset < 18 {
-                return Err(ctx.fail(format!(
-                    "attribute `{a}` is not defined before opset 18 (node at opset {})",
-                    ctx.opset
-                )));
-            }
-        }
-        spec.antialias = ctx.int("antialias", 0)? != 0;
-        spec.axes = ctx.ints("axes")?;
-        let k = ctx.string("keep_aspect_ratio_policy", "stretch")?;
-        spec.keep_aspect_ratio_policy =
-            AspectPolicy::parse(&k).ok_or_else(|| unknown(ctx, "keep_aspect_ratio_policy", &k))?;
-        Ok(spec)
-    }
-
-    /// `axes` normalized against `rank` (all axes when absent).
-    pub fn axes_for(&self, rank: usize) -> Result<Vec<usize>, String> {
-        match &self.axes {
-            None => Ok((0..rank).collect()),
-            Some(ax) => {
-                let mut out = Vec::with_capacity(ax.len());
-                for &a in ax {
-                    let r = rank as i64;
-                    if a < -r || a >= r {
-                        return Err(format!(
-                            "attribute `axes`: {a} is out of range for rank {rank}"
-                        ));
-                    }
-                    let a = if a < 0 { (a + r) as usize } else { a as usize };
-                    if out.contains(&a) {
-                        return Err(format!("attribute `axes`: axis {a} is repeated"));
-                    }
-                    out.push(a);
-                }
-                Ok(out)
-            }
-        }
-    }
-}
-
-/// Per-axis scales and output lengths (full rank) from the `scales` or
-/// `sizes` input, which refer to `spec.axes`. With scales: out =
-/// floor(in · scale). With sizes: scale = out / in, or under not_larger /
-/// not_smaller one scale (min / max over the axes) and out =
-/// round-half-up(scale · in). Axes not listed keep scale 1 and their length.
-pub fn output_plan(
-    spec: &ResizeSpec,
-    in_shape: &[usize],
-    scales: Option<&[f64]>,
-    sizes: Option<&[i64]>,
-) -> Result<(Vec<f64>, Vec<usize>), String> {
-    let rank = in_shape.len();
-    let axes = spec.axes_for(rank)?;
-    let mut sc = vec![1.0; rank];
-    let mut out = in_shape.to_vec();
-    match (scales, sizes) {
-        (Some(s), None) => {
-            if s.len() != axes.len() {
-                return Err(format!(
-                    "input scales has {} values, expected {}",
-                    s.len(),
-                    axes.len()
-                ));
-            }
-            for (&a, &v) in axes.iter().zip(s) {
-                if v.is_nan() || v <= 0.0 {
-                    return Err(format!("input scales: {v} must be > 0"));
-                }
-                sc[a] = v;
-                out[a] = (v * in_shape[a] as f64).floor() as usize;
-            }
-        }
-        (None, Some(z)) => {
-            if z.len() != axes.len() {
-                return Err(format!(
-                    "input sizes has {} values, expected {}",
-                    z.len(),
-                    axes.len()
-                ));
-            }
-            for (&a, &v) in axes.iter().zip(z) {
-                if v < 0 || in_shape[a] == 0 {
-                    return Err(format!(
-                        "input sizes: {v} for an axis of length {} is invalid",
-                        in_shape[a]
-                    ));
-                }
-                sc[a] = v as f64 / in_shape[a] as f64;
-                out[a] = v as usize;
-            }
-            if spec.keep_aspect_ratio_policy != AspectPolicy::Stretch && !axes.is_empty() {
-                let it = axes.iter().map(|&a| sc[a]);
-                let s = if spec.keep_aspect_ratio_policy == AspectPolicy::NotLarger {
-                    it.fold(f64::INFINITY, f64::min)
-                } else {
-                    it.fold(f64::NEG_INFINITY, f64::max)
-                };
-                for &a in &axes {
-                    sc[a] = s;
-                    out[a] = (s * in_shape[a] as f64 + 0.5).floor() as usize;
-                }
-            }
-        }
-        (Some(_), Some(_)) => {
-            return Err("inputs scales and sizes are both given; the spec allows only one".into())
-        }
-        (None, None) => return Err("one of the inputs scales and sizes is required".into()),
-    }
-    Ok((sc, out))
-}
-
-/// The `roi` input expanded to full rank as (start, end) per axis; axes not
-/// in `spec.axes` get (0, 1).
-pub fn full_roi(spec: &ResizeSpec, rank: usize, roi: &[f64]) -> Result<Vec<(f64, f64)>, String> {
-    let axes = spec.axes_for(rank)?;
-    let k = axes.len();
-    if roi.len() != 2 * k {
-        return Err(format!(
-            "input roi has {} values, expected {} (starts then ends)",
-            roi.len(),
-            2 * k
-        ));
-    }
-    let mut out = vec![(0.0, 1.0); rank];
-    for (i, &a) in axes.iter().enumerate() {
-        out[a] = (roi[i], roi[k + i]);
-    }
-    Ok(out)
 }
 
 /// x_original for output coordinate `x` of one axis (the spec's
@@ -494,58 +172,50 @@ fn antialias_coeffs(
     (start, c.into_iter().map(|v| v / sum).collect())
 }
 
-/// The input indices and weights one output position reads along an axis,
-/// or `None` for tf_crop_and_resize outside [0, in − 1] (extrapolation).
-/// Neighbours outside the input are clamped to the edge, or with
-/// exclude_outside dropped and the rest renormalized to sum 1.
+/// The input indices and weights one output position reads along an axis
+/// (with the axis's nearest rounding `nearest`), or `None` for
+/// tf_crop_and_resize outside [0, in − 1] (extrapolation). Neighbours outside
+/// the input are clamped to the edge, or with exclude_outside dropped and the
+/// rest renormalized to sum 1.
 pub fn axis_taps(
-    spec: &ResizeSpec,
+    a: &ResizeAttrs,
+    nearest: NearestMode,
     x_ori: f64,
     scale: f64,
     in_len: usize,
 ) -> Option<Vec<(usize, f64)>> {
     let last = in_len as i64 - 1;
-    if spec.coordinate_transformation_mode == CoordMode::TfCropAndResize
-        && (x_ori < 0.0 || x_ori > last as f64)
-    {
+    if a.coord == CoordMode::TfCropAndResize && (x_ori < 0.0 || x_ori > last as f64) {
         return None;
     }
     let (base, r) = split(x_ori);
-    let (first, coeffs): (i64, Vec<f64>) = match spec.mode {
+    let (first, coeffs): (i64, Vec<f64>) = match a.mode {
         Mode::Nearest => {
-            let up = match spec.nearest_mode {
+            let up = match nearest {
                 NearestMode::RoundPreferFloor => r > 0.5,
                 NearestMode::RoundPreferCeil => r >= 0.5,
                 NearestMode::Floor => r == 1.0,
                 NearestMode::Ceil => true,
-                NearestMode::Simple => {
-                    let idx = if scale < 1.0 {
-                        x_ori.ceil()
-                    } else {
-                        x_ori.floor()
-                    };
-                    return Some(vec![((idx as i64).clamp(0, last.max(0)) as usize, 1.0)]);
-                }
             };
             (if up { base + 1 } else { base }, vec![1.0])
         }
-        Mode::Linear if spec.antialias => {
+        Mode::Linear if a.antialias => {
             let (s, c) = antialias_coeffs(r, scale, 1.0, |v| (1.0 - v.abs()).clamp(0.0, 1.0));
             (base + s, c)
         }
         Mode::Linear => (base, vec![1.0 - r, r]),
-        Mode::Cubic if spec.antialias => {
-            let (s, c) = antialias_coeffs(r, scale, 2.0, |v| cubic_kernel(v, spec.cubic_coeff_a));
+        Mode::Cubic if a.antialias => {
+            let (s, c) = antialias_coeffs(r, scale, 2.0, |v| cubic_kernel(v, a.cubic_coeff_a));
             (base + s, c)
         }
-        Mode::Cubic => (base - 1, cubic_coeffs(r, spec.cubic_coeff_a)),
+        Mode::Cubic => (base - 1, cubic_coeffs(r, a.cubic_coeff_a)),
     };
     let mut taps: Vec<(i64, f64)> = coeffs
         .into_iter()
         .enumerate()
         .map(|(j, w)| (first + j as i64, w))
         .collect();
-    if spec.exclude_outside {
+    if a.exclude_outside {
         for t in taps.iter_mut() {
             if t.0 < 0 || t.0 > last {
                 t.1 = 0.0;
@@ -562,55 +232,31 @@ pub fn axis_taps(
     )
 }
 
-/// Resamples `x` to `out_shape`, one axis at a time. `scales` and `roi` are
-/// full rank (see [`output_plan`], [`full_roi`]); `roi` is read only by
-/// tf_crop_and_resize and defaults to (0, 1) per axis.
-pub fn resize(
-    x: &ArrayD<f64>,
-    spec: &ResizeSpec,
-    scales: &[f64],
-    out_shape: &[usize],
-    roi: Option<&[(f64, f64)]>,
-) -> Result<ArrayD<f64>, String> {
-    let rank = x.ndim();
-    if scales.len() != rank || out_shape.len() != rank || roi.is_some_and(|r| r.len() != rank) {
-        return Err(format!(
-            "resize: scales/out_shape/roi must have rank {rank}"
-        ));
-    }
+/// The taps of every output position of one axis.
+fn plan_taps(a: &ResizeAttrs, p: &AxisPlan) -> Vec<Option<Vec<(usize, f64)>>> {
+    (0..p.len_out)
+        .map(|o| {
+            let xo = original_coordinate(a.coord, o, p.scale, p.len_in, p.len_out, p.roi);
+            axis_taps(a, p.nearest, xo, p.scale, p.len_in)
+        })
+        .collect()
+}
+
+/// Resamples `x` to the decoded plan, one axis at a time (the last first).
+pub fn resize(x: &ArrayD<f64>, a: &ResizeAttrs) -> ArrayD<f64> {
     let mut cur = x.to_owned();
-    for ax in (0..rank).rev() {
-        let in_len = cur.shape()[ax];
-        let out_len = out_shape[ax];
-        if in_len == 0 && out_len > 0 {
-            return Err(format!(
-                "resize: axis {ax} has length 0 and cannot be resized to {out_len}"
-            ));
-        }
-        let r = roi.map_or((0.0, 1.0), |r| r[ax]);
-        let taps: Vec<Option<Vec<(usize, f64)>>> = (0..out_len)
-            .map(|o| {
-                let xo = original_coordinate(
-                    spec.coordinate_transformation_mode,
-                    o,
-                    scales[ax],
-                    in_len,
-                    out_len,
-                    r,
-                );
-                axis_taps(spec, xo, scales[ax], in_len)
-            })
-            .collect();
-        let identity = out_len == in_len
+    for (ax, p) in a.plan.iter().enumerate().rev() {
+        let taps = plan_taps(a, p);
+        let identity = p.len_out == p.len_in
             && taps
                 .iter()
                 .enumerate()
                 .all(|(j, t)| t.as_deref() == Some(&[(j, 1.0)][..]));
         if !identity {
-            cur = apply_axis(&cur, ax, &taps, spec.extrapolation_value);
+            cur = apply_axis(&cur, ax, &taps, a.extrapolation_value);
         }
     }
-    Ok(cur)
+    cur
 }
 
 /// out[.., j, ..] = Σ w · in[.., i, ..] along `ax` (or the extrapolation value).
@@ -636,26 +282,20 @@ fn apply_axis(
     out
 }
 
-/// An optional input that counts as absent when missing or empty.
-fn present<'t>(x: &[Option<&'t RefTensor>], i: usize) -> Option<&'t RefTensor> {
-    x.get(i).copied().flatten().filter(|t| !t.data.is_empty())
-}
-
-/// Runs the plan on X and wraps the result in X's dtype (integers: rounded
-/// half to even, then saturated, as the onnx reference's saturate_cast).
-fn finish(
-    ctx: &OpCtx,
-    xt: &RefTensor,
-    spec: &ResizeSpec,
-    plan: (Vec<f64>, Vec<usize>),
-    roi: Option<Vec<(f64, f64)>>,
-) -> OpResult<Lowered<RefTensor>> {
+/// Resize-10/11/13/18/19 (<https://onnx.ai/onnx/operators/onnx__Resize.html>)
+/// and Upsample-7/9 (<https://onnx.ai/onnx/operators/onnx__Upsample.html>):
+/// the shared decode, then the plan run on X, wrapped in X's dtype
+/// (integers: rounded half to even, then saturated, as the onnx reference's
+/// saturate_cast). See the module docs for the conventions followed.
+fn resize_op(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
+    let xt = ctx.input(x, 0)?;
+    let a = ResizeAttrs::decode(ctx, x)?;
     let xa = match &xt.data {
-        Tensor::F64(a) => a.clone(),
+        Tensor::F64(v) => v.clone(),
         Tensor::Bool(_) => return Err(ctx.fail("input X: bool is not a Resize type")),
         t => ArrayD::from_shape_vec(IxDyn(t.shape()), t.to_f64_vec()).expect("shape"),
     };
-    let y = resize(&xa, spec, &plan.0, &plan.1, roi.as_deref()).map_err(|e| ctx.fail(e))?;
+    let y = resize(&xa, &a);
     let out = if xt.is_float() {
         RefTensor::float(y, xt.dtype)
     } else {
@@ -663,57 +303,6 @@ fn finish(
         RefTensor::exact(Tensor::from_f64(xt.dtype, y.shape(), &v))
     };
     Ok(Lowered::one(out, How::Spec))
-}
-
-/// Resize-10/11/13/18/19 (<https://onnx.ai/onnx/operators/onnx__Resize.html>).
-/// See the module docs for the history and the conventions followed.
-fn resize_op(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
-    let xt = ctx.input(x, 0)?;
-    let spec = ResizeSpec::from_ctx(ctx)?;
-    let rank = xt.shape().len();
-    let (roi, scales, sizes) = if ctx.opset < 11 {
-        (None, Some(ctx.input(x, 1)?), None)
-    } else {
-        (present(x, 1), present(x, 2), present(x, 3))
-    };
-    let scales = scales.map(|t| t.floats()).transpose()?;
-    let sizes = sizes.map(|t| t.ints()).transpose()?;
-    let plan = output_plan(&spec, xt.shape(), scales.as_deref(), sizes.as_deref())
-        .map_err(|e| ctx.fail(e))?;
-    let roi = match (spec.coordinate_transformation_mode, roi) {
-        (CoordMode::TfCropAndResize, Some(r)) => {
-            Some(full_roi(&spec, rank, &r.floats()?).map_err(|e| ctx.fail(e))?)
-        }
-        (CoordMode::TfCropAndResize, None) => {
-            return Err(ctx.fail(
-                "input roi is required by coordinate_transformation_mode tf_crop_and_resize",
-            ))
-        }
-        _ => None,
-    };
-    finish(ctx, xt, &spec, plan, roi)
-}
-
-/// Upsample-7/9 (<https://onnx.ai/onnx/operators/onnx__Upsample.html>):
-/// out = floor(in · scale) with every scale ≥ 1; nearest is asymmetric with
-/// floor, linear is asymmetric (multi)linear. Opset 7 reads `scales` from the
-/// attribute, 9 from the second input; deprecated at 10.
-fn upsample_op(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
-    let xt = ctx.input(x, 0)?;
-    let spec = ResizeSpec::from_ctx(ctx)?;
-    let scales: Vec<f64> = if ctx.opset < 9 {
-        match ctx.floats("scales")? {
-            Some(s) => s.into_iter().map(|v| v as f64).collect(),
-            None => return Err(ctx.fail("attribute `scales` is required")),
-        }
-    } else {
-        ctx.input(x, 1)?.floats()?
-    };
-    if let Some(bad) = scales.iter().find(|&&s| s.is_nan() || s < 1.0) {
-        return Err(ctx.fail(format!("scales: {bad} must be >= 1 for Upsample")));
-    }
-    let plan = output_plan(&spec, xt.shape(), Some(&scales), None).map_err(|e| ctx.fail(e))?;
-    finish(ctx, xt, &spec, plan, None)
 }
 
 #[cfg(test)]
@@ -926,7 +515,7 @@ mod tests {
 
     #[test]
     fn resize_10_nearest_ceils_when_downscaling() {
-        // conventions.md §1.2: 6 -> 4 (scale 2/3): x/scale = 0, 1.5, 3, 4.5 -> ceil [0, 2, 3, 5].
+        // docs/conventions.md §1.2: 6 -> 4 (scale 2/3): x/scale = 0, 1.5, 3, 4.5 -> ceil [0, 2, 3, 5].
         let x = row(&[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
         let node = test_node("Resize", 2, 1, vec![]);
         let sc = f(&[2], &[1.0, (2.0f32 / 3.0) as f64]);
