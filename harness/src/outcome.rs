@@ -85,6 +85,22 @@ pub struct LaneResult {
     pub cross_device: Option<Comparison>,
 }
 
+impl LaneResult {
+    /// A result with `verdict` and nothing else yet.
+    pub fn new(verdict: Verdict) -> LaneResult {
+        LaneResult {
+            verdict,
+            message: None,
+            lowering: None,
+            origin: None,
+            declared: None,
+            outputs: BTreeMap::new(),
+            fingerprint: None,
+            cross_device: None,
+        }
+    }
+}
+
 /// One node across lanes.
 #[derive(Debug, Clone, Serialize)]
 pub struct NodeReport {

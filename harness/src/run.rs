@@ -214,16 +214,22 @@ fn node_status(trace: &Trace, i: usize) -> Option<&NodeStatus> {
     trace.nodes.get(i).map(|n| &n.status)
 }
 
+/// The verdict and message a node that did not run stands for; `None` when it ran.
+fn not_run(status: &NodeStatus) -> Option<(Verdict, String)> {
+    match status {
+        NodeStatus::Ran => None,
+        NodeStatus::Unsupported(m) => Some((Verdict::Unsupported, m.clone())),
+        NodeStatus::Error(m) => Some((Verdict::Error, m.clone())),
+        NodeStatus::Skipped(m) => Some((Verdict::Skipped, m.clone())),
+    }
+}
+
+/// One lane's verdict on `node`: its own status, then each output compared
+/// with the reference's.
 fn compare_lane(case: &Case, lane: &LaneRun, reference: &Trace, node: &Node) -> LaneResult {
     let mut result = LaneResult {
-        verdict: Verdict::Ok,
-        message: None,
-        lowering: None,
-        origin: None,
-        declared: None,
-        outputs: BTreeMap::new(),
-        fingerprint: None,
         cross_device: lane.cross_device.get(node.index).cloned().flatten(),
+        ..LaneResult::new(Verdict::Ok)
     };
     let Some(trace) = &lane.trace else {
         result.verdict = Verdict::Error;
@@ -233,49 +239,45 @@ fn compare_lane(case: &Case, lane: &LaneRun, reference: &Trace, node: &Node) -> 
     let is_expected = lane.lane == Lane::Expected;
     if !is_expected {
         result.lowering = trace.nodes.get(node.index).and_then(|n| n.lowering.clone());
-        match node_status(trace, node.index) {
-            Some(NodeStatus::Ran) | None => {}
-            Some(NodeStatus::Unsupported(m)) => {
-                return LaneResult {
-                    verdict: Verdict::Unsupported,
-                    message: Some(m.clone()),
-                    ..result
-                }
-            }
-            Some(NodeStatus::Error(m)) => {
-                return LaneResult {
-                    verdict: Verdict::Error,
-                    message: Some(m.clone()),
-                    ..result
-                }
-            }
-            Some(NodeStatus::Skipped(m)) => {
-                return LaneResult {
-                    verdict: Verdict::Skipped,
-                    message: Some(m.clone()),
-                    ..result
-                }
-            }
+        if let Some((verdict, m)) = node_status(trace, node.index).and_then(not_run) {
+            (result.verdict, result.message) = (verdict, Some(m));
+            return result;
         }
     }
-    if let Some(NodeStatus::Unsupported(m) | NodeStatus::Error(m) | NodeStatus::Skipped(m)) =
-        node_status(reference, node.index)
-    {
+    if let Some((_, m)) = node_status(reference, node.index).and_then(not_run) {
         result.verdict = Verdict::Skipped;
         result.message = Some(format!("no reference value: {m}"));
         return result;
     }
+    let compared = compare_outputs(case, trace, reference, node, is_expected, &mut result);
+    if is_expected && compared == 0 {
+        result.verdict = Verdict::Skipped;
+        result.message = Some("no expected value for this node".into());
+    }
+    result
+}
+
+/// Compares each output of `node` in `trace` with the reference's into
+/// `result`; returns how many outputs had a value on both sides. A missing
+/// value where the reference has one is an error (not for expected data,
+/// which may hold only the graph outputs).
+fn compare_outputs(
+    case: &Case,
+    trace: &Trace,
+    reference: &Trace,
+    node: &Node,
+    is_expected: bool,
+    result: &mut LaneResult,
+) -> usize {
     let mut compared = 0;
     for out in node.outputs.iter().filter(|o| !o.is_empty()) {
         let (Some(got), Some(want)) = (trace.values.get(out), reference.values.get(out)) else {
             if !is_expected && reference.values.contains_key(out) {
-                result.outputs.insert(
-                    out.clone(),
-                    OutputResult {
-                        verdict: Verdict::Error,
-                        comparison: None,
-                    },
-                );
+                let missing = OutputResult {
+                    verdict: Verdict::Error,
+                    comparison: None,
+                };
+                result.outputs.insert(out.clone(), missing);
                 result.verdict = Verdict::Error;
                 result.message = Some(format!("no value for output `{out}`"));
             }
@@ -285,25 +287,19 @@ fn compare_lane(case: &Case, lane: &LaneRun, reference: &Trace, node: &Node) -> 
         let dtype = reference.logical.get(out).copied().unwrap_or(want.dtype());
         let tol = case.tolerances.get(&node.op_type, dtype);
         let c = diff::compare(got, want, dtype, tol);
-        let v = if c.ok() {
+        let verdict = if c.ok() {
             Verdict::Ok
         } else {
             Verdict::Diverged
         };
-        result.verdict = result.verdict.max(v);
-        result.outputs.insert(
-            out.clone(),
-            OutputResult {
-                verdict: v,
-                comparison: Some(c),
-            },
-        );
+        result.verdict = result.verdict.max(verdict);
+        let compared_output = OutputResult {
+            verdict,
+            comparison: Some(c),
+        };
+        result.outputs.insert(out.clone(), compared_output);
     }
-    if is_expected && compared == 0 {
-        result.verdict = Verdict::Skipped;
-        result.message = Some("no expected value for this node".into());
-    }
-    result
+    compared
 }
 
 fn build_report(
@@ -427,29 +423,21 @@ fn evidence(report: &CaseReport, reference: Option<&Trace>, lanes: &[LaneRun]) -
     out
 }
 
+/// The reference lane's own result on `node` (shown with `--backends ...,reference`).
 fn reference_result(reference: &LaneRun, node: &Node) -> LaneResult {
     let mut r = LaneResult {
-        verdict: Verdict::Ok,
-        message: None,
         lowering: Some("spec".into()),
-        origin: None,
-        declared: None,
-        outputs: BTreeMap::new(),
-        fingerprint: None,
-        cross_device: None,
+        ..LaneResult::new(Verdict::Ok)
     };
     match reference
         .trace
         .as_ref()
         .and_then(|t| node_status(t, node.index))
     {
-        Some(NodeStatus::Ran) => {}
-        Some(NodeStatus::Unsupported(m)) => {
-            (r.verdict, r.message) = (Verdict::Unsupported, Some(m.clone()))
-        }
-        Some(NodeStatus::Error(m)) => (r.verdict, r.message) = (Verdict::Error, Some(m.clone())),
-        Some(NodeStatus::Skipped(m)) => {
-            (r.verdict, r.message) = (Verdict::Skipped, Some(m.clone()))
+        Some(status) => {
+            if let Some((verdict, m)) = not_run(status) {
+                (r.verdict, r.message) = (verdict, Some(m));
+            }
         }
         None => (r.verdict, r.message) = (Verdict::Error, reference.info.error.clone()),
     }

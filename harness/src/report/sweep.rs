@@ -547,16 +547,7 @@ mod tests {
     }
 
     fn result(verdict: Verdict) -> LaneResult {
-        LaneResult {
-            verdict,
-            message: None,
-            lowering: None,
-            origin: None,
-            declared: None,
-            outputs: BTreeMap::new(),
-            fingerprint: None,
-            cross_device: None,
-        }
+        LaneResult::new(verdict)
     }
 
     fn diverged(max_abs: f64, frac: f64, fp: Option<Fingerprint>, declared: bool) -> LaneResult {
