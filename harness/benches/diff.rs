@@ -2,7 +2,7 @@
 //! float64 reference (`cargo bench -p xdiff --bench diff`).
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use xdiff::case::Tolerance;
+use xdiff::diff::Tolerance;
 use xdiff::tensor::{DType, Tensor};
 
 fn diff_1m(c: &mut Criterion) {

@@ -1,5 +1,7 @@
 //! The `run` command: load every case (all bad input is found before
-//! anything runs), run them, and feed each report to the reporters.
+//! anything runs), run them, and feed one event stream to the reporters
+//! (each finished case with its evidence, its heatmaps, each finished
+//! sweep, the end of the run). Also the binary's exit codes.
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal};
@@ -16,9 +18,20 @@ use crate::report::json::JsonReporter;
 use crate::report::junit::JunitReporter;
 use crate::report::markdown::MarkdownReporter;
 use crate::report::matrix::MatrixReporter;
+use crate::report::sweep::Sweeps;
 use crate::report::text::TextReporter;
-use crate::report::{Reporter, Summary};
+use crate::report::{Event, Reporter, Summary};
 use crate::run;
+
+/// The binary's exit codes (README, "Exit codes").
+pub mod exit {
+    /// Every node within tolerance, or diverging exactly as the case declares.
+    pub const OK: u8 = 0;
+    /// An undeclared divergence, or a declared one that stopped happening.
+    pub const FAILED: u8 = 1;
+    /// Bad input, usage or environment (one line on stderr).
+    pub const BAD_INPUT: u8 = 2;
+}
 
 /// More cases than this get a progress bar (when stderr is a terminal).
 const PROGRESS_MIN_CASES: usize = 10;
@@ -100,6 +113,11 @@ fn progress(n: usize) -> Option<ProgressBar> {
     Some(pb)
 }
 
+/// Sends `event` to every reporter.
+fn emit(reporters: &mut [Box<dyn Reporter>], event: Event) -> io::Result<()> {
+    reporters.iter_mut().try_for_each(|r| r.handle(&event))
+}
+
 /// Runs the cases; `Ok(true)` when every case passed.
 pub fn run(cfg: &RunConfig) -> anyhow::Result<bool> {
     let start = Instant::now();
@@ -107,6 +125,7 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<bool> {
     let mut reporters = reporters(cfg)?;
     let pb = progress(cases.len());
     let mut summary = Summary::default();
+    let mut sweeps = Sweeps::default();
     let mut heatmaps = cfg
         .out
         .as_ref()
@@ -115,26 +134,31 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<bool> {
         if let Some(pb) = &pb {
             pb.set_message(c.id());
         }
-        let report = run::run_case(c, &c.backends)?;
-        summary.add(&report);
-        // Heatmaps need the tensors: the writer re-runs the diverged lanes.
-        let links = match heatmaps.as_mut() {
-            Some(h) => h
-                .case(c, &report)
-                .with_context(|| format!("--out: {}", h.dir().display()))?,
-            None => vec![],
-        };
-        let skipped = heatmaps.as_ref().map_or(0, |h| h.skipped);
-        let mut emit = || -> io::Result<()> {
-            for r in reporters.iter_mut() {
-                r.heatmaps(&links, skipped)?;
-                r.case(&report)?;
+        let run = run::run_case(c, &c.backends)?;
+        summary.add(&run.report);
+        let ended = sweeps.add(&run.report);
+        let mut case_events = |reporters: &mut [Box<dyn Reporter>]| -> anyhow::Result<()> {
+            if let Some(h) = heatmaps.as_mut() {
+                let links = h
+                    .case(&run)
+                    .with_context(|| format!("--out: {}", h.dir().display()))?;
+                let skipped = h.skipped;
+                emit(
+                    reporters,
+                    Event::HeatmapsWritten {
+                        links: &links,
+                        skipped,
+                    },
+                )?;
             }
-            Ok(())
+            if let Some(m) = &ended {
+                emit(reporters, Event::SweepFinished(m))?;
+            }
+            Ok(emit(reporters, Event::CaseFinished(&run))?)
         };
         match &pb {
-            Some(pb) => pb.suspend(emit)?,
-            None => emit()?,
+            Some(pb) => pb.suspend(|| case_events(&mut reporters))?,
+            None => case_events(&mut reporters)?,
         }
         if let Some(pb) = &pb {
             pb.inc(1);
@@ -144,8 +168,16 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<bool> {
         pb.finish_and_clear();
     }
     summary.wall_ms = start.elapsed().as_secs_f64() * 1e3;
-    for r in reporters.iter_mut() {
-        r.finish(&summary)?;
+    if let Some(m) = sweeps.end_current() {
+        emit(&mut reporters, Event::SweepFinished(&m))?;
     }
+    let sweeps = sweeps.finish();
+    emit(
+        &mut reporters,
+        Event::RunFinished {
+            summary: &summary,
+            sweeps: &sweeps,
+        },
+    )?;
     Ok(summary.failed == 0)
 }

@@ -18,6 +18,7 @@ use ndarray::{ArrayD, IxDyn};
 use serde::Serialize;
 
 use crate::backend::reference::{run_op, RefTensor};
+use crate::diff::SameValue;
 use crate::graph::{Attr, Node};
 use crate::op::normalize_axis;
 use crate::op::resize::{CoordMode, Mode, NearestMode, ResizeAttrs};
@@ -518,34 +519,13 @@ fn build(
     Some((n, ins))
 }
 
-/// Per-element "same value" tolerance for the backend's dtype.
-fn rel_tol(d: DType) -> f64 {
-    match d {
-        DType::F16 => 2e-3,
-        DType::BF16 => 1.6e-2,
-        _ => 1e-6,
-    }
-}
-
-fn ulp_f32(a: f64, b: f64) -> u64 {
-    let o = |x: f32| {
-        if x.is_sign_negative() {
-            -(x.abs().to_bits() as i64)
-        } else {
-            x.to_bits() as i64
-        }
-    };
-    o(a as f32).abs_diff(o(b as f32))
-}
-
 /// (exact, max abs) of `got` against the reference value `want`; `None` on a
 /// shape mismatch.
 fn measure(got: &Tensor, want: &RefTensor) -> Option<(bool, f64)> {
     if got.shape() != want.shape() {
         return None;
     }
-    let tol = rel_tol(got.dtype());
-    let f32_like = got.dtype() == DType::F32;
+    let same = SameValue::of(got.dtype());
     let (g, w) = (got.to_f64_vec(), want.data.to_f64_vec());
     let mut exact = true;
     let mut max_abs = 0.0f64;
@@ -560,7 +540,7 @@ fn measure(got: &Tensor, want: &RefTensor) -> Option<(bool, f64)> {
             continue;
         }
         max_abs = max_abs.max(d);
-        if !(d <= tol * (1.0 + b.abs()) || (f32_like && ulp_f32(a, b) <= 4)) {
+        if !same.holds(a, b) {
             exact = false;
         }
     }

@@ -1,18 +1,24 @@
 //! The `xdiff` binary: parse arguments, run, and map outcomes to exit codes
-//! (0 = everything within tolerance or as declared, 1 = an undeclared
-//! divergence or a declared one that no longer happens, 2 = bad input, usage
-//! or environment). Errors are one line on stderr, never a backtrace.
+//! ([`exit`]: 0 = everything within tolerance or as declared, 1 = an
+//! undeclared divergence or a declared one that no longer happens, 2 = bad
+//! input, usage or environment). Errors are one line on stderr, never a
+//! backtrace.
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use xdiff::app::exit;
 use xdiff::cli::{Args, Command};
 
 fn main() -> ExitCode {
     let args = match Args::try_parse() {
         Ok(a) => a,
         Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
+            let code = if e.use_stderr() {
+                exit::BAD_INPUT
+            } else {
+                exit::OK
+            };
             let _ = e.print();
             return ExitCode::from(code);
         }
@@ -32,8 +38,8 @@ fn main() -> ExitCode {
         }
     };
     match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
+        Ok(true) => ExitCode::from(exit::OK),
+        Ok(false) => ExitCode::from(exit::FAILED),
         // A closed pipe (`xdiff run ... | head`) is the reader's choice, not an error.
         Err(e)
             if e.chain().any(|c| {
@@ -41,11 +47,11 @@ fn main() -> ExitCode {
                     .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
             }) =>
         {
-            ExitCode::SUCCESS
+            ExitCode::from(exit::OK)
         }
         Err(e) => {
             eprintln!("xdiff: {}", one_line(&format!("{e:#}")));
-            ExitCode::from(2)
+            ExitCode::from(exit::BAD_INPUT)
         }
     }
 }

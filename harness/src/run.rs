@@ -1,158 +1,22 @@
-//! Running one case: every backend's trace, diffed node by node against the
-//! reference, verdicts, first-divergence localization and declared
-//! divergences, gathered into a [`CaseReport`].
+//! Running one case: every lane's trace (see [`crate::lane`]), diffed node
+//! by node against the reference, verdicts, first-divergence localization,
+//! fingerprints and declared divergences, gathered into a [`CaseRun`]: the
+//! report (schema in [`crate::outcome`]) and the tensors behind its
+//! divergences, so reporters never run an engine again.
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::Serialize;
-
 use crate::backend::reference::RefTensor;
-use crate::backend::{self, Device, EngineError, EngineOptions, NodeStatus, Trace};
-use crate::case::{Case, Declared, Tolerance};
+use crate::backend::{self, Device, EngineError, NodeStatus, Trace};
+use crate::case::{Case, Declared};
 use crate::diff::{self, Comparison};
+use crate::graph::Node;
+use crate::lane::{EngineLane, Lane, Patch, EXPECTED, REFERENCE};
+use crate::outcome::{
+    CaseReport, CaseRun, Evidence, FirstDivergence, LaneInfo, LaneResult, NodeEvidence, NodeReport,
+    Origin, OutputInfo, OutputResult, TensorPair, Verdict,
+};
 use crate::tensor::{DType, Tensor};
-
-/// The lane that holds a backend-test directory's expected outputs.
-pub const EXPECTED: &str = "expected";
-/// The lane every other lane is compared with.
-pub const REFERENCE: &str = "reference";
-/// Suffix of an idiomatic-port lane: `tch:port` (issue 5).
-pub const PORT_SUFFIX: &str = ":port";
-
-/// The idiomatic-port lane of `backend`: `<backend>:port`.
-pub fn port_lane(backend: &str) -> String {
-    format!("{backend}{PORT_SUFFIX}")
-}
-
-/// The lane of `backend` run on `device` for a cross-device comparison: `<backend>@cpu`.
-pub fn device_lane(backend: &str, device: Device) -> String {
-    format!("{backend}@{device}")
-}
-
-/// Verdict of one node (or output) in one lane.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    Ok,
-    /// Not run: an input came from a node that did not run, or the reference has no value.
-    Skipped,
-    Unsupported,
-    Diverged,
-    Error,
-}
-
-impl Verdict {
-    pub fn name(self) -> &'static str {
-        match self {
-            Verdict::Ok => "ok",
-            Verdict::Skipped => "skipped",
-            Verdict::Unsupported => "unsupported",
-            Verdict::Diverged => "diverged",
-            Verdict::Error => "error",
-        }
-    }
-}
-
-/// Whether a divergence started at this node or came in through its inputs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Origin {
-    Introduced,
-    Inherited,
-}
-
-/// One output of one node in one lane.
-#[derive(Debug, Clone, Serialize)]
-pub struct OutputResult {
-    pub verdict: Verdict,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub comparison: Option<Comparison>,
-}
-
-/// One node in one lane.
-#[derive(Debug, Clone, Serialize)]
-pub struct LaneResult {
-    pub verdict: Verdict,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lowering: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub origin: Option<Origin>,
-    /// The declared divergence this verdict matches, if any (its reason).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub declared: Option<String>,
-    /// Per output, in node output order.
-    pub outputs: BTreeMap<String, OutputResult>,
-    /// Which convention an introduced divergence actually follows (issue 5).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fingerprint: Option<crate::fingerprint::Fingerprint>,
-    /// Cross-device (issue 7): this lane's values (on the case's GPU) compared
-    /// with the same backend's on the CPU (lane `<backend>@cpu`), the CPU
-    /// value taken as the baseline; for a node with several outputs, the
-    /// first output outside tolerance, else the first output.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cross_device: Option<Comparison>,
-}
-
-/// One node across lanes.
-#[derive(Debug, Clone, Serialize)]
-pub struct NodeReport {
-    pub index: usize,
-    pub name: String,
-    pub op: String,
-    pub outputs: Vec<OutputInfo>,
-    pub lanes: BTreeMap<String, LaneResult>,
-}
-
-/// Shape and dtype of an output as the reference computed it.
-#[derive(Debug, Clone, Serialize)]
-pub struct OutputInfo {
-    pub name: String,
-    pub shape: Option<Vec<usize>>,
-    pub dtype: Option<DType>,
-    pub tolerance: Option<Tolerance>,
-}
-
-/// One lane (backend or expected data) of a case.
-#[derive(Debug, Clone, Serialize)]
-pub struct LaneInfo {
-    pub name: String,
-    pub settings: BTreeMap<String, String>,
-    pub wall_ms: f64,
-    pub notes: Vec<String>,
-    /// The whole lane failed (session creation, run); every node is `error`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-/// Where a lane starts to differ from the reference.
-#[derive(Debug, Clone, Serialize)]
-pub struct FirstDivergence {
-    pub index: usize,
-    pub node: String,
-    pub op: String,
-    pub verdict: Verdict,
-}
-
-/// Everything about one case variant.
-#[derive(Debug, Clone, Serialize)]
-pub struct CaseReport {
-    pub file: String,
-    pub case: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub params: BTreeMap<String, String>,
-    pub opset: u32,
-    pub device: String,
-    pub lanes: Vec<LaneInfo>,
-    pub nodes: Vec<NodeReport>,
-    pub first_divergence: BTreeMap<String, FirstDivergence>,
-    /// Undeclared divergences and declared divergences that did not happen.
-    pub failures: Vec<String>,
-    pub passed: bool,
-}
 
 /// Failures that are not findings but bad input or environment (exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +26,8 @@ pub enum RunError {
 }
 
 struct LaneRun {
+    lane: Lane,
+    /// `lane` rendered: the key of this lane in the report.
     name: String,
     trace: Option<Trace>,
     info: LaneInfo,
@@ -170,92 +36,56 @@ struct LaneRun {
     cross_device: Vec<Option<Comparison>>,
 }
 
-/// The backend and engine options a lane name stands for: `reference` (on
-/// the CPU), `<backend>` (the case's options), `<backend>:port` (idiomatic
-/// port, [`EngineOptions::port`]) or `<backend>@<device>` (cross-device).
-/// `None` for `expected` (data, not an engine) and a bad device name.
-/// Anything that re-runs a lane of a report (heatmaps) should resolve it here.
-pub fn lane_engine(case: &Case, lane: &str) -> Option<(String, EngineOptions)> {
-    let mut opts = case.options.clone();
-    if lane == EXPECTED {
-        return None;
+impl LaneRun {
+    fn new(lane: Lane, trace: Option<Trace>, info: LaneInfo) -> LaneRun {
+        LaneRun {
+            name: info.name.clone(),
+            lane,
+            trace,
+            info,
+            cross_device: vec![],
+        }
     }
-    if lane == REFERENCE {
-        opts.device = Device::Cpu;
-        return Some((lane.into(), opts));
-    }
-    if let Some(b) = lane.strip_suffix(PORT_SUFFIX) {
-        opts.port = true;
-        return Some((b.into(), opts));
-    }
-    if let Some((b, d)) = lane.split_once('@') {
-        opts.device = Device::parse(d)?;
-        return Some((b.into(), opts));
-    }
-    Some((lane.into(), opts))
 }
 
-/// Runs the lane `name` (see [`lane_engine`]).
-fn run_lane(name: &str, case: &Case) -> Result<LaneRun, RunError> {
-    let (backend, opts) = lane_engine(case, name).ok_or_else(|| RunError::Engine {
-        case: case.id(),
-        error: EngineError::Failed {
-            engine: "xdiff",
-            why: format!("`{name}` is not a lane that runs an engine"),
-        },
-    })?;
-    run_lane_as(name, &backend, case, opts)
-}
-
-/// Runs `backend` with `opts` as the lane `name`.
-fn run_lane_as(
-    name: &str,
-    backend: &str,
-    case: &Case,
-    opts: EngineOptions,
-) -> Result<LaneRun, RunError> {
-    let engine = backend::engine(backend).map_err(|error| RunError::Engine {
-        case: case.id(),
-        error,
-    })?;
-    let mut info = LaneInfo {
-        name: name.to_string(),
+fn lane_info(name: String) -> LaneInfo {
+    LaneInfo {
+        name,
         settings: BTreeMap::new(),
         wall_ms: 0.0,
         notes: vec![],
         error: None,
+    }
+}
+
+/// Runs an engine lane. A missing runtime or device is an error (exit 2);
+/// any other failure of the whole lane is reported in its [`LaneInfo`].
+fn run_lane(lane: EngineLane, case: &Case) -> Result<LaneRun, RunError> {
+    let fail = |error| RunError::Engine {
+        case: case.id(),
+        error,
     };
-    let prepared = engine.prepare(&case.graph, &opts).and_then(|mut s| {
-        info.settings = s.settings().into_iter().collect();
-        s.run(&case.inputs)
-    });
-    match prepared {
+    let engine = backend::engine(&lane.backend).map_err(fail)?;
+    let mut info = lane_info(lane.to_string());
+    let prepared = engine
+        .prepare(&case.graph, &lane.options(&case.options))
+        .and_then(|mut s| {
+            info.settings = s.settings().into_iter().collect();
+            s.run(&case.inputs)
+        });
+    let trace = match prepared {
         Ok(trace) => {
             info.wall_ms = trace.wall.as_secs_f64() * 1e3;
             info.notes = trace.notes.clone();
-            Ok(LaneRun {
-                name: name.into(),
-                trace: Some(trace),
-                info,
-                cross_device: vec![],
-            })
+            Some(trace)
         }
-        Err(e @ (EngineError::Missing { .. } | EngineError::Device { .. })) => {
-            Err(RunError::Engine {
-                case: case.id(),
-                error: e,
-            })
-        }
+        Err(e @ (EngineError::Missing { .. } | EngineError::Device { .. })) => return Err(fail(e)),
         Err(e) => {
             info.error = Some(e.to_string());
-            Ok(LaneRun {
-                name: name.into(),
-                trace: None,
-                info,
-                cross_device: vec![],
-            })
+            None
         }
-    }
+    };
+    Ok(LaneRun::new(lane.into(), trace, info))
 }
 
 /// The expected lane of a backend-test directory: outputs only.
@@ -269,19 +99,9 @@ fn expected_lane(case: &Case) -> Option<LaneRun> {
         values,
         ..Default::default()
     };
-    let info = LaneInfo {
-        name: EXPECTED.into(),
-        settings: BTreeMap::new(),
-        wall_ms: 0.0,
-        notes: vec![],
-        error: None,
-    };
-    Some(LaneRun {
-        name: EXPECTED.into(),
-        trace: Some(trace),
-        info,
-        cross_device: vec![],
-    })
+    let lane = Lane::Expected;
+    let info = lane_info(lane.to_string());
+    Some(LaneRun::new(lane, Some(trace), info))
 }
 
 /// The device a case's backends are also run on for the cross-device
@@ -295,7 +115,7 @@ pub fn cross_device_baseline(case: &Case) -> Option<Device> {
 /// backend (and, on a GPU, the same backend on the CPU as `<backend>@cpu`,
 /// see [`cross_device_baseline`]), an idiomatic-port lane `<backend>:port`
 /// per `case.port` entry, and the expected outputs of a backend-test directory.
-pub fn run_case(case: &Case, backends: &[String]) -> Result<CaseReport, RunError> {
+pub fn run_case(case: &Case, backends: &[String]) -> Result<CaseRun, RunError> {
     run_case_with_baseline(case, backends, cross_device_baseline(case))
 }
 
@@ -308,17 +128,17 @@ pub fn run_case_with_baseline(
     case: &Case,
     backends: &[String],
     baseline: Option<Device>,
-) -> Result<CaseReport, RunError> {
-    let reference = run_lane(REFERENCE, case)?;
+) -> Result<CaseRun, RunError> {
+    let reference = run_lane(EngineLane::reference(), case)?;
     let mut lanes = Vec::new();
     for b in backends.iter().filter(|b| b.as_str() != REFERENCE) {
         // The case's device first: a missing GPU is the error to report.
-        let mut lane = run_lane(b, case)?;
+        let mut lane = run_lane(EngineLane::backend(b, case.options.device), case)?;
         let Some(device) = baseline else {
             lanes.push(lane);
             continue;
         };
-        let twin = run_lane(&device_lane(b, device), case)?;
+        let twin = run_lane(EngineLane::on_device(b, device), case)?;
         lane.cross_device = cross_device_results(case, lane.trace.as_ref(), twin.trace.as_ref());
         lanes.push(lane);
         lanes.push(twin);
@@ -329,15 +149,14 @@ pub fn run_case_with_baseline(
             continue;
         }
         ported.push(b);
-        lanes.push(run_lane(&port_lane(b), case)?);
+        let port = EngineLane::patched(b, case.options.device, Patch::Port);
+        lanes.push(run_lane(port, case)?);
     }
     lanes.extend(expected_lane(case));
-    Ok(build_report(
-        case,
-        &reference,
-        &lanes,
-        backends.iter().any(|b| b == REFERENCE),
-    ))
+    let show_reference = backends.iter().any(|b| b == REFERENCE);
+    let report = build_report(case, &reference, &lanes, show_reference);
+    let evidence = evidence(&report, reference.trace.as_ref(), &lanes);
+    Ok(CaseRun { report, evidence })
 }
 
 /// Runs `backend` on `device` and on `baseline` and compares them node by
@@ -351,12 +170,8 @@ pub fn cross_device_compare(
     device: Device,
     baseline: Device,
 ) -> Result<Vec<Option<Comparison>>, RunError> {
-    let on = |d: Device| EngineOptions {
-        device: d,
-        ..case.options.clone()
-    };
-    let a = run_lane_as(backend, backend, case, on(device))?;
-    let b = run_lane_as(&device_lane(backend, baseline), backend, case, on(baseline))?;
+    let a = run_lane(EngineLane::backend(backend, device), case)?;
+    let b = run_lane(EngineLane::on_device(backend, baseline), case)?;
     Ok(cross_device_results(
         case,
         a.trace.as_ref(),
@@ -399,73 +214,70 @@ fn node_status(trace: &Trace, i: usize) -> Option<&NodeStatus> {
     trace.nodes.get(i).map(|n| &n.status)
 }
 
-fn compare_lane(
-    case: &Case,
-    lane: &LaneRun,
-    reference: &Trace,
-    node: &crate::graph::Node,
-) -> LaneResult {
+/// The verdict and message a node that did not run stands for; `None` when it ran.
+fn not_run(status: &NodeStatus) -> Option<(Verdict, String)> {
+    match status {
+        NodeStatus::Ran => None,
+        NodeStatus::Unsupported(m) => Some((Verdict::Unsupported, m.clone())),
+        NodeStatus::Error(m) => Some((Verdict::Error, m.clone())),
+        NodeStatus::Skipped(m) => Some((Verdict::Skipped, m.clone())),
+    }
+}
+
+/// One lane's verdict on `node`: its own status, then each output compared
+/// with the reference's.
+fn compare_lane(case: &Case, lane: &LaneRun, reference: &Trace, node: &Node) -> LaneResult {
     let mut result = LaneResult {
-        verdict: Verdict::Ok,
-        message: None,
-        lowering: None,
-        origin: None,
-        declared: None,
-        outputs: BTreeMap::new(),
-        fingerprint: None,
         cross_device: lane.cross_device.get(node.index).cloned().flatten(),
+        ..LaneResult::new(Verdict::Ok)
     };
     let Some(trace) = &lane.trace else {
         result.verdict = Verdict::Error;
         result.message = lane.info.error.clone();
         return result;
     };
-    let is_expected = lane.name == EXPECTED;
+    let is_expected = lane.lane == Lane::Expected;
     if !is_expected {
         result.lowering = trace.nodes.get(node.index).and_then(|n| n.lowering.clone());
-        match node_status(trace, node.index) {
-            Some(NodeStatus::Ran) | None => {}
-            Some(NodeStatus::Unsupported(m)) => {
-                return LaneResult {
-                    verdict: Verdict::Unsupported,
-                    message: Some(m.clone()),
-                    ..result
-                }
-            }
-            Some(NodeStatus::Error(m)) => {
-                return LaneResult {
-                    verdict: Verdict::Error,
-                    message: Some(m.clone()),
-                    ..result
-                }
-            }
-            Some(NodeStatus::Skipped(m)) => {
-                return LaneResult {
-                    verdict: Verdict::Skipped,
-                    message: Some(m.clone()),
-                    ..result
-                }
-            }
+        if let Some((verdict, m)) = node_status(trace, node.index).and_then(not_run) {
+            (result.verdict, result.message) = (verdict, Some(m));
+            return result;
         }
     }
-    if let Some(NodeStatus::Unsupported(m) | NodeStatus::Error(m) | NodeStatus::Skipped(m)) =
-        node_status(reference, node.index)
-    {
+    if let Some((_, m)) = node_status(reference, node.index).and_then(not_run) {
         result.verdict = Verdict::Skipped;
         result.message = Some(format!("no reference value: {m}"));
         return result;
     }
+    let compared = compare_outputs(case, trace, reference, node, is_expected, &mut result);
+    if is_expected && compared == 0 {
+        result.verdict = Verdict::Skipped;
+        result.message = Some("no expected value for this node".into());
+    }
+    result
+}
+
+/// Compares each output of `node` in `trace` with the reference's into
+/// `result`; returns how many outputs had a value on both sides. A missing
+/// value where the reference has one is an error (not for expected data,
+/// which may hold only the graph outputs).
+fn compare_outputs(
+    case: &Case,
+    trace: &Trace,
+    reference: &Trace,
+    node: &Node,
+    is_expected: bool,
+    result: &mut LaneResult,
+) -> usize {
     let mut compared = 0;
     for out in node.outputs.iter().filter(|o| !o.is_empty()) {
         let (Some(got), Some(want)) = (trace.values.get(out), reference.values.get(out)) else {
             if !is_expected && reference.values.contains_key(out) {
-                result.outputs.insert(
-                    out.clone(),
-                    OutputResult {
-                        verdict: Verdict::Error,
-                        comparison: None,
-                    },
-                );
+                let missing = OutputResult {
+                    verdict: Verdict::Error,
+                    comparison: None,
+                };
+                result.outputs.insert(out.clone(), missing);
                 result.verdict = Verdict::Error;
                 result.message = Some(format!("no value for output `{out}`"));
             }
@@ -475,25 +287,19 @@ fn compare_lane(
         let dtype = reference.logical.get(out).copied().unwrap_or(want.dtype());
         let tol = case.tolerances.get(&node.op_type, dtype);
         let c = diff::compare(got, want, dtype, tol);
-        let v = if c.ok() {
+        let verdict = if c.ok() {
             Verdict::Ok
         } else {
             Verdict::Diverged
         };
-        result.verdict = result.verdict.max(v);
-        result.outputs.insert(
-            out.clone(),
-            OutputResult {
-                verdict: v,
-                comparison: Some(c),
-            },
-        );
+        result.verdict = result.verdict.max(verdict);
+        let compared_output = OutputResult {
+            verdict,
+            comparison: Some(c),
+        };
+        result.outputs.insert(out.clone(), compared_output);
     }
-    if is_expected && compared == 0 {
-        result.verdict = Verdict::Skipped;
-        result.message = Some("no expected value for this node".into());
-    }
-    result
+    compared
 }
 
 fn build_report(
@@ -504,38 +310,27 @@ fn build_report(
 ) -> CaseReport {
     let empty = Trace::default();
     let ref_trace = reference.trace.as_ref().unwrap_or(&empty);
-    let mut nodes = Vec::with_capacity(case.graph.nodes.len());
-    for node in &case.graph.nodes {
-        let mut by_lane = BTreeMap::new();
-        if show_reference {
-            by_lane.insert(REFERENCE.to_string(), reference_result(reference, node));
-        }
-        for lane in lanes {
-            by_lane.insert(lane.name.clone(), compare_lane(case, lane, ref_trace, node));
-        }
-        let outputs = node
-            .outputs
-            .iter()
-            .filter(|o| !o.is_empty())
-            .map(|o| {
-                let v = ref_trace.values.get(o);
-                let dtype = ref_trace.logical.get(o).copied().or(v.map(Tensor::dtype));
-                OutputInfo {
-                    name: o.clone(),
-                    shape: v.map(|t| t.shape().to_vec()),
-                    dtype,
-                    tolerance: dtype.map(|d| case.tolerances.get(&node.op_type, d)),
-                }
-            })
-            .collect();
-        nodes.push(NodeReport {
-            index: node.index,
-            name: node.name.clone(),
-            op: node.op_type.clone(),
-            outputs,
-            lanes: by_lane,
-        });
-    }
+    let mut nodes: Vec<NodeReport> = case
+        .graph
+        .nodes
+        .iter()
+        .map(|node| {
+            let mut by_lane = BTreeMap::new();
+            if show_reference {
+                by_lane.insert(REFERENCE.to_string(), reference_result(reference, node));
+            }
+            for lane in lanes {
+                by_lane.insert(lane.name.clone(), compare_lane(case, lane, ref_trace, node));
+            }
+            NodeReport {
+                index: node.index,
+                name: node.name.clone(),
+                op: node.op_type.clone(),
+                outputs: output_infos(case, ref_trace, node),
+                lanes: by_lane,
+            }
+        })
+        .collect();
     localize(case, &mut nodes);
     fingerprint_divergences(case, ref_trace, lanes, &mut nodes);
     let mut all_lanes: Vec<LaneInfo> = Vec::new();
@@ -564,29 +359,85 @@ fn build_report(
     }
 }
 
-fn reference_result(reference: &LaneRun, node: &crate::graph::Node) -> LaneResult {
+/// Shape, dtype and tolerance of each output of `node`, as the reference computed it.
+fn output_infos(case: &Case, reference: &Trace, node: &Node) -> Vec<OutputInfo> {
+    node.outputs
+        .iter()
+        .filter(|o| !o.is_empty())
+        .map(|o| {
+            let v = reference.values.get(o);
+            let dtype = reference.logical.get(o).copied().or(v.map(Tensor::dtype));
+            OutputInfo {
+                name: o.clone(),
+                shape: v.map(|t| t.shape().to_vec()),
+                dtype,
+                tolerance: dtype.map(|d| case.tolerances.get(&node.op_type, d)),
+            }
+        })
+        .collect()
+}
+
+/// The tensors behind each lane's first divergence, kept from this run's
+/// traces (see [`Evidence`]): the diverged outputs with metrics (same shape
+/// and dtype) of a first divergence whose verdict is `diverged`.
+fn evidence(report: &CaseReport, reference: Option<&Trace>, lanes: &[LaneRun]) -> Evidence {
+    let mut out = Evidence::default();
+    let Some(reference) = reference else {
+        return out;
+    };
+    for lane in lanes {
+        let (Some(fd), Some(trace)) = (report.first_divergence.get(&lane.name), &lane.trace) else {
+            continue;
+        };
+        let Some(result) = report
+            .nodes
+            .get(fd.index)
+            .and_then(|n| n.lanes.get(&lane.name))
+        else {
+            continue;
+        };
+        if fd.verdict != Verdict::Diverged {
+            continue;
+        }
+        let outputs = result
+            .outputs
+            .iter()
+            .filter(|(_, r)| {
+                r.verdict == Verdict::Diverged
+                    && matches!(r.comparison, Some(Comparison::Metrics(_)))
+            })
+            .filter_map(|(name, _)| {
+                let pair = TensorPair {
+                    got: trace.values.get(name)?.clone(),
+                    want: reference.values.get(name)?.clone(),
+                };
+                Some((name.clone(), pair))
+            })
+            .collect();
+        let node = NodeEvidence {
+            node: fd.index,
+            outputs,
+        };
+        out.lanes.insert(lane.name.clone(), node);
+    }
+    out
+}
+
+/// The reference lane's own result on `node` (shown with `--backends ...,reference`).
+fn reference_result(reference: &LaneRun, node: &Node) -> LaneResult {
     let mut r = LaneResult {
-        verdict: Verdict::Ok,
-        message: None,
         lowering: Some("spec".into()),
-        origin: None,
-        declared: None,
-        outputs: BTreeMap::new(),
-        fingerprint: None,
-        cross_device: None,
+        ..LaneResult::new(Verdict::Ok)
     };
     match reference
         .trace
         .as_ref()
         .and_then(|t| node_status(t, node.index))
     {
-        Some(NodeStatus::Ran) => {}
-        Some(NodeStatus::Unsupported(m)) => {
-            (r.verdict, r.message) = (Verdict::Unsupported, Some(m.clone()))
-        }
-        Some(NodeStatus::Error(m)) => (r.verdict, r.message) = (Verdict::Error, Some(m.clone())),
-        Some(NodeStatus::Skipped(m)) => {
-            (r.verdict, r.message) = (Verdict::Skipped, Some(m.clone()))
+        Some(status) => {
+            if let Some((verdict, m)) = not_run(status) {
+                (r.verdict, r.message) = (verdict, Some(m));
+            }
         }
         None => (r.verdict, r.message) = (Verdict::Error, reference.info.error.clone()),
     }

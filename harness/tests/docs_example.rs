@@ -16,10 +16,12 @@ fn the_cases_md_example_loads_and_runs() {
         "one variant per mode of the example's sweep"
     );
     for case in &cases {
-        let report = xdiff::run::run_case(case, &["reference".to_string()]).expect("runs");
+        let report = xdiff::run::run_case(case, &["reference".to_string()])
+            .expect("runs")
+            .report;
         assert!(report
             .nodes
             .iter()
-            .all(|n| n.lanes["reference"].verdict == xdiff::run::Verdict::Ok));
+            .all(|n| n.lanes["reference"].verdict == xdiff::outcome::Verdict::Ok));
     }
 }

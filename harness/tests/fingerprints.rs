@@ -2,7 +2,8 @@
 //! claimed convention, re-run on the float64 reference, reproduces the
 //! backend's output (issue 5).
 
-use xdiff::run::{run_case, CaseReport};
+use xdiff::outcome::CaseReport;
+use xdiff::run::run_case;
 
 fn reports(path: &str) -> Vec<CaseReport> {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -11,7 +12,7 @@ fn reports(path: &str) -> Vec<CaseReport> {
     xdiff::case::load(&p)
         .expect("case loads")
         .iter()
-        .map(|c| run_case(c, &c.backends).expect("case runs"))
+        .map(|c| run_case(c, &c.backends).expect("case runs").report)
         .collect()
 }
 

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 use xdiff::backend::Device;
 use xdiff::case::{self, Case};
-use xdiff::run::{self, CaseReport, Origin, Verdict};
+use xdiff::outcome::{CaseReport, LaneResult, Origin, Verdict};
+use xdiff::run;
 
 /// A 1x1x3x3 ramp resized 3 -> 5 on H and W by scales 1.7 (nearest, half_pixel,
 /// round_prefer_floor), then `tail` nodes after it.
@@ -64,7 +65,7 @@ fn backends() -> Vec<String> {
     ["tch", "candle", "reference"].map(String::from).to_vec()
 }
 
-fn lane<'a>(r: &'a CaseReport, node: &str, lane: &str) -> &'a run::LaneResult {
+fn lane<'a>(r: &'a CaseReport, node: &str, lane: &str) -> &'a LaneResult {
     let n = r
         .nodes
         .iter()
@@ -80,7 +81,7 @@ fn port_lanes_diverge_at_the_resize_while_faithful_lanes_agree() {
     let (_d, cases) = load(&case_text("", r#""U""#, r#"port = ["tch", "candle"]"#));
     let c = &cases[0];
     assert_eq!(c.port, ["tch", "candle"]);
-    let r = run::run_case(c, &backends()).expect("run");
+    let r = run::run_case(c, &backends()).expect("run").report;
     let names: Vec<&str> = r.lanes.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(
         names,
@@ -133,7 +134,7 @@ fn port_lanes_diverge_at_the_resize_while_faithful_lanes_agree() {
 #[test]
 fn port_divergence_is_inherited_after_the_resize() {
     let (_d, cases) = load(&case_text(RELU, r#""Y""#, r#"port = ["tch", "candle"]"#));
-    let r = run::run_case(&cases[0], &backends()).expect("run");
+    let r = run::run_case(&cases[0], &backends()).expect("run").report;
     for port in ["tch:port", "candle:port"] {
         assert_eq!(lane(&r, "up", port).origin, Some(Origin::Introduced));
         let relu = lane(&r, "relu", port);
@@ -173,7 +174,7 @@ verdict = "diverged"
 reason = "candle upsample_nearest2d is asymmetric/floor"
 "#;
     let (_d, cases) = load(&case_text(RELU, r#""Y""#, extra));
-    let r = run::run_case(&cases[0], &backends()).expect("run");
+    let r = run::run_case(&cases[0], &backends()).expect("run").report;
     assert!(r.passed, "{:?}", r.failures);
 }
 
@@ -203,7 +204,9 @@ fn cross_device_cpu_against_cpu_is_exact() {
         }
     }
     // The whole report path: lanes `<backend>@cpu`, `cross_device` on the device lane.
-    let r = run::run_case_with_baseline(c, &backends(), Some(Device::Cpu)).expect("run");
+    let r = run::run_case_with_baseline(c, &backends(), Some(Device::Cpu))
+        .expect("run")
+        .report;
     let names: Vec<&str> = r.lanes.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(
         names,
@@ -253,28 +256,34 @@ fn cross_device_can_be_turned_off_and_cuda_without_a_gpu_is_a_device_error() {
     );
 }
 
+/// The run keeps the tensors of each lane's first divergence, so reporters
+/// (heatmaps) draw the run that was reported without running it again.
 #[test]
-fn lane_names_resolve_to_backend_and_options() {
-    let (_d, cases) = load(&case_text("", r#""U""#, "device = \"cuda:1\""));
-    let c = &cases[0];
-    let (b, o) = run::lane_engine(c, "tch:port").expect("port lane");
-    assert_eq!(
-        (b.as_str(), o.port, o.device),
-        ("tch", true, Device::Cuda(1))
-    );
-    let (b, o) = run::lane_engine(c, "candle@cpu").expect("cpu lane");
-    assert_eq!(
-        (b.as_str(), o.port, o.device),
-        ("candle", false, Device::Cpu)
-    );
-    let (b, o) = run::lane_engine(c, "ort").expect("plain lane");
-    assert_eq!(
-        (b.as_str(), o.port, o.device),
-        ("ort", false, Device::Cuda(1))
-    );
-    let (_, o) = run::lane_engine(c, "reference").expect("reference");
-    assert_eq!(o.device, Device::Cpu);
-    assert!(run::lane_engine(c, "expected").is_none());
-    assert_eq!(run::port_lane("tch"), "tch:port");
-    assert_eq!(run::device_lane("tch", Device::Cpu), "tch@cpu");
+fn evidence_holds_the_first_divergence_of_each_diverged_lane() {
+    let (_d, cases) = load(&case_text(RELU, r#""Y""#, r#"port = ["tch", "candle"]"#));
+    let run = run::run_case(&cases[0], &backends()).expect("run");
+    let lanes: Vec<&str> = run.evidence.lanes.keys().map(String::as_str).collect();
+    assert_eq!(lanes, ["candle:port", "tch:port"]);
+    for port in ["tch:port", "candle:port"] {
+        let node = &run.evidence.lanes[port];
+        assert_eq!(node.node, run.report.first_divergence[port].index);
+        let pair = run.evidence.get(port, "U").expect("the Resize output");
+        assert_eq!(pair.got.shape(), [1, 1, 5, 5]);
+        assert_eq!(pair.want.shape(), pair.got.shape());
+        let m = run.report.nodes[0].lanes[port].outputs["U"]
+            .comparison
+            .as_ref()
+            .and_then(|c| c.metrics())
+            .expect("metrics");
+        let diff = xdiff::diff::compare(
+            &pair.got,
+            &pair.want,
+            pair.got.dtype(),
+            xdiff::diff::Tolerance::EXACT,
+        );
+        assert_eq!(diff.metrics().expect("metrics").max_abs, m.max_abs);
+        // Only the first divergence is kept, not the inherited Relu.
+        assert!(run.evidence.get(port, "Y").is_none());
+    }
+    assert!(run.evidence.get("tch", "U").is_none());
 }

@@ -65,7 +65,11 @@ fn digest_of(path: &Path) -> String {
         xdiff::app::load_cases(&config(path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let reports: Vec<_> = cases
         .iter()
-        .map(|c| xdiff::run::run_case(c, &c.backends).unwrap_or_else(|e| panic!("{}: {e}", c.id())))
+        .map(|c| {
+            xdiff::run::run_case(c, &c.backends)
+                .unwrap_or_else(|e| panic!("{}: {e}", c.id()))
+                .report
+        })
         .collect();
     let mut d = format!("backends: {}\n", xdiff::case::default_backends().join(","));
     d.push_str(&digest::digest_reports(&reports));

@@ -16,8 +16,9 @@ use std::sync::Arc;
 
 use crate::backend::{EngineOptions, OptLevel};
 use crate::graph::Graph;
-use crate::tensor::{DType, Tensor};
+use crate::tensor::Tensor;
 
+use crate::diff::{Tolerance, Tolerances};
 pub use build::{generate_tensor, graph_from_inline, show as show_value};
 
 /// A bad case file, model or input: one line naming the file and the key.
@@ -34,98 +35,6 @@ impl CaseError {
             file: file.display().to_string(),
             msg: msg.to_string(),
         }
-    }
-}
-
-/// Absolute and relative tolerance: `|a - ref| <= atol + rtol * |ref|`.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct Tolerance {
-    pub atol: f64,
-    pub rtol: f64,
-}
-
-/// Named tolerance presets per dtype (like tract's `Approximation`), with
-/// per-op-type overrides.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Tolerances {
-    pub per_dtype: BTreeMap<DType, Tolerance>,
-    pub per_op: BTreeMap<String, Tolerance>,
-}
-
-impl Default for Tolerances {
-    fn default() -> Self {
-        let per_dtype = [
-            (
-                DType::F64,
-                Tolerance {
-                    atol: 1e-10,
-                    rtol: 1e-9,
-                },
-            ),
-            (
-                DType::F32,
-                Tolerance {
-                    atol: 1e-5,
-                    rtol: 1e-4,
-                },
-            ),
-            (
-                DType::F16,
-                Tolerance {
-                    atol: 1e-3,
-                    rtol: 1e-2,
-                },
-            ),
-            (
-                DType::BF16,
-                Tolerance {
-                    atol: 1e-2,
-                    rtol: 4e-2,
-                },
-            ),
-        ]
-        .into_iter()
-        .collect();
-        Tolerances {
-            per_dtype,
-            per_op: BTreeMap::new(),
-        }
-    }
-}
-
-impl Tolerances {
-    /// The ONNX backend-test tolerance (`assert_allclose(rtol=1e-3, atol=1e-7)`),
-    /// used for backend-test directories.
-    pub fn onnx_backend_test() -> Tolerances {
-        let t = Tolerance {
-            atol: 1e-7,
-            rtol: 1e-3,
-        };
-        let mut d = Tolerances::default();
-        for v in d.per_dtype.values_mut() {
-            *v = Tolerance {
-                atol: v.atol.max(t.atol),
-                rtol: v.rtol.max(t.rtol),
-            };
-        }
-        d
-    }
-
-    /// The tolerance for an output of `op` whose dtype is `dtype`; integers and bools are exact.
-    pub fn get(&self, op: &str, dtype: DType) -> Tolerance {
-        if !dtype.is_float() {
-            return Tolerance {
-                atol: 0.0,
-                rtol: 0.0,
-            };
-        }
-        if let Some(t) = self.per_op.get(op) {
-            return *t;
-        }
-        self.per_dtype.get(&dtype).copied().unwrap_or(Tolerance {
-            atol: 1e-5,
-            rtol: 1e-4,
-        })
     }
 }
 

@@ -11,7 +11,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use crate::run::CaseReport;
+use crate::outcome::CaseReport;
 
 /// Digest of reports (in order) built in this process.
 pub fn digest_reports(reports: &[CaseReport]) -> String {

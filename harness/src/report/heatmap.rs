@@ -1,8 +1,8 @@
 //! Heatmaps of diverged nodes, written under `--out DIR/heatmaps/`.
 //!
-//! Reports hold metrics, not tensors, so for the first divergence of each
-//! lane of a case (at most [`MAX_IMAGES`] PNG files per run) the two lanes
-//! are run again ([`run_case_with_traces`]) and the node's output is drawn:
+//! Drawn from a case's [`Evidence`] (the tensors of the run that was
+//! reported, never a re-run): for the first divergence of each lane of a
+//! case (at most [`MAX_IMAGES`] PNG files per run) the node's output is drawn:
 //!
 //! - `<case>-<variant>-<node>-<lane>.png`: |lane − reference|, one tile per
 //!   channel of batch item 0 (up to [`MAX_CHANNELS`]) in a grid with 1-px
@@ -21,17 +21,14 @@
 //! taller than [`MAX_SIDE`] are reduced by the maximum over blocks, so a
 //! single bad pixel stays visible.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use crate::backend::{self, Device, EngineError, EngineOptions, Trace};
-use crate::case::Case;
+use super::links::{HeatmapLink, MAX_IMAGES};
 use crate::diff::Comparison;
-use crate::run::{CaseReport, Verdict, EXPECTED, REFERENCE};
+use crate::lane::REFERENCE;
+use crate::outcome::{CaseReport, CaseRun, Evidence, Verdict};
 use crate::tensor::Tensor;
-
-/// PNG files written per run, at most.
-pub const MAX_IMAGES: usize = 20;
 /// Channels drawn per image, at most (the first ones).
 pub const MAX_CHANNELS: usize = 16;
 /// Planes up to this many pixels also get a side-by-side image.
@@ -451,75 +448,6 @@ pub fn sanitize(s: &str) -> String {
         .collect()
 }
 
-/// The two traces of a re-run: the reference and each requested lane.
-pub struct Traces {
-    pub reference: Trace,
-    pub lanes: BTreeMap<String, Trace>,
-}
-
-/// Runs the reference and `lanes` of `case` again, keeping their traces
-/// (the report only has metrics). The reference runs on the CPU, as in
-/// [`crate::run::run_case`]; the `expected` lane is the case's expected data.
-pub fn run_case_with_traces(case: &Case, lanes: &[&str]) -> Result<Traces, EngineError> {
-    let run = |name: &str, opts: &EngineOptions| {
-        backend::engine(name)?
-            .prepare(&case.graph, opts)?
-            .run(&case.inputs)
-    };
-    let ref_opts = EngineOptions {
-        device: Device::Cpu,
-        ..case.options.clone()
-    };
-    let reference = run(REFERENCE, &ref_opts)?;
-    let mut out = BTreeMap::new();
-    for &lane in lanes {
-        let trace = if lane == EXPECTED {
-            let values = case
-                .expected
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .collect();
-            Trace {
-                values,
-                ..Default::default()
-            }
-        } else if lane == REFERENCE {
-            continue;
-        } else {
-            let Some((backend, opts)) = crate::run::lane_engine(case, lane) else {
-                continue;
-            };
-            run(&backend, &opts)?
-        };
-        out.insert(lane.to_string(), trace);
-    }
-    Ok(Traces {
-        reference,
-        lanes: out,
-    })
-}
-
-/// One written heatmap, for the Markdown report.
-#[derive(Debug, Clone)]
-pub struct HeatmapLink {
-    /// `case[variant]`.
-    pub case: String,
-    pub lane: String,
-    pub node: String,
-    pub op: String,
-    pub output: String,
-    pub shape: Vec<usize>,
-    /// File names under `heatmaps/`.
-    pub file: String,
-    pub side_by_side: Option<String>,
-    pub max_diff: f64,
-    pub grey: Option<(f64, f64)>,
-    pub channels_shown: usize,
-    pub channels_total: usize,
-    pub non_finite: usize,
-}
-
 /// A diverged node output to draw.
 struct Target {
     lane: String,
@@ -587,7 +515,7 @@ impl HeatmapWriter {
     }
 
     /// A unique file stem for this run, at most 200 bytes.
-    fn stem(&mut self, parts: &[&str]) -> String {
+    fn stem<S: std::borrow::Borrow<str>>(&mut self, parts: &[S]) -> String {
         let mut base = sanitize(&parts.join("-"));
         base.truncate(200);
         let mut name = base.clone();
@@ -613,10 +541,9 @@ impl HeatmapWriter {
         Ok(())
     }
 
-    /// Draws the first divergence of each lane of `report` (re-running its
-    /// lanes once). A failed re-run is a warning on stderr, not an error.
-    pub fn case(&mut self, case: &Case, report: &CaseReport) -> std::io::Result<Vec<HeatmapLink>> {
-        let targets = targets(report);
+    /// Draws the first divergence of each lane of a case from its evidence.
+    pub fn case(&mut self, run: &CaseRun) -> std::io::Result<Vec<HeatmapLink>> {
+        let targets = targets(&run.report);
         if targets.is_empty() {
             return Ok(vec![]);
         }
@@ -624,81 +551,85 @@ impl HeatmapWriter {
             self.skipped += targets.len();
             return Ok(vec![]);
         }
-        let lanes: Vec<&str> = targets.iter().map(|t| t.lane.as_str()).collect();
-        let traces = match run_case_with_traces(case, &lanes) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("xdiff: no heatmaps for {}: {e}", case.id());
-                return Ok(vec![]);
-            }
-        };
-        let case_id = crate::report::markdown::case_id(report);
         let mut links = Vec::new();
         for t in targets {
             if self.written >= MAX_IMAGES {
                 self.skipped += 1;
                 continue;
             }
-            let node = &report.nodes[t.node];
-            let (Some(got), Some(want)) = (
-                traces
-                    .lanes
-                    .get(&t.lane)
-                    .and_then(|tr| tr.values.get(&t.output)),
-                traces.reference.values.get(&t.output),
-            ) else {
-                continue;
-            };
-            let Some(fig) = diff_heatmap(got, want) else {
-                continue;
-            };
-            let node_name = if node.name.is_empty() {
-                format!("{}{}", node.op, node.index)
-            } else {
-                node.name.clone()
-            };
-            let mut parts = vec![report.case.as_str()];
-            if let Some(v) = &report.variant {
-                parts.push(v);
+            if let Some(link) = self.draw(&run.report, &run.evidence, &t)? {
+                links.push(link);
             }
-            parts.push(&node_name);
-            if node.outputs.len() > 1 {
-                parts.push(&t.output);
-            }
-            parts.push(&t.lane);
-            let stem = self.stem(&parts);
-            let file = format!("{stem}.png");
-            let what = format!("|{} - reference| of {} in {case_id}", t.lane, t.output);
-            self.write(&file, &fig, &what)?;
-            let mut link = HeatmapLink {
-                case: case_id.clone(),
-                lane: t.lane.clone(),
-                node: node.name.clone(),
-                op: node.op.clone(),
-                output: t.output.clone(),
-                shape: t.shape.clone(),
-                file,
-                side_by_side: None,
-                max_diff: fig.max_diff,
-                grey: None,
-                channels_shown: fig.channels_shown,
-                channels_total: fig.channels_total,
-                non_finite: fig.non_finite,
-            };
-            if self.written < MAX_IMAGES {
-                if let Some(sbs) = side_by_side(got, want) {
-                    let file = format!("{stem}-sbs.png");
-                    let what =
-                        format!("{} | reference | diff of {} in {case_id}", t.lane, t.output);
-                    self.write(&file, &sbs, &what)?;
-                    link.side_by_side = Some(file);
-                    link.grey = sbs.grey;
-                }
-            }
-            links.push(link);
         }
         Ok(links)
     }
+
+    /// Draws one target (and its side-by-side image while the budget
+    /// lasts); `None` when the evidence lacks its tensors or they do not
+    /// make a picture.
+    fn draw(
+        &mut self,
+        report: &CaseReport,
+        evidence: &Evidence,
+        t: &Target,
+    ) -> std::io::Result<Option<HeatmapLink>> {
+        let Some(pair) = evidence.get(&t.lane, &t.output) else {
+            return Ok(None);
+        };
+        let (got, want) = (&pair.got, &pair.want);
+        let Some(fig) = diff_heatmap(got, want) else {
+            return Ok(None);
+        };
+        let case_id = report.id();
+        let node = &report.nodes[t.node];
+        let stem = self.stem(&stem_parts(report, t));
+        let file = format!("{stem}.png");
+        let what = format!("|{} - reference| of {} in {case_id}", t.lane, t.output);
+        self.write(&file, &fig, &what)?;
+        let mut link = HeatmapLink {
+            case: case_id.clone(),
+            lane: t.lane.clone(),
+            node: node.name.clone(),
+            op: node.op.clone(),
+            output: t.output.clone(),
+            shape: t.shape.clone(),
+            file,
+            side_by_side: None,
+            max_diff: fig.max_diff,
+            grey: None,
+            channels_shown: fig.channels_shown,
+            channels_total: fig.channels_total,
+            non_finite: fig.non_finite,
+        };
+        if self.written < MAX_IMAGES {
+            if let Some(sbs) = side_by_side(got, want) {
+                let file = format!("{stem}-sbs.png");
+                let what = format!("{} | reference | diff of {} in {case_id}", t.lane, t.output);
+                self.write(&file, &sbs, &what)?;
+                link.side_by_side = Some(file);
+                link.grey = sbs.grey;
+            }
+        }
+        Ok(Some(link))
+    }
+}
+
+/// The parts of a heatmap's file name: case, variant, node (op and index
+/// when unnamed), output (when the node has several) and lane.
+fn stem_parts(report: &CaseReport, t: &Target) -> Vec<String> {
+    let node = &report.nodes[t.node];
+    let mut parts = vec![report.case.clone()];
+    parts.extend(report.variant.clone());
+    parts.push(if node.name.is_empty() {
+        format!("{}{}", node.op, node.index)
+    } else {
+        node.name.clone()
+    });
+    if node.outputs.len() > 1 {
+        parts.push(t.output.clone());
+    }
+    parts.push(t.lane.clone());
+    parts
 }
 
 #[cfg(test)]
@@ -879,6 +810,6 @@ mod tests {
         let mut w = HeatmapWriter::new("/nonexistent");
         assert_eq!(w.stem(&["a", "b"]), "a-b");
         assert_eq!(w.stem(&["a", "b"]), "a-b-2");
-        assert!(w.stem(&[&"x".repeat(300)]).len() <= 200);
+        assert!(w.stem(&["x".repeat(300)]).len() <= 200);
     }
 }

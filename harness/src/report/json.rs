@@ -5,10 +5,11 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use super::{Reporter, Summary, FORMAT_VERSION};
-use crate::run::CaseReport;
+use super::{Event, Reporter, Summary, FORMAT_VERSION};
+use crate::outcome::CaseReport;
 
-/// Collects cases and writes one JSON document at the end.
+/// Collects cases and writes one JSON document at the end (the summary,
+/// known only then, comes first in the document).
 pub struct JsonReporter<W: Write> {
     out: W,
     cases: Vec<CaseReport>,
@@ -32,19 +33,23 @@ struct Document<'a> {
 }
 
 impl<W: Write> Reporter for JsonReporter<W> {
-    fn case(&mut self, report: &CaseReport) -> std::io::Result<()> {
-        self.cases.push(report.clone());
-        Ok(())
-    }
-
-    fn finish(&mut self, summary: &Summary) -> std::io::Result<()> {
-        let doc = Document {
-            format_version: FORMAT_VERSION,
-            xdiff_version: env!("CARGO_PKG_VERSION"),
-            summary,
-            cases: &self.cases,
-        };
-        serde_json::to_writer_pretty(&mut self.out, &doc)?;
-        writeln!(self.out)
+    fn handle(&mut self, event: &Event) -> std::io::Result<()> {
+        match *event {
+            Event::CaseFinished(run) => {
+                self.cases.push(run.report.clone());
+                Ok(())
+            }
+            Event::RunFinished { summary, .. } => {
+                let doc = Document {
+                    format_version: FORMAT_VERSION,
+                    xdiff_version: env!("CARGO_PKG_VERSION"),
+                    summary,
+                    cases: &self.cases,
+                };
+                serde_json::to_writer_pretty(&mut self.out, &doc)?;
+                writeln!(self.out)
+            }
+            Event::HeatmapsWritten { .. } | Event::SweepFinished(_) => Ok(()),
+        }
     }
 }

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use super::markdown::{case_id, metrics_summary};
-use super::{Reporter, Summary};
-use crate::run::CaseReport;
+use super::markdown::metrics_summary;
+use super::{Event, Reporter, Summary};
+use crate::outcome::CaseReport;
 
 /// Collects cases and writes one JUnit document at the end.
 pub struct JunitReporter<W: Write> {
@@ -33,7 +33,7 @@ impl<W: Write> JunitReporter<W> {
 
 /// The test cases of one case variant, one per lane.
 pub fn test_cases(r: &CaseReport) -> Vec<TestCase> {
-    let id = case_id(r);
+    let id = r.id();
     let mut out = Vec::new();
     for lane in &r.lanes {
         let prefix = format!("{}: ", lane.name);
@@ -102,14 +102,13 @@ pub fn test_cases(r: &CaseReport) -> Vec<TestCase> {
     out
 }
 
-impl<W: Write> Reporter for JunitReporter<W> {
-    fn case(&mut self, r: &CaseReport) -> std::io::Result<()> {
+impl<W: Write> JunitReporter<W> {
+    fn case(&mut self, r: &CaseReport) {
         let i = *self.index.entry(r.case.clone()).or_insert_with(|| {
             self.suites.push(TestSuite::new(r.case.clone()));
             self.suites.len() - 1
         });
         self.suites[i].add_test_cases(test_cases(r));
-        Ok(())
     }
 
     fn finish(&mut self, summary: &Summary) -> std::io::Result<()> {
@@ -121,5 +120,18 @@ impl<W: Write> Reporter for JunitReporter<W> {
             .map_err(std::io::Error::other)?;
         writeln!(self.out)?;
         self.out.flush()
+    }
+}
+
+impl<W: Write> Reporter for JunitReporter<W> {
+    fn handle(&mut self, event: &Event) -> std::io::Result<()> {
+        match *event {
+            Event::CaseFinished(run) => {
+                self.case(&run.report);
+                Ok(())
+            }
+            Event::RunFinished { summary, .. } => self.finish(summary),
+            Event::HeatmapsWritten { .. } | Event::SweepFinished(_) => Ok(()),
+        }
     }
 }

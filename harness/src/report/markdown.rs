@@ -6,11 +6,11 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
-use super::heatmap::{HeatmapLink, MAX_IMAGES};
-use super::{sci, Reporter, Summary};
+use super::links::{HeatmapLink, MAX_IMAGES};
+use super::sweep::Matrix;
+use super::{sci, Event, Reporter, Summary};
 use crate::diff::Comparison;
-use crate::matrix::Matrix;
-use crate::run::{CaseReport, LaneResult, Verdict};
+use crate::outcome::{CaseReport, LaneResult, Verdict};
 
 /// GitHub refuses comments over 65,536 characters; details stop before that.
 const DETAILS_BUDGET: usize = 50_000;
@@ -118,13 +118,6 @@ fn sci_signed(v: f64) -> String {
     }
 }
 
-pub(crate) fn case_id(r: &CaseReport) -> String {
-    match &r.variant {
-        Some(v) => format!("{}[{v}]", r.case),
-        None => r.case.clone(),
-    }
-}
-
 /// Escapes text for a table cell.
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
@@ -176,7 +169,7 @@ fn details(r: &CaseReport) -> String {
     let _ = writeln!(
         s,
         "<details><summary>{status} <code>{}</code></summary>\n",
-        case_id(r)
+        r.id()
     );
     let _ = writeln!(s, "`{}` · opset {} · {}\n", r.file, r.opset, r.device);
     if !r.params.is_empty() {
@@ -250,7 +243,12 @@ fn details(r: &CaseReport) -> String {
 }
 
 /// Renders the whole document.
-pub fn render(cases: &[CaseReport], summary: &Summary, heatmaps: &Heatmaps) -> String {
+pub fn render(
+    cases: &[CaseReport],
+    summary: &Summary,
+    sweeps: &[Matrix],
+    heatmaps: &Heatmaps,
+) -> String {
     let mut s = String::new();
     let icon = if summary.failed == 0 { "✅" } else { "❌" };
     let _ = writeln!(
@@ -293,7 +291,7 @@ pub fn render(cases: &[CaseReport], summary: &Summary, heatmaps: &Heatmaps) -> S
             let _ = writeln!(
                 fd,
                 "| `{}` | {lane} | #{} `{}` ({}) | {} | {} |",
-                cell(&case_id(r)),
+                cell(&r.id()),
                 f.index,
                 cell(&f.node),
                 f.op,
@@ -310,7 +308,7 @@ pub fn render(cases: &[CaseReport], summary: &Summary, heatmaps: &Heatmaps) -> S
         }
     }
 
-    for m in Matrix::from_reports(cases) {
+    for m in sweeps {
         let _ = writeln!(s, "\n### Conformance matrix: {}\n", m.case);
         s.push_str(&m.to_markdown());
         if !s.ends_with('\n') {
@@ -342,7 +340,7 @@ pub fn render(cases: &[CaseReport], summary: &Summary, heatmaps: &Heatmaps) -> S
                 .iter()
                 .any(|n| n.lanes.values().any(|x| x.verdict != Verdict::Ok));
         if !interesting {
-            quiet.push(case_id(r));
+            quiet.push(r.id());
             continue;
         }
         let d = details(r);
@@ -376,23 +374,26 @@ pub fn render(cases: &[CaseReport], summary: &Summary, heatmaps: &Heatmaps) -> S
 }
 
 impl<W: Write> Reporter for MarkdownReporter<W> {
-    fn case(&mut self, report: &CaseReport) -> std::io::Result<()> {
-        self.cases.push(report.clone());
-        Ok(())
-    }
-
-    fn heatmaps(&mut self, links: &[HeatmapLink], skipped: usize) -> std::io::Result<()> {
-        if let Some(dir) = &self.heatmap_dir {
-            self.heatmaps.dir = dir.clone();
-            self.heatmaps.links.extend_from_slice(links);
-            self.heatmaps.skipped = skipped;
+    fn handle(&mut self, event: &Event) -> std::io::Result<()> {
+        match *event {
+            Event::HeatmapsWritten { links, skipped } => {
+                if let Some(dir) = &self.heatmap_dir {
+                    self.heatmaps.dir = dir.clone();
+                    self.heatmaps.links.extend_from_slice(links);
+                    self.heatmaps.skipped = skipped;
+                }
+                Ok(())
+            }
+            Event::CaseFinished(run) => {
+                self.cases.push(run.report.clone());
+                Ok(())
+            }
+            Event::SweepFinished(_) => Ok(()),
+            Event::RunFinished { summary, sweeps } => {
+                let doc = render(&self.cases, summary, sweeps, &self.heatmaps);
+                self.out.write_all(doc.as_bytes())?;
+                self.out.flush()
+            }
         }
-        Ok(())
-    }
-
-    fn finish(&mut self, summary: &Summary) -> std::io::Result<()> {
-        self.out
-            .write_all(render(&self.cases, summary, &self.heatmaps).as_bytes())?;
-        self.out.flush()
     }
 }

@@ -4,22 +4,26 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use super::{Reporter, Summary};
-use crate::matrix::Matrix;
-use crate::run::CaseReport;
+use super::sweep::Matrix;
+use super::{Event, Reporter};
 
-/// Collects the variants of swept cases and writes both files at the end.
+/// Writes both files at the end of the run, from the run's matrices.
 pub struct MatrixReporter {
     dir: PathBuf,
-    reports: Vec<CaseReport>,
 }
 
 impl MatrixReporter {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        MatrixReporter {
-            dir: dir.into(),
-            reports: Vec::new(),
-        }
+        MatrixReporter { dir: dir.into() }
+    }
+
+    fn write(&self, matrices: &[Matrix]) -> std::io::Result<()> {
+        let mut json =
+            std::io::BufWriter::new(std::fs::File::create(self.dir.join("matrix.json"))?);
+        serde_json::to_writer_pretty(&mut json, matrices)?;
+        writeln!(json)?;
+        json.flush()?;
+        std::fs::write(self.dir.join("matrix.md"), markdown(matrices))
     }
 }
 
@@ -41,20 +45,10 @@ pub fn markdown(matrices: &[Matrix]) -> String {
 }
 
 impl Reporter for MatrixReporter {
-    fn case(&mut self, report: &CaseReport) -> std::io::Result<()> {
-        if report.variant.is_some() {
-            self.reports.push(report.clone());
+    fn handle(&mut self, event: &Event) -> std::io::Result<()> {
+        match *event {
+            Event::RunFinished { sweeps, .. } => self.write(sweeps),
+            _ => Ok(()),
         }
-        Ok(())
-    }
-
-    fn finish(&mut self, _summary: &Summary) -> std::io::Result<()> {
-        let matrices = Matrix::from_reports(&self.reports);
-        let mut json =
-            std::io::BufWriter::new(std::fs::File::create(self.dir.join("matrix.json"))?);
-        serde_json::to_writer_pretty(&mut json, &matrices)?;
-        writeln!(json)?;
-        json.flush()?;
-        std::fs::write(self.dir.join("matrix.md"), markdown(&matrices))
     }
 }

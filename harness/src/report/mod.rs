@@ -1,36 +1,56 @@
-//! Reporters: one stream of finished cases fanned out to the terminal, JSON,
-//! Markdown, JUnit and matrix writers, after nextest's reporter design.
+//! Reporters: one stream of [`Event`]s (each finished case with its
+//! evidence, the heatmaps drawn for it, each finished sweep, the end of the
+//! run) fanned out to the terminal, JSON, Markdown, JUnit and matrix
+//! writers, after nextest's reporter design. Reporters only report: they
+//! read the [`crate::outcome`] schema and never run an engine.
 
 pub mod digest;
 pub mod heatmap;
 pub mod json;
 pub mod junit;
+pub mod links;
 pub mod markdown;
 pub mod matrix;
+pub mod sweep;
 pub mod text;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::run::{CaseReport, Verdict};
+use crate::lane::EXPECTED;
+use crate::outcome::{CaseReport, CaseRun, Verdict};
+use links::HeatmapLink;
+use sweep::Matrix;
 
 /// Version of the JSON report layout; bump on any incompatible change.
 pub const FORMAT_VERSION: u32 = 1;
 
-/// Receives each case as it finishes, then the summary.
+/// What happens during a run, in order: per case, `HeatmapsWritten` (with
+/// `--out`), `SweepFinished` when this case starts another case file after
+/// a swept one, then `CaseFinished`; at the end, `SweepFinished` for a
+/// sweep still open, then `RunFinished`.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// Heatmaps drawn for the case about to finish; `skipped`: divergences
+    /// of the run so far left undrawn (image budget).
+    HeatmapsWritten {
+        links: &'a [HeatmapLink],
+        skipped: usize,
+    },
+    /// The conformance matrix of a swept case file whose variants are all done.
+    SweepFinished(&'a Matrix),
+    CaseFinished(&'a CaseRun),
+    /// The totals, and every conformance matrix of the run.
+    RunFinished {
+        summary: &'a Summary,
+        sweeps: &'a [Matrix],
+    },
+}
+
+/// A sink of run events.
 pub trait Reporter {
-    fn case(&mut self, report: &CaseReport) -> std::io::Result<()>;
-    /// Heatmaps written for a case (with `--out`), before its `case` call;
-    /// `skipped`: divergences of the run so far left undrawn (image budget).
-    fn heatmaps(
-        &mut self,
-        _links: &[heatmap::HeatmapLink],
-        _skipped: usize,
-    ) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn finish(&mut self, summary: &Summary) -> std::io::Result<()>;
+    fn handle(&mut self, event: &Event) -> std::io::Result<()>;
 }
 
 /// Per-lane tallies over cases.
@@ -69,7 +89,7 @@ impl Summary {
                     *t.nodes.entry(x.verdict.name().to_string()).or_default() += 1;
                     if x.verdict != Verdict::Ok
                         && x.declared.is_none()
-                        && !(lane.name == crate::run::EXPECTED && x.verdict == Verdict::Skipped)
+                        && !(lane.name == EXPECTED && x.verdict == Verdict::Skipped)
                     {
                         all_ok = false;
                     }

@@ -4,18 +4,18 @@
 
 use std::io::Write;
 
-use super::{sci, Reporter, Summary};
+use super::sweep::Matrix;
+use super::{sci, Event, Reporter, Summary};
 use crate::diff::Comparison;
-use crate::matrix::Matrix;
-use crate::run::{CaseReport, LaneResult, NodeReport, Verdict, REFERENCE};
+use crate::lane::REFERENCE;
+use crate::outcome::{CaseReport, LaneResult, NodeReport, Verdict};
 
+/// Streams each case as it finishes; a swept case file's conformance
+/// matrix is printed once the next file starts (or at the end).
 pub struct TextReporter<W: Write> {
     out: W,
     pub all: bool,
     pub verbose_variants: bool,
-    /// The variants of the swept case file now streaming; its conformance
-    /// matrix is printed once the next file starts (or at the end).
-    sweep: Vec<CaseReport>,
 }
 
 impl<W: Write> TextReporter<W> {
@@ -24,29 +24,21 @@ impl<W: Write> TextReporter<W> {
             out,
             all,
             verbose_variants: all,
-            sweep: Vec::new(),
         }
     }
 
-    /// Prints the matrix of the buffered sweep, if any.
-    fn flush_sweep(&mut self) -> std::io::Result<()> {
-        if self.sweep.is_empty() {
+    /// Prints the matrix of a finished sweep.
+    fn sweep(&mut self, m: &Matrix) -> std::io::Result<()> {
+        let text = m.to_text();
+        if text.trim().is_empty() {
             return Ok(());
         }
-        let reports = std::mem::take(&mut self.sweep);
-        for m in Matrix::from_reports(&reports) {
-            let text = m.to_text();
-            if text.trim().is_empty() {
-                continue;
-            }
-            writeln!(self.out, "\nconformance matrix: {}", m.case)?;
-            write!(self.out, "{text}")?;
-            if !text.ends_with('\n') {
-                writeln!(self.out)?;
-            }
+        writeln!(self.out, "\nconformance matrix: {}", m.case)?;
+        write!(self.out, "{text}")?;
+        if !text.ends_with('\n') {
             writeln!(self.out)?;
         }
-        Ok(())
+        writeln!(self.out)
     }
 }
 
@@ -252,18 +244,8 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-impl<W: Write> Reporter for TextReporter<W> {
+impl<W: Write> TextReporter<W> {
     fn case(&mut self, r: &CaseReport) -> std::io::Result<()> {
-        if self
-            .sweep
-            .first()
-            .is_some_and(|p| p.file != r.file || p.case != r.case)
-        {
-            self.flush_sweep()?;
-        }
-        if r.variant.is_some() {
-            self.sweep.push(r.clone());
-        }
         if r.variant.is_some() && r.passed && !self.verbose_variants {
             // Variants where every lane agrees everywhere are counted in the
             // matrix below; only the ones with something to say get a line.
@@ -281,7 +263,6 @@ impl<W: Write> Reporter for TextReporter<W> {
     }
 
     fn finish(&mut self, s: &Summary) -> std::io::Result<()> {
-        self.flush_sweep()?;
         writeln!(
             self.out,
             "\nsummary: {} cases, {} passed, {} failed ({:.1} s)",
@@ -303,5 +284,16 @@ impl<W: Write> Reporter for TextReporter<W> {
             )?;
         }
         writeln!(self.out, "  (* = declared divergence; a lane's case is ok when all its nodes are ok or declared)")
+    }
+}
+
+impl<W: Write> Reporter for TextReporter<W> {
+    fn handle(&mut self, event: &Event) -> std::io::Result<()> {
+        match *event {
+            Event::SweepFinished(m) => self.sweep(m),
+            Event::CaseFinished(run) => self.case(&run.report),
+            Event::RunFinished { summary, .. } => self.finish(summary),
+            Event::HeatmapsWritten { .. } => Ok(()),
+        }
     }
 }

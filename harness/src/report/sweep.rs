@@ -7,11 +7,18 @@
 //! `differs <max_abs> <mismatch%> [= <fingerprint>]` (`~` when the
 //! fingerprint is only the closest convention), `unsupported: <why>` or
 //! `error`; `*` marks a declared divergence.
+//!
+//! The matrices are a view model built once per run ([`Sweeps`], fed each
+//! finished case by the run loop) and handed to every reporter: a streaming
+//! reporter gets each file's matrix as soon as its variants are done, the
+//! others all of them at the end.
 
 use std::collections::BTreeMap;
 
+use crate::diff::Comparison;
 use crate::fingerprint::Fingerprint;
-use crate::run::{CaseReport, Origin, Verdict, EXPECTED, REFERENCE};
+use crate::lane::{EXPECTED, REFERENCE};
+use crate::outcome::{CaseReport, Origin, Verdict};
 
 /// The matrix of one swept case file.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -106,7 +113,7 @@ impl Cell {
                     .filter(|o| o.verdict == Verdict::Diverged)
                 {
                     match o.comparison.as_ref() {
-                        Some(crate::diff::Comparison::Metrics(m))
+                        Some(Comparison::Metrics(m))
                             if cell
                                 .max_abs
                                 .is_none_or(|a| m.max_abs > a || m.max_abs.is_nan()) =>
@@ -114,14 +121,10 @@ impl Cell {
                             cell.max_abs = Some(m.max_abs);
                             cell.mismatch_fraction = Some(m.mismatch_fraction);
                         }
-                        Some(crate::diff::Comparison::ShapeMismatch { got, want })
-                            if cell.shape.is_none() =>
-                        {
+                        Some(Comparison::ShapeMismatch { got, want }) if cell.shape.is_none() => {
                             cell.shape = Some(format!("{}≠{}", dims(got), dims(want)));
                         }
-                        Some(crate::diff::Comparison::DtypeMismatch { got, want })
-                            if cell.shape.is_none() =>
-                        {
+                        Some(Comparison::DtypeMismatch { got, want }) if cell.shape.is_none() => {
                             cell.shape = Some(format!("{got}≠{want}"));
                         }
                         _ => {}
@@ -243,71 +246,136 @@ fn abbreviate_all(s: &str) -> String {
         .join("+")
 }
 
+/// The lanes of a report that get a matrix column: all but the reference
+/// and the expected data.
+fn columns(r: &CaseReport) -> impl Iterator<Item = &String> {
+    r.lanes
+        .iter()
+        .map(|l| &l.name)
+        .filter(|l| *l != REFERENCE && *l != EXPECTED)
+}
+
+impl MatrixRow {
+    /// The row of one variant; `None` for a report without a variant.
+    fn of(r: &CaseReport) -> Option<MatrixRow> {
+        let mut row = MatrixRow {
+            variant: r.variant.clone()?,
+            params: r.params.clone(),
+            cells: BTreeMap::new(),
+            details: BTreeMap::new(),
+        };
+        for l in columns(r) {
+            let cell = Cell::of(r, l);
+            row.cells.insert(l.clone(), cell.text(false));
+            row.details.insert(l.clone(), cell);
+        }
+        Some(row)
+    }
+}
+
+/// The conformance matrices of a run, built case by case.
+///
+/// `all` groups every variant by case file (what the Markdown and matrix
+/// files show); `current` is the run of consecutive variants of one case
+/// file streaming now (what the terminal prints once that file is done).
+#[derive(Debug, Default)]
+pub struct Sweeps {
+    all: Vec<Matrix>,
+    current: Option<Matrix>,
+}
+
+impl Sweeps {
+    /// Adds a finished case; returns the matrix of the streaming sweep this
+    /// case ends (a case of another file follows it).
+    pub fn add(&mut self, r: &CaseReport) -> Option<Matrix> {
+        let ended = match &self.current {
+            Some(m) if m.file != r.file || m.case != r.case => self.current.take(),
+            _ => None,
+        };
+        if let Some(row) = MatrixRow::of(r) {
+            let all = match self
+                .all
+                .iter()
+                .position(|m| m.file == r.file && m.case == r.case)
+            {
+                Some(i) => &mut self.all[i],
+                None => push_new(&mut self.all, r),
+            };
+            all.push(r, row.clone());
+            self.current
+                .get_or_insert_with(|| Matrix::new(r))
+                .push(r, row);
+        }
+        ended.map(Matrix::finished)
+    }
+
+    /// The matrix of the sweep still streaming at the end of the run.
+    pub fn end_current(&mut self) -> Option<Matrix> {
+        self.current.take().map(Matrix::finished)
+    }
+
+    /// Every matrix of the run, one per swept case file.
+    pub fn finish(self) -> Vec<Matrix> {
+        self.all.into_iter().map(Matrix::finished).collect()
+    }
+}
+
+fn push_new<'a>(all: &'a mut Vec<Matrix>, r: &CaseReport) -> &'a mut Matrix {
+    all.push(Matrix::new(r));
+    all.last_mut().expect("pushed")
+}
+
 impl Matrix {
     /// Builds one matrix per case file from the reports of its variants
     /// (reports without a variant are ignored).
     pub fn from_reports(reports: &[CaseReport]) -> Vec<Matrix> {
-        let mut out: Vec<Matrix> = Vec::new();
+        let mut sweeps = Sweeps::default();
         for r in reports {
-            let Some(variant) = &r.variant else { continue };
-            let m = match out
-                .iter_mut()
-                .position(|m| m.file == r.file && m.case == r.case)
-            {
-                Some(i) => &mut out[i],
-                None => {
-                    out.push(Matrix {
-                        case: r.case.clone(),
-                        file: r.file.clone(),
-                        ..Default::default()
-                    });
-                    out.last_mut().expect("pushed")
-                }
-            };
-            for l in r.lanes.iter().map(|l| &l.name) {
-                if l != REFERENCE && l != EXPECTED && !m.lanes.contains(l) {
-                    m.lanes.push(l.clone());
-                }
-            }
-            m.rows.push(MatrixRow {
-                variant: variant.clone(),
-                params: r.params.clone(),
-                cells: BTreeMap::new(),
-                details: BTreeMap::new(),
-            });
-            let row = m.rows.last_mut().expect("pushed");
-            for l in r
-                .lanes
-                .iter()
-                .map(|l| &l.name)
-                .filter(|l| *l != REFERENCE && *l != EXPECTED)
-            {
-                let cell = Cell::of(r, l);
-                row.cells.insert(l.clone(), cell.text(false));
-                row.details.insert(l.clone(), cell);
+            sweeps.add(r);
+        }
+        sweeps.finish()
+    }
+
+    /// An empty matrix for the case file of `r`.
+    fn new(r: &CaseReport) -> Matrix {
+        Matrix {
+            case: r.case.clone(),
+            file: r.file.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// Adds the row of one variant of this case file, and its lanes as columns.
+    fn push(&mut self, r: &CaseReport, row: MatrixRow) {
+        for l in columns(r) {
+            if !self.lanes.contains(l) {
+                self.lanes.push(l.clone());
             }
         }
-        for m in &mut out {
-            let mut names: Vec<String> = Vec::new();
-            for row in &m.rows {
-                for k in row.params.keys() {
-                    if !names.contains(k) {
-                        names.push(k.clone());
-                    }
-                }
-            }
-            for k in names {
-                let first = m.rows[0].params.get(&k);
-                if m.rows.iter().all(|r| r.params.get(&k) == first) {
-                    if let Some(v) = first {
-                        m.fixed.insert(k, v.clone());
-                    }
-                } else {
-                    m.params.push(k);
+        self.rows.push(row);
+    }
+
+    /// Splits the params into row labels (those that vary) and fixed ones.
+    fn finished(mut self) -> Matrix {
+        let mut names: Vec<String> = Vec::new();
+        for row in &self.rows {
+            for k in row.params.keys() {
+                if !names.contains(k) {
+                    names.push(k.clone());
                 }
             }
         }
-        out
+        for k in names {
+            let first = self.rows[0].params.get(&k);
+            if self.rows.iter().all(|r| r.params.get(&k) == first) {
+                if let Some(v) = first {
+                    self.fixed.insert(k, v.clone());
+                }
+            } else {
+                self.params.push(k);
+            }
+        }
+        self
     }
 
     fn cell(&self, row: &MatrixRow, lane: &str, short: bool) -> String {
@@ -465,8 +533,8 @@ impl Matrix {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diff::{Comparison, Metrics};
-    use crate::run::{LaneInfo, LaneResult, NodeReport, OutputResult};
+    use crate::diff::Metrics;
+    use crate::outcome::{LaneInfo, LaneResult, NodeReport, OutputResult};
 
     fn lane(name: &str, error: Option<&str>) -> LaneInfo {
         LaneInfo {
@@ -479,16 +547,7 @@ mod tests {
     }
 
     fn result(verdict: Verdict) -> LaneResult {
-        LaneResult {
-            verdict,
-            message: None,
-            lowering: None,
-            origin: None,
-            declared: None,
-            outputs: BTreeMap::new(),
-            fingerprint: None,
-            cross_device: None,
-        }
+        LaneResult::new(verdict)
     }
 
     fn diverged(max_abs: f64, frac: f64, fp: Option<Fingerprint>, declared: bool) -> LaneResult {

@@ -5,12 +5,20 @@
 //! mismatches under `|a-b| <= atol + rtol*|ref|`, max ULP distance in the
 //! backend's dtype, cosine similarity, NaN/Inf disagreement) accumulated at
 //! once.
+//!
+//! The tolerance classes ([`tolerance`]) and the ULP distance ([`ulp`]) live
+//! here too, so the per-node diff and the fingerprint judge "close enough"
+//! by the same rules.
 
-use half::{bf16, f16};
+pub mod tolerance;
+mod ulp;
+
 use serde::Serialize;
 
-use crate::case::Tolerance;
 use crate::tensor::{DType, Element, Tensor};
+
+pub use tolerance::{SameValue, Tolerance, Tolerances};
+pub use ulp::ulp;
 
 /// Metrics of one comparison.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -53,55 +61,6 @@ impl Comparison {
             Comparison::Metrics(m) => Some(m),
             _ => None,
         }
-    }
-}
-
-fn ulp_f32(a: f64, b: f64) -> u64 {
-    let (x, y) = (a as f32, b as f32);
-    let ox = if x.is_sign_negative() {
-        -(x.abs().to_bits() as i64)
-    } else {
-        x.to_bits() as i64
-    };
-    let oy = if y.is_sign_negative() {
-        -(y.abs().to_bits() as i64)
-    } else {
-        y.to_bits() as i64
-    };
-    ox.abs_diff(oy)
-}
-
-fn ulp_f64(a: f64, b: f64) -> u64 {
-    let o = |v: f64| -> i128 {
-        if v.is_sign_negative() {
-            -(v.abs().to_bits() as i128)
-        } else {
-            v.to_bits() as i128
-        }
-    };
-    (o(a) - o(b)).unsigned_abs().min(u64::MAX as u128) as u64
-}
-
-fn ulp_half(a: f64, b: f64, to_bits: fn(f64) -> u16) -> u64 {
-    let o = |v: f64| -> i64 {
-        let bits = to_bits(v.abs()) as i64;
-        if v.is_sign_negative() {
-            -bits
-        } else {
-            bits
-        }
-    };
-    o(a).abs_diff(o(b))
-}
-
-/// ULP distance between a backend value and the reference rounded to `dtype`.
-pub fn ulp(dtype: DType, got: f64, want: f64) -> u64 {
-    match dtype {
-        DType::F32 => ulp_f32(got, want),
-        DType::F64 => ulp_f64(got, want),
-        DType::F16 => ulp_half(got, want, |v| f16::from_f64(v).to_bits()),
-        DType::BF16 => ulp_half(got, want, |v| bf16::from_f64(v).to_bits()),
-        _ => (got - want).abs().min(u64::MAX as f64) as u64,
     }
 }
 

@@ -1,0 +1,74 @@
+//! Distance in units in the last place, the one definition every
+//! comparison uses (the diff's `max_ulp`, the fingerprint's [`SameValue`]).
+//!
+//! [`SameValue`]: super::SameValue
+
+use half::{bf16, f16};
+
+use crate::tensor::DType;
+
+fn ulp_f32(a: f64, b: f64) -> u64 {
+    let (x, y) = (a as f32, b as f32);
+    let ox = if x.is_sign_negative() {
+        -(x.abs().to_bits() as i64)
+    } else {
+        x.to_bits() as i64
+    };
+    let oy = if y.is_sign_negative() {
+        -(y.abs().to_bits() as i64)
+    } else {
+        y.to_bits() as i64
+    };
+    ox.abs_diff(oy)
+}
+
+fn ulp_f64(a: f64, b: f64) -> u64 {
+    let o = |v: f64| -> i128 {
+        if v.is_sign_negative() {
+            -(v.abs().to_bits() as i128)
+        } else {
+            v.to_bits() as i128
+        }
+    };
+    (o(a) - o(b)).unsigned_abs().min(u64::MAX as u128) as u64
+}
+
+fn ulp_half(a: f64, b: f64, to_bits: fn(f64) -> u16) -> u64 {
+    let o = |v: f64| -> i64 {
+        let bits = to_bits(v.abs()) as i64;
+        if v.is_sign_negative() {
+            -bits
+        } else {
+            bits
+        }
+    };
+    o(a).abs_diff(o(b))
+}
+
+/// ULP distance between a backend value and the reference rounded to `dtype`.
+pub fn ulp(dtype: DType, got: f64, want: f64) -> u64 {
+    match dtype {
+        DType::F32 => ulp_f32(got, want),
+        DType::F64 => ulp_f64(got, want),
+        DType::F16 => ulp_half(got, want, |v| f16::from_f64(v).to_bits()),
+        DType::BF16 => ulp_half(got, want, |v| bf16::from_f64(v).to_bits()),
+        _ => (got - want).abs().min(u64::MAX as f64) as u64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ulp_counts_across_zero_and_per_dtype() {
+        let up = |x: f32, k: u32| f32::from_bits(x.to_bits() + k) as f64;
+        assert_eq!(ulp(DType::F32, up(1.0, 3), 1.0), 3);
+        // -0 and +0 are the same place; the smallest subnormals straddle it.
+        assert_eq!(ulp(DType::F32, -0.0, 0.0), 0);
+        assert_eq!(ulp(DType::F32, -up(0.0, 1), up(0.0, 1)), 2);
+        assert_eq!(ulp(DType::F64, 1.0, 1.0 + f64::EPSILON), 1);
+        assert_eq!(ulp(DType::F16, 1.0, 1.0 + 2f64.powi(-10)), 1);
+        assert_eq!(ulp(DType::I32, 7.0, 3.0), 4);
+    }
+}

@@ -1,0 +1,203 @@
+//! The report schema: what one case's run found, per node and lane
+//! ([`CaseReport`], serialized as docs/report-json.md), and the tensors
+//! behind its divergences ([`Evidence`]), handed together to the reporters
+//! as a [`CaseRun`]. Reporters depend on this module, never on the
+//! orchestration that fills it (`run`) or on the engines.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::diff::{Comparison, Tolerance};
+use crate::fingerprint::Fingerprint;
+use crate::tensor::{DType, Tensor};
+
+/// One case's run: its report and the tensors reporters draw.
+#[derive(Debug, Clone)]
+pub struct CaseRun {
+    pub report: CaseReport,
+    pub evidence: Evidence,
+}
+
+/// Verdict of one node (or output) in one lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Ok,
+    /// Not run: an input came from a node that did not run, or the reference has no value.
+    Skipped,
+    Unsupported,
+    Diverged,
+    Error,
+}
+
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Skipped => "skipped",
+            Verdict::Unsupported => "unsupported",
+            Verdict::Diverged => "diverged",
+            Verdict::Error => "error",
+        }
+    }
+}
+
+/// Whether a divergence started at this node or came in through its inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    Introduced,
+    Inherited,
+}
+
+/// One output of one node in one lane.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputResult {
+    pub verdict: Verdict,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<Comparison>,
+}
+
+/// One node in one lane.
+#[derive(Debug, Clone, Serialize)]
+pub struct LaneResult {
+    pub verdict: Verdict,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lowering: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+    /// The declared divergence this verdict matches, if any (its reason).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub declared: Option<String>,
+    /// Per output, in node output order.
+    pub outputs: BTreeMap<String, OutputResult>,
+    /// Which convention an introduced divergence actually follows (issue 5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<Fingerprint>,
+    /// Cross-device (issue 7): this lane's values (on the case's GPU) compared
+    /// with the same backend's on the CPU (lane `<backend>@cpu`), the CPU
+    /// value taken as the baseline; for a node with several outputs, the
+    /// first output outside tolerance, else the first output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cross_device: Option<Comparison>,
+}
+
+impl LaneResult {
+    /// A result with `verdict` and nothing else yet.
+    pub fn new(verdict: Verdict) -> LaneResult {
+        LaneResult {
+            verdict,
+            message: None,
+            lowering: None,
+            origin: None,
+            declared: None,
+            outputs: BTreeMap::new(),
+            fingerprint: None,
+            cross_device: None,
+        }
+    }
+}
+
+/// One node across lanes.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeReport {
+    pub index: usize,
+    pub name: String,
+    pub op: String,
+    pub outputs: Vec<OutputInfo>,
+    pub lanes: BTreeMap<String, LaneResult>,
+}
+
+/// Shape and dtype of an output as the reference computed it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputInfo {
+    pub name: String,
+    pub shape: Option<Vec<usize>>,
+    pub dtype: Option<DType>,
+    pub tolerance: Option<Tolerance>,
+}
+
+/// One lane (backend or expected data) of a case.
+#[derive(Debug, Clone, Serialize)]
+pub struct LaneInfo {
+    pub name: String,
+    pub settings: BTreeMap<String, String>,
+    pub wall_ms: f64,
+    pub notes: Vec<String>,
+    /// The whole lane failed (session creation, run); every node is `error`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Where a lane starts to differ from the reference.
+#[derive(Debug, Clone, Serialize)]
+pub struct FirstDivergence {
+    pub index: usize,
+    pub node: String,
+    pub op: String,
+    pub verdict: Verdict,
+}
+
+/// Everything about one case variant.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseReport {
+    pub file: String,
+    pub case: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
+    pub opset: u32,
+    pub device: String,
+    pub lanes: Vec<LaneInfo>,
+    pub nodes: Vec<NodeReport>,
+    pub first_divergence: BTreeMap<String, FirstDivergence>,
+    /// Undeclared divergences and declared divergences that did not happen.
+    pub failures: Vec<String>,
+    pub passed: bool,
+}
+
+impl CaseReport {
+    /// `case` or `case[variant]`: how reports name a case variant.
+    pub fn id(&self) -> String {
+        match &self.variant {
+            Some(v) => format!("{}[{v}]", self.case),
+            None => self.case.clone(),
+        }
+    }
+}
+
+/// A backend's output and the reference's value it was compared with.
+#[derive(Debug, Clone)]
+pub struct TensorPair {
+    pub got: Tensor,
+    pub want: Tensor,
+}
+
+/// The tensors of one lane's first divergence: per diverged output whose
+/// comparison has metrics (same shape and dtype), both values.
+#[derive(Debug, Clone)]
+pub struct NodeEvidence {
+    /// The node's index in the graph (= [`FirstDivergence::index`]).
+    pub node: usize,
+    pub outputs: BTreeMap<String, TensorPair>,
+}
+
+/// What a run keeps of its tensors once the report is built: for each lane
+/// whose first divergence is a `diverged` node, that node's diverged
+/// outputs (one node per lane, so a case keeps at most one node's outputs
+/// per lane; everything else is dropped with the traces).
+#[derive(Debug, Clone, Default)]
+pub struct Evidence {
+    pub lanes: BTreeMap<String, NodeEvidence>,
+}
+
+impl Evidence {
+    /// The values of `output` of `lane`'s first divergence, if kept.
+    pub fn get(&self, lane: &str, output: &str) -> Option<&TensorPair> {
+        self.lanes.get(lane)?.outputs.get(output)
+    }
+}
