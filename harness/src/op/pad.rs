@@ -141,23 +141,14 @@ mod tests {
     use super::super::slice::tests::Host;
     use super::*;
     use crate::graph::Attr;
-    use crate::op::test_node;
-    use crate::options::{Device, EngineOptions};
+    use crate::op::window::tests::with;
 
     fn decode<'t>(
         opset: u32,
         attrs: Vec<(&str, Attr)>,
         x: &[Option<&'t Host>],
     ) -> OpResult<PadAttrs<'t, Host>> {
-        let node = test_node("Pad", x.len(), 1, attrs);
-        let options = EngineOptions::default();
-        let ctx = OpCtx {
-            node: &node,
-            opset,
-            device: Device::Cpu,
-            options: &options,
-        };
-        PadAttrs::decode(&ctx, x)
+        with("Pad", opset, attrs, |c| PadAttrs::decode(c, x))
     }
 
     fn mode(m: &str) -> (&'static str, Attr) {

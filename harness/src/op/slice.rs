@@ -155,8 +155,7 @@ impl SliceAttrs {
 pub(crate) mod tests {
     use super::*;
     use crate::graph::Attr;
-    use crate::op::test_node;
-    use crate::options::{Device, EngineOptions};
+    use crate::op::window::tests::with;
 
     fn idx(dim: usize, start: i64, end: i64, step: i64) -> Vec<i64> {
         SliceAxis::resolve(0, dim, start, end, step).indices()
@@ -198,15 +197,7 @@ pub(crate) mod tests {
     }
 
     fn decode(opset: u32, attrs: Vec<(&str, Attr)>, x: &[Option<&Host>]) -> OpResult<SliceAttrs> {
-        let node = test_node("Slice", x.len(), 1, attrs);
-        let options = EngineOptions::default();
-        let ctx = OpCtx {
-            node: &node,
-            opset,
-            device: Device::Cpu,
-            options: &options,
-        };
-        SliceAttrs::decode(&ctx, x)
+        with("Slice", opset, attrs, |c| SliceAttrs::decode(c, x))
     }
 
     #[test]

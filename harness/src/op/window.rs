@@ -408,13 +408,19 @@ impl TransposeAttrs {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::graph::Attr;
     use crate::op::test_node;
     use crate::options::{Device, EngineOptions};
 
-    fn with<R>(op: &str, opset: u32, attrs: Vec<(&str, Attr)>, f: impl FnOnce(&OpCtx) -> R) -> R {
+    /// Runs `f` with the context of a test node (shared by the op tests).
+    pub(crate) fn with<R>(
+        op: &str,
+        opset: u32,
+        attrs: Vec<(&str, Attr)>,
+        f: impl FnOnce(&OpCtx) -> R,
+    ) -> R {
         let node = test_node(op, 2, 1, attrs);
         let options = EngineOptions::default();
         let ctx = OpCtx {

@@ -274,6 +274,23 @@ struct Pool {
     include_pad: bool,
 }
 
+impl Pool {
+    /// The lowered result: a 1-D pool drops the unit axis it ran with.
+    fn finish(&self, y: Tensor, mut ops: Vec<&str>) -> Out {
+        if !self.one_d {
+            return Ok(Lowered::one(y, how(&ops)));
+        }
+        ops.insert(0, "unsqueeze");
+        Ok(Lowered::one(y.squeeze(2).ce()?, how(&ops)))
+    }
+
+    /// Explicit pads plus the ceil_mode extra at the end, per axis.
+    fn total(&self) -> Pads {
+        let extra = self.pads.iter().zip(&self.extra);
+        extra.map(|(&(b, e), &x)| (b, e + x)).collect()
+    }
+}
+
 fn pool_setup(ctx: &OpCtx, a: &Tensor) -> OpResult<Pool> {
     let r = a.rank();
     if !(3..=4).contains(&r) {
@@ -331,27 +348,18 @@ fn max_pool(ctx: &OpCtx, x: &In) -> Out {
     }
     let p = pool_setup(ctx, a)?;
     let mut ops = Vec::new();
-    let total: Vec<(usize, usize)> = p
-        .pads
-        .iter()
-        .zip(&p.extra)
-        .map(|(&(b, e), &x)| (b, e + x))
-        .collect();
+    let total = p.total();
     let mut input = p.x.clone();
     if total.iter().any(|&(b, e)| b + e > 0) {
         ops.push("pad(-inf)");
         input = pad_spatial(&input, &total, f64::NEG_INFINITY)?;
     }
     ops.push("max_pool2d_with_stride");
-    let mut y = input
+    let y = input
         .contiguous()
         .and_then(|t| t.max_pool2d_with_stride(p.kernel, p.strides))
         .ce()?;
-    if p.one_d {
-        y = y.squeeze(2).ce()?;
-        ops.insert(0, "unsqueeze");
-    }
-    Ok(Lowered::one(y, how(&ops)))
+    p.finish(y, ops)
 }
 
 /// AveragePool-7/10/11/19/22: count_include_pad (default 0) and ceil_mode.
@@ -363,12 +371,7 @@ fn avg_pool(ctx: &OpCtx, x: &In) -> Out {
     let include_pad = p.include_pad;
     let has_pads = p.pads.iter().any(|&(b, e)| b + e > 0);
     let has_extra = p.extra.iter().any(|&e| e > 0);
-    let total: Vec<(usize, usize)> = p
-        .pads
-        .iter()
-        .zip(&p.extra)
-        .map(|(&(b, e), &x)| (b, e + x))
-        .collect();
+    let total = p.total();
     let mut ops = Vec::new();
     let input = if has_pads || has_extra {
         ops.push("pad_with_zeros");
@@ -400,11 +403,7 @@ fn avg_pool(ctx: &OpCtx, x: &In) -> Out {
         y = y.broadcast_div(&div).ce()?;
         ops.push("ones-mask divisor");
     }
-    if p.one_d {
-        y = y.squeeze(2).ce()?;
-        ops.insert(0, "unsqueeze");
-    }
-    Ok(Lowered::one(y, how(&ops)))
+    p.finish(y, ops)
 }
 
 /// GlobalAveragePool-1/22: mean over all spatial axes, kept.

@@ -112,6 +112,16 @@ struct ConvArgs {
     group: usize,
 }
 
+impl ConvArgs {
+    fn new(ctx: &OpCtx, strides: &[usize], dil: &[usize]) -> OpResult<ConvArgs> {
+        Ok(ConvArgs {
+            strides: strides.to_vec(),
+            dil: dil.to_vec(),
+            group: group(ctx)?,
+        })
+    }
+}
+
 /// The optional bias B as a vector of length `m`.
 fn bias(ctx: &OpCtx, x: &[Option<&RefTensor>], m: usize) -> OpResult<Option<Vec<f64>>> {
     match x.get(2).copied().flatten() {
@@ -138,11 +148,7 @@ fn conv(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
         return Err(ctx.fail(format!("input X has shape {xs:?} and W {ws:?}: expected [N, C, D1, ...] and [M, C/group, k1, ...] of equal rank")));
     }
     let w = WindowAttrs::decode(ctx, &xs[2..], Some(&ws[2..]))?;
-    let a = ConvArgs {
-        group: group(ctx)?,
-        strides: w.strides.clone(),
-        dil: w.dilations.clone(),
-    };
+    let a = ConvArgs::new(ctx, &w.strides, &w.dilations)?;
     let (c, m, cg) = (xs[1], ws[0], ws[1]);
     if c != cg * a.group || m % a.group != 0 {
         return Err(ctx.fail(format!("input X has {c} channels and W shape {ws:?}: with `group` = {}, need C = W[1]·group and M divisible by group", a.group)));
@@ -226,11 +232,7 @@ fn conv_transpose(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<Ref
         return Err(ctx.fail(format!("input X has shape {xs:?} and W {ws:?}: expected [N, C, D1, ...] and [C, M/group, k1, ...] of equal rank")));
     }
     let t = TransposeAttrs::decode(ctx, &xs[2..], &ws[2..])?;
-    let a = ConvArgs {
-        group: group(ctx)?,
-        strides: t.strides.clone(),
-        dil: t.dilations.clone(),
-    };
+    let a = ConvArgs::new(ctx, &t.strides, &t.dilations)?;
     if xs[1] != ws[0] || xs[1] % a.group != 0 {
         return Err(ctx.fail(format!(
             "input X has {} channels and W shape {ws:?}: need C = W[0], divisible by `group` = {}",
