@@ -827,7 +827,7 @@ fn dropout(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>
         }
     }
     let mut outs = vec![Some(data.clone())];
-    if ctx.node.outputs.get(1).is_some_and(|o| !o.is_empty()) {
+    if ctx.wants_output(1) {
         let shape = IxDyn(data.shape());
         let mask = if ctx.opset < 10 {
             let t = by_dtype!(data.data.dtype(), T => T::wrap(ArrayD::from_elem(shape, T::from_f64(1.0))));
