@@ -371,7 +371,7 @@ fn dropout(ctx: &OpCtx, x: &In) -> Out {
     if ctx.opset < 7 && ctx.int("is_test", 0)? == 0 {
         return Err(ctx.unsupported("is_test", "0 (training) draws random numbers"));
     }
-    let wants_mask = ctx.node.outputs.get(1).is_some_and(|o| !o.is_empty());
+    let wants_mask = ctx.wants_output(1);
     if !wants_mask {
         return Ok(Lowered::one(keep_bool(a, a.clone()), How::native("clone")));
     }

@@ -180,15 +180,7 @@ impl crate::op::HostView for CTensor {
 }
 
 /// Normalizes a possibly negative axis.
-pub(crate) fn axis(a: i64, rank: usize) -> OpResult<usize> {
-    let r = rank as i64;
-    if a < -r || a >= r.max(1) {
-        return Err(OpError::Failed(format!(
-            "axis {a} is out of range for rank {rank}"
-        )));
-    }
-    Ok(if a < 0 { (a + r) as usize } else { a as usize })
-}
+pub(crate) use crate::op::normalize_axis as axis;
 
 /// An int64 index tensor on the session's device.
 pub(crate) fn index_tensor(idx: Vec<i64>) -> OpResult<CTensor> {

@@ -5,7 +5,7 @@
 
 use candle_core::Tensor;
 
-use super::{axis, host_ints, Ce};
+use super::{host_ints, Ce};
 use crate::backend::interp::{How, Label::*, Lowered, OpCtx, OpDef, OpRegistry, OpResult};
 
 type In<'a> = [Option<&'a Tensor>];
@@ -72,7 +72,7 @@ fn reduce_mean(ctx: &OpCtx, x: &In) -> Out {
         Some(v) if !v.is_empty() => {
             let mut v: Vec<usize> = v
                 .iter()
-                .map(|&i| axis(i, a.rank()))
+                .map(|&i| ctx.axis(i, a.rank()))
                 .collect::<OpResult<_>>()?;
             v.sort_unstable();
             v.dedup();
@@ -97,7 +97,7 @@ fn reduce_mean(ctx: &OpCtx, x: &In) -> Out {
 fn softmax(ctx: &OpCtx, x: &In) -> Out {
     let a = ctx.input(x, 0)?;
     let default = if ctx.opset < 13 { 1 } else { -1 };
-    let ax = axis(ctx.int("axis", default)?, a.rank())?;
+    let ax = ctx.axis(ctx.int("axis", default)?, a.rank())?;
     if ax + 1 == a.rank() {
         let y = candle_nn::ops::softmax_last_dim(&a.contiguous().ce()?).ce()?;
         return Ok(Lowered::one(

@@ -8,9 +8,11 @@
 
 use candle_core::{DType as CDType, Tensor};
 
-use super::{axis, dev, host_ints, index_tensor, keep_bool, pad_const, Ce};
+use super::{dev, host_ints, index_tensor, keep_bool, pad_const, Ce};
 use crate::backend::interp::{How, Label::*, Lowered, OpCtx, OpDef, OpFn, OpRegistry, OpResult};
 use crate::graph::Attr;
+use crate::op::pad::{PadAttrs, PadMode};
+use crate::op::slice::SliceAttrs;
 
 type In<'a> = [Option<&'a Tensor>];
 type Out = OpResult<Lowered<Tensor>>;
@@ -169,7 +171,7 @@ fn concat(ctx: &OpCtx, x: &In) -> Out {
     let first = *parts
         .first()
         .ok_or_else(|| ctx.fail("Concat needs at least one input"))?;
-    let ax = axis(ctx.int("axis", 0)?, first.rank())?;
+    let ax = ctx.axis(ctx.int("axis", 0)?, first.rank())?;
     let y = Tensor::cat(&parts, ax).ce()?;
     Ok(Lowered::one(keep_bool(first, y), How::native("cat")))
 }
@@ -227,7 +229,7 @@ fn transpose(ctx: &OpCtx, x: &In) -> Out {
     let perm: Vec<usize> = match ctx.ints("perm")? {
         Some(p) => p
             .iter()
-            .map(|&v| axis(v, a.rank()))
+            .map(|&v| ctx.axis(v, a.rank()))
             .collect::<OpResult<_>>()?,
         None => (0..a.rank()).rev().collect(),
     };
@@ -235,71 +237,20 @@ fn transpose(ctx: &OpCtx, x: &In) -> Out {
     Ok(Lowered::one(keep_bool(a, y), How::native("permute")))
 }
 
-/// The ONNX index sequence of one sliced axis (after clamping).
-pub(crate) fn slice_indices(dim: usize, start: i64, end: i64, step: i64) -> Vec<i64> {
-    let d = dim as i64;
-    let norm = |v: i64| if v < 0 { v + d } else { v };
-    let (s, e) = if step > 0 {
-        (norm(start).clamp(0, d), norm(end).clamp(0, d))
-    } else {
-        (norm(start).clamp(0, d - 1), norm(end).clamp(-1, d - 1))
-    };
-    let mut v = Vec::new();
-    let mut i = s;
-    while (step > 0 && i < e) || (step < 0 && i > e) {
-        v.push(i);
-        i += step;
-    }
-    v
-}
-
 /// Slice-1 (attributes) / Slice-10/11/13 (inputs starts, ends, axes, steps).
 fn slice(ctx: &OpCtx, x: &In) -> Out {
     let a = ctx.input(x, 0)?;
-    let (starts, ends, axes, steps) = if ctx.opset < 10 {
-        let s = ctx
-            .ints("starts")?
-            .ok_or_else(|| ctx.fail("attribute `starts` is required"))?;
-        let e = ctx
-            .ints("ends")?
-            .ok_or_else(|| ctx.fail("attribute `ends` is required"))?;
-        (s, e, ctx.ints("axes")?, None)
-    } else {
-        let s = host_ints(ctx.input(x, 1)?)?;
-        let e = host_ints(ctx.input(x, 2)?)?;
-        (
-            s,
-            e,
-            ints_attr_or_input(ctx, x, "", 3, 0)?,
-            ints_attr_or_input(ctx, x, "", 4, 0)?,
-        )
-    };
-    let axes = axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
-    let steps = steps.unwrap_or_else(|| vec![1; starts.len()]);
-    if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
-        return Err(ctx.fail("starts, ends, axes and steps must have the same length"));
-    }
+    let spec = SliceAttrs::decode(ctx, x)?;
     let mut y = a.clone();
     let mut composed = false;
-    for i in 0..starts.len() {
-        let ax = axis(axes[i], a.rank())?;
-        let dim = a.dims()[ax];
-        match steps[i] {
-            0 => return Err(ctx.fail("slice step 0")),
-            1 => {
-                let idx = slice_indices(dim, starts[i], ends[i], 1);
-                let start = idx.first().copied().unwrap_or(0) as usize;
-                y = y.narrow(ax, start, idx.len()).ce()?;
-            }
-            step => {
-                composed = true;
-                let idx = slice_indices(dim, starts[i], ends[i], step);
-                y = y
-                    .contiguous()
-                    .ce()?
-                    .index_select(&index_tensor(idx)?, ax)
-                    .ce()?;
-            }
+    for s in spec.axes {
+        if s.step == 1 {
+            let start = if s.is_empty() { 0 } else { s.start as usize };
+            y = y.narrow(s.axis, start, s.len()).ce()?;
+        } else {
+            composed = true;
+            let idx = index_tensor(s.indices())?;
+            y = y.contiguous().ce()?.index_select(&idx, s.axis).ce()?;
         }
     }
     let how = if composed {
@@ -313,7 +264,7 @@ fn slice(ctx: &OpCtx, x: &In) -> Out {
 /// Split-2/11 (split attribute), Split-13 (split input), Split-18 (num_outputs).
 fn split(ctx: &OpCtx, x: &In) -> Out {
     let a = ctx.input(x, 0)?;
-    let ax = axis(ctx.int("axis", 0)?, a.rank())?;
+    let ax = ctx.axis(ctx.int("axis", 0)?, a.rank())?;
     let dim = a.dims()[ax];
     let n = ctx.node.outputs.len();
     let sizes: Vec<usize> = match ints_attr_or_input(ctx, x, "split", 1, 13)? {
@@ -350,7 +301,7 @@ fn squeeze(ctx: &OpCtx, x: &In) -> Out {
     let axes: Vec<usize> = match ints_attr_or_input(ctx, x, "axes", 1, 13)? {
         Some(v) => v
             .iter()
-            .map(|&v| axis(v, a.rank()))
+            .map(|&v| ctx.axis(v, a.rank()))
             .collect::<OpResult<_>>()?,
         None => (0..a.rank()).filter(|&i| a.dims()[i] == 1).collect(),
     };
@@ -376,7 +327,7 @@ fn unsqueeze(ctx: &OpCtx, x: &In) -> Out {
     let out_rank = a.rank() + raw.len();
     let mut axes: Vec<usize> = raw
         .iter()
-        .map(|&v| axis(v, out_rank))
+        .map(|&v| ctx.axis(v, out_rank))
         .collect::<OpResult<_>>()?;
     axes.sort_unstable();
     if axes.windows(2).any(|w| w[0] == w[1]) {
@@ -393,7 +344,7 @@ fn unsqueeze(ctx: &OpCtx, x: &In) -> Out {
 /// negative indices count from the end.
 fn gather(ctx: &OpCtx, x: &In) -> Out {
     let (data, ind) = (ctx.input(x, 0)?, ctx.input(x, 1)?);
-    let ax = axis(ctx.int("axis", 0)?, data.rank())?;
+    let ax = ctx.axis(ctx.int("axis", 0)?, data.rank())?;
     let mut ops = Vec::new();
     let mut idx = match ind.dtype() {
         CDType::I64 => ind.clone(),
@@ -438,37 +389,13 @@ fn gather(ctx: &OpCtx, x: &In) -> Out {
 fn pad(ctx: &OpCtx, x: &In) -> Out {
     let a = ctx.input(x, 0)?;
     let r = a.rank();
-    let mode = ctx.string("mode", "constant")?;
-    let (pads, value, axes) = if ctx.opset < 11 {
-        let p = ctx
-            .ints("pads")?
-            .ok_or_else(|| ctx.fail("attribute `pads` is required"))?;
-        (p, ctx.float("value", 0.0)? as f64, None)
-    } else {
-        let p = host_ints(ctx.input(x, 1)?)?;
-        let v = match x.get(2).copied().flatten() {
-            Some(t) => *super::host_floats(t)?.first().unwrap_or(&0.0),
-            None => 0.0,
-        };
-        (p, v, ints_attr_or_input(ctx, x, "", 3, 0)?)
-    };
-    let axes: Vec<usize> = match axes {
-        Some(v) => v.iter().map(|&v| axis(v, r)).collect::<OpResult<_>>()?,
-        None => (0..r).collect(),
-    };
-    if pads.len() != 2 * axes.len() {
-        return Err(ctx.fail(format!(
-            "pads has {} values for {} axes",
-            pads.len(),
-            axes.len()
-        )));
-    }
-    let n = axes.len();
+    let p = PadAttrs::decode(ctx, x)?;
+    let (mode, value) = (p.mode, p.value);
     let mut y = a.clone();
     let mut ops: Vec<&str> = Vec::new();
     // Negative pads crop first.
-    for (k, &ax) in axes.iter().enumerate() {
-        let (l, h) = (pads[k], pads[k + n]);
+    for ax in 0..r {
+        let (l, h) = (p.begin[ax], p.end[ax]);
         if l < 0 || h < 0 {
             let cut_l = (-l).max(0) as usize;
             let cut_h = (-h).max(0) as usize;
@@ -480,33 +407,35 @@ fn pad(ctx: &OpCtx, x: &In) -> Out {
             ops.push("narrow");
         }
     }
-    for (k, &ax) in axes.iter().enumerate() {
-        let (l, h) = (pads[k].max(0) as usize, pads[k + n].max(0) as usize);
+    for ax in 0..r {
+        let (l, h) = (p.begin[ax].max(0) as usize, p.end[ax].max(0) as usize);
         if l == 0 && h == 0 {
             continue;
         }
         let dim = y.dims()[ax];
-        match mode.as_str() {
-            "constant" if value == 0.0 => {
+        match mode {
+            PadMode::Constant if value == 0.0 => {
                 y = y.pad_with_zeros(ax, l, h).ce()?;
                 ops.push("pad_with_zeros");
             }
-            "constant" => {
+            PadMode::Constant => {
                 y = pad_const(&y, ax, l, h, value)?;
                 ops.push("full, cat");
             }
-            "edge" => {
+            PadMode::Edge => {
                 y = y.pad_with_same(ax, l, h).ce()?;
                 ops.push("pad_with_same");
             }
-            "reflect" | "wrap" => {
-                if dim == 0 || (mode == "reflect" && (dim < 2 || l >= dim || h >= dim)) {
-                    return Err(ctx.fail(format!("{mode} pad ({l}, {h}) on an axis of {dim}")));
+            PadMode::Reflect | PadMode::Wrap => {
+                let reflect = mode == PadMode::Reflect;
+                if dim == 0 || (reflect && (dim < 2 || l >= dim || h >= dim)) {
+                    let m = mode.name();
+                    return Err(ctx.fail(format!("{m} pad ({l}, {h}) on an axis of {dim}")));
                 }
                 let d = dim as i64;
                 let idx: Vec<i64> = (-(l as i64)..d + h as i64)
                     .map(|i| {
-                        if mode == "wrap" {
+                        if !reflect {
                             i.rem_euclid(d)
                         } else if i < 0 {
                             -i
@@ -524,7 +453,6 @@ fn pad(ctx: &OpCtx, x: &In) -> Out {
                     .ce()?;
                 ops.push("index_select");
             }
-            other => return Err(ctx.unsupported("mode", format!("unknown mode `{other}`"))),
         }
     }
     ops.dedup();
@@ -583,14 +511,6 @@ fn shape(ctx: &OpCtx, x: &In) -> Out {
 mod tests {
     use super::super::testutil::*;
     use super::*;
-
-    #[test]
-    fn slice_indices_follow_onnx_clamping() {
-        assert_eq!(slice_indices(5, 0, i64::MAX, 2), vec![0, 2, 4]);
-        assert_eq!(slice_indices(5, -1, i64::MIN, -2), vec![4, 2, 0]);
-        assert_eq!(slice_indices(5, 10, 0, -1), vec![4, 3, 2, 1]);
-        assert_eq!(slice_indices(5, 1, 3, 1), vec![1, 2]);
-    }
 
     #[test]
     fn strided_slice_is_composed() {

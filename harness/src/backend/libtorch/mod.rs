@@ -274,11 +274,7 @@ pub(crate) fn dims(t: &tch::Tensor) -> Vec<i64> {
 
 /// Normalizes a possibly negative `axis` for `rank` (ONNX accepts [-r, r-1]).
 pub(crate) fn norm_axis(ctx: &OpCtx, axis: i64, rank: usize) -> OpResult<i64> {
-    let r = rank as i64;
-    if axis < -r || axis >= r.max(1) {
-        return Err(ctx.fail(format!("axis {axis} is out of range for rank {rank}")));
-    }
-    Ok(if axis < 0 { axis + r } else { axis })
+    Ok(ctx.axis(axis, rank)? as i64)
 }
 
 pub(crate) fn is_float(t: &tch::Tensor) -> OpResult<bool> {
@@ -288,16 +284,8 @@ pub(crate) fn is_float(t: &tch::Tensor) -> OpResult<bool> {
     ))
 }
 
-/// Whether the node asks for its `i`-th output.
-pub(crate) fn wants_output(ctx: &OpCtx, i: usize) -> bool {
-    ctx.node.outputs.get(i).is_some_and(|o| !o.is_empty())
-}
-
-/// An optional input that is present and non-empty (ONNX marks "absent"
-/// both by `""` and, for Resize scales/sizes, by an empty tensor).
-pub(crate) fn present<'t>(x: &[Option<&'t tch::Tensor>], i: usize) -> Option<&'t tch::Tensor> {
-    x.get(i).copied().flatten().filter(|t| t.numel() > 0)
-}
+/// An optional input that is present and non-empty.
+pub(crate) use crate::op::optional as present;
 
 impl crate::op::HostView for tch::Tensor {
     fn dims(&self) -> Vec<usize> {

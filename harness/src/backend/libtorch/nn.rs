@@ -1,13 +1,15 @@
 //! libtorch lowerings: convolution, pooling, normalization, Dropout.
 //!
-//! ONNX pads are per edge (`[x1_begin, x2_begin, ..., x1_end, x2_end, ...]`);
-//! torch's conv/pool padding is one symmetric value per axis, so asymmetric
+//! The window geometry comes decoded from `op::window`. ONNX pads are per
+//! edge; torch's conv/pool padding is one symmetric value per axis, so asymmetric
 //! pads are applied first with `constant_pad_nd` (composed).
 
 use tch::{Kind, Tensor};
 
-use super::{conv_tf32, dims, norm_axis, wants_output};
+use super::{conv_tf32, dims};
 use crate::backend::interp::{How, Label, Lowered, OpCtx, OpRegistry, OpResult};
+use crate::op::window::{self, TransposeAttrs, WindowAttrs};
+use crate::op::HostView;
 
 type X<'a> = [Option<&'a Tensor>];
 
@@ -78,54 +80,14 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
     );
 }
 
-/// Per-axis begin/end pads from `pads`/`auto_pad` (SAME_* follow the spec:
-/// total = max(0, (ceil(in/s) - 1)·s + (k-1)·d + 1 - in), the odd pixel at the
-/// end for SAME_UPPER, at the beginning for SAME_LOWER).
-fn resolve_pads(
-    ctx: &OpCtx,
-    spatial: &[i64],
-    k: &[i64],
-    s: &[i64],
-    d: &[i64],
-) -> OpResult<(Vec<i64>, Vec<i64>)> {
-    let n = spatial.len();
-    let auto = ctx.string("auto_pad", "NOTSET")?;
-    match auto.as_str() {
-        "NOTSET" => {
-            let p = ctx.ints("pads")?.unwrap_or_else(|| vec![0; 2 * n]);
-            if p.len() != 2 * n {
-                return Err(ctx.fail(format!("pads has {} values, expected {}", p.len(), 2 * n)));
-            }
-            if p.iter().any(|&v| v < 0) {
-                return Err(ctx.unsupported("pads", format!("negative pads {p:?}")));
-            }
-            Ok((p[..n].to_vec(), p[n..].to_vec()))
-        }
-        "VALID" => Ok((vec![0; n], vec![0; n])),
-        "SAME_UPPER" | "SAME_LOWER" => {
-            let (mut b, mut e) = (vec![0; n], vec![0; n]);
-            for i in 0..n {
-                let out = (spatial[i] + s[i] - 1) / s[i];
-                let total = ((out - 1) * s[i] + (k[i] - 1) * d[i] + 1 - spatial[i]).max(0);
-                let small = total / 2;
-                if auto == "SAME_UPPER" {
-                    (b[i], e[i]) = (small, total - small);
-                } else {
-                    (b[i], e[i]) = (total - small, small);
-                }
-            }
-            Ok((b, e))
-        }
-        other => Err(ctx.unsupported("auto_pad", format!("`{other}`"))),
-    }
+/// usize per-axis values as torch's i64.
+fn i64s(v: &[usize]) -> Vec<i64> {
+    v.iter().map(|&x| x as i64).collect()
 }
 
-fn ints_or(ctx: &OpCtx, name: &str, n: usize, default: i64) -> OpResult<Vec<i64>> {
-    let v = ctx.ints(name)?.unwrap_or_else(|| vec![default; n]);
-    if v.len() != n {
-        return Err(ctx.fail(format!("{name} has {} values, expected {n}", v.len())));
-    }
-    Ok(v)
+/// The spatial dims (2..) of a tensor.
+fn spatial(t: &Tensor) -> Vec<usize> {
+    HostView::dims(t)[2..].to_vec()
 }
 
 /// torch's pad list: last axis first, `[begin, end]` per axis.
@@ -152,19 +114,10 @@ fn conv(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
     let (input, w) = (ctx.input(x, 0)?, ctx.input(x, 1)?);
     let bias = x.get(2).copied().flatten();
     let n = spatial_rank(ctx, input)?;
-    let wd = dims(w);
-    let k = wd[2..].to_vec();
-    if let Some(ks) = ctx.ints("kernel_shape")? {
-        if ks != k {
-            return Err(ctx.fail(format!(
-                "kernel_shape {ks:?} disagrees with W's shape {wd:?}"
-            )));
-        }
-    }
-    let s = ints_or(ctx, "strides", n, 1)?;
-    let d = ints_or(ctx, "dilations", n, 1)?;
-    let group = ctx.int("group", 1)?;
-    let (b, e) = resolve_pads(ctx, &dims(input)[2..], &k, &s, &d)?;
+    let g = WindowAttrs::decode(ctx, &spatial(input), Some(&spatial(w)))?;
+    let (s, d) = (i64s(&g.strides), i64s(&g.dilations));
+    let group = window::group(ctx)? as i64;
+    let (b, e) = (g.begins(), g.ends());
     let common: Vec<i64> = b.iter().zip(&e).map(|(p, q)| *p.min(q)).collect();
     let tf32 = conv_tf32(ctx.options);
     let run = |inp: &Tensor| {
@@ -200,66 +153,20 @@ fn conv_transpose(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
     let (input, w) = (ctx.input(x, 0)?, ctx.input(x, 1)?);
     let bias = x.get(2).copied().flatten();
     let n = spatial_rank(ctx, input)?;
-    let wd = dims(w);
-    let k = wd[2..].to_vec();
-    let s = ints_or(ctx, "strides", n, 1)?;
-    let d = ints_or(ctx, "dilations", n, 1)?;
-    let op = ints_or(ctx, "output_padding", n, 0)?;
-    let group = ctx.int("group", 1)?;
-    let inp = &dims(input)[2..];
-    let auto = ctx.string("auto_pad", "NOTSET")?;
-    let full: Vec<i64> = (0..n)
-        .map(|i| s[i] * (inp[i] - 1) + op[i] + (k[i] - 1) * d[i] + 1)
-        .collect();
-    let target = match ctx.ints("output_shape")? {
-        Some(os) => {
-            // output_shape may list N and C too.
-            let os = if os.len() == n + 2 {
-                os[2..].to_vec()
-            } else {
-                os
-            };
-            Some(os)
-        }
-        None if auto == "SAME_UPPER" || auto == "SAME_LOWER" => {
-            Some((0..n).map(|i| inp[i] * s[i]).collect())
-        }
-        None => None,
-    };
-    let (b, e) = match target {
-        Some(t) => {
-            if t.len() != n {
-                return Err(ctx.fail(format!(
-                    "output_shape {t:?} does not have {n} spatial values"
-                )));
-            }
-            let (mut b, mut e) = (vec![0; n], vec![0; n]);
-            for i in 0..n {
-                let total = full[i] - t[i];
-                if total < 0 {
-                    return Err(ctx.unsupported(
-                        "output_shape",
-                        format!("{t:?} is larger than the full transposed output {full:?}"),
-                    ));
-                }
-                if auto == "SAME_UPPER" {
-                    (b[i], e[i]) = (total / 2, total - total / 2);
-                } else {
-                    (b[i], e[i]) = (total - total / 2, total / 2);
-                }
-            }
-            (b, e)
-        }
-        None if auto == "NOTSET" || auto == "VALID" => {
-            let p = if auto == "VALID" {
-                vec![0; 2 * n]
-            } else {
-                ints_or(ctx, "pads", 2 * n, 0)?
-            };
-            (p[..n].to_vec(), p[n..].to_vec())
-        }
-        None => return Err(ctx.unsupported("auto_pad", format!("`{auto}`"))),
-    };
+    let t = TransposeAttrs::decode(ctx, &spatial(input), &spatial(w))?;
+    if t.pads.iter().any(|&(b, e)| b < 0 || e < 0) {
+        return Err(ctx.unsupported(
+            "output_shape",
+            format!(
+                "{:?} is larger than the full transposed output {:?}",
+                t.out, t.full
+            ),
+        ));
+    }
+    let (s, d, op) = (i64s(&t.strides), i64s(&t.dilations), &t.output_padding);
+    let group = window::group(ctx)? as i64;
+    let b: Vec<i64> = t.pads.iter().map(|p| p.0).collect();
+    let e: Vec<i64> = t.pads.iter().map(|p| p.1).collect();
     let common: Vec<i64> = b.iter().zip(&e).map(|(p, q)| *p.min(q)).collect();
     let y = input.f_internal_convolution(
         w,
@@ -281,9 +188,8 @@ fn conv_transpose(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
     // torch put `common` on both sides; crop the rest of each side.
     let mut y = y;
     for i in 0..n {
-        let len = full[i] - b[i] - e[i];
         let start = b[i] - common[i];
-        y = y.f_slice((i + 2) as i64, start, start + len, 1)?;
+        y = y.f_slice((i + 2) as i64, start, start + t.out[i] as i64, 1)?;
     }
     Ok(Lowered::one(
         y,
@@ -299,29 +205,21 @@ struct PoolGeom {
     b: Vec<i64>,
     e: Vec<i64>,
     ceil: bool,
+    include_pad: bool,
 }
 
 fn pool_geom(ctx: &OpCtx, x: &Tensor) -> OpResult<PoolGeom> {
     let n = spatial_rank(ctx, x)?;
-    let k = ctx
-        .ints("kernel_shape")?
-        .ok_or_else(|| ctx.fail("kernel_shape is required"))?;
-    if k.len() != n {
-        return Err(ctx.fail(format!(
-            "kernel_shape {k:?} does not match {n} spatial dims"
-        )));
-    }
-    let s = ints_or(ctx, "strides", n, 1)?;
-    let d = ints_or(ctx, "dilations", n, 1)?;
-    let (b, e) = resolve_pads(ctx, &dims(x)[2..], &k, &s, &d)?;
+    let w = WindowAttrs::decode(ctx, &spatial(x), None)?;
     Ok(PoolGeom {
         n,
-        k,
-        s,
-        d,
-        b,
-        e,
-        ceil: ctx.int("ceil_mode", 0)? != 0,
+        k: i64s(&w.kernel),
+        s: i64s(&w.strides),
+        d: i64s(&w.dilations),
+        b: w.begins(),
+        e: w.ends(),
+        ceil: w.ceil_mode,
+        include_pad: w.count_include_pad,
     })
 }
 
@@ -337,7 +235,7 @@ impl PoolGeom {
 fn max_pool(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
     let input = ctx.input(x, 0)?;
     let g = pool_geom(ctx, input)?;
-    let want_idx = wants_output(ctx, 1);
+    let want_idx = ctx.wants_output(1);
     let (mut src, mut pad, mut how) = (input.shallow_clone(), g.b.clone(), Vec::new());
     if !g.torch_can_pad() {
         if g.ceil {
@@ -368,7 +266,7 @@ fn max_pool(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
     let xd = dims(input);
     let plane: i64 = xd[2..].iter().product();
     let mut idx = idx;
-    if ctx.int("storage_order", 0)? == 1 {
+    if window::column_major(ctx)? {
         if g.n != 2 {
             return Err(
                 ctx.unsupported("storage_order", "column-major indices only for 2-D pooling")
@@ -429,7 +327,7 @@ fn avg_pool(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
             format!("{:?}: torch avg_pool has no dilation", g.d),
         ));
     }
-    let include = ctx.int("count_include_pad", 0)? != 0;
+    let include = g.include_pad;
     let name = ["avg_pool1d", "avg_pool2d", "avg_pool3d"][g.n - 1];
     if g.torch_can_pad() {
         let y = avg(&g, input, &g.b, include)?;
@@ -492,7 +390,7 @@ fn batch_norm(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
     if ctx.opset < 9 && ctx.int("spatial", 1)? == 0 {
         return Err(ctx.unsupported("spatial", "0 (per-activation statistics)"));
     }
-    if (1..5).any(|i| wants_output(ctx, i)) {
+    if (1..5).any(|i| ctx.wants_output(i)) {
         return Err(ctx.unsupported(
             "outputs",
             "mean/var/saved outputs exist only in training mode",
@@ -518,7 +416,7 @@ fn layer_norm(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
     let input = ctx.input(x, 0)?;
     let scale = ctx.input(x, 1)?;
     let bias = x.get(2).copied().flatten();
-    let axis = norm_axis(ctx, ctx.int("axis", -1)?, input.dim())?;
+    let axis = ctx.axis(ctx.int("axis", -1)?, input.dim())?;
     let eps = ctx.float("epsilon", 1e-5)? as f64;
     let kind = input.f_kind()?;
     let stash = ctx.int("stash_type", 1)?;
@@ -528,7 +426,7 @@ fn layer_norm(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
             format!("{stash}: torch always computes half-precision layer_norm in float"),
         ));
     }
-    let shape: Vec<i64> = dims(input)[axis as usize..].to_vec();
+    let shape: Vec<i64> = dims(input)[axis..].to_vec();
     let mut composed = false;
     let fit = |t: &Tensor, composed: &mut bool| -> OpResult<Tensor> {
         if dims(t) == shape {
@@ -540,7 +438,7 @@ fn layer_norm(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
     };
     let w = fit(scale, &mut composed)?;
     let b = bias.map(|b| fit(b, &mut composed)).transpose()?;
-    if wants_output(ctx, 1) || wants_output(ctx, 2) {
+    if ctx.wants_output(1) || ctx.wants_output(2) {
         let (y, mean, rstd) =
             input.f_native_layer_norm(shape.as_slice(), Some(&w), b.as_ref(), eps)?;
         // Mean and InvStdDev have the stash type (float by default).
@@ -580,7 +478,7 @@ fn dropout(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
         }
     }
     let y = input.f_alias()?;
-    if wants_output(ctx, 1) {
+    if ctx.wants_output(1) {
         let mask = input.f_ones_like()?.f_to_kind(Kind::Bool)?;
         return Ok(Lowered::many(
             vec![y, mask],

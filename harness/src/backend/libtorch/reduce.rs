@@ -2,7 +2,7 @@
 
 use tch::{Kind, Tensor};
 
-use super::{dims, host_ints, is_float, norm_axis};
+use super::{dims, host_ints, is_float};
 use crate::backend::interp::{How, Label, Lowered, OpCtx, OpRegistry, OpResult};
 
 type X<'a> = [Option<&'a Tensor>];
@@ -45,7 +45,7 @@ fn reduce_mean(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
         (0..rank as i64).collect()
     } else {
         axes.iter()
-            .map(|&a| norm_axis(ctx, a, rank))
+            .map(|&a| ctx.axis(a, rank).map(|v| v as i64))
             .collect::<OpResult<_>>()?
     };
     dims_.sort_unstable();
@@ -72,13 +72,13 @@ fn softmax(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
     let input = ctx.input(x, 0)?;
     let rank = input.dim();
     if ctx.opset >= 13 {
-        let axis = norm_axis(ctx, ctx.int("axis", -1)?, rank)?;
+        let axis = ctx.axis(ctx.int("axis", -1)?, rank)? as i64;
         return Ok(Lowered::one(
             input.f_softmax(axis, None::<Kind>)?,
             How::native("softmax(dim)"),
         ));
     }
-    let axis = norm_axis(ctx, ctx.int("axis", 1)?, rank)?;
+    let axis = ctx.axis(ctx.int("axis", 1)?, rank)? as i64;
     if rank == 0 || axis as usize == rank - 1 {
         return Ok(Lowered::one(
             input.f_softmax(axis.max(0), None::<Kind>)?,

@@ -4,8 +4,10 @@
 
 use tch::{Kind, Tensor};
 
-use super::{dims, host_floats, host_ints, norm_axis, present, upload};
+use super::{dims, host_ints, upload};
 use crate::backend::interp::{How, Label, Lowered, OpCtx, OpRegistry, OpResult};
+use crate::op::pad::{PadAttrs, PadMode};
+use crate::op::slice::SliceAttrs;
 use crate::tensor::{DType, Tensor as HostTensor};
 
 type X<'a> = [Option<&'a Tensor>];
@@ -103,7 +105,7 @@ fn concat(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
     let first = ts
         .first()
         .ok_or_else(|| ctx.fail("Concat needs at least one input"))?;
-    let axis = norm_axis(ctx, ctx.int("axis", 0)?, first.dim())?;
+    let axis = ctx.axis(ctx.int("axis", 0)?, first.dim())? as i64;
     Ok(Lowered::one(Tensor::f_cat(&ts, axis)?, How::native("cat")))
 }
 
@@ -161,50 +163,18 @@ fn transpose(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
 /// Slice-1 (attributes) and -10/11/13 (inputs starts, ends, axes, steps).
 fn slice(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
     let input = ctx.input(x, 0)?;
-    let (starts, ends, axes, steps) = if ctx.opset < 10 {
-        let starts = ctx
-            .ints("starts")?
-            .ok_or_else(|| ctx.fail("starts is required"))?;
-        let ends = ctx
-            .ints("ends")?
-            .ok_or_else(|| ctx.fail("ends is required"))?;
-        (starts, ends, ctx.ints("axes")?, None)
-    } else {
-        let starts = host_ints(ctx.input(x, 1)?)?;
-        let ends = host_ints(ctx.input(x, 2)?)?;
-        let axes = x.get(3).copied().flatten().map(host_ints).transpose()?;
-        let steps = x.get(4).copied().flatten().map(host_ints).transpose()?;
-        (starts, ends, axes, steps)
-    };
-    let rank = input.dim();
-    let axes = axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
-    let steps = steps.unwrap_or_else(|| vec![1; starts.len()]);
-    if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
-        return Err(ctx.fail("starts, ends, axes and steps must have the same length"));
-    }
-    let shape = dims(input);
     let mut y = input.shallow_clone();
     let mut ops: Vec<&str> = Vec::new();
-    for i in 0..starts.len() {
-        let axis = norm_axis(ctx, axes[i], rank)?;
-        let dim = shape[axis as usize];
-        let step = steps[i];
-        if step == 0 {
-            return Err(ctx.fail("slice step cannot be 0"));
-        }
-        let adj = |v: i64| if v < 0 { v.saturating_add(dim) } else { v };
-        if step > 0 {
-            let s = adj(starts[i]).clamp(0, dim);
-            let e = adj(ends[i]).clamp(0, dim);
-            y = y.f_slice(axis, s, e.max(s), step)?;
+    for a in SliceAttrs::decode(ctx, x)?.axes {
+        let (axis, dim) = (a.axis as i64, dims(input)[a.axis]);
+        if a.step > 0 {
+            y = y.f_slice(axis, a.start, a.end.max(a.start), a.step)?;
             ops.push("slice");
         } else {
             // Elements s, s+step, ... while > e, with s in [0, dim-1], e in [-1, dim-1];
             // on the flipped axis j = dim-1-i that is a forward slice.
-            let s = adj(starts[i]).clamp(0, dim - 1);
-            let e = adj(ends[i]).clamp(-1, dim - 1);
-            let (fs, fe) = (dim - 1 - s, dim - 1 - e);
-            y = y.f_flip([axis])?.f_slice(axis, fs, fe.max(fs), -step)?;
+            let (fs, fe) = (dim - 1 - a.start, dim - 1 - a.end);
+            y = y.f_flip([axis])?.f_slice(axis, fs, fe.max(fs), -a.step)?;
             ops.push("flip");
             ops.push("slice");
         }
@@ -222,7 +192,7 @@ fn slice(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
 /// parts (ceil-sized, the last smaller, as opset 18's num_outputs).
 fn split(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
     let input = ctx.input(x, 0)?;
-    let axis = norm_axis(ctx, ctx.int("axis", 0)?, input.dim())?;
+    let axis = ctx.axis(ctx.int("axis", 0)?, input.dim())? as i64;
     let dim = dims(input)[axis as usize];
     let given = if ctx.opset >= 13 {
         x.get(1).copied().flatten().map(host_ints).transpose()?
@@ -264,7 +234,7 @@ fn squeeze(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
         Some(axes) if !axes.is_empty() => {
             let axes: Vec<i64> = axes
                 .iter()
-                .map(|&a| norm_axis(ctx, a, d.len()))
+                .map(|&a| ctx.axis(a, d.len()).map(|v| v as i64))
                 .collect::<OpResult<_>>()?;
             if let Some(a) = axes.iter().find(|&&a| d[a as usize] != 1) {
                 return Err(ctx.fail(format!(
@@ -289,7 +259,7 @@ fn unsqueeze(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
     let out_rank = d.len() + axes.len();
     let mut axes: Vec<i64> = axes
         .iter()
-        .map(|&a| norm_axis(ctx, a, out_rank))
+        .map(|&a| ctx.axis(a, out_rank).map(|v| v as i64))
         .collect::<OpResult<_>>()?;
     axes.sort_unstable();
     if axes.windows(2).any(|w| w[0] == w[1]) {
@@ -384,7 +354,7 @@ fn shape(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
 /// exactly this shape rule and wraps negatives; out-of-range indices raise.
 fn gather(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
     let (data, idx) = (ctx.input(x, 0)?, ctx.input(x, 1)?);
-    let axis = norm_axis(ctx, ctx.int("axis", 0)?, data.dim())?;
+    let axis = ctx.axis(ctx.int("axis", 0)?, data.dim())? as i64;
     let idx = match idx.f_kind()? {
         Kind::Int64 => idx.shallow_clone(),
         Kind::Int => idx.f_to_kind(Kind::Int64)?,
@@ -402,61 +372,23 @@ fn gather(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
 fn pad(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
     let input = ctx.input(x, 0)?;
     let rank = input.dim();
-    let mode = ctx.string("mode", "constant")?;
-    let (pads, value, axes) = if ctx.opset < 11 {
-        let p = ctx
-            .ints("pads")?
-            .ok_or_else(|| ctx.fail("pads is required"))?;
-        (p, ctx.float("value", 0.0)? as f64, None)
-    } else {
-        let p = host_ints(ctx.input(x, 1)?)?;
-        let v = match present(x, 2) {
-            Some(t) => *host_floats(&t.f_to_kind(Kind::Double)?)?
-                .first()
-                .unwrap_or(&0.0),
-            None => 0.0,
-        };
-        let axes = if ctx.opset >= 18 {
-            present(x, 3).map(host_ints).transpose()?
-        } else {
-            None
-        };
-        (p, v, axes)
+    let p = PadAttrs::decode(ctx, x)?;
+    let (b, e) = (&p.begin, &p.end);
+    let torch_mode = match p.mode {
+        PadMode::Constant => {
+            // torch's pad list runs from the last axis; constant mode accepts negative pads (crops).
+            let tp: Vec<i64> = (0..rank).rev().flat_map(|i| [b[i], e[i]]).collect();
+            return Ok(Lowered::one(
+                input.f_pad(tp.as_slice(), "constant", p.value)?,
+                How::native("pad(constant)"),
+            ));
+        }
+        PadMode::Reflect => "reflect",
+        PadMode::Edge => "replicate",
+        PadMode::Wrap => "circular",
     };
-    let axes: Vec<i64> = match axes {
-        Some(a) => a
-            .iter()
-            .map(|&v| norm_axis(ctx, v, rank))
-            .collect::<OpResult<_>>()?,
-        None => (0..rank as i64).collect(),
-    };
-    if pads.len() != 2 * axes.len() {
-        return Err(ctx.fail(format!(
-            "pads has {} values for {} axes",
-            pads.len(),
-            axes.len()
-        )));
-    }
-    let (mut b, mut e) = (vec![0i64; rank], vec![0i64; rank]);
-    for (i, &a) in axes.iter().enumerate() {
-        b[a as usize] = pads[i];
-        e[a as usize] = pads[i + axes.len()];
-    }
-    if mode == "constant" {
-        // torch's pad list runs from the last axis; constant mode accepts negative pads (crops).
-        let tp: Vec<i64> = (0..rank).rev().flat_map(|i| [b[i], e[i]]).collect();
-        return Ok(Lowered::one(
-            input.f_pad(tp.as_slice(), "constant", value)?,
-            How::native("pad(constant)"),
-        ));
-    }
-    let torch_mode = match mode.as_str() {
-        "reflect" => "reflect",
-        "edge" => "replicate",
-        "wrap" => "circular",
-        other => return Err(ctx.unsupported("mode", format!("`{other}`"))),
-    };
-    if b.iter().chain(&e).any(|&p| p < 0) {
+    let mode = p.mode.name();
+    if p.crops() {
         return Err(ctx.unsupported("pads", format!("negative pads in {mode} mode")));
     }
     let d = dims(input);
@@ -471,7 +403,7 @@ fn pad(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
             format!("{mode} padding of {k} axes: torch pads at most the last 3"),
         ));
     }
-    if mode == "reflect" && (first..rank).any(|i| b[i] >= d[i] || e[i] >= d[i]) {
+    if p.mode == PadMode::Reflect && (first..rank).any(|i| b[i] >= d[i] || e[i] >= d[i]) {
         return Err(ctx.unsupported("pads", "reflect pads must be smaller than the dimension"));
     }
     let tp: Vec<i64> = (first..rank).rev().flat_map(|i| [b[i], e[i]]).collect();

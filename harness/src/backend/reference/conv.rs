@@ -1,17 +1,17 @@
 //! Reference ops: the convolution family (Conv, ConvTranspose).
 //!
 //! Convolutions are where frameworks depart most often on geometry (per-edge
-//! pads, SAME_* splits, output_shape) and where a CNN spends its time, so this
-//! file does two things: it turns the attributes into explicit per-axis
-//! `(begin pad, end pad, output length)` exactly as the spec text reads, and it
-//! computes through im2col / col2im and ndarray's matrix product on f64 so a
-//! 224×224 network runs in seconds. The geometry helpers are shared with the
-//! pooling ops.
+//! pads, SAME_* splits, output_shape) and where a CNN spends its time. The
+//! geometry (explicit per-axis `(begin pad, end pad, output length)`) is
+//! decoded once for every backend in `op::window`; this file computes from it
+//! through im2col / col2im and ndarray's matrix product on f64 so a 224×224
+//! network runs in seconds.
 
 use ndarray::{s, Array2, ArrayD, ArrayView2, IxDyn};
 
 use super::RefTensor;
 use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpDef, OpRegistry, OpResult};
+use crate::op::window::{group, TransposeAttrs, WindowAttrs};
 
 const SPEC: &[Coverage] = &[Coverage {
     when: "all attributes (1-D/2-D/3-D, groups, dilations, auto_pad)",
@@ -26,7 +26,7 @@ pub fn register(r: &mut OpRegistry<RefTensor>) {
         SPEC,
     );
     // ConvTranspose-1 and -11 split an odd `total_padding` (output_shape or
-    // SAME_*) on opposite sides; see `transpose_pads`.
+    // SAME_*) on opposite sides; see `op::window::transpose_split`.
     for (since, until) in [(1, 10), (11, u32::MAX)] {
         r.add(OpDef {
             op: "ConvTranspose",
@@ -37,132 +37,6 @@ pub fn register(r: &mut OpRegistry<RefTensor>) {
             coverage: SPEC,
         });
     }
-}
-
-/// How padding is chosen (`auto_pad`, shared by Conv, ConvTranspose and the pools).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum AutoPad {
-    NotSet,
-    Valid,
-    SameUpper,
-    SameLower,
-}
-
-impl AutoPad {
-    pub(super) fn from_ctx(ctx: &OpCtx) -> OpResult<AutoPad> {
-        match ctx.string("auto_pad", "NOTSET")?.as_str() {
-            "NOTSET" | "" => Ok(AutoPad::NotSet),
-            "VALID" => Ok(AutoPad::Valid),
-            "SAME_UPPER" => Ok(AutoPad::SameUpper),
-            "SAME_LOWER" => Ok(AutoPad::SameLower),
-            other => Err(ctx.fail(format!("attribute `auto_pad`: unknown value {other:?}"))),
-        }
-    }
-}
-
-/// An `ints` attribute with one value per spatial axis (`default` when absent).
-pub(super) fn spatial_ints(ctx: &OpCtx, name: &str, n: usize, default: i64) -> OpResult<Vec<i64>> {
-    match ctx.ints(name)? {
-        None => Ok(vec![default; n]),
-        Some(v) if v.len() == n => Ok(v),
-        Some(v) => Err(ctx.fail(format!(
-            "attribute `{name}` has {} values, expected {n} (one per spatial axis)",
-            v.len()
-        ))),
-    }
-}
-
-/// Positive per-axis values (strides, dilations) as usize.
-pub(super) fn positive(ctx: &OpCtx, name: &str, n: usize) -> OpResult<Vec<usize>> {
-    let v = spatial_ints(ctx, name, n, 1)?;
-    v.iter()
-        .map(|&x| {
-            if x >= 1 {
-                Ok(x as usize)
-            } else {
-                Err(ctx.fail(format!("attribute `{name}`: {x} must be >= 1")))
-            }
-        })
-        .collect()
-}
-
-/// `pads` as (begin, end) per axis; the attribute is [x1_begin, x2_begin, ..., x1_end, x2_end, ...].
-pub(super) fn explicit_pads(ctx: &OpCtx, n: usize) -> OpResult<Vec<(i64, i64)>> {
-    match ctx.ints("pads")? {
-        None => Ok(vec![(0, 0); n]),
-        Some(p) if p.len() == 2 * n => {
-            if let Some(bad) = p.iter().find(|&&x| x < 0) {
-                return Err(ctx.fail(format!("attribute `pads`: negative value {bad}")));
-            }
-            Ok((0..n).map(|i| (p[i], p[i + n])).collect())
-        }
-        Some(p) => Err(ctx.fail(format!(
-            "attribute `pads` has {} values, expected {} (begin and end per spatial axis)",
-            p.len(),
-            2 * n
-        ))),
-    }
-}
-
-/// Effective (dilated) kernel extent: (k - 1) * d + 1.
-pub(super) fn dilated(k: usize, d: usize) -> usize {
-    (k - 1) * d + 1
-}
-
-/// One spatial axis of a sliding-window op: its pads and output length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct AxisGeom {
-    pub begin: i64,
-    pub end: i64,
-    pub out: usize,
-}
-
-/// SAME_* padding for a forward window op: output ceil(in / stride), total
-/// padding (out - 1) * stride + ek - in (at least 0), the odd pixel at the end
-/// for SAME_UPPER and at the beginning for SAME_LOWER.
-pub(super) fn same_geom(input: usize, ek: usize, stride: usize, upper: bool) -> AxisGeom {
-    let out = input.div_ceil(stride);
-    let total = ((out as i64 - 1) * stride as i64 + ek as i64 - input as i64).max(0);
-    let small = total / 2;
-    let (begin, end) = if upper {
-        (small, total - small)
-    } else {
-        (total - small, small)
-    };
-    AxisGeom { begin, end, out }
-}
-
-/// Conv output geometry per axis: auto_pad or explicit pads, floor division.
-fn conv_geom(
-    ctx: &OpCtx,
-    input: &[usize],
-    kernel: &[usize],
-    strides: &[usize],
-    dil: &[usize],
-) -> OpResult<Vec<AxisGeom>> {
-    let n = input.len();
-    let auto = AutoPad::from_ctx(ctx)?;
-    let pads = explicit_pads(ctx, n)?;
-    (0..n)
-        .map(|i| {
-            let ek = dilated(kernel[i], dil[i]);
-            let g = match auto {
-                AutoPad::SameUpper | AutoPad::SameLower => same_geom(input[i], ek, strides[i], auto == AutoPad::SameUpper),
-                AutoPad::Valid | AutoPad::NotSet => {
-                    let (begin, end) = if auto == AutoPad::Valid { (0, 0) } else { pads[i] };
-                    let span = input[i] as i64 + begin + end - ek as i64;
-                    if span < 0 {
-                        return Err(ctx.fail(format!(
-                            "spatial axis {i}: padded input {} is smaller than the dilated kernel {ek} (attributes `pads`, `kernel_shape`, `dilations`)",
-                            input[i] as i64 + begin + end
-                        )));
-                    }
-                    AxisGeom { begin, end, out: (span / strides[i] as i64) as usize + 1 }
-                }
-            };
-            Ok(g)
-        })
-        .collect()
 }
 
 /// Row-major strides of a shape.
@@ -231,37 +105,21 @@ fn block_len(rows: usize, total: usize) -> usize {
     (4_000_000 / rows.max(1)).clamp(1, total.max(1))
 }
 
+/// What the im2col / col2im loops need of the decoded window.
 struct ConvArgs {
     strides: Vec<usize>,
     dil: Vec<usize>,
     group: usize,
 }
 
-fn conv_args(ctx: &OpCtx, nsp: usize) -> OpResult<ConvArgs> {
-    let strides = positive(ctx, "strides", nsp)?;
-    let dil = positive(ctx, "dilations", nsp)?;
-    let group = ctx.int("group", 1)?;
-    if group < 1 {
-        return Err(ctx.fail(format!("attribute `group`: {group} must be >= 1")));
+impl ConvArgs {
+    fn new(ctx: &OpCtx, strides: &[usize], dil: &[usize]) -> OpResult<ConvArgs> {
+        Ok(ConvArgs {
+            strides: strides.to_vec(),
+            dil: dil.to_vec(),
+            group: group(ctx)?,
+        })
     }
-    Ok(ConvArgs {
-        strides,
-        dil,
-        group: group as usize,
-    })
-}
-
-/// Checks `kernel_shape` (when given) against W's spatial dims.
-fn check_kernel(ctx: &OpCtx, w_spatial: &[usize]) -> OpResult<()> {
-    if let Some(k) = ctx.ints("kernel_shape")? {
-        let want: Vec<i64> = w_spatial.iter().map(|&d| d as i64).collect();
-        if k != want {
-            return Err(ctx.fail(format!(
-                "attribute `kernel_shape` {k:?} disagrees with W's spatial shape {want:?}"
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// The optional bias B as a vector of length `m`.
@@ -289,19 +147,14 @@ fn conv(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
     if xs.len() < 3 || ws.len() != xs.len() {
         return Err(ctx.fail(format!("input X has shape {xs:?} and W {ws:?}: expected [N, C, D1, ...] and [M, C/group, k1, ...] of equal rank")));
     }
-    let nsp = xs.len() - 2;
-    let a = conv_args(ctx, nsp)?;
+    let w = WindowAttrs::decode(ctx, &xs[2..], Some(&ws[2..]))?;
+    let a = ConvArgs::new(ctx, &w.strides, &w.dilations)?;
     let (c, m, cg) = (xs[1], ws[0], ws[1]);
     if c != cg * a.group || m % a.group != 0 {
         return Err(ctx.fail(format!("input X has {c} channels and W shape {ws:?}: with `group` = {}, need C = W[1]·group and M divisible by group", a.group)));
     }
-    let kernel = &ws[2..];
-    check_kernel(ctx, kernel)?;
-    let geom = conv_geom(ctx, &xs[2..], kernel, &a.strides, &a.dil)?;
     let b = bias(ctx, x, m)?;
-    let out_sp: Vec<usize> = geom.iter().map(|g| g.out).collect();
-    let begin: Vec<i64> = geom.iter().map(|g| g.begin).collect();
-    let y = conv_forward(xa, wa, &out_sp, &begin, &a, b.as_deref());
+    let y = conv_forward(xa, wa, &w.out, &w.begins(), &a, b.as_deref());
     Ok(Lowered::one(RefTensor::float(y, xt.dtype), How::Spec))
 }
 
@@ -367,93 +220,9 @@ fn conv_forward(
     ArrayD::from_shape_vec(IxDyn(&shape), y).expect("conv output shape")
 }
 
-/// Splits ConvTranspose's `total_padding` into (begin, end) as the spec text
-/// of each opset says. Opset 11+: SAME_UPPER → begin = total/2 (extra at the
-/// end); otherwise (NOTSET with output_shape, SAME_LOWER) → begin = total -
-/// total/2. Opset 1-10 reads the other way round: SAME_UPPER → begin = total -
-/// total/2, otherwise begin = total/2. `/` floors (as the onnx reference), so
-/// a negative total (output_shape larger than the full result) pads the end.
-fn transpose_pads(total: i64, auto: AutoPad, opset: u32) -> (i64, i64) {
-    let half = total.div_euclid(2);
-    let extra_at_end = if opset >= 11 {
-        auto == AutoPad::SameUpper
-    } else {
-        auto != AutoPad::SameUpper
-    };
-    if extra_at_end {
-        (half, total - half)
-    } else {
-        (total - half, half)
-    }
-}
-
-/// ConvTranspose geometry per axis: output_shape (pads derived), SAME_*
-/// (output = in · stride), or explicit pads.
-fn transpose_geom(
-    ctx: &OpCtx,
-    input: &[usize],
-    kernel: &[usize],
-    a: &ConvArgs,
-) -> OpResult<Vec<AxisGeom>> {
-    let n = input.len();
-    let auto = AutoPad::from_ctx(ctx)?;
-    let opad = spatial_ints(ctx, "output_padding", n, 0)?;
-    let pads = explicit_pads(ctx, n)?;
-    let oshape = match ctx.ints("output_shape")? {
-        None => None,
-        Some(v) if v.len() == n => Some(v),
-        // Some exporters include N and C; the spec says spatial only.
-        Some(v) if v.len() == n + 2 => Some(v[2..].to_vec()),
-        Some(v) => {
-            return Err(ctx.fail(format!(
-                "attribute `output_shape` has {} values, expected {n}",
-                v.len()
-            )))
-        }
-    };
-    (0..n)
-        .map(|i| {
-            let full = a.strides[i] as i64 * (input[i] as i64 - 1)
-                + opad[i]
-                + dilated(kernel[i], a.dil[i]) as i64;
-            let target = match (&oshape, auto) {
-                (Some(o), _) => Some(o[i]),
-                (None, AutoPad::SameUpper | AutoPad::SameLower) => {
-                    Some((input[i] * a.strides[i]) as i64)
-                }
-                _ => None,
-            };
-            let (begin, end, out) = match target {
-                Some(t) => {
-                    let (b, e) = transpose_pads(full - t, auto, ctx.opset);
-                    (b, e, t)
-                }
-                None => {
-                    let (b, e) = if auto == AutoPad::Valid {
-                        (0, 0)
-                    } else {
-                        pads[i]
-                    };
-                    (b, e, full - b - e)
-                }
-            };
-            if out < 1 {
-                return Err(ctx.fail(format!(
-                    "spatial axis {i}: output length {out} < 1 (attributes `pads`/`output_shape`)"
-                )));
-            }
-            Ok(AxisGeom {
-                begin,
-                end,
-                out: out as usize,
-            })
-        })
-        .collect()
-}
-
 /// ConvTranspose-1/11/22 (<https://onnx.ai/onnx/operators/onnx__ConvTranspose.html>).
 /// Opset 11 swapped which side receives the odd pixel of a derived padding
-/// (see `transpose_pads`); 22 added bfloat16. Every input pixel scatters
+/// (see `op::window::transpose_split`); 22 added bfloat16. Every input pixel scatters
 /// W[c, m, k] · X[n, c, i] to output position i·s − pad_begin + k·d.
 fn conv_transpose(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
     let (xt, wt) = (ctx.input(x, 0)?, ctx.input(x, 1)?);
@@ -462,20 +231,17 @@ fn conv_transpose(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<Ref
     if xs.len() < 3 || ws.len() != xs.len() {
         return Err(ctx.fail(format!("input X has shape {xs:?} and W {ws:?}: expected [N, C, D1, ...] and [C, M/group, k1, ...] of equal rank")));
     }
-    let nsp = xs.len() - 2;
-    let a = conv_args(ctx, nsp)?;
+    let t = TransposeAttrs::decode(ctx, &xs[2..], &ws[2..])?;
+    let a = ConvArgs::new(ctx, &t.strides, &t.dilations)?;
     if xs[1] != ws[0] || xs[1] % a.group != 0 {
         return Err(ctx.fail(format!(
             "input X has {} channels and W shape {ws:?}: need C = W[0], divisible by `group` = {}",
             xs[1], a.group
         )));
     }
-    let kernel = &ws[2..];
-    check_kernel(ctx, kernel)?;
-    let geom = transpose_geom(ctx, &xs[2..], kernel, &a)?;
     let m = ws[1] * a.group;
     let b = bias(ctx, x, m)?;
-    let y = transpose_forward(xa, wa, &geom, &a, b.as_deref());
+    let y = transpose_forward(xa, wa, &t, &a, b.as_deref());
     Ok(Lowered::one(RefTensor::float(y, xt.dtype), How::Spec))
 }
 
@@ -483,7 +249,7 @@ fn conv_transpose(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<Ref
 fn transpose_forward(
     xa: &ArrayD<f64>,
     wa: &ArrayD<f64>,
-    geom: &[AxisGeom],
+    geom: &TransposeAttrs,
     a: &ConvArgs,
     b: Option<&[f64]>,
 ) -> ArrayD<f64> {
@@ -495,8 +261,8 @@ fn transpose_forward(
     let kc: usize = kernel.iter().product();
     let in_sp = &xs[2..];
     let isize_: usize = in_sp.iter().product();
-    let out_sp: Vec<usize> = geom.iter().map(|g| g.out).collect();
-    let begin: Vec<i64> = geom.iter().map(|g| g.begin).collect();
+    let out_sp = &geom.out;
+    let begin: Vec<i64> = geom.pads.iter().map(|p| p.0).collect();
     let osize: usize = out_sp.iter().product();
     let xc = xa.as_standard_layout();
     let xv = xc.as_slice().expect("standard layout");
@@ -516,7 +282,7 @@ fn transpose_forward(
         let offs = tap_offsets(
             start..end,
             in_sp,
-            &out_sp,
+            out_sp,
             kernel,
             &a.strides,
             &a.dil,
@@ -548,7 +314,7 @@ fn transpose_forward(
         start = end;
     }
     let mut shape = vec![n, m];
-    shape.extend_from_slice(&out_sp);
+    shape.extend_from_slice(out_sp);
     ArrayD::from_shape_vec(IxDyn(&shape), y).expect("conv transpose output shape")
 }
 

@@ -3,17 +3,19 @@
 //! Pooling is where frameworks disagree quietly: ceil_mode and the rule that
 //! drops a last window starting in the right padding, count_include_pad (and
 //! its divisor when a ceil-mode window runs past the padding), SAME_* splits,
-//! and MaxPool's flat Indices over N·C·spatial with storage_order. This file
-//! spells each of those out per spatial axis: an axis yields, for every output
+//! and MaxPool's flat Indices over N·C·spatial with storage_order. The window
+//! geometry (pads, output lengths, ceil_mode's dropped last window) is decoded
+//! once for every backend in `op::window`; this file spells out the rest per
+//! spatial axis: an axis yields, for every output
 //! position, the input positions its window reads and how many of the window's
 //! taps lie inside the padded extent; windows are the cartesian product of the
 //! axes, walked in row-major order.
 
 use ndarray::{ArrayD, Axis, IxDyn};
 
-use super::conv::{dilated, explicit_pads, positive, same_geom, AutoPad, AxisGeom};
 use super::RefTensor;
 use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpDef, OpRegistry, OpResult};
+use crate::op::window::{self, WindowAttrs};
 use crate::tensor::{DType, Tensor};
 
 const SPEC: &[Coverage] = &[Coverage {
@@ -53,122 +55,28 @@ pub fn register(r: &mut OpRegistry<RefTensor>) {
     );
 }
 
-/// Fails when `name` is set on a node whose opset predates it.
-fn require_since(ctx: &OpCtx, name: &str, since: u32) -> OpResult<()> {
-    if ctx.has(name) && ctx.opset < since {
-        return Err(ctx.fail(format!(
-            "attribute `{name}` is not defined before opset {since} (node at opset {})",
-            ctx.opset
-        )));
-    }
-    Ok(())
-}
-
-/// The parsed window attributes of a pooling node.
-struct Window {
-    kernel: Vec<usize>,
-    strides: Vec<usize>,
-    dil: Vec<usize>,
-    geom: Vec<AxisGeom>,
-}
-
-/// Output length and pads of one axis. Explicit pads: floor((in + pads − ek) /
-/// s) + 1, or with ceil_mode ceil(...) + 1 minus the last window when it would
-/// start in the right padding ((out − 1)·s ≥ in + pad_begin). SAME_*: ceil(in /
-/// s) with the odd pixel at the end (UPPER) or start (LOWER). VALID: no pads
-/// (ceil_mode cannot change the count there).
-fn pool_axis(
-    ctx: &OpCtx,
-    i: usize,
-    input: usize,
-    ek: usize,
-    s: usize,
-    pads: (i64, i64),
-    (auto, ceil): (AutoPad, bool),
-) -> OpResult<AxisGeom> {
-    if let AutoPad::SameUpper | AutoPad::SameLower = auto {
-        return Ok(same_geom(input, ek, s, auto == AutoPad::SameUpper));
-    }
-    let (begin, end) = if auto == AutoPad::Valid { (0, 0) } else { pads };
-    let span = input as i64 + begin + end - ek as i64;
-    if span < 0 {
-        return Err(ctx.fail(format!(
-            "spatial axis {i}: padded input {} is smaller than the dilated kernel {ek} (attributes `pads`, `kernel_shape`, `dilations`)",
-            input as i64 + begin + end
-        )));
-    }
-    let s = s as i64;
-    let mut out = if ceil {
-        (span + s - 1) / s + 1
-    } else {
-        span / s + 1
-    };
-    if ceil && (out - 1) * s >= input as i64 + begin {
-        out -= 1;
-    }
-    Ok(AxisGeom {
-        begin,
-        end,
-        out: out as usize,
-    })
-}
-
-fn window(ctx: &OpCtx, xs: &[usize], dilations_since: u32) -> OpResult<Window> {
+/// The decoded window of a pooling node over X = [N, C, D1, ...].
+fn window(ctx: &OpCtx, xs: &[usize]) -> OpResult<WindowAttrs> {
     if xs.len() < 3 {
         return Err(ctx.fail(format!(
             "input X has shape {xs:?}, expected [N, C, D1, ...]"
         )));
     }
-    let nsp = xs.len() - 2;
-    require_since(ctx, "ceil_mode", 10)?;
-    require_since(ctx, "dilations", dilations_since)?;
-    let kernel = match ctx.ints("kernel_shape")? {
-        Some(k) if k.len() == nsp && k.iter().all(|&v| v >= 1) => {
-            k.iter().map(|&v| v as usize).collect::<Vec<_>>()
-        }
-        Some(k) => {
-            return Err(ctx.fail(format!(
-                "attribute `kernel_shape` {k:?}: need {nsp} values >= 1"
-            )))
-        }
-        None => return Err(ctx.fail("attribute `kernel_shape` is required")),
-    };
-    let strides = positive(ctx, "strides", nsp)?;
-    let dil = positive(ctx, "dilations", nsp)?;
-    let auto = AutoPad::from_ctx(ctx)?;
-    let pads = explicit_pads(ctx, nsp)?;
-    let ceil = ctx.int("ceil_mode", 0)? != 0;
-    let geom = (0..nsp)
-        .map(|i| {
-            pool_axis(
-                ctx,
-                i,
-                xs[i + 2],
-                dilated(kernel[i], dil[i]),
-                strides[i],
-                pads[i],
-                (auto, ceil),
-            )
-        })
-        .collect::<OpResult<Vec<_>>>()?;
-    Ok(Window {
-        kernel,
-        strides,
-        dil,
-        geom,
-    })
+    WindowAttrs::decode(ctx, &xs[2..], None)
 }
 
 /// Per output position of one axis: the in-range input positions of its
 /// window and the number of taps inside the padded extent [−begin, in + end).
-fn axis_taps(input: usize, k: usize, s: usize, d: usize, g: &AxisGeom) -> Vec<(Vec<usize>, usize)> {
-    (0..g.out)
+fn axis_taps(w: &WindowAttrs, i: usize, input: usize) -> Vec<(Vec<usize>, usize)> {
+    let (k, s, d) = (w.kernel[i], w.strides[i], w.dilations[i]);
+    let (begin, end) = w.pads[i];
+    (0..w.out[i])
         .map(|o| {
             let mut valid = Vec::new();
             let mut padded = 0;
             for j in 0..k {
-                let p = (o * s) as i64 - g.begin + (j * d) as i64;
-                if p >= -g.begin && p < input as i64 + g.end {
+                let p = (o * s) as i64 - begin + (j * d) as i64;
+                if p >= -begin && p < input as i64 + end {
                     padded += 1;
                 }
                 if p >= 0 && p < input as i64 {
@@ -188,11 +96,11 @@ struct Windows {
     padded: Vec<usize>,
 }
 
-fn windows(plane: &[usize], w: &Window) -> Windows {
+fn windows(plane: &[usize], w: &WindowAttrs) -> Windows {
     let taps: Vec<_> = (0..plane.len())
-        .map(|i| axis_taps(plane[i], w.kernel[i], w.strides[i], w.dil[i], &w.geom[i]))
+        .map(|i| axis_taps(w, i, plane[i]))
         .collect();
-    let out_shape: Vec<usize> = w.geom.iter().map(|g| g.out).collect();
+    let out_shape = w.out.clone();
     let total: usize = out_shape.iter().product();
     let mut pst = vec![1; plane.len()];
     for i in (0..plane.len().saturating_sub(1)).rev() {
@@ -273,19 +181,13 @@ fn column_major(off: usize, plane: &[usize]) -> usize {
 fn max_pool(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
     let xt = ctx.input(x, 0)?;
     let xs = xt.shape().to_vec();
-    let w = window(ctx, &xs, 10)?;
-    require_since(ctx, "storage_order", 8)?;
-    let want_indices = ctx.node.outputs.get(1).is_some_and(|o| !o.is_empty());
+    let w = window(ctx, &xs)?;
+    let col_major = window::column_major(ctx)?;
+    let want_indices = ctx.wants_output(1);
     if want_indices && ctx.opset < 8 {
         return Err(ctx.fail(format!(
             "output Indices is not defined before opset 8 (node at opset {})",
             ctx.opset
-        )));
-    }
-    let storage_order = ctx.int("storage_order", 0)?;
-    if storage_order != 0 && storage_order != 1 {
-        return Err(ctx.fail(format!(
-            "attribute `storage_order`: {storage_order} must be 0 or 1"
         )));
     }
     if !(xt.is_float() || matches!(xt.dtype, DType::I8 | DType::U8)) {
@@ -308,7 +210,7 @@ fn max_pool(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor
             };
             y.push(p[best]);
             if want_indices {
-                let within = if storage_order == 1 {
+                let within = if col_major {
                     column_major(best, plane)
                 } else {
                     best
@@ -348,9 +250,8 @@ fn average_pool(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTe
     let xt = ctx.input(x, 0)?;
     let xa = xt.f64()?;
     let xs = xa.shape().to_vec();
-    let w = window(ctx, &xs, 19)?;
-    require_since(ctx, "count_include_pad", 7)?;
-    let include_pad = ctx.int("count_include_pad", 0)? != 0;
+    let w = window(ctx, &xs)?;
+    let include_pad = w.count_include_pad;
     let xc = xa.as_standard_layout();
     let vals = xc.as_slice().expect("standard layout");
     let plane = &xs[2..];

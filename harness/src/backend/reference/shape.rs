@@ -14,6 +14,8 @@ use super::util::by_dtype;
 use super::RefTensor;
 use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpDef, OpRegistry, OpResult};
 use crate::graph::Attr;
+use crate::op::pad::{PadAttrs, PadMode};
+use crate::op::slice::SliceAttrs;
 use crate::tensor::{DType, Element, Tensor};
 
 // ---------------------------------------------------------------------------
@@ -467,80 +469,12 @@ fn transpose(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTenso
     Ok(Lowered::one(same(data, out), How::Spec))
 }
 
-/// Source indices of a slice of a `dim`-long axis, clamped as the spec says.
-fn slice_indices(dim: usize, start: i64, end: i64, step: i64) -> Vec<usize> {
-    let d = dim as i128;
-    let (mut s, mut e) = (start as i128, end as i128);
-    if s < 0 {
-        s += d;
-    }
-    if e < 0 {
-        e += d;
-    }
-    let step = step as i128;
-    let mut out = Vec::new();
-    if step > 0 {
-        s = s.clamp(0, d);
-        e = e.clamp(0, d);
-        while s < e {
-            out.push(s as usize);
-            s += step;
-        }
-    } else {
-        s = s.clamp(0, d - 1);
-        e = e.clamp(-1, d - 1);
-        while s > e {
-            out.push(s as usize);
-            s += step;
-        }
-    }
-    out
-}
-
 /// Slice-1 (starts/ends/axes attributes), Slice-10/11/13 (inputs, steps).
 fn slice(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
     let data = ctx.input(x, 0)?;
-    let shape = data.shape().to_vec();
-    let r = shape.len();
-    let (starts, ends, axes, steps) = if ctx.opset < 10 {
-        let need = |n: &str| {
-            ctx.ints(n)?
-                .ok_or_else(|| ctx.fail(format!("attribute `{n}` is required")))
-        };
-        (need("starts")?, need("ends")?, ctx.ints("axes")?, None)
-    } else {
-        let need = |i, n: &str| {
-            int_input(ctx, x, i, n)?
-                .ok_or_else(|| ctx.fail(format!("required input `{n}` is missing")))
-        };
-        (
-            need(1, "starts")?,
-            need(2, "ends")?,
-            int_input(ctx, x, 3, "axes")?,
-            int_input(ctx, x, 4, "steps")?,
-        )
-    };
-    let n = starts.len();
-    let axes = axes.unwrap_or_else(|| (0..n as i64).collect());
-    let steps = steps.unwrap_or_else(|| vec![1; n]);
-    if ends.len() != n || axes.len() != n || steps.len() != n {
-        return Err(ctx.fail(format!(
-            "starts ({n}), ends ({}), axes ({}) and steps ({}) must have the same length",
-            ends.len(),
-            axes.len(),
-            steps.len()
-        )));
-    }
-    let mut idx: Vec<Option<Vec<usize>>> = vec![None; r];
-    for k in 0..n {
-        let a = ax(ctx, "`axes` entry", axes[k], r)?;
-        if idx[a].is_some() {
-            return Err(ctx.fail(format!("`axes` {axes:?} repeats axis {a}")));
-        }
-        if steps[k] == 0 {
-            return Err(ctx.fail("`steps` must not contain 0"));
-        }
-        idx[a] = Some(slice_indices(shape[a], starts[k], ends[k], steps[k]));
+    let mut idx: Vec<Option<Vec<usize>>> = vec![None; data.shape().len()];
+    for a in SliceAttrs::decode(ctx, x)?.axes {
+        idx[a.axis] = Some(a.indices().into_iter().map(|i| i as usize).collect());
     }
     let out = by_dtype!(data.data.dtype(), T => T::wrap(take_axes(arr::<T>(&data.data), &idx)));
     Ok(Lowered::one(same(data, out), How::Spec))
@@ -797,22 +731,22 @@ fn cast(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
 }
 
 /// How one output position of a padded axis reads its source: `None` = constant.
-fn pad_source(o: usize, before: i64, dim: usize, mode: &str) -> Option<usize> {
+fn pad_source(o: usize, before: i64, dim: usize, mode: PadMode) -> Option<usize> {
     let d = dim as i64;
     let s = o as i64 - before;
     if (0..d).contains(&s) {
         return Some(s as usize);
     }
     Some(match mode {
-        "edge" => s.clamp(0, d - 1) as usize,
-        "wrap" => s.rem_euclid(d) as usize,
-        "reflect" if d == 1 => 0,
-        "reflect" => {
+        PadMode::Edge => s.clamp(0, d - 1) as usize,
+        PadMode::Wrap => s.rem_euclid(d) as usize,
+        PadMode::Reflect if d == 1 => 0,
+        PadMode::Reflect => {
             let p = 2 * (d - 1);
             let m = s.rem_euclid(p);
             (if m >= d { p - m } else { m }) as usize
         }
-        _ => return None,
+        PadMode::Constant => return None,
     })
 }
 
@@ -822,73 +756,34 @@ fn pad(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
     let data = ctx.input(x, 0)?;
     let s = data.shape().to_vec();
     let r = s.len();
-    let mode = ctx.string("mode", "constant")?;
-    if !["constant", "reflect", "edge", "wrap"].contains(&mode.as_str()) {
-        return Err(ctx.fail(format!("attribute `mode`: unknown mode `{mode}`")));
-    }
-    let (pads, axes) = if ctx.opset < 11 {
-        let p = ctx
-            .ints("pads")?
-            .or(ctx.ints("paddings")?)
-            .ok_or_else(|| ctx.fail("attribute `pads` is required"))?;
-        (p, None)
-    } else {
-        let p = int_input(ctx, x, 1, "pads")?
-            .ok_or_else(|| ctx.fail("required input `pads` is missing"))?;
-        (p, int_input(ctx, x, 3, "axes")?)
-    };
-    let axes: Vec<usize> = match axes {
-        None => (0..r).collect(),
-        Some(v) => v
-            .iter()
-            .map(|&a| ax(ctx, "input `axes` entry", a, r))
-            .collect::<OpResult<_>>()?,
-    };
-    let n = axes.len();
-    if pads.len() != 2 * n {
-        return Err(ctx.fail(format!(
-            "`pads` has {} values, expected {} (2 per axis)",
-            pads.len(),
-            2 * n
-        )));
-    }
-    let mut begin = vec![0i64; r];
-    let mut end = vec![0i64; r];
-    for (k, &a) in axes.iter().enumerate() {
-        begin[a] = pads[k];
-        end[a] = pads[k + n];
-    }
+    let p = PadAttrs::decode(ctx, x)?;
+    let (mode, begin, end) = (p.mode, &p.begin, &p.end);
     let mut idx: Vec<Vec<Option<usize>>> = Vec::with_capacity(r);
     for k in 0..r {
         let out_dim = s[k] as i64 + begin[k] + end[k];
         if out_dim < 0 {
             return Err(ctx.fail(format!("`pads` crop axis {k} of size {} below zero", s[k])));
         }
-        if s[k] == 0 && out_dim > 0 && mode != "constant" {
+        if s[k] == 0 && out_dim > 0 && mode != PadMode::Constant {
             return Err(ctx.fail(format!(
-                "attribute `mode` {mode} cannot pad the empty axis {k}"
+                "attribute `mode` {} cannot pad the empty axis {k}",
+                mode.name()
             )));
         }
         idx.push(
             (0..out_dim as usize)
-                .map(|o| pad_source(o, begin[k], s[k], &mode))
+                .map(|o| pad_source(o, begin[k], s[k], mode))
                 .collect(),
         );
     }
-    let cv = if ctx.opset < 11 {
-        None
-    } else {
-        x.get(2).copied().flatten()
-    };
-    let attr_value = ctx.float("value", 0.0)? as f64;
+    let cv = p.value_input;
     let out = by_dtype!(data.data.dtype(), T => {
         let value: T = match cv {
             Some(c) => match T::pick(&c.data).and_then(|a| a.iter().next().copied()) {
                 Some(v) => v,
-                None if c.shape().iter().product::<usize>() == 0 => T::from_f64(0.0),
                 None => return Err(ctx.fail(format!("input `constant_value` is {}, data is {}", c.dtype, data.dtype))),
             },
-            None => T::from_f64(attr_value),
+            None => T::from_f64(p.value),
         };
         let clamped: Vec<Option<Vec<usize>>> = idx.iter().map(|v| Some(v.iter().map(|o| o.unwrap_or(0)).collect())).collect();
         let src = arr::<T>(&data.data);
@@ -932,7 +827,7 @@ fn dropout(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>
         }
     }
     let mut outs = vec![Some(data.clone())];
-    if ctx.node.outputs.get(1).is_some_and(|o| !o.is_empty()) {
+    if ctx.wants_output(1) {
         let shape = IxDyn(data.shape());
         let mask = if ctx.opset < 10 {
             let t = by_dtype!(data.data.dtype(), T => T::wrap(ArrayD::from_elem(shape, T::from_f64(1.0))));
@@ -1048,7 +943,7 @@ mod tests {
             vals(
                 &run(
                     "Pad",
-                    18,
+                    19,
                     vec![("mode", Attr::String(mode.into()))],
                     &[Some(&x), Some(&pads)],
                     1,

@@ -34,19 +34,7 @@ macro_rules! by_dtype {
 pub(crate) use by_dtype;
 
 /// Normalizes a possibly negative `axis` for a tensor of `rank`.
-pub fn axis(axis: i64, rank: usize) -> OpResult<usize> {
-    let r = rank as i64;
-    if axis < -r || axis >= r.max(1) {
-        return Err(OpError::Failed(format!(
-            "axis {axis} is out of range for rank {rank}"
-        )));
-    }
-    Ok(if axis < 0 {
-        (axis + r) as usize
-    } else {
-        axis as usize
-    })
-}
+pub use crate::op::normalize_axis as axis;
 
 /// The broadcast shape of two shapes (ONNX multidirectional broadcasting).
 pub fn broadcast_shape(a: &[usize], b: &[usize]) -> OpResult<Vec<usize>> {
