@@ -179,9 +179,6 @@ impl crate::op::HostView for CTensor {
     }
 }
 
-/// Normalizes a possibly negative axis.
-pub(crate) use crate::op::normalize_axis as axis;
-
 /// An int64 index tensor on the session's device.
 pub(crate) fn index_tensor(idx: Vec<i64>) -> OpResult<CTensor> {
     let n = idx.len();

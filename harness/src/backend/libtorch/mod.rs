@@ -25,7 +25,7 @@ use std::sync::OnceLock;
 
 use tch::{Kind, TchError};
 
-use super::interp::{self, Interpreter, OpCtx, OpError, OpRegistry, OpResult};
+use super::interp::{self, Interpreter, OpError, OpRegistry, OpResult};
 use super::{Device, Engine, EngineError, EngineOptions, Session, Trace};
 use crate::graph::Graph;
 use crate::tensor::{DType, Tensor};
@@ -272,20 +272,12 @@ pub(crate) fn dims(t: &tch::Tensor) -> Vec<i64> {
     t.size()
 }
 
-/// Normalizes a possibly negative `axis` for `rank` (ONNX accepts [-r, r-1]).
-pub(crate) fn norm_axis(ctx: &OpCtx, axis: i64, rank: usize) -> OpResult<i64> {
-    Ok(ctx.axis(axis, rank)? as i64)
-}
-
 pub(crate) fn is_float(t: &tch::Tensor) -> OpResult<bool> {
     Ok(matches!(
         t.f_kind()?,
         Kind::Half | Kind::BFloat16 | Kind::Float | Kind::Double
     ))
 }
-
-/// An optional input that is present and non-empty.
-pub(crate) use crate::op::optional as present;
 
 impl crate::op::HostView for tch::Tensor {
     fn dims(&self) -> Vec<usize> {

@@ -206,7 +206,7 @@ fn layer_norm(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTens
     let xs = xa.shape().to_vec();
     let r = xs.len();
     let given = ctx.int("axis", -1)?;
-    let axis = super::util::axis(given, r).map_err(|_| {
+    let axis = crate::op::normalize_axis(given, r).map_err(|_| {
         ctx.fail(format!(
             "attribute `axis` {given} is out of range for rank {r}"
         ))

@@ -10,7 +10,7 @@ use ndarray::{ArrayD, ArrayViewMut1, Axis, IxDyn};
 
 use super::elementwise::IntElem;
 use super::shape::arr;
-use super::util::axis as norm_axis;
+use crate::op::normalize_axis as norm_axis;
 use super::util::by_dtype;
 use super::RefTensor;
 use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpDef, OpRegistry, OpResult};

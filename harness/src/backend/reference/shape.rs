@@ -9,7 +9,7 @@
 use half::{bf16, f16};
 use ndarray::{concatenate, ArrayD, ArrayViewD, Axis, IxDyn};
 
-use super::util::axis as norm_axis;
+use crate::op::normalize_axis as norm_axis;
 use super::util::by_dtype;
 use super::RefTensor;
 use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpDef, OpRegistry, OpResult};

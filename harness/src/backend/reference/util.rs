@@ -33,9 +33,6 @@ macro_rules! by_dtype {
 }
 pub(crate) use by_dtype;
 
-/// Normalizes a possibly negative `axis` for a tensor of `rank`.
-pub use crate::op::normalize_axis as axis;
-
 /// The broadcast shape of two shapes (ONNX multidirectional broadcasting).
 pub fn broadcast_shape(a: &[usize], b: &[usize]) -> OpResult<Vec<usize>> {
     let n = a.len().max(b.len());
