@@ -197,6 +197,7 @@ pub const BACKENDS: &[BackendInfo] = &[
         coverage: Some(|| op_entries(candle::registry())), port: true),
     backend!("reference", reference::ReferenceEngine,
         coverage: Some(|| op_entries(reference::registry())), port: false),
+    // Test-only: absent from other builds, so it is in no default or message.
     #[cfg(feature = "identity-backend")]
     backend!("identity", feature "identity-backend", identity::IdentityEngine,
         coverage: None, port: false),

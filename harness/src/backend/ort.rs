@@ -130,7 +130,7 @@ enum ConvertError {
     #[error("{0}")]
     Ort(#[from] ort::Error),
     #[error("non-tensor output {0:?}")]
-    NotTensor(ValueType),
+    NotTensor(Box<ValueType>),
     #[error("unsupported output type {0:?}")]
     ElementType(TensorElementType),
 }
@@ -152,7 +152,7 @@ fn from_ort(value: &DynValue) -> Result<Tensor, ConvertError> {
     }
     let ty = match value.dtype() {
         ValueType::Tensor { ty, .. } => *ty,
-        other => return Err(ConvertError::NotTensor(other.clone())),
+        other => return Err(ConvertError::NotTensor(Box::new(other.clone()))),
     };
     Ok(match ty {
         TensorElementType::Float32 => Tensor::F32(x(value)?),
