@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::backend::{Device, ALL_BACKENDS};
+use crate::backend::{self, Device};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -45,7 +45,7 @@ pub struct RunArgs {
     /// Case files or directories.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
-    /// Comma-separated lanes (ort,tch,candle,reference); overrides the cases'.
+    /// Comma-separated backends (`xdiff backends` lists them); overrides the cases'.
     #[arg(long, value_delimiter = ',')]
     pub backends: Option<Vec<String>>,
     /// Device for every backend but the reference: cpu or cuda:N; overrides the cases'.
@@ -61,8 +61,8 @@ pub struct RunArgs {
     /// Show every node and lane, not only the ones that matter.
     #[arg(long)]
     pub all: bool,
-    /// Comma-separated backends (tch,candle) that also run an idiomatic-port
-    /// lane `<backend>:port` (every Resize lowered the naive way); overrides the cases' `port`.
+    /// Comma-separated backends that also run an idiomatic-port lane
+    /// `<backend>:port` (every Resize lowered the naive way); overrides the cases' `port`.
     #[arg(long, value_delimiter = ',')]
     pub port: Option<Vec<String>>,
 }
@@ -80,32 +80,37 @@ pub struct RunConfig {
     pub port: Option<Vec<String>>,
 }
 
+/// A bad command-line value; one line for exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum ArgsError {
+    #[error(
+        "--backends: unknown backend `{0}` (expected {expected})",
+        expected = backend::names_where(|_| true, ", ")
+    )]
+    UnknownBackend(String),
+    #[error(
+        "--port: `{0}` has no idiomatic-port lane (expected {expected})",
+        expected = backend::names_where(|b| b.port, " or ")
+    )]
+    NoPortLane(String),
+    #[error("--device: `{0}` is not a device (expected cpu or cuda:N)")]
+    NotADevice(String),
+}
+
 impl RunArgs {
-    /// Checks names and devices; the error is one line for exit code 2.
-    pub fn resolve(self) -> Result<RunConfig, String> {
-        if let Some(bs) = &self.backends {
-            for b in bs {
-                if !ALL_BACKENDS.contains(&b.as_str()) {
-                    return Err(format!(
-                        "--backends: unknown backend `{b}` (expected ort, tch, candle, reference)"
-                    ));
-                }
-            }
+    /// Checks names and devices.
+    pub fn resolve(self) -> Result<RunConfig, ArgsError> {
+        let names = self.backends.iter().flatten();
+        if let Some(b) = names.into_iter().find(|b| backend::info(b).is_none()) {
+            return Err(ArgsError::UnknownBackend(b.clone()));
         }
-        if let Some(ps) = &self.port {
-            for p in ps {
-                if !crate::case::PORT_BACKENDS.contains(&p.as_str()) {
-                    return Err(format!(
-                        "--port: `{p}` has no idiomatic-port lane (expected tch or candle)"
-                    ));
-                }
-            }
+        let ports = self.port.iter().flatten();
+        if let Some(p) = ports.into_iter().find(|p| !backend::has_port_lane(p)) {
+            return Err(ArgsError::NoPortLane(p.clone()));
         }
         let device = match &self.device {
             None => None,
-            Some(d) => Some(Device::parse(d).ok_or_else(|| {
-                format!("--device: `{d}` is not a device (expected cpu or cuda:N)")
-            })?),
+            Some(d) => Some(Device::parse(d).ok_or_else(|| ArgsError::NotADevice(d.clone()))?),
         };
         Ok(RunConfig {
             paths: self.paths,
@@ -116,5 +121,36 @@ impl RunArgs {
             all: self.all,
             port: self.port,
         })
+    }
+}
+
+#[cfg(all(test, feature = "tch-backend", feature = "candle-backend"))]
+mod tests {
+    use super::*;
+
+    fn resolve(args: &[&str]) -> Result<RunConfig, ArgsError> {
+        let args = [&["xdiff", "run", "case.toml"], args].concat();
+        match Args::parse_from(args).command {
+            Command::Run(r) => r.resolve(),
+            other => panic!("not a run: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_names_are_told_what_the_backend_table_holds() {
+        let bad = |args: &[&str]| resolve(args).unwrap_err().to_string();
+        assert_eq!(
+            bad(&["--backends", "ort,tensorflow"]),
+            "--backends: unknown backend `tensorflow` (expected ort, tch, candle, reference)"
+        );
+        assert_eq!(
+            bad(&["--port", "tch,ort"]),
+            "--port: `ort` has no idiomatic-port lane (expected tch or candle)"
+        );
+        assert_eq!(
+            bad(&["--device", "tpu"]),
+            "--device: `tpu` is not a device (expected cpu or cuda:N)"
+        );
+        assert!(resolve(&["--backends", "ort,reference", "--port", "candle"]).is_ok());
     }
 }

@@ -1,13 +1,28 @@
 //! The op × backend coverage table, generated from the lowering registries so
-//! it can never go stale (`xdiff ops`, and docs/ops.md via `ci/gen-docs`).
+//! it can never go stale: `xdiff ops` prints it, docs/ops.md is its output
+//! (`ci/xdiff ops > docs/ops.md`) and a test checks the file is current.
+//!
+//! One row per op × backend × distinct lowering: a lowering registered for
+//! several opset ranges is one row with the ranges merged (`10+`, not five
+//! rows). Cells are escaped so that a `|` in a label cannot split the table.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::backend::interp::{Label, OpRegistry};
+use crate::backend::{OpEntry, BACKENDS};
+use crate::op::Label;
 
-/// One backend's rows: op -> list of (opsets, condition, label).
-pub type Rows = BTreeMap<String, Vec<(String, String, String)>>;
+/// One lowering of an op: under `when`, lowered as `lowering`, for `opsets`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// Merged inclusive opset ranges; `until == u32::MAX` is open-ended.
+    pub opsets: Vec<(u32, u32)>,
+    pub when: String,
+    pub lowering: String,
+}
+
+/// One backend's rows by op, in registration order within an op.
+pub type Rows = BTreeMap<String, Vec<Row>>;
 
 fn label(l: Label) -> String {
     match l {
@@ -18,75 +33,180 @@ fn label(l: Label) -> String {
     }
 }
 
-/// Rows of one registry.
-pub fn rows<T>(reg: &OpRegistry<T>) -> Rows {
+/// The (when, lowering) pairs one entry lists.
+fn lowerings(e: &OpEntry) -> Vec<(String, String)> {
+    if e.coverage.is_empty() {
+        return vec![("all".into(), "(not classified)".into())];
+    }
+    e.coverage
+        .iter()
+        .map(|c| (c.when.to_string(), label(c.label)))
+        .collect()
+}
+
+/// Adds `since..=until` to `ranges`, merging it with the last range when they touch.
+fn add_range(ranges: &mut Vec<(u32, u32)>, since: u32, until: u32) {
+    match ranges.last_mut() {
+        Some(last) if last.1 != u32::MAX && last.1 + 1 == since => last.1 = until,
+        _ => ranges.push((since, until)),
+    }
+}
+
+/// The rows of one backend's op entries, opset ranges collapsed per lowering.
+pub fn rows(entries: &[OpEntry]) -> Rows {
+    let mut sorted: Vec<&OpEntry> = entries.iter().collect();
+    sorted.sort_by_key(|e| (e.op, e.since));
     let mut out = Rows::new();
-    for d in reg.all() {
-        let opsets = if d.until == u32::MAX {
-            format!("{}+", d.since)
-        } else {
-            format!("{}-{}", d.since, d.until)
-        };
-        let e = out.entry(d.op.to_string()).or_default();
-        if d.coverage.is_empty() {
-            e.push((opsets.clone(), "all".into(), "(not classified)".into()));
-        }
-        for c in d.coverage {
-            e.push((opsets.clone(), c.when.to_string(), label(c.label)));
+    for e in sorted {
+        let rows = out.entry(e.op.to_string()).or_default();
+        for (when, lowering) in lowerings(e) {
+            match rows
+                .iter_mut()
+                .find(|r| r.when == when && r.lowering == lowering)
+            {
+                Some(r) => add_range(&mut r.opsets, e.since, e.until),
+                None => rows.push(Row {
+                    opsets: vec![(e.since, e.until)],
+                    when,
+                    lowering,
+                }),
+            }
         }
     }
     out
 }
 
-/// Every compiled backend's rows, by backend name.
-pub fn all_rows() -> BTreeMap<&'static str, Rows> {
-    let mut m = BTreeMap::new();
-    m.insert("reference", rows(crate::backend::reference::registry()));
-    #[cfg(feature = "tch-backend")]
-    m.insert("tch", rows(crate::backend::libtorch::registry()));
-    #[cfg(feature = "candle-backend")]
-    m.insert("candle", rows(crate::backend::candle::registry()));
-    m
+/// `7`, `7-9`, `10+`, joined by `, `.
+fn show_opsets(ranges: &[(u32, u32)]) -> String {
+    let one = |&(since, until): &(u32, u32)| match until {
+        u32::MAX => format!("{since}+"),
+        u if u == since => since.to_string(),
+        u => format!("{since}-{u}"),
+    };
+    ranges.iter().map(one).collect::<Vec<_>>().join(", ")
+}
+
+/// A table cell: a raw `|` would end the cell in GFM, even inside backticks.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+/// Every compiled lowering backend's rows, in table order.
+pub fn all_rows() -> Vec<(&'static str, Rows)> {
+    BACKENDS
+        .iter()
+        .filter_map(|b| b.coverage.map(|entries| (b.name, rows(&entries()))))
+        .collect()
 }
 
 /// The Markdown table (one section per op).
 pub fn markdown() -> String {
     let all = all_rows();
-    let mut ops: Vec<&String> = all.values().flat_map(|r| r.keys()).collect();
+    let mut ops: Vec<&String> = all.iter().flat_map(|(_, r)| r.keys()).collect();
     ops.sort();
     ops.dedup();
+    let graph_runtimes: Vec<String> = BACKENDS
+        .iter()
+        .filter(|b| b.compiled && b.coverage.is_none())
+        .map(|b| format!("`{}`", b.name))
+        .collect();
     let mut s = String::new();
     let _ = writeln!(s, "# Op coverage\n\nGenerated by `xdiff ops` from the lowering registries; do not edit by hand.");
-    let _ = writeln!(s, "ONNX Runtime (`ort`) runs whole graphs and is not listed: every op it supports runs natively.\n");
+    let _ = writeln!(
+        s,
+        "Whole-graph runtimes ({}) are not listed: every op they support runs natively.\n",
+        graph_runtimes.join(", ")
+    );
     let _ = writeln!(
         s,
         "| op | backend | opsets | when | lowering |\n|---|---|---|---|---|"
     );
     for op in ops {
         for (backend, rows) in &all {
-            match rows.get(op) {
-                Some(rs) => {
-                    for (opsets, when, l) in rs {
-                        let _ = writeln!(s, "| {op} | {backend} | {opsets} | {when} | {l} |");
-                    }
-                }
-                None => {
-                    let _ = writeln!(s, "| {op} | {backend} | | | unsupported: no lowering |");
-                }
+            let Some(rs) = rows.get(op) else {
+                let _ = writeln!(s, "| {op} | {backend} | | | unsupported: no lowering |");
+                continue;
+            };
+            for r in rs {
+                let (opsets, when, lowering) =
+                    (show_opsets(&r.opsets), cell(&r.when), cell(&r.lowering));
+                let _ = writeln!(s, "| {op} | {backend} | {opsets} | {when} | {lowering} |");
             }
         }
     }
     s
 }
 
-#[cfg(all(test, feature = "tch-backend", feature = "candle-backend"))]
+#[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::op::Coverage;
+
+    const NEAREST: &[Coverage] = &[
+        Coverage {
+            when: "nearest",
+            label: Label::Native("up1d | up2d"),
+        },
+        Coverage {
+            when: "cubic",
+            label: Label::Unsupported("mode"),
+        },
+    ];
+    const LINEAR: &[Coverage] = &[Coverage {
+        when: "nearest",
+        label: Label::Native("up1d | up2d"),
+    }];
+
+    fn entry(since: u32, until: u32, coverage: &'static [Coverage]) -> OpEntry {
+        OpEntry {
+            op: "Resize",
+            since,
+            until,
+            coverage,
+        }
+    }
+
+    #[test]
+    fn a_lowering_registered_for_touching_ranges_is_one_row() {
+        let entries = [
+            entry(19, u32::MAX, NEAREST),
+            entry(10, 10, NEAREST),
+            entry(11, 12, NEAREST),
+            entry(13, 18, LINEAR),
+        ];
+        let rows = &rows(&entries)["Resize"];
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!(show_opsets(&rows[0].opsets), "10+");
+        assert_eq!(rows[1].when, "cubic");
+        assert_eq!(show_opsets(&rows[1].opsets), "10-12, 19+");
+    }
+
+    #[test]
+    fn single_opsets_and_unclassified_entries_render_plainly() {
+        assert_eq!(show_opsets(&[(9, 9), (11, 13)]), "9, 11-13");
+        let rows = &rows(&[entry(1, u32::MAX, &[])])["Resize"];
+        assert_eq!(
+            (rows[0].when.as_str(), rows[0].lowering.as_str()),
+            ("all", "(not classified)")
+        );
+    }
+
+    #[test]
+    fn pipes_inside_cells_are_escaped() {
+        assert_eq!(cell("native `a | b`"), "native `a \\| b`");
+        for line in markdown().lines().filter(|l| l.starts_with("| ")) {
+            let unescaped = line.replace("\\|", "").matches('|').count();
+            assert_eq!(unescaped, 6, "a row with other than 5 cells: {line}");
+        }
+    }
+
+    #[cfg(all(feature = "tch-backend", feature = "candle-backend"))]
     #[test]
     fn docs_ops_md_is_generated_from_the_registries() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/ops.md");
         let on_disk = std::fs::read_to_string(path).expect("docs/ops.md exists");
         assert!(
-            on_disk == super::markdown(),
+            on_disk == markdown(),
             "docs/ops.md is stale: regenerate it with `ci/xdiff ops > docs/ops.md`"
         );
     }

@@ -104,7 +104,7 @@ pub enum GraphError {
         node: String,
         op: String,
         attr: String,
-        what: String,
+        what: AttrError,
     },
     #[error("node `{node}` ({op}) reads `{value}`, which no node, input or initializer produces")]
     Undefined {
@@ -349,13 +349,28 @@ fn node(index: usize, n: &onnx::NodeProto) -> Result<Node, GraphError> {
     })
 }
 
-fn utf8(b: &[u8]) -> Result<String, String> {
-    String::from_utf8(b.to_vec()).map_err(|_| "string is not UTF-8".to_string())
+/// Why one attribute of a node cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum AttrError {
+    #[error("attribute references (functions) are not supported")]
+    Reference,
+    #[error("string is not UTF-8")]
+    NotUtf8,
+    #[error("TENSOR attribute without a tensor")]
+    NoTensor,
+    #[error("{0}")]
+    Tensor(#[from] TensorError),
+    #[error("unknown attribute type {0}")]
+    UnknownType(i32),
 }
 
-fn attr(a: &onnx::AttributeProto) -> Result<Attr, String> {
+fn utf8(b: &[u8]) -> Result<String, AttrError> {
+    String::from_utf8(b.to_vec()).map_err(|_| AttrError::NotUtf8)
+}
+
+fn attr(a: &onnx::AttributeProto) -> Result<Attr, AttrError> {
     if !a.ref_attr_name.is_empty() {
-        return Err("attribute references (functions) are not supported".into());
+        return Err(AttrError::Reference);
     }
     Ok(match a.r#type {
         at::INT => Attr::Int(a.i),
@@ -370,15 +385,15 @@ fn attr(a: &onnx::AttributeProto) -> Result<Attr, String> {
                 .collect::<Result<_, _>>()?,
         ),
         at::TENSOR => {
-            let t = a.t.as_ref().ok_or("TENSOR attribute without a tensor")?;
-            Attr::Tensor(Tensor::from_proto(t).map_err(|e| e.to_string())?)
+            let t = a.t.as_ref().ok_or(AttrError::NoTensor)?;
+            Attr::Tensor(Tensor::from_proto(t)?)
         }
         at::GRAPH => Attr::Other("graph"),
         at::GRAPHS => Attr::Other("graphs"),
         at::TENSORS => Attr::Other("tensors"),
         at::SPARSE_TENSOR | at::SPARSE_TENSORS => Attr::Other("sparse tensor"),
         at::TYPE_PROTO | at::TYPE_PROTOS => Attr::Other("type proto"),
-        other => return Err(format!("unknown attribute type {other}")),
+        other => return Err(AttrError::UnknownType(other)),
     })
 }
 

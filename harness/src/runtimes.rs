@@ -47,17 +47,29 @@ fn site_packages() -> Option<PathBuf> {
         .find(|p| p.is_dir())
 }
 
+/// A runtime that is not where xdiff looks for it; says how to install it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(
+        "ONNX Runtime {ORT_VERSION}: ORT_DYLIB_PATH points to {}, which does not exist; install with: {INSTALL_HINT}",
+        .0.display()
+    )]
+    OrtPathMissing(PathBuf),
+    #[error(
+        "ONNX Runtime {ORT_VERSION} is not installed (looked in {}); install it with: {INSTALL_HINT}",
+        .0.display()
+    )]
+    OrtNotInstalled(PathBuf),
+}
+
 /// The ONNX Runtime shared library: `$ORT_DYLIB_PATH`, else the cache's.
-pub fn ort_library() -> Result<PathBuf, String> {
+pub fn ort_library() -> Result<PathBuf, RuntimeError> {
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
         let p = PathBuf::from(p);
         return if p.is_file() {
             Ok(p)
         } else {
-            Err(format!(
-                "ONNX Runtime {ORT_VERSION}: ORT_DYLIB_PATH points to {}, which does not exist; install with: {INSTALL_HINT}",
-                p.display()
-            ))
+            Err(RuntimeError::OrtPathMissing(p))
         };
     }
     let capi = site_packages().map(|s| s.join("onnxruntime").join("capi"));
@@ -66,10 +78,7 @@ pub fn ort_library() -> Result<PathBuf, String> {
         .map(|c| c.join(format!("libonnxruntime.so.{ORT_VERSION}")));
     match lib {
         Some(l) if l.is_file() => Ok(l),
-        _ => Err(format!(
-            "ONNX Runtime {ORT_VERSION} is not installed (looked in {}); install it with: {INSTALL_HINT}",
-            runtimes_dir().display()
-        )),
+        _ => Err(RuntimeError::OrtNotInstalled(runtimes_dir())),
     }
 }
 

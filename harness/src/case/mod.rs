@@ -6,8 +6,13 @@
 //! named variants, and declared divergences. Loading turns the raw TOML into
 //! fully validated [`Case`]s; every error names the file and the key.
 
-mod build;
+mod inline;
+mod inputs;
+mod options;
 pub mod raw;
+mod resolve;
+mod sweep;
+mod testdir;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,7 +24,9 @@ use crate::graph::Graph;
 use crate::tensor::Tensor;
 
 use crate::diff::{Tolerance, Tolerances};
-pub use build::{generate_tensor, graph_from_inline, show as show_value};
+pub use inline::graph_from_inline;
+pub use inputs::generate_tensor;
+pub use sweep::show as show_value;
 
 /// A bad case file, model or input: one line naming the file and the key.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -122,20 +129,13 @@ impl Case {
     }
 }
 
-/// Backends that have an idiomatic-port lane (`port = [...]`, `--port`).
-pub const PORT_BACKENDS: [&str; 2] = ["tch", "candle"];
-
 /// Backends compiled into this binary, in report order.
 pub fn default_backends() -> Vec<String> {
-    let mut v = vec!["ort".to_string()];
-    if cfg!(feature = "tch-backend") {
-        v.push("tch".into());
-    }
-    if cfg!(feature = "candle-backend") {
-        v.push("candle".into());
-    }
-    v.push("reference".into());
-    v
+    crate::backend::BACKENDS
+        .iter()
+        .filter(|b| b.compiled)
+        .map(|b| b.name.to_string())
+        .collect()
 }
 
 /// Expands command-line paths into case sources: `.toml` files and backend-test
@@ -174,10 +174,10 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CaseError> {
 /// Loads one case source into its variants.
 pub fn load(path: &Path) -> Result<Vec<Case>, CaseError> {
     if path.is_dir() {
-        return build::load_test_dir(path, path, None);
+        return resolve::test_dir(path, path, None);
     }
     let text = std::fs::read_to_string(path).map_err(|e| CaseError::new(path, e))?;
-    build::load_toml(path, &text)
+    sweep::load_toml(path, &text)
 }
 
 pub(crate) fn parse_opt_level(s: &str) -> Option<OptLevel> {

@@ -10,10 +10,10 @@ use ndarray::{ArrayD, ArrayViewMut1, Axis, IxDyn};
 
 use super::elementwise::IntElem;
 use super::shape::arr;
-use crate::op::normalize_axis as norm_axis;
 use super::util::by_dtype;
 use super::RefTensor;
 use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpDef, OpRegistry, OpResult};
+use crate::op::normalize_axis as norm_axis;
 use crate::tensor::Tensor;
 
 const SPEC: &[Coverage] = &[Coverage {

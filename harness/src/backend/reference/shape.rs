@@ -9,11 +9,11 @@
 use half::{bf16, f16};
 use ndarray::{concatenate, ArrayD, ArrayViewD, Axis, IxDyn};
 
-use crate::op::normalize_axis as norm_axis;
 use super::util::by_dtype;
 use super::RefTensor;
 use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpDef, OpRegistry, OpResult};
 use crate::graph::Attr;
+use crate::op::normalize_axis as norm_axis;
 use crate::op::pad::{PadAttrs, PadMode};
 use crate::op::slice::SliceAttrs;
 use crate::tensor::{DType, Element, Tensor};

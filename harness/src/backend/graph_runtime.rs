@@ -1,0 +1,276 @@
+//! What every whole-graph runtime (ONNX Runtime today, tract tomorrow) needs
+//! to fit the per-node [`Engine`](super::Engine) model, written once.
+//!
+//! Such a runtime runs the whole graph in one session and shows only graph
+//! outputs, so the model is "tapped": every node output becomes a graph
+//! output. Exposing values can block fusions, so the untapped model is run
+//! too and any change in the final outputs is reported as a note. A runtime
+//! implements [`GraphRuntime`] (load model bytes, run on host tensors) and
+//! [`prepare`] does the rest: tapping, the untapped run, the note, and a
+//! [`NodeRun`] per node built from the values that came back.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Instant;
+
+use super::{EngineError, EngineOptions, NodeRun, NodeStatus, Session, Trace};
+use crate::graph::{Graph, Node};
+use crate::onnx::ValueInfoProto;
+use crate::tensor::Tensor;
+
+/// A whole-graph runtime: loads serialized ONNX models and runs them.
+pub trait GraphRuntime {
+    /// How messages name the runtime (`ORT returned no value for ...`).
+    const LABEL: &'static str;
+    /// A model loaded for one device and set of options.
+    type Loaded: LoadedModel + 'static;
+    /// Loads a serialized ONNX model.
+    fn load(&self, model: &[u8], opts: &EngineOptions) -> Result<Self::Loaded, EngineError>;
+    /// The settings a session runs with (device, optimization level, versions).
+    fn settings(&self, opts: &EngineOptions) -> Vec<(String, String)>;
+    /// Why the runtime cannot run `node`, for a runtime that runs part of a
+    /// graph and leaves such nodes without values; by default none.
+    fn unsupported(&self, _node: &Node) -> Option<String> {
+        None
+    }
+}
+
+/// A loaded model: graph input name -> tensor in, output name -> tensor out.
+pub trait LoadedModel {
+    fn run(
+        &mut self,
+        inputs: &BTreeMap<String, Tensor>,
+    ) -> Result<BTreeMap<String, Tensor>, EngineError>;
+}
+
+/// The model with every node output added as a graph output.
+pub fn tapped(graph: &Graph) -> Vec<u8> {
+    let mut model = graph.model.clone();
+    let g = model.graph.as_mut().expect("validated graph");
+    let existing: HashSet<String> = g.output.iter().map(|o| o.name.clone()).collect();
+    for node in &graph.nodes {
+        for o in node
+            .outputs
+            .iter()
+            .filter(|o| !o.is_empty() && !existing.contains(*o))
+        {
+            let typed = g.value_info.iter().find(|v| &v.name == o).cloned();
+            g.output.push(typed.unwrap_or_else(|| ValueInfoProto {
+                name: o.clone(),
+                ..Default::default()
+            }));
+        }
+    }
+    prost::Message::encode_to_vec(&model)
+}
+
+/// Loads `graph` tapped and untapped on `runtime`: a session whose traces
+/// hold every node's outputs.
+pub fn prepare<R: GraphRuntime>(
+    runtime: &R,
+    graph: &Graph,
+    opts: &EngineOptions,
+) -> Result<Box<dyn Session>, EngineError> {
+    let tapped = runtime.load(&tapped(graph), opts)?;
+    let plain = runtime.load(&graph.to_bytes(), opts)?;
+    let nodes = graph
+        .nodes
+        .iter()
+        .map(|n| NodeInfo {
+            name: n.name.clone(),
+            inputs: n.inputs.clone(),
+            outputs: n.outputs.clone(),
+            unsupported: runtime.unsupported(n),
+        })
+        .collect();
+    Ok(Box::new(Tapped {
+        tapped,
+        plain,
+        label: R::LABEL,
+        nodes,
+        final_outputs: graph.outputs.iter().map(|o| o.name.clone()).collect(),
+        settings: runtime.settings(opts),
+    }))
+}
+
+/// A graph loaded tapped (to see every value) and plain (as users run it).
+struct Tapped<M> {
+    tapped: M,
+    plain: M,
+    label: &'static str,
+    /// In graph order.
+    nodes: Vec<NodeInfo>,
+    final_outputs: Vec<String>,
+    settings: Vec<(String, String)>,
+}
+
+/// What the statuses need to know of a node.
+struct NodeInfo {
+    name: String,
+    inputs: Vec<String>,
+    outputs: Vec<String>,
+    /// Why the runtime cannot run it.
+    unsupported: Option<String>,
+}
+
+impl<M: LoadedModel> Session for Tapped<M> {
+    fn run(&mut self, inputs: &BTreeMap<String, Tensor>) -> Result<Trace, EngineError> {
+        let start = Instant::now();
+        let values = self.tapped.run(inputs)?;
+        let wall = start.elapsed();
+        let plain = self.plain.run(inputs)?;
+        let notes = tap_effects(&self.final_outputs, &values, &plain);
+        let nodes = node_runs(&self.nodes, &values, self.label);
+        Ok(Trace {
+            nodes,
+            values: values.into_iter().collect(),
+            logical: Default::default(),
+            wall,
+            notes,
+        })
+    }
+
+    fn settings(&self) -> Vec<(String, String)> {
+        self.settings.clone()
+    }
+}
+
+/// A [`NodeRun`] per node, from the values the runtime returned: a node ran
+/// when every output came back; else it was skipped (an input came from a
+/// node that did not run), unsupported (the runtime says so) or the runtime
+/// failed to return a value.
+fn node_runs(nodes: &[NodeInfo], values: &BTreeMap<String, Tensor>, label: &str) -> Vec<NodeRun> {
+    // Values that did not come back, with the reason downstream nodes give.
+    let mut missing: HashMap<&str, String> = HashMap::new();
+    let mut runs = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        let status = node_status(node, values, &missing, label);
+        let upstream = match &status {
+            NodeStatus::Ran => None,
+            NodeStatus::Unsupported(_) => Some(format!("upstream `{}` unsupported", node.name)),
+            NodeStatus::Skipped(why) => Some(why.clone()),
+            NodeStatus::Error(_) => Some(format!("upstream `{}` failed", node.name)),
+        };
+        if let Some(why) = upstream {
+            for o in node.outputs.iter().filter(|o| !o.is_empty()) {
+                missing.entry(o).or_insert_with(|| why.clone());
+            }
+        }
+        runs.push(NodeRun {
+            status,
+            lowering: Some("graph".into()),
+        });
+    }
+    runs
+}
+
+fn node_status(
+    node: &NodeInfo,
+    values: &BTreeMap<String, Tensor>,
+    missing: &HashMap<&str, String>,
+    label: &str,
+) -> NodeStatus {
+    let Some(absent) = node
+        .outputs
+        .iter()
+        .find(|o| !o.is_empty() && !values.contains_key(*o))
+    else {
+        return NodeStatus::Ran;
+    };
+    if let Some(why) = node.inputs.iter().find_map(|i| missing.get(i.as_str())) {
+        return NodeStatus::Skipped(why.clone());
+    }
+    match &node.unsupported {
+        Some(why) => NodeStatus::Unsupported(why.clone()),
+        None => NodeStatus::Error(format!("{label} returned no value for `{absent}`")),
+    }
+}
+
+/// Notes for the final outputs whose tapped value differs from the plain run's.
+fn tap_effects(
+    final_outputs: &[String],
+    tapped: &BTreeMap<String, Tensor>,
+    plain: &BTreeMap<String, Tensor>,
+) -> Vec<String> {
+    final_outputs
+        .iter()
+        .filter(|name| match (tapped.get(*name), plain.get(*name)) {
+            (Some(a), Some(b)) => !same_bits(a, b),
+            _ => false,
+        })
+        .map(|name| format!(
+            "tapping changed final output `{name}`: exposing intermediate values disabled a fusion or changed a kernel"
+        ))
+        .collect()
+}
+
+/// Bitwise equality (NaN == NaN) for the tapped-vs-plain check.
+pub fn same_bits(a: &Tensor, b: &Tensor) -> bool {
+    if a.dtype() != b.dtype() || a.shape() != b.shape() {
+        return false;
+    }
+    let (x, y) = (a.to_f64_vec(), b.to_f64_vec());
+    x.iter()
+        .zip(&y)
+        .all(|(p, q)| p.to_bits() == q.to_bits() || (p.is_nan() && q.is_nan()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::ArrayD;
+
+    fn f32s(v: &[f32]) -> Tensor {
+        Tensor::F32(ArrayD::from_shape_vec(vec![v.len()], v.to_vec()).unwrap())
+    }
+
+    fn node(name: &str, input: &str, output: &str, unsupported: bool) -> NodeInfo {
+        NodeInfo {
+            name: name.into(),
+            inputs: vec![input.into()],
+            outputs: vec![output.into()],
+            unsupported: unsupported.then(|| format!("{name}: not here")),
+        }
+    }
+
+    #[test]
+    fn statuses_follow_the_values_that_came_back() {
+        let nodes = [
+            node("a", "x", "a", false),
+            node("b", "a", "b", true),
+            node("c", "b", "c", false),
+            node("d", "x", "d", false),
+        ];
+        let values = BTreeMap::from([("a".to_string(), f32s(&[1.0]))]);
+        let statuses: Vec<NodeStatus> = node_runs(&nodes, &values, "RT")
+            .into_iter()
+            .map(|r| r.status)
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                NodeStatus::Ran,
+                NodeStatus::Unsupported("b: not here".into()),
+                NodeStatus::Skipped("upstream `b` unsupported".into()),
+                NodeStatus::Error("RT returned no value for `d`".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn same_bits_tells_signed_zeros_apart_and_nans_alike() {
+        assert!(same_bits(&f32s(&[1.0, f32::NAN]), &f32s(&[1.0, f32::NAN])));
+        assert!(!same_bits(&f32s(&[0.0]), &f32s(&[-0.0])));
+        assert!(!same_bits(&f32s(&[1.0]), &f32s(&[1.0, 1.0])));
+    }
+
+    #[test]
+    fn a_changed_final_output_is_noted_and_a_missing_one_is_not() {
+        let outs = ["y".to_string(), "z".to_string()];
+        let tapped = BTreeMap::from([("y".to_string(), f32s(&[1.0]))]);
+        let plain = BTreeMap::from([("y".to_string(), f32s(&[1.5]))]);
+        let notes = tap_effects(&outs, &tapped, &plain);
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].starts_with("tapping changed final output `y`"));
+        assert!(tap_effects(&outs, &tapped, &tapped).is_empty());
+    }
+}

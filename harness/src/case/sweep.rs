@@ -1,0 +1,224 @@
+//! Case files as TOML: parse errors that name the line and suggest the key
+//! meant ("did you mean"), `[[sweep]]` grids expanded into named variants,
+//! and `${p}` templating of parameter values into every variant.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use super::raw::RawCase;
+use super::{resolve, Case, CaseError};
+
+/// A variant's parameters by name.
+pub(super) type Params = BTreeMap<String, toml::Value>;
+
+/// Adds "did you mean" to serde's unknown-field messages.
+fn toml_error(file: &Path, e: &toml::de::Error, prefix: &str) -> CaseError {
+    let msg = e.message().to_string();
+    let mut line = msg.clone();
+    if let Some(rest) = msg.strip_prefix("unknown field `") {
+        if let Some((field, expected)) = rest.split_once('`') {
+            let best = expected
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(|c| (strsim::jaro_winkler(field, c), c))
+                .filter(|(s, _)| *s > 0.8)
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            if let Some((_, c)) = best {
+                line = format!("unknown key `{field}`; did you mean `{c}`?");
+            } else {
+                line = format!("unknown key `{field}`{expected}");
+            }
+        }
+    }
+    let at = e.span().map(|_| String::new()).unwrap_or_default();
+    CaseError::new(file, format!("{prefix}{line}{at}"))
+}
+
+fn line_of(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(s) => format!(
+            "line {}: ",
+            text[..s.start.min(text.len())].matches('\n').count() + 1
+        ),
+        None => String::new(),
+    }
+}
+
+/// Parses a case file and expands its sweeps.
+pub(super) fn load_toml(file: &Path, text: &str) -> Result<Vec<Case>, CaseError> {
+    let doc: toml::Table = toml::from_str(text)
+        .map_err(|e| CaseError::new(file, format!("{}{}", line_of(text, &e), e.message())))?;
+    let has_sweep = doc.contains_key("sweep");
+    if !has_sweep {
+        let raw: RawCase =
+            toml::from_str(text).map_err(|e| toml_error(file, &e, &line_of(text, &e)))?;
+        return Ok(vec![resolve::resolve(file, raw, None, Params::new())?]);
+    }
+    let defaults = match doc.get("params") {
+        Some(toml::Value::Table(t)) => t.clone().into_iter().collect::<Params>(),
+        Some(_) => {
+            return Err(CaseError::new(
+                file,
+                "key `params`: expected a table of default parameter values",
+            ))
+        }
+        None => Params::new(),
+    };
+    let sweeps = doc.get("sweep").and_then(|s| s.as_array()).ok_or_else(|| {
+        CaseError::new(file, "key `sweep`: expected an array of tables ([[sweep]])")
+    })?;
+    let mut cases = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, s) in sweeps.iter().enumerate() {
+        for (name, params) in expand_sweep(file, i, s, &defaults)? {
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            let mut v = toml::Value::Table(doc.clone());
+            substitute(file, &mut v, &params, "")?;
+            let raw: RawCase = v
+                .try_into()
+                .map_err(|e: toml::de::Error| toml_error(file, &e, &format!("variant {name}: ")))?;
+            cases.push(resolve::resolve(file, raw, Some(name), params)?);
+        }
+    }
+    Ok(cases)
+}
+
+/// One sweep's grid -> (variant name, full parameter set).
+fn expand_sweep(
+    file: &Path,
+    i: usize,
+    s: &toml::Value,
+    defaults: &Params,
+) -> Result<Vec<(String, Params)>, CaseError> {
+    let key = format!("sweep[{i}]");
+    let t = s
+        .as_table()
+        .ok_or_else(|| CaseError::new(file, format!("key `{key}`: expected a table")))?;
+    for k in t.keys() {
+        if k != "name" && k != "grid" {
+            return Err(CaseError::new(
+                file,
+                format!("key `{key}.{k}`: unknown key (expected `name` or `grid`)"),
+            ));
+        }
+    }
+    let prefix = t.get("name").and_then(|n| n.as_str()).map(str::to_string);
+    let grid = t.get("grid").and_then(|g| g.as_table()).ok_or_else(|| {
+        CaseError::new(
+            file,
+            format!("key `{key}.grid`: expected a table of parameter -> [values]"),
+        )
+    })?;
+    let mut combos: Vec<Vec<(String, toml::Value)>> = vec![vec![]];
+    for (p, values) in grid {
+        let values = values.as_array().filter(|a| !a.is_empty()).ok_or_else(|| {
+            CaseError::new(
+                file,
+                format!("key `{key}.grid.{p}`: expected a non-empty array of values"),
+            )
+        })?;
+        combos = combos
+            .into_iter()
+            .flat_map(|c| {
+                values.iter().map(move |v| {
+                    let mut c = c.clone();
+                    c.push((p.clone(), v.clone()));
+                    c
+                })
+            })
+            .collect();
+    }
+    Ok(combos
+        .into_iter()
+        .map(|c| {
+            let label: Vec<String> = c.iter().map(|(k, v)| format!("{k}={}", show(v))).collect();
+            let name = match &prefix {
+                Some(p) => format!("{p}:{}", label.join(",")),
+                None => label.join(","),
+            };
+            let mut params = defaults.clone();
+            params.extend(c);
+            (name, params)
+        })
+        .collect())
+}
+
+/// A parameter value as shown in variant names (strings without quotes).
+pub fn show(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Table(t) if t.contains_key("name") => show(&t["name"]),
+        toml::Value::Array(a) => format!("[{}]", a.iter().map(show).collect::<Vec<_>>().join(",")),
+        other => other.to_string(),
+    }
+}
+
+/// A parameter, or a field of a table-valued one (`${geometry.scales}`).
+fn lookup(params: &Params, path: &str) -> Option<toml::Value> {
+    let mut parts = path.split('.');
+    let mut v = params.get(parts.next()?)?;
+    for p in parts {
+        v = v.as_table()?.get(p)?;
+    }
+    Some(v.clone())
+}
+
+/// Replaces `"${p}"` by the parameter's value, and `${p}` inside strings by its text.
+fn substitute(
+    file: &Path,
+    v: &mut toml::Value,
+    params: &Params,
+    key: &str,
+) -> Result<(), CaseError> {
+    match v {
+        toml::Value::String(s) if s.contains("${") => {
+            if let Some(p) = s.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
+                if !p.contains("${") {
+                    *v = lookup(params, p).ok_or_else(|| {
+                        CaseError::new(file, format!("key `{key}`: unknown sweep parameter `{p}`"))
+                    })?;
+                    return Ok(());
+                }
+            }
+            let mut out = String::new();
+            let mut rest = s.as_str();
+            while let Some(i) = rest.find("${") {
+                out.push_str(&rest[..i]);
+                let end = rest[i..]
+                    .find('}')
+                    .ok_or_else(|| CaseError::new(file, format!("key `{key}`: unclosed `${{`")))?;
+                let p = &rest[i + 2..i + end];
+                let val = lookup(params, p).ok_or_else(|| {
+                    CaseError::new(file, format!("key `{key}`: unknown sweep parameter `{p}`"))
+                })?;
+                out.push_str(&show(&val));
+                rest = &rest[i + end + 1..];
+            }
+            out.push_str(rest);
+            *s = out;
+        }
+        toml::Value::Array(a) => {
+            for (i, x) in a.iter_mut().enumerate() {
+                substitute(file, x, params, &format!("{key}[{i}]"))?;
+            }
+        }
+        toml::Value::Table(t) => {
+            for (k, x) in t.iter_mut() {
+                if key.is_empty() && (k == "sweep" || k == "params") {
+                    continue;
+                }
+                let sub = if key.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{key}.{k}")
+                };
+                substitute(file, x, params, &sub)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
