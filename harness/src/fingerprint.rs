@@ -317,6 +317,7 @@ fn resize_space(node: &Node, opset: u32, inputs: &[Option<&RefTensor>]) -> Optio
         opset,
         device: Device::Cpu,
         options: &options,
+        scope: &(),
     };
     let a = ResizeAttrs::decode(&ctx, inputs).ok()?;
     let modes: Vec<&str> = Mode::ALL.iter().map(|m| m.name()).collect();

@@ -81,6 +81,17 @@ impl<T> OpRegistry<T> {
     /// for tests and for the fingerprint search, which re-runs a node under
     /// other attribute values.
     pub fn run_node(&self, node: &Node, opset: u32, inputs: &[Option<&T>]) -> OpResult<Lowered<T>> {
+        self.run_node_in(&(), node, opset, inputs)
+    }
+
+    /// [`OpRegistry::run_node`] with a backend's session scope ([`OpCtx::scope`]).
+    pub fn run_node_in(
+        &self,
+        scope: &dyn std::any::Any,
+        node: &Node,
+        opset: u32,
+        inputs: &[Option<&T>],
+    ) -> OpResult<Lowered<T>> {
         let def = self
             .lookup(&node.op_type, opset)
             .map_err(OpError::Unsupported)?;
@@ -90,6 +101,7 @@ impl<T> OpRegistry<T> {
             opset,
             device: Device::Cpu,
             options: &opts,
+            scope,
         };
         (def.run)(&ctx, inputs)
     }
@@ -124,6 +136,10 @@ pub trait Interpreter {
     /// The ONNX dtype a value has (for backends that store values wider); default none.
     fn logical_dtype(&self, _t: &Self::T) -> Option<DType> {
         None
+    }
+    /// The session state lowerings see as [`OpCtx::scope`]; default none.
+    fn scope(&self) -> &dyn std::any::Any {
+        &()
     }
 }
 
@@ -241,6 +257,7 @@ fn run_node<'g, I: Interpreter>(
         opset: graph.opset,
         device: opts.device,
         options: opts,
+        scope: interp.scope(),
     };
     IN_LOWERING.with(|f| f.set(true));
     let result = panic::catch_unwind(AssertUnwindSafe(|| (def.run)(&ctx, &args)));

@@ -113,6 +113,11 @@ pub struct OpCtx<'a> {
     pub opset: u32,
     pub device: Device,
     pub options: &'a EngineOptions,
+    /// The running session's own state, for the lowerings of the backend
+    /// that owns it (e.g. candle's device and its bool side table); `&()`
+    /// where a backend has none. Travels with the node instead of living in
+    /// thread-locals, so two sessions never see each other's state.
+    pub scope: &'a dyn std::any::Any,
 }
 
 impl OpCtx<'_> {

@@ -611,6 +611,7 @@ mod tests {
             opset,
             device: Device::Cpu,
             options: &options,
+            scope: &(),
         };
         ResizeAttrs::decode(&ctx, x)
     }

@@ -428,6 +428,7 @@ pub(crate) mod tests {
             opset,
             device: Device::Cpu,
             options: &options,
+            scope: &(),
         };
         f(&ctx)
     }

@@ -7,7 +7,7 @@
 
 use candle_core::{DType as CDType, Tensor};
 
-use super::{candle_dtype, host_floats, is_bool, is_float, keep_bool, mark_bool, Ce};
+use super::{candle_dtype, host_floats, is_float, keep_bool, Ce, Scope};
 use crate::backend::interp::{How, Label, Lowered, OpCtx, OpDef, OpRegistry, OpResult};
 use crate::tensor::DType;
 
@@ -347,12 +347,15 @@ fn cast(ctx: &OpCtx, x: &In) -> Out {
     let to =
         DType::from_onnx(code).ok_or_else(|| ctx.unsupported("to", format!("ONNX type {code}")))?;
     if to == DType::Bool {
-        let y = if is_bool(a) {
+        let y = if Scope::of(ctx).is_bool(a) {
             a.clone()
         } else {
             a.ne(0f64).ce()?
         };
-        return Ok(Lowered::one(mark_bool(y), How::composed("ne(0)")));
+        return Ok(Lowered::one(
+            Scope::of(ctx).mark_bool(y),
+            How::composed("ne(0)"),
+        ));
     }
     let cd = candle_dtype(to)
         .ok_or_else(|| ctx.unsupported("to", format!("{to} has no candle dtype")))?;
@@ -373,9 +376,12 @@ fn dropout(ctx: &OpCtx, x: &In) -> Out {
     }
     let wants_mask = ctx.wants_output(1);
     if !wants_mask {
-        return Ok(Lowered::one(keep_bool(a, a.clone()), How::native("clone")));
+        return Ok(Lowered::one(
+            keep_bool(ctx, a, a.clone()),
+            How::native("clone"),
+        ));
     }
-    let mask = mark_bool(Tensor::ones(a.dims(), CDType::U8, a.device()).ce()?);
+    let mask = Scope::of(ctx).mark_bool(Tensor::ones(a.dims(), CDType::U8, a.device()).ce()?);
     Ok(Lowered::many(
         vec![a.clone(), mask],
         How::composed("clone, ones_like"),

@@ -31,7 +31,7 @@ use std::sync::OnceLock;
 use candle_core::{DType as CDType, Device as CDevice, Tensor as CTensor, TensorId};
 use ndarray::{ArrayD, IxDyn};
 
-use super::interp::{self, Interpreter, OpError, OpRegistry, OpResult};
+use super::interp::{self, Interpreter, OpCtx, OpError, OpRegistry, OpResult};
 use super::{Device, Engine, EngineError, EngineOptions, Session, Trace};
 use crate::graph::Graph;
 use crate::tensor::{DType, Tensor};
@@ -62,14 +62,6 @@ pub fn register_all_ops(r: &mut OpRegistry<CTensor>) {
     resize::register(r);
 }
 
-thread_local! {
-    /// The candle device of the session running on this thread (constants
-    /// and index tables are created there; CUDA devices compare by instance).
-    static CURRENT: RefCell<CDevice> = const { RefCell::new(CDevice::Cpu) };
-    /// Ids of u8 tensors that hold ONNX bool values.
-    static BOOLS: RefCell<HashSet<TensorId>> = RefCell::new(HashSet::new());
-}
-
 /// Opens a candle device for an xdiff device.
 pub fn candle_device(device: Device) -> Result<CDevice, EngineError> {
     match device {
@@ -84,25 +76,52 @@ pub fn candle_device(device: Device) -> Result<CDevice, EngineError> {
     }
 }
 
-/// The device of the running session.
-pub(crate) fn dev() -> CDevice {
-    CURRENT.with(|d| d.borrow().clone())
+/// One candle session's state, seen by its lowerings as [`OpCtx::scope`]:
+/// the session's device (constants are created there; CUDA devices compare
+/// by instance) and which u8 tensors hold ONNX bool values (candle has no
+/// bool dtype).
+pub(crate) struct Scope {
+    device: CDevice,
+    bools: RefCell<HashSet<TensorId>>,
 }
 
-/// Marks `t` as holding ONNX bool values (stored as u8 0/1).
-pub(crate) fn mark_bool(t: CTensor) -> CTensor {
-    BOOLS.with(|b| b.borrow_mut().insert(t.id()));
-    t
-}
+impl Scope {
+    pub(crate) fn new(device: CDevice) -> Scope {
+        Scope {
+            device,
+            bools: RefCell::new(HashSet::new()),
+        }
+    }
 
-pub(crate) fn is_bool(t: &CTensor) -> bool {
-    t.dtype() == CDType::U8 && BOOLS.with(|b| b.borrow().contains(&t.id()))
+    /// The scope of the session running `ctx`'s node. A candle lowering
+    /// called outside a candle session is a bug in xdiff; the panic becomes
+    /// that node's `error` verdict.
+    pub(crate) fn of<'a>(ctx: &'a OpCtx) -> &'a Scope {
+        ctx.scope
+            .downcast_ref::<Scope>()
+            .expect("candle lowering run outside a candle session")
+    }
+
+    pub(crate) fn device(&self) -> &CDevice {
+        &self.device
+    }
+
+    /// Marks `t` as holding ONNX bool values (stored as u8 0/1).
+    pub(crate) fn mark_bool(&self, t: CTensor) -> CTensor {
+        self.bools.borrow_mut().insert(t.id());
+        t
+    }
+
+    pub(crate) fn is_bool(&self, t: &CTensor) -> bool {
+        t.dtype() == CDType::U8 && self.bools.borrow().contains(&t.id())
+    }
 }
 
 /// `out` keeps the bool-ness of `src` (for data-movement ops).
-pub(crate) fn keep_bool(src: &CTensor, out: CTensor) -> CTensor {
-    if is_bool(src) {
-        mark_bool(out)
+pub(crate) fn keep_bool(ctx: &OpCtx, src: &CTensor, out: CTensor) -> CTensor {
+    let scope = Scope::of(ctx);
+    if scope.is_bool(src) {
+        scope.mark_bool(out)
     } else {
         out
     }
@@ -179,16 +198,21 @@ impl crate::op::HostView for CTensor {
     }
 }
 
-/// An int64 index tensor on the session's device.
-pub(crate) fn index_tensor(idx: Vec<i64>) -> OpResult<CTensor> {
+/// An int64 index tensor on `device` (that of the tensor it indexes).
+pub(crate) fn index_tensor(idx: Vec<i64>, device: &CDevice) -> OpResult<CTensor> {
     let n = idx.len();
-    CTensor::from_vec(idx, n, &dev()).ce()
+    CTensor::from_vec(idx, n, device).ce()
 }
 
 /// A tensor of `dtype` filled with `value` (exactly representable values
 /// such as 0, ±inf or a pad constant).
-pub(crate) fn full(value: f64, shape: &[usize], dtype: CDType) -> OpResult<CTensor> {
-    CTensor::full(value, shape, &dev())
+pub(crate) fn full(
+    value: f64,
+    shape: &[usize],
+    dtype: CDType,
+    device: &CDevice,
+) -> OpResult<CTensor> {
+    CTensor::full(value, shape, device)
         .and_then(|t| t.to_dtype(dtype))
         .ce()
 }
@@ -212,18 +236,19 @@ pub(crate) fn pad_const(
     let mut dims = x.dims().to_vec();
     if left > 0 {
         dims[dim] = left;
-        parts.push(full(value, &dims, x.dtype())?);
+        parts.push(full(value, &dims, x.dtype(), x.device())?);
     }
     parts.push(x.clone());
     if right > 0 {
         dims[dim] = right;
-        parts.push(full(value, &dims, x.dtype())?);
+        parts.push(full(value, &dims, x.dtype(), x.device())?);
     }
     CTensor::cat(&parts, dim).ce()
 }
 
 /// Uploads a host tensor.
-pub fn upload(t: &Tensor, device: &CDevice) -> Result<CTensor, String> {
+pub(crate) fn upload(t: &Tensor, scope: &Scope) -> Result<CTensor, String> {
+    let device = scope.device();
     fn mk<E: candle_core::WithDType>(a: &ArrayD<E>, device: &CDevice) -> Result<CTensor, String> {
         let v: Vec<E> = a.iter().copied().collect();
         CTensor::from_vec(v, a.shape(), device).map_err(|e| e.to_string())
@@ -241,13 +266,13 @@ pub fn upload(t: &Tensor, device: &CDevice) -> Result<CTensor, String> {
         Tensor::I16(a) => mk(a, device),
         Tensor::I32(a) => mk(a, device),
         Tensor::I64(a) => mk(a, device),
-        Tensor::Bool(a) => mk(&a.mapv(u8::from), device).map(mark_bool),
+        Tensor::Bool(a) => mk(&a.mapv(u8::from), device).map(|t| scope.mark_bool(t)),
         Tensor::I8(_) | Tensor::U16(_) | Tensor::U64(_) => Err(no(t.dtype())),
     }
 }
 
 /// Downloads a candle tensor to the host in its dtype (bool where marked).
-pub fn download(t: &CTensor) -> Result<Tensor, String> {
+pub(crate) fn download(t: &CTensor, scope: &Scope) -> Result<Tensor, String> {
     fn get<E: candle_core::WithDType>(t: &CTensor) -> Result<ArrayD<E>, String> {
         let v = t
             .flatten_all()
@@ -256,7 +281,7 @@ pub fn download(t: &CTensor) -> Result<Tensor, String> {
         ArrayD::from_shape_vec(IxDyn(t.dims()), v).map_err(|e| e.to_string())
     }
     Ok(match t.dtype() {
-        CDType::U8 if is_bool(t) => Tensor::Bool(get::<u8>(t)?.mapv(|v| v != 0)),
+        CDType::U8 if scope.is_bool(t) => Tensor::Bool(get::<u8>(t)?.mapv(|v| v != 0)),
         CDType::U8 => Tensor::U8(get(t)?),
         CDType::U32 => Tensor::U32(get(t)?),
         CDType::I16 => Tensor::I16(get(t)?),
@@ -271,7 +296,7 @@ pub fn download(t: &CTensor) -> Result<Tensor, String> {
 }
 
 struct CandleInterp {
-    device: CDevice,
+    scope: Scope,
 }
 
 impl Interpreter for CandleInterp {
@@ -283,11 +308,15 @@ impl Interpreter for CandleInterp {
     }
 
     fn upload(&self, t: &Tensor) -> Result<CTensor, String> {
-        upload(t, &self.device)
+        upload(t, &self.scope)
     }
 
     fn download(&self, t: &CTensor) -> Result<Tensor, String> {
-        download(t)
+        download(t, &self.scope)
+    }
+
+    fn scope(&self) -> &dyn std::any::Any {
+        &self.scope
     }
 }
 
@@ -318,15 +347,10 @@ impl Engine for CandleEngine {
 
 impl Session for CandleSession {
     fn run(&mut self, inputs: &BTreeMap<String, Tensor>) -> Result<Trace, EngineError> {
-        let previous = CURRENT.with(|d| d.replace(self.device.clone()));
-        BOOLS.with(|b| b.borrow_mut().clear());
         let interp = CandleInterp {
-            device: self.device.clone(),
+            scope: Scope::new(self.device.clone()),
         };
-        let trace = interp::run_graph(&interp, &self.graph, &self.opts, inputs);
-        CURRENT.with(|d| d.replace(previous));
-        BOOLS.with(|b| b.borrow_mut().clear());
-        trace
+        interp::run_graph(&interp, &self.graph, &self.opts, inputs)
     }
 
     fn settings(&self) -> Vec<(String, String)> {
@@ -356,7 +380,7 @@ pub fn run_op(
     opset: u32,
     inputs: &[Option<&CTensor>],
 ) -> OpResult<(Vec<Option<CTensor>>, interp::How)> {
-    let l = registry().run_node(node, opset, inputs)?;
+    let l = registry().run_node_in(&Scope::new(CDevice::Cpu), node, opset, inputs)?;
     Ok((l.outputs, l.how))
 }
 
@@ -520,13 +544,14 @@ mod tests {
     #[test]
     fn bool_round_trips_and_int8_is_rejected() {
         let b = Tensor::from_f64(DType::Bool, &[3], &[1.0, 0.0, 1.0]);
-        let t = upload(&b, &CDevice::Cpu).unwrap();
+        let scope = Scope::new(CDevice::Cpu);
+        let t = upload(&b, &scope).unwrap();
         assert_eq!(t.dtype(), CDType::U8);
-        assert_eq!(download(&t).unwrap(), b);
+        assert_eq!(download(&t, &scope).unwrap(), b);
         let h = Tensor::from_f64(DType::F16, &[2], &[1.5, -2.0]);
-        assert_eq!(download(&upload(&h, &CDevice::Cpu).unwrap()).unwrap(), h);
+        assert_eq!(download(&upload(&h, &scope).unwrap(), &scope).unwrap(), h);
         let i8t = Tensor::from_f64(DType::I8, &[1], &[3.0]);
-        assert!(upload(&i8t, &CDevice::Cpu).unwrap_err().contains("int8"));
+        assert!(upload(&i8t, &scope).unwrap_err().contains("int8"));
     }
 
     #[test]

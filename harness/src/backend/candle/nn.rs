@@ -388,7 +388,7 @@ fn avg_pool(ctx: &OpCtx, x: &In) -> Out {
         // Mask of counted cells: the input (+ explicit pads if count_include_pad).
         let dims = p.x.dims();
         let (h, w) = (dims[2], dims[3]);
-        let mask = full(1.0, &[1, 1, h, w], a.dtype())?;
+        let mask = full(1.0, &[1, 1, h, w], a.dtype(), a.device())?;
         let counted: Vec<(usize, usize)> = if include_pad {
             p.pads.clone()
         } else {

@@ -94,10 +94,10 @@ fn resize(ctx: &OpCtx, x: &In) -> Out {
         ));
     }
     match a.mode {
-        Mode::Nearest => match native_nearest(input, &a)? {
+        Mode::Nearest => match native_nearest(ctx, input, &a)? {
             Some(l) => Ok(l),
             None => Ok(Lowered::one(
-                nearest_composed(input, &a)?,
+                nearest_composed(ctx, input, &a)?,
                 How::composed("index_select per axis"),
             )),
         },
@@ -126,7 +126,7 @@ fn spatial_only(x: &Tensor, a: &ResizeAttrs) -> bool {
 /// candle's `upsample_nearest{1,2}d` (asymmetric, floor, index ⌊k·in/out⌋):
 /// equal to ONNX ⌊k/scale⌋ when coordinates map with out/in, or the given
 /// scale is exactly out/in.
-fn native_nearest(x: &Tensor, a: &ResizeAttrs) -> OpResult<Option<Lowered<Tensor>>> {
+fn native_nearest(ctx: &OpCtx, x: &Tensor, a: &ResizeAttrs) -> OpResult<Option<Lowered<Tensor>>> {
     let asym_floor =
         a.coord == CoordMode::Asymmetric && a.plan.iter().all(|p| p.nearest == NearestMode::Floor);
     let exact = a.plan[2..]
@@ -144,7 +144,7 @@ fn native_nearest(x: &Tensor, a: &ResizeAttrs) -> OpResult<Option<Lowered<Tensor
         3 => (x.upsample_nearest1d(out[2]).ce()?, "upsample_nearest1d"),
         _ => return Ok(None),
     };
-    Ok(Some(Lowered::one(keep_bool(x, y), How::native(op))))
+    Ok(Some(Lowered::one(keep_bool(ctx, x, y), How::native(op))))
 }
 
 /// candle's `upsample_bilinear2d` (half_pixel from sizes, or align_corners)
@@ -178,7 +178,7 @@ fn native_linear(x: &Tensor, a: &ResizeAttrs) -> OpResult<Option<Lowered<Tensor>
 }
 
 /// Composed nearest: one `index_select` per resized axis.
-fn nearest_composed(x: &Tensor, a: &ResizeAttrs) -> OpResult<Tensor> {
+fn nearest_composed(ctx: &OpCtx, x: &Tensor, a: &ResizeAttrs) -> OpResult<Tensor> {
     let mut y = x.clone();
     for ax in 0..x.rank() {
         let idx = a.nearest_indices(ax);
@@ -188,10 +188,10 @@ fn nearest_composed(x: &Tensor, a: &ResizeAttrs) -> OpResult<Tensor> {
         y = y
             .contiguous()
             .ce()?
-            .index_select(&index_tensor(idx)?, ax)
+            .index_select(&index_tensor(idx, y.device())?, ax)
             .ce()?;
     }
-    Ok(keep_bool(x, y))
+    Ok(keep_bool(ctx, x, y))
 }
 
 /// Composed n-linear: per axis, lerp between the two neighbours
@@ -223,12 +223,12 @@ fn linear_composed(x: &Tensor, a: &ResizeAttrs) -> OpResult<Tensor> {
         let lo = y
             .contiguous()
             .ce()?
-            .index_select(&index_tensor(i0)?, ax)
+            .index_select(&index_tensor(i0, y.device())?, ax)
             .ce()?;
         let hi = y
             .contiguous()
             .ce()?
-            .index_select(&index_tensor(i1)?, ax)
+            .index_select(&index_tensor(i1, y.device())?, ax)
             .ce()?;
         // lo + (hi - lo)·w
         y = (&hi - &lo)
@@ -285,7 +285,7 @@ fn port(ctx: &OpCtx, x: &Tensor, a: &ResizeAttrs) -> Out {
         }
     };
     Ok(Lowered::one(
-        keep_bool(x, y),
+        keep_bool(ctx, x, y),
         How::native(format!("{op} (idiomatic port)")),
     ))
 }
@@ -384,11 +384,13 @@ mod tests {
         let sizes = i64t(&[1, 1, 1, 5]);
         // The ONNX default picks [0, 0, 1, 2, 2]; the port floor(k·3/5) = [0, 0, 1, 1, 2].
         let n = node("Resize", 4, 1, vec![]);
+        let scope = crate::backend::candle::Scope::new(candle_core::Device::Cpu);
         let ctx = OpCtx {
             node: &n,
             opset: 13,
             device: Device::Cpu,
             options: &opts,
+            scope: &scope,
         };
         let l = super::resize(&ctx, &[Some(&x), None, None, Some(&sizes)]).unwrap();
         let y = l.outputs[0].as_ref().unwrap();

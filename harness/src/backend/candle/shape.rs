@@ -8,7 +8,7 @@
 
 use candle_core::{DType as CDType, Tensor};
 
-use super::{dev, host_ints, index_tensor, keep_bool, pad_const, Ce};
+use super::{host_ints, index_tensor, keep_bool, pad_const, Ce};
 use crate::backend::interp::{How, Label::*, Lowered, OpCtx, OpDef, OpFn, OpRegistry, OpResult};
 use crate::graph::Attr;
 use crate::op::pad::{PadAttrs, PadMode};
@@ -173,7 +173,7 @@ fn concat(ctx: &OpCtx, x: &In) -> Out {
         .ok_or_else(|| ctx.fail("Concat needs at least one input"))?;
     let ax = ctx.axis(ctx.int("axis", 0)?, first.rank())?;
     let y = Tensor::cat(&parts, ax).ce()?;
-    Ok(Lowered::one(keep_bool(first, y), How::native("cat")))
+    Ok(Lowered::one(keep_bool(ctx, first, y), How::native("cat")))
 }
 
 /// Reshape-5/13/14/19/21: 0 copies the input dim (unless allowzero), -1 infers.
@@ -206,7 +206,7 @@ fn reshape(ctx: &OpCtx, x: &In) -> Out {
         dims[i] = a.elem_count() / known;
     }
     let y = a.reshape(dims).ce()?;
-    Ok(Lowered::one(keep_bool(a, y), How::native("reshape")))
+    Ok(Lowered::one(keep_bool(ctx, a, y), How::native("reshape")))
 }
 
 /// Flatten-1/9/11/13/21: 2-D (prod(dims[..axis]), prod(dims[axis..])).
@@ -220,7 +220,7 @@ fn flatten(ctx: &OpCtx, x: &In) -> Out {
     let ax = if ax < 0 { ax + r } else { ax } as usize;
     let outer: usize = a.dims()[..ax].iter().product();
     let y = a.reshape((outer, a.elem_count() / outer.max(1))).ce()?;
-    Ok(Lowered::one(keep_bool(a, y), How::native("reshape")))
+    Ok(Lowered::one(keep_bool(ctx, a, y), How::native("reshape")))
 }
 
 /// Transpose-1/13/21: perm defaults to reversing the axes.
@@ -234,7 +234,7 @@ fn transpose(ctx: &OpCtx, x: &In) -> Out {
         None => (0..a.rank()).rev().collect(),
     };
     let y = a.permute(perm).ce()?;
-    Ok(Lowered::one(keep_bool(a, y), How::native("permute")))
+    Ok(Lowered::one(keep_bool(ctx, a, y), How::native("permute")))
 }
 
 /// Slice-1 (attributes) / Slice-10/11/13 (inputs starts, ends, axes, steps).
@@ -249,7 +249,7 @@ fn slice(ctx: &OpCtx, x: &In) -> Out {
             y = y.narrow(s.axis, start, s.len()).ce()?;
         } else {
             composed = true;
-            let idx = index_tensor(s.indices())?;
+            let idx = index_tensor(s.indices(), a.device())?;
             y = y.contiguous().ce()?.index_select(&idx, s.axis).ce()?;
         }
     }
@@ -258,7 +258,7 @@ fn slice(ctx: &OpCtx, x: &In) -> Out {
     } else {
         How::native("narrow")
     };
-    Ok(Lowered::one(keep_bool(a, y), how))
+    Ok(Lowered::one(keep_bool(ctx, a, y), how))
 }
 
 /// Split-2/11 (split attribute), Split-13 (split input), Split-18 (num_outputs).
@@ -289,7 +289,7 @@ fn split(ctx: &OpCtx, x: &In) -> Out {
     let mut outs = Vec::with_capacity(sizes.len());
     let mut start = 0;
     for s in sizes {
-        outs.push(keep_bool(a, a.narrow(ax, start, s).ce()?));
+        outs.push(keep_bool(ctx, a, a.narrow(ax, start, s).ce()?));
         start += s;
     }
     Ok(Lowered::many(outs, How::native("narrow")))
@@ -316,7 +316,7 @@ fn squeeze(ctx: &OpCtx, x: &In) -> Out {
         }
         y = y.squeeze(ax).ce()?;
     }
-    Ok(Lowered::one(keep_bool(a, y), How::native("squeeze")))
+    Ok(Lowered::one(keep_bool(ctx, a, y), How::native("squeeze")))
 }
 
 /// Unsqueeze-1/11 (axes attribute) / Unsqueeze-13/21 (axes input); axes index the output.
@@ -337,7 +337,7 @@ fn unsqueeze(ctx: &OpCtx, x: &In) -> Out {
     for ax in axes {
         y = y.unsqueeze(ax).ce()?;
     }
-    Ok(Lowered::one(keep_bool(a, y), How::native("unsqueeze")))
+    Ok(Lowered::one(keep_bool(ctx, a, y), How::native("unsqueeze")))
 }
 
 /// Gather-1/11/13: out = data.shape[..axis] + indices.shape + data.shape[axis+1..];
@@ -382,7 +382,7 @@ fn gather(ctx: &OpCtx, x: &In) -> Out {
     } else {
         How::composed(ops.join(", "))
     };
-    Ok(Lowered::one(keep_bool(data, y), how))
+    Ok(Lowered::one(keep_bool(ctx, data, y), how))
 }
 
 /// Pad-2 (attributes) / Pad-11/13/18/19/21 (inputs pads, constant_value, axes).
@@ -449,7 +449,7 @@ fn pad(ctx: &OpCtx, x: &In) -> Out {
                 y = y
                     .contiguous()
                     .ce()?
-                    .index_select(&index_tensor(idx)?, ax)
+                    .index_select(&index_tensor(idx, y.device())?, ax)
                     .ce()?;
                 ops.push("index_select");
             }
@@ -461,7 +461,7 @@ fn pad(ctx: &OpCtx, x: &In) -> Out {
         [one] if *one == "pad_with_zeros" || *one == "pad_with_same" => How::native(*one),
         many => How::composed(many.join(", ")),
     };
-    Ok(Lowered::one(keep_bool(a, y), how))
+    Ok(Lowered::one(keep_bool(ctx, a, y), how))
 }
 
 /// Constant-9/11/12/13/19/21.
@@ -491,7 +491,7 @@ fn constant(ctx: &OpCtx, _x: &In) -> Out {
         }
         None => return Err(ctx.fail("Constant without a value attribute")),
     };
-    let t = super::upload(&host, &dev()).map_err(|e| ctx.unsupported("value", e))?;
+    let t = super::upload(&host, super::Scope::of(ctx)).map_err(|e| ctx.unsupported("value", e))?;
     Ok(Lowered::one(t, How::native("Tensor::from_vec")))
 }
 
@@ -503,7 +503,7 @@ fn shape(ctx: &OpCtx, x: &In) -> Out {
     let s = clampi(ctx.int("start", 0)?);
     let e = clampi(ctx.int("end", r)?);
     let dims: Vec<i64> = a.dims()[s..e.max(s)].iter().map(|&d| d as i64).collect();
-    let t = index_tensor(dims)?;
+    let t = index_tensor(dims, a.device())?;
     Ok(Lowered::one(t, How::composed("dims, Tensor::from_vec")))
 }
 

@@ -500,6 +500,7 @@ mod tests {
             opset: 13,
             device: Device::Cpu,
             options: &opts,
+            scope: &(),
         };
         let l = super::resize(&ctx, &[Some(&x), None, None, Some(&sizes)]).unwrap();
         // half_pixel (torch's align_corners=False), not align_corners [0, 4/3, 8/3, 4].
