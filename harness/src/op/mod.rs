@@ -292,6 +292,8 @@ pub fn test_node(op: &str, n_inputs: usize, n_outputs: usize, attrs: Vec<(&str, 
     }
 }
 
+pub mod norm;
 pub mod pad;
+pub mod reshape;
 pub mod slice;
 pub mod window;

@@ -7,6 +7,7 @@
 //! padded explicitly first (zeros for conv/avg, -inf for max) and the
 //! lowering is reported as composed.
 
+use crate::op::norm::{BatchNormAttrs, LayerNormAttrs};
 use candle_core::{DType as CDType, Tensor};
 
 use super::{full, pad_const, Ce};
@@ -419,16 +420,17 @@ fn global_avg_pool(ctx: &OpCtx, x: &In) -> Out {
 /// BatchNormalization-7/9/14/15 in inference mode: (x-mean)/sqrt(var+eps)·scale + B.
 fn batch_norm(ctx: &OpCtx, x: &In) -> Out {
     let a = ctx.input(x, 0)?;
-    if ctx.int("training_mode", 0)? != 0 {
+    let bn = BatchNormAttrs::decode(ctx)?;
+    if bn.training {
         return Err(ctx.unsupported(
             "training_mode",
             "1: batch statistics and running-stat updates",
         ));
     }
-    if ctx.opset < 9 && ctx.int("spatial", 1)? == 0 {
+    if bn.per_activation {
         return Err(ctx.unsupported("spatial", "0: per-activation statistics"));
     }
-    if (1..ctx.node.outputs.len()).any(|i| ctx.wants_output(i)) {
+    if bn.wants_statistics {
         return Err(ctx.unsupported("training_mode", "statistics outputs are training-only"));
     }
     let mut cast = false;
@@ -442,7 +444,7 @@ fn batch_norm(ctx: &OpCtx, x: &In) -> Out {
         }
     };
     let (scale, bias, mean, var) = (get(1)?, get(2)?, get(3)?, get(4)?);
-    let eps = ctx.float("epsilon", 1e-5)? as f64;
+    let eps = bn.epsilon;
     let c = *a
         .dims()
         .get(1)
@@ -460,24 +462,25 @@ fn batch_norm(ctx: &OpCtx, x: &In) -> Out {
 /// LayerNormalization-17: normalizes axes [axis, r) (default -1).
 fn layer_norm(ctx: &OpCtx, x: &In) -> Out {
     let a = ctx.input(x, 0)?;
-    if (1..ctx.node.outputs.len()).any(|i| ctx.wants_output(i)) {
+    let ln = LayerNormAttrs::decode(ctx, a.rank())?;
+    if ln.wants_statistics {
         return Err(ctx.unsupported(
             "Mean/InvStdDev",
             "candle's fused layer_norm returns no statistics",
         ));
     }
-    if ctx.int("stash_type", 1)? != 1 && a.dtype() != CDType::F32 {
+    if ln.stash_type != 1 && a.dtype() != CDType::F32 {
         return Err(ctx.unsupported(
             "stash_type",
             "0 asks for input-precision statistics; candle computes in f32",
         ));
     }
     let r = a.rank();
-    let ax = ctx.axis(ctx.int("axis", -1)?, r)?;
+    let ax = ln.axis;
     let norm_dims = a.dims()[ax..].to_vec();
     let inner: usize = norm_dims.iter().product();
     let outer = a.elem_count() / inner.max(1);
-    let eps = ctx.float("epsilon", 1e-5)?;
+    let eps = ln.epsilon as f32;
     let mut composed = ax + 1 != r;
     let mut param = |t: &Tensor| -> OpResult<Tensor> {
         if t.elem_count() == inner && t.rank() <= 1 {

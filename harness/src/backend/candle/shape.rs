@@ -12,6 +12,7 @@ use super::{host_ints, index_tensor, keep_bool, pad_const, Ce};
 use crate::backend::interp::{How, Label::*, Lowered, OpCtx, OpDef, OpFn, OpRegistry, OpResult};
 use crate::graph::Attr;
 use crate::op::pad::{PadAttrs, PadMode};
+use crate::op::reshape::ReshapeAttrs;
 use crate::op::slice::SliceAttrs;
 
 type In<'a> = [Option<&'a Tensor>];
@@ -179,32 +180,7 @@ fn concat(ctx: &OpCtx, x: &In) -> Out {
 /// Reshape-5/13/14/19/21: 0 copies the input dim (unless allowzero), -1 infers.
 fn reshape(ctx: &OpCtx, x: &In) -> Out {
     let a = ctx.input(x, 0)?;
-    let spec = host_ints(ctx.input(x, 1)?)?;
-    let allowzero = ctx.int("allowzero", 0)? != 0;
-    let mut dims = Vec::with_capacity(spec.len());
-    let mut infer = None;
-    for (i, &d) in spec.iter().enumerate() {
-        match d {
-            -1 if infer.is_none() => {
-                infer = Some(i);
-                dims.push(1);
-            }
-            0 if !allowzero => dims.push(
-                *a.dims()
-                    .get(i)
-                    .ok_or_else(|| ctx.fail(format!("shape[{i}] = 0 copies a missing dim")))?,
-            ),
-            d if d >= 0 => dims.push(d as usize),
-            d => return Err(ctx.fail(format!("invalid shape entry {d} in {spec:?}"))),
-        }
-    }
-    if let Some(i) = infer {
-        let known: usize = dims.iter().product();
-        if known == 0 || a.elem_count() % known != 0 {
-            return Err(ctx.fail(format!("cannot reshape {:?} to {spec:?}", a.dims())));
-        }
-        dims[i] = a.elem_count() / known;
-    }
+    let dims = ReshapeAttrs::decode(ctx, x)?.target;
     let y = a.reshape(dims).ce()?;
     Ok(Lowered::one(keep_bool(ctx, a, y), How::native("reshape")))
 }

@@ -4,6 +4,7 @@
 //! edge; torch's conv/pool padding is one symmetric value per axis, so asymmetric
 //! pads are applied first with `constant_pad_nd` (composed).
 
+use crate::op::norm::{BatchNormAttrs, LayerNormAttrs};
 use tch::{Kind, Tensor};
 
 use super::{conv_tf32, dims};
@@ -381,23 +382,24 @@ fn batch_norm(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
         ctx.input(x, 3)?,
         ctx.input(x, 4)?,
     );
-    if ctx.int("training_mode", 0)? != 0 {
+    let bn = BatchNormAttrs::decode(ctx)?;
+    if bn.training {
         return Err(ctx.unsupported(
             "training_mode",
             "batch statistics and running-stat outputs are not lowered",
         ));
     }
-    if ctx.opset < 9 && ctx.int("spatial", 1)? == 0 {
+    if bn.per_activation {
         return Err(ctx.unsupported("spatial", "0 (per-activation statistics)"));
     }
-    if (1..5).any(|i| ctx.wants_output(i)) {
+    if bn.wants_statistics {
         return Err(ctx.unsupported(
             "outputs",
             "mean/var/saved outputs exist only in training mode",
         ));
     }
     // Epsilon is an f32 attribute; its exact value (9.99999974738e-06 by default) is passed.
-    let eps = ctx.float("epsilon", 1e-5)? as f64;
+    let eps = bn.epsilon;
     let y = input.f_batch_norm(
         Some(scale),
         Some(b),
@@ -416,10 +418,9 @@ fn layer_norm(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
     let input = ctx.input(x, 0)?;
     let scale = ctx.input(x, 1)?;
     let bias = x.get(2).copied().flatten();
-    let axis = ctx.axis(ctx.int("axis", -1)?, input.dim())?;
-    let eps = ctx.float("epsilon", 1e-5)? as f64;
+    let ln = LayerNormAttrs::decode(ctx, input.dim())?;
+    let (axis, eps, stash) = (ln.axis, ln.epsilon, ln.stash_type);
     let kind = input.f_kind()?;
-    let stash = ctx.int("stash_type", 1)?;
     if stash != 1 && matches!(kind, Kind::Half | Kind::BFloat16) {
         return Err(ctx.unsupported(
             "stash_type",

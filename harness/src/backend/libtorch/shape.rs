@@ -7,6 +7,7 @@ use tch::{Kind, Tensor};
 use super::{dims, host_ints, upload};
 use crate::backend::interp::{How, Label, Lowered, OpCtx, OpRegistry, OpResult};
 use crate::op::pad::{PadAttrs, PadMode};
+use crate::op::reshape::ReshapeAttrs;
 use crate::op::slice::SliceAttrs;
 use crate::tensor::{DType, Tensor as HostTensor};
 
@@ -111,19 +112,12 @@ fn concat(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
 
 /// Reshape-5/13/14/19/21: 0 copies the input dimension (unless allowzero=1), -1 is inferred.
 fn reshape(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
-    let (input, s) = (ctx.input(x, 0)?, ctx.input(x, 1)?);
-    let mut target = host_ints(s)?;
-    let allowzero = ctx.int("allowzero", 0)? != 0;
-    let in_dims = dims(input);
-    if !allowzero {
-        for (i, d) in target.iter_mut().enumerate() {
-            if *d == 0 {
-                *d = *in_dims.get(i).ok_or_else(|| {
-                    ctx.fail(format!("shape[{i}] = 0 has no input dimension to copy"))
-                })?;
-            }
-        }
-    }
+    let input = ctx.input(x, 0)?;
+    let target: Vec<i64> = ReshapeAttrs::decode(ctx, x)?
+        .target
+        .iter()
+        .map(|&d| d as i64)
+        .collect();
     Ok(Lowered::one(
         input.f_reshape(target.as_slice())?,
         How::native("reshape"),

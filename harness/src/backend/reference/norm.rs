@@ -5,6 +5,7 @@
 //! how running statistics are updated; the reference writes the ONNX formulas
 //! out in f64 so those choices are visible in the diff.
 
+use crate::op::norm::{BatchNormAttrs, LayerNormAttrs};
 use ndarray::{ArrayD, IxDyn, Zip};
 
 use super::RefTensor;
@@ -126,13 +127,11 @@ fn batch_norm(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTens
     if xs.len() < 2 {
         return Err(ctx.fail(format!("input `X` must have rank >= 2, has shape {xs:?}")));
     }
-    let eps = ctx.float("epsilon", 1e-5)? as f64;
-    let momentum = ctx.float("momentum", 0.9)? as f64;
-    let per_activation = ctx.opset < 9 && ctx.int("spatial", 1)? == 0;
-    let extra_outputs = ctx.node.outputs.iter().skip(1).any(|o| !o.is_empty());
+    let bn = BatchNormAttrs::decode(ctx)?;
+    let (eps, momentum, per_activation) = (bn.epsilon, bn.momentum, bn.per_activation);
     let training = if ctx.opset >= 14 {
-        ctx.int("training_mode", 0)? != 0
-    } else if extra_outputs {
+        bn.training
+    } else if bn.wants_statistics {
         return Err(ctx.unsupported(
             "outputs",
             "training outputs (mean, var, saved_mean, saved_var) before opset 14",
@@ -186,7 +185,7 @@ fn batch_norm(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTens
         ))
     };
     let mut outs = vec![Some(y)];
-    if extra_outputs {
+    if bn.wants_statistics {
         outs.push(Some(run_stat(3, &bmean)?));
         outs.push(Some(run_stat(4, &bvar)?));
     }
@@ -205,14 +204,8 @@ fn layer_norm(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTens
     let xa = float_input(ctx, x, 0, "X")?;
     let xs = xa.shape().to_vec();
     let r = xs.len();
-    let given = ctx.int("axis", -1)?;
-    let axis = crate::op::normalize_axis(given, r).map_err(|_| {
-        ctx.fail(format!(
-            "attribute `axis` {given} is out of range for rank {r}"
-        ))
-    })?;
-    let eps = ctx.float("epsilon", 1e-5)? as f64;
-    let stash = ctx.int("stash_type", 1)?;
+    let ln = LayerNormAttrs::decode(ctx, r)?;
+    let (axis, eps, stash) = (ln.axis, ln.epsilon, ln.stash_type);
     let stash_dtype = DType::from_onnx(stash as i32)
         .filter(|d| d.is_float())
         .ok_or_else(|| {

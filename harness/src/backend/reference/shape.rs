@@ -15,6 +15,7 @@ use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpDef, OpRegi
 use crate::graph::Attr;
 use crate::op::normalize_axis as norm_axis;
 use crate::op::pad::{PadAttrs, PadMode};
+use crate::op::reshape::ReshapeAttrs;
 use crate::op::slice::SliceAttrs;
 use crate::tensor::{DType, Element, Tensor};
 
@@ -365,56 +366,10 @@ fn concat(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>>
     Ok(Lowered::one(same(first, out), How::Spec))
 }
 
-/// The target shape of Reshape (0 copies, -1 infers; `allowzero` keeps 0 literal).
-fn reshape_target(
-    ctx: &OpCtx,
-    input: &[usize],
-    spec: &[i64],
-    allowzero: bool,
-) -> OpResult<Vec<usize>> {
-    let total: usize = input.iter().product();
-    let mut out = Vec::with_capacity(spec.len());
-    let mut infer = None;
-    for (k, &d) in spec.iter().enumerate() {
-        match d {
-            -1 if infer.is_none() => {
-                infer = Some(k);
-                out.push(1);
-            }
-            -1 => return Err(ctx.fail("input `shape` has more than one -1")),
-            0 if !allowzero => match input.get(k) {
-                Some(&v) => out.push(v),
-                None => {
-                    return Err(ctx.fail(format!(
-                        "input `shape`: 0 at position {k} is past the input rank"
-                    )))
-                }
-            },
-            d if d < 0 => return Err(ctx.fail(format!("input `shape`: invalid dimension {d}"))),
-            d => out.push(d as usize),
-        }
-    }
-    let known: usize = out.iter().product();
-    if let Some(k) = infer {
-        if known == 0 || total % known != 0 {
-            return Err(ctx.fail(format!("input `shape` {spec:?} cannot hold {input:?}")));
-        }
-        out[k] = total / known;
-    }
-    if out.iter().product::<usize>() != total {
-        return Err(ctx.fail(format!(
-            "input `shape` {spec:?} does not hold {total} elements of {input:?}"
-        )));
-    }
-    Ok(out)
-}
-
 /// Reshape-5/13/14/19/21: shape input with 0 (copy) and -1 (infer); `allowzero` (14).
 fn reshape(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
     let data = ctx.input(x, 0)?;
-    let spec = int_input(ctx, x, 1, "shape")?
-        .ok_or_else(|| ctx.fail("required input `shape` is missing"))?;
-    let target = reshape_target(ctx, data.shape(), &spec, ctx.int("allowzero", 0)? != 0)?;
+    let target = ReshapeAttrs::decode(ctx, x)?.target;
     let out = by_dtype!(data.data.dtype(), T => T::wrap(reshaped(arr::<T>(&data.data), &target)));
     Ok(Lowered::one(same(data, out), How::Spec))
 }
