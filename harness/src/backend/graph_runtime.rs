@@ -12,9 +12,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
-use super::{EngineError, EngineOptions, NodeRun, NodeStatus, Session, Trace};
+use super::engine::{EngineError, NodeRun, NodeStatus, Session, Trace};
 use crate::graph::{Graph, Node};
 use crate::onnx::ValueInfoProto;
+use crate::options::EngineOptions;
 use crate::tensor::Tensor;
 
 /// A whole-graph runtime: loads serialized ONNX models and runs them.

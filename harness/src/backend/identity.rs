@@ -8,9 +8,10 @@
 
 use std::collections::BTreeMap;
 
+use super::engine::{Engine, EngineError, Session};
 use super::graph_runtime::{self, GraphRuntime, LoadedModel};
-use super::{Device, Engine, EngineError, EngineOptions, Session};
 use crate::graph::{Graph, Node};
+use crate::options::{Device, EngineOptions};
 use crate::tensor::Tensor;
 
 const NAME: &str = "identity";

@@ -15,8 +15,9 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 use std::time::Instant;
 
-use super::{Device, EngineError, EngineOptions, NodeRun, NodeStatus, Trace};
+use super::engine::{EngineError, NodeRun, NodeStatus, Trace, TransferError};
 use crate::graph::{Graph, Node};
+use crate::options::{Device, EngineOptions};
 use crate::tensor::{DType, Tensor};
 
 pub use crate::op::{test_node, Coverage, How, Label, Lowered, OpCtx, OpError, OpResult};
@@ -94,7 +95,7 @@ impl<T> OpRegistry<T> {
     ) -> OpResult<Lowered<T>> {
         let def = self
             .lookup(&node.op_type, opset)
-            .map_err(OpError::Unsupported)?;
+            .map_err(|e| OpError::Unsupported(e.to_string()))?;
         let opts = EngineOptions::default();
         let ctx = OpCtx {
             node,
@@ -106,14 +107,17 @@ impl<T> OpRegistry<T> {
         (def.run)(&ctx, inputs)
     }
 
-    pub fn lookup(&self, op: &str, opset: u32) -> Result<&OpDef<T>, String> {
+    pub fn lookup(&self, op: &str, opset: u32) -> Result<&OpDef<T>, LookupError> {
         let defs = self
             .defs
             .get(op)
-            .ok_or_else(|| format!("{op}: no lowering for this op"))?;
+            .ok_or_else(|| LookupError::NoOp { op: op.to_string() })?;
         defs.iter()
             .find(|d| d.since <= opset && opset <= d.until)
-            .ok_or_else(|| format!("{op}: no lowering for opset {opset}"))
+            .ok_or_else(|| LookupError::NoOpset {
+                op: op.to_string(),
+                opset,
+            })
     }
 
     /// All definitions, sorted by op name then opset, for the coverage table.
@@ -124,15 +128,24 @@ impl<T> OpRegistry<T> {
     }
 }
 
+/// Why a registry has no lowering for a node (an `unsupported` verdict).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    #[error("{op}: no lowering for this op")]
+    NoOp { op: String },
+    #[error("{op}: no lowering for opset {opset}")]
+    NoOpset { op: String, opset: u32 },
+}
+
 /// What an interpreting backend provides to the shared driver.
 pub trait Interpreter {
     type T;
     const NAME: &'static str;
     fn registry(&self) -> &OpRegistry<Self::T>;
     /// Host tensor -> framework tensor on the session's device.
-    fn upload(&self, t: &Tensor) -> Result<Self::T, String>;
+    fn upload(&self, t: &Tensor) -> Result<Self::T, TransferError>;
     /// Framework tensor -> host tensor (native dtype).
-    fn download(&self, t: &Self::T) -> Result<Tensor, String>;
+    fn download(&self, t: &Self::T) -> Result<Tensor, TransferError>;
     /// The ONNX dtype a value has (for backends that store values wider); default none.
     fn logical_dtype(&self, _t: &Self::T) -> Option<DType> {
         None
@@ -249,7 +262,7 @@ fn run_node<'g, I: Interpreter>(
                 missing,
                 &format!("upstream `{}` unsupported", node.name),
             );
-            return status(NodeStatus::Unsupported(why), None);
+            return status(NodeStatus::Unsupported(why.to_string()), None);
         }
     };
     let ctx = OpCtx {

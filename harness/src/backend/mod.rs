@@ -1,94 +1,23 @@
-//! The engine abstraction every framework plugs into, after wasmtime's
-//! differential oracles: an [`Engine`] prepares a [`Graph`] once for a
-//! [`Device`], the prepared [`Session`] runs it and returns a [`Trace`] with
-//! every node's outputs as host tensors and a status per node.
+//! The backends: one folder or file each, and one table ([`BACKENDS`]) from
+//! which everything that lists backends is derived (engine construction, CLI
+//! validation, defaults, `xdiff backends`, `xdiff ops`, docs/ops.md).
+//! Adding a backend is its file, one row and one Cargo feature
+//! (`identity.rs` is the worked example).
 //!
-//! "Unsupported" is a value here, never a crash: a backend that cannot run a
-//! node says so (naming the op and the attribute that blocks it) and the nodes
-//! that depend on it are reported as skipped, not silently fed from elsewhere.
+//! The vocabulary the backends speak (engine, session, trace, per-node
+//! status) is in [`engine`]; "unsupported" is a value there, never a crash.
+//! Whole-graph runtimes share the output tapping in [`graph_runtime`];
+//! node-by-node backends share the driver in [`interp`] and decode each
+//! node through the op layer (`crate::op`).
 
 pub mod ort;
 pub mod reference;
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
-
-use crate::graph::Graph;
 use crate::op::Coverage;
-use crate::tensor::{DType, Tensor};
 use interp::OpRegistry;
 
 pub use crate::options::{Device, EngineOptions, OptLevel};
-
-/// What happened to one node in one backend.
-#[derive(Debug, Clone, PartialEq)]
-pub enum NodeStatus {
-    /// The node ran; its outputs are in the trace.
-    Ran,
-    /// The backend cannot run this node: `<op> <attribute>: why`.
-    Unsupported(String),
-    /// The framework raised an error (bad shapes, unsupported dtype, a C++ exception).
-    Error(String),
-    /// Not run because an input came from a node that did not run.
-    Skipped(String),
-}
-
-/// One node's outcome: its status and how the backend lowered it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NodeRun {
-    pub status: NodeStatus,
-    /// `native: <op>`, `composed: <ops>`, `spec` (reference) or `graph` (ORT).
-    pub lowering: Option<String>,
-}
-
-/// Everything one run produced.
-#[derive(Debug, Clone, Default)]
-pub struct Trace {
-    /// Indexed like `Graph::nodes`.
-    pub nodes: Vec<NodeRun>,
-    /// Every produced value by name, in the backend's dtype.
-    pub values: HashMap<String, Tensor>,
-    /// The dtype ONNX semantics give each value, where the backend stores
-    /// values wider than that (the float64 reference stores every float as f64).
-    pub logical: HashMap<String, DType>,
-    pub wall: Duration,
-    /// Findings about the run itself (e.g. ORT: tapping changed final outputs).
-    pub notes: Vec<String>,
-}
-
-/// Failures of a whole engine (as opposed to one node).
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum EngineError {
-    #[error("{engine}: runtime not available: {why}")]
-    Missing { engine: &'static str, why: String },
-    #[error("{engine}: device {device} is not available: {why}")]
-    Device {
-        engine: &'static str,
-        device: Device,
-        why: String,
-    },
-    #[error("{engine}: {why}")]
-    Failed { engine: &'static str, why: String },
-    #[error("input `{name}`: {why}")]
-    Input { name: String, why: String },
-}
-
-/// A framework (or the reference) that can run ONNX graphs.
-pub trait Engine: Send + Sync {
-    /// Short lane name in reports: `ort`, `tch`, `candle`, `reference`.
-    fn name(&self) -> &'static str;
-    /// Prepares `graph` once; the session may be run many times.
-    fn prepare(&self, graph: &Graph, opts: &EngineOptions)
-        -> Result<Box<dyn Session>, EngineError>;
-}
-
-/// A graph prepared by an engine for one device.
-pub trait Session {
-    /// Runs the graph on `inputs` (graph input name -> tensor).
-    fn run(&mut self, inputs: &BTreeMap<String, Tensor>) -> Result<Trace, EngineError>;
-    /// The settings that actually ran (optimization level, TF32, threads...).
-    fn settings(&self) -> Vec<(String, String)>;
-}
+pub use engine::{Engine, EngineError, NodeRun, NodeStatus, Session, Trace};
 
 /// A backend's lowering coverage: every registered op definition (op, opset
 /// range, coverage rows), for `xdiff ops` and docs/ops.md.
@@ -250,5 +179,6 @@ pub mod candle;
 #[cfg(feature = "identity-backend")]
 pub mod identity;
 
+pub mod engine;
 pub mod graph_runtime;
 pub mod interp;

@@ -14,9 +14,10 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session as OrtSession;
 use ort::value::{DynValue, TensorElementType, ValueType};
 
+use super::engine::{Engine, EngineError, Session};
 use super::graph_runtime::{self, GraphRuntime, LoadedModel};
-use super::{Device, Engine, EngineError, EngineOptions, OptLevel, Session};
 use crate::graph::Graph;
+use crate::options::{Device, EngineOptions, OptLevel};
 use crate::tensor::Tensor;
 
 const NAME: &str = "ort";

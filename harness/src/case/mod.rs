@@ -177,7 +177,10 @@ pub fn load(path: &Path) -> Result<Vec<Case>, CaseError> {
         return resolve::test_dir(path, path, None);
     }
     let text = std::fs::read_to_string(path).map_err(|e| CaseError::new(path, e))?;
-    sweep::load_toml(path, &text)
+    sweep::variants(path, &text)?
+        .into_iter()
+        .map(|(name, raw, params)| resolve::resolve(path, raw, name, params))
+        .collect()
 }
 
 pub(crate) fn parse_opt_level(s: &str) -> Option<OptLevel> {

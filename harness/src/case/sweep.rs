@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use super::raw::RawCase;
-use super::{resolve, Case, CaseError};
+use super::CaseError;
 
 /// A variant's parameters by name.
 pub(super) type Params = BTreeMap<String, toml::Value>;
@@ -45,15 +45,20 @@ fn line_of(text: &str, e: &toml::de::Error) -> String {
     }
 }
 
-/// Parses a case file and expands its sweeps.
-pub(super) fn load_toml(file: &Path, text: &str) -> Result<Vec<Case>, CaseError> {
+/// One variant of a case file: its name (`None` without sweeps), the raw
+/// case with `${p}` substituted, and its parameters.
+pub(super) type Variant = (Option<String>, RawCase, Params);
+
+/// Parses a case file and expands its sweeps into raw variants (resolving
+/// them into runnable cases is `resolve`'s job).
+pub(super) fn variants(file: &Path, text: &str) -> Result<Vec<Variant>, CaseError> {
     let doc: toml::Table = toml::from_str(text)
         .map_err(|e| CaseError::new(file, format!("{}{}", line_of(text, &e), e.message())))?;
     let has_sweep = doc.contains_key("sweep");
     if !has_sweep {
         let raw: RawCase =
             toml::from_str(text).map_err(|e| toml_error(file, &e, &line_of(text, &e)))?;
-        return Ok(vec![resolve::resolve(file, raw, None, Params::new())?]);
+        return Ok(vec![(None, raw, Params::new())]);
     }
     let defaults = match doc.get("params") {
         Some(toml::Value::Table(t)) => t.clone().into_iter().collect::<Params>(),
@@ -80,7 +85,7 @@ pub(super) fn load_toml(file: &Path, text: &str) -> Result<Vec<Case>, CaseError>
             let raw: RawCase = v
                 .try_into()
                 .map_err(|e: toml::de::Error| toml_error(file, &e, &format!("variant {name}: ")))?;
-            cases.push(resolve::resolve(file, raw, Some(name), params)?);
+            cases.push((Some(name), raw, params));
         }
     }
     Ok(cases)

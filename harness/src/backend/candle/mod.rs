@@ -32,8 +32,9 @@ use candle_core::{DType as CDType, Device as CDevice, Tensor as CTensor, TensorI
 use ndarray::{ArrayD, IxDyn};
 
 use super::interp::{self, Interpreter, OpCtx, OpError, OpRegistry, OpResult};
-use super::{Device, Engine, EngineError, EngineOptions, Session, Trace};
+use crate::backend::engine::{Engine, EngineError, Session, Trace, TransferError};
 use crate::graph::Graph;
+use crate::options::{Device, EngineOptions};
 use crate::tensor::{DType, Tensor};
 
 /// The candle version this backend is pinned to (Cargo.toml `=0.11.1`).
@@ -247,14 +248,17 @@ pub(crate) fn pad_const(
 }
 
 /// Uploads a host tensor.
-pub(crate) fn upload(t: &Tensor, scope: &Scope) -> Result<CTensor, String> {
+pub(crate) fn upload(t: &Tensor, scope: &Scope) -> Result<CTensor, TransferError> {
     let device = scope.device();
-    fn mk<E: candle_core::WithDType>(a: &ArrayD<E>, device: &CDevice) -> Result<CTensor, String> {
+    fn mk<E: candle_core::WithDType>(
+        a: &ArrayD<E>,
+        device: &CDevice,
+    ) -> Result<CTensor, TransferError> {
         let v: Vec<E> = a.iter().copied().collect();
-        CTensor::from_vec(v, a.shape(), device).map_err(|e| e.to_string())
+        CTensor::from_vec(v, a.shape(), device).map_err(|e| TransferError::Framework(e.to_string()))
     }
     let no = |d: DType| {
-        format!("candle 0.11.1 has no {d} dtype (nor one with identical semantics); values of this dtype cannot be uploaded")
+        TransferError::NoDtype(format!("candle 0.11.1 has no {d} dtype (nor one with identical semantics); values of this dtype cannot be uploaded"))
     };
     match t {
         Tensor::F16(a) => mk(a, device),
@@ -272,13 +276,14 @@ pub(crate) fn upload(t: &Tensor, scope: &Scope) -> Result<CTensor, String> {
 }
 
 /// Downloads a candle tensor to the host in its dtype (bool where marked).
-pub(crate) fn download(t: &CTensor, scope: &Scope) -> Result<Tensor, String> {
-    fn get<E: candle_core::WithDType>(t: &CTensor) -> Result<ArrayD<E>, String> {
+pub(crate) fn download(t: &CTensor, scope: &Scope) -> Result<Tensor, TransferError> {
+    fn get<E: candle_core::WithDType>(t: &CTensor) -> Result<ArrayD<E>, TransferError> {
         let v = t
             .flatten_all()
             .and_then(|f| f.to_vec1::<E>())
-            .map_err(|e| e.to_string())?;
-        ArrayD::from_shape_vec(IxDyn(t.dims()), v).map_err(|e| e.to_string())
+            .map_err(|e| TransferError::Framework(e.to_string()))?;
+        ArrayD::from_shape_vec(IxDyn(t.dims()), v)
+            .map_err(|e| TransferError::Framework(e.to_string()))
     }
     Ok(match t.dtype() {
         CDType::U8 if scope.is_bool(t) => Tensor::Bool(get::<u8>(t)?.mapv(|v| v != 0)),
@@ -291,7 +296,11 @@ pub(crate) fn download(t: &CTensor, scope: &Scope) -> Result<Tensor, String> {
         CDType::BF16 => Tensor::BF16(get(t)?),
         CDType::F32 => Tensor::F32(get(t)?),
         CDType::F64 => Tensor::F64(get(t)?),
-        other => return Err(format!("candle dtype {other:?} has no xdiff equivalent")),
+        other => {
+            return Err(TransferError::NoDtype(format!(
+                "candle dtype {other:?} has no xdiff equivalent"
+            )))
+        }
     })
 }
 
@@ -307,11 +316,11 @@ impl Interpreter for CandleInterp {
         registry()
     }
 
-    fn upload(&self, t: &Tensor) -> Result<CTensor, String> {
+    fn upload(&self, t: &Tensor) -> Result<CTensor, TransferError> {
         upload(t, &self.scope)
     }
 
-    fn download(&self, t: &CTensor) -> Result<Tensor, String> {
+    fn download(&self, t: &CTensor) -> Result<Tensor, TransferError> {
         download(t, &self.scope)
     }
 
@@ -432,7 +441,7 @@ pub(crate) mod testutil {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::NodeStatus;
+    use crate::backend::engine::NodeStatus;
     use crate::onnx::{
         type_proto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TypeProto,
         ValueInfoProto,
@@ -551,7 +560,10 @@ mod tests {
         let h = Tensor::from_f64(DType::F16, &[2], &[1.5, -2.0]);
         assert_eq!(download(&upload(&h, &scope).unwrap(), &scope).unwrap(), h);
         let i8t = Tensor::from_f64(DType::I8, &[1], &[3.0]);
-        assert!(upload(&i8t, &scope).unwrap_err().contains("int8"));
+        assert!(upload(&i8t, &scope)
+            .unwrap_err()
+            .to_string()
+            .contains("int8"));
     }
 
     #[test]

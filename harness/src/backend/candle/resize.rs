@@ -375,7 +375,7 @@ mod tests {
     #[test]
     fn port_lowers_any_nearest_to_upsample_nearest2d() {
         use crate::backend::interp::OpCtx;
-        use crate::backend::{Device, EngineOptions};
+        use crate::options::{Device, EngineOptions};
         let opts = EngineOptions {
             port: true,
             ..EngineOptions::default()

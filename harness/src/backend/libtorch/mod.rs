@@ -26,8 +26,9 @@ use std::sync::OnceLock;
 use tch::{Kind, TchError};
 
 use super::interp::{self, Interpreter, OpError, OpRegistry, OpResult};
-use super::{Device, Engine, EngineError, EngineOptions, Session, Trace};
+use crate::backend::engine::{Engine, EngineError, Session, Trace, TransferError};
 use crate::graph::Graph;
+use crate::options::{Device, EngineOptions};
 use crate::tensor::{DType, Tensor};
 
 const ENGINE: &str = "tch";
@@ -76,8 +77,8 @@ pub fn register_all_ops(r: &mut OpRegistry<tch::Tensor>) {
 /// it from the binary because no symbol of it is referenced directly, and
 /// without it libtorch registers no CUDA backend. It is found through the
 /// binary's rpath to torch's `lib` directory (or `LD_LIBRARY_PATH`).
-fn load_torch_cuda() -> Result<(), String> {
-    static LOADED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+fn load_torch_cuda() -> Result<(), TransferError> {
+    static LOADED: std::sync::OnceLock<Result<(), TransferError>> = std::sync::OnceLock::new();
     LOADED
         .get_or_init(|| {
             // SAFETY: loading libtorch's own CUDA library runs its static
@@ -87,9 +88,9 @@ fn load_torch_cuda() -> Result<(), String> {
                     std::mem::forget(lib);
                     Ok(())
                 }
-                Err(e) => Err(format!(
+                Err(e) => Err(TransferError::Framework(format!(
                     "cannot load libtorch_cuda.so (torch's CUDA backend): {e}"
-                )),
+                ))),
             }
         })
         .clone()
@@ -101,7 +102,7 @@ pub fn torch_device(device: Device) -> Result<tch::Device, EngineError> {
         Device::Cpu => Ok(tch::Device::Cpu),
         Device::Cuda(n) => {
             let why = if let Err(why) = load_torch_cuda() {
-                why
+                why.to_string()
             } else if !tch::Cuda::is_available() {
                 "libtorch reports no CUDA device (tch::Cuda::is_available() is false: no GPU, no driver, or a CPU-only torch wheel)".to_string()
             } else {
@@ -161,16 +162,16 @@ pub fn dtype_of(k: Kind) -> Option<DType> {
 }
 
 /// Host tensor -> libtorch tensor of the same dtype on `device`.
-pub fn upload(t: &Tensor, device: tch::Device) -> Result<tch::Tensor, String> {
-    let kind = kind_of(t.dtype())
-        .ok_or_else(|| format!("libtorch (tch 0.24) has no {} tensors", t.dtype()))?;
+pub fn upload(t: &Tensor, device: tch::Device) -> Result<tch::Tensor, TransferError> {
+    let kind = kind_of(t.dtype()).ok_or_else(|| {
+        TransferError::NoDtype(format!("libtorch (tch 0.24) has no {} tensors", t.dtype()))
+    })?;
     let mut bytes = Vec::with_capacity(t.len() * t.dtype().size());
     crate::with_array!(t, a => a.iter().for_each(|x| bytes.extend_from_slice(&le_bytes(x))));
     let shape: Vec<i64> = t.shape().iter().map(|&d| d as i64).collect();
-    let cpu = tch::Tensor::f_from_data_size(&bytes, &shape, kind)
-        .map_err(|e| short_error(&e.to_string()))?;
-    cpu.f_to_device(device)
-        .map_err(|e| short_error(&e.to_string()))
+    let err = |e: TchError| TransferError::Framework(short_error(&e.to_string()));
+    let cpu = tch::Tensor::f_from_data_size(&bytes, &shape, kind).map_err(err)?;
+    cpu.f_to_device(device).map_err(err)
 }
 
 /// Little-endian bytes of one element (bool as one byte).
@@ -203,11 +204,14 @@ impl LeBytes for bool {
 }
 
 /// libtorch tensor -> host tensor in the same dtype.
-pub fn download(t: &tch::Tensor) -> Result<Tensor, String> {
-    let err = |e: TchError| short_error(&e.to_string());
+pub fn download(t: &tch::Tensor) -> Result<Tensor, TransferError> {
+    let err = |e: TchError| TransferError::Framework(short_error(&e.to_string()));
     let kind = t.f_kind().map_err(err)?;
-    let dtype = dtype_of(kind)
-        .ok_or_else(|| format!("libtorch produced {kind:?}, which xdiff does not handle"))?;
+    let dtype = dtype_of(kind).ok_or_else(|| {
+        TransferError::NoDtype(format!(
+            "libtorch produced {kind:?}, which xdiff does not handle"
+        ))
+    })?;
     let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
     let cpu = t
         .f_to_device(tch::Device::Cpu)
@@ -311,11 +315,11 @@ impl Interpreter for TchInterp {
         registry()
     }
 
-    fn upload(&self, t: &Tensor) -> Result<tch::Tensor, String> {
+    fn upload(&self, t: &Tensor) -> Result<tch::Tensor, TransferError> {
         upload(t, self.device)
     }
 
-    fn download(&self, t: &tch::Tensor) -> Result<Tensor, String> {
+    fn download(&self, t: &tch::Tensor) -> Result<Tensor, TransferError> {
         download(t)
     }
 }
@@ -492,7 +496,7 @@ pub(crate) mod testutil {
 mod tests {
     use super::testutil::*;
     use super::*;
-    use crate::backend::NodeStatus;
+    use crate::backend::engine::NodeStatus;
 
     #[test]
     fn upload_download_keeps_dtype() {
@@ -507,7 +511,10 @@ mod tests {
             assert_eq!(back, t);
         }
         let u = Tensor::from_f64(DType::U32, &[1], &[1.0]);
-        assert!(upload(&u, tch::Device::Cpu).unwrap_err().contains("uint32"));
+        assert!(upload(&u, tch::Device::Cpu)
+            .unwrap_err()
+            .to_string()
+            .contains("uint32"));
     }
 
     #[test]

@@ -479,7 +479,7 @@ mod tests {
     #[test]
     fn port_lowers_any_convention_to_interpolate_defaults() {
         use crate::backend::interp::OpCtx;
-        use crate::backend::{Device, EngineOptions};
+        use crate::options::{Device, EngineOptions};
         let opts = EngineOptions {
             port: true,
             ..EngineOptions::default()

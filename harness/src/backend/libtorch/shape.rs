@@ -318,8 +318,8 @@ fn constant(ctx: &OpCtx, _x: &X) -> OpResult<Lowered<Tensor>> {
 
 fn device_of(ctx: &OpCtx) -> tch::Device {
     match ctx.device {
-        crate::backend::Device::Cpu => tch::Device::Cpu,
-        crate::backend::Device::Cuda(n) => tch::Device::Cuda(n),
+        crate::options::Device::Cpu => tch::Device::Cpu,
+        crate::options::Device::Cuda(n) => tch::Device::Cuda(n),
     }
 }
 

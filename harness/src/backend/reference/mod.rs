@@ -24,8 +24,9 @@ use std::sync::OnceLock;
 use ndarray::ArrayD;
 
 use super::interp::{self, Interpreter, OpError, OpRegistry, OpResult};
-use super::{Device, Engine, EngineError, EngineOptions, Session, Trace};
+use crate::backend::engine::{Engine, EngineError, Session, Trace, TransferError};
 use crate::graph::Graph;
+use crate::options::{Device, EngineOptions};
 use crate::tensor::{DType, Tensor};
 
 /// A reference value: floats as f64 (`data` is `Tensor::F64`), everything
@@ -163,11 +164,11 @@ impl Interpreter for ReferenceInterp {
         self.registry
     }
 
-    fn upload(&self, t: &Tensor) -> Result<RefTensor, String> {
+    fn upload(&self, t: &Tensor) -> Result<RefTensor, TransferError> {
         Ok(RefTensor::from_host(t))
     }
 
-    fn download(&self, t: &RefTensor) -> Result<Tensor, String> {
+    fn download(&self, t: &RefTensor) -> Result<Tensor, TransferError> {
         Ok(t.data.clone())
     }
 

@@ -1,0 +1,94 @@
+//! The engine vocabulary every backend speaks, after wasmtime's differential
+//! oracles: an [`Engine`] prepares a [`Graph`] once for a device, the
+//! prepared [`Session`] runs it and returns a [`Trace`] with every node's
+//! outputs as host tensors and a status per node. It sits below the backends
+//! (each imports it) and below the backend table in `backend/mod.rs` (which
+//! constructs them), so the two never import each other.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use crate::graph::Graph;
+use crate::options::{Device, EngineOptions};
+use crate::tensor::{DType, Tensor};
+
+/// What happened to one node in one backend.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeStatus {
+    /// The node ran; its outputs are in the trace.
+    Ran,
+    /// The backend cannot run this node: `<op> <attribute>: why`.
+    Unsupported(String),
+    /// The framework raised an error (bad shapes, unsupported dtype, a C++ exception).
+    Error(String),
+    /// Not run because an input came from a node that did not run.
+    Skipped(String),
+}
+
+/// One node's outcome: its status and how the backend lowered it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeRun {
+    pub status: NodeStatus,
+    /// `native: <op>`, `composed: <ops>`, `spec` (reference) or `graph` (ORT).
+    pub lowering: Option<String>,
+}
+
+/// Everything one run produced.
+#[derive(Debug, Clone, Default)]
+pub struct Trace {
+    /// Indexed like `Graph::nodes`.
+    pub nodes: Vec<NodeRun>,
+    /// Every produced value by name, in the backend's dtype.
+    pub values: HashMap<String, Tensor>,
+    /// The dtype ONNX semantics give each value, where the backend stores
+    /// values wider than that (the float64 reference stores every float as f64).
+    pub logical: HashMap<String, DType>,
+    pub wall: Duration,
+    /// Findings about the run itself (e.g. ORT: tapping changed final outputs).
+    pub notes: Vec<String>,
+}
+
+/// Failures of a whole engine (as opposed to one node).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EngineError {
+    #[error("{engine}: runtime not available: {why}")]
+    Missing { engine: &'static str, why: String },
+    #[error("{engine}: device {device} is not available: {why}")]
+    Device {
+        engine: &'static str,
+        device: Device,
+        why: String,
+    },
+    #[error("{engine}: {why}")]
+    Failed { engine: &'static str, why: String },
+    #[error("input `{name}`: {why}")]
+    Input { name: String, why: String },
+}
+
+/// A framework (or the reference) that can run ONNX graphs.
+pub trait Engine: Send + Sync {
+    /// Short lane name in reports: `ort`, `tch`, `candle`, `reference`.
+    fn name(&self) -> &'static str;
+    /// Prepares `graph` once; the session may be run many times.
+    fn prepare(&self, graph: &Graph, opts: &EngineOptions)
+        -> Result<Box<dyn Session>, EngineError>;
+}
+
+/// A graph prepared by an engine for one device.
+pub trait Session {
+    /// Runs the graph on `inputs` (graph input name -> tensor).
+    fn run(&mut self, inputs: &BTreeMap<String, Tensor>) -> Result<Trace, EngineError>;
+    /// The settings that actually ran (optimization level, TF32, threads...).
+    fn settings(&self) -> Vec<(String, String)>;
+}
+
+/// Moving a value between the host and a framework failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransferError {
+    /// One side has no dtype with the value's semantics (the message names both).
+    #[error("{0}")]
+    NoDtype(String),
+    /// The framework raised an error while copying or placing the value.
+    #[error("{0}")]
+    Framework(String),
+}
