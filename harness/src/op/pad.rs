@@ -39,6 +39,30 @@ impl PadMode {
         }
     }
 
+    /// For a reflect or wrap pad of `l` before and `h` after an axis of
+    /// `dim`, the source index of each of the `l + dim + h` output positions
+    /// (the host plan a gather-based lowering applies); an error naming the
+    /// geometry where the mode cannot fill it (reflect needs pads smaller than
+    /// the axis, and both need a non-empty axis).
+    pub fn source_indices(self, ctx: &OpCtx, l: usize, h: usize, dim: usize) -> OpResult<Vec<i64>> {
+        let reflect = self == PadMode::Reflect;
+        if !matches!(self, PadMode::Reflect | PadMode::Wrap)
+            || dim == 0
+            || (reflect && (dim < 2 || l >= dim || h >= dim))
+        {
+            let m = self.name();
+            return Err(ctx.fail(format!("{m} pad ({l}, {h}) on an axis of {dim}")));
+        }
+        let d = dim as i64;
+        let map = |i: i64| match (reflect, i) {
+            (false, i) => i.rem_euclid(d),
+            (true, i) if i < 0 => -i,
+            (true, i) if i >= d => 2 * (d - 1) - i,
+            (true, i) => i,
+        };
+        Ok((-(l as i64)..d + h as i64).map(map).collect())
+    }
+
     /// The spec's name of the mode.
     pub fn name(self) -> &'static str {
         match self {

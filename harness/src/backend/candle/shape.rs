@@ -364,72 +364,31 @@ fn gather(ctx: &OpCtx, x: &In) -> Out {
 /// Pad-2 (attributes) / Pad-11/13/18/19/21 (inputs pads, constant_value, axes).
 fn pad(ctx: &OpCtx, x: &In) -> Out {
     let a = ctx.input(x, 0)?;
-    let r = a.rank();
     let p = PadAttrs::decode(ctx, x)?;
-    let (mode, value) = (p.mode, p.value);
-    let mut y = a.clone();
     let mut ops: Vec<&str> = Vec::new();
-    // Negative pads crop first.
-    for ax in 0..r {
-        let (l, h) = (p.begin[ax], p.end[ax]);
-        if l < 0 || h < 0 {
-            let cut_l = (-l).max(0) as usize;
-            let cut_h = (-h).max(0) as usize;
-            let dim = y.dims()[ax];
-            let len = dim
-                .checked_sub(cut_l + cut_h)
-                .ok_or_else(|| ctx.fail("negative pads remove more than the axis"))?;
-            y = y.narrow(ax, cut_l, len).ce()?;
-            ops.push("narrow");
-        }
-    }
-    for ax in 0..r {
+    let mut y = crop_negative(ctx, a, &p.begin, &p.end, &mut ops)?;
+    for ax in 0..a.rank() {
         let (l, h) = (p.begin[ax].max(0) as usize, p.end[ax].max(0) as usize);
         if l == 0 && h == 0 {
             continue;
         }
-        let dim = y.dims()[ax];
-        match mode {
-            PadMode::Constant if value == 0.0 => {
-                y = y.pad_with_zeros(ax, l, h).ce()?;
-                ops.push("pad_with_zeros");
+        let (next, op) = match p.mode {
+            PadMode::Constant if p.value == 0.0 => {
+                (y.pad_with_zeros(ax, l, h).ce()?, "pad_with_zeros")
             }
-            PadMode::Constant => {
-                y = pad_const(&y, ax, l, h, value)?;
-                ops.push("full, cat");
-            }
-            PadMode::Edge => {
-                y = y.pad_with_same(ax, l, h).ce()?;
-                ops.push("pad_with_same");
-            }
+            PadMode::Constant => (pad_const(&y, ax, l, h, p.value)?, "full, cat"),
+            PadMode::Edge => (y.pad_with_same(ax, l, h).ce()?, "pad_with_same"),
             PadMode::Reflect | PadMode::Wrap => {
-                let reflect = mode == PadMode::Reflect;
-                if dim == 0 || (reflect && (dim < 2 || l >= dim || h >= dim)) {
-                    let m = mode.name();
-                    return Err(ctx.fail(format!("{m} pad ({l}, {h}) on an axis of {dim}")));
-                }
-                let d = dim as i64;
-                let idx: Vec<i64> = (-(l as i64)..d + h as i64)
-                    .map(|i| {
-                        if !reflect {
-                            i.rem_euclid(d)
-                        } else if i < 0 {
-                            -i
-                        } else if i >= d {
-                            2 * (d - 1) - i
-                        } else {
-                            i
-                        }
-                    })
-                    .collect();
-                y = y
-                    .contiguous()
-                    .ce()?
-                    .index_select(&index_tensor(idx, y.device())?, ax)
-                    .ce()?;
-                ops.push("index_select");
+                let idx = p.mode.source_indices(ctx, l, h, y.dims()[ax])?;
+                let idx = index_tensor(idx, y.device())?;
+                (
+                    y.contiguous().ce()?.index_select(&idx, ax).ce()?,
+                    "index_select",
+                )
             }
-        }
+        };
+        y = next;
+        ops.push(op);
     }
     ops.dedup();
     let how = match ops.as_slice() {
@@ -438,6 +397,29 @@ fn pad(ctx: &OpCtx, x: &In) -> Out {
         many => How::composed(many.join(", ")),
     };
     Ok(Lowered::one(keep_bool(ctx, a, y), how))
+}
+
+/// Negative pads crop first (`narrow`), in every mode.
+fn crop_negative(
+    ctx: &OpCtx,
+    a: &Tensor,
+    begin: &[i64],
+    end: &[i64],
+    ops: &mut Vec<&str>,
+) -> OpResult<Tensor> {
+    let mut y = a.clone();
+    for ax in 0..a.rank() {
+        let (cut_l, cut_h) = ((-begin[ax]).max(0) as usize, (-end[ax]).max(0) as usize);
+        if cut_l + cut_h == 0 {
+            continue;
+        }
+        let len = y.dims()[ax]
+            .checked_sub(cut_l + cut_h)
+            .ok_or_else(|| ctx.fail("negative pads remove more than the axis"))?;
+        y = y.narrow(ax, cut_l, len).ce()?;
+        ops.push("narrow");
+    }
+    Ok(y)
 }
 
 /// Constant-9/11/12/13/19/21.

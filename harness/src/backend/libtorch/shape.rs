@@ -381,15 +381,37 @@ fn pad(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
         PadMode::Edge => "replicate",
         PadMode::Wrap => "circular",
     };
-    let mode = p.mode.name();
+    let Some(first) = (0..rank).find(|&i| b[i] != 0 || e[i] != 0) else {
+        return Ok(Lowered::one(input.f_alias()?, How::native("alias")));
+    };
+    refuse_mode_pad(ctx, &p, first, &dims(input))?;
+    let tp: Vec<i64> = (first..rank).rev().flat_map(|i| [b[i], e[i]]).collect();
+    // torch wants rank k+1 or k+2 for k padded axes: merge extra leading axes into one batch axis.
+    if rank <= first + 2 {
+        let y = input.f_pad(tp.as_slice(), torch_mode, None::<f64>)?;
+        return Ok(Lowered::one(y, How::native(format!("pad({torch_mode})"))));
+    }
+    let d = dims(input);
+    let merged: Vec<i64> = std::iter::once(d[..first].iter().product())
+        .chain(d[first..].iter().copied())
+        .collect();
+    let y = input
+        .f_reshape(merged.as_slice())?
+        .f_pad(tp.as_slice(), torch_mode, None::<f64>)?;
+    let out: Vec<i64> = d[..first].iter().chain(&y.size()[1..]).copied().collect();
+    Ok(Lowered::one(
+        y.f_reshape(out.as_slice())?,
+        How::composed(format!("reshape, pad({torch_mode}), reshape")),
+    ))
+}
+
+/// What torch's reflect/replicate/circular pads cannot express: negative
+/// pads, more than the last 3 axes, reflect pads not smaller than the axis.
+fn refuse_mode_pad<T>(ctx: &OpCtx, p: &PadAttrs<T>, first: usize, d: &[i64]) -> OpResult<()> {
+    let (mode, rank) = (p.mode.name(), d.len());
     if p.crops() {
         return Err(ctx.unsupported("pads", format!("negative pads in {mode} mode")));
     }
-    let d = dims(input);
-    let first = (0..rank).find(|&i| b[i] != 0 || e[i] != 0);
-    let Some(first) = first else {
-        return Ok(Lowered::one(input.f_alias()?, How::native("alias")));
-    };
     let k = rank - first;
     if k > 3 {
         return Err(ctx.unsupported(
@@ -397,27 +419,10 @@ fn pad(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
             format!("{mode} padding of {k} axes: torch pads at most the last 3"),
         ));
     }
-    if p.mode == PadMode::Reflect && (first..rank).any(|i| b[i] >= d[i] || e[i] >= d[i]) {
+    if p.mode == PadMode::Reflect && (first..rank).any(|i| p.begin[i] >= d[i] || p.end[i] >= d[i]) {
         return Err(ctx.unsupported("pads", "reflect pads must be smaller than the dimension"));
     }
-    let tp: Vec<i64> = (first..rank).rev().flat_map(|i| [b[i], e[i]]).collect();
-    // torch wants rank k+1 or k+2: merge any extra leading axes into one batch axis.
-    if rank == k + 1 || rank == k + 2 {
-        let y = input.f_pad(tp.as_slice(), torch_mode, None::<f64>)?;
-        return Ok(Lowered::one(y, How::native(format!("pad({torch_mode})"))));
-    }
-    let lead: i64 = d[..first].iter().product();
-    let mut merged: Vec<i64> = vec![lead];
-    merged.extend_from_slice(&d[first..]);
-    let y = input
-        .f_reshape(merged.as_slice())?
-        .f_pad(tp.as_slice(), torch_mode, None::<f64>)?;
-    let mut out: Vec<i64> = d[..first].to_vec();
-    out.extend(y.size()[1..].iter().copied());
-    Ok(Lowered::one(
-        y.f_reshape(out.as_slice())?,
-        How::composed(format!("reshape, pad({torch_mode}), reshape")),
-    ))
+    Ok(())
 }
 
 #[cfg(test)]
