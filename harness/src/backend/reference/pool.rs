@@ -464,7 +464,7 @@ mod tests {
 
     #[test]
     fn same_lower_vs_upper_max() {
-        // conventions.md: 4x4 ramp, k2 max, SAME_LOWER row 0 [0,1,2,3], SAME_UPPER [5,6,7,7].
+        // docs/conventions.md: 4x4 ramp, k2 max, SAME_LOWER row 0 [0,1,2,3], SAME_UPPER [5,6,7,7].
         let x = ramp(&[1, 1, 4, 4]);
         let lo = vec![
             ("kernel_shape", Attr::Ints(vec![2, 2])),
