@@ -5,26 +5,26 @@
 //! e.g. "behaves as asymmetric + floor (model asks half_pixel +
 //! round_prefer_floor)".
 //!
-//! The mechanism is general: per op type a [`Space`] lists the confusable
-//! dimensions ([`Dim`]: an attribute, or a pseudo-attribute such as Resize's
-//! "scales vs sizes") with their candidate values and a relevance rule
-//! (nearest_mode only matters in nearest mode, ...). [`fingerprint`] walks the
+//! This module is only the search. What to search is data in the op layer:
+//! each op file builds its [`Space`] (the confusable dimensions with their
+//! candidate values, a relevance rule, and an `apply` hook for
+//! pseudo-attributes such as Resize's "scales vs sizes") and
+//! [`crate::op::FINGERPRINT_SPACES`] lists them. [`fingerprint`] walks the
 //! (bounded) product, builds altered copies of the node and runs them with
-//! [`run_op`]; [`verify`] re-checks a claim.
+//! [`run_op`]; [`verify`] re-checks a claim. The reference's values
+//! ([`RefTensor`]) meet the op layer's host [`Tensor`]s only here.
 
 use std::collections::BTreeMap;
 
-use ndarray::{ArrayD, IxDyn};
 use serde::Serialize;
 
 use crate::backend::reference::{run_op, RefTensor};
 use crate::diff::SameValue;
 use crate::graph::{Attr, Node};
-use crate::op::normalize_axis;
-use crate::op::resize::{CoordMode, Mode, NearestMode, ResizeAttrs};
-use crate::op::OpCtx;
+use crate::op::space::{same, Kind, Space, SpaceFn};
+use crate::op::{OpCtx, FINGERPRINT_SPACES};
 use crate::options::{Device, EngineOptions};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::Tensor;
 
 /// What the search found for one diverged output.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -77,240 +77,32 @@ fn show_pair(k: &str, v: &str) -> String {
     }
 }
 
-/// How a dimension's value is written into the node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Int,
-    Float,
-    Str,
-    /// Not an attribute; the op's `apply` changes the node or its inputs.
-    Pseudo,
-}
-
-/// One confusable dimension: its name, the model's value and the candidates
-/// (the model's value is always among them, first).
-#[derive(Debug, Clone)]
-pub struct Dim {
-    pub name: &'static str,
-    pub kind: Kind,
-    pub model: String,
-    pub values: Vec<String>,
-}
-
-impl Dim {
-    fn new(name: &'static str, kind: Kind, model: String, candidates: &[&str]) -> Dim {
-        let mut values = vec![model.clone()];
-        for c in candidates {
-            if !values.iter().any(|v| same(kind, v, c)) {
-                values.push(c.to_string());
-            }
-        }
-        Dim {
-            name,
-            kind,
-            model,
-            values,
-        }
-    }
-}
-
-fn same(kind: Kind, a: &str, b: &str) -> bool {
-    match kind {
-        Kind::Float => matches!((a.parse::<f32>(), b.parse::<f32>()), (Ok(x), Ok(y)) if x == y),
-        _ => a == b,
-    }
-}
-
-/// The confusable attribute space of one op.
-pub struct Space {
-    pub dims: Vec<Dim>,
-    /// Whether `dim` matters given the values chosen for earlier dims; an
-    /// irrelevant dim stays at the model's value.
-    pub relevant: fn(&str, &BTreeMap<&'static str, String>) -> bool,
-    /// Applies a pseudo dim: `(dim, value, node, inputs, backend output shape)`.
-    pub apply: ApplyFn,
-}
-
-/// Applies a pseudo dim: `(dim, value, node, inputs, backend output shape)`.
-pub type ApplyFn = fn(&str, &str, &mut Node, &mut Vec<Option<RefTensor>>, &[usize]) -> Option<()>;
-
 /// A scored candidate: (changes from the model, exact, max abs).
 type Scored = (Vec<(String, String)>, bool, f64);
 
-fn always(_: &str, _: &BTreeMap<&'static str, String>) -> bool {
-    true
-}
-
-fn no_pseudo(
-    _: &str,
-    _: &str,
-    _: &mut Node,
-    _: &mut Vec<Option<RefTensor>>,
-    _: &[usize],
-) -> Option<()> {
-    None
-}
-
-/// Ops with a fingerprint table.
-pub const OPS: &[&str] = &[
-    "Resize",
-    "MaxPool",
-    "AveragePool",
-    "BatchNormalization",
-    "LayerNormalization",
-    "Gelu",
-    "Softmax",
-    "LogSoftmax",
-    "HardSigmoid",
-];
-
-/// Whether `op` has a fingerprint table (cheap check before any work).
-pub fn supports(op: &str) -> bool {
-    OPS.contains(&op)
-}
-
-fn attr_string(node: &Node, name: &str, default: &str) -> String {
-    match node.attrs.get(name) {
-        Some(Attr::String(s)) => s.clone(),
-        _ => default.to_string(),
-    }
-}
-
-fn attr_int(node: &Node, name: &str, default: i64) -> i64 {
-    match node.attrs.get(name) {
-        Some(Attr::Int(i)) => *i,
-        _ => default,
-    }
-}
-
-fn attr_float(node: &Node, name: &str, default: f32) -> f32 {
-    match node.attrs.get(name) {
-        Some(Attr::Float(f)) => *f,
-        _ => default,
-    }
-}
-
-/// A float dim whose model label is the matching candidate's spelling.
-fn float_dim(node: &Node, name: &'static str, default: f32, candidates: &[&str]) -> Dim {
-    float_dim_of(name, attr_float(node, name, default), candidates)
-}
-
-/// A float dim with model value `v`, labelled with the matching candidate's spelling.
-fn float_dim_of(name: &'static str, v: f32, candidates: &[&str]) -> Dim {
-    let model = candidates
+/// The op layer's space builder for `op`, if it has one.
+fn space_fn(op: &str) -> Option<SpaceFn> {
+    FINGERPRINT_SPACES
         .iter()
-        .find(|c| c.parse::<f32>().ok() == Some(v))
-        .map(|c| c.to_string())
-        .unwrap_or_else(|| format!("{v}"));
-    Dim::new(name, Kind::Float, model, candidates)
+        .find(|(o, _)| *o == op)
+        .map(|&(_, f)| f)
 }
 
-fn int_dim(node: &Node, name: &'static str, default: i64, candidates: &[&str]) -> Dim {
-    Dim::new(
-        name,
-        Kind::Int,
-        attr_int(node, name, default).to_string(),
-        candidates,
-    )
+/// Whether `op` has a fingerprint space (cheap check before any work).
+pub fn supports(op: &str) -> bool {
+    space_fn(op).is_some()
 }
 
-fn axis_dim(node: &Node, default: i64, rank: usize) -> Option<Dim> {
-    let r = rank as i64;
-    let a = attr_int(node, "axis", default);
-    let model = if a < 0 { a + r } else { a };
-    if rank == 0 || !(0..r).contains(&model) {
-        return None;
-    }
-    let cands: Vec<String> = (0..r).map(|i| i.to_string()).collect();
-    let refs: Vec<&str> = cands.iter().map(String::as_str).collect();
-    Some(Dim::new("axis", Kind::Int, model.to_string(), &refs))
+/// The reference's values as the op layer's host tensors (no copy: a
+/// float's f64 data is its host value).
+fn host<'a>(inputs: impl IntoIterator<Item = Option<&'a RefTensor>>) -> Vec<Option<&'a Tensor>> {
+    inputs.into_iter().map(|t| t.map(|t| &t.data)).collect()
 }
 
 /// The confusable space of `node` at `opset`, given its inputs; `None` when
-/// the op has no table.
-pub fn space(node: &Node, opset: u32, inputs: &[Option<&RefTensor>]) -> Option<Space> {
-    let rank = inputs
-        .first()
-        .copied()
-        .flatten()
-        .map(|t| t.shape().len())
-        .unwrap_or(0);
-    let plain = |dims| Space {
-        dims,
-        relevant: always,
-        apply: no_pseudo,
-    };
-    match node.op_type.as_str() {
-        "Resize" if opset >= 11 => resize_space(node, opset, inputs),
-        "MaxPool" | "AveragePool" => {
-            let mut dims = Vec::new();
-            if opset >= 10 {
-                dims.push(int_dim(node, "ceil_mode", 0, &["0", "1"]));
-            }
-            if node.op_type == "AveragePool" {
-                dims.push(int_dim(node, "count_include_pad", 0, &["0", "1"]));
-            }
-            let auto = attr_string(node, "auto_pad", "NOTSET");
-            let model = match (auto.as_str(), node.attrs.get("pads")) {
-                ("SAME_UPPER" | "SAME_LOWER" | "VALID", _) => auto.clone(),
-                (_, Some(Attr::Ints(p))) if p.iter().any(|&v| v != 0) => {
-                    format!(
-                        "[{}]",
-                        p.iter()
-                            .map(|v| v.to_string())
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    )
-                }
-                _ => "0".into(),
-            };
-            dims.push(Dim::new(
-                "pads",
-                Kind::Pseudo,
-                model,
-                &["0", "SAME_UPPER", "SAME_LOWER"],
-            ));
-            Some(Space {
-                dims,
-                relevant: always,
-                apply: pool_apply,
-            })
-        }
-        "BatchNormalization" => Some(plain(vec![float_dim(
-            node,
-            "epsilon",
-            1e-5,
-            &["1e-5", "1e-3", "1e-12"],
-        )])),
-        "LayerNormalization" => {
-            let mut dims = vec![float_dim(node, "epsilon", 1e-5, &["1e-5", "1e-3", "1e-12"])];
-            dims.extend(axis_dim(node, -1, rank));
-            Some(plain(dims))
-        }
-        "Gelu" => Some(plain(vec![Dim::new(
-            "approximate",
-            Kind::Str,
-            attr_string(node, "approximate", "none"),
-            &["none", "tanh"],
-        )])),
-        "Softmax" | "LogSoftmax" => {
-            let default = if opset >= 13 { -1 } else { 1 };
-            Some(plain(axis_dim(node, default, rank).into_iter().collect()))
-        }
-        "HardSigmoid" => Some(plain(vec![
-            float_dim(node, "alpha", 0.2, &["0.2", "0.16666667"]),
-            float_dim(node, "beta", 0.5, &["0.5"]),
-        ])),
-        _ => None,
-    }
-}
-
-/// Resize's space, from the op layer's decode of the node (the model's
-/// values) and its enums (the candidates): every mode, every coordinate mode
-/// the opset defines (tf_crop_and_resize only when the model uses it: it
-/// needs a roi), every nearest_mode, the cubic coefficients frameworks use,
-/// and scales vs sizes. `None` when the node does not decode.
-fn resize_space(node: &Node, opset: u32, inputs: &[Option<&RefTensor>]) -> Option<Space> {
+/// the op has no space or the node does not decode.
+fn space(node: &Node, opset: u32, inputs: &[Option<&RefTensor>]) -> Option<Space> {
+    let build = space_fn(&node.op_type)?;
     let options = EngineOptions::default();
     let ctx = OpCtx {
         node,
@@ -319,138 +111,7 @@ fn resize_space(node: &Node, opset: u32, inputs: &[Option<&RefTensor>]) -> Optio
         options: &options,
         scope: &(),
     };
-    let a = ResizeAttrs::decode(&ctx, inputs).ok()?;
-    let modes: Vec<&str> = Mode::ALL.iter().map(|m| m.name()).collect();
-    let ctms: Vec<&str> = CoordMode::ALL
-        .iter()
-        .filter(|&&c| c.defined_at(opset) && (c != CoordMode::TfCropAndResize || a.coord == c))
-        .map(|c| c.name())
-        .collect();
-    let nms: Vec<&str> = NearestMode::ALL.iter().map(|m| m.name()).collect();
-    // Resize-11 and later always have a nearest_mode (None is Resize-10's rule).
-    let nearest = a.nearest_mode?.name();
-    let mut dims = vec![
-        Dim::new(Mode::ATTR, Kind::Str, a.mode.name().into(), &modes),
-        Dim::new(CoordMode::ATTR, Kind::Str, a.coord.name().into(), &ctms),
-        Dim::new(NearestMode::ATTR, Kind::Str, nearest.into(), &nms),
-        float_dim_of("cubic_coeff_a", a.cubic_coeff_a as f32, &["-0.75", "-0.5"]),
-        bool_dim("exclude_outside", a.exclude_outside),
-    ];
-    if opset >= 18 {
-        dims.push(bool_dim("antialias", a.antialias));
-    }
-    let via = if a.scales_given { "scales" } else { "sizes" };
-    dims.push(Dim::new(
-        "via",
-        Kind::Pseudo,
-        via.into(),
-        &["scales", "sizes"],
-    ));
-    fn relevant(dim: &str, chosen: &BTreeMap<&'static str, String>) -> bool {
-        let mode = chosen.get("mode").map(String::as_str).unwrap_or("nearest");
-        match dim {
-            "nearest_mode" => mode == "nearest",
-            "cubic_coeff_a" | "exclude_outside" => mode == "cubic",
-            "antialias" => mode != "nearest",
-            _ => true,
-        }
-    }
-    Some(Space {
-        dims,
-        relevant,
-        apply: resize_apply,
-    })
-}
-
-/// A 0/1 int dim.
-fn bool_dim(name: &'static str, model: bool) -> Dim {
-    Dim::new(name, Kind::Int, (model as i64).to_string(), &["0", "1"])
-}
-
-/// `via`: emulate "scale from the sizes ratio" vs "the given scales" by
-/// passing the other input (sizes = the backend's output shape; scales =
-/// out/in rounded to f32).
-fn resize_apply(
-    dim: &str,
-    value: &str,
-    node: &mut Node,
-    inputs: &mut Vec<Option<RefTensor>>,
-    out_shape: &[usize],
-) -> Option<()> {
-    if dim != "via" {
-        return None;
-    }
-    let in_shape = inputs.first()?.as_ref()?.shape().to_vec();
-    if in_shape.len() != out_shape.len() {
-        return None;
-    }
-    let axes: Vec<usize> = match node.attrs.get("axes") {
-        Some(Attr::Ints(a)) => a
-            .iter()
-            .map(|&v| {
-                normalize_axis(v, in_shape.len())
-                    .ok()
-                    .filter(|&a| a < in_shape.len())
-            })
-            .collect::<Option<_>>()?,
-        _ => (0..in_shape.len()).collect(),
-    };
-    inputs.resize(4, None);
-    while node.inputs.len() < 4 {
-        node.inputs.push(String::new());
-    }
-    let n = axes.len();
-    match value {
-        "sizes" => {
-            let v: Vec<i64> = axes.iter().map(|&a| out_shape[a] as i64).collect();
-            inputs[2] = None;
-            inputs[3] = Some(RefTensor::exact(Tensor::I64(
-                ArrayD::from_shape_vec(IxDyn(&[n]), v).ok()?,
-            )));
-            node.inputs[2] = String::new();
-            node.inputs[3] = "sizes".into();
-        }
-        "scales" => {
-            if axes.iter().any(|&a| in_shape[a] == 0) {
-                return None;
-            }
-            let v: Vec<f64> = axes
-                .iter()
-                .map(|&a| (out_shape[a] as f64 / in_shape[a] as f64) as f32 as f64)
-                .collect();
-            inputs[2] = Some(RefTensor::float(
-                ArrayD::from_shape_vec(IxDyn(&[n]), v).ok()?,
-                DType::F32,
-            ));
-            inputs[3] = None;
-            node.inputs[2] = "scales".into();
-            node.inputs[3] = String::new();
-            node.attrs.remove("keep_aspect_ratio_policy");
-        }
-        _ => return None,
-    }
-    Some(())
-}
-
-fn pool_apply(
-    dim: &str,
-    value: &str,
-    node: &mut Node,
-    _: &mut Vec<Option<RefTensor>>,
-    _: &[usize],
-) -> Option<()> {
-    if dim != "pads" {
-        return None;
-    }
-    node.attrs.remove("pads");
-    let auto = match value {
-        "0" => "NOTSET",
-        "SAME_UPPER" | "SAME_LOWER" | "VALID" => value,
-        _ => return None,
-    };
-    node.attrs
-        .insert("auto_pad".into(), Attr::String(auto.into()));
-    Some(())
+    build(&ctx, &host(inputs.iter().copied()))
 }
 
 /// Max work (candidates × output elements) a search may take.
@@ -511,7 +172,19 @@ fn build(
             Kind::Float => Attr::Float(v.parse().ok()?),
             Kind::Str => Attr::String(v.clone()),
             Kind::Pseudo => {
-                (space.apply)(name, v, &mut n, &mut ins, out_shape)?;
+                let edits = (space.apply)(
+                    name,
+                    v,
+                    &mut n,
+                    &host(ins.iter().map(Option::as_ref)),
+                    out_shape,
+                )?;
+                for (i, t) in edits {
+                    if ins.len() <= i {
+                        ins.resize(i + 1, None);
+                    }
+                    ins[i] = t.as_ref().map(RefTensor::from_host);
+                }
                 continue;
             }
         };
@@ -711,6 +384,8 @@ pub fn verify(
 mod tests {
     use super::*;
     use crate::backend::reference::util::{f, test_node};
+    use crate::tensor::DType;
+    use ndarray::{ArrayD, IxDyn};
 
     fn ramp(shape: &[usize]) -> RefTensor {
         let n: usize = shape.iter().product();

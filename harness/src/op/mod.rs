@@ -23,7 +23,10 @@ use crate::graph::{Attr, Node};
 use crate::options::{Device, EngineOptions};
 use crate::tensor::Tensor;
 
+pub mod activation;
 pub mod resize;
+pub mod softmax;
+pub mod space;
 
 /// How a backend lowered a node (shown per node in reports).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -254,6 +257,45 @@ pub trait HostView {
         self.dims().iter().product()
     }
 }
+
+/// A host tensor, as the fingerprint search hands the reference's values to
+/// the op layer (floats already widened to f64).
+impl HostView for Tensor {
+    fn dims(&self) -> Vec<usize> {
+        self.shape().to_vec()
+    }
+    fn host_ints(&self) -> OpResult<Vec<i64>> {
+        let dtype = self.dtype();
+        if dtype.is_float() || dtype == crate::tensor::DType::Bool {
+            return Err(OpError::Failed(format!(
+                "expected an integer tensor, got {dtype}"
+            )));
+        }
+        Ok(self
+            .to_i64_vec()
+            .unwrap_or_else(|| self.to_f64_vec().into_iter().map(|v| v as i64).collect()))
+    }
+    fn host_floats(&self) -> OpResult<Vec<f64>> {
+        Ok(self.to_f64_vec())
+    }
+    fn is_float(&self) -> bool {
+        self.dtype().is_float()
+    }
+}
+
+/// The ops with a convention fingerprint space (issue 5), each built by its
+/// op file from the decoded node; `fingerprint.rs` looks ops up here.
+pub const FINGERPRINT_SPACES: &[(&str, space::SpaceFn)] = &[
+    ("Resize", resize::space),
+    ("MaxPool", window::pool_space),
+    ("AveragePool", window::pool_space),
+    ("BatchNormalization", norm::batch_norm_space),
+    ("LayerNormalization", norm::layer_norm_space),
+    ("Gelu", activation::gelu_space),
+    ("Softmax", softmax::space),
+    ("LogSoftmax", softmax::space),
+    ("HardSigmoid", activation::hard_sigmoid_space),
+];
 
 /// An optional input that is present and non-empty (ONNX marks "absent" both
 /// by `""` and, for inputs such as Resize `scales`/`sizes`, by an empty tensor).

@@ -15,8 +15,13 @@
 //! variance; `epsilon` default 1e-5; `stash_type` (default 1 = float32) is
 //! the precision of the mean/inv-std computation and of the optional Mean
 //! and InvStdDev outputs.
+//!
+//! Their fingerprint spaces confuse `epsilon` (1e-5, Keras' 1e-3, 1e-12)
+//! and, for LayerNorm, the first normalized `axis`.
 
+use super::space::{axis_dim, first_rank, float_dim_of, Dim, Space};
 use super::{OpCtx, OpResult};
+use crate::tensor::Tensor;
 
 /// A decoded BatchNormalization node.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -71,6 +76,27 @@ impl LayerNormAttrs {
             wants_statistics: (1..ctx.node.outputs.len()).any(|i| ctx.wants_output(i)),
         })
     }
+}
+
+/// The `epsilon` dim: the model's value, then the common framework defaults.
+fn epsilon_dim(epsilon: f64) -> Dim {
+    float_dim_of("epsilon", epsilon as f32, &["1e-5", "1e-3", "1e-12"])
+}
+
+/// BatchNormalization's fingerprint space: `epsilon`.
+pub fn batch_norm_space(ctx: &OpCtx, _: &[Option<&Tensor>]) -> Option<Space> {
+    let a = BatchNormAttrs::decode(ctx).ok()?;
+    Some(Space::plain(vec![epsilon_dim(a.epsilon)]))
+}
+
+/// LayerNormalization's fingerprint space: `epsilon` and `axis`.
+pub fn layer_norm_space(ctx: &OpCtx, x: &[Option<&Tensor>]) -> Option<Space> {
+    let rank = first_rank(x);
+    let a = LayerNormAttrs::decode(ctx, rank).ok()?;
+    Some(Space::plain(vec![
+        epsilon_dim(a.epsilon),
+        axis_dim(a.axis, rank),
+    ]))
 }
 
 #[cfg(test)]

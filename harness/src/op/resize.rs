@@ -31,8 +31,18 @@
 //! helpers at the bottom of this file ([`source_coord`], [`linear_taps`],
 //! [`cubic_taps`], [`ResizeAttrs::taps`]) serve only the composed lowerings
 //! of libtorch and candle, so the reference still judges them independently.
+//!
+//! The fingerprint space ([`space`]) is built from the same decode: every
+//! mode, coordinate mode and nearest_mode the opset defines, the cubic
+//! coefficients frameworks use, antialias, and scales vs sizes (a pseudo
+//! dimension that swaps the `scales` and `sizes` inputs).
 
+use ndarray::{ArrayD, IxDyn};
+
+use super::space::{bool_dim, float_dim_of, Chosen, Dim, InputEdit, Kind, Space};
 use super::{normalize_axis, optional, HostView, OpCtx, OpError, OpResult};
+use crate::graph::{Attr, Node};
+use crate::tensor::Tensor;
 
 /// An attribute whose value is one of a fixed set of strings.
 macro_rules! attr_enum {
@@ -522,6 +532,129 @@ fn undefined(ctx: &OpCtx, attr: &str, value: &str) -> OpError {
             ctx.opset, ctx.node.op_type
         ),
     )
+}
+
+// ---- the fingerprint space --------------------------------------------------
+
+/// Resize's fingerprint space, from the decode of the node (the model's
+/// values) and its enums (the candidates): every mode, every coordinate mode
+/// the opset defines (tf_crop_and_resize only when the model uses it: it
+/// needs a roi), every nearest_mode, the cubic coefficients frameworks use,
+/// and scales vs sizes. `None` when the node does not decode, and for
+/// Resize-10, which has no conventions to confuse.
+pub fn space(ctx: &OpCtx, x: &[Option<&Tensor>]) -> Option<Space> {
+    let a = ResizeAttrs::decode(ctx, x).ok()?;
+    let modes: Vec<&str> = Mode::ALL.iter().map(|m| m.name()).collect();
+    let ctms: Vec<&str> = CoordMode::ALL
+        .iter()
+        .filter(|&&c| c.defined_at(ctx.opset) && (c != CoordMode::TfCropAndResize || a.coord == c))
+        .map(|c| c.name())
+        .collect();
+    let nms: Vec<&str> = NearestMode::ALL.iter().map(|m| m.name()).collect();
+    // Resize-11 and later always have a nearest_mode (None is Resize-10's rule).
+    let nearest = a.nearest_mode?.name();
+    let mut dims = vec![
+        Dim::new(Mode::ATTR, Kind::Str, a.mode.name().into(), &modes),
+        Dim::new(CoordMode::ATTR, Kind::Str, a.coord.name().into(), &ctms),
+        Dim::new(NearestMode::ATTR, Kind::Str, nearest.into(), &nms),
+        float_dim_of("cubic_coeff_a", a.cubic_coeff_a as f32, &["-0.75", "-0.5"]),
+        bool_dim("exclude_outside", a.exclude_outside),
+    ];
+    if ctx.opset >= 18 {
+        dims.push(bool_dim("antialias", a.antialias));
+    }
+    let via = if a.scales_given { "scales" } else { "sizes" };
+    dims.push(Dim::new(
+        "via",
+        Kind::Pseudo,
+        via.into(),
+        &["scales", "sizes"],
+    ));
+    Some(Space {
+        dims,
+        relevant,
+        apply,
+    })
+}
+
+/// Which dims matter under the chosen `mode`.
+fn relevant(dim: &str, chosen: &Chosen) -> bool {
+    let mode = chosen.get("mode").map(String::as_str).unwrap_or("nearest");
+    match dim {
+        "nearest_mode" => mode == "nearest",
+        "cubic_coeff_a" | "exclude_outside" => mode == "cubic",
+        "antialias" => mode != "nearest",
+        _ => true,
+    }
+}
+
+/// `via`: emulate "scale from the sizes ratio" vs "the given scales" by
+/// passing the other input (sizes = the backend's output shape; scales =
+/// out/in rounded to f32).
+fn apply(
+    dim: &str,
+    value: &str,
+    node: &mut Node,
+    inputs: &[Option<&Tensor>],
+    out_shape: &[usize],
+) -> Option<Vec<InputEdit>> {
+    if dim != "via" {
+        return None;
+    }
+    let in_shape = inputs.first().copied().flatten()?.shape().to_vec();
+    if in_shape.len() != out_shape.len() {
+        return None;
+    }
+    let axes: Vec<usize> = match node.attrs.get("axes") {
+        Some(Attr::Ints(a)) => a
+            .iter()
+            .map(|&v| {
+                normalize_axis(v, in_shape.len())
+                    .ok()
+                    .filter(|&a| a < in_shape.len())
+            })
+            .collect::<Option<_>>()?,
+        _ => (0..in_shape.len()).collect(),
+    };
+    while node.inputs.len() < 4 {
+        node.inputs.push(String::new());
+    }
+    let n = axes.len();
+    let edits = match value {
+        "sizes" => {
+            let v: Vec<i64> = axes.iter().map(|&a| out_shape[a] as i64).collect();
+            node.inputs[2] = String::new();
+            node.inputs[3] = "sizes".into();
+            vec![
+                (2, None),
+                (
+                    3,
+                    Some(Tensor::I64(ArrayD::from_shape_vec(IxDyn(&[n]), v).ok()?)),
+                ),
+            ]
+        }
+        "scales" => {
+            if axes.iter().any(|&a| in_shape[a] == 0) {
+                return None;
+            }
+            let v: Vec<f32> = axes
+                .iter()
+                .map(|&a| (out_shape[a] as f64 / in_shape[a] as f64) as f32)
+                .collect();
+            node.inputs[2] = "scales".into();
+            node.inputs[3] = String::new();
+            node.attrs.remove("keep_aspect_ratio_policy");
+            vec![
+                (
+                    2,
+                    Some(Tensor::F32(ArrayD::from_shape_vec(IxDyn(&[n]), v).ok()?)),
+                ),
+                (3, None),
+            ]
+        }
+        _ => return None,
+    };
+    Some(edits)
 }
 
 // ---- host index maths for the composed framework lowerings -----------------

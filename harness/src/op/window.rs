@@ -25,8 +25,15 @@
 //!   (<https://onnx.ai/onnx/operators/onnx__AveragePool.html>): 7 adds
 //!   count_include_pad, 10 ceil_mode, 11 clarified pads, 19 dilations, 22
 //!   bfloat16.
+//!
+//! The pools' fingerprint space ([`pool_space`]) confuses `ceil_mode`,
+//! `count_include_pad` and the padding (explicit, none, or SAME_*), read
+//! from the decoded [`WindowAttrs`].
 
+use super::space::{always, bool_dim, Dim, InputEdit, Kind, Space};
 use super::{OpCtx, OpResult};
+use crate::graph::{Attr, Node};
+use crate::tensor::Tensor;
 
 /// How padding is chosen (`auto_pad`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -293,6 +300,76 @@ pub fn column_major(ctx: &OpCtx) -> OpResult<bool> {
         1 => Ok(true),
         v => Err(ctx.attr_error("storage_order", format!("{v} must be 0 or 1"))),
     }
+}
+
+/// MaxPool/AveragePool's fingerprint space: `ceil_mode` (opset 10+),
+/// AveragePool's `count_include_pad`, and the padding as a pseudo dim (the
+/// model's `auto_pad`, its explicit `pads`, or `0`; candidates none and
+/// SAME_*). `None` when the node does not decode.
+pub fn pool_space(ctx: &OpCtx, x: &[Option<&Tensor>]) -> Option<Space> {
+    let shape = x.first().copied().flatten()?.shape();
+    let w = WindowAttrs::decode(ctx, shape.get(2..)?, None).ok()?;
+    let mut dims = Vec::new();
+    if ctx.opset >= 10 {
+        dims.push(bool_dim("ceil_mode", w.ceil_mode));
+    }
+    if ctx.node.op_type == "AveragePool" {
+        dims.push(bool_dim("count_include_pad", w.count_include_pad));
+    }
+    dims.push(Dim::new(
+        "pads",
+        Kind::Pseudo,
+        pads_label(&w),
+        &["0", "SAME_UPPER", "SAME_LOWER"],
+    ));
+    Some(Space {
+        dims,
+        relevant: always,
+        apply: pool_apply,
+    })
+}
+
+/// The model's padding as the `pads` dim spells it: the `auto_pad` value,
+/// the explicit `pads` attribute (`[b1,b2,e1,e2]`) when any is non-zero, or `0`.
+fn pads_label(w: &WindowAttrs) -> String {
+    let explicit = || {
+        let all: Vec<String> = w
+            .begins()
+            .into_iter()
+            .chain(w.ends())
+            .map(|v| v.to_string())
+            .collect();
+        format!("[{}]", all.join(","))
+    };
+    match w.auto_pad {
+        AutoPad::SameUpper => "SAME_UPPER".into(),
+        AutoPad::SameLower => "SAME_LOWER".into(),
+        AutoPad::Valid => "VALID".into(),
+        AutoPad::NotSet if w.pads.iter().any(|&(b, e)| b != 0 || e != 0) => explicit(),
+        AutoPad::NotSet => "0".into(),
+    }
+}
+
+/// The `pads` pseudo dim: drops the explicit `pads` and sets `auto_pad`.
+fn pool_apply(
+    dim: &str,
+    value: &str,
+    node: &mut Node,
+    _: &[Option<&Tensor>],
+    _: &[usize],
+) -> Option<Vec<InputEdit>> {
+    if dim != "pads" {
+        return None;
+    }
+    node.attrs.remove("pads");
+    let auto = match value {
+        "0" => "NOTSET",
+        "SAME_UPPER" | "SAME_LOWER" | "VALID" => value,
+        _ => return None,
+    };
+    node.attrs
+        .insert("auto_pad".into(), Attr::String(auto.into()));
+    Some(Vec::new())
 }
 
 /// The decoded geometry of a ConvTranspose node over its spatial axes.
@@ -569,6 +646,28 @@ pub(crate) mod tests {
         .unwrap()
         .count_include_pad));
         assert!(with("AveragePool", 6, a, |c| WindowAttrs::decode(c, &[4], None)).is_err());
+    }
+
+    #[test]
+    fn pool_space_reads_the_decoded_window() {
+        let x = Tensor::F32(ndarray::ArrayD::zeros(ndarray::IxDyn(&[1, 1, 5, 5])));
+        let space = |opset, a: Vec<(&str, Attr)>| {
+            let mut a = a;
+            a.push(("kernel_shape", ints(&[3, 3])));
+            with("AveragePool", opset, a, |c| pool_space(c, &[Some(&x)]))
+        };
+        let sp = space(19, vec![("pads", ints(&[1, 0, 1, 0]))]).unwrap();
+        let names: Vec<&str> = sp.dims.iter().map(|d| d.name).collect();
+        assert_eq!(names, vec!["ceil_mode", "count_include_pad", "pads"]);
+        assert_eq!(
+            sp.dims[2].values,
+            vec!["[1,0,1,0]", "0", "SAME_UPPER", "SAME_LOWER"]
+        );
+        let sp = space(7, vec![("auto_pad", s("SAME_LOWER"))]).unwrap();
+        assert_eq!(sp.dims.len(), 2);
+        assert_eq!(sp.dims[1].model, "SAME_LOWER");
+        // A mistyped attribute is a decode error: no space.
+        assert!(space(19, vec![("ceil_mode", s("1"))]).is_none());
     }
 
     #[test]

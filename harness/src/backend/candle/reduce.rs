@@ -7,6 +7,7 @@ use candle_core::Tensor;
 
 use super::{host_ints, Ce};
 use crate::backend::interp::{How, Label::*, Lowered, OpCtx, OpDef, OpRegistry, OpResult};
+use crate::op::softmax::SoftmaxAttrs;
 
 type In<'a> = [Option<&'a Tensor>];
 type Out = OpResult<Lowered<Tensor>>;
@@ -96,8 +97,7 @@ fn reduce_mean(ctx: &OpCtx, x: &In) -> Out {
 /// Softmax-1/11 (default axis 1, input coerced to 2-D) / Softmax-13 (one axis, default -1).
 fn softmax(ctx: &OpCtx, x: &In) -> Out {
     let a = ctx.input(x, 0)?;
-    let default = if ctx.opset < 13 { 1 } else { -1 };
-    let ax = ctx.axis(ctx.int("axis", default)?, a.rank())?;
+    let SoftmaxAttrs { axis: ax, coerced } = SoftmaxAttrs::decode(ctx, a.rank())?;
     if ax + 1 == a.rank() {
         let y = candle_nn::ops::softmax_last_dim(&a.contiguous().ce()?).ce()?;
         return Ok(Lowered::one(
@@ -105,7 +105,7 @@ fn softmax(ctx: &OpCtx, x: &In) -> Out {
             How::native("candle_nn::ops::softmax_last_dim"),
         ));
     }
-    if ctx.opset >= 13 {
+    if !coerced {
         let y = candle_nn::ops::softmax(a, ax).ce()?;
         return Ok(Lowered::one(y, How::native("candle_nn::ops::softmax")));
     }

@@ -4,6 +4,7 @@ use tch::{Kind, Tensor};
 
 use super::{dims, host_ints, is_float};
 use crate::backend::interp::{How, Label, Lowered, OpCtx, OpRegistry, OpResult};
+use crate::op::softmax::SoftmaxAttrs;
 
 type X<'a> = [Option<&'a Tensor>];
 
@@ -71,17 +72,11 @@ fn reduce_mean(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
 fn softmax(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
     let input = ctx.input(x, 0)?;
     let rank = input.dim();
-    if ctx.opset >= 13 {
-        let axis = ctx.axis(ctx.int("axis", -1)?, rank)? as i64;
+    let s = SoftmaxAttrs::decode(ctx, rank)?;
+    let axis = s.axis as i64;
+    if !s.coerced || s.axis + 1 >= rank {
         return Ok(Lowered::one(
             input.f_softmax(axis, None::<Kind>)?,
-            How::native("softmax(dim)"),
-        ));
-    }
-    let axis = ctx.axis(ctx.int("axis", 1)?, rank)? as i64;
-    if rank == 0 || axis as usize == rank - 1 {
-        return Ok(Lowered::one(
-            input.f_softmax(axis.max(0), None::<Kind>)?,
             How::native("softmax(dim)"),
         ));
     }

@@ -14,6 +14,7 @@ use super::util::by_dtype;
 use super::RefTensor;
 use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpDef, OpRegistry, OpResult};
 use crate::op::normalize_axis as norm_axis;
+use crate::op::softmax::SoftmaxAttrs;
 use crate::tensor::Tensor;
 
 const SPEC: &[Coverage] = &[Coverage {
@@ -159,9 +160,10 @@ fn softmax_lane(mut lane: ArrayViewMut1<f64>) {
     lane.mapv_inplace(|v| v / sum);
 }
 
-/// Softmax-1/11: the input coerced to 2-D at `axis` (default 1, in [-r, r]) and
+/// Softmax-1/11: the input coerced to 2-D at `axis` (default 1) and
 /// normalized over each row, i.e. over all dims ≥ axis. Softmax-13: one `axis`
-/// (default -1). Both subtract the group max first.
+/// (default -1). The axis is decoded by [`SoftmaxAttrs`]. Both subtract the
+/// group max first.
 fn softmax(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
     let data = ctx.input(x, 0)?;
     let a = data.f64().map_err(|_| {
@@ -170,17 +172,10 @@ fn softmax(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>
             data.dtype
         ))
     })?;
-    let r = a.ndim();
+    let s = SoftmaxAttrs::decode(ctx, a.ndim())?;
     let mut out = a.as_standard_layout().into_owned();
-    if ctx.opset < 13 {
-        let ax = ctx.int("axis", 1)?;
-        if ax < -(r as i64) || ax > r as i64 {
-            return Err(ctx.fail(format!(
-                "attribute `axis` {ax} is out of range for rank {r}"
-            )));
-        }
-        let ax = if ax < 0 { ax + r as i64 } else { ax } as usize;
-        let inner: usize = a.shape()[ax..].iter().product();
+    if s.coerced {
+        let inner: usize = a.shape()[s.axis..].iter().product();
         if inner > 0 {
             let flat = out.as_slice_mut().expect("standard layout");
             for row in flat.chunks_exact_mut(inner) {
@@ -188,16 +183,7 @@ fn softmax(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>
             }
         }
     } else {
-        let given = ctx.int("axis", -1)?;
-        let ax = norm_axis(given, r).map_err(|_| {
-            ctx.fail(format!(
-                "attribute `axis` {given} is out of range for rank {r}"
-            ))
-        })?;
-        if r == 0 {
-            return Err(ctx.fail("Softmax of a scalar"));
-        }
-        for lane in out.lanes_mut(Axis(ax)) {
+        for lane in out.lanes_mut(Axis(s.axis)) {
             softmax_lane(lane);
         }
     }
@@ -293,5 +279,7 @@ mod tests {
         close(&y.data.to_f64_vec(), &[0.5, 0.5]);
         let node = test_node("Softmax", 1, 1, vec![("axis", Attr::Int(3))]);
         assert!(run_op(&node, 13, &[Some(&x)]).is_err());
+        // axis = rank was accepted before opset 13; the spec's range is [-r, r-1].
+        assert!(run_op(&node, 11, &[Some(&x)]).is_err());
     }
 }
