@@ -59,6 +59,26 @@ impl<T> OpRegistry<T> {
         self.defs.entry(def.op).or_default().push(def);
     }
 
+    /// An op definition for the opsets `since..=until`.
+    pub fn range(
+        &mut self,
+        op: &'static str,
+        since: u32,
+        until: u32,
+        run: OpFn<T>,
+        spec: &'static str,
+        coverage: &'static [Coverage],
+    ) {
+        self.add(OpDef {
+            op,
+            since,
+            until,
+            run,
+            spec,
+            coverage,
+        });
+    }
+
     /// Shorthand for an op whose lowering does not change across opsets.
     pub fn op(
         &mut self,
@@ -67,14 +87,7 @@ impl<T> OpRegistry<T> {
         spec: &'static str,
         coverage: &'static [Coverage],
     ) {
-        self.add(OpDef {
-            op,
-            since: 1,
-            until: u32::MAX,
-            run,
-            spec,
-            coverage,
-        });
+        self.range(op, 1, u32::MAX, run, spec, coverage);
     }
 
     /// The definition for `op` at `opset`, or why there is none.

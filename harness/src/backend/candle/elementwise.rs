@@ -8,7 +8,7 @@
 use candle_core::{DType as CDType, Tensor};
 
 use super::{candle_dtype, host_floats, is_float, keep_bool, Ce, Scope};
-use crate::backend::interp::{How, Label, Lowered, OpCtx, OpDef, OpRegistry, OpResult};
+use crate::backend::interp::{How, Label, Lowered, OpCtx, OpRegistry, OpResult};
 use crate::tensor::DType;
 
 type In<'a> = [Option<&'a Tensor>];
@@ -121,34 +121,34 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
         "https://onnx.ai/onnx/operators/onnx__HardSwish.html",
         cov!["all" => Composed("affine, clamp, mul")],
     );
-    r.add(OpDef {
-        op: "Gelu",
-        since: 20,
-        until: u32::MAX,
-        run: gelu,
-        spec: "https://onnx.ai/onnx/operators/onnx__Gelu.html",
-        coverage: cov!["approximate=none" => Native("gelu_erf"), "approximate=tanh" => Native("gelu")],
-    });
-    r.add(OpDef {
-        op: "Clip",
-        since: 1,
-        until: 10,
-        run: clip,
-        spec: "https://onnx.ai/onnx/operators/onnx__Clip.html",
-        coverage: cov!["min/max attributes" => Native("clamp")],
-    });
-    r.add(OpDef {
-        op: "Clip",
-        since: 11,
-        until: u32::MAX,
-        run: clip,
-        spec: "https://onnx.ai/onnx/operators/onnx__Clip.html",
-        coverage: cov![
+    r.range(
+        "Gelu",
+        20,
+        u32::MAX,
+        gelu,
+        "https://onnx.ai/onnx/operators/onnx__Gelu.html",
+        cov!["approximate=none" => Native("gelu_erf"), "approximate=tanh" => Native("gelu")],
+    );
+    r.range(
+        "Clip",
+        1,
+        10,
+        clip,
+        "https://onnx.ai/onnx/operators/onnx__Clip.html",
+        cov!["min/max attributes" => Native("clamp")],
+    );
+    r.range(
+        "Clip",
+        11,
+        u32::MAX,
+        clip,
+        "https://onnx.ai/onnx/operators/onnx__Clip.html",
+        cov![
             "min and max inputs" => Native("clamp"),
             "one bound" => Native("maximum | minimum"),
             "no bounds" => Native("clone"),
         ],
-    });
+    );
     r.op(
         "Cast",
         cast,

@@ -11,7 +11,7 @@ use crate::op::norm::{BatchNormAttrs, LayerNormAttrs};
 use candle_core::{DType as CDType, Tensor};
 
 use super::{full, pad_const, Ce};
-use crate::backend::interp::{How, Label::*, Lowered, OpCtx, OpDef, OpRegistry, OpResult};
+use crate::backend::interp::{How, Label::*, Lowered, OpCtx, OpRegistry, OpResult};
 use crate::op::window::{self, TransposeAttrs, WindowAttrs};
 
 type In<'a> = [Option<&'a Tensor>];
@@ -80,19 +80,12 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
             "training_mode=1 / spatial=0 / statistics outputs" => Unsupported("training_mode"),
         ],
     );
-    r.add(OpDef {
-        op: "LayerNormalization",
-        since: 17,
-        until: u32::MAX,
-        run: layer_norm,
-        spec: "https://onnx.ai/onnx/operators/onnx__LayerNormalization.html",
-        coverage: cov![
+    r.range("LayerNormalization", 17, u32::MAX, layer_norm, "https://onnx.ai/onnx/operators/onnx__LayerNormalization.html", cov![
             "axis = last, 1-D scale/bias (one-pass E[x²]-E[x]² variance in f32)" => Native("candle_nn::ops::layer_norm"),
             "other axis or broadcast scale" => Composed("reshape, candle_nn::ops::layer_norm, reshape"),
             "Mean / InvStdDev outputs" => Unsupported("Mean/InvStdDev: the fused kernel returns no statistics"),
             "stash_type=0 for non-f32 input" => Unsupported("stash_type: candle computes in f32"),
-        ],
-    });
+        ]);
 }
 
 /// (begin, end) pads per spatial axis in candle's usize.

@@ -6,7 +6,7 @@
 use candle_core::Tensor;
 
 use super::{host_ints, Ce};
-use crate::backend::interp::{How, Label::*, Lowered, OpCtx, OpDef, OpRegistry, OpResult};
+use crate::backend::interp::{How, Label::*, Lowered, OpCtx, OpRegistry, OpResult};
 use crate::op::softmax::SoftmaxAttrs;
 
 type In<'a> = [Option<&'a Tensor>];
@@ -19,45 +19,24 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
         "keepdims=0" => Native("mean"),
         "empty axes with noop_with_empty_axes=1" => Native("clone"),
     ];
-    r.add(OpDef {
-        op: "ReduceMean",
-        since: 1,
-        until: 17,
-        run: reduce_mean,
-        spec,
-        coverage: cov,
-    });
-    r.add(OpDef {
-        op: "ReduceMean",
-        since: 18,
-        until: u32::MAX,
-        run: reduce_mean,
-        spec,
-        coverage: cov,
-    });
+    r.range("ReduceMean", 1, 17, reduce_mean, spec, cov);
+    r.range("ReduceMean", 18, u32::MAX, reduce_mean, spec, cov);
     let spec = "https://onnx.ai/onnx/operators/onnx__Softmax.html";
-    r.add(OpDef {
-        op: "Softmax",
-        since: 1,
-        until: 12,
-        run: softmax,
-        spec,
-        coverage: cov![
+    r.range("Softmax", 1, 12, softmax, spec, cov![
             "axis = last (coercion is a no-op)" => Native("candle_nn::ops::softmax_last_dim"),
             "other axis (input coerced to 2-D at axis)" => Composed("reshape, candle_nn::ops::softmax_last_dim, reshape"),
-        ],
-    });
-    r.add(OpDef {
-        op: "Softmax",
-        since: 13,
-        until: u32::MAX,
-        run: softmax,
+        ]);
+    r.range(
+        "Softmax",
+        13,
+        u32::MAX,
+        softmax,
         spec,
-        coverage: cov![
+        cov![
             "axis = last" => Native("candle_nn::ops::softmax_last_dim"),
             "other axis" => Native("candle_nn::ops::softmax"),
         ],
-    });
+    );
 }
 
 /// ReduceMean-1/11/13 (axes attribute) / ReduceMean-18 (axes input, noop_with_empty_axes).

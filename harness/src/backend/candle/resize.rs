@@ -16,7 +16,7 @@
 use candle_core::Tensor;
 
 use super::{index_tensor, keep_bool, Ce};
-use crate::backend::interp::{How, Label::*, Lowered, OpCtx, OpDef, OpRegistry, OpResult};
+use crate::backend::interp::{How, Label::*, Lowered, OpCtx, OpRegistry, OpResult};
 use crate::op::resize::{linear_taps, CoordMode, Mode, NearestMode, ResizeAttrs};
 
 type In<'a> = [Option<&'a Tensor>];
@@ -37,14 +37,7 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
         "tf_crop_and_resize" => Unsupported("coordinate_transformation_mode: roi"),
     ];
     for (since, until) in [(10, 10), (11, 12), (13, 17), (18, 18), (19, u32::MAX)] {
-        r.add(OpDef {
-            op: "Resize",
-            since,
-            until,
-            run: resize,
-            spec,
-            coverage,
-        });
+        r.range("Resize", since, until, resize, spec, coverage);
     }
     let spec = "https://onnx.ai/onnx/operators/onnx__Upsample.html";
     let coverage = cov![
@@ -52,22 +45,8 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
         "nearest, other scales" => Composed("index_select per axis"),
         "linear / bilinear (asymmetric)" => Composed("index_select, affine lerp per axis"),
     ];
-    r.add(OpDef {
-        op: "Upsample",
-        since: 7,
-        until: 8,
-        run: resize,
-        spec,
-        coverage,
-    });
-    r.add(OpDef {
-        op: "Upsample",
-        since: 9,
-        until: 9,
-        run: resize,
-        spec,
-        coverage,
-    });
+    r.range("Upsample", 7, 8, resize, spec, coverage);
+    r.range("Upsample", 9, 9, resize, spec, coverage);
 }
 
 /// Resize-10 (scales only, asymmetric), Resize-11/13 (roi, scales, sizes),

@@ -9,7 +9,7 @@
 use candle_core::{DType as CDType, Tensor};
 
 use super::{host_ints, index_tensor, keep_bool, pad_const, Ce};
-use crate::backend::interp::{How, Label::*, Lowered, OpCtx, OpDef, OpFn, OpRegistry, OpResult};
+use crate::backend::interp::{How, Label::*, Lowered, OpCtx, OpRegistry, OpResult};
 use crate::graph::Attr;
 use crate::op::pad::{PadAttrs, PadMode};
 use crate::op::reshape::ReshapeAttrs;
@@ -17,25 +17,6 @@ use crate::op::slice::SliceAttrs;
 
 type In<'a> = [Option<&'a Tensor>];
 type Out = OpResult<Lowered<Tensor>>;
-
-fn ranged(
-    r: &mut OpRegistry<Tensor>,
-    op: &'static str,
-    since: u32,
-    until: u32,
-    run: OpFn<Tensor>,
-    spec: &'static str,
-    coverage: &'static [crate::backend::interp::Coverage],
-) {
-    r.add(OpDef {
-        op,
-        since,
-        until,
-        run,
-        spec,
-        coverage,
-    });
-}
 
 pub fn register(r: &mut OpRegistry<Tensor>) {
     r.op(
@@ -67,16 +48,15 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
         "other steps (incl. negative)" => Composed("narrow, index_select"),
     ];
     let slice_spec = "https://onnx.ai/onnx/operators/onnx__Slice.html";
-    ranged(r, "Slice", 1, 9, slice, slice_spec, slice_cov);
-    ranged(r, "Slice", 10, u32::MAX, slice, slice_spec, slice_cov);
+    r.range("Slice", 1, 9, slice, slice_spec, slice_cov);
+    r.range("Slice", 10, u32::MAX, slice, slice_spec, slice_cov);
     let split_cov = cov!["all (uneven num_outputs split: last chunk smaller)" => Native("narrow")];
     let split_spec = "https://onnx.ai/onnx/operators/onnx__Split.html";
-    ranged(r, "Split", 1, 12, split, split_spec, split_cov);
-    ranged(r, "Split", 13, 17, split, split_spec, split_cov);
-    ranged(r, "Split", 18, u32::MAX, split, split_spec, split_cov);
+    r.range("Split", 1, 12, split, split_spec, split_cov);
+    r.range("Split", 13, 17, split, split_spec, split_cov);
+    r.range("Split", 18, u32::MAX, split, split_spec, split_cov);
     let sq_spec = "https://onnx.ai/onnx/operators/onnx__Squeeze.html";
-    ranged(
-        r,
+    r.range(
         "Squeeze",
         1,
         12,
@@ -84,8 +64,7 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
         sq_spec,
         cov!["axes attribute" => Native("squeeze")],
     );
-    ranged(
-        r,
+    r.range(
         "Squeeze",
         13,
         u32::MAX,
@@ -94,8 +73,7 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
         cov!["axes input" => Native("squeeze")],
     );
     let usq_spec = "https://onnx.ai/onnx/operators/onnx__Unsqueeze.html";
-    ranged(
-        r,
+    r.range(
         "Unsqueeze",
         1,
         12,
@@ -103,8 +81,7 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
         usq_spec,
         cov!["axes attribute" => Native("unsqueeze")],
     );
-    ranged(
-        r,
+    r.range(
         "Unsqueeze",
         13,
         u32::MAX,
@@ -129,8 +106,8 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
         "mode=reflect or wrap" => Composed("index_select"),
         "negative pads" => Composed("narrow, ..."),
     ];
-    ranged(r, "Pad", 1, 10, pad, pad_spec, pad_cov);
-    ranged(r, "Pad", 11, u32::MAX, pad, pad_spec, pad_cov);
+    r.range("Pad", 1, 10, pad, pad_spec, pad_cov);
+    r.range("Pad", 11, u32::MAX, pad, pad_spec, pad_cov);
     r.op(
         "Constant",
         constant,

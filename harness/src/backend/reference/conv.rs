@@ -10,7 +10,7 @@
 use ndarray::{s, Array2, ArrayD, ArrayView2, IxDyn};
 
 use super::RefTensor;
-use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpDef, OpRegistry, OpResult};
+use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpRegistry, OpResult};
 use crate::op::window::{group, TransposeAttrs, WindowAttrs};
 
 const SPEC: &[Coverage] = &[Coverage {
@@ -28,14 +28,14 @@ pub fn register(r: &mut OpRegistry<RefTensor>) {
     // ConvTranspose-1 and -11 split an odd `total_padding` (output_shape or
     // SAME_*) on opposite sides; see `op::window::transpose_split`.
     for (since, until) in [(1, 10), (11, u32::MAX)] {
-        r.add(OpDef {
-            op: "ConvTranspose",
+        r.range(
+            "ConvTranspose",
             since,
             until,
-            run: conv_transpose,
-            spec: "https://onnx.ai/onnx/operators/onnx__ConvTranspose.html",
-            coverage: SPEC,
-        });
+            conv_transpose,
+            "https://onnx.ai/onnx/operators/onnx__ConvTranspose.html",
+            SPEC,
+        );
     }
 }
 

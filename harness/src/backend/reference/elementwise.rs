@@ -13,9 +13,7 @@ use super::shape::{arr, float_to, wide_ints, Pick};
 use super::util::broadcast_map;
 use super::util::by_dtype;
 use super::RefTensor;
-use crate::backend::interp::{
-    Coverage, How, Label, Lowered, OpCtx, OpDef, OpFn, OpRegistry, OpResult,
-};
+use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpFn, OpRegistry, OpResult};
 use crate::tensor::{Element, Tensor};
 
 const SPEC: &[Coverage] = &[Coverage {
@@ -85,14 +83,7 @@ pub fn register(r: &mut OpRegistry<RefTensor>) {
         run: OpFn<RefTensor>,
         spec: &'static str,
     ) {
-        r.add(OpDef {
-            op,
-            since,
-            until,
-            run,
-            spec,
-            coverage: SPEC,
-        });
+        r.range(op, since, until, run, spec, SPEC);
     }
     r.op(
         "Add",

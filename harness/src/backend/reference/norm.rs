@@ -9,7 +9,7 @@ use crate::op::norm::{BatchNormAttrs, LayerNormAttrs};
 use ndarray::{ArrayD, IxDyn, Zip};
 
 use super::RefTensor;
-use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpDef, OpRegistry, OpResult};
+use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpRegistry, OpResult};
 use crate::tensor::DType;
 
 const BN_COV: &[Coverage] = &[
@@ -34,23 +34,16 @@ const LN_COV: &[Coverage] = &[Coverage {
 pub fn register(r: &mut OpRegistry<RefTensor>) {
     const BN: &str = "https://onnx.ai/onnx/operators/onnx__BatchNormalization.html";
     for (since, until) in [(1, 8), (9, 13), (14, u32::MAX)] {
-        r.add(OpDef {
-            op: "BatchNormalization",
-            since,
-            until,
-            run: batch_norm,
-            spec: BN,
-            coverage: BN_COV,
-        });
+        r.range("BatchNormalization", since, until, batch_norm, BN, BN_COV);
     }
-    r.add(OpDef {
-        op: "LayerNormalization",
-        since: 17,
-        until: u32::MAX,
-        run: layer_norm,
-        spec: "https://onnx.ai/onnx/operators/onnx__LayerNormalization.html",
-        coverage: LN_COV,
-    });
+    r.range(
+        "LayerNormalization",
+        17,
+        u32::MAX,
+        layer_norm,
+        "https://onnx.ai/onnx/operators/onnx__LayerNormalization.html",
+        LN_COV,
+    );
 }
 
 /// A float input as f64, or a failure naming it.

@@ -14,7 +14,7 @@
 use ndarray::{ArrayD, Axis, IxDyn};
 
 use super::RefTensor;
-use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpDef, OpRegistry, OpResult};
+use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpRegistry, OpResult};
 use crate::op::window::{self, WindowAttrs};
 use crate::tensor::{DType, Tensor};
 
@@ -27,25 +27,25 @@ pub fn register(r: &mut OpRegistry<RefTensor>) {
     // MaxPool: 8 adds storage_order and the Indices output, 10 dilations and
     // ceil_mode, 12 int8/uint8, 22 bfloat16.
     for (since, until) in [(1, 7), (8, 9), (10, 11), (12, u32::MAX)] {
-        r.add(OpDef {
-            op: "MaxPool",
+        r.range(
+            "MaxPool",
             since,
             until,
-            run: max_pool,
-            spec: "https://onnx.ai/onnx/operators/onnx__MaxPool.html",
-            coverage: SPEC,
-        });
+            max_pool,
+            "https://onnx.ai/onnx/operators/onnx__MaxPool.html",
+            SPEC,
+        );
     }
     // AveragePool: 7 adds count_include_pad, 10 ceil_mode, 19 dilations.
     for (since, until) in [(1, 6), (7, 9), (10, 18), (19, u32::MAX)] {
-        r.add(OpDef {
-            op: "AveragePool",
+        r.range(
+            "AveragePool",
             since,
             until,
-            run: average_pool,
-            spec: "https://onnx.ai/onnx/operators/onnx__AveragePool.html",
-            coverage: SPEC,
-        });
+            average_pool,
+            "https://onnx.ai/onnx/operators/onnx__AveragePool.html",
+            SPEC,
+        );
     }
     r.op(
         "GlobalAveragePool",

@@ -12,7 +12,7 @@ use super::elementwise::IntElem;
 use super::shape::arr;
 use super::util::by_dtype;
 use super::RefTensor;
-use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpDef, OpRegistry, OpResult};
+use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpRegistry, OpResult};
 use crate::op::normalize_axis as norm_axis;
 use crate::op::softmax::SoftmaxAttrs;
 use crate::tensor::Tensor;
@@ -26,24 +26,10 @@ pub fn register(r: &mut OpRegistry<RefTensor>) {
     const MEAN: &str = "https://onnx.ai/onnx/operators/onnx__ReduceMean.html";
     const SOFTMAX: &str = "https://onnx.ai/onnx/operators/onnx__Softmax.html";
     for (since, until) in [(1, 17), (18, u32::MAX)] {
-        r.add(OpDef {
-            op: "ReduceMean",
-            since,
-            until,
-            run: reduce_mean,
-            spec: MEAN,
-            coverage: SPEC,
-        });
+        r.range("ReduceMean", since, until, reduce_mean, MEAN, SPEC);
     }
     for (since, until) in [(1, 12), (13, u32::MAX)] {
-        r.add(OpDef {
-            op: "Softmax",
-            since,
-            until,
-            run: softmax,
-            spec: SOFTMAX,
-            coverage: SPEC,
-        });
+        r.range("Softmax", since, until, softmax, SOFTMAX, SPEC);
     }
 }
 

@@ -31,7 +31,7 @@
 use ndarray::{ArrayD, Axis, IxDyn, Zip};
 
 use super::RefTensor;
-use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpDef, OpRegistry, OpResult};
+use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpRegistry, OpResult};
 use crate::op::resize::{AxisPlan, CoordMode, Mode, NearestMode, ResizeAttrs};
 use crate::tensor::Tensor;
 
@@ -48,25 +48,11 @@ pub fn register(r: &mut OpRegistry<RefTensor>) {
     // axes, keep_aspect_ratio_policy; tf_half_pixel_for_nn removed.
     // 19: half_pixel_symmetric.
     for (since, until) in [(10, 10), (11, 12), (13, 17), (18, 18), (19, u32::MAX)] {
-        r.add(OpDef {
-            op: "Resize",
-            since,
-            until,
-            run: resize_op,
-            spec: RESIZE,
-            coverage: SPEC,
-        });
+        r.range("Resize", since, until, resize_op, RESIZE, SPEC);
     }
     // Upsample-7: `scales` attribute; 9: `scales` input; deprecated at 10.
     for (since, until) in [(7, 8), (9, 9)] {
-        r.add(OpDef {
-            op: "Upsample",
-            since,
-            until,
-            run: resize_op,
-            spec: UPSAMPLE,
-            coverage: SPEC,
-        });
+        r.range("Upsample", since, until, resize_op, UPSAMPLE, SPEC);
     }
 }
 

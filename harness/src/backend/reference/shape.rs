@@ -318,22 +318,8 @@ pub fn register(r: &mut OpRegistry<RefTensor>) {
     );
     r.add(def("Pad", 1, 10, pad, PAD));
     r.add(def("Pad", 11, u32::MAX, pad, PAD));
-    r.add(OpDef {
-        op: "Dropout",
-        since: 1,
-        until: 11,
-        run: dropout,
-        spec: DROPOUT,
-        coverage: SPEC,
-    });
-    r.add(OpDef {
-        op: "Dropout",
-        since: 12,
-        until: u32::MAX,
-        run: dropout,
-        spec: DROPOUT,
-        coverage: DROPOUT_COV,
-    });
+    r.range("Dropout", 1, 11, dropout, DROPOUT, SPEC);
+    r.range("Dropout", 12, u32::MAX, dropout, DROPOUT, DROPOUT_COV);
 }
 
 /// Concat-4/11/13: joins inputs along `axis` (negative allowed since 11).
