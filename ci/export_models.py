@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""Exports real torchvision networks, randomly initialised, as ONNX
+backend-test directories xdiff can run, and summarises xdiff's JSON report on
+them: the "real models" half of issue 11 (driven by ci/models).
+
+Each model is built with ``weights=None`` (nothing is downloaded), seeded with
+``torch.manual_seed``, put in eval mode and exported with ``torch.onnx.export``
+(torch's default exporter). That exporter writes the weights to a side file
+``model.onnx.data``, which xdiff cannot load yet (issue 12), so each model is
+re-saved as one self-contained file and checked with ``onnx.checker``. Beside
+it goes ``test_data_set_0/input_0.pb``, one seeded input tensor, and no
+expected outputs (xdiff's float64 reference is the judge).
+
+    export_models.py names
+        the model names, one per line
+    export_models.py export OUT_DIR NAME...
+        writes OUT_DIR/<name>/{model.onnx, test_data_set_0/input_0.pb,
+        summary.txt}; summary.txt (also printed) is one line: name, nodes,
+        opset, op histogram, largest |output| of torch's own run, path
+    export_models.py summarize REPORT.json TITLE XDIFF_EXIT
+        prints the per-lane verdict counts, wall time, worst error and first
+        introduced divergence of one `xdiff run --format json` report
+
+Bad arguments are one line on stderr and exit 2.
+"""
+
+import collections
+import json
+import pathlib
+import shutil
+import sys
+import tempfile
+
+SEED = 11
+
+# name -> (torchvision builder path, builder kwargs, input shape). 224x224 keeps
+# the float64 reference at about a second per model; the segmentation head's
+# bilinear Resize (x8 from a 1/16 feature map) still has a 14x14 source.
+MODELS = {
+    "resnet18": ("models.resnet18", {"weights": None}, (1, 3, 224, 224)),
+    "mobilenet_v3_small": ("models.mobilenet_v3_small", {"weights": None}, (1, 3, 224, 224)),
+    "lraspp_mobilenet_v3_large": (
+        "models.segmentation.lraspp_mobilenet_v3_large",
+        {"weights": None, "weights_backbone": None},
+        (1, 3, 224, 224),
+    ),
+}
+
+LANES = ("ort", "tch", "candle")
+
+
+class Usage(Exception):
+    """Bad command-line input: reported as one line, exit 2."""
+
+
+# ---------------------------------------------------------------- export
+
+
+def build(name):
+    """The randomly initialised, seeded, eval-mode model and its seeded input."""
+    import torch
+    import torchvision
+
+    path, kwargs, shape = MODELS[name]
+    builder = torchvision
+    for part in path.split("."):
+        builder = getattr(builder, part)
+    torch.manual_seed(SEED)
+    model = builder(**kwargs).eval()
+    return model, torch.randn(*shape)
+
+
+def largest_output(model, x):
+    """max |y| over the model's outputs (a dict for segmentation models)."""
+    import torch
+
+    with torch.no_grad():
+        y = model(x)
+    ys = y.values() if isinstance(y, dict) else [y]
+    return max(float(t.abs().max()) for t in ys)
+
+
+def export_one(name, out_root):
+    """Exports MODELS[name] into out_root/name; returns its one-line summary."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    model, x = build(name)
+    case_dir = out_root / name
+    if case_dir.exists():
+        shutil.rmtree(case_dir)
+    (case_dir / "test_data_set_0").mkdir(parents=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = pathlib.Path(tmp) / "model.onnx"
+        with torch.no_grad():
+            torch.onnx.export(model, (x,), str(raw), input_names=["input"])
+        proto = onnx.load(str(raw))  # pulls model.onnx.data back in
+    path = case_dir / "model.onnx"
+    onnx.save(proto, str(path), save_as_external_data=False)
+    onnx.checker.check_model(str(path), full_check=True)
+    tensor = numpy_helper.from_array(x.numpy(), proto.graph.input[0].name)
+    (case_dir / "test_data_set_0" / "input_0.pb").write_bytes(tensor.SerializeToString())
+    line = describe(name, proto, largest_output(model, x), path)
+    (case_dir / "summary.txt").write_text(line + "\n")
+    return line
+
+
+def describe(name, proto, y_max, path):
+    """One line: name, nodes, opset, op histogram, max |output|, path."""
+    ops = collections.Counter(n.op_type for n in proto.graph.node)
+    opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+    hist = " ".join(f"{op}:{k}" for op, k in sorted(ops.items()))
+    return (
+        f"{name}: {len(proto.graph.node)} nodes, opset {opset}, ops {hist}, "
+        f"max|output| {y_max:.3g}, {path}"
+    )
+
+
+def cmd_export(args):
+    if len(args) < 2:
+        raise Usage("export needs OUT_DIR and at least one model name")
+    out_root, names = pathlib.Path(args[0]), args[1:]
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        raise Usage(f"unknown model {unknown[0]} (known: {', '.join(MODELS)})")
+    import torch
+
+    torch.use_deterministic_algorithms(True)
+    for name in names:
+        print(export_one(name, out_root), flush=True)
+
+
+# ---------------------------------------------------------------- summarize
+
+
+def lane_results(case, lane):
+    """(node, LaneResult) for every node of the case, in graph order."""
+    return [(n, n["lanes"][lane]) for n in case["nodes"] if lane in n["lanes"]]
+
+
+def metrics(result):
+    """The `metrics` comparisons of one LaneResult's outputs."""
+    outs = result.get("outputs", {}).values()
+    return [o["comparison"] for o in outs if o.get("comparison", {}).get("kind") == "metrics"]
+
+
+def worst(rows, key):
+    """(value, node) of the largest metric `key` over a lane's nodes, or None."""
+    best = None
+    for node, result in rows:
+        for m in metrics(result):
+            v = m.get(key)
+            if v is not None and (best is None or v > best[0]):
+                best = (v, node)
+    return best
+
+
+def first_introduced(rows):
+    """The lane's first node whose verdict is diverged/introduced, as text."""
+    for node, result in rows:
+        if result["verdict"] == "diverged" and result.get("origin") == "introduced":
+            ms = metrics(result)
+            abs_ = max((m["max_abs"] or 0.0 for m in ms), default=float("nan"))
+            frac = max((m["mismatch_fraction"] for m in ms), default=float("nan"))
+            return f"#{node['index']} {node['name']} ({node['op']}) max_abs {abs_:.2g}, {frac:.1%} of elements"
+    return "none"
+
+
+def lane_line(case, lane, info):
+    rows = lane_results(case, lane)
+    counts = collections.Counter(r["verdict"] for _, r in rows)
+    origins = collections.Counter(r.get("origin") for _, r in rows if r["verdict"] == "diverged")
+    w_ulp, w_abs = worst(rows, "max_ulp"), worst(rows, "max_abs")
+    fmt = lambda w, f: "-" if w is None else f"{f(w[0])} at {w[1]['name']} ({w[1]['op']})"  # noqa: E731
+    return (
+        f"  {lane:<7} {info['wall_ms']:7.0f} ms  compared {counts['ok'] + counts['diverged']}/{len(rows)}"
+        f"  ok {counts['ok']}  diverged {counts['diverged']} "
+        f"(introduced {origins['introduced']}, inherited {origins['inherited']})"
+        f"  unsupported {counts['unsupported']}  skipped {counts['skipped']}  error {counts['error']}\n"
+        f"          worst max_abs {fmt(w_abs, lambda v: f'{v:.2g}')};"
+        f" worst max_ulp {fmt(w_ulp, str)}\n"
+        f"          first introduced: {first_introduced(rows)}"
+    )
+
+
+def cmd_summarize(args):
+    if len(args) != 3:
+        raise Usage("summarize needs REPORT.json TITLE XDIFF_EXIT")
+    path, title, rc = args
+    try:
+        report = json.loads(pathlib.Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise Usage(f"{path}: not an xdiff JSON report ({e})") from e
+    for case in report["cases"]:
+        infos = {lane["name"]: lane for lane in case["lanes"]}
+        verdict = "passed" if case["passed"] else f"FAILED ({len(case['failures'])} failures)"
+        print(f"{title}: xdiff exit {rc}, {verdict}, {len(case['nodes'])} nodes,"
+              f" reference {infos['reference']['wall_ms']:.0f} ms")
+        for lane in LANES:
+            if lane in infos:
+                print(lane_line(case, lane, infos[lane]))
+                for note in infos[lane].get("notes", []):
+                    print(f"          note: {note}")
+
+
+def main(argv):
+    commands = {
+        "names": lambda args: print("\n".join(MODELS)),
+        "export": cmd_export,
+        "summarize": cmd_summarize,
+    }
+    try:
+        if len(argv) < 2 or argv[1] not in commands:
+            raise Usage(f"usage: {argv[0]} names | export OUT_DIR NAME... | summarize REPORT TITLE EXIT")
+        commands[argv[1]](argv[2:])
+    except Usage as e:
+        print(f"export_models.py: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
