@@ -15,8 +15,11 @@ expected outputs (xdiff's float64 reference is the judge).
         the model names, one per line
     export_models.py export OUT_DIR NAME...
         writes OUT_DIR/<name>/{model.onnx, test_data_set_0/input_0.pb,
-        summary.txt}; summary.txt (also printed) is one line: name, nodes,
-        opset, op histogram, largest |output| of torch's own run, path
+        summary.txt, magnitudes.txt}; summary.txt (also printed) is one line:
+        name, nodes, opset, op histogram, largest |output| of torch's own
+        run, how many nodes have every |value| below the default float32
+        atol (vacuous comparisons), path; magnitudes.txt is max |value| per
+        node (ONNX Runtime, optimisations off)
     export_models.py summarize REPORT.json TITLE XDIFF_EXIT
         prints the per-lane verdict counts, wall time, worst error and first
         introduced divergence of one `xdiff run --format json` report
@@ -47,6 +50,10 @@ MODELS = {
 }
 
 LANES = ("ort", "tch", "candle")
+
+# The default float32 atol of a case file: a node whose every value is below
+# it passes whatever the lane computes (a vacuous comparison).
+VACUOUS = 1e-5
 
 
 class Usage(Exception):
@@ -96,24 +103,66 @@ def export_one(name, out_root):
         with torch.no_grad():
             torch.onnx.export(model, (x,), str(raw), input_names=["input"])
         proto = onnx.load(str(raw))  # pulls model.onnx.data back in
+    strip_stack_traces(proto)
     path = case_dir / "model.onnx"
     onnx.save(proto, str(path), save_as_external_data=False)
     onnx.checker.check_model(str(path), full_check=True)
     tensor = numpy_helper.from_array(x.numpy(), proto.graph.input[0].name)
     (case_dir / "test_data_set_0" / "input_0.pb").write_bytes(tensor.SerializeToString())
-    line = describe(name, proto, largest_output(model, x), path)
+    mags = node_magnitudes(proto, x)
+    (case_dir / "magnitudes.txt").write_text(
+        "".join(f"{n.name} {n.op_type} {m:.3g}\n" for n, m in mags)
+    )
+    line = describe(name, proto, largest_output(model, x), mags, path)
     (case_dir / "summary.txt").write_text(line + "\n")
     return line
 
 
-def describe(name, proto, y_max, path):
-    """One line: name, nodes, opset, op histogram, max |output|, path."""
+def strip_stack_traces(proto):
+    """Drops the exporter's per-node Python stack traces: they hold this
+    machine's install paths, and without them the same seed gives the same
+    bytes wherever it runs."""
+    for node in proto.graph.node:
+        keep = [p for p in node.metadata_props if p.key != "pkg.torch.onnx.stack_trace"]
+        del node.metadata_props[:]
+        node.metadata_props.extend(keep)
+
+
+def node_magnitudes(proto, x):
+    """(node, max |value| over its outputs) for every node, from ONNX Runtime
+    with every intermediate value exposed and graph optimisations off."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.shape_inference.infer_shapes(proto)
+    typed = {v.name: v for v in model.graph.value_info}
+    shown = {o.name for o in model.graph.output}
+    for node in model.graph.node:
+        for out in node.output:
+            if out in typed and out not in shown:
+                model.graph.output.append(typed[out])
+                shown.add(out)
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    values = dict(zip(names, sess.run(None, {sess.get_inputs()[0].name: x.numpy()})))
+    return [
+        (node, max(float(abs(values[o]).max()) for o in node.output if o in values))
+        for node in proto.graph.node
+    ]
+
+
+def describe(name, proto, y_max, mags, path):
+    """One line: name, nodes, opset, op histogram, max |output|, nodes whose
+    every value is below the default float32 atol, path."""
     ops = collections.Counter(n.op_type for n in proto.graph.node)
     opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
     hist = " ".join(f"{op}:{k}" for op, k in sorted(ops.items()))
+    tiny = sum(1 for _, m in mags if m < VACUOUS)
     return (
         f"{name}: {len(proto.graph.node)} nodes, opset {opset}, ops {hist}, "
-        f"max|output| {y_max:.3g}, {path}"
+        f"max|output| {y_max:.3g}, {tiny} nodes with every |value| < {VACUOUS:g}, {path}"
     )
 
 
@@ -156,15 +205,22 @@ def worst(rows, key):
     return best
 
 
-def first_introduced(rows):
-    """The lane's first node whose verdict is diverged/introduced, as text."""
-    for node, result in rows:
-        if result["verdict"] == "diverged" and result.get("origin") == "introduced":
-            ms = metrics(result)
-            abs_ = max((m["max_abs"] or 0.0 for m in ms), default=float("nan"))
-            frac = max((m["mismatch_fraction"] for m in ms), default=float("nan"))
-            return f"#{node['index']} {node['name']} ({node['op']}) max_abs {abs_:.2g}, {frac:.1%} of elements"
-    return "none"
+def introduced(rows):
+    """The lane's first introduced divergence and the ops that introduce
+    divergences, as text."""
+    nodes = [(n, r) for n, r in rows if r["verdict"] == "diverged" and r.get("origin") == "introduced"]
+    if not nodes:
+        return "none"
+    node, result = nodes[0]
+    ms = metrics(result)
+    abs_ = max((m["max_abs"] or 0.0 for m in ms), default=float("nan"))
+    frac = max((m["mismatch_fraction"] for m in ms), default=float("nan"))
+    ops = collections.Counter(n["op"] for n, _ in nodes)
+    by_op = ", ".join(f"{op} {k}" for op, k in sorted(ops.items()))
+    return (
+        f"#{node['index']} {node['name']} ({node['op']}) max_abs {abs_:.2g}, "
+        f"{frac:.1%} of elements; introduced by op: {by_op}"
+    )
 
 
 def lane_line(case, lane, info):
@@ -180,7 +236,7 @@ def lane_line(case, lane, info):
         f"  unsupported {counts['unsupported']}  skipped {counts['skipped']}  error {counts['error']}\n"
         f"          worst max_abs {fmt(w_abs, lambda v: f'{v:.2g}')};"
         f" worst max_ulp {fmt(w_ulp, str)}\n"
-        f"          first introduced: {first_introduced(rows)}"
+        f"          first introduced: {introduced(rows)}"
     )
 
 
