@@ -5,7 +5,8 @@ them: the "real models" half of issue 11 (driven by ci/models).
 
 Each model is built with ``weights=None`` (nothing is downloaded), seeded with
 ``torch.manual_seed``, put in eval mode and exported with ``torch.onnx.export``
-(torch's default exporter). That exporter writes the weights to a side file
+(torch's default exporter; ``resnet18_bn`` with the legacy TorchScript one, to
+keep its BatchNormalization nodes). The default exporter writes the weights to a side file
 ``model.onnx.data``, which xdiff cannot load yet (issue 12), so each model is
 re-saved as one self-contained file and checked with ``onnx.checker``. Beside
 it goes ``test_data_set_0/input_0.pb``, one seeded input tensor, and no
@@ -23,11 +24,17 @@ expected outputs (xdiff's float64 reference is the judge).
     export_models.py summarize REPORT.json TITLE XDIFF_EXIT
         prints the per-lane verdict counts, wall time, worst error and first
         introduced divergence of one `xdiff run --format json` report
+    export_models.py local MODEL_DIR
+        ONNX Runtime's *local* error on Add and BatchNormalization: each node
+        re-evaluated in float64 on ORT's own float32 inputs, in units of
+        u·magnitude (u = 2^-24; magnitude Σ|terms|): float32 rounding stays
+        within a few units, a real departure does not
 
 Bad arguments are one line on stderr and exit 2.
 """
 
 import collections
+import dataclasses
 import json
 import pathlib
 import shutil
@@ -36,16 +43,35 @@ import tempfile
 
 SEED = 11
 
-# name -> (torchvision builder path, builder kwargs, input shape). 224x224 keeps
-# the float64 reference at about a second per model; the segmentation head's
-# bilinear Resize (x8 from a 1/16 feature map) still has a 14x14 source.
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """How one model is built and exported."""
+
+    builder: str  # torchvision attribute path
+    kwargs: dict
+    shape: tuple = (1, 3, 224, 224)
+    # "default": torch's default (dynamo) exporter, opset as it chooses; its
+    # optimiser folds BatchNorm into Conv. "torchscript": the legacy
+    # exporter at opset 17 with TrainingMode.PRESERVE, which keeps
+    # BatchNormalization nodes (and GlobalAveragePool, Flatten).
+    exporter: str = "default"
+    # Seeded random BatchNorm statistics and affine parameters instead of
+    # the init's identity (mean 0, var 1, weight 1, bias 0).
+    random_bn: bool = False
+
+
+# 224x224 keeps the float64 reference at about a second per model; the
+# segmentation head's bilinear Resize (x8 to the input size) has a 28x28 source.
 MODELS = {
-    "resnet18": ("models.resnet18", {"weights": None}, (1, 3, 224, 224)),
-    "mobilenet_v3_small": ("models.mobilenet_v3_small", {"weights": None}, (1, 3, 224, 224)),
-    "lraspp_mobilenet_v3_large": (
+    "resnet18": Spec("models.resnet18", {"weights": None}),
+    "mobilenet_v3_small": Spec("models.mobilenet_v3_small", {"weights": None}),
+    "lraspp_mobilenet_v3_large": Spec(
         "models.segmentation.lraspp_mobilenet_v3_large",
         {"weights": None, "weights_backbone": None},
-        (1, 3, 224, 224),
+    ),
+    "resnet18_bn": Spec(
+        "models.resnet18", {"weights": None}, exporter="torchscript", random_bn=True
     ),
 }
 
@@ -68,13 +94,44 @@ def build(name):
     import torch
     import torchvision
 
-    path, kwargs, shape = MODELS[name]
+    spec = MODELS[name]
     builder = torchvision
-    for part in path.split("."):
+    for part in spec.builder.split("."):
         builder = getattr(builder, part)
     torch.manual_seed(SEED)
-    model = builder(**kwargs).eval()
-    return model, torch.randn(*shape)
+    model = builder(**spec.kwargs).eval()
+    if spec.random_bn:
+        randomise_batchnorm(model)
+    return model, torch.randn(*spec.shape)
+
+
+def randomise_batchnorm(model):
+    """Gives every BatchNorm2d seeded statistics and affine parameters in the
+    ranges a trained network has, so BatchNormalization is not an identity."""
+    import torch
+
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0.0, 0.5)
+                m.running_var.uniform_(0.2, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0.0, 0.2)
+
+
+def to_onnx(name, model, x, path):
+    """torch.onnx.export with the model's exporter (see Spec.exporter)."""
+    import torch
+
+    with torch.no_grad():
+        if MODELS[name].exporter == "torchscript":
+            torch.onnx.export(
+                model, (x,), str(path), input_names=["input"], dynamo=False,
+                opset_version=17, training=torch.onnx.TrainingMode.PRESERVE,
+                do_constant_folding=False,
+            )
+        else:
+            torch.onnx.export(model, (x,), str(path), input_names=["input"])
 
 
 def largest_output(model, x):
@@ -100,8 +157,7 @@ def export_one(name, out_root):
     (case_dir / "test_data_set_0").mkdir(parents=True)
     with tempfile.TemporaryDirectory() as tmp:
         raw = pathlib.Path(tmp) / "model.onnx"
-        with torch.no_grad():
-            torch.onnx.export(model, (x,), str(raw), input_names=["input"])
+        to_onnx(name, model, x, raw)
         proto = onnx.load(str(raw))  # pulls model.onnx.data back in
     strip_stack_traces(proto)
     path = case_dir / "model.onnx"
@@ -128,11 +184,13 @@ def strip_stack_traces(proto):
         node.metadata_props.extend(keep)
 
 
-def node_magnitudes(proto, x):
-    """(node, max |value| over its outputs) for every node, from ONNX Runtime
-    with every intermediate value exposed and graph optimisations off."""
+def ort_values(proto, x):
+    """Every value of the graph (inputs, initializers, node outputs) as numpy
+    arrays, node outputs from ONNX Runtime with every intermediate value
+    exposed and graph optimisations off; `x` is the input (numpy)."""
     import onnx
     import onnxruntime as ort
+    from onnx import numpy_helper
 
     model = onnx.shape_inference.infer_shapes(proto)
     typed = {v.name: v for v in model.graph.value_info}
@@ -145,8 +203,16 @@ def node_magnitudes(proto, x):
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    names = [o.name for o in sess.get_outputs()]
-    values = dict(zip(names, sess.run(None, {sess.get_inputs()[0].name: x.numpy()})))
+    first = sess.get_inputs()[0].name
+    values = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {first: x})))
+    values[first] = x
+    values.update({i.name: numpy_helper.to_array(i) for i in proto.graph.initializer})
+    return values
+
+
+def node_magnitudes(proto, x):
+    """(node, max |value| over its outputs) for every node (ONNX Runtime)."""
+    values = ort_values(proto, x.numpy())
     return [
         (node, max(float(abs(values[o]).max()) for o in node.output if o in values))
         for node in proto.graph.node
@@ -240,6 +306,63 @@ def lane_line(case, lane, info):
     )
 
 
+# ---------------------------------------------------------------- local
+
+
+def local_add(node, ins):
+    """float64 Add of the lane's inputs, and Σ|terms|."""
+    a, b = ins
+    return a + b, abs(a) + abs(b)
+
+
+def local_batchnorm(node, ins):
+    """float64 BatchNormalization (inference) of the lane's inputs, and the
+    magnitude |s·x/σ| + |s·μ/σ| + |b| its rounding scales with."""
+    import numpy as np
+
+    x, scale, bias, mean, var = ins
+    eps = next((a.f for a in node.attribute if a.name == "epsilon"), 1e-5)
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    k = (scale / np.sqrt(var + eps)).reshape(shape)
+    b, mu = bias.reshape(shape), mean.reshape(shape)
+    return (x - mu) * k + b, abs(x * k) + abs(mu * k) + abs(b)
+
+
+LOCAL_OPS = {"Add": local_add, "BatchNormalization": local_batchnorm}
+
+
+def cmd_local(args):
+    """ONNX Runtime's local error on Add and BatchNormalization: each node
+    re-evaluated in float64 on ORT's own float32 inputs, the error in units
+    of u·magnitude (u = 2^-24)."""
+    if len(args) != 1:
+        raise Usage("local needs a model directory")
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    d = pathlib.Path(args[0])
+    try:
+        proto = onnx.load(str(d / "model.onnx"))
+        x = numpy_helper.to_array(onnx.load_tensor(str(d / "test_data_set_0" / "input_0.pb")))
+    except OSError as e:
+        raise Usage(f"{d}: not an exported model directory ({e})") from e
+    values = ort_values(proto, x)
+    worst = {}
+    for node in proto.graph.node:
+        if node.op_type not in LOCAL_OPS:
+            continue
+        ins = [values[i].astype(np.float64) for i in node.input]
+        want, mag = LOCAL_OPS[node.op_type](node, ins)
+        err = abs(values[node.output[0]].astype(np.float64) - want)
+        ratio = float((err / np.maximum(mag * 2.0**-24, 1e-45)).max())
+        prev = worst.get(node.op_type, (0.0, 0.0, ""))
+        worst[node.op_type] = (max(prev[0], ratio), max(prev[1], float(err.max())),
+                               node.name if ratio >= prev[0] else prev[2])
+    for op, (ratio, abs_, name) in sorted(worst.items()):
+        print(f"ort {op}: local error up to {ratio:.2f} u·magnitude (at {name}), max_abs {abs_:.2g}")
+
+
 def cmd_summarize(args):
     if len(args) != 3:
         raise Usage("summarize needs REPORT.json TITLE XDIFF_EXIT")
@@ -265,10 +388,11 @@ def main(argv):
         "names": lambda args: print("\n".join(MODELS)),
         "export": cmd_export,
         "summarize": cmd_summarize,
+        "local": cmd_local,
     }
     try:
         if len(argv) < 2 or argv[1] not in commands:
-            raise Usage(f"usage: {argv[0]} names | export OUT_DIR NAME... | summarize REPORT TITLE EXIT")
+            raise Usage(f"usage: {argv[0]} names | export OUT_DIR NAME... | summarize REPORT TITLE EXIT | local DIR")
         commands[argv[1]](argv[2:])
     except Usage as e:
         print(f"export_models.py: {e}", file=sys.stderr)
