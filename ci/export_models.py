@@ -6,9 +6,10 @@ them: the "real models" half of issue 11 (driven by ci/models).
 Each model is built with ``weights=None`` (nothing is downloaded), seeded with
 ``torch.manual_seed``, put in eval mode and exported with ``torch.onnx.export``
 (torch's default exporter; ``resnet18_bn`` with the legacy TorchScript one, to
-keep its BatchNormalization nodes). The default exporter writes the weights to a side file
-``model.onnx.data``, which xdiff cannot load yet (issue 12), so each model is
-re-saved as one self-contained file and checked with ``onnx.checker``. Beside
+keep its BatchNormalization nodes). The default exporter writes the weights to
+a side file ``model.onnx.data``, which xdiff cannot load yet (issue 12), so
+each model is re-saved as one self-contained file and checked with
+``onnx.checker``. Beside
 it goes ``test_data_set_0/input_0.pb``, one seeded input tensor, and no
 expected outputs (xdiff's float64 reference is the judge).
 
