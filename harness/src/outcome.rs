@@ -55,8 +55,26 @@ pub enum Origin {
 #[derive(Debug, Clone, Serialize)]
 pub struct OutputResult {
     pub verdict: Verdict,
+    /// The total (propagated) comparison: this lane's value against the
+    /// reference's own, under the case tolerance.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comparison: Option<Comparison>,
+    /// The local comparison: this lane's value against the reference
+    /// evaluated on this lane's own inputs to the node, under the op's error
+    /// bound (docs/tolerance.md; `metrics.bound_ratio` is error / bound).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local: Option<Comparison>,
+}
+
+impl OutputResult {
+    /// An output with its total comparison and no local one yet.
+    pub fn new(verdict: Verdict, comparison: Option<Comparison>) -> OutputResult {
+        OutputResult {
+            verdict,
+            comparison,
+            local: None,
+        }
+    }
 }
 
 /// One node in one lane.
@@ -83,9 +101,36 @@ pub struct LaneResult {
     /// first output outside tolerance, else the first output.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cross_device: Option<Comparison>,
+    /// The node's local comparison (see [`OutputResult::local`]): for a
+    /// node with several outputs, the first output past its bound, else the
+    /// first output. A node exceeding its bound *introduced* a divergence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local: Option<Comparison>,
+    /// Why the node has no local comparison in this lane (the reference
+    /// cannot run it on this lane's inputs); it then gets no origin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_note: Option<String>,
 }
 
 impl LaneResult {
+    /// The local comparison in a few characters: the worst element's error
+    /// over its bound (`0.25×bound`), `n/a` when the reference could not
+    /// evaluate the node on this lane's inputs, empty when not compared.
+    pub fn local_summary(&self) -> String {
+        match (&self.local, &self.local_note) {
+            (Some(Comparison::Metrics(m)), _) => match m.bound_ratio {
+                Some(r) if r > 0.0 && r < 0.01 => "<0.01×bound".into(),
+                Some(r) if r.is_finite() => format!("{r:.2}×bound"),
+                Some(_) => "∞×bound".into(),
+                None => String::new(),
+            },
+            (Some(Comparison::ShapeMismatch { .. }), _) => "shape".into(),
+            (Some(Comparison::DtypeMismatch { .. }), _) => "dtype".into(),
+            (None, Some(_)) => "n/a".into(),
+            (None, None) => String::new(),
+        }
+    }
+
     /// A result with `verdict` and nothing else yet.
     pub fn new(verdict: Verdict) -> LaneResult {
         LaneResult {
@@ -97,6 +142,8 @@ impl LaneResult {
             outputs: BTreeMap::new(),
             fingerprint: None,
             cross_device: None,
+            local: None,
+            local_note: None,
         }
     }
 }
@@ -107,6 +154,8 @@ pub struct NodeReport {
     pub index: usize,
     pub name: String,
     pub op: String,
+    /// The op's accuracy class, which sets its local bound (docs/tolerance.md).
+    pub class: String,
     pub outputs: Vec<OutputInfo>,
     pub lanes: BTreeMap<String, LaneResult>,
 }

@@ -1,5 +1,9 @@
 //! Running one case: every lane's trace (see [`crate::lane`]), diffed node
-//! by node against the reference, verdicts, first-divergence localization,
+//! by node against the reference (the total comparison, under the case
+//! tolerance) and against the reference evaluated on the lane's own inputs
+//! (the local comparison, under the op's error bound, `diff::bound`): a
+//! node past its bound introduced a divergence, any other difference is
+//! inherited. Verdicts, first-divergence localization,
 //! fingerprints and declared divergences, gathered into a [`CaseRun`]: the
 //! report (schema in [`crate::outcome`]) and the tensors behind its
 //! divergences, so reporters never run an engine again.
@@ -9,7 +13,10 @@ use std::collections::{BTreeMap, HashMap};
 use crate::backend::reference::RefTensor;
 use crate::backend::{self, Device, EngineError, NodeStatus, Trace};
 use crate::case::{Case, Declared};
-use crate::diff::{self, Comparison};
+use rayon::prelude::*;
+
+use crate::backend::reference;
+use crate::diff::{self, bound, Comparison};
 use crate::graph::Node;
 use crate::lane::{EngineLane, Lane, Patch, EXPECTED, REFERENCE};
 use crate::outcome::{
@@ -254,7 +261,134 @@ fn compare_lane(case: &Case, lane: &LaneRun, reference: &Trace, node: &Node) -> 
         result.verdict = Verdict::Skipped;
         result.message = Some("no expected value for this node".into());
     }
+    if is_expected {
+        // The expected data judges the reference itself: no local check.
+        if result.verdict == Verdict::Diverged {
+            result.origin = Some(Origin::Introduced);
+        }
+    } else {
+        judge_locally(case, trace, reference, node, &mut result);
+    }
     result
+}
+
+/// Sets the local comparisons of `result`'s outputs and its origin: a node
+/// whose local comparison exceeds the bound is diverged and introduced it;
+/// a node that diverged only in the total comparison inherited it. Without
+/// a local comparison (the reference cannot run the node on this lane's
+/// inputs) the node gets a note and no origin.
+fn judge_locally(
+    case: &Case,
+    trace: &Trace,
+    reference: &Trace,
+    node: &Node,
+    result: &mut LaneResult,
+) {
+    let locals = match local_comparisons(case, trace, reference, node) {
+        Ok(l) => l,
+        Err(note) => {
+            result.local_note = Some(note);
+            return;
+        }
+    };
+    let mut introduced = false;
+    for (out, c) in locals {
+        let past = !c.ok();
+        introduced |= past;
+        if past && result.local.as_ref().is_none_or(Comparison::ok) {
+            result.local = Some(c.clone());
+        }
+        result.local.get_or_insert_with(|| c.clone());
+        if let Some(o) = result.outputs.get_mut(&out) {
+            if past {
+                o.verdict = o.verdict.max(Verdict::Diverged);
+            }
+            o.local = Some(c);
+        }
+    }
+    if introduced {
+        result.verdict = result.verdict.max(Verdict::Diverged);
+        result.origin = Some(Origin::Introduced);
+    } else if result.verdict == Verdict::Diverged {
+        result.origin = Some(Origin::Inherited);
+    }
+}
+
+/// Input `name` of a node as this lane received it: the case's graph input
+/// or initializer, else the lane's own value (its dtype as logical dtype).
+fn lane_input(case: &Case, trace: &Trace, name: &str) -> Option<RefTensor> {
+    case.inputs
+        .get(name)
+        .or_else(|| case.graph.initializers.get(name))
+        .or_else(|| trace.values.get(name))
+        .map(RefTensor::from_host)
+}
+
+/// Whether the lane's value of `name` is bit for bit the reference's.
+fn same_as_reference(lane: &RefTensor, case: &Case, reference: &Trace, name: &str) -> bool {
+    reference_value(case, reference, name).is_some_and(|r| {
+        r.data.shape() == lane.data.shape()
+            && r.data
+                .to_f64_vec()
+                .iter()
+                .zip(lane.data.to_f64_vec())
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+    })
+}
+
+/// Per output of `node` with a lane value: the lane's value against the
+/// reference evaluated on the lane's own inputs, under the op's bound
+/// (`diff::bound`). When every input is bit-identical to the reference's,
+/// the reference's own outputs are that evaluation (local = total). `Err`
+/// says why there is no local comparison.
+fn local_comparisons(
+    case: &Case,
+    trace: &Trace,
+    reference: &Trace,
+    node: &Node,
+) -> Result<Vec<(String, Comparison)>, String> {
+    let mut inputs: Vec<Option<RefTensor>> = Vec::with_capacity(node.inputs.len());
+    for name in &node.inputs {
+        if name.is_empty() {
+            inputs.push(None);
+            continue;
+        }
+        let v = lane_input(case, trace, name)
+            .ok_or_else(|| format!("no lane value for input `{name}`"))?;
+        inputs.push(Some(v));
+    }
+    let identical = node.inputs.iter().zip(&inputs).all(|(name, v)| {
+        v.as_ref()
+            .is_none_or(|v| same_as_reference(v, case, reference, name))
+    });
+    let refs: Vec<Option<&RefTensor>> = inputs.iter().map(Option::as_ref).collect();
+    let wants: Vec<Option<RefTensor>> = if identical {
+        let value = |o: &String| reference_value(case, reference, o).filter(|_| !o.is_empty());
+        node.outputs.iter().map(value).collect()
+    } else {
+        reference::run_op(node, case.graph.opset, &refs).map_err(|e| {
+            let (crate::op::OpError::Unsupported(m) | crate::op::OpError::Failed(m)) = e;
+            format!("the reference cannot run this node on the lane's inputs: {m}")
+        })?
+    };
+    let mut out = Vec::new();
+    for (k, (name, want)) in node.outputs.iter().zip(&wants).enumerate() {
+        let (Some(want), Some(got)) = (want, trace.values.get(name)) else {
+            continue;
+        };
+        let b = bound::bound_for(
+            node,
+            case.graph.opset,
+            &refs,
+            k,
+            want,
+            want.dtype,
+            &case.tolerances,
+        )
+        .map_err(|e| e.to_string())?;
+        out.push((name.clone(), bound::compare_bounded(got, want, &b)));
+    }
+    Ok(out)
 }
 
 /// Compares each output of `node` in `trace` with the reference's into
@@ -273,10 +407,7 @@ fn compare_outputs(
     for out in node.outputs.iter().filter(|o| !o.is_empty()) {
         let (Some(got), Some(want)) = (trace.values.get(out), reference.values.get(out)) else {
             if !is_expected && reference.values.contains_key(out) {
-                let missing = OutputResult {
-                    verdict: Verdict::Error,
-                    comparison: None,
-                };
+                let missing = OutputResult::new(Verdict::Error, None);
                 result.outputs.insert(out.clone(), missing);
                 result.verdict = Verdict::Error;
                 result.message = Some(format!("no value for output `{out}`"));
@@ -293,10 +424,7 @@ fn compare_outputs(
             Verdict::Diverged
         };
         result.verdict = result.verdict.max(verdict);
-        let compared_output = OutputResult {
-            verdict,
-            comparison: Some(c),
-        };
+        let compared_output = OutputResult::new(verdict, Some(c));
         result.outputs.insert(out.clone(), compared_output);
     }
     compared
@@ -313,7 +441,7 @@ fn build_report(
     let mut nodes: Vec<NodeReport> = case
         .graph
         .nodes
-        .iter()
+        .par_iter()
         .map(|node| {
             let mut by_lane = BTreeMap::new();
             if show_reference {
@@ -326,12 +454,12 @@ fn build_report(
                 index: node.index,
                 name: node.name.clone(),
                 op: node.op_type.clone(),
+                class: bound::class(node).name().to_string(),
                 outputs: output_infos(case, ref_trace, node),
                 lanes: by_lane,
             }
         })
         .collect();
-    localize(case, &mut nodes);
     fingerprint_divergences(case, ref_trace, lanes, &mut nodes);
     let mut all_lanes: Vec<LaneInfo> = Vec::new();
     if show_reference {
@@ -442,41 +570,6 @@ fn reference_result(reference: &LaneRun, node: &Node) -> LaneResult {
         None => (r.verdict, r.message) = (Verdict::Error, reference.info.error.clone()),
     }
     r
-}
-
-/// Marks each diverged node as introducing the divergence (all inputs
-/// produced by other nodes agreed) or inheriting it.
-fn localize(case: &Case, nodes: &mut [NodeReport]) {
-    let producer: HashMap<&str, usize> = case
-        .graph
-        .nodes
-        .iter()
-        .flat_map(|n| n.outputs.iter().map(move |o| (o.as_str(), n.index)))
-        .collect();
-    for i in 0..nodes.len() {
-        let lanes: Vec<String> = nodes[i].lanes.keys().cloned().collect();
-        for lane in lanes {
-            if nodes[i].lanes[&lane].verdict != Verdict::Diverged {
-                continue;
-            }
-            let inherited = case.graph.nodes[i]
-                .inputs
-                .iter()
-                .filter_map(|inp| producer.get(inp.as_str()))
-                .any(|&p| {
-                    nodes[p]
-                        .lanes
-                        .get(&lane)
-                        .is_some_and(|r| r.verdict != Verdict::Ok)
-                });
-            let origin = if inherited {
-                Origin::Inherited
-            } else {
-                Origin::Introduced
-            };
-            nodes[i].lanes.get_mut(&lane).expect("lane").origin = Some(origin);
-        }
-    }
 }
 
 /// The reference's value of `name` (its logical dtype kept), or the case's
@@ -653,4 +746,93 @@ fn first_divergences(
         }
     }
     out
+}
+
+#[cfg(all(test, feature = "tch-backend"))]
+mod tests {
+    use super::*;
+
+    /// X (1x1x3x3 ramp) → Resize ×1.7 → Relu → Resize ×1.7, nearest with
+    /// half_pixel: the `tch:port` lane writes each Resize as asymmetric floor.
+    const CASE: &str = r#"
+name = "local"
+seed = 1
+port = ["tch"]
+
+[model.graph]
+opset = 19
+inputs = [{ name = "X", shape = [1, 1, 3, 3] }]
+outputs = ["Y"]
+
+[[model.graph.initializers]]
+name = "scales"
+shape = [4]
+values = [1.0, 1.0, 1.7, 1.7]
+
+[[model.graph.nodes]]
+name = "up"
+op = "Resize"
+inputs = ["X", "", "scales"]
+outputs = ["U"]
+attrs = { mode = "nearest", coordinate_transformation_mode = "half_pixel", nearest_mode = "round_prefer_floor" }
+
+[[model.graph.nodes]]
+name = "relu"
+op = "Relu"
+inputs = ["U"]
+outputs = ["R"]
+
+[[model.graph.nodes]]
+name = "up2"
+op = "Resize"
+inputs = ["R", "", "scales"]
+outputs = ["Y"]
+attrs = { mode = "nearest", coordinate_transformation_mode = "half_pixel", nearest_mode = "round_prefer_floor" }
+
+[inputs.X]
+dist = "ramp"
+low = -1.0
+high = 1.0
+"#;
+
+    fn report() -> CaseReport {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("case.toml");
+        std::fs::write(&path, CASE).expect("write case");
+        let cases = crate::case::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        run_case(&cases[0], &["tch".to_string()])
+            .expect("run")
+            .report
+    }
+
+    fn lane<'a>(r: &'a CaseReport, node: &str, lane: &str) -> &'a LaneResult {
+        let n = r.nodes.iter().find(|n| n.name == node).expect("node");
+        n.lanes.get(lane).expect("lane")
+    }
+
+    #[test]
+    fn each_node_is_judged_on_its_own_inputs() {
+        let r = report();
+        // The port departs at the first Resize; Relu only carries it on.
+        assert_eq!(lane(&r, "up", "tch:port").origin, Some(Origin::Introduced));
+        let relu = lane(&r, "relu", "tch:port");
+        assert_eq!(relu.verdict, Verdict::Diverged);
+        assert_eq!(relu.origin, Some(Origin::Inherited));
+        assert!(relu.local.as_ref().is_some_and(Comparison::ok), "{relu:?}");
+        // The second Resize departs again on its own (already wrong) inputs:
+        // the producer-verdict rule called it inherited.
+        let up2 = lane(&r, "up2", "tch:port");
+        assert_eq!(up2.origin, Some(Origin::Introduced), "{up2:?}");
+        assert!(!up2.local.as_ref().expect("local").ok());
+        // The faithful lane agrees locally everywhere, exactly for these exact ops.
+        for node in ["up", "relu", "up2"] {
+            let l = lane(&r, node, "tch");
+            let m = l
+                .local
+                .as_ref()
+                .and_then(Comparison::metrics)
+                .expect("local");
+            assert_eq!(m.bound_ratio, Some(0.0), "{node}: {l:?}");
+        }
+    }
 }

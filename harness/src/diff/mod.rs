@@ -10,6 +10,7 @@
 //! here too, so the per-node diff and the fingerprint judge "close enough"
 //! by the same rules.
 
+pub mod bound;
 pub mod tolerance;
 mod ulp;
 
@@ -17,6 +18,7 @@ use serde::Serialize;
 
 use crate::tensor::{DType, Element, Tensor};
 
+pub use bound::{Bound, Class};
 pub use tolerance::{SameValue, Tolerance, Tolerances};
 pub use ulp::ulp;
 
@@ -39,6 +41,10 @@ pub struct Metrics {
     pub worst_index: Option<usize>,
     pub worst_value: Option<f64>,
     pub worst_reference: Option<f64>,
+    /// Local comparisons only: the largest ratio of an element's error to
+    /// its bound (docs/tolerance.md); above 1 the node exceeded its bound.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bound_ratio: Option<f64>,
 }
 
 /// The outcome of a comparison.
@@ -64,17 +70,19 @@ impl Comparison {
     }
 }
 
-struct Acc {
+struct Acc<F> {
     m: Metrics,
     dot: f64,
     na: f64,
     nb: f64,
     worst_excess: f64,
-    tol: Tolerance,
+    worst_ratio: f64,
+    /// The error allowed at flat index `i` for the reference value `r`.
+    allowed: F,
     dtype: DType,
 }
 
-impl Acc {
+impl<F: Fn(usize, f64) -> f64> Acc<F> {
     #[inline]
     fn push(&mut self, i: usize, a: f64, r: f64) {
         let m = &mut self.m;
@@ -101,7 +109,10 @@ impl Acc {
             } else if d > 0.0 {
                 m.max_rel = f64::INFINITY;
             }
-            let allowed = self.tol.atol + self.tol.rtol * r.abs();
+            let allowed = (self.allowed)(i, r);
+            if d > 0.0 {
+                self.worst_ratio = self.worst_ratio.max(d / allowed);
+            }
             if d > allowed {
                 bad = true;
                 excess = d - allowed;
@@ -112,6 +123,9 @@ impl Acc {
             self.nb += r * r;
         }
         if bad {
+            if excess.is_infinite() {
+                self.worst_ratio = f64::INFINITY;
+            }
             m.mismatches += 1;
             if excess > self.worst_excess || m.worst_index.is_none() {
                 self.worst_excess = excess;
@@ -123,7 +137,11 @@ impl Acc {
     }
 }
 
-fn stream<A: Element, B: Element>(a: &ndarray::ArrayD<A>, b: &ndarray::ArrayD<B>, acc: &mut Acc) {
+fn stream<A: Element, B: Element, F: Fn(usize, f64) -> f64>(
+    a: &ndarray::ArrayD<A>,
+    b: &ndarray::ArrayD<B>,
+    acc: &mut Acc<F>,
+) {
     for (i, (x, y)) in a.iter().zip(b.iter()).enumerate() {
         acc.push(i, x.to_f64(), y.to_f64());
     }
@@ -132,17 +150,34 @@ fn stream<A: Element, B: Element>(a: &ndarray::ArrayD<A>, b: &ndarray::ArrayD<B>
 /// Compares `got` (a backend's output, dtype `got.dtype()`) with `want` (the
 /// reference's, whose ONNX dtype is `want_dtype`) under `tol`.
 pub fn compare(got: &Tensor, want: &Tensor, want_dtype: DType, tol: Tolerance) -> Comparison {
+    let allowed = |_: usize, r: f64| tol.atol + tol.rtol * r.abs();
+    let (c, _) = compare_within(got, want, want_dtype, allowed);
+    c
+}
+
+/// Compares `got` with `want` (ONNX dtype `want_dtype`), element `i` with
+/// reference value `r` allowed an error of `allowed(i, r)`; returns the
+/// comparison and the largest ratio of an element's error to its allowance
+/// (0 when every element agrees exactly, infinite past a zero allowance).
+pub fn compare_within(
+    got: &Tensor,
+    want: &Tensor,
+    want_dtype: DType,
+    allowed: impl Fn(usize, f64) -> f64,
+) -> (Comparison, f64) {
     if got.shape() != want.shape() {
-        return Comparison::ShapeMismatch {
+        let c = Comparison::ShapeMismatch {
             got: got.shape().to_vec(),
             want: want.shape().to_vec(),
         };
+        return (c, f64::INFINITY);
     }
     if got.dtype() != want_dtype {
-        return Comparison::DtypeMismatch {
+        let c = Comparison::DtypeMismatch {
             got: got.dtype(),
             want: want_dtype,
         };
+        return (c, f64::INFINITY);
     }
     let count = got.len();
     let mut acc = Acc {
@@ -159,12 +194,14 @@ pub fn compare(got: &Tensor, want: &Tensor, want_dtype: DType, tol: Tolerance) -
             worst_index: None,
             worst_value: None,
             worst_reference: None,
+            bound_ratio: None,
         },
         dot: 0.0,
         na: 0.0,
         nb: 0.0,
         worst_excess: 0.0,
-        tol,
+        worst_ratio: 0.0,
+        allowed,
         dtype: got.dtype(),
     };
     crate::with_array!(got, a => crate::with_array!(want, b => stream(a, b, &mut acc)));
@@ -181,7 +218,7 @@ pub fn compare(got: &Tensor, want: &Tensor, want_dtype: DType, tol: Tolerance) -
     } else {
         acc.dot / (acc.na.sqrt() * acc.nb.sqrt())
     };
-    Comparison::Metrics(m)
+    (Comparison::Metrics(m), acc.worst_ratio)
 }
 
 #[cfg(test)]

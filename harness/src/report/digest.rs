@@ -73,6 +73,9 @@ pub fn digest_values(cases: &[Value]) -> String {
                         let _ = write!(line, " | {out_name}: {}", comparison(cmp, tol));
                     }
                 }
+                if let Some(l) = local(x) {
+                    let _ = write!(line, " | local: {l}");
+                }
                 if let Some(fp) = fingerprint(&x["fingerprint"]) {
                     let _ = write!(line, " | fingerprint: {fp}");
                 }
@@ -81,6 +84,29 @@ pub fn digest_values(cases: &[Value]) -> String {
         }
     }
     out
+}
+
+/// The local comparison, bucketed by decade of error over bound, on lanes
+/// where it matters: a node not ok, or a node past its bound; `n/a` where
+/// the reference could not evaluate the node on the lane's inputs.
+fn local(x: &Value) -> Option<String> {
+    if !x["local_note"].is_null() {
+        return Some("n/a".into());
+    }
+    let c = &x["local"];
+    let past = c["mismatches"].as_u64().unwrap_or(0) > 0 || c["kind"] != "metrics";
+    if c.is_null() || (x["verdict"] == "ok" && !past) {
+        return None;
+    }
+    if c["kind"] != "metrics" {
+        return Some(comparison(c, &Value::Null));
+    }
+    // An infinite ratio (an exact op off at all, or a NaN disagreement)
+    // serializes as null.
+    match c["bound_ratio"].as_f64() {
+        Some(ratio) => Some(bucket(ratio, 1.0).replace("tol", "bound")),
+        None => Some("∞x bound".into()),
+    }
 }
 
 fn str_of(v: &Value) -> &str {

@@ -217,11 +217,18 @@ fn details(r: &CaseReport) -> String {
     } else {
         let _ = writeln!(s, "\n| # | node | op | lane | verdict | origin | metrics / message |\n|---:|---|---|---|---|---|---|");
         for (n, lane, x) in rows {
-            let origin = x
+            let mut origin = x
                 .origin
                 .map(|o| format!("{o:?}").to_lowercase())
                 .unwrap_or_default();
+            let local = x.local_summary();
+            if !local.is_empty() {
+                origin = format!("{origin} (local {local})");
+            }
             let mut detail = metrics_summary(x);
+            if let Some(note) = &x.local_note {
+                detail = format!("{detail} — {note}");
+            }
             if let Some(reason) = &x.declared {
                 detail = format!("{detail} — declared: {reason}");
             }

@@ -564,6 +564,7 @@ mod tests {
             worst_index: None,
             worst_value: None,
             worst_reference: None,
+            bound_ratio: None,
         };
         let mut r = result(Verdict::Diverged);
         r.origin = Some(Origin::Introduced);
@@ -571,10 +572,7 @@ mod tests {
         r.declared = declared.then(|| "known".to_string());
         r.outputs.insert(
             "Y".into(),
-            OutputResult {
-                verdict: Verdict::Diverged,
-                comparison: Some(Comparison::Metrics(m)),
-            },
+            OutputResult::new(Verdict::Diverged, Some(Comparison::Metrics(m))),
         );
         r
     }
@@ -607,6 +605,7 @@ mod tests {
                 index: 0,
                 name: "resize".into(),
                 op: "Resize".into(),
+                class: "exact".into(),
                 outputs: vec![],
                 lanes: by_lane,
             }],

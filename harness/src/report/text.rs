@@ -161,8 +161,18 @@ impl<W: Write> TextReporter<W> {
         }
         writeln!(
             self.out,
-            "  {:>4}  {:<24} {:<18} {:<10} {:<12} {:>8} {:>8} {:>7} {:>10}  {:<10} detail",
-            "#", "node", "op", "lane", "verdict", "max_abs", "max_rel", "mism", "max_ulp", "origin"
+            "  {:>4}  {:<24} {:<18} {:<10} {:<12} {:>8} {:>8} {:>7} {:>10} {:>12}  {:<10} detail",
+            "#",
+            "node",
+            "op",
+            "lane",
+            "verdict",
+            "max_abs",
+            "max_rel",
+            "mism",
+            "max_ulp",
+            "local",
+            "origin"
         )?;
         for n in rows {
             for (lane, x) in &n.lanes {
@@ -182,6 +192,7 @@ impl<W: Write> TextReporter<W> {
                 let mut detail = x
                     .message
                     .clone()
+                    .or_else(|| x.local_note.clone())
                     .or_else(|| x.lowering.clone())
                     .unwrap_or_default();
                 if let Some(reason) = &x.declared {
@@ -189,7 +200,7 @@ impl<W: Write> TextReporter<W> {
                 }
                 writeln!(
                     self.out,
-                    "  {:>4}  {:<24} {:<18} {:<10} {:<12} {:>8} {:>8} {:>7} {:>10}  {:<10} {}",
+                    "  {:>4}  {:<24} {:<18} {:<10} {:<12} {:>8} {:>8} {:>7} {:>10} {:>12}  {:<10} {}",
                     n.index,
                     truncate(&n.name, 24),
                     truncate(&n.op, 18),
@@ -199,6 +210,7 @@ impl<W: Write> TextReporter<W> {
                     rel,
                     mism,
                     ulp,
+                    x.local_summary(),
                     origin,
                     detail
                 )?;

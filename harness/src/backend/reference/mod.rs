@@ -228,3 +228,21 @@ pub fn run_op(
 ) -> OpResult<Vec<Option<RefTensor>>> {
     Ok(registry().run_node(node, opset, inputs)?.outputs)
 }
+
+/// `Σ|terms|` of a linear or cubic Resize/Upsample node on `inputs`: the
+/// magnitude its local error bound scales with (`diff::bound`).
+pub fn resize_magnitude(
+    node: &crate::graph::Node,
+    opset: u32,
+    inputs: &[Option<&RefTensor>],
+) -> OpResult<ArrayD<f64>> {
+    let opts = EngineOptions::default();
+    let ctx = crate::op::OpCtx {
+        node,
+        opset,
+        device: Device::Cpu,
+        options: &opts,
+        scope: &(),
+    };
+    resize::magnitude(&ctx, inputs)
+}

@@ -245,6 +245,28 @@ pub fn resize(x: &ArrayD<f64>, a: &ResizeAttrs) -> ArrayD<f64> {
     cur
 }
 
+/// `Σ|terms|` of each output, for the local error bound (docs/tolerance.md):
+/// the sum of |x| over each output's taps widened by one input on each side,
+/// every weight taken as 1 (|w| ≤ 1 for linear; the widening covers the
+/// neighbour a rounded source coordinate can put weight on, which a
+/// framework computing the coordinate in float32 does).
+pub fn magnitude(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<ArrayD<f64>> {
+    let xt = ctx.input(x, 0)?;
+    let a = ResizeAttrs::decode(ctx, x)?;
+    let mut cur = xt.f64()?.mapv(f64::abs);
+    for (ax, p) in a.plan.iter().enumerate().rev() {
+        let last = p.len_in.saturating_sub(1);
+        let widen = |ts: Vec<(usize, f64)>| {
+            let lo = ts.iter().map(|t| t.0).min().unwrap_or(0).saturating_sub(1);
+            let hi = (ts.iter().map(|t| t.0).max().unwrap_or(0) + 1).min(last);
+            (lo..=hi).map(|i| (i, 1.0)).collect()
+        };
+        let taps: Vec<_> = plan_taps(&a, p).into_iter().map(|t| t.map(widen)).collect();
+        cur = apply_axis(&cur, ax, &taps, a.extrapolation_value.abs());
+    }
+    Ok(cur)
+}
+
 /// out[.., j, ..] = Σ w · in[.., i, ..] along `ax` (or the extrapolation value).
 fn apply_axis(
     a: &ArrayD<f64>,

@@ -1,0 +1,714 @@
+//! Error bounds by accuracy class: how far a lane's output of one node may
+//! lie from the float64 reference evaluated on *that lane's own inputs* (the
+//! local comparison, see `run.rs`) before the node itself departs from the
+//! spec. Each op has a [`Class`]; the bound is per element and computed from
+//! the reference: bit-exact, 1 ulp of the lane's dtype, a per-op ulp budget
+//! relative to the result, or the forward-error bound of a length-K sum,
+//! `c · γ(K) · Σ|terms| + 1 ulp`. The classes, constants and the
+//! measurements behind them are in docs/tolerance.md. A case's `[tolerance]`
+//! override (per op, or a per-dtype value other than the presets) replaces
+//! the bound, and an op without a class keeps the case tolerance.
+
+use ndarray::ArrayD;
+
+use super::{compare_within, Comparison, Tolerance, Tolerances};
+use crate::backend::interp::OpError;
+use crate::backend::reference::{self, RefTensor};
+use crate::graph::{Attr, Node};
+use crate::tensor::{DType, Tensor};
+
+/// The safety factor `c` of the accumulating bound `c · γ(K) · Σ|terms|`.
+pub const ACCUMULATING_C: f64 = 1.0;
+
+/// How accurately an op can be computed in a lane's dtype.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Class {
+    /// Copies, selections, comparisons: bit-exact.
+    Exact,
+    /// One correctly rounded operation: within 1 ulp of the result.
+    Rounded,
+    /// A library function: within this many ulps of the result (relative).
+    Transcendental(f64),
+    /// A sum of K terms: `c · γ(K) · Σ|terms| + 1 ulp`.
+    Accumulating(Magnitude),
+    /// No class yet: the case tolerance.
+    Unclassed,
+}
+
+/// How the reference computes `Σ|terms|` of an accumulating op.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Magnitude {
+    /// The op itself on the absolute values of its float inputs.
+    Multilinear,
+    /// Resize: Σ|x| over each output's taps widened by one input each side.
+    Resize,
+    /// 0.5·|x|·(1 + |erf(x/√2)|): the sum `1 + erf` of the usual formula.
+    Gelu,
+    /// |s·x/σ| + |s·μ/σ| + |b|.
+    BatchNorm,
+    /// |α·x| + |β|.
+    HardSigmoid,
+    /// |x| · (|x|/6 + 1/2).
+    HardSwish,
+    /// |y| · (1 + (|x − max| + 4) / K): the sum of exps and the rounding of
+    /// the exponent `x − max`, relative to the probability.
+    Softmax,
+    /// |s| · (|x − μ| + mean|x|) / σ + |b|.
+    LayerNorm,
+}
+
+/// Per-op ulp budgets of the transcendental class (docs/tolerance.md).
+const TRANSCENDENTAL: &[(&str, f64)] = &[
+    ("Exp", 4.0),
+    ("Log", 4.0),
+    ("Tanh", 8.0),
+    ("Erf", 4.0),
+    ("Sigmoid", 4.0),
+    ("Pow", 8.0),
+    ("Softplus", 4.0),
+    ("Elu", 4.0),
+    ("Selu", 4.0),
+    ("Sin", 4.0),
+    ("Cos", 4.0),
+];
+
+const EXACT: &[&str] = &[
+    "Identity",
+    "Reshape",
+    "Flatten",
+    "Squeeze",
+    "Unsqueeze",
+    "Transpose",
+    "Concat",
+    "Split",
+    "Slice",
+    "Gather",
+    "GatherElements",
+    "Expand",
+    "Tile",
+    "Shape",
+    "Size",
+    "Pad",
+    "Dropout",
+    "Relu",
+    "Max",
+    "Min",
+    "Clip",
+    "Equal",
+    "Less",
+    "Greater",
+    "LessOrEqual",
+    "GreaterOrEqual",
+    "Not",
+    "And",
+    "Or",
+    "Where",
+    "MaxPool",
+    "ReduceMax",
+    "ReduceMin",
+    "ArgMax",
+    "ArgMin",
+    "Constant",
+    "ConstantOfShape",
+    "Floor",
+    "Ceil",
+    "Round",
+    "Sign",
+    "DepthToSpace",
+    "SpaceToDepth",
+];
+
+const ROUNDED: &[&str] = &[
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Sqrt",
+    "Neg",
+    "Abs",
+    "Reciprocal",
+    "LeakyRelu",
+    "PRelu",
+    "Cast",
+];
+
+const MULTILINEAR: &[&str] = &[
+    "Conv",
+    "ConvTranspose",
+    "MatMul",
+    "Gemm",
+    "ReduceSum",
+    "ReduceMean",
+    "ReduceSumSquare",
+    "ReduceL1",
+    "AveragePool",
+    "GlobalAveragePool",
+];
+
+/// The accuracy class of `node`'s first output (Resize/Upsample: nearest is
+/// exact, linear and cubic accumulate).
+pub fn class(node: &Node) -> Class {
+    let op = node.op_type.as_str();
+    if let Some(&(_, ulps)) = TRANSCENDENTAL.iter().find(|(o, _)| *o == op) {
+        return Class::Transcendental(ulps);
+    }
+    if EXACT.contains(&op) {
+        return Class::Exact;
+    }
+    if ROUNDED.contains(&op) {
+        return Class::Rounded;
+    }
+    if MULTILINEAR.contains(&op) {
+        return Class::Accumulating(Magnitude::Multilinear);
+    }
+    let magnitude = match op {
+        "Resize" | "Upsample" if attr_str(node, "mode", "nearest") == "nearest" => {
+            return Class::Exact
+        }
+        "Resize" | "Upsample" => Magnitude::Resize,
+        "BatchNormalization" => Magnitude::BatchNorm,
+        "HardSigmoid" => Magnitude::HardSigmoid,
+        "HardSwish" => Magnitude::HardSwish,
+        "Gelu" => Magnitude::Gelu,
+        "Softmax" => Magnitude::Softmax,
+        "LayerNormalization" => Magnitude::LayerNorm,
+        _ => return Class::Unclassed,
+    };
+    Class::Accumulating(magnitude)
+}
+
+impl Class {
+    /// The class's name in reports and docs/tolerance.md.
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Exact => "exact",
+            Class::Rounded => "rounded",
+            Class::Transcendental(_) => "transcendental",
+            Class::Accumulating(_) => "accumulating",
+            Class::Unclassed => "tolerance",
+        }
+    }
+}
+
+fn attr_str(node: &Node, name: &str, default: &str) -> String {
+    match node.attrs.get(name) {
+        Some(Attr::String(s)) => s.clone(),
+        _ => default.to_string(),
+    }
+}
+
+fn attr_int(node: &Node, name: &str, default: i64) -> i64 {
+    match node.attrs.get(name) {
+        Some(Attr::Int(v)) => *v,
+        _ => default,
+    }
+}
+
+fn attr_float(node: &Node, name: &str, default: f64) -> f64 {
+    match node.attrs.get(name) {
+        Some(Attr::Float(v)) => *v as f64,
+        _ => default,
+    }
+}
+
+/// Machine epsilon (2u) and smallest normal of a float dtype.
+fn format(dtype: DType) -> Option<(f64, f64)> {
+    match dtype {
+        DType::F32 => Some((f32::EPSILON as f64, f32::MIN_POSITIVE as f64)),
+        DType::F64 => Some((f64::EPSILON, f64::MIN_POSITIVE)),
+        DType::F16 => Some((2f64.powi(-10), 2f64.powi(-14))),
+        DType::BF16 => Some((2f64.powi(-7), 2f64.powi(-126))),
+        _ => None,
+    }
+}
+
+/// One ulp of `dtype` at `r`: the spacing of the binade holding |r| (the
+/// subnormal spacing below the smallest normal); 0 for integers.
+pub fn spacing(dtype: DType, r: f64) -> f64 {
+    let Some((eps, min_normal)) = format(dtype) else {
+        return 0.0;
+    };
+    let a = r.abs();
+    if !a.is_finite() {
+        return f64::INFINITY;
+    }
+    if a < min_normal {
+        return min_normal * eps;
+    }
+    let exp = ((a.to_bits() >> 52) & 0x7ff) as i32 - 1023;
+    2f64.powi(exp) * eps
+}
+
+/// γ(K) = K·u / (1 − K·u), the forward-error factor of a length-K sum.
+pub fn gamma(k: usize, dtype: DType) -> f64 {
+    let u = format(dtype).map_or(0.0, |(eps, _)| eps / 2.0);
+    let ku = k as f64 * u;
+    if ku >= 1.0 {
+        f64::INFINITY
+    } else {
+        ku / (1.0 - ku)
+    }
+}
+
+/// The per-element bound of one output in one lane's dtype.
+#[derive(Debug, Clone)]
+pub struct Bound {
+    pub class: Class,
+    dtype: DType,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    /// `n` ulps of the result; below the smallest normal, up to the
+    /// smallest normal (a flush to zero).
+    Ulps(f64),
+    /// `coef · magnitude[i] + 1 ulp`.
+    Accumulating {
+        coef: f64,
+        magnitude: Vec<f64>,
+    },
+    Tolerance(Tolerance),
+}
+
+impl Bound {
+    /// The error allowed at flat index `i` where the reference is `r`.
+    pub fn allowed(&self, i: usize, r: f64) -> f64 {
+        match &self.kind {
+            Kind::Ulps(n) => {
+                let floor = format(self.dtype).map_or(0.0, |(_, m)| m);
+                if *n > 0.0 && r.abs() < floor {
+                    floor
+                } else {
+                    n * spacing(self.dtype, r)
+                }
+            }
+            Kind::Accumulating { coef, magnitude } => {
+                coef * magnitude.get(i).copied().unwrap_or(f64::INFINITY) + spacing(self.dtype, r)
+            }
+            Kind::Tolerance(t) => t.atol + t.rtol * r.abs(),
+        }
+    }
+
+    /// Whether this bound is the case tolerance rather than a class bound.
+    pub fn is_tolerance(&self) -> bool {
+        matches!(self.kind, Kind::Tolerance(_))
+    }
+}
+
+/// The tolerance a case sets for `op`/`dtype` on purpose: a per-op entry, or
+/// a per-dtype value other than both presets.
+fn override_of(tols: &Tolerances, op: &str, dtype: DType) -> Option<Tolerance> {
+    if !dtype.is_float() {
+        return None;
+    }
+    if let Some(t) = tols.per_op.get(op) {
+        return Some(*t);
+    }
+    let t = tols.get(op, dtype);
+    let presets = [Tolerances::default(), Tolerances::onnx_backend_test()];
+    (!presets.iter().any(|p| p.get(op, dtype) == t)).then_some(t)
+}
+
+/// Why a bound could not be computed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("no error bound for {op}: {why}")]
+pub struct BoundError {
+    pub op: String,
+    pub why: String,
+}
+
+/// The bound of output `k` of `node` in a lane of dtype `dtype`, whose
+/// inputs (as the reference evaluated them) are `inputs` and whose
+/// reference value is `want`.
+pub fn bound_for(
+    node: &Node,
+    opset: u32,
+    inputs: &[Option<&RefTensor>],
+    k: usize,
+    want: &RefTensor,
+    dtype: DType,
+    tols: &Tolerances,
+) -> Result<Bound, BoundError> {
+    let class = class(node);
+    let kind = if let Some(t) = override_of(tols, &node.op_type, dtype) {
+        Kind::Tolerance(t)
+    } else if !dtype.is_float() {
+        Kind::Ulps(0.0)
+    } else {
+        match class {
+            Class::Exact => Kind::Ulps(0.0),
+            Class::Rounded => Kind::Ulps(1.0),
+            Class::Transcendental(n) => Kind::Ulps(n),
+            Class::Accumulating(m) if k == 0 => {
+                let err = |why: String| BoundError {
+                    op: node.op_type.clone(),
+                    why,
+                };
+                let terms = terms(node, opset, inputs, want.shape()).map_err(err)?;
+                let magnitude = magnitude(m, node, opset, inputs, want, terms).map_err(err)?;
+                Kind::Accumulating {
+                    coef: ACCUMULATING_C * gamma(terms, dtype),
+                    magnitude,
+                }
+            }
+            Class::Accumulating(_) | Class::Unclassed => {
+                Kind::Tolerance(tols.get(&node.op_type, dtype))
+            }
+        }
+    };
+    Ok(Bound { class, dtype, kind })
+}
+
+/// `got` compared with `want` under `bound`: the comparison, with
+/// [`super::Metrics::bound_ratio`] set.
+pub fn compare_bounded(got: &Tensor, want: &RefTensor, bound: &Bound) -> Comparison {
+    let (mut c, ratio) = compare_within(got, &want.data, want.dtype, |i, r| bound.allowed(i, r));
+    if let Comparison::Metrics(m) = &mut c {
+        m.bound_ratio = Some(ratio);
+    }
+    c
+}
+
+fn input<'a>(inputs: &[Option<&'a RefTensor>], i: usize) -> Result<&'a RefTensor, String> {
+    inputs
+        .get(i)
+        .copied()
+        .flatten()
+        .ok_or_else(|| format!("input {i} missing"))
+}
+
+fn dims(inputs: &[Option<&RefTensor>], i: usize) -> Result<Vec<usize>, String> {
+    Ok(input(inputs, i)?.shape().to_vec())
+}
+
+/// Signed axis `a` of a rank-`r` tensor as an index.
+fn axis(a: i64, r: usize) -> usize {
+    if a < 0 {
+        (a + r as i64).max(0) as usize
+    } else {
+        (a as usize).min(r)
+    }
+}
+
+/// K: the number of terms summed into one output element (an upper bound).
+fn terms(
+    node: &Node,
+    opset: u32,
+    inputs: &[Option<&RefTensor>],
+    out: &[usize],
+) -> Result<usize, String> {
+    let present = |i: usize| inputs.get(i).copied().flatten().is_some();
+    let per_out = |i: usize| -> Result<usize, String> {
+        let n: usize = dims(inputs, i)?.iter().product();
+        Ok(n / out.iter().product::<usize>().max(1))
+    };
+    let k = match node.op_type.as_str() {
+        "Conv" => dims(inputs, 1)?.iter().skip(1).product::<usize>() + present(2) as usize,
+        "ConvTranspose" => {
+            let w = dims(inputs, 1)?;
+            let group = attr_int(node, "group", 1).max(1) as usize;
+            w[0] / group * w.iter().skip(2).product::<usize>() + present(2) as usize
+        }
+        "MatMul" => *dims(inputs, 0)?.last().unwrap_or(&1),
+        "Gemm" => {
+            let a = dims(inputs, 0)?;
+            let inner = if attr_int(node, "transA", 0) != 0 {
+                a[0]
+            } else {
+                a[a.len() - 1]
+            };
+            inner + 2
+        }
+        "ReduceSum" | "ReduceMean" | "ReduceSumSquare" | "ReduceL1" | "GlobalAveragePool" => {
+            per_out(0)? + 1
+        }
+        "AveragePool" => match node.attrs.get("kernel_shape") {
+            Some(Attr::Ints(k)) => k.iter().product::<i64>().max(1) as usize + 1,
+            _ => return Err("AveragePool without kernel_shape".into()),
+        },
+        "Resize" | "Upsample" => {
+            let x = dims(inputs, 0)?;
+            let taps: usize = if attr_str(node, "mode", "nearest") == "cubic" {
+                4
+            } else {
+                2
+            };
+            // The terms, plus the rounding of each resized axis's source
+            // coordinate (about 3 operations on a value up to its length).
+            let resized: Vec<usize> = x
+                .iter()
+                .zip(out)
+                .filter(|(a, b)| a != b)
+                .map(|(a, _)| *a)
+                .collect();
+            taps.pow(resized.len() as u32) + 3 * resized.iter().sum::<usize>()
+        }
+        "BatchNormalization" => 5,
+        "HardSigmoid" => 2,
+        "HardSwish" => 3,
+        "Gelu" => 5,
+        "Softmax" => softmax_groups(node, opset, &dims(inputs, 0)?).1,
+        "LayerNormalization" => {
+            let x = dims(inputs, 0)?;
+            let a = axis(attr_int(node, "axis", -1), x.len());
+            x[a..].iter().product::<usize>() + 3
+        }
+        op => return Err(format!("no term count for {op}")),
+    };
+    Ok(k.max(1))
+}
+
+/// Softmax's (outer, K, inner) split of `x` under its axis convention.
+fn softmax_groups(node: &Node, opset: u32, x: &[usize]) -> (usize, usize, usize) {
+    let default = if opset < 13 { 1 } else { -1 };
+    let a = axis(attr_int(node, "axis", default), x.len()).min(x.len().saturating_sub(1));
+    let outer = x[..a].iter().product();
+    if opset < 13 {
+        (outer, x[a..].iter().product(), 1)
+    } else {
+        (outer, x[a], x[a + 1..].iter().product())
+    }
+}
+
+/// `Σ|terms|` per element of output 0, flat in logical order.
+fn magnitude(
+    m: Magnitude,
+    node: &Node,
+    opset: u32,
+    inputs: &[Option<&RefTensor>],
+    want: &RefTensor,
+    terms: usize,
+) -> Result<Vec<f64>, String> {
+    let flat = |a: &ArrayD<f64>| a.iter().map(|v| v.abs()).collect::<Vec<f64>>();
+    match m {
+        Magnitude::Multilinear => {
+            let abs: Vec<Option<RefTensor>> = inputs.iter().map(|t| t.map(abs_of)).collect();
+            // Gemm's alpha and beta scale terms too: |alpha|, |beta|.
+            let mut na = node.clone();
+            for a in na.attrs.values_mut() {
+                if let Attr::Float(v) = a {
+                    *v = v.abs();
+                }
+            }
+            Ok(flat(run_first(&na, opset, &abs)?.f64().map_err(why)?))
+        }
+        Magnitude::Resize => reference::resize_magnitude(node, opset, inputs)
+            .map(|a| flat(&a))
+            .map_err(why),
+        Magnitude::BatchNorm => {
+            let mut abs: Vec<Option<RefTensor>> = inputs.iter().map(|t| t.map(abs_of)).collect();
+            if let Some(Some(mean)) = abs.get_mut(3) {
+                *mean = map_float(mean, |v| -v);
+            }
+            if let (Some(Some(var)), Some(orig)) =
+                (abs.get_mut(4), inputs.get(4).copied().flatten())
+            {
+                *var = orig.clone();
+            }
+            abs.truncate(5);
+            let mut nb = node.clone();
+            nb.outputs.truncate(1);
+            nb.attrs.remove("training_mode");
+            Ok(flat(run_first(&nb, opset, &abs)?.f64().map_err(why)?))
+        }
+        Magnitude::HardSigmoid => {
+            let (a, b) = (
+                attr_float(node, "alpha", 0.2),
+                attr_float(node, "beta", 0.5),
+            );
+            let x = float_input(inputs, 0)?;
+            Ok(x.iter().map(|v| (a * v).abs() + b.abs()).collect())
+        }
+        Magnitude::HardSwish => {
+            let x = float_input(inputs, 0)?;
+            Ok(x.iter().map(|v| v.abs() * (v.abs() / 6.0 + 0.5)).collect())
+        }
+        Magnitude::Gelu => {
+            let x = float_input(inputs, 0)?;
+            let erf = |v: f64| libm::erf(v / std::f64::consts::SQRT_2).abs();
+            Ok(x.iter().map(|v| 0.5 * v.abs() * (1.0 + erf(*v))).collect())
+        }
+        Magnitude::Softmax => softmax_magnitude(node, opset, inputs, want, terms),
+        Magnitude::LayerNorm => layernorm_magnitude(node, inputs),
+    }
+}
+
+/// `t` with `f` applied to each element when it is a float value.
+fn map_float(t: &RefTensor, f: fn(f64) -> f64) -> RefTensor {
+    match &t.data {
+        Tensor::F64(a) if t.is_float() => RefTensor::float(a.mapv(f), t.dtype),
+        _ => t.clone(),
+    }
+}
+
+/// The message of a reference failure.
+fn why(e: OpError) -> String {
+    match e {
+        OpError::Unsupported(m) | OpError::Failed(m) => m,
+    }
+}
+
+fn abs_of(t: &RefTensor) -> RefTensor {
+    map_float(t, f64::abs)
+}
+
+fn float_input<'a>(inputs: &[Option<&'a RefTensor>], i: usize) -> Result<&'a ArrayD<f64>, String> {
+    input(inputs, i)?.f64().map_err(why)
+}
+
+fn run_first(node: &Node, opset: u32, inputs: &[Option<RefTensor>]) -> Result<RefTensor, String> {
+    let refs: Vec<Option<&RefTensor>> = inputs.iter().map(Option::as_ref).collect();
+    reference::run_op(node, opset, &refs)
+        .map_err(why)?
+        .into_iter()
+        .next()
+        .flatten()
+        .ok_or_else(|| "no output".into())
+}
+
+fn softmax_magnitude(
+    node: &Node,
+    opset: u32,
+    inputs: &[Option<&RefTensor>],
+    want: &RefTensor,
+    terms: usize,
+) -> Result<Vec<f64>, String> {
+    let x: Vec<f64> = float_input(inputs, 0)?.iter().copied().collect();
+    let y: Vec<f64> = want.f64().map_err(why)?.iter().copied().collect();
+    let (outer, k, inner) = softmax_groups(node, opset, &dims(inputs, 0)?);
+    let mut m = vec![0.0; x.len()];
+    for o in 0..outer {
+        for j in 0..inner {
+            let at = |q: usize| (o * k + q) * inner + j;
+            let max = (0..k).map(|q| x[at(q)]).fold(f64::NEG_INFINITY, f64::max);
+            for q in 0..k {
+                let i = at(q);
+                m[i] = y[i].abs() * (1.0 + ((x[i] - max).abs() + 4.0) / terms as f64);
+            }
+        }
+    }
+    Ok(m)
+}
+
+fn layernorm_magnitude(node: &Node, inputs: &[Option<&RefTensor>]) -> Result<Vec<f64>, String> {
+    let xa = float_input(inputs, 0)?;
+    let x: Vec<f64> = xa.iter().copied().collect();
+    let s: Vec<f64> = float_input(inputs, 1)?.iter().copied().collect();
+    let b: Vec<f64> = match inputs.get(2).copied().flatten() {
+        Some(t) => t.floats().map_err(why)?,
+        None => vec![0.0],
+    };
+    let a = axis(attr_int(node, "axis", -1), xa.ndim());
+    let n: usize = xa.shape()[a..].iter().product::<usize>().max(1);
+    let eps = attr_float(node, "epsilon", 1e-5);
+    let mut m = vec![0.0; x.len()];
+    for (g, chunk) in x.chunks(n).enumerate() {
+        let mean = chunk.iter().sum::<f64>() / n as f64;
+        let mean_abs = chunk.iter().map(|v| v.abs()).sum::<f64>() / n as f64;
+        let var = chunk.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
+        let sigma = (var + eps).sqrt();
+        for (q, v) in chunk.iter().enumerate() {
+            let (sq, bq) = (s[q % s.len().max(1)], b[q % b.len().max(1)]);
+            m[g * n + q] = sq.abs() * ((v - mean).abs() + mean_abs) / sigma + bq.abs();
+        }
+    }
+    Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::reference::util::{f, test_node};
+
+    #[test]
+    fn spacing_is_one_ulp_of_the_binade() {
+        assert_eq!(spacing(DType::F32, 1.0), f32::EPSILON as f64);
+        assert_eq!(spacing(DType::F32, 1.5), f32::EPSILON as f64);
+        assert_eq!(spacing(DType::F32, -2.0), 2.0 * f32::EPSILON as f64);
+        assert_eq!(spacing(DType::F32, 0.0), 2f64.powi(-149));
+        assert_eq!(spacing(DType::I64, 3.0), 0.0);
+    }
+
+    #[test]
+    fn gamma_grows_with_k_and_saturates() {
+        let ku = 1000.0 * 2f64.powi(-24);
+        let g = gamma(1000, DType::F32);
+        assert!(g > ku && (g / ku - 1.0) < 1e-4, "{g}");
+        assert!(gamma(1 << 25, DType::F32).is_infinite());
+    }
+
+    #[test]
+    fn classes_follow_the_op_and_resize_mode() {
+        let n = |op: &str, attrs: Vec<(&str, Attr)>| test_node(op, 1, 1, attrs);
+        assert_eq!(class(&n("Relu", vec![])), Class::Exact);
+        assert_eq!(class(&n("Add", vec![])), Class::Rounded);
+        assert_eq!(class(&n("Exp", vec![])), Class::Transcendental(4.0));
+        assert_eq!(class(&n("Pow", vec![])), Class::Transcendental(8.0));
+        assert_eq!(class(&n("Resize", vec![])), Class::Exact);
+        let linear = n("Resize", vec![("mode", Attr::String("linear".into()))]);
+        assert_eq!(class(&linear), Class::Accumulating(Magnitude::Resize));
+        assert_eq!(class(&n("Foo", vec![])), Class::Unclassed);
+    }
+
+    #[test]
+    fn matmul_bound_scales_with_k_and_magnitude() {
+        let node = test_node("MatMul", 2, 1, vec![]);
+        let a = f(&[1, 2], &[1.0, -1.0]);
+        let b = f(&[2, 1], &[3.0, 3.0]);
+        let want = RefTensor::float(
+            ArrayD::from_shape_vec(ndarray::IxDyn(&[1, 1]), vec![0.0]).unwrap(),
+            DType::F32,
+        );
+        let tols = Tolerances::default();
+        let bound = bound_for(
+            &node,
+            13,
+            &[Some(&a), Some(&b)],
+            0,
+            &want,
+            DType::F32,
+            &tols,
+        )
+        .expect("bound");
+        // Σ|terms| = 6, K = 2: γ(2)·6 + one ulp at 0.
+        let expect = gamma(2, DType::F32) * 6.0 + spacing(DType::F32, 0.0);
+        assert_eq!(bound.allowed(0, 0.0), expect);
+        // A cancellation to 0 within the bound passes; past it, it fails.
+        let inside = Tensor::from_f64(DType::F32, &[1, 1], &[expect * 0.5]);
+        let outside = Tensor::from_f64(DType::F32, &[1, 1], &[expect * 4.0]);
+        assert!(compare_bounded(&inside, &want, &bound).ok());
+        assert!(!compare_bounded(&outside, &want, &bound).ok());
+    }
+
+    #[test]
+    fn transcendental_is_relative_with_a_denormal_floor() {
+        let node = test_node("Sigmoid", 1, 1, vec![]);
+        let x = f(&[1], &[-10.5]);
+        let want = RefTensor::float(
+            ArrayD::from_shape_vec(ndarray::IxDyn(&[1]), vec![2.669e-5]).unwrap(),
+            DType::F32,
+        );
+        let tols = Tolerances::default();
+        let bound = bound_for(&node, 13, &[Some(&x)], 0, &want, DType::F32, &tols).unwrap();
+        // ORT's 2.661e-5 for 2.669e-5: 1e-8 absolute, far outside 4 ulps.
+        let got = Tensor::from_f64(DType::F32, &[1], &[2.661e-5]);
+        assert!(!compare_bounded(&got, &want, &bound).ok());
+        assert!(bound.allowed(0, 1e-40) >= f32::MIN_POSITIVE as f64);
+    }
+
+    #[test]
+    fn a_case_override_replaces_the_bound() {
+        let node = test_node("Add", 2, 1, vec![]);
+        let mut tols = Tolerances::default();
+        let loose = Tolerance {
+            atol: 0.5,
+            rtol: 0.0,
+        };
+        tols.per_op.insert("Add".into(), loose);
+        let x = f(&[1], &[1.0]);
+        let bound = bound_for(&node, 13, &[Some(&x), Some(&x)], 0, &x, DType::F32, &tols).unwrap();
+        assert!(bound.is_tolerance());
+        assert_eq!(bound.allowed(0, 1.0), 0.5);
+    }
+}
