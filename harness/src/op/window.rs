@@ -30,7 +30,7 @@
 //! `count_include_pad` and the padding (explicit, none, or SAME_*), read
 //! from the decoded [`WindowAttrs`].
 
-use super::space::{always, bool_dim, Dim, InputEdit, Kind, Space};
+use super::space::{always, bool_dim, value_probes, varied, with_first, Dim, InputEdit, Kind, Probe, Space};
 use super::{OpCtx, OpResult};
 use crate::graph::{Attr, Node};
 use crate::tensor::Tensor;
@@ -332,7 +332,27 @@ pub fn pool_space(ctx: &OpCtx, x: &[Option<&Tensor>]) -> Option<Space> {
         dims,
         relevant: always,
         apply: pool_apply,
+        probes: pool_probes,
     })
+}
+
+/// Probes for a pool: the value probes, then every spatial length one and
+/// two longer (ceil_mode and the SAME_* split only show where (in - k) is
+/// not a multiple of the stride).
+fn pool_probes(node: &Node, inputs: &[Option<&Tensor>]) -> Vec<Probe> {
+    let mut probes = value_probes(node, inputs);
+    let Some(shape) = inputs.first().copied().flatten().map(|t| t.shape().to_vec()) else {
+        return probes;
+    };
+    for grow in [1, 2] {
+        let mut longer = shape.clone();
+        longer.iter_mut().skip(2).for_each(|l| *l += grow);
+        probes.push(Probe {
+            label: format!("spatial lengths {:?}", &longer[2.min(longer.len())..]),
+            inputs: with_first(inputs, varied(&longer, 1.0)),
+        });
+    }
+    probes
 }
 
 /// The model's padding as the `pads` dim spells it: the `auto_pad` value,
