@@ -64,10 +64,10 @@ pub struct Fingerprint {
     /// the convention is unique.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ambiguous: Vec<Vec<(String, String)>>,
-    /// For an ambiguous fingerprint: the first probe input (another
-    /// geometry or other values, see [`crate::op::space::Probe`]) on which
-    /// the tied conventions all give different outputs; `None` when no probe
-    /// separates them.
+    /// For an ambiguous fingerprint: the probe inputs (other geometries or
+    /// values, see [`crate::op::space::Probe`]) that together pull every
+    /// pair of tied conventions apart, joined with " and "; `None` when the
+    /// probes tried leave some pair tied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub separated_by: Option<String>,
     /// Candidate conventions evaluated.
@@ -346,9 +346,11 @@ fn pick(scored: &[Scored]) -> Option<Found<'_>> {
     })
 }
 
-/// The first of the space's probes on which the `tied` conventions all give
-/// pairwise different outputs of `output` (the label), if any.
-fn separating_probe(
+/// The space's probes that together pull every pair of the `tied`
+/// conventions apart (output `output` differs beyond the exactness
+/// tolerance), in probe order, joined with " and "; `None` when some pair
+/// agrees on every probe.
+fn separating_probes(
     space: &Space,
     node: &Node,
     opset: u32,
@@ -356,33 +358,54 @@ fn separating_probe(
     output: usize,
     tied: &[Vec<(String, String)>],
 ) -> Option<String> {
-    let probes = (space.probes)(node, &host(inputs.iter().copied()));
-    probes.into_iter().find_map(|p| {
-        let ins: Vec<Option<RefTensor>> = p
-            .inputs
-            .iter()
-            .map(|t| t.as_ref().map(RefTensor::from_host))
-            .collect();
-        let refs: Vec<Option<&RefTensor>> = ins.iter().map(Option::as_ref).collect();
-        let model = run_output(node, opset, &ins, output)?;
-        let outs: Vec<RefTensor> = tied
-            .iter()
-            .map(|c| {
-                let (n, i) = build(space, node, &refs, c, model.shape())?;
-                run_output(&n, opset, &i, output)
-            })
-            .collect::<Option<_>>()?;
-        all_distinct(&outs).then_some(p.label)
-    })
+    let n = tied.len();
+    let mut open: Vec<(usize, usize)> = (0..n)
+        .flat_map(|i| (i + 1..n).map(move |j| (i, j)))
+        .collect();
+    let mut used = Vec::new();
+    for p in (space.probes)(node, &host(inputs.iter().copied())) {
+        let Some(outs) = probe_outputs(space, node, opset, &p.inputs, output, tied) else {
+            continue;
+        };
+        let before = open.len();
+        open.retain(|&(i, j)| !differ(&outs[i], &outs[j]));
+        if open.len() < before {
+            used.push(p.label);
+        }
+        if open.is_empty() {
+            return Some(used.join(" and "));
+        }
+    }
+    None
 }
 
-/// Whether no two of `outs` agree within the exactness tolerance.
-fn all_distinct(outs: &[RefTensor]) -> bool {
-    outs.iter().enumerate().all(|(i, a)| {
-        outs[i + 1..]
-            .iter()
-            .all(|b| !matches!(measure(&a.data, b), Some((true, _))))
-    })
+/// Each tied convention's value of `output` on a probe's inputs.
+fn probe_outputs(
+    space: &Space,
+    node: &Node,
+    opset: u32,
+    probe: &[Option<Tensor>],
+    output: usize,
+    tied: &[Vec<(String, String)>],
+) -> Option<Vec<RefTensor>> {
+    let ins: Vec<Option<RefTensor>> = probe
+        .iter()
+        .map(|t| t.as_ref().map(RefTensor::from_host))
+        .collect();
+    let refs: Vec<Option<&RefTensor>> = ins.iter().map(Option::as_ref).collect();
+    let model = run_output(node, opset, &ins, output)?;
+    tied.iter()
+        .map(|c| {
+            let (n, i) = build(space, node, &refs, c, model.shape())?;
+            run_output(&n, opset, &i, output)
+        })
+        .collect()
+}
+
+/// Whether two reference values differ beyond the exactness tolerance (a
+/// shape difference counts).
+fn differ(a: &RefTensor, b: &RefTensor) -> bool {
+    !matches!(measure(&a.data, b), Some((true, _)))
 }
 
 /// The human-readable claim.
@@ -412,8 +435,9 @@ fn ambiguity(space: &Space, tied: &[Vec<(String, String)>], separated_by: Option
     }
     let model = describe(space, &dims).1;
     let split = match separated_by {
+        Some(p) if p.contains(" and ") => format!("{p} separate them"),
         Some(p) => format!("{p} separates them"),
-        None => "no probe input tried separates them".to_string(),
+        None => "no probe input tried separates them all".to_string(),
     };
     format!(
         "ambiguous: behaves equally as {} or {last} (model asks {model}); {split}",
@@ -457,7 +481,7 @@ pub fn fingerprint(
     }
     let found = pick(&scored)?;
     let separated_by = (!found.tied.is_empty())
-        .then(|| separating_probe(&space, node, opset, inputs, output, &found.tied))
+        .then(|| separating_probes(&space, node, opset, inputs, output, &found.tied))
         .flatten();
     Some(Fingerprint {
         exact: found.exact,
@@ -504,8 +528,9 @@ pub fn verify(
 pub fn mark_verified(fp: &mut Fingerprint, verified: bool) {
     fp.verified = verified;
     if fp.exact && !verified {
-        fp.description
-            .push_str("; not verified: the claim does not reproduce the lane's output from its own inputs");
+        fp.description.push_str(
+            "; not verified: the claim does not reproduce the lane's output from its own inputs",
+        );
     }
 }
 
@@ -696,7 +721,10 @@ mod tests {
         noisy[0] += 0.25;
         let noisy = Tensor::from_f64(DType::F32, &[2, 3], &noisy);
         let fp = fingerprint(&model, 17, &ins, 0, &noisy).expect("fingerprint");
-        assert!(!verify(&fp, &model, 17, &ins, &noisy), "inexact claims never verify");
+        assert!(
+            !verify(&fp, &model, 17, &ins, &noisy),
+            "inexact claims never verify"
+        );
         assert!(!fp.exact);
         assert!(fp.attrs.is_empty(), "{fp:?}");
         assert!(
@@ -741,7 +769,10 @@ mod tests {
             "{}",
             fp.description
         );
-        assert_eq!(fp.short(), "scale=out/in | half_pixel_symmetric | asymmetric");
+        assert_eq!(
+            fp.short(),
+            "scale=out/in | half_pixel_symmetric | asymmetric"
+        );
     }
 
     #[test]

@@ -577,15 +577,16 @@ fn fingerprint_divergences(
             };
             let refs: Vec<Option<&RefTensor>> = ins.iter().map(Option::as_ref).collect();
             let opset = case.graph.opset;
-            r.fingerprint = crate::fingerprint::fingerprint(node, opset, &refs, k, got).map(|mut fp| {
-                let own = lane_inputs(case, trace, node);
-                let own: Vec<Option<&RefTensor>> =
-                    own.iter().flatten().map(Option::as_ref).collect();
-                let ok = own.len() == node.inputs.len()
-                    && crate::fingerprint::verify(&fp, node, opset, &own, got);
-                crate::fingerprint::mark_verified(&mut fp, ok);
-                fp
-            });
+            r.fingerprint =
+                crate::fingerprint::fingerprint(node, opset, &refs, k, got).map(|mut fp| {
+                    let own = lane_inputs(case, trace, node);
+                    let own: Vec<Option<&RefTensor>> =
+                        own.iter().flatten().map(Option::as_ref).collect();
+                    let ok = own.len() == node.inputs.len()
+                        && crate::fingerprint::verify(&fp, node, opset, &own, got);
+                    crate::fingerprint::mark_verified(&mut fp, ok);
+                    fp
+                });
         }
     }
 }

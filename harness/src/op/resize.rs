@@ -590,7 +590,12 @@ const PROBE_GEOMETRIES: [(usize, f32); 5] = [(5, 1.6), (5, 1.45), (6, 0.5), (4, 
 /// axis whose scale is not 1), given the way the model gives it (scales, or
 /// sizes = ⌊in·scale⌋), over varied input values.
 fn probes(node: &Node, inputs: &[Option<&Tensor>]) -> Vec<Probe> {
-    let Some(shape) = inputs.first().copied().flatten().map(|t| t.shape().to_vec()) else {
+    let Some(shape) = inputs
+        .first()
+        .copied()
+        .flatten()
+        .map(|t| t.shape().to_vec())
+    else {
         return Vec::new();
     };
     let axes: Vec<usize> = match node.attrs.get("axes") {
@@ -600,13 +605,22 @@ fn probes(node: &Node, inputs: &[Option<&Tensor>]) -> Vec<Probe> {
             .collect(),
         _ => (0..shape.len()).collect(),
     };
-    let given = |i: usize| inputs.get(i).copied().flatten().filter(|t| t.len() == axes.len());
+    let given = |i: usize| {
+        inputs
+            .get(i)
+            .copied()
+            .flatten()
+            .filter(|t| t.len() == axes.len())
+    };
     let (scales, sizes) = (given(2), given(3));
     let resized: Vec<bool> = match (scales, sizes) {
         (Some(t), _) => t.to_f64_vec().iter().map(|&s| s != 1.0).collect(),
         (None, Some(t)) => {
             let v = t.to_f64_vec();
-            axes.iter().zip(v).map(|(&a, o)| o as usize != shape[a]).collect()
+            axes.iter()
+                .zip(v)
+                .map(|(&a, o)| o as usize != shape[a])
+                .collect()
         }
         _ => return Vec::new(),
     };
@@ -626,9 +640,13 @@ fn probes(node: &Node, inputs: &[Option<&Tensor>]) -> Vec<Probe> {
             let mut ins = with_first(inputs, varied(&x_shape, 1.0));
             let n = axes.len();
             if scales.is_some() {
-                ins[2] = ArrayD::from_shape_vec(IxDyn(&[n]), sc).ok().map(Tensor::F32);
+                ins[2] = ArrayD::from_shape_vec(IxDyn(&[n]), sc)
+                    .ok()
+                    .map(Tensor::F32);
             } else {
-                ins[3] = ArrayD::from_shape_vec(IxDyn(&[n]), sz).ok().map(Tensor::I64);
+                ins[3] = ArrayD::from_shape_vec(IxDyn(&[n]), sz)
+                    .ok()
+                    .map(Tensor::I64);
             }
             let out = (len as f64 * scale as f64).floor();
             Probe {

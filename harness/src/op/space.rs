@@ -149,7 +149,12 @@ pub fn with_first(inputs: &[Option<&Tensor>], x: Tensor) -> Vec<Option<Tensor>> 
 /// values scaled by 1e-3 (a variance comparable to an epsilon) and by 8
 /// (the tails of an activation).
 pub fn value_probes(_: &Node, inputs: &[Option<&Tensor>]) -> Vec<Probe> {
-    let Some(shape) = inputs.first().copied().flatten().map(|t| t.shape().to_vec()) else {
+    let Some(shape) = inputs
+        .first()
+        .copied()
+        .flatten()
+        .map(|t| t.shape().to_vec())
+    else {
         return Vec::new();
     };
     [

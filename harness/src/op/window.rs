@@ -30,7 +30,9 @@
 //! `count_include_pad` and the padding (explicit, none, or SAME_*), read
 //! from the decoded [`WindowAttrs`].
 
-use super::space::{always, bool_dim, value_probes, varied, with_first, Dim, InputEdit, Kind, Probe, Space};
+use super::space::{
+    always, bool_dim, value_probes, varied, with_first, Dim, InputEdit, Kind, Probe, Space,
+};
 use super::{OpCtx, OpResult};
 use crate::graph::{Attr, Node};
 use crate::tensor::Tensor;
@@ -341,7 +343,12 @@ pub fn pool_space(ctx: &OpCtx, x: &[Option<&Tensor>]) -> Option<Space> {
 /// not a multiple of the stride).
 fn pool_probes(node: &Node, inputs: &[Option<&Tensor>]) -> Vec<Probe> {
     let mut probes = value_probes(node, inputs);
-    let Some(shape) = inputs.first().copied().flatten().map(|t| t.shape().to_vec()) else {
+    let Some(shape) = inputs
+        .first()
+        .copied()
+        .flatten()
+        .map(|t| t.shape().to_vec())
+    else {
         return probes;
     };
     for grow in [1, 2] {
@@ -620,7 +627,10 @@ pub(crate) mod tests {
         };
         for op in ["MaxPool", "AveragePool"] {
             let w = decode(op, Some("VALID"), 3, 6);
-            assert_eq!((w.out.clone(), w.ceil_mode, w.pads), (vec![2], false, vec![(0, 0)]));
+            assert_eq!(
+                (w.out.clone(), w.ceil_mode, w.pads),
+                (vec![2], false, vec![(0, 0)])
+            );
             assert_eq!(decode(op, Some("VALID"), 2, 5).out, vec![2]);
             let w = decode(op, None, 3, 6);
             assert_eq!((w.out, w.ceil_mode), (vec![3], true));
