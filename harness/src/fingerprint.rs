@@ -66,7 +66,7 @@ pub struct Fingerprint {
     pub ambiguous: Vec<Vec<(String, String)>>,
     /// For an ambiguous fingerprint: the probe inputs (other geometries or
     /// values, see [`crate::op::space::Probe`]) that together pull every
-    /// pair of tied conventions apart, joined with " and "; `None` when the
+    /// pair of tied conventions apart, listed as "a, b and c"; `None` when the
     /// probes tried leave some pair tied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub separated_by: Option<String>,
@@ -348,7 +348,7 @@ fn pick(scored: &[Scored]) -> Option<Found<'_>> {
 
 /// The space's probes that together pull every pair of the `tied`
 /// conventions apart (output `output` differs beyond the exactness
-/// tolerance), in probe order, joined with " and "; `None` when some pair
+/// tolerance), in probe order, listed as "a, b and c"; `None` when some pair
 /// agrees on every probe.
 fn separating_probes(
     space: &Space,
@@ -373,10 +373,18 @@ fn separating_probes(
             used.push(p.label);
         }
         if open.is_empty() {
-            return Some(used.join(" and "));
+            return Some(and_list(&used));
         }
     }
     None
+}
+
+/// "a", "a and b", "a, b and c".
+fn and_list(items: &[String]) -> String {
+    match items.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => items.join(""),
+    }
 }
 
 /// Each tied convention's value of `output` on a probe's inputs.

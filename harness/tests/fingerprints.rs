@@ -48,6 +48,14 @@ fn every_fingerprint_in_the_resize_case_is_verified() {
                 );
                 if !fp.ambiguous.is_empty() {
                     ambiguous += 1;
+                    // The resize probes pull every tie of this case apart.
+                    assert!(
+                        fp.separated_by.is_some(),
+                        "{}[{:?}] {lane}: {}",
+                        r.case,
+                        r.variant,
+                        fp.description
+                    );
                     assert!(
                         fp.description.starts_with("ambiguous: "),
                         "{}",

@@ -583,8 +583,20 @@ pub fn space(ctx: &OpCtx, x: &[Option<&Tensor>]) -> Option<Space> {
 /// Geometries that pull the coordinate conventions apart: (input length,
 /// scale). 5 × 1.6 = 8 exactly (out/in = scale, but (out−1)/(in−1) does
 /// not), 5 × 1.45 → 7 (in·scale not an integer: out/in ≠ scale), 6 × 0.5 → 3
-/// and 4 × 0.25 → 1 (an output length of 1), 7 × 1.3 → 9.
-const PROBE_GEOMETRIES: [(usize, f32); 5] = [(5, 1.6), (5, 1.45), (6, 0.5), (4, 0.25), (7, 1.3)];
+/// and 4 × 0.25 → 1 (an output length of 1), 7 × 1.3 → 9, and 10 × 1.39 →
+/// 13, 10 × 0.39 → 3 (in·scale far from its floor: half_pixel_symmetric's
+/// offset reaches a pixel), 3 × 2 → 6 (an exact scale whose asymmetric
+/// coordinates land halfway: the round_prefer_* modes part).
+const PROBE_GEOMETRIES: [(usize, f32); 8] = [
+    (5, 1.6),
+    (5, 1.45),
+    (6, 0.5),
+    (4, 0.25),
+    (7, 1.3),
+    (10, 1.39),
+    (10, 0.39),
+    (3, 2.0),
+];
 
 /// Resize's probes: each of [`PROBE_GEOMETRIES`] on every resized axis (an
 /// axis whose scale is not 1), given the way the model gives it (scales, or
