@@ -7,12 +7,31 @@
 //!
 //! This module is only the search. What to search is data in the op layer:
 //! each op file builds its [`Space`] (the confusable dimensions with their
-//! candidate values, a relevance rule, and an `apply` hook for
-//! pseudo-attributes such as Resize's "scales vs sizes") and
-//! [`crate::op::FINGERPRINT_SPACES`] lists them. [`fingerprint`] walks the
-//! (bounded) product, builds altered copies of the node and runs them with
-//! [`run_op`]; [`verify`] re-checks a claim. The reference's values
-//! ([`RefTensor`]) meet the op layer's host [`Tensor`]s only here.
+//! candidate values, a relevance rule, an `apply` hook for
+//! pseudo-attributes such as Resize's "scales vs sizes", and probe inputs)
+//! and [`crate::op::FINGERPRINT_SPACES`] lists them. [`fingerprint`] walks
+//! the (bounded) product, builds altered copies of the node and runs them
+//! with [`run_op`]. The reference's values ([`RefTensor`]) meet the op
+//! layer's host [`Tensor`]s only here.
+//!
+//! **Ambiguity.** When several conventions reproduce the output exactly
+//! with as few changes, the inputs cannot tell them apart: all of them are
+//! reported (`ambiguous`), none is picked, and the space's probes (another
+//! geometry, other values) are run under each tied convention on the
+//! reference to name an input on which they all differ (`separated_by`).
+//!
+//! **Verification.** The search runs on the *reference's* values of the
+//! node's inputs. [`verify`] re-runs every claimed convention on the
+//! reference from *the lane's own inputs* to the node (the values its own
+//! upstream nodes produced) and requires the lane's actual output within
+//! the exactness tolerance. The lane's output is a function of the lane's
+//! inputs, so a convention that only matched through the reference's
+//! slightly different inputs, or a claim that is simply wrong, fails; an
+//! inexact fingerprint claims nothing and is never verified. Where the node
+//! reads graph inputs directly the two input sets coincide and the check
+//! holds the claim to the tolerance on the same evidence; a second seeded
+//! input through the backend is not used: xdiff has no one-node entry into
+//! the whole-graph runtimes (ORT), which make most of the claims.
 
 use std::collections::BTreeMap;
 
@@ -34,34 +53,63 @@ pub struct Fingerprint {
     pub exact: bool,
     /// The convention found: only the dimensions that differ from the model
     /// (empty: nothing in the searched space does better than the model's own).
+    /// When `ambiguous` is not empty this is only its first member, no more
+    /// likely than the others.
     pub attrs: Vec<(String, String)>,
     /// Max abs error between the backend's output and the reference under `attrs`.
     pub max_abs: f64,
     pub description: String,
-    /// Other conventions that fit equally well (as exact, as few changes).
+    /// Every convention that fits exactly with as few changes, when there
+    /// is more than one: the node's inputs cannot tell them apart. Empty when
+    /// the convention is unique.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub alternatives: Vec<Vec<(String, String)>>,
+    pub ambiguous: Vec<Vec<(String, String)>>,
+    /// For an ambiguous fingerprint: the probe inputs (other geometries or
+    /// values, see [`crate::op::space::Probe`]) that together pull every
+    /// pair of tied conventions apart, listed as "a, b and c"; `None` when the
+    /// probes tried leave some pair tied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub separated_by: Option<String>,
     /// Candidate conventions evaluated.
     pub tried: usize,
     /// Index of the node output that was fingerprinted.
     pub output: usize,
-    /// The claim was re-checked with [`verify`]: the claimed convention, re-run
-    /// on the reference, reproduces the backend's output.
+    /// The claim holds on independent evidence (see [`verify`]): every
+    /// claimed convention, re-run on the reference from *the lane's own
+    /// inputs* to the node, reproduces the lane's output within the
+    /// exactness tolerance. Always false for an inexact fingerprint.
     pub verified: bool,
 }
 
 impl Fingerprint {
-    /// Compact form for tables: `asymmetric+floor`, `epsilon=1e-3`.
+    /// Compact form for tables: `asymmetric+floor`, `epsilon=1e-3`; tied
+    /// conventions joined by ` | `.
     pub fn short(&self) -> String {
         if self.attrs.is_empty() {
             return "?".into();
         }
-        self.attrs
-            .iter()
-            .map(|(k, v)| show_pair(k, v))
-            .collect::<Vec<_>>()
-            .join("+")
+        if self.ambiguous.is_empty() {
+            return short_of(&self.attrs);
+        }
+        let all: Vec<String> = self.ambiguous.iter().map(|c| short_of(c)).collect();
+        all.join(" | ")
     }
+
+    /// The conventions the fingerprint claims: every tied one, or `attrs`.
+    fn claims(&self) -> Vec<&[(String, String)]> {
+        if self.ambiguous.is_empty() {
+            return vec![&self.attrs];
+        }
+        self.ambiguous.iter().map(Vec::as_slice).collect()
+    }
+}
+
+fn short_of(attrs: &[(String, String)]) -> String {
+    attrs
+        .iter()
+        .map(|(k, v)| show_pair(k, v))
+        .collect::<Vec<_>>()
+        .join("+")
 }
 
 fn show_pair(k: &str, v: &str) -> String {
@@ -257,10 +305,159 @@ fn describe(space: &Space, attrs: &[(String, String)]) -> (String, String) {
     (got, model)
 }
 
+/// The conventions that reproduce the backend's output, before the
+/// description: (exact, the primary, every tied exact convention).
+struct Found<'a> {
+    exact: bool,
+    primary: &'a Scored,
+    tied: Vec<Vec<(String, String)>>,
+}
+
+/// Picks from the scored candidates: the exact ones with fewest changes
+/// (all of them when tied), else the closest, which must at least halve
+/// the model's own error to be a finding (otherwise it is fitting noise).
+fn pick(scored: &[Scored]) -> Option<Found<'_>> {
+    let fewest_exact = scored.iter().filter(|s| s.1).map(|s| s.0.len()).min();
+    if let Some(k) = fewest_exact {
+        let hits: Vec<&Scored> = scored.iter().filter(|s| s.1 && s.0.len() == k).collect();
+        let tied = if hits.len() > 1 {
+            hits.iter().map(|s| s.0.clone()).collect()
+        } else {
+            Vec::new()
+        };
+        return Some(Found {
+            exact: true,
+            primary: hits.first()?,
+            tied,
+        });
+    }
+    let best = scored
+        .iter()
+        .min_by(|a, b| a.2.total_cmp(&b.2).then(a.0.len().cmp(&b.0.len())))?;
+    let own = scored.iter().find(|s| s.0.is_empty());
+    let primary = match own {
+        Some(own) if best.2.is_nan() || best.2 > 0.5 * own.2 => own,
+        _ => best,
+    };
+    Some(Found {
+        exact: false,
+        primary,
+        tied: Vec::new(),
+    })
+}
+
+/// The space's probes that together pull every pair of the `tied`
+/// conventions apart (output `output` differs beyond the exactness
+/// tolerance), in probe order, listed as "a, b and c"; `None` when some pair
+/// agrees on every probe.
+fn separating_probes(
+    space: &Space,
+    node: &Node,
+    opset: u32,
+    inputs: &[Option<&RefTensor>],
+    output: usize,
+    tied: &[Vec<(String, String)>],
+) -> Option<String> {
+    let n = tied.len();
+    let mut open: Vec<(usize, usize)> = (0..n)
+        .flat_map(|i| (i + 1..n).map(move |j| (i, j)))
+        .collect();
+    let mut used = Vec::new();
+    for p in (space.probes)(node, &host(inputs.iter().copied())) {
+        let Some(outs) = probe_outputs(space, node, opset, &p.inputs, output, tied) else {
+            continue;
+        };
+        let before = open.len();
+        open.retain(|&(i, j)| !differ(&outs[i], &outs[j]));
+        if open.len() < before {
+            used.push(p.label);
+        }
+        if open.is_empty() {
+            return Some(and_list(&used));
+        }
+    }
+    None
+}
+
+/// "a", "a and b", "a, b and c".
+fn and_list(items: &[String]) -> String {
+    match items.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => items.join(""),
+    }
+}
+
+/// Each tied convention's value of `output` on a probe's inputs.
+fn probe_outputs(
+    space: &Space,
+    node: &Node,
+    opset: u32,
+    probe: &[Option<Tensor>],
+    output: usize,
+    tied: &[Vec<(String, String)>],
+) -> Option<Vec<RefTensor>> {
+    let ins: Vec<Option<RefTensor>> = probe
+        .iter()
+        .map(|t| t.as_ref().map(RefTensor::from_host))
+        .collect();
+    let refs: Vec<Option<&RefTensor>> = ins.iter().map(Option::as_ref).collect();
+    let model = run_output(node, opset, &ins, output)?;
+    tied.iter()
+        .map(|c| {
+            let (n, i) = build(space, node, &refs, c, model.shape())?;
+            run_output(&n, opset, &i, output)
+        })
+        .collect()
+}
+
+/// Whether two reference values differ beyond the exactness tolerance (a
+/// shape difference counts).
+fn differ(a: &RefTensor, b: &RefTensor) -> bool {
+    !matches!(measure(&a.data, b), Some((true, _)))
+}
+
+/// The human-readable claim.
+fn description(space: &Space, found: &Found, tried: usize, separated_by: Option<&str>) -> String {
+    let (attrs, max_abs) = (&found.primary.0, found.primary.2);
+    let (got, model) = describe(space, attrs);
+    match (found.exact, attrs.is_empty()) {
+        (true, _) if !found.tied.is_empty() => ambiguity(space, &found.tied, separated_by),
+        (true, true) => format!("equals the model's own convention within rounding (max abs {max_abs:.1e})"),
+        (true, false) => format!("behaves as {got} (model asks {model})"),
+        (false, true) => format!(
+            "no convention among {tried} tried reproduces it; the model's own is closest (max abs {max_abs:.1e})"
+        ),
+        (false, false) => format!("closest to {got} (model asks {model}), max abs {max_abs:.1e}, not exact"),
+    }
+}
+
+/// "ambiguous: equally A, B or C (model asks M); P separates them".
+fn ambiguity(space: &Space, tied: &[Vec<(String, String)>], separated_by: Option<&str>) -> String {
+    let names: Vec<String> = tied.iter().map(|c| describe(space, c).0).collect();
+    let (last, rest) = names.split_last().expect("two or more tied conventions");
+    let mut dims: Vec<(String, String)> = Vec::new();
+    for (k, v) in tied.iter().flatten() {
+        if !dims.iter().any(|(d, _)| d == k) {
+            dims.push((k.clone(), v.clone()));
+        }
+    }
+    let model = describe(space, &dims).1;
+    let split = match separated_by {
+        Some(p) if p.contains(" and ") => format!("{p} separate them"),
+        Some(p) => format!("{p} separates them"),
+        None => "no probe input tried separates them all".to_string(),
+    };
+    format!(
+        "ambiguous: behaves equally as {} or {last} (model asks {model}); {split}",
+        rest.join(", ")
+    )
+}
+
 /// Searches `node`'s confusable space on the reference for the convention
 /// that reproduces `backend` (the backend's value of output `output`), given
 /// the reference's values of the node's inputs. `None` when the op has no
-/// table, the search would be too large, or no candidate could run.
+/// table, the search would be too large, or no candidate could run. The
+/// result is not yet [`verify`]-ed (`verified` is false).
 pub fn fingerprint(
     node: &Node,
     opset: u32,
@@ -290,93 +487,58 @@ pub fn fingerprint(
             scored.push((changed, exact, max_abs));
         }
     }
-    let fewest = |exact: bool| {
-        scored
-            .iter()
-            .filter(|s| s.1 == exact)
-            .map(|s| s.0.len())
-            .min()
-    };
-    let (exact, primary, alternatives) = if let Some(k) = fewest(true) {
-        let mut hits = scored.iter().filter(|s| s.1 && s.0.len() == k);
-        let first = hits.next()?;
-        (
-            true,
-            first,
-            hits.take(4).map(|s| s.0.clone()).collect::<Vec<_>>(),
-        )
-    } else {
-        let best = scored
-            .iter()
-            .min_by(|a, b| a.2.total_cmp(&b.2).then(a.0.len().cmp(&b.0.len())))?;
-        // An inexact convention is only a finding when it at least halves the
-        // model's own error; otherwise it is fitting noise.
-        let own = scored.iter().find(|s| s.0.is_empty());
-        let best = match own {
-            Some(own) if best.2.is_nan() || best.2 > 0.5 * own.2 => own,
-            _ => best,
-        };
-        (false, best, Vec::new())
-    };
-    let (attrs, max_abs) = (primary.0.clone(), primary.2);
-    let (got, model) = describe(&space, &attrs);
-    let description = match (exact, attrs.is_empty()) {
-        (true, true) => format!("equals the model's own convention within rounding (max abs {max_abs:.1e})"),
-        (true, false) => {
-            let mut s = format!("behaves as {got} (model asks {model})");
-            for alt in alternatives.iter().take(2) {
-                s.push_str(&format!("; equally: {}", describe(&space, alt).0));
-            }
-            if alternatives.len() > 2 {
-                s.push_str(&format!(" (+{} more)", alternatives.len() - 2));
-            }
-            s
-        }
-        (false, true) => format!(
-            "no convention among {tried} tried reproduces it; the model's own is closest (max abs {max_abs:.1e})"
-        ),
-        (false, false) => format!("closest to {got} (model asks {model}), max abs {max_abs:.1e}, not exact"),
-    };
+    let found = pick(&scored)?;
+    let separated_by = (!found.tied.is_empty())
+        .then(|| separating_probes(&space, node, opset, inputs, output, &found.tied))
+        .flatten();
     Some(Fingerprint {
-        exact,
-        attrs,
-        max_abs,
-        description,
-        alternatives,
+        exact: found.exact,
+        attrs: found.primary.0.clone(),
+        max_abs: found.primary.2,
+        description: description(&space, &found, tried, separated_by.as_deref()),
+        ambiguous: found.tied.clone(),
+        separated_by,
         tried,
         output,
         verified: false,
     })
 }
 
-/// Re-checks a fingerprint claim: runs the claimed convention on the
-/// reference and compares with `backend`. An exact claim must reproduce it
-/// within the exactness tolerance; an inexact one must reproduce `max_abs`.
+/// Checks a claim on evidence the search did not use: `lane_inputs` are the
+/// values the lane itself fed the node (its own upstream outputs, upcast),
+/// where the search ran on the reference's. Every claimed convention (each
+/// tied one) is re-run on the reference from those inputs and must
+/// reproduce `backend`, the lane's actual output, within the exactness
+/// tolerance. An inexact fingerprint claims no convention: false.
 pub fn verify(
     fp: &Fingerprint,
     node: &Node,
     opset: u32,
-    inputs: &[Option<&RefTensor>],
+    lane_inputs: &[Option<&RefTensor>],
     backend: &Tensor,
 ) -> bool {
-    let Some(space) = space(node, opset, inputs) else {
+    if !fp.exact {
+        return false;
+    }
+    let Some(space) = space(node, opset, lane_inputs) else {
         return false;
     };
-    let Some((n, ins)) = build(&space, node, inputs, &fp.attrs, backend.shape()) else {
-        return false;
-    };
-    let Some(want) = run_output(&n, opset, &ins, fp.output) else {
-        return false;
-    };
-    match measure(backend, &want) {
-        Some((exact, max_abs)) => {
-            if fp.exact {
-                exact
-            } else {
-                (max_abs - fp.max_abs).abs() <= 1e-12 * (1.0 + fp.max_abs.abs())
-            }
-        }
-        None => false,
+    fp.claims().into_iter().all(|attrs| {
+        build(&space, node, lane_inputs, attrs, backend.shape())
+            .and_then(|(n, ins)| run_output(&n, opset, &ins, fp.output))
+            .and_then(|want| measure(backend, &want))
+            .is_some_and(|(exact, _)| exact)
+    })
+}
+
+/// Records the outcome of [`verify`]; an exact claim that fails it says so
+/// in its description (the digest shows that).
+pub fn mark_verified(fp: &mut Fingerprint, verified: bool) {
+    fp.verified = verified;
+    if fp.exact && !verified {
+        fp.description.push_str(
+            "; not verified: the claim does not reproduce the lane's output from its own inputs",
+        );
     }
 }
 
@@ -566,7 +728,11 @@ mod tests {
         let mut noisy = run1(&model, 17, &ins).data.to_f64_vec();
         noisy[0] += 0.25;
         let noisy = Tensor::from_f64(DType::F32, &[2, 3], &noisy);
-        let fp = checked(&model, 17, &ins, &noisy);
+        let fp = fingerprint(&model, 17, &ins, 0, &noisy).expect("fingerprint");
+        assert!(
+            !verify(&fp, &model, 17, &ins, &noisy),
+            "inexact claims never verify"
+        );
         assert!(!fp.exact);
         assert!(fp.attrs.is_empty(), "{fp:?}");
         assert!(
@@ -574,6 +740,66 @@ mod tests {
             "{}",
             fp.description
         );
+    }
+
+    #[test]
+    fn tied_conventions_are_all_reported_with_a_separating_geometry() {
+        // 5 -> 7 at scale 1.5, nearest: align_corners with out/in maps like
+        // half_pixel_symmetric and asymmetric (all x / 1.5).
+        let x = ramp(&[1, 1, 5, 5]);
+        let scales = f(&[4], &[1.0, 1.0, 1.5, 1.5]);
+        let ins = [Some(&x), None, Some(&scales)];
+        let model = resize(vec![
+            ("mode", s("nearest")),
+            ("coordinate_transformation_mode", s("align_corners")),
+        ]);
+        let sizes = RefTensor::exact(Tensor::I64(
+            ArrayD::from_shape_vec(IxDyn(&[4]), vec![1, 1, 7, 7]).unwrap(),
+        ));
+        let mut fake = model.clone();
+        fake.inputs = vec!["in0".into(), String::new(), String::new(), "sizes".into()];
+        let backend = host(&run1(&fake, 19, &[Some(&x), None, None, Some(&sizes)]));
+        let fp = checked(&model, 19, &ins, &backend);
+        assert_eq!(
+            fp.ambiguous,
+            vec![
+                pairs(&[("via", "sizes")]),
+                pairs(&[("coordinate_transformation_mode", "half_pixel_symmetric")]),
+                pairs(&[("coordinate_transformation_mode", "asymmetric")]),
+            ]
+        );
+        assert_eq!(
+            fp.separated_by.as_deref(),
+            Some("input length 5 at scale 1.6 (5→8)")
+        );
+        assert!(
+            fp.description.starts_with("ambiguous: behaves equally as scale=out/in, half_pixel_symmetric or asymmetric (model asks scale as given + align_corners); input length 5 at scale 1.6 (5→8) separates them"),
+            "{}",
+            fp.description
+        );
+        assert_eq!(
+            fp.short(),
+            "scale=out/in | half_pixel_symmetric | asymmetric"
+        );
+    }
+
+    #[test]
+    fn a_claim_that_only_fits_the_reference_s_inputs_does_not_verify() {
+        // The backend computed tanh-Gelu of the *reference's* inputs, but the
+        // lane fed the node other values: its output is not tanh-Gelu of
+        // what it received, so the claim fails on the lane's own inputs.
+        let x = ramp(&[2, 8]);
+        let model = test_node("Gelu", 1, 1, vec![]);
+        let fake = test_node("Gelu", 1, 1, vec![("approximate", s("tanh"))]);
+        let backend = host(&run1(&fake, 20, &[Some(&x)]));
+        let fp = fingerprint(&model, 20, &[Some(&x)], 0, &backend).unwrap();
+        assert!(fp.exact && verify(&fp, &model, 20, &[Some(&x)], &backend));
+        let lane: Vec<f64> = x.data.to_f64_vec().iter().map(|v| v + 0.01).collect();
+        let lane = f(&[2, 8], &lane);
+        assert!(!verify(&fp, &model, 20, &[Some(&lane)], &backend));
+        let mut marked = fp.clone();
+        mark_verified(&mut marked, false);
+        assert!(marked.description.ends_with("from its own inputs"));
     }
 
     #[test]
@@ -586,7 +812,8 @@ mod tests {
             attrs: pairs(&[("approximate", "tanh")]),
             max_abs: 0.0,
             description: String::new(),
-            alternatives: vec![],
+            ambiguous: vec![],
+            separated_by: None,
             tried: 2,
             output: 0,
             verified: false,

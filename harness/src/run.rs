@@ -590,8 +590,42 @@ fn reference_value(case: &Case, reference: &Trace, name: &str) -> Option<RefTens
         .map(RefTensor::from_host)
 }
 
+/// The values `trace`'s lane fed `node` (its own outputs upstream, upcast;
+/// graph inputs and initializers from the case); `None` when one is missing.
+fn lane_inputs(case: &Case, trace: &Trace, node: &Node) -> Option<Vec<Option<RefTensor>>> {
+    node.inputs
+        .iter()
+        .map(|n| {
+            if n.is_empty() {
+                return Some(None);
+            }
+            let t = trace
+                .values
+                .get(n)
+                .or_else(|| case.inputs.get(n))
+                .or_else(|| case.graph.initializers.get(n))?;
+            Some(Some(RefTensor::from_host(t)))
+        })
+        .collect()
+}
+
+/// The reference's values of `node`'s inputs; `None` when one is missing.
+fn reference_inputs(case: &Case, reference: &Trace, node: &Node) -> Option<Vec<Option<RefTensor>>> {
+    node.inputs
+        .iter()
+        .map(|n| {
+            if n.is_empty() {
+                Some(None)
+            } else {
+                reference_value(case, reference, n).map(Some)
+            }
+        })
+        .collect()
+}
+
 /// Fingerprints every introduced divergence of a lane other than the
-/// reference/expected on an op with a fingerprint table.
+/// reference/expected on an op with a fingerprint table: searched on the
+/// reference's inputs, verified on the lane's own (`fingerprint::verify`).
 fn fingerprint_divergences(
     case: &Case,
     reference: &Trace,
@@ -603,7 +637,7 @@ fn fingerprint_divergences(
             continue;
         }
         let node = &case.graph.nodes[i];
-        let mut inputs: Option<Vec<Option<RefTensor>>> = None;
+        let mut inputs: Option<Option<Vec<Option<RefTensor>>>> = None;
         for (lane, r) in report.lanes.iter_mut() {
             if lane == REFERENCE
                 || lane == EXPECTED
@@ -628,31 +662,22 @@ fn fingerprint_divergences(
             }) else {
                 continue;
             };
-            let ins = inputs.get_or_insert_with(|| {
-                node.inputs
-                    .iter()
-                    .map(|n| {
-                        if n.is_empty() {
-                            None
-                        } else {
-                            reference_value(case, reference, n)
-                        }
-                    })
-                    .collect()
-            });
-            if node
-                .inputs
-                .iter()
-                .zip(ins.iter())
-                .any(|(n, v)| !n.is_empty() && v.is_none())
-            {
+            let Some(ins) = inputs
+                .get_or_insert_with(|| reference_inputs(case, reference, node))
+                .as_ref()
+            else {
                 continue;
-            }
+            };
             let refs: Vec<Option<&RefTensor>> = ins.iter().map(Option::as_ref).collect();
-            r.fingerprint = crate::fingerprint::fingerprint(node, case.graph.opset, &refs, k, got)
-                .map(|mut fp| {
-                    fp.verified =
-                        crate::fingerprint::verify(&fp, node, case.graph.opset, &refs, got);
+            let opset = case.graph.opset;
+            r.fingerprint =
+                crate::fingerprint::fingerprint(node, opset, &refs, k, got).map(|mut fp| {
+                    let own = lane_inputs(case, trace, node);
+                    let own: Vec<Option<&RefTensor>> =
+                        own.iter().flatten().map(Option::as_ref).collect();
+                    let ok = own.len() == node.inputs.len()
+                        && crate::fingerprint::verify(&fp, node, opset, &own, got);
+                    crate::fingerprint::mark_verified(&mut fp, ok);
                     fp
                 });
         }

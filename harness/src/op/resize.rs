@@ -39,7 +39,9 @@
 
 use ndarray::{ArrayD, IxDyn};
 
-use super::space::{bool_dim, float_dim_of, Chosen, Dim, InputEdit, Kind, Space};
+use super::space::{
+    bool_dim, float_dim_of, varied, with_first, Chosen, Dim, InputEdit, Kind, Probe, Space,
+};
 use super::{normalize_axis, optional, HostView, OpCtx, OpError, OpResult};
 use crate::graph::{Attr, Node};
 use crate::tensor::Tensor;
@@ -574,7 +576,97 @@ pub fn space(ctx: &OpCtx, x: &[Option<&Tensor>]) -> Option<Space> {
         dims,
         relevant,
         apply,
+        probes,
     })
+}
+
+/// Geometries that pull the coordinate conventions apart: (input length,
+/// scale). 5 × 1.6 = 8 exactly (out/in = scale, but (out−1)/(in−1) does
+/// not), 5 × 1.45 → 7 (in·scale not an integer: out/in ≠ scale), 6 × 0.5 → 3
+/// and 4 × 0.25 → 1 (an output length of 1), 7 × 1.3 → 9, and 10 × 1.39 →
+/// 13, 10 × 0.39 → 3 (in·scale far from its floor: half_pixel_symmetric's
+/// offset reaches a pixel), 3 × 2 → 6 (an exact scale whose asymmetric
+/// coordinates land halfway: the round_prefer_* modes part).
+const PROBE_GEOMETRIES: [(usize, f32); 8] = [
+    (5, 1.6),
+    (5, 1.45),
+    (6, 0.5),
+    (4, 0.25),
+    (7, 1.3),
+    (10, 1.39),
+    (10, 0.39),
+    (3, 2.0),
+];
+
+/// Resize's probes: each of [`PROBE_GEOMETRIES`] on every resized axis (an
+/// axis whose scale is not 1), given the way the model gives it (scales, or
+/// sizes = ⌊in·scale⌋), over varied input values.
+fn probes(node: &Node, inputs: &[Option<&Tensor>]) -> Vec<Probe> {
+    let Some(shape) = inputs
+        .first()
+        .copied()
+        .flatten()
+        .map(|t| t.shape().to_vec())
+    else {
+        return Vec::new();
+    };
+    let axes: Vec<usize> = match node.attrs.get("axes") {
+        Some(Attr::Ints(a)) => a
+            .iter()
+            .filter_map(|&v| normalize_axis(v, shape.len()).ok())
+            .collect(),
+        _ => (0..shape.len()).collect(),
+    };
+    let given = |i: usize| {
+        inputs
+            .get(i)
+            .copied()
+            .flatten()
+            .filter(|t| t.len() == axes.len())
+    };
+    let (scales, sizes) = (given(2), given(3));
+    let resized: Vec<bool> = match (scales, sizes) {
+        (Some(t), _) => t.to_f64_vec().iter().map(|&s| s != 1.0).collect(),
+        (None, Some(t)) => {
+            let v = t.to_f64_vec();
+            axes.iter()
+                .zip(v)
+                .map(|(&a, o)| o as usize != shape[a])
+                .collect()
+        }
+        _ => return Vec::new(),
+    };
+    PROBE_GEOMETRIES
+        .iter()
+        .map(|&(len, scale)| {
+            let mut x_shape = shape.clone();
+            let (mut sc, mut sz) = (Vec::new(), Vec::new());
+            for (&a, &r) in axes.iter().zip(&resized) {
+                if r {
+                    x_shape[a] = len;
+                }
+                let s = if r { scale } else { 1.0 };
+                sc.push(s);
+                sz.push((x_shape[a] as f64 * s as f64).floor() as i64);
+            }
+            let mut ins = with_first(inputs, varied(&x_shape, 1.0));
+            let n = axes.len();
+            if scales.is_some() {
+                ins[2] = ArrayD::from_shape_vec(IxDyn(&[n]), sc)
+                    .ok()
+                    .map(Tensor::F32);
+            } else {
+                ins[3] = ArrayD::from_shape_vec(IxDyn(&[n]), sz)
+                    .ok()
+                    .map(Tensor::I64);
+            }
+            let out = (len as f64 * scale as f64).floor();
+            Probe {
+                label: format!("input length {len} at scale {scale} ({len}→{out})"),
+                inputs: ins,
+            }
+        })
+        .collect()
 }
 
 /// Which dims matter under the chosen `mode`.

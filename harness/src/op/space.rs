@@ -7,6 +7,14 @@
 //! values; the table [`super::FINGERPRINT_SPACES`] lists them. These types
 //! sit below `op/` and speak only host [`Tensor`]s, so the op layer never
 //! depends on the search or on the reference that runs it.
+//!
+//! Several conventions can fit a backend's output equally, because the
+//! node's inputs do not tell them apart (5 → 7 at scale 1.5 under nearest
+//! rounding maps align_corners-with-out/in, half_pixel_symmetric and
+//! asymmetric to the same pixels). Each space therefore also lists
+//! [`Probe`]s: other inputs for the same node (another geometry, other
+//! values) on which the search checks whether the tied conventions differ,
+//! so the report can name the input that would separate them.
 
 use std::collections::BTreeMap;
 
@@ -79,6 +87,17 @@ pub type ApplyFn =
 /// `None` when the node does not decode.
 pub type SpaceFn = fn(&OpCtx, &[Option<&Tensor>]) -> Option<Space>;
 
+/// Other inputs for the node, labelled by what they change ("input length
+/// 5 at scale 1.6 (5→8)"): where tied conventions may come apart.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub label: String,
+    pub inputs: Vec<Option<Tensor>>,
+}
+
+/// Builds a node's probes from the node and its input values.
+pub type ProbeFn = fn(&Node, &[Option<&Tensor>]) -> Vec<Probe>;
+
 /// The confusable attribute space of one node.
 pub struct Space {
     pub dims: Vec<Dim>,
@@ -87,17 +106,68 @@ pub struct Space {
     pub relevant: RelevantFn,
     /// Applies a pseudo dim (see [`ApplyFn`]).
     pub apply: ApplyFn,
+    /// Inputs on which tied conventions may differ (see [`Probe`]).
+    pub probes: ProbeFn,
 }
 
 impl Space {
-    /// A space of plain attributes: every dim always relevant, no pseudo dim.
+    /// A space of plain attributes: every dim always relevant, no pseudo
+    /// dim, value probes ([`value_probes`]).
     pub fn plain(dims: Vec<Dim>) -> Space {
         Space {
             dims,
             relevant: always,
             apply: no_pseudo,
+            probes: value_probes,
         }
     }
+}
+
+/// A deterministic float32 input of `shape` in [-3, 3] that varies along
+/// every axis (a multiplicative hash of the flat index), times `gain`.
+pub fn varied(shape: &[usize], gain: f64) -> Tensor {
+    let n: usize = shape.iter().product();
+    let v: Vec<f64> = (0..n)
+        .map(|i| ((i * 7919 + 13) % 101) as f64 / 100.0 * 6.0 - 3.0)
+        .map(|x| x * gain)
+        .collect();
+    Tensor::from_f64(crate::tensor::DType::F32, shape, &v)
+}
+
+/// The first input replaced by `x`, the others kept.
+pub fn with_first(inputs: &[Option<&Tensor>], x: Tensor) -> Vec<Option<Tensor>> {
+    let mut out: Vec<Option<Tensor>> = inputs.iter().map(|t| t.cloned()).collect();
+    match out.first_mut() {
+        Some(first) => *first = Some(x),
+        None => out.push(Some(x)),
+    }
+    out
+}
+
+/// Value probes for ops whose conventions differ by value, not geometry:
+/// the first input (same shape) replaced by varied values, by the same
+/// values scaled by 1e-3 (a variance comparable to an epsilon) and by 8
+/// (the tails of an activation).
+pub fn value_probes(_: &Node, inputs: &[Option<&Tensor>]) -> Vec<Probe> {
+    let Some(shape) = inputs
+        .first()
+        .copied()
+        .flatten()
+        .map(|t| t.shape().to_vec())
+    else {
+        return Vec::new();
+    };
+    [
+        (1.0, "varied values in [-3, 3]"),
+        (1e-3, "small values (|x| <= 3e-3, a variance near epsilon)"),
+        (8.0, "large values (|x| <= 24)"),
+    ]
+    .into_iter()
+    .map(|(gain, label)| Probe {
+        label: label.to_string(),
+        inputs: with_first(inputs, varied(&shape, gain)),
+    })
+    .collect()
 }
 
 /// The relevance rule of a space whose dims are independent.

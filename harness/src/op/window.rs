@@ -30,7 +30,9 @@
 //! `count_include_pad` and the padding (explicit, none, or SAME_*), read
 //! from the decoded [`WindowAttrs`].
 
-use super::space::{always, bool_dim, Dim, InputEdit, Kind, Space};
+use super::space::{
+    always, bool_dim, value_probes, varied, with_first, Dim, InputEdit, Kind, Probe, Space,
+};
 use super::{OpCtx, OpResult};
 use crate::graph::{Attr, Node};
 use crate::tensor::Tensor;
@@ -76,7 +78,10 @@ pub struct WindowAttrs {
     pub pads: Vec<(i64, i64)>,
     /// Output length per spatial axis, by the spec formula.
     pub out: Vec<usize>,
-    /// Pools only (0 elsewhere): round the output length up.
+    /// Pools only (0 elsewhere): round the output length up. This is the
+    /// *effective* rule: `auto_pad = VALID` has its own output formula,
+    /// ceil((in - ek + 1) / s), and ignores the attribute (false then), so
+    /// lowerings that hand it to a framework stay on the spec.
     pub ceil_mode: bool,
     /// AveragePool only: divide by the taps inside the padded extent.
     pub count_include_pad: bool,
@@ -239,10 +244,11 @@ impl WindowAttrs {
                 AutoPad::SameUpper | AutoPad::SameLower => {
                     same_axis(spatial[i], ek, strides[i], auto_pad)
                 }
-                // TODO(issue 11): the spec ignores ceil_mode under VALID; today it applies.
+                // VALID: ceil((in - ek + 1) / s) = floor((in - ek) / s) + 1,
+                // whatever ceil_mode says.
                 AutoPad::Valid => (
                     (0, 0),
-                    padded_axis_out(ctx, i, spatial[i], ek, strides[i], (0, 0), ceil_mode)?,
+                    padded_axis_out(ctx, i, spatial[i], ek, strides[i], (0, 0), false)?,
                 ),
                 AutoPad::NotSet => (
                     explicit[i],
@@ -259,7 +265,7 @@ impl WindowAttrs {
             auto_pad,
             pads,
             out,
-            ceil_mode,
+            ceil_mode: ceil_mode && auto_pad != AutoPad::Valid,
             count_include_pad: pool && ctx.int("count_include_pad", 0)? != 0,
         })
     }
@@ -311,7 +317,9 @@ pub fn pool_space(ctx: &OpCtx, x: &[Option<&Tensor>]) -> Option<Space> {
     let w = WindowAttrs::decode(ctx, shape.get(2..)?, None).ok()?;
     let mut dims = Vec::new();
     if ctx.opset >= 10 {
-        dims.push(bool_dim("ceil_mode", w.ceil_mode));
+        // The attribute as written (VALID ignores it, but a backend that
+        // applies it under explicit zero pads is then `pads=0`).
+        dims.push(bool_dim("ceil_mode", ctx.int("ceil_mode", 0).ok()? != 0));
     }
     if ctx.node.op_type == "AveragePool" {
         dims.push(bool_dim("count_include_pad", w.count_include_pad));
@@ -326,7 +334,32 @@ pub fn pool_space(ctx: &OpCtx, x: &[Option<&Tensor>]) -> Option<Space> {
         dims,
         relevant: always,
         apply: pool_apply,
+        probes: pool_probes,
     })
+}
+
+/// Probes for a pool: the value probes, then every spatial length one and
+/// two longer (ceil_mode and the SAME_* split only show where (in - k) is
+/// not a multiple of the stride).
+fn pool_probes(node: &Node, inputs: &[Option<&Tensor>]) -> Vec<Probe> {
+    let mut probes = value_probes(node, inputs);
+    let Some(shape) = inputs
+        .first()
+        .copied()
+        .flatten()
+        .map(|t| t.shape().to_vec())
+    else {
+        return probes;
+    };
+    for grow in [1, 2] {
+        let mut longer = shape.clone();
+        longer.iter_mut().skip(2).for_each(|l| *l += grow);
+        probes.push(Probe {
+            label: format!("spatial lengths {:?}", &longer[2.min(longer.len())..]),
+            inputs: with_first(inputs, varied(&longer, 1.0)),
+        });
+    }
+    probes
 }
 
 /// The model's padding as the `pads` dim spells it: the `auto_pad` value,
@@ -579,20 +612,29 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn valid_keeps_ceil_mode_as_today() {
-        // TODO(issue 11): the spec says VALID ignores ceil_mode (out 2 here).
-        let a = vec![
-            ("kernel_shape", ints(&[2])),
-            ("strides", ints(&[2])),
-            ("auto_pad", s("VALID")),
-            ("ceil_mode", Attr::Int(1)),
-        ];
-        assert_eq!(
-            with("MaxPool", 12, a, |c| WindowAttrs::decode(c, &[5], None)
-                .unwrap()
-                .out),
-            vec![3]
-        );
+    fn valid_ignores_ceil_mode() {
+        // The spec's VALID length ceil((in - ek + 1) / s): in 6, k 3, s 2
+        // gives 2 windows (explicit zero pads with ceil_mode give 3), and
+        // in 5, k 2, s 2 gives 2.
+        let decode = |op: &str, auto_pad: Option<&str>, k: i64, len: usize| {
+            let mut a = vec![
+                ("kernel_shape", ints(&[k])),
+                ("strides", ints(&[2])),
+                ("ceil_mode", Attr::Int(1)),
+            ];
+            a.extend(auto_pad.map(|v| ("auto_pad", s(v))));
+            with(op, 12, a, |c| WindowAttrs::decode(c, &[len], None).unwrap())
+        };
+        for op in ["MaxPool", "AveragePool"] {
+            let w = decode(op, Some("VALID"), 3, 6);
+            assert_eq!(
+                (w.out.clone(), w.ceil_mode, w.pads),
+                (vec![2], false, vec![(0, 0)])
+            );
+            assert_eq!(decode(op, Some("VALID"), 2, 5).out, vec![2]);
+            let w = decode(op, None, 3, 6);
+            assert_eq!((w.out, w.ceil_mode), (vec![3], true));
+        }
     }
 
     #[test]

@@ -625,7 +625,8 @@ mod tests {
             max_abs: 0.0,
             description:
                 "behaves as asymmetric + floor (model asks half_pixel + round_prefer_floor)".into(),
-            alternatives: vec![],
+            ambiguous: vec![],
+            separated_by: None,
             tried: 56,
             output: 0,
             verified: true,
