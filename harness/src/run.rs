@@ -329,7 +329,7 @@ fn build_report(
                 by_lane.insert(REFERENCE.to_string(), reference_result(reference, node));
             }
             for lane in lanes {
-                let result = uncompared(compare_lane(case, lane, ref_trace, node));
+                let result = uncompared(compare_lane(case, lane, ref_trace, node), show_reference);
                 by_lane.insert(lane.name.clone(), result);
             }
             NodeReport {
@@ -372,11 +372,15 @@ fn build_report(
 }
 
 /// A node result that compared nothing is not `ok`: it is `skipped`.
-fn uncompared(mut r: LaneResult) -> LaneResult {
+fn uncompared(mut r: LaneResult, reference_run: bool) -> LaneResult {
     let compared = r.outputs.values().any(|o| o.comparison.is_some());
     if r.verdict == Verdict::Ok && !compared {
         r.verdict = Verdict::Skipped;
-        r.message = Some("nothing compared: the reference has no value for this node".into());
+        r.message = Some(if reference_run {
+            "nothing compared: the reference has no value for this node".into()
+        } else {
+            "nothing compared: the reference was not run".into()
+        });
     }
     r
 }

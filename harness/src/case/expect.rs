@@ -259,3 +259,62 @@ fn check_when(cases: &[Case], k: &str, v: &toml::Value) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::case::raw::RawGraph;
+
+    /// `X -> a -> b -> c` and `X -> d`.
+    fn graph() -> Graph {
+        let g: RawGraph = toml::from_str(
+            r#"
+inputs = [{ name = "X", shape = [2] }]
+outputs = ["C", "D"]
+nodes = [
+  { name = "a", op = "Relu", inputs = ["X"], outputs = ["A"] },
+  { name = "b", op = "Neg", inputs = ["A"], outputs = ["B"] },
+  { name = "c", op = "Abs", inputs = ["B"], outputs = ["C"] },
+  { name = "d", op = "Abs", inputs = ["X"], outputs = ["D"] },
+]
+"#,
+        )
+        .unwrap();
+        super::super::graph_from_inline(Path::new("g.toml"), &g, 0).unwrap()
+    }
+
+    #[test]
+    fn downstream_follows_consumers_only() {
+        let g = graph();
+        let at = |name: &str| g.nodes.iter().find(|n| n.name == name).unwrap().index;
+        assert!(downstream(&g, "a", at("b")));
+        assert!(downstream(&g, "a", at("c")));
+        assert!(!downstream(&g, "a", at("a")));
+        assert!(!downstream(&g, "a", at("d")));
+        assert!(!downstream(&g, "c", at("b")));
+        assert!(!downstream(&g, "nope", at("c")));
+    }
+
+    #[test]
+    fn after_admits_the_nodes_downstream_and_when_filters_variants() {
+        let g = graph();
+        let e = Expectation {
+            backend: "candle".into(),
+            node: None,
+            op: None,
+            after: Some("a".into()),
+            verdict: Declared::Skipped,
+            when: [("mode".to_string(), toml::Value::from("cubic"))].into(),
+            reason: "r".into(),
+        };
+        let cubic: BTreeMap<String, toml::Value> =
+            [("mode".to_string(), toml::Value::from("cubic"))].into();
+        let linear: BTreeMap<String, toml::Value> =
+            [("mode".to_string(), toml::Value::from("linear"))].into();
+        let node = |name: &str| g.nodes.iter().find(|n| n.name == name).unwrap();
+        assert!(e.applies("candle", &g, node("c"), &cubic));
+        assert!(!e.applies("candle", &g, node("d"), &cubic));
+        assert!(!e.applies("candle", &g, node("c"), &linear));
+        assert!(!e.applies("tch", &g, node("c"), &cubic));
+    }
+}
