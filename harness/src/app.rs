@@ -25,9 +25,11 @@ use crate::run;
 
 /// The binary's exit codes (README, "Exit codes").
 pub mod exit {
-    /// Every node within tolerance, or diverging exactly as the case declares.
+    /// Every node compared and within tolerance, or as the case declares.
     pub const OK: u8 = 0;
-    /// An undeclared divergence, or a declared one that stopped happening.
+    /// An undeclared divergence or uncompared node (unsupported, error,
+    /// skipped, or not judged by the reference), or a declaration that
+    /// stopped happening or never applies.
     pub const FAILED: u8 = 1;
     /// Bad input, usage or environment (one line on stderr).
     pub const BAD_INPUT: u8 = 2;

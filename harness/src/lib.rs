@@ -23,3 +23,4 @@ pub mod report;
 pub mod run;
 pub mod runtimes;
 pub mod tensor;
+pub mod verdict;

@@ -167,6 +167,18 @@ pub struct OutputInfo {
     pub shape: Option<Vec<usize>>,
     pub dtype: Option<DType>,
     pub tolerance: Option<Tolerance>,
+    /// The comparison cannot tell anything: the reference's value is zero,
+    /// or below the tolerance, everywhere (any lane value that small agrees).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub vacuous: bool,
+}
+
+/// How many of a case's nodes a lane compared with the reference (for the
+/// reference lane itself: how many it computed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Coverage {
+    pub compared: usize,
+    pub total: usize,
 }
 
 /// One lane (backend or expected data) of a case.
@@ -179,6 +191,9 @@ pub struct LaneInfo {
     /// The whole lane failed (session creation, run); every node is `error`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Nodes compared / total, set once the case is judged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<Coverage>,
 }
 
 /// Where a lane starts to differ from the reference.
@@ -204,8 +219,13 @@ pub struct CaseReport {
     pub lanes: Vec<LaneInfo>,
     pub nodes: Vec<NodeReport>,
     pub first_divergence: BTreeMap<String, FirstDivergence>,
-    /// Undeclared divergences and declared divergences that did not happen.
+    /// Why the case fails: undeclared divergences, nodes a lane could not
+    /// run, nodes the reference cannot judge, declarations that did not
+    /// happen; each starts with `<lane>: `.
     pub failures: Vec<String>,
+    /// What a reader should know that does not fail the case (vacuous comparisons).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub passed: bool,
 }
 

@@ -10,12 +10,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::backend::reference;
 use crate::backend::reference::RefTensor;
 use crate::backend::{self, Device, EngineError, NodeStatus, Trace};
-use crate::case::{Case, Declared};
-use rayon::prelude::*;
-
-use crate::backend::reference;
+use crate::case::Case;
 use crate::diff::{self, bound, Comparison};
 use crate::graph::Node;
 use crate::lane::{EngineLane, Lane, Patch, EXPECTED, REFERENCE};
@@ -24,6 +22,8 @@ use crate::outcome::{
     Origin, OutputInfo, OutputResult, TensorPair, Verdict,
 };
 use crate::tensor::{DType, Tensor};
+use crate::verdict::{self, Judge};
+use rayon::prelude::*;
 
 /// Failures that are not findings but bad input or environment (exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +62,7 @@ fn lane_info(name: String) -> LaneInfo {
         wall_ms: 0.0,
         notes: vec![],
         error: None,
+        coverage: None,
     }
 }
 
@@ -136,7 +137,15 @@ pub fn run_case_with_baseline(
     backends: &[String],
     baseline: Option<Device>,
 ) -> Result<CaseRun, RunError> {
-    let reference = run_lane(EngineLane::reference(), case)?;
+    let show_reference = backends.iter().any(|b| b == REFERENCE);
+    // Without the reference nothing can be judged: it is not run, and the
+    // case fails saying so (see `verdict::Judge::Absent`).
+    let reference = if show_reference {
+        run_lane(EngineLane::reference(), case)?
+    } else {
+        let lane = EngineLane::reference();
+        LaneRun::new(lane.clone().into(), None, lane_info(lane.to_string()))
+    };
     let mut lanes = Vec::new();
     for b in backends.iter().filter(|b| b.as_str() != REFERENCE) {
         // The case's device first: a missing GPU is the error to report.
@@ -160,7 +169,6 @@ pub fn run_case_with_baseline(
         lanes.push(run_lane(port, case)?);
     }
     lanes.extend(expected_lane(case));
-    let show_reference = backends.iter().any(|b| b == REFERENCE);
     let report = build_report(case, &reference, &lanes, show_reference);
     let evidence = evidence(&report, reference.trace.as_ref(), &lanes);
     Ok(CaseRun { report, evidence })
@@ -448,7 +456,8 @@ fn build_report(
                 by_lane.insert(REFERENCE.to_string(), reference_result(reference, node));
             }
             for lane in lanes {
-                by_lane.insert(lane.name.clone(), compare_lane(case, lane, ref_trace, node));
+                let result = uncompared(compare_lane(case, lane, ref_trace, node), show_reference);
+                by_lane.insert(lane.name.clone(), result);
             }
             NodeReport {
                 index: node.index,
@@ -466,7 +475,8 @@ fn build_report(
         all_lanes.push(reference.info.clone());
     }
     all_lanes.extend(lanes.iter().map(|l| l.info.clone()));
-    let failures = apply_expectations(case, &mut nodes, &all_lanes);
+    let judge = judge_of(reference, show_reference, case.graph.nodes.len());
+    let (failures, warnings) = verdict::judge(case, &judge, &mut nodes, &mut all_lanes);
     let first_divergence = first_divergences(&nodes, &all_lanes);
     CaseReport {
         file: case.file.display().to_string(),
@@ -484,6 +494,39 @@ fn build_report(
         nodes,
         first_divergence,
         failures,
+        warnings,
+    }
+}
+
+/// A node result that compared nothing is not `ok`: it is `skipped`.
+fn uncompared(mut r: LaneResult, reference_run: bool) -> LaneResult {
+    let compared = r.outputs.values().any(|o| o.comparison.is_some());
+    if r.verdict == Verdict::Ok && !compared {
+        r.verdict = Verdict::Skipped;
+        r.message = Some(if reference_run {
+            "nothing compared: the reference has no value for this node".into()
+        } else {
+            "nothing compared: the reference was not run".into()
+        });
+    }
+    r
+}
+
+/// What the reference computed, per node.
+fn judge_of(reference: &LaneRun, asked: bool, nodes: usize) -> Judge {
+    if !asked {
+        return Judge::Absent;
+    }
+    match &reference.trace {
+        None => Judge::Failed(reference.info.error.clone().unwrap_or_default()),
+        Some(t) => Judge::Nodes(
+            (0..nodes)
+                .map(|i| match node_status(t, i) {
+                    Some(status) => not_run(status),
+                    None => Some((Verdict::Skipped, "no status".into())),
+                })
+                .collect(),
+        ),
     }
 }
 
@@ -495,14 +538,28 @@ fn output_infos(case: &Case, reference: &Trace, node: &Node) -> Vec<OutputInfo> 
         .map(|o| {
             let v = reference.values.get(o);
             let dtype = reference.logical.get(o).copied().or(v.map(Tensor::dtype));
+            let tolerance = dtype.map(|d| case.tolerances.get(&node.op_type, d));
             OutputInfo {
                 name: o.clone(),
                 shape: v.map(|t| t.shape().to_vec()),
                 dtype,
-                tolerance: dtype.map(|d| case.tolerances.get(&node.op_type, d)),
+                tolerance,
+                vacuous: match (v, tolerance) {
+                    (Some(t), Some(tol)) if t.dtype().is_float() => vacuous(t, tol),
+                    _ => false,
+                },
             }
         })
         .collect()
+}
+
+/// Whether every element of the reference's float value `t` is within
+/// `tol` of zero, so that a zero (or any as small) lane value agrees: the
+/// comparison cannot tell anything.
+fn vacuous(t: &Tensor, tol: diff::Tolerance) -> bool {
+    let mut all_small = true;
+    t.for_each_f64(|x| all_small &= x.abs() <= tol.atol + tol.rtol * x.abs());
+    all_small
 }
 
 /// The tensors behind each lane's first divergence, kept from this run's
@@ -682,69 +739,6 @@ fn fingerprint_divergences(
                 });
         }
     }
-}
-
-fn declared_matches(d: Declared, v: Verdict) -> bool {
-    matches!(
-        (d, v),
-        (Declared::Diverged, Verdict::Diverged)
-            | (Declared::Unsupported, Verdict::Unsupported)
-            | (Declared::Error, Verdict::Error)
-    )
-}
-
-/// Applies declared divergences (strictly) and collects failures.
-fn apply_expectations(case: &Case, nodes: &mut [NodeReport], lanes: &[LaneInfo]) -> Vec<String> {
-    let mut failures = Vec::new();
-    for lane in lanes {
-        if let Some(e) = &lane.error {
-            if !case
-                .expects
-                .iter()
-                .any(|x| x.backend == lane.name && x.verdict == Declared::Error)
-            {
-                failures.push(format!("{}: lane failed: {e}", lane.name));
-            }
-        }
-    }
-    for node in nodes.iter_mut() {
-        for (lane, r) in node.lanes.iter_mut() {
-            let exp = case
-                .expects
-                .iter()
-                .find(|e| e.applies(lane, &node.name, &node.op, &case.params));
-            match exp {
-                Some(e) if declared_matches(e.verdict, r.verdict) => {
-                    r.declared = Some(e.reason.clone())
-                }
-                Some(e) => failures.push(format!(
-                    "{lane}: node `{}` ({}) was declared {:?} ({}) but is {}",
-                    node.name,
-                    node.op,
-                    e.verdict,
-                    e.reason,
-                    r.verdict.name()
-                )),
-                None if matches!(r.verdict, Verdict::Diverged | Verdict::Error) => {
-                    let what = r
-                        .message
-                        .clone()
-                        .map(|m| format!(": {m}"))
-                        .unwrap_or_default();
-                    if r.origin != Some(Origin::Inherited) {
-                        failures.push(format!(
-                            "{lane}: node `{}` ({}) {}{what}",
-                            node.name,
-                            node.op,
-                            r.verdict.name()
-                        ));
-                    }
-                }
-                None => {}
-            }
-        }
-    }
-    failures
 }
 
 fn first_divergences(

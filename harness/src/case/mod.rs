@@ -6,6 +6,7 @@
 //! named variants, and declared divergences. Loading turns the raw TOML into
 //! fully validated [`Case`]s; every error names the file and the key.
 
+mod expect;
 mod inline;
 mod inputs;
 mod options;
@@ -24,6 +25,7 @@ use crate::graph::Graph;
 use crate::tensor::Tensor;
 
 use crate::diff::{Tolerance, Tolerances};
+pub use expect::{Declared, Expectation};
 pub use inline::graph_from_inline;
 pub use inputs::generate_tensor;
 pub use sweep::show as show_value;
@@ -45,55 +47,6 @@ impl CaseError {
     }
 }
 
-/// What a backend's node is declared to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Declared {
-    Diverged,
-    Unsupported,
-    Error,
-}
-
-/// A declared divergence: strict, so it fails when it stops happening.
-#[derive(Debug, Clone)]
-pub struct Expectation {
-    pub backend: String,
-    pub node: Option<String>,
-    pub op: Option<String>,
-    pub verdict: Declared,
-    pub when: BTreeMap<String, toml::Value>,
-    pub reason: String,
-}
-
-impl Expectation {
-    /// Whether this expectation covers `node`/`op` in a variant with `params`.
-    pub fn applies(
-        &self,
-        backend: &str,
-        node: &str,
-        op: &str,
-        params: &BTreeMap<String, toml::Value>,
-    ) -> bool {
-        self.backend == backend
-            && self.node.as_deref().is_none_or(|n| n == node)
-            && self.op.as_deref().is_none_or(|o| o == op)
-            && self
-                .when
-                .iter()
-                .all(|(k, v)| params.get(k).is_some_and(|p| param_matches(p, v)))
-    }
-}
-
-/// A `when` value matches a parameter equal to it (tables by their `name`),
-/// or, when it is an array and the parameter is not, any of its elements.
-fn param_matches(param: &toml::Value, want: &toml::Value) -> bool {
-    let eq = |w: &toml::Value| param == w || show_value(param) == show_value(w);
-    match want {
-        toml::Value::Array(options) if !param.is_array() => options.iter().any(eq),
-        w => eq(w),
-    }
-}
-
 /// One runnable case (one variant of a case file).
 #[derive(Debug, Clone)]
 pub struct Case {
@@ -111,6 +64,10 @@ pub struct Case {
     pub options: EngineOptions,
     pub tolerances: Tolerances,
     pub expects: Vec<Expectation>,
+    /// Declarations of the case file that apply to no variant (kept on its
+    /// first variant only, so each fails once: "declared divergence never
+    /// applies").
+    pub never_applies: Vec<Expectation>,
     /// Backends (`tch`, `candle`) that also run an idiomatic-port lane, `<backend>:port`.
     pub port: Vec<String>,
     /// On a CUDA device: also run each backend on the CPU (`<backend>@cpu`)
@@ -173,14 +130,17 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CaseError> {
 
 /// Loads one case source into its variants.
 pub fn load(path: &Path) -> Result<Vec<Case>, CaseError> {
-    if path.is_dir() {
-        return resolve::test_dir(path, path, None);
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| CaseError::new(path, e))?;
-    sweep::variants(path, &text)?
-        .into_iter()
-        .map(|(name, raw, params)| resolve::resolve(path, raw, name, params))
-        .collect()
+    let mut cases = if path.is_dir() {
+        resolve::test_dir(path, path, None)?
+    } else {
+        let text = std::fs::read_to_string(path).map_err(|e| CaseError::new(path, e))?;
+        sweep::variants(path, &text)?
+            .into_iter()
+            .map(|(name, raw, params)| resolve::resolve(path, raw, name, params))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    expect::check(path, &mut cases)?;
+    Ok(cases)
 }
 
 pub(crate) fn parse_opt_level(s: &str) -> Option<OptLevel> {

@@ -72,21 +72,20 @@ fn expectations(file: &Path, raw: &RawCase) -> Result<Vec<Expectation>, CaseErro
         .iter()
         .enumerate()
         .map(|(i, e)| {
-            let verdict = match e.verdict.as_str() {
-                "diverged" => Declared::Diverged,
-                "unsupported" => Declared::Unsupported,
-                "error" => Declared::Error,
-                v => {
-                    return Err(CaseError::new(
-                        file,
-                        format!("key `expect[{i}].verdict`: `{v}` (expected diverged, unsupported or error)"),
-                    ))
-                }
-            };
+            let verdict = Declared::parse(&e.verdict).ok_or_else(|| {
+                CaseError::new(
+                    file,
+                    format!(
+                        "key `expect[{i}].verdict`: `{}` (expected diverged, unsupported, error or skipped)",
+                        e.verdict
+                    ),
+                )
+            })?;
             Ok(Expectation {
                 backend: e.backend.clone(),
                 node: e.node.clone(),
                 op: e.op.clone(),
+                after: e.after.clone(),
                 verdict,
                 when: e.when.clone(),
                 reason: e.reason.clone(),

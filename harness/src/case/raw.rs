@@ -154,7 +154,9 @@ pub struct RawExpect {
     pub backend: String,
     pub node: Option<String>,
     pub op: Option<String>,
-    /// diverged | unsupported | error
+    /// With `verdict = "skipped"`: the nodes downstream of this node.
+    pub after: Option<String>,
+    /// diverged | unsupported | error | skipped
     pub verdict: String,
     /// Sweep parameters this expectation applies to (all must match).
     #[serde(default)]

@@ -132,6 +132,7 @@ fn case(file: &Path, name: String, description: Option<String>, s: Settings, m: 
         options: s.options,
         tolerances: s.tolerances,
         expects: s.expects,
+        never_applies: vec![],
         port: s.port,
         cross_device: s.cross_device,
         seed: s.seed,

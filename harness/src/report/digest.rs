@@ -41,10 +41,25 @@ pub fn digest_values(cases: &[Value]) -> String {
             "FAIL"
         };
         let _ = writeln!(out, "{status} {id}");
+        if let Some(line) = incomplete_coverage(c) {
+            let _ = writeln!(out, "  {line}");
+        }
         for n in c["nodes"].as_array().into_iter().flatten() {
+            let vacuous: Vec<&str> = n["outputs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|o| o["vacuous"].as_bool() == Some(true))
+                .map(|o| str_of(&o["name"]))
+                .collect();
+            let vacuous = if vacuous.is_empty() {
+                String::new()
+            } else {
+                format!(" vacuous: {}", vacuous.join(","))
+            };
             let _ = writeln!(
                 out,
-                "  #{} {} ({})",
+                "  #{} {} ({}){vacuous}",
                 n["index"],
                 str_of(&n["name"]),
                 str_of(&n["op"])
@@ -107,6 +122,22 @@ fn local(x: &Value) -> Option<String> {
         Some(ratio) => Some(bucket(ratio, 1.0).replace("tol", "bound")),
         None => Some("∞x bound".into()),
     }
+}
+
+/// `coverage: tch 1/19, candle 0/19`: the lanes that did not compare every
+/// node (`None` when all did, so complete cases add no line).
+fn incomplete_coverage(c: &Value) -> Option<String> {
+    let partial: Vec<String> = c["lanes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| {
+            let cov = &l["coverage"];
+            let (done, total) = (cov["compared"].as_u64()?, cov["total"].as_u64()?);
+            (done < total).then(|| format!("{} {done}/{total}", str_of(&l["name"])))
+        })
+        .collect();
+    (!partial.is_empty()).then(|| format!("coverage: {}", partial.join(", ")))
 }
 
 fn str_of(v: &Value) -> &str {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::markdown::metrics_summary;
-use super::{Event, Reporter, Summary};
+use super::{coverage, Event, Reporter, Summary};
 use crate::outcome::CaseReport;
 
 /// Collects cases and writes one JUnit document at the end.
@@ -31,10 +31,34 @@ impl<W: Write> JunitReporter<W> {
     }
 }
 
-/// The test cases of one case variant, one per lane.
+/// Failures that name no lane of the report (the reference's "cannot
+/// judge" when the reference lane is not shown): one more test case.
+fn case_failures(r: &CaseReport) -> Option<TestCase> {
+    let unclaimed: Vec<&str> = r
+        .failures
+        .iter()
+        .filter(|f| {
+            !r.lanes
+                .iter()
+                .any(|l| f.starts_with(&format!("{}: ", l.name)))
+        })
+        .map(String::as_str)
+        .collect();
+    let first = unclaimed.first()?;
+    let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+    st.set_message(first.to_string());
+    st.set_type("cannot judge");
+    st.set_description(unclaimed.join("\n"));
+    let mut tc = TestCase::new(format!("{} · case", r.id()), st);
+    tc.set_classname(format!("xdiff.{}", r.case));
+    Some(tc)
+}
+
+/// The test cases of one case variant, one per lane (and one for failures
+/// that name no lane).
 pub fn test_cases(r: &CaseReport) -> Vec<TestCase> {
     let id = r.id();
-    let mut out = Vec::new();
+    let mut out: Vec<TestCase> = case_failures(r).into_iter().collect();
     for lane in &r.lanes {
         let prefix = format!("{}: ", lane.name);
         let failures: Vec<&str> = r
@@ -88,13 +112,22 @@ pub fn test_cases(r: &CaseReport) -> Vec<TestCase> {
                 })
             })
             .collect();
-        let mut out_text = format!("{} (opset {}, {})", r.file, r.opset, r.device);
+        let mut out_text = format!(
+            "{} (opset {}, {}); {}",
+            r.file,
+            r.opset,
+            r.device,
+            coverage(lane)
+        );
         for d in declared {
             out_text.push('\n');
             out_text.push_str(&d);
         }
         if let Some(e) = &lane.error {
             out_text.push_str(&format!("\nlane failed: {e}"));
+        }
+        for w in &r.warnings {
+            out_text.push_str(&format!("\nwarning: {w}"));
         }
         tc.set_system_out(out_text);
         out.push(tc);

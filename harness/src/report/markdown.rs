@@ -8,7 +8,7 @@ use std::io::Write;
 
 use super::links::{HeatmapLink, MAX_IMAGES};
 use super::sweep::Matrix;
-use super::{sci, Event, Reporter, Summary};
+use super::{coverage, sci, Event, Reporter, Summary};
 use crate::diff::Comparison;
 use crate::outcome::{CaseReport, LaneResult, Verdict};
 
@@ -179,10 +179,13 @@ fn details(r: &CaseReport) -> String {
     for f in &r.failures {
         let _ = writeln!(s, "- ❗ {}", cell(f));
     }
-    if !r.failures.is_empty() {
+    for w in &r.warnings {
+        let _ = writeln!(s, "- ⚠️ {}", cell(w));
+    }
+    if !r.failures.is_empty() || !r.warnings.is_empty() {
         s.push('\n');
     }
-    let _ = writeln!(s, "| lane | ms | settings |\n|---|---:|---|");
+    let _ = writeln!(s, "| lane | ms | compared | settings |\n|---|---:|---|---|");
     for l in &r.lanes {
         let settings: Vec<String> = l.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let err = l
@@ -192,9 +195,10 @@ fn details(r: &CaseReport) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             s,
-            "| {} | {:.2} | {}{err} |",
+            "| {} | {:.2} | {} | {}{err} |",
             l.name,
             l.wall_ms,
+            coverage(l),
             cell(&settings.join(" "))
         );
     }
@@ -266,18 +270,30 @@ pub fn render(
         summary.failed,
         summary.wall_ms / 1e3
     );
-    let _ = writeln!(s, "| lane | cases ok | node verdicts |\n|---|---:|---|");
+    let _ = writeln!(
+        s,
+        "| lane | cases ok | nodes compared | node verdicts |\n|---|---:|---:|---|"
+    );
     for (lane, t) in &summary.lanes {
         let nodes: Vec<String> = t.nodes.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(
             s,
-            "| {lane} | {}/{} | {} |",
+            "| {lane} | {}/{} | {}/{} | {} |",
             t.cases_ok,
             t.cases,
+            t.compared,
+            t.total,
             nodes.join(", ")
         );
     }
-    s.push_str("\nA lane's case is ok when every node is ok or diverges as declared.\n");
+    s.push_str("\nA lane's case is ok when every node is ok or declared; a node is compared when the lane ran it and it was diffed against the reference.\n");
+    if summary.vacuous > 0 {
+        let _ = writeln!(
+            s,
+            "\n⚠️ {} vacuous outputs: zero or below tolerance everywhere in the reference, so they agree whatever a lane computes (try other inputs or weights).",
+            summary.vacuous
+        );
+    }
 
     // First divergences: failing cases first, then declared ones.
     let mut fd = String::new();
@@ -343,6 +359,7 @@ pub fn render(
     let mut omitted = 0;
     for r in cases {
         let interesting = !r.passed
+            || !r.warnings.is_empty()
             || r.nodes
                 .iter()
                 .any(|n| n.lanes.values().any(|x| x.verdict != Verdict::Ok));

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::lane::EXPECTED;
-use crate::outcome::{CaseReport, CaseRun, Verdict};
+use crate::outcome::{CaseReport, CaseRun, LaneInfo, Verdict};
 use links::HeatmapLink;
 use sweep::Matrix;
 
@@ -60,6 +60,16 @@ pub struct LaneTally {
     pub cases_ok: usize,
     pub cases: usize,
     pub nodes: BTreeMap<String, usize>,
+    /// Nodes compared with the reference, and nodes, over all its cases.
+    pub compared: usize,
+    pub total: usize,
+}
+
+impl LaneTally {
+    /// `566/566 compared`
+    pub fn coverage(&self) -> String {
+        format!("{}/{} compared", self.compared, self.total)
+    }
 }
 
 /// Totals over a run.
@@ -69,6 +79,8 @@ pub struct Summary {
     pub passed: usize,
     pub failed: usize,
     pub lanes: BTreeMap<String, LaneTally>,
+    /// Outputs whose comparison is vacuous (see `OutputInfo::vacuous`).
+    pub vacuous: usize,
     pub wall_ms: f64,
 }
 
@@ -80,9 +92,19 @@ impl Summary {
         } else {
             self.failed += 1;
         }
+        self.vacuous += r
+            .nodes
+            .iter()
+            .flat_map(|n| &n.outputs)
+            .filter(|o| o.vacuous)
+            .count();
         for lane in &r.lanes {
             let t = self.lanes.entry(lane.name.clone()).or_default();
             t.cases += 1;
+            if let Some(c) = lane.coverage {
+                t.compared += c.compared;
+                t.total += c.total;
+            }
             let mut all_ok = true;
             for n in &r.nodes {
                 if let Some(x) = n.lanes.get(&lane.name) {
@@ -100,6 +122,13 @@ impl Summary {
             }
         }
     }
+}
+
+/// `4/5 compared` for a lane of a case, empty before it is judged.
+pub fn coverage(lane: &LaneInfo) -> String {
+    lane.coverage
+        .map(|c| format!("{}/{} compared", c.compared, c.total))
+        .unwrap_or_default()
 }
 
 /// Formats a metric compactly (`5.0e-1`, `0`).

@@ -543,6 +543,7 @@ mod tests {
             wall_ms: 0.0,
             notes: vec![],
             error: error.map(str::to_string),
+            coverage: None,
         }
     }
 
@@ -601,6 +602,7 @@ mod tests {
             opset: 19,
             device: "cpu".into(),
             lanes: infos,
+            warnings: vec![],
             nodes: vec![NodeReport {
                 index: 0,
                 name: "resize".into(),

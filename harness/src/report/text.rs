@@ -5,7 +5,7 @@
 use std::io::Write;
 
 use super::sweep::Matrix;
-use super::{sci, Event, Reporter, Summary};
+use super::{coverage, sci, Event, Reporter, Summary};
 use crate::diff::Comparison;
 use crate::lane::REFERENCE;
 use crate::outcome::{CaseReport, LaneResult, NodeReport, Verdict};
@@ -119,9 +119,10 @@ impl<W: Write> TextReporter<W> {
                 .unwrap_or_default();
             writeln!(
                 self.out,
-                "  lane {:<10} {:>9.2} ms  {}{err}",
+                "  lane {:<10} {:>9.2} ms  {:<16} {}{err}",
                 l.name,
                 l.wall_ms,
+                coverage(l),
                 settings.join(" ")
             )?;
             for note in &l.notes {
@@ -223,6 +224,9 @@ impl<W: Write> TextReporter<W> {
         for f in &r.failures {
             writeln!(self.out, "  ! {f}")?;
         }
+        for w in &r.warnings {
+            writeln!(self.out, "  ~ {w}")?;
+        }
         Ok(())
     }
 
@@ -234,7 +238,16 @@ impl<W: Write> TextReporter<W> {
             .filter(|l| l.name != REFERENCE)
             .map(|l| {
                 let (v, declared) = lane_verdict(r, &l.name);
-                format!("{} {}{}", l.name, v.name(), if declared { "*" } else { "" })
+                let cov = l
+                    .coverage
+                    .map(|c| format!(" {}/{}", c.compared, c.total))
+                    .unwrap_or_default();
+                format!(
+                    "{} {}{}{cov}",
+                    l.name,
+                    v.name(),
+                    if declared { "*" } else { "" }
+                )
             })
             .collect();
         writeln!(
@@ -243,7 +256,11 @@ impl<W: Write> TextReporter<W> {
             r.case,
             r.variant.as_deref().unwrap_or(""),
             lanes.join(" · ")
-        )
+        )?;
+        for w in &r.warnings {
+            writeln!(self.out, "  ~ {w}")?;
+        }
+        Ok(())
     }
 }
 
@@ -261,10 +278,10 @@ impl<W: Write> TextReporter<W> {
         if r.variant.is_some() && r.passed && !self.verbose_variants {
             // Variants where every lane agrees everywhere are counted in the
             // matrix below; only the ones with something to say get a line.
-            let quiet = r
-                .nodes
-                .iter()
-                .all(|n| n.lanes.values().all(|x| x.verdict == Verdict::Ok));
+            let quiet = r.warnings.is_empty()
+                && r.nodes
+                    .iter()
+                    .all(|n| n.lanes.values().all(|x| x.verdict == Verdict::Ok));
             return if quiet { Ok(()) } else { self.compact(r) };
         }
         self.header(r)?;
@@ -275,27 +292,45 @@ impl<W: Write> TextReporter<W> {
     }
 
     fn finish(&mut self, s: &Summary) -> std::io::Result<()> {
+        let coverage: Vec<String> = s
+            .lanes
+            .iter()
+            .filter(|(lane, _)| lane.as_str() != REFERENCE)
+            .map(|(lane, t)| format!("{lane} {}", t.coverage()))
+            .collect();
         writeln!(
             self.out,
-            "\nsummary: {} cases, {} passed, {} failed ({:.1} s)",
+            "\nsummary: {} cases, {} passed, {} failed ({:.1} s); {}",
             s.cases,
             s.passed,
             s.failed,
-            s.wall_ms / 1e3
+            s.wall_ms / 1e3,
+            coverage.join(", ")
         )?;
-        writeln!(self.out, "  lane        cases ok   node verdicts")?;
+        writeln!(
+            self.out,
+            "  lane        cases ok   compared          node verdicts"
+        )?;
         for (lane, t) in &s.lanes {
             let nodes: Vec<String> = t.nodes.iter().map(|(k, v)| format!("{k} {v}")).collect();
             writeln!(
                 self.out,
-                "  {:<10} {:>5}/{:<5}  {}",
+                "  {:<10} {:>5}/{:<5}  {:<17} {}",
                 lane,
                 t.cases_ok,
                 t.cases,
+                format!("{}/{}", t.compared, t.total),
                 nodes.join(", ")
             )?;
         }
-        writeln!(self.out, "  (* = declared divergence; a lane's case is ok when all its nodes are ok or declared)")
+        if s.vacuous > 0 {
+            writeln!(
+                self.out,
+                "  {} vacuous outputs: zero or below tolerance everywhere in the reference, so they agree whatever a lane computes (see `~` lines; try other inputs or weights)",
+                s.vacuous
+            )?;
+        }
+        writeln!(self.out, "  (* = declared; a lane's case is ok when all its nodes are ok or declared; compared = nodes diffed against the reference / nodes)")
     }
 }
 

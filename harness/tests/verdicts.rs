@@ -1,0 +1,257 @@
+//! Nothing uncompared passes and declarations are checked (issue 11, items
+//! 3 and 4): a node the reference cannot run fails the case with "cannot
+//! judge", a run without the reference fails, an undeclared unsupported
+//! node (and its skipped run) fails, a declaration naming something the case
+//! does not have is bad input, one that never applies fails, and a vacuous
+//! output is flagged.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn xdiff(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_xdiff"))
+        .args(args)
+        .output()
+        .expect("run xdiff");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Runs `case` on `backends` as JSON: the exit code and the one case's report.
+fn run_json(case: &Path, backends: &str) -> (i32, Value) {
+    let (code, out, err) = xdiff(&[
+        "run",
+        case.to_str().unwrap(),
+        "--backends",
+        backends,
+        "--format",
+        "json",
+    ]);
+    assert!(matches!(code, 0 | 1), "exit {code}: {err}");
+    let doc: Value = serde_json::from_str(&out).expect("JSON report");
+    (code, doc["cases"][0].clone())
+}
+
+fn failures(report: &Value) -> Vec<String> {
+    report["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn lane<'a>(report: &'a Value, node: usize, lane: &str) -> &'a Value {
+    &report["nodes"][node]["lanes"][lane]
+}
+
+/// `X -> sin -> A` and `X -> relu -> B`: the reference has no `Sin`.
+const NO_REFERENCE_FOR_FIRST: &str = r#"
+[model.graph]
+opset = 17
+inputs = [{ name = "X", shape = [2, 3] }]
+outputs = ["A", "B"]
+[[model.graph.nodes]]
+name = "sin"
+op = "Sin"
+inputs = ["X"]
+outputs = ["A"]
+[[model.graph.nodes]]
+name = "relu"
+op = "Relu"
+inputs = ["X"]
+outputs = ["B"]
+"#;
+
+#[test]
+fn a_node_the_reference_cannot_run_fails_with_cannot_judge() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "sin.toml", NO_REFERENCE_FOR_FIRST);
+    let (code, r) = run_json(&p, "ort,reference");
+    assert_eq!(code, 1);
+    assert_eq!(r["passed"], false);
+    assert_eq!(
+        failures(&r),
+        ["reference: cannot judge 1 of 2 nodes: reference has no lowering for `Sin` (`sin`)"]
+    );
+    // The node the reference could run is still judged.
+    assert_eq!(lane(&r, 1, "ort")["verdict"], "ok");
+    assert_eq!(lane(&r, 0, "ort")["verdict"], "skipped");
+    let ort = r["lanes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "ort");
+    assert_eq!(
+        ort.unwrap()["coverage"],
+        serde_json::json!({"compared": 1, "total": 2})
+    );
+}
+
+const RELU: &str = r#"
+[model.graph]
+opset = 17
+inputs = [{ name = "X", shape = [2, 3] }]
+outputs = ["Y"]
+[[model.graph.nodes]]
+name = "relu"
+op = "Relu"
+inputs = ["X"]
+outputs = ["Y"]
+"#;
+
+#[test]
+fn a_run_without_the_reference_fails_saying_nothing_can_be_judged() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "relu.toml", RELU);
+    let (code, r) = run_json(&p, "ort");
+    assert_eq!(code, 1);
+    let f = failures(&r);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(
+        f[0].starts_with("reference: nothing can be judged without the reference"),
+        "{f:?}"
+    );
+    assert_eq!(lane(&r, 0, "ort")["verdict"], "skipped");
+    // The text report says it in one line.
+    let (code, out, _) = xdiff(&["run", p.to_str().unwrap(), "--backends", "ort"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.contains("nothing can be judged"))
+            .count(),
+        1,
+        "{out}"
+    );
+}
+
+/// `X -> resize (cubic) -> relu -> neg`: candle has no bicubic.
+const CUBIC: &str = r#"
+[model.graph]
+opset = 19
+inputs = [{ name = "X", shape = [1, 1, 4, 4] }]
+outputs = ["Z"]
+[[model.graph.initializers]]
+name = "scales"
+shape = [4]
+values = [1.0, 1.0, 2.0, 2.0]
+[[model.graph.nodes]]
+name = "resize"
+op = "Resize"
+inputs = ["X", "", "scales"]
+outputs = ["a"]
+attrs = { mode = "cubic" }
+[[model.graph.nodes]]
+name = "relu"
+op = "Relu"
+inputs = ["a"]
+outputs = ["b"]
+[[model.graph.nodes]]
+name = "neg"
+op = "Neg"
+inputs = ["b"]
+outputs = ["Z"]
+"#;
+
+#[cfg(feature = "candle-backend")]
+#[test]
+fn an_undeclared_unsupported_node_fails_and_its_skipped_run_is_one_line() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "cubic.toml", CUBIC);
+    let (code, r) = run_json(&p, "candle,reference");
+    assert_eq!(code, 1);
+    let f = failures(&r);
+    assert_eq!(f.len(), 2, "{f:?}");
+    assert!(
+        f[0].starts_with("candle: node `resize` (Resize) unsupported"),
+        "{f:?}"
+    );
+    assert_eq!(
+        f[1],
+        "candle: 2 nodes skipped after `resize` (Resize) unsupported: `relu`, `neg`"
+    );
+
+    // Declared (the unsupported node, and the nodes after it), it passes.
+    let declared = format!(
+        "{CUBIC}\n[[expect]]\nbackend = \"candle\"\nop = \"Resize\"\nverdict = \"unsupported\"\nreason = \"no bicubic\"\n\n[[expect]]\nbackend = \"candle\"\nafter = \"resize\"\nverdict = \"skipped\"\nreason = \"downstream\"\n"
+    );
+    let p = write(d.path(), "cubic-declared.toml", &declared);
+    let (code, r) = run_json(&p, "candle,reference");
+    assert_eq!(failures(&r), Vec::<String>::new());
+    assert_eq!(code, 0);
+    assert_eq!(lane(&r, 1, "candle")["declared"], "downstream");
+}
+
+/// One `[[expect]]` appended to [`RELU`] plus a `Neg` node.
+fn with_expect(expect: &str) -> String {
+    format!(
+        "{RELU}[[model.graph.nodes]]\nname = \"neg\"\nop = \"Neg\"\ninputs = [\"X\"]\noutputs = [\"N\"]\n\n[[expect]]\n{expect}\nverdict = \"diverged\"\nreason = \"r\"\n"
+    )
+}
+
+#[test]
+fn a_declaration_naming_what_the_case_does_not_have_is_bad_input() {
+    let d = tempfile::tempdir().unwrap();
+    for (expect, needle) in [
+        ("backend = \"ort\"\nnode = \"nope\"", "node `nope`"),
+        ("backend = \"ort\"\nop = \"Conv\"", "op `Conv`"),
+        ("backend = \"tf\"", "backend `tf`"),
+        ("backend = \"ort\"\nwhen = { mode = \"x\" }", "`mode`"),
+    ] {
+        let p = write(d.path(), "bad.toml", &with_expect(expect));
+        let (code, _, err) = xdiff(&["run", p.to_str().unwrap(), "--backends", "ort,reference"]);
+        assert_eq!(code, 2, "{expect}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains("expect[0]") && err.contains(needle), "{err}");
+    }
+}
+
+#[test]
+fn a_declaration_that_never_applies_fails() {
+    let d = tempfile::tempdir().unwrap();
+    // Both names exist, but no node is `relu` *and* a `Neg`.
+    let p = write(
+        d.path(),
+        "never.toml",
+        &with_expect("backend = \"ort\"\nnode = \"relu\"\nop = \"Neg\""),
+    );
+    let (code, r) = run_json(&p, "ort,reference");
+    assert_eq!(code, 1);
+    let f = failures(&r);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(
+        f[0].starts_with("ort: declared divergence never applies"),
+        "{f:?}"
+    );
+}
+
+#[test]
+fn a_vacuous_output_is_flagged() {
+    let d = tempfile::tempdir().unwrap();
+    // Relu of negative inputs is zero everywhere; Neg of them is not.
+    let text = format!(
+        "{RELU}[[model.graph.nodes]]\nname = \"neg\"\nop = \"Neg\"\ninputs = [\"X\"]\noutputs = [\"N\"]\n\n[inputs.X]\ndist = \"uniform\"\nlow = -2.0\nhigh = -1.0\n"
+    );
+    let p = write(d.path(), "vacuous.toml", &text);
+    let (code, r) = run_json(&p, "ort,reference");
+    assert_eq!(code, 0, "vacuous is a warning, not a failure");
+    assert_eq!(r["nodes"][0]["outputs"][0]["vacuous"], true);
+    assert!(r["nodes"][1]["outputs"][0].get("vacuous").is_none());
+    let warnings = r["warnings"].as_array().expect("warnings");
+    assert_eq!(warnings.len(), 1);
+    assert!(
+        warnings[0].as_str().unwrap().contains("`relu:Y`"),
+        "{warnings:?}"
+    );
+}
