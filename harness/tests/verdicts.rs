@@ -255,3 +255,43 @@ fn a_vacuous_output_is_flagged() {
         "{warnings:?}"
     );
 }
+
+/// A backend-test directory with inputs but no `output_*.pb` (how a user
+/// runs their own exported model) has no `expected` lane: nothing of it to
+/// compare, so nothing that could fail the case.
+#[test]
+fn a_test_dir_without_outputs_has_no_expected_lane() {
+    let d = tempfile::tempdir().unwrap();
+    let case = write(
+        d.path(),
+        "relu.toml",
+        r#"
+[model.graph]
+opset = 17
+inputs = [{ name = "X", shape = [2, 3] }]
+outputs = ["Y"]
+[[model.graph.nodes]]
+name = "relu"
+op = "Relu"
+inputs = ["X"]
+outputs = ["Y"]
+"#,
+    );
+    let cases = xdiff::case::load(&case).unwrap();
+    let dir = d.path().join("relu_dir");
+    std::fs::create_dir_all(dir.join("test_data_set_0")).unwrap();
+    std::fs::write(dir.join("model.onnx"), cases[0].graph.to_bytes()).unwrap();
+    let x = &cases[0].inputs["X"];
+    let pb = prost::Message::encode_to_vec(&x.to_proto("X"));
+    std::fs::write(dir.join("test_data_set_0").join("input_0.pb"), pb).unwrap();
+    let (code, report) = run_json(&dir, "ort,reference");
+    assert_eq!(code, 0, "{:?}", failures(&report));
+    let lanes: Vec<&str> = report["lanes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert!(!lanes.contains(&"expected"), "{lanes:?}");
+    assert_eq!(lane(&report, 0, "ort")["verdict"], "ok");
+}
