@@ -819,7 +819,7 @@ high = 1.0
         let path = dir.path().join("case.toml");
         std::fs::write(&path, CASE).expect("write case");
         let cases = crate::case::load(&path).unwrap_or_else(|e| panic!("{e}"));
-        run_case(&cases[0], &["tch".to_string()])
+        run_case(&cases[0], &["tch".to_string(), "reference".to_string()])
             .expect("run")
             .report
     }
