@@ -75,7 +75,8 @@ fn every_fingerprint_in_the_resize_case_is_verified() {
 fn align_corners_5_to_7_is_reported_ambiguous_with_a_separating_geometry() {
     let v = "nearest:ctm=align_corners,geometry=5to7,mode=nearest,nearest_mode=floor,via=scales";
     let case = resize_variant(v);
-    let report = run_case(&case, &["ort".to_string()]).unwrap().report;
+    let backends = ["ort".to_string(), "reference".to_string()];
+    let report = run_case(&case, &backends).unwrap().report;
     let fp = report.nodes[0].lanes["ort"]
         .fingerprint
         .clone()
