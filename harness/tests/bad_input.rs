@@ -2,22 +2,12 @@
 //! exit code 2 — never a panic or a backtrace (issue 2, item 13).
 
 use std::path::Path;
-use std::process::Command;
 
 use prost::Message;
 use xdiff::onnx;
 
-fn xdiff(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_xdiff"))
-        .args(args)
-        .output()
-        .expect("run xdiff");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::{write, xdiff};
 
 /// Runs a case on the reference only and expects exit 2 with one stderr line containing every `needle`.
 fn expect_bad(case: &Path, needles: &[&str]) {
@@ -47,12 +37,6 @@ op = "Relu"
 inputs = ["X"]
 outputs = ["Y"]
 "#;
-
-fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
 
 #[test]
 fn good_case_passes_on_the_reference() {

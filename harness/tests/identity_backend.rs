@@ -4,9 +4,10 @@
 //! `cargo test --release --features identity-backend --test identity_backend`.
 #![cfg(feature = "identity-backend")]
 
-use std::process::Command;
-
 use serde_json::Value;
+
+mod common;
+use common::xdiff as run;
 
 /// X -> Identity -> A -> Relu -> B -> Identity -> Y.
 const CASE: &str = r#"
@@ -43,18 +44,6 @@ after = "relu"
 verdict = "skipped"
 reason = "downstream of the unsupported relu"
 "#;
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_xdiff"))
-        .args(args)
-        .output()
-        .expect("run xdiff");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn verdict<'a>(report: &'a Value, node: &str) -> (&'a str, &'a Value) {
     let nodes = report["cases"][0]["nodes"].as_array().expect("nodes");

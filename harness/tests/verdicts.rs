@@ -5,28 +5,12 @@
 //! does not have is bad input, one that never applies fails, and a vacuous
 //! output is flagged.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use serde_json::Value;
 
-fn xdiff(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_xdiff"))
-        .args(args)
-        .output()
-        .expect("run xdiff");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
+mod common;
+use common::{write, xdiff};
 
 /// Runs `case` on `backends` as JSON: the exit code and the one case's report.
 fn run_json(case: &Path, backends: &str) -> (i32, Value) {
