@@ -334,14 +334,7 @@ fn lane_input(case: &Case, trace: &Trace, name: &str) -> Option<RefTensor> {
 
 /// Whether the lane's value of `name` is bit for bit the reference's.
 fn same_as_reference(lane: &RefTensor, case: &Case, reference: &Trace, name: &str) -> bool {
-    reference_value(case, reference, name).is_some_and(|r| {
-        r.data.shape() == lane.data.shape()
-            && r.data
-                .to_f64_vec()
-                .iter()
-                .zip(lane.data.to_f64_vec())
-                .all(|(a, b)| a.to_bits() == b.to_bits())
-    })
+    reference_value(case, reference, name).is_some_and(|r| r.data.same_bits(&lane.data))
 }
 
 /// Per output of `node` with a lane value: the lane's value against the

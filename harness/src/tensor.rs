@@ -304,6 +304,29 @@ impl Tensor {
         v
     }
 
+    /// Whether `other` holds the same values bit for bit: same dtype and
+    /// shape, signed zeros told apart, any NaN equal to any NaN. Allocates
+    /// nothing for float32/float64 (the hot case: every node's inputs are
+    /// checked against the reference's before a local re-evaluation).
+    pub fn same_bits(&self, other: &Tensor) -> bool {
+        fn eq(p: f64, q: f64) -> bool {
+            p.to_bits() == q.to_bits() || (p.is_nan() && q.is_nan())
+        }
+        if self.dtype() != other.dtype() || self.shape() != other.shape() {
+            return false;
+        }
+        match (self, other) {
+            (Tensor::F64(a), Tensor::F64(b)) => a.iter().zip(b).all(|(&p, &q)| eq(p, q)),
+            (Tensor::F32(a), Tensor::F32(b)) => {
+                a.iter().zip(b).all(|(&p, &q)| eq(p as f64, q as f64))
+            }
+            _ => {
+                let (x, y) = (self.to_f64_vec(), other.to_f64_vec());
+                x.iter().zip(&y).all(|(&p, &q)| eq(p, q))
+            }
+        }
+    }
+
     /// Integer view of an int64/int32 tensor (for shapes, axes, indices).
     pub fn to_i64_vec(&self) -> Option<Vec<i64>> {
         match self {
