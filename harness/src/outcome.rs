@@ -75,6 +75,12 @@ impl OutputResult {
             local: None,
         }
     }
+
+    /// Whether the output was compared with the reference: in total, or on
+    /// the lane's own inputs (where the reference has no value of its own).
+    pub fn compared(&self) -> bool {
+        self.comparison.is_some() || self.local.is_some()
+    }
 }
 
 /// One node in one lane.
@@ -85,6 +91,10 @@ pub struct LaneResult {
     pub message: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lowering: Option<String>,
+    /// The lane could not run the node and took its outputs from this lane,
+    /// so the nodes after it still ran (and were judged on their own inputs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bridged: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origin: Option<Origin>,
     /// The declared divergence this verdict matches, if any (its reason).
@@ -137,6 +147,7 @@ impl LaneResult {
             verdict,
             message: None,
             lowering: None,
+            bridged: None,
             origin: None,
             declared: None,
             outputs: BTreeMap::new(),
@@ -194,6 +205,71 @@ pub struct LaneInfo {
     /// Nodes compared / total, set once the case is judged.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub coverage: Option<Coverage>,
+    /// The graph outputs compared with the reference's under the case
+    /// (application) tolerance; `None` where nothing could be compared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_outputs: Option<ModelOutputs>,
+}
+
+/// A lane's final graph outputs against the reference's, under the case's
+/// (application) tolerance: "model outputs agree within X". For ORT these
+/// are the deployed (untapped) model's outputs, so fusions that exposing
+/// every value blocks are judged too.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelOutputs {
+    /// Every compared output is within tolerance, same shape and dtype.
+    pub agree: bool,
+    /// The values come from the model as deployed (ORT untapped), not from the traced run.
+    pub deployed: bool,
+    /// Graph outputs compared / total.
+    pub compared: usize,
+    pub total: usize,
+    /// The output with the largest error over its tolerance, with its comparison and tolerance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worst: Option<WorstOutput>,
+}
+
+/// See [`ModelOutputs::worst`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorstOutput {
+    pub output: String,
+    pub comparison: Comparison,
+    pub tolerance: Tolerance,
+}
+
+impl ModelOutputs {
+    /// `agree within 3.2e-4 (atol 1e-5, rtol 1e-4)`, or what differs.
+    pub fn summary(&self) -> String {
+        let Some(w) = &self.worst else {
+            return format!("{} of {} compared", self.compared, self.total);
+        };
+        let tol = format!("atol {:e}, rtol {:e}", w.tolerance.atol, w.tolerance.rtol);
+        let source = if self.deployed {
+            "; deployed model"
+        } else {
+            ""
+        };
+        let partial = if self.compared < self.total {
+            format!("; {} of {} outputs compared", self.compared, self.total)
+        } else {
+            String::new()
+        };
+        match &w.comparison {
+            Comparison::Metrics(m) if self.agree => {
+                format!("agree within {:.1e} ({tol}{source}{partial})", m.max_abs)
+            }
+            Comparison::Metrics(m) => format!(
+                "DIFFER: `{}` max abs {:.1e}, {} of {} elements outside ({tol}{source}{partial})",
+                w.output, m.max_abs, m.mismatches, m.count
+            ),
+            Comparison::ShapeMismatch { got, want } => {
+                format!("DIFFER: `{}` shape {got:?} vs {want:?}{source}", w.output)
+            }
+            Comparison::DtypeMismatch { got, want } => {
+                format!("DIFFER: `{}` dtype {got} vs {want}{source}", w.output)
+            }
+        }
+    }
 }
 
 /// Where a lane starts to differ from the reference.

@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::backend::engine::{Bridge, NoBridge};
 use crate::backend::reference;
 use crate::backend::reference::RefTensor;
 use crate::backend::{self, Device, EngineError, NodeStatus, Trace};
@@ -18,12 +19,15 @@ use crate::diff::{self, bound, Comparison};
 use crate::graph::Node;
 use crate::lane::{EngineLane, Lane, Patch, EXPECTED, REFERENCE};
 use crate::outcome::{
-    CaseReport, CaseRun, Evidence, FirstDivergence, LaneInfo, LaneResult, NodeEvidence, NodeReport,
-    Origin, OutputInfo, OutputResult, TensorPair, Verdict,
+    CaseReport, CaseRun, Evidence, FirstDivergence, LaneInfo, LaneResult, ModelOutputs,
+    NodeEvidence, NodeReport, Origin, OutputInfo, OutputResult, TensorPair, Verdict, WorstOutput,
 };
 use crate::tensor::{DType, Tensor};
 use crate::verdict::{self, Judge};
 use rayon::prelude::*;
+
+/// The lane that runs first and bridges the nodes the reference cannot run.
+const BRIDGE_SOURCE: &str = "ort";
 
 /// Failures that are not findings but bad input or environment (exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -63,12 +67,14 @@ fn lane_info(name: String) -> LaneInfo {
         notes: vec![],
         error: None,
         coverage: None,
+        model_outputs: None,
     }
 }
 
-/// Runs an engine lane. A missing runtime or device is an error (exit 2);
-/// any other failure of the whole lane is reported in its [`LaneInfo`].
-fn run_lane(lane: EngineLane, case: &Case) -> Result<LaneRun, RunError> {
+/// Runs an engine lane, bridging the nodes it cannot run with `bridge`'s
+/// values. A missing runtime or device is an error (exit 2); any other
+/// failure of the whole lane is reported in its [`LaneInfo`].
+fn run_lane(lane: EngineLane, case: &Case, bridge: &dyn Bridge) -> Result<LaneRun, RunError> {
     let fail = |error| RunError::Engine {
         case: case.id(),
         error,
@@ -79,12 +85,13 @@ fn run_lane(lane: EngineLane, case: &Case) -> Result<LaneRun, RunError> {
         .prepare(&case.graph, &lane.options(&case.options))
         .and_then(|mut s| {
             info.settings = s.settings().into_iter().collect();
-            s.run(&case.inputs)
+            s.run_bridged(&case.inputs, bridge)
         });
     let trace = match prepared {
         Ok(trace) => {
             info.wall_ms = trace.wall.as_secs_f64() * 1e3;
             info.notes = trace.notes.clone();
+            info.notes.extend(bridged_note(case, &trace));
             Some(trace)
         }
         Err(e @ (EngineError::Missing { .. } | EngineError::Device { .. })) => return Err(fail(e)),
@@ -94,6 +101,64 @@ fn run_lane(lane: EngineLane, case: &Case) -> Result<LaneRun, RunError> {
         }
     };
     Ok(LaneRun::new(lane.into(), trace, info))
+}
+
+/// "bridged N nodes ... with values from `x`": the nodes this lane could
+/// not run whose outputs another lane supplied, so that the nodes after
+/// them still ran and were judged on their own inputs.
+fn bridged_note(case: &Case, trace: &Trace) -> Option<String> {
+    let mut by_source: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (node, run) in case.graph.nodes.iter().zip(&trace.nodes) {
+        if let Some(from) = &run.bridged {
+            by_source.entry(from).or_default().push(&node.name);
+        }
+    }
+    let parts: Vec<String> = by_source
+        .iter()
+        .map(|(from, names)| {
+            let shown: Vec<String> = names.iter().take(8).map(|n| format!("`{n}`")).collect();
+            let more = names.len().saturating_sub(8);
+            let more = if more > 0 { format!(" (+{more} more)") } else { String::new() };
+            format!(
+                "{} node{} it could not run took {} outputs from `{from}` so the nodes after them still ran: {}{more}",
+                names.len(),
+                if names.len() == 1 { "" } else { "s" },
+                if names.len() == 1 { "its" } else { "their" },
+                shown.join(", ")
+            )
+        })
+        .collect();
+    (!parts.is_empty()).then(|| format!("bridged: {}", parts.join("; ")))
+}
+
+/// Values of lanes already run, offered to a later lane for the nodes it
+/// cannot run ([`Bridge`]): the first source with the value wins, cast to
+/// its ONNX dtype (the reference stores floats as f64).
+struct TraceBridge<'a> {
+    sources: Vec<(&'a str, &'a Trace)>,
+}
+
+impl Bridge for TraceBridge<'_> {
+    fn value(&self, name: &str) -> Option<(Tensor, String)> {
+        self.sources.iter().find_map(|(lane, t)| {
+            let v = t.values.get(name)?;
+            let v = match t.logical.get(name) {
+                Some(&d) if d != v.dtype() => v.cast(d),
+                _ => v.clone(),
+            };
+            Some((v, lane.to_string()))
+        })
+    }
+}
+
+impl<'a> TraceBridge<'a> {
+    fn of(runs: &[&'a LaneRun]) -> TraceBridge<'a> {
+        let sources = runs
+            .iter()
+            .filter_map(|r| Some((r.name.as_str(), r.trace.as_ref()?)))
+            .collect();
+        TraceBridge { sources }
+    }
 }
 
 /// The expected lane of a backend-test directory: outputs only.
@@ -138,26 +203,60 @@ pub fn run_case_with_baseline(
     baseline: Option<Device>,
 ) -> Result<CaseRun, RunError> {
     let show_reference = backends.iter().any(|b| b == REFERENCE);
+    // ONNX Runtime runs first when asked for: it runs every op, so the
+    // reference takes from it the outputs of a node it has no lowering for
+    // (that node alone cannot be judged, not everything after it).
+    let first = backends.iter().find(|b| b.as_str() == BRIDGE_SOURCE);
+    let first = match first {
+        Some(b) => Some(run_lane(
+            EngineLane::backend(b, case.options.device),
+            case,
+            &NoBridge,
+        )?),
+        None => None,
+    };
     // Without the reference nothing can be judged: it is not run, and the
     // case fails saying so (see `verdict::Judge::Absent`).
     let reference = if show_reference {
-        run_lane(EngineLane::reference(), case)?
+        let bridge = TraceBridge::of(&first.iter().collect::<Vec<_>>());
+        run_lane(EngineLane::reference(), case, &bridge)?
     } else {
         let lane = EngineLane::reference();
         LaneRun::new(lane.clone().into(), None, lane_info(lane.to_string()))
     };
+    let sources: Vec<&LaneRun> = std::iter::once(&reference).chain(&first).collect();
+    let bridge = TraceBridge::of(&sources);
     let mut lanes = Vec::new();
+    // Where the lane run first goes, and its cross-device comparison.
+    let mut first_at = None;
     for b in backends.iter().filter(|b| b.as_str() != REFERENCE) {
+        let ran_first = first.as_ref().filter(|l| l.name == *b);
         // The case's device first: a missing GPU is the error to report.
-        let mut lane = run_lane(EngineLane::backend(b, case.options.device), case)?;
-        let Some(device) = baseline else {
-            lanes.push(lane);
-            continue;
+        let mut lane = match ran_first {
+            Some(_) => None,
+            None => Some(run_lane(
+                EngineLane::backend(b, case.options.device),
+                case,
+                &bridge,
+            )?),
         };
-        let twin = run_lane(EngineLane::on_device(b, device), case)?;
-        lane.cross_device = cross_device_results(case, lane.trace.as_ref(), twin.trace.as_ref());
-        lanes.push(lane);
-        lanes.push(twin);
+        let twin = match baseline {
+            Some(device) => Some(run_lane(EngineLane::on_device(b, device), case, &bridge)?),
+            None => None,
+        };
+        if let Some(twin) = &twin {
+            let got = ran_first.or(lane.as_ref()).and_then(|l| l.trace.as_ref());
+            let cross = cross_device_results(case, got, twin.trace.as_ref());
+            match &mut lane {
+                Some(l) => l.cross_device = cross,
+                None => first_at = Some((lanes.len(), cross)),
+            }
+        }
+        match lane {
+            Some(l) => lanes.push(l),
+            None => first_at = first_at.or(Some((lanes.len(), vec![]))),
+        }
+        lanes.extend(twin);
     }
     let mut ported: Vec<&String> = Vec::new();
     for b in &case.port {
@@ -166,7 +265,12 @@ pub fn run_case_with_baseline(
         }
         ported.push(b);
         let port = EngineLane::patched(b, case.options.device, Patch::Port);
-        lanes.push(run_lane(port, case)?);
+        lanes.push(run_lane(port, case, &bridge)?);
+    }
+    drop(bridge);
+    if let (Some(mut l), Some((at, cross))) = (first, first_at) {
+        l.cross_device = cross;
+        lanes.insert(at, l);
     }
     lanes.extend(expected_lane(case));
     let report = build_report(case, &reference, &lanes, show_reference);
@@ -185,8 +289,8 @@ pub fn cross_device_compare(
     device: Device,
     baseline: Device,
 ) -> Result<Vec<Option<Comparison>>, RunError> {
-    let a = run_lane(EngineLane::backend(backend, device), case)?;
-    let b = run_lane(EngineLane::on_device(backend, baseline), case)?;
+    let a = run_lane(EngineLane::backend(backend, device), case, &NoBridge)?;
+    let b = run_lane(EngineLane::on_device(backend, baseline), case, &NoBridge)?;
     Ok(cross_device_results(
         case,
         a.trace.as_ref(),
@@ -253,16 +357,34 @@ fn compare_lane(case: &Case, lane: &LaneRun, reference: &Trace, node: &Node) -> 
     };
     let is_expected = lane.lane == Lane::Expected;
     if !is_expected {
-        result.lowering = trace.nodes.get(node.index).and_then(|n| n.lowering.clone());
+        let run = trace.nodes.get(node.index);
+        result.lowering = run.and_then(|n| n.lowering.clone());
+        result.bridged = run.and_then(|n| n.bridged.clone());
         if let Some((verdict, m)) = node_status(trace, node.index).and_then(not_run) {
             (result.verdict, result.message) = (verdict, Some(m));
             return result;
         }
     }
-    if let Some((_, m)) = node_status(reference, node.index).and_then(not_run) {
-        result.verdict = Verdict::Skipped;
-        result.message = Some(format!("no reference value: {m}"));
-        return result;
+    match node_status(reference, node.index) {
+        // Downstream of a node the reference could not run (and could not
+        // bridge): no total comparison, but the node is still judged on the
+        // lane's own inputs.
+        Some(NodeStatus::Skipped(m)) if !is_expected => {
+            judge_locally(case, trace, reference, node, &mut result);
+            if result.local.is_none() {
+                result.verdict = Verdict::Skipped;
+                result.message = Some(format!("no reference value: {m}"));
+            }
+            return result;
+        }
+        Some(status) => {
+            if let Some((_, m)) = not_run(status) {
+                result.verdict = Verdict::Skipped;
+                result.message = Some(format!("no reference value: {m}"));
+                return result;
+            }
+        }
+        None => {}
     }
     let compared = compare_outputs(case, trace, reference, node, is_expected, &mut result);
     if is_expected && compared == 0 {
@@ -307,12 +429,16 @@ fn judge_locally(
             result.local = Some(c.clone());
         }
         result.local.get_or_insert_with(|| c.clone());
-        if let Some(o) = result.outputs.get_mut(&out) {
-            if past {
-                o.verdict = o.verdict.max(Verdict::Diverged);
-            }
-            o.local = Some(c);
+        // An output with no total comparison (no reference value) is judged
+        // by its local one alone.
+        let o = result
+            .outputs
+            .entry(out)
+            .or_insert_with(|| OutputResult::new(Verdict::Ok, None));
+        if past {
+            o.verdict = o.verdict.max(Verdict::Diverged);
         }
+        o.local = Some(c);
     }
     if introduced {
         result.verdict = result.verdict.max(Verdict::Diverged);
@@ -323,12 +449,14 @@ fn judge_locally(
 }
 
 /// Input `name` of a node as this lane received it: the case's graph input
-/// or initializer, else the lane's own value (its dtype as logical dtype).
+/// or initializer, else the lane's own value (its dtype as logical dtype),
+/// else the value bridged in for a node it could not run.
 fn lane_input(case: &Case, trace: &Trace, name: &str) -> Option<RefTensor> {
     case.inputs
         .get(name)
         .or_else(|| case.graph.initializers.get(name))
         .or_else(|| trace.values.get(name))
+        .or_else(|| trace.bridged.get(name))
         .map(RefTensor::from_host)
 }
 
@@ -467,7 +595,15 @@ fn build_report(
     if show_reference {
         all_lanes.push(reference.info.clone());
     }
-    all_lanes.extend(lanes.iter().map(|l| l.info.clone()));
+    all_lanes.extend(lanes.iter().map(|l| {
+        let mut info = l.info.clone();
+        info.model_outputs = l
+            .trace
+            .as_ref()
+            .filter(|_| show_reference)
+            .and_then(|t| model_outputs(case, t, ref_trace));
+        info
+    }));
     let judge = judge_of(reference, show_reference, case.graph.nodes.len());
     let (failures, warnings) = verdict::judge(case, &judge, &mut nodes, &mut all_lanes);
     let first_divergence = first_divergences(&nodes, &all_lanes);
@@ -491,9 +627,58 @@ fn build_report(
     }
 }
 
+/// The lane's graph outputs (as deployed, where the trace has them) against
+/// the reference's, each under the case tolerance of its producing op;
+/// `None` when no output has a value on both sides.
+fn model_outputs(case: &Case, trace: &Trace, reference: &Trace) -> Option<ModelOutputs> {
+    let deployed = !trace.deployed.is_empty();
+    let mut compared = 0;
+    let mut agree = true;
+    let mut worst: Option<(f64, WorstOutput)> = None;
+    for name in case.graph.outputs.iter().map(|o| &o.name) {
+        let got = trace.deployed.get(name).or_else(|| trace.values.get(name));
+        let (Some(got), Some(want)) = (got, reference.values.get(name)) else {
+            continue;
+        };
+        compared += 1;
+        let dtype = reference.logical.get(name).copied().unwrap_or(want.dtype());
+        let op = case
+            .graph
+            .nodes
+            .iter()
+            .find(|n| n.outputs.contains(name))
+            .map_or("", |n| n.op_type.as_str());
+        let tolerance = case.tolerances.get(op, dtype);
+        let comparison = diff::compare(got, want, dtype, tolerance);
+        agree &= comparison.ok();
+        let excess = match &comparison {
+            Comparison::Metrics(m) => match (m.worst_value, m.worst_reference) {
+                (Some(v), Some(r)) => (v - r).abs() / (tolerance.atol + tolerance.rtol * r.abs()),
+                _ => 0.0,
+            },
+            _ => f64::INFINITY,
+        };
+        if worst.as_ref().is_none_or(|(e, _)| excess > *e) {
+            let w = WorstOutput {
+                output: name.clone(),
+                comparison,
+                tolerance,
+            };
+            worst = Some((excess, w));
+        }
+    }
+    (compared > 0).then(|| ModelOutputs {
+        agree,
+        deployed,
+        compared,
+        total: case.graph.outputs.len(),
+        worst: worst.map(|(_, w)| w),
+    })
+}
+
 /// A node result that compared nothing is not `ok`: it is `skipped`.
 fn uncompared(mut r: LaneResult, reference_run: bool) -> LaneResult {
-    let compared = r.outputs.values().any(|o| o.comparison.is_some());
+    let compared = r.outputs.values().any(OutputResult::compared);
     if r.verdict == Verdict::Ok && !compared {
         r.verdict = Verdict::Skipped;
         r.message = Some(if reference_run {
@@ -607,6 +792,11 @@ fn reference_result(reference: &LaneRun, node: &Node) -> LaneResult {
         lowering: Some("spec".into()),
         ..LaneResult::new(Verdict::Ok)
     };
+    r.bridged = reference
+        .trace
+        .as_ref()
+        .and_then(|t| t.nodes.get(node.index))
+        .and_then(|n| n.bridged.clone());
     match reference
         .trace
         .as_ref()
@@ -649,12 +839,7 @@ fn lane_inputs(case: &Case, trace: &Trace, node: &Node) -> Option<Vec<Option<Ref
             if n.is_empty() {
                 return Some(None);
             }
-            let t = trace
-                .values
-                .get(n)
-                .or_else(|| case.inputs.get(n))
-                .or_else(|| case.graph.initializers.get(n))?;
-            Some(Some(RefTensor::from_host(t)))
+            lane_input(case, trace, n).map(Some)
         })
         .collect()
 }
@@ -846,5 +1031,79 @@ high = 1.0
                 .expect("local");
             assert_eq!(m.bound_ratio, Some(0.0), "{node}: {l:?}");
         }
+    }
+}
+
+/// A node the reference cannot run, with no lane to bridge it from, blinds
+/// that node alone: the nodes after it are judged on the lane's own inputs.
+#[cfg(test)]
+mod blind_tests {
+    use super::*;
+    use crate::backend::NodeRun;
+
+    /// `X -> sin -> relu`: the reference has no `Sin`.
+    const CASE: &str = r#"
+[model.graph]
+opset = 17
+inputs = [{ name = "X", shape = [2, 3] }]
+outputs = ["Y"]
+[[model.graph.nodes]]
+name = "sin"
+op = "Sin"
+inputs = ["X"]
+outputs = ["A"]
+[[model.graph.nodes]]
+name = "relu"
+op = "Relu"
+inputs = ["A"]
+outputs = ["Y"]
+"#;
+
+    /// A lane that ran both nodes: `sin` in f32, then `relu` (negated when `wrong`).
+    fn lane(case: &Case, wrong: bool) -> LaneRun {
+        let x = case.inputs["X"].to_f64_vec();
+        let a: Vec<f64> = x.iter().map(|v| (*v as f32).sin() as f64).collect();
+        let sign = if wrong { -1.0 } else { 1.0 };
+        let y: Vec<f64> = a.iter().map(|v| sign * v.max(0.0)).collect();
+        let mut trace = Trace::default();
+        trace
+            .values
+            .insert("A".into(), Tensor::from_f64(DType::F32, &[2, 3], &a));
+        trace
+            .values
+            .insert("Y".into(), Tensor::from_f64(DType::F32, &[2, 3], &y));
+        let ran = NodeRun {
+            status: NodeStatus::Ran,
+            lowering: None,
+            bridged: None,
+        };
+        trace.nodes = vec![ran.clone(), ran];
+        let l = EngineLane::backend("fake", Device::Cpu);
+        LaneRun::new(l.clone().into(), Some(trace), lane_info(l.to_string()))
+    }
+
+    #[test]
+    fn the_nodes_after_a_blind_node_are_judged_on_the_lanes_inputs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("case.toml");
+        std::fs::write(&path, CASE).expect("write case");
+        let case = &crate::case::load(&path).unwrap_or_else(|e| panic!("{e}"))[0];
+        let engine = backend::engine(REFERENCE).expect("reference");
+        let mut session = engine.prepare(&case.graph, &case.options).expect("prepare");
+        let reference = session.run(&case.inputs).expect("run");
+        assert!(matches!(reference.nodes[1].status, NodeStatus::Skipped(_)));
+
+        let relu = &case.graph.nodes[1];
+        let r = compare_lane(case, &lane(case, false), &reference, relu);
+        assert_eq!(r.verdict, Verdict::Ok, "{r:?}");
+        let y = &r.outputs["Y"];
+        assert!(y.comparison.is_none() && y.local.as_ref().is_some_and(Comparison::ok));
+
+        let r = compare_lane(case, &lane(case, true), &reference, relu);
+        assert_eq!(r.verdict, Verdict::Diverged, "{r:?}");
+        assert_eq!(r.origin, Some(Origin::Introduced));
+        // The blind node itself has nothing to be compared with.
+        let r = compare_lane(case, &lane(case, false), &reference, &case.graph.nodes[0]);
+        assert_eq!(r.verdict, Verdict::Skipped, "{r:?}");
     }
 }

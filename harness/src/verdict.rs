@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::case::{Case, Declared, Expectation};
 use crate::lane::{EXPECTED, REFERENCE};
-use crate::outcome::{Coverage, LaneInfo, LaneResult, NodeReport, Origin, Verdict};
+use crate::outcome::{Coverage, LaneInfo, LaneResult, NodeReport, Origin, OutputResult, Verdict};
 
 /// At most this many node names are listed in one failure line.
 const MAX_NAMES: usize = 8;
@@ -52,6 +52,7 @@ pub fn judge(
             continue;
         }
         let mut lane_failures = lane_failures(case, judge, nodes, lane);
+        lane_failures.extend(unexplained_outputs(nodes, lane));
         if lane_failures.is_empty() && judge_ok(judge) {
             lane_failures.extend(nothing_compared(nodes, lane));
         }
@@ -75,7 +76,7 @@ fn coverage(nodes: &[NodeReport], lane: &str) -> Coverage {
             if lane == REFERENCE {
                 x.verdict == Verdict::Ok
             } else {
-                x.outputs.values().any(|o| o.comparison.is_some())
+                x.outputs.values().any(OutputResult::compared)
             }
         })
         .count();
@@ -102,10 +103,18 @@ fn reference_failures(judge: &Judge, nodes: &[NodeReport]) -> Vec<String> {
 
 /// "cannot judge N of M nodes: reference has no lowering for `Op` (`node`)..."
 fn cannot_judge(status: &[Option<(Verdict, String)>], nodes: &[NodeReport]) -> Option<String> {
+    // A node downstream of one the reference could not run is still judged
+    // where a lane compared it on its own inputs.
+    let judged_locally = |n: &NodeReport| {
+        n.lanes
+            .iter()
+            .any(|(l, r)| l != REFERENCE && r.outputs.values().any(OutputResult::compared))
+    };
     let missing: Vec<(&NodeReport, &(Verdict, String))> = nodes
         .iter()
         .zip(status)
         .filter_map(|(n, s)| s.as_ref().map(|s| (n, s)))
+        .filter(|(n, (v, _))| *v != Verdict::Skipped || !judged_locally(n))
         .collect();
     if missing.is_empty() {
         return None;
@@ -281,6 +290,38 @@ fn skipped_runs(case: &Case, nodes: &[NodeReport], lane: &str, skipped: &[usize]
             )
         })
         .collect()
+}
+
+/// Model outputs outside the application tolerance on a lane where no node
+/// introduced a divergence or failed to run: nothing explains them, so they
+/// fail on their own (accumulated float32 rounding beyond the case's
+/// tolerance, or, for the deployed ORT model, a fusion that tapping blocks).
+/// Where a node did depart, that node's failure (or declaration) says why.
+fn unexplained_outputs(nodes: &[NodeReport], lane: &LaneInfo) -> Option<String> {
+    let outputs = lane.model_outputs.as_ref().filter(|m| !m.agree)?;
+    let explained = nodes
+        .iter()
+        .filter_map(|n| n.lanes.get(&lane.name))
+        .any(|r| {
+            r.origin == Some(Origin::Introduced)
+                || matches!(
+                    r.verdict,
+                    Verdict::Unsupported | Verdict::Error | Verdict::Skipped
+                )
+        });
+    if explained {
+        return None;
+    }
+    let why = if outputs.deployed {
+        "no traced node introduced a divergence: the deployed model differs from the traced one (a fusion tapping disables) or float32 rounding accumulated beyond this tolerance"
+    } else {
+        "no node introduced a divergence: float32 rounding accumulated beyond this tolerance (widen the case's [tolerance] if that is acceptable)"
+    };
+    Some(format!(
+        "{}: model outputs {}; {why}",
+        lane.name,
+        outputs.summary()
+    ))
 }
 
 /// A lane that compared nothing, where not every node is declared.

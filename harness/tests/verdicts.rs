@@ -1,9 +1,10 @@
 //! Nothing uncompared passes and declarations are checked (issue 11, items
-//! 3 and 4): a node the reference cannot run fails the case with "cannot
-//! judge", a run without the reference fails, an undeclared unsupported
-//! node (and its skipped run) fails, a declaration naming something the case
-//! does not have is bad input, one that never applies fails, and a vacuous
-//! output is flagged.
+//! 1, 3 and 4): a node the reference cannot run fails the case with "cannot
+//! judge" naming it alone (the model-zoo `ConstantOfShape` form, `Range`),
+//! while every other node is judged; a run without the reference fails; an
+//! undeclared unsupported node fails and the nodes after it are bridged and
+//! judged; a declaration naming something the case does not have is bad
+//! input, one that never applies fails; a vacuous output is flagged.
 
 use std::path::Path;
 
@@ -150,31 +151,214 @@ outputs = ["Z"]
 
 #[cfg(feature = "candle-backend")]
 #[test]
-fn an_undeclared_unsupported_node_fails_and_its_skipped_run_is_one_line() {
+fn an_undeclared_unsupported_node_fails_and_the_nodes_after_it_are_bridged() {
     let d = tempfile::tempdir().unwrap();
     let p = write(d.path(), "cubic.toml", CUBIC);
     let (code, r) = run_json(&p, "candle,reference");
     assert_eq!(code, 1);
     let f = failures(&r);
-    assert_eq!(f.len(), 2, "{f:?}");
+    assert_eq!(f.len(), 1, "{f:?}");
     assert!(
         f[0].starts_with("candle: node `resize` (Resize) unsupported"),
         "{f:?}"
     );
+    // The resize's outputs came from the reference, so the nodes after it
+    // ran on candle and were judged (not skipped).
+    assert_eq!(lane(&r, 0, "candle")["bridged"], "reference");
+    assert_eq!(lane(&r, 1, "candle")["verdict"], "ok");
+    assert_eq!(lane(&r, 2, "candle")["verdict"], "ok");
+    assert!(lane(&r, 1, "candle").get("bridged").is_none());
+    let candle = r["lanes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "candle");
+    let candle = candle.unwrap();
     assert_eq!(
-        f[1],
-        "candle: 2 nodes skipped after `resize` (Resize) unsupported: `relu`, `neg`"
+        candle["coverage"],
+        serde_json::json!({"compared": 2, "total": 3})
+    );
+    let notes = candle["notes"].to_string();
+    assert!(
+        notes.contains("bridged: 1 node") && notes.contains("`resize`"),
+        "{notes}"
     );
 
-    // Declared (the unsupported node, and the nodes after it), it passes.
+    // Declared (the unsupported node), it passes.
     let declared = format!(
-        "{CUBIC}\n[[expect]]\nbackend = \"candle\"\nop = \"Resize\"\nverdict = \"unsupported\"\nreason = \"no bicubic\"\n\n[[expect]]\nbackend = \"candle\"\nafter = \"resize\"\nverdict = \"skipped\"\nreason = \"downstream\"\n"
+        "{CUBIC}\n[[expect]]\nbackend = \"candle\"\nop = \"Resize\"\nverdict = \"unsupported\"\nreason = \"no bicubic\"\n"
     );
     let p = write(d.path(), "cubic-declared.toml", &declared);
     let (code, r) = run_json(&p, "candle,reference");
     assert_eq!(failures(&r), Vec::<String>::new());
     assert_eq!(code, 0);
-    assert_eq!(lane(&r, 1, "candle")["declared"], "downstream");
+    assert_eq!(lane(&r, 0, "candle")["declared"], "no bicubic");
+}
+
+/// The model-zoo form: every weight produced by a `ConstantOfShape` node
+/// (which the reference, libtorch and candle have no lowering for).
+/// `cos_w -> W; conv(X, W) -> relu; cos_s -> S; mul(relu, S)`.
+const CONSTANT_OF_SHAPE: &str = r#"
+[model.graph]
+opset = 17
+inputs = [{ name = "X", shape = [1, 2, 5, 5] }]
+outputs = ["Y"]
+[[model.graph.initializers]]
+name = "w_shape"
+dtype = "int64"
+shape = [4]
+values = [3, 2, 3, 3]
+[[model.graph.initializers]]
+name = "s_shape"
+dtype = "int64"
+shape = [1]
+values = [1]
+[[model.graph.nodes]]
+name = "cos_w"
+op = "ConstantOfShape"
+inputs = ["w_shape"]
+outputs = ["W"]
+attrs = { value = { tensor = { dtype = "float32", shape = [1], values = [0.125] } } }
+[[model.graph.nodes]]
+name = "conv"
+op = "Conv"
+inputs = ["X", "W"]
+outputs = ["C"]
+attrs = { pads = [1, 1, 1, 1] }
+[[model.graph.nodes]]
+name = "relu"
+op = "Relu"
+inputs = ["C"]
+outputs = ["R"]
+[[model.graph.nodes]]
+name = "cos_s"
+op = "ConstantOfShape"
+inputs = ["s_shape"]
+outputs = ["S"]
+attrs = { value = { tensor = { dtype = "float32", shape = [1], values = [-0.5] } } }
+[[model.graph.nodes]]
+name = "mul"
+op = "Mul"
+inputs = ["R", "S"]
+outputs = ["Y"]
+"#;
+
+/// `range(0, 6, 1) -> cast -> add(X, ·) -> relu`: what a detector's grid
+/// code exports to.
+const RANGE: &str = r#"
+[model.graph]
+opset = 17
+inputs = [{ name = "X", shape = [2, 6] }]
+outputs = ["Y"]
+[[model.graph.initializers]]
+name = "start"
+dtype = "int64"
+shape = []
+values = [0]
+[[model.graph.initializers]]
+name = "limit"
+dtype = "int64"
+shape = []
+values = [6]
+[[model.graph.initializers]]
+name = "delta"
+dtype = "int64"
+shape = []
+values = [1]
+[[model.graph.nodes]]
+name = "range"
+op = "Range"
+inputs = ["start", "limit", "delta"]
+outputs = ["r"]
+[[model.graph.nodes]]
+name = "cast"
+op = "Cast"
+inputs = ["r"]
+outputs = ["rf"]
+attrs = { to = 1 }
+[[model.graph.nodes]]
+name = "add"
+op = "Add"
+inputs = ["X", "rf"]
+outputs = ["A"]
+[[model.graph.nodes]]
+name = "relu"
+op = "Relu"
+inputs = ["A"]
+outputs = ["Y"]
+"#;
+
+fn lane_info<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["lanes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == name)
+        .unwrap_or_else(|| panic!("no lane {name}"))
+}
+
+/// A node the reference cannot run blinds that node alone: the reference
+/// takes its outputs from ONNX Runtime, and every other node is judged on
+/// every lane. The case fails with "cannot judge" naming exactly those nodes.
+#[cfg(all(feature = "tch-backend", feature = "candle-backend"))]
+#[test]
+fn model_zoo_constant_of_shape_and_range_fail_with_cannot_judge_naming_only_those_nodes() {
+    let d = tempfile::tempdir().unwrap();
+    for (file, text, blind, op, judged) in [
+        (
+            "cos.toml",
+            CONSTANT_OF_SHAPE,
+            "`cos_w`, `cos_s`",
+            "ConstantOfShape",
+            [1usize, 2, 4],
+        ),
+        ("range.toml", RANGE, "`range`", "Range", [1, 2, 3]),
+    ] {
+        let p = write(d.path(), file, text);
+        let (code, r) = run_json(&p, "ort,tch,candle,reference");
+        assert_eq!(code, 1, "{file}");
+        let f = failures(&r);
+        let nodes = r["nodes"].as_array().unwrap().len();
+        let n_blind = blind.matches('`').count() / 2;
+        assert_eq!(
+            f[0],
+            format!(
+                "reference: cannot judge {n_blind} of {nodes} nodes: reference has no lowering for `{op}` ({blind})"
+            ),
+            "{file}: {f:?}"
+        );
+        for l in ["ort", "tch", "candle"] {
+            for &i in &judged {
+                let x = lane(&r, i, l);
+                assert_eq!(x["verdict"], "ok", "{file} {l} node {i}: {x}");
+                assert!(x["outputs"]
+                    .as_object()
+                    .unwrap()
+                    .values()
+                    .any(|o| o.get("local").is_some()));
+            }
+            let cov = &lane_info(&r, l)["coverage"];
+            assert_eq!(cov["compared"], judged.len(), "{file} {l}: {cov}");
+        }
+        // The reference took the blind nodes' values from ONNX Runtime.
+        assert_eq!(
+            lane_info(&r, "reference")["notes"]
+                .to_string()
+                .contains("from `ort`"),
+            true
+        );
+        // The lanes that cannot run them either are failed for it, once each.
+        for l in ["tch", "candle"] {
+            assert!(
+                f.iter().any(|x| x.starts_with(&format!("{l}: node `"))),
+                "{f:?}"
+            );
+        }
+        // ONNX Runtime's deployed outputs agree with the reference.
+        let m = &lane_info(&r, "ort")["model_outputs"];
+        assert_eq!(m["agree"], true, "{m}");
+        assert_eq!(m["deployed"], true, "{m}");
+    }
 }
 
 /// One `[[expect]]` appended to [`RELU`] plus a `Neg` node.

@@ -31,6 +31,27 @@ pub struct NodeRun {
     pub status: NodeStatus,
     /// `native: <op>`, `composed: <ops>`, `spec` (reference) or `graph` (ORT).
     pub lowering: Option<String>,
+    /// The node did not run here, but its outputs were taken from this lane
+    /// (a [`Bridge`]) so that the nodes after it still run.
+    pub bridged: Option<String>,
+}
+
+/// Values another lane computed, offered to an engine for the nodes it
+/// cannot run: one node a lane (or the reference) cannot run must not leave
+/// everything after it unrun. Engines that run a whole graph at once (ORT)
+/// ignore it.
+pub trait Bridge: Sync {
+    /// The value of `name` in its ONNX dtype, and the lane it comes from.
+    fn value(&self, name: &str) -> Option<(Tensor, String)>;
+}
+
+/// No values to bridge with.
+pub struct NoBridge;
+
+impl Bridge for NoBridge {
+    fn value(&self, _name: &str) -> Option<(Tensor, String)> {
+        None
+    }
 }
 
 /// Everything one run produced.
@@ -46,6 +67,13 @@ pub struct Trace {
     pub wall: Duration,
     /// Findings about the run itself (e.g. ORT: tapping changed final outputs).
     pub notes: Vec<String>,
+    /// The values this lane took from a [`Bridge`] for the nodes it could
+    /// not run, as it received them (its inputs to the nodes after them).
+    pub bridged: HashMap<String, Tensor>,
+    /// The graph outputs as the model runs when deployed, where they may
+    /// differ from `values` (ORT: the untapped model, whose fusions tapping
+    /// blocks); empty where `values` already are that.
+    pub deployed: HashMap<String, Tensor>,
 }
 
 /// Failures of a whole engine (as opposed to one node).
@@ -77,7 +105,17 @@ pub trait Engine: Send + Sync {
 /// A graph prepared by an engine for one device.
 pub trait Session {
     /// Runs the graph on `inputs` (graph input name -> tensor).
-    fn run(&mut self, inputs: &BTreeMap<String, Tensor>) -> Result<Trace, EngineError>;
+    fn run(&mut self, inputs: &BTreeMap<String, Tensor>) -> Result<Trace, EngineError> {
+        self.run_bridged(inputs, &NoBridge)
+    }
+    /// [`Session::run`], taking the outputs of a node this engine cannot run
+    /// from `bridge` where it has them (the node is still reported as not
+    /// run, with [`NodeRun::bridged`] set).
+    fn run_bridged(
+        &mut self,
+        inputs: &BTreeMap<String, Tensor>,
+        bridge: &dyn Bridge,
+    ) -> Result<Trace, EngineError>;
     /// The settings that actually ran (optimization level, TF32, threads...).
     fn settings(&self) -> Vec<(String, String)>;
 }

@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
-use super::engine::{EngineError, NodeRun, NodeStatus, Session, Trace};
+use super::engine::{Bridge, EngineError, NodeRun, NodeStatus, Session, Trace};
 use crate::graph::{Graph, Node};
 use crate::onnx::ValueInfoProto;
 use crate::options::EngineOptions;
@@ -114,19 +114,31 @@ struct NodeInfo {
 }
 
 impl<M: LoadedModel> Session for Tapped<M> {
-    fn run(&mut self, inputs: &BTreeMap<String, Tensor>) -> Result<Trace, EngineError> {
+    /// The whole graph runs at once: nothing to bridge.
+    fn run_bridged(
+        &mut self,
+        inputs: &BTreeMap<String, Tensor>,
+        _bridge: &dyn Bridge,
+    ) -> Result<Trace, EngineError> {
         let start = Instant::now();
         let values = self.tapped.run(inputs)?;
         let wall = start.elapsed();
-        let plain = self.plain.run(inputs)?;
+        let mut plain = self.plain.run(inputs)?;
         let notes = tap_effects(&self.final_outputs, &values, &plain);
         let nodes = node_runs(&self.nodes, &values, self.label);
+        let deployed = self
+            .final_outputs
+            .iter()
+            .filter_map(|name| Some((name.clone(), plain.remove(name)?)))
+            .collect();
         Ok(Trace {
             nodes,
             values: values.into_iter().collect(),
             logical: Default::default(),
             wall,
             notes,
+            bridged: Default::default(),
+            deployed,
         })
     }
 
@@ -159,6 +171,7 @@ fn node_runs(nodes: &[NodeInfo], values: &BTreeMap<String, Tensor>, label: &str)
         runs.push(NodeRun {
             status,
             lowering: Some("graph".into()),
+            bridged: None,
         });
     }
     runs

@@ -15,7 +15,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 use std::time::Instant;
 
-use super::engine::{EngineError, NodeRun, NodeStatus, Trace, TransferError};
+use super::engine::{Bridge, EngineError, NodeRun, NodeStatus, Trace, TransferError};
 use crate::graph::{Graph, Node};
 use crate::options::{Device, EngineOptions};
 use crate::tensor::{DType, Tensor};
@@ -197,12 +197,15 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-/// Runs `graph` node by node on `interp`.
+/// Runs `graph` node by node on `interp`. A node that does not run takes
+/// its outputs from `bridge` when it has them all, so the nodes after it
+/// still run (see [`NodeRun::bridged`]).
 pub fn run_graph<I: Interpreter>(
     interp: &I,
     graph: &Graph,
     opts: &EngineOptions,
     inputs: &BTreeMap<String, Tensor>,
+    bridge: &dyn Bridge,
 ) -> Result<Trace, EngineError> {
     install_quiet_hook();
     let start = Instant::now();
@@ -218,7 +221,7 @@ pub fn run_graph<I: Interpreter>(
         live.insert(name.as_str(), v);
     }
     for node in &graph.nodes {
-        let run = run_node(
+        let mut run = run_node(
             interp,
             graph,
             opts,
@@ -227,6 +230,9 @@ pub fn run_graph<I: Interpreter>(
             &mut missing,
             &mut trace,
         );
+        if run.status != NodeStatus::Ran {
+            run.bridged = bridge_node(interp, node, bridge, &mut live, &mut missing, &mut trace);
+        }
         trace.nodes.push(run);
     }
     trace.wall = start.elapsed();
@@ -262,7 +268,11 @@ fn run_node<'g, I: Interpreter>(
             v
         })
         .collect();
-    let status = |status, lowering| NodeRun { status, lowering };
+    let status = |status, lowering| NodeRun {
+        status,
+        lowering,
+        bridged: None,
+    };
     if let Some(why) = skipped {
         mark_missing(node, missing, &why);
         return status(NodeStatus::Skipped(why), None);
@@ -342,6 +352,34 @@ fn run_node<'g, I: Interpreter>(
         return status(NodeStatus::Error(why), how);
     }
     status(NodeStatus::Ran, how)
+}
+
+/// Takes every output of `node` from `bridge` (uploaded and kept for the
+/// next nodes; recorded in [`Trace::bridged`], not in its values: they are
+/// not this lane's results); the lane they came from, or `None` when the
+/// bridge lacks one of them or an upload fails (they then stay missing).
+fn bridge_node<'g, I: Interpreter>(
+    interp: &I,
+    node: &'g Node,
+    bridge: &dyn Bridge,
+    live: &mut HashMap<&'g str, I::T>,
+    missing: &mut HashMap<&'g str, String>,
+    trace: &mut Trace,
+) -> Option<String> {
+    let mut values = Vec::new();
+    let mut source = None;
+    for name in node.outputs.iter().filter(|o| !o.is_empty()) {
+        let (t, from) = bridge.value(name)?;
+        let v = interp.upload(&t).ok()?;
+        values.push((name.as_str(), v, t));
+        source.get_or_insert(from);
+    }
+    for (name, v, host) in values {
+        missing.remove(name);
+        live.insert(name, v);
+        trace.bridged.insert(name.to_string(), host);
+    }
+    source
 }
 
 fn mark_missing<'g>(node: &'g Node, missing: &mut HashMap<&'g str, String>, why: &str) {

@@ -544,6 +544,7 @@ mod tests {
             notes: vec![],
             error: error.map(str::to_string),
             coverage: None,
+            model_outputs: None,
         }
     }
 

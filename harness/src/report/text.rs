@@ -125,6 +125,9 @@ impl<W: Write> TextReporter<W> {
                 coverage(l),
                 settings.join(" ")
             )?;
+            if let Some(m) = &l.model_outputs {
+                writeln!(self.out, "       model outputs: {}", m.summary())?;
+            }
             for note in &l.notes {
                 writeln!(self.out, "       note: {note}")?;
             }

@@ -32,7 +32,7 @@ use candle_core::{DType as CDType, Device as CDevice, Tensor as CTensor, TensorI
 use ndarray::{ArrayD, IxDyn};
 
 use super::interp::{self, Interpreter, OpCtx, OpError, OpRegistry, OpResult};
-use crate::backend::engine::{Engine, EngineError, Session, Trace, TransferError};
+use crate::backend::engine::{Bridge, Engine, EngineError, Session, Trace, TransferError};
 use crate::graph::Graph;
 use crate::options::{Device, EngineOptions};
 use crate::tensor::{DType, Tensor};
@@ -355,11 +355,15 @@ impl Engine for CandleEngine {
 }
 
 impl Session for CandleSession {
-    fn run(&mut self, inputs: &BTreeMap<String, Tensor>) -> Result<Trace, EngineError> {
+    fn run_bridged(
+        &mut self,
+        inputs: &BTreeMap<String, Tensor>,
+        bridge: &dyn Bridge,
+    ) -> Result<Trace, EngineError> {
         let interp = CandleInterp {
             scope: Scope::new(self.device.clone()),
         };
-        interp::run_graph(&interp, &self.graph, &self.opts, inputs)
+        interp::run_graph(&interp, &self.graph, &self.opts, inputs, bridge)
     }
 
     fn settings(&self) -> Vec<(String, String)> {

@@ -26,7 +26,7 @@ use std::sync::OnceLock;
 use tch::{Kind, TchError};
 
 use super::interp::{self, Interpreter, OpError, OpRegistry, OpResult};
-use crate::backend::engine::{Engine, EngineError, Session, Trace, TransferError};
+use crate::backend::engine::{Bridge, Engine, EngineError, Session, Trace, TransferError};
 use crate::graph::Graph;
 use crate::options::{Device, EngineOptions};
 use crate::tensor::{DType, Tensor};
@@ -354,12 +354,16 @@ impl Engine for TchEngine {
 }
 
 impl Session for TchSession {
-    fn run(&mut self, inputs: &BTreeMap<String, Tensor>) -> Result<Trace, EngineError> {
+    fn run_bridged(
+        &mut self,
+        inputs: &BTreeMap<String, Tensor>,
+        bridge: &dyn Bridge,
+    ) -> Result<Trace, EngineError> {
         let _guard = tch::no_grad_guard();
         let interp = TchInterp {
             device: self.device,
         };
-        let mut trace = interp::run_graph(&interp, &self.graph, &self.opts, inputs)?;
+        let mut trace = interp::run_graph(&interp, &self.graph, &self.opts, inputs, bridge)?;
         if let tch::Device::Cuda(n) = self.device {
             tch::Cuda::synchronize(n as i64);
         }

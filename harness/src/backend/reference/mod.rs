@@ -24,7 +24,7 @@ use std::sync::OnceLock;
 use ndarray::ArrayD;
 
 use super::interp::{self, Interpreter, OpError, OpRegistry, OpResult};
-use crate::backend::engine::{Engine, EngineError, Session, Trace, TransferError};
+use crate::backend::engine::{Bridge, Engine, EngineError, Session, Trace, TransferError};
 use crate::graph::Graph;
 use crate::options::{Device, EngineOptions};
 use crate::tensor::{DType, Tensor};
@@ -207,11 +207,15 @@ impl Engine for ReferenceEngine {
 }
 
 impl Session for ReferenceSession {
-    fn run(&mut self, inputs: &BTreeMap<String, Tensor>) -> Result<Trace, EngineError> {
+    fn run_bridged(
+        &mut self,
+        inputs: &BTreeMap<String, Tensor>,
+        bridge: &dyn Bridge,
+    ) -> Result<Trace, EngineError> {
         let interp = ReferenceInterp {
             registry: registry(),
         };
-        interp::run_graph(&interp, &self.graph, &self.opts, inputs)
+        interp::run_graph(&interp, &self.graph, &self.opts, inputs, bridge)
     }
 
     fn settings(&self) -> Vec<(String, String)> {
