@@ -121,3 +121,24 @@ fn a_planted_mistake_that_stops_showing_fails_the_case() {
         "{failures}"
     );
 }
+
+#[test]
+fn a_bad_patch_is_one_line_naming_the_key_and_exit_2() {
+    let d = tempfile::tempdir().unwrap();
+    let model = case_file().with_file_name("models").join("planted.onnx");
+    let case = write(
+        d.path(),
+        "bad.toml",
+        &format!(
+            "[model]\npath = {:?}\n[[lane]]\nbackend = \"ort\"\npatch = {{ node = \"gelu\", attrs = {{ approximation = \"tanh\" }} }}\n",
+            model.display().to_string()
+        ),
+    );
+    let (code, _, err) = xdiff(&["run", case.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("bad.toml: key `lane[0].patch.attrs.approximation`: node `gelu` (Gelu) has no attribute `approximation` in the ONNX spec (it defines: approximate)"),
+        "{err}"
+    );
+}
