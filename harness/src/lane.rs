@@ -1,8 +1,8 @@
 //! Lanes: what a column of a report compares with the reference. A lane is a
-//! typed value (a backend on a device, optionally with a graph [`Patch`], or
-//! a backend-test directory's expected data); its name in reports (`tch`,
-//! `tch:port`, `tch@cpu`, `reference`, `expected`) is rendered from that
-//! value and never parsed back.
+//! typed value (a backend on a device, optionally with a [`Patch`], or a
+//! backend-test directory's expected data); its name in reports (`tch`,
+//! `tch:port`, `ort:ln-eps`, `tch@cpu`, `reference`, `expected`) is
+//! rendered from that value and never parsed back.
 
 use std::fmt;
 
@@ -13,26 +13,34 @@ pub const EXPECTED: &str = "expected";
 /// The name of the lane every other lane is compared with (also its backend's name).
 pub const REFERENCE: &str = "reference";
 
-/// A change to how a backend lowers the graph, rendered as `<backend>:<patch>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A change to what a backend runs, rendered as `<backend>:<patch>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Patch {
     /// The idiomatic port (issue 5): every Resize/Upsample lowered the way a
     /// typical port writes it, whatever its attributes
     /// ([`EngineOptions::port`]).
     Port,
+    /// A case's `[[lane]]` of this name: the engine runs the case's graph
+    /// with one node's attributes replaced (`case::PatchedLane` holds that
+    /// graph), while the reference keeps the original, so the local
+    /// comparison at the patched node judges the change against the spec.
+    Attrs(String),
 }
 
 impl Patch {
     /// The suffix of the lane name, after `:`.
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> &str {
         match self {
             Patch::Port => "port",
+            Patch::Attrs(name) => name,
         }
     }
 
-    fn apply(self, opts: &mut EngineOptions) {
+    fn apply(&self, opts: &mut EngineOptions) {
         match self {
             Patch::Port => opts.port = true,
+            // The change is in the graph, not in the options.
+            Patch::Attrs(_) => {}
         }
     }
 }
@@ -66,7 +74,7 @@ impl EngineLane {
             device: self.device,
             ..case.clone()
         };
-        if let Some(p) = self.patch {
+        if let Some(p) = &self.patch {
             p.apply(&mut opts);
         }
         opts
@@ -117,7 +125,7 @@ impl From<EngineLane> for Lane {
 impl fmt::Display for EngineLane {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.backend)?;
-        if let Some(p) = self.patch {
+        if let Some(p) = &self.patch {
             write!(f, ":{}", p.name())?;
         }
         if self.device_named {
@@ -149,6 +157,10 @@ mod tests {
             "tch:port"
         );
         assert_eq!(
+            EngineLane::patched("ort", gpu, Patch::Attrs("ln-eps".into())).to_string(),
+            "ort:ln-eps"
+        );
+        assert_eq!(
             EngineLane::on_device("candle", Device::Cpu).to_string(),
             "candle@cpu"
         );
@@ -170,6 +182,9 @@ mod tests {
         let o = EngineLane::patched("tch", Device::Cuda(1), Patch::Port).options(&case);
         assert_eq!((o.port, o.device, o.threads), (true, Device::Cuda(1), 3));
         let o = EngineLane::on_device("candle", Device::Cpu).options(&case);
+        assert_eq!((o.port, o.device, o.threads), (false, Device::Cpu, 3));
+        let attrs = Patch::Attrs("ln-eps".into());
+        let o = EngineLane::patched("ort", Device::Cpu, attrs).options(&case);
         assert_eq!((o.port, o.device, o.threads), (false, Device::Cpu, 3));
         let o = EngineLane::reference().options(&case);
         assert_eq!((o.port, o.device), (false, Device::Cpu));

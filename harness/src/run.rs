@@ -187,7 +187,8 @@ pub fn cross_device_baseline(case: &Case) -> Option<Device> {
 /// Runs every lane of `case` and builds its report: the reference, each
 /// backend (and, on a GPU, the same backend on the CPU as `<backend>@cpu`,
 /// see [`cross_device_baseline`]), an idiomatic-port lane `<backend>:port`
-/// per `case.port` entry, and the expected outputs of a backend-test directory.
+/// per `case.port` entry, a patched lane `<backend>:<name>` per `[[lane]]`
+/// (`case.lanes`), and the expected outputs of a backend-test directory.
 pub fn run_case(case: &Case, backends: &[String]) -> Result<CaseRun, RunError> {
     run_case_with_baseline(case, backends, cross_device_baseline(case))
 }
@@ -271,6 +272,17 @@ pub fn run_case_with_baseline(
     if let (Some(mut l), Some((at, cross))) = (first, first_at) {
         l.cross_device = cross;
         lanes.insert(at, l);
+    }
+    // `[[lane]]`: the engine runs the patched graph; the reference (and so
+    // every comparison) keeps the case's own.
+    for p in &case.lanes {
+        let mut lane = run_lane(
+            p.lane(case.options.device),
+            &case.with_graph(p.graph.clone()),
+        )?;
+        let patch = format!("node {}: {}", p.node, p.change);
+        lane.info.settings.insert("patch".into(), patch);
+        lanes.push(lane);
     }
     lanes.extend(expected_lane(case));
     let report = build_report(case, &reference, &lanes, show_reference);

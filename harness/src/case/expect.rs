@@ -181,16 +181,16 @@ pub(super) fn check(file: &Path, cases: &mut [Case]) -> Result<(), CaseError> {
 }
 
 /// The lane a declaration names exists in `case`: a backend of the table
-/// (not the reference), `<backend>:port` for a port lane of the case,
-/// `<backend>@<device>` (cross-device baseline), or `expected` for a
-/// backend-test directory.
+/// (not the reference), a port or `[[lane]]` lane of the case (compared
+/// with their rendered names, [`Case::extra_lanes`]), `<backend>@<device>`
+/// (cross-device baseline), or `expected` for a backend-test directory.
 fn check_backend(case: &Case, e: &Expectation) -> Result<(), String> {
     let name = e.backend.as_str();
     let known = |b: &str| b != crate::lane::REFERENCE && backend::info(b).is_some();
     let ok = if name == crate::lane::EXPECTED {
         case.expected.is_some()
-    } else if let Some(b) = name.strip_suffix(":port") {
-        case.port.iter().any(|p| p == b)
+    } else if name.contains(':') {
+        case.extra_lanes().iter().any(|l| l.to_string() == name)
     } else if let Some((b, d)) = name.split_once('@') {
         known(b) && Device::parse(d).is_some()
     } else {
@@ -201,7 +201,7 @@ fn check_backend(case: &Case, e: &Expectation) -> Result<(), String> {
     }
     let expected = backend::names_where(|b| b.name != crate::lane::REFERENCE, " or ");
     Err(format!(
-        "backend `{name}` is not a lane of this case (expected {expected}, `<backend>:port` for a `port` entry, `<backend>@<device>`, or `expected` for a backend-test directory)"
+        "backend `{name}` is not a lane of this case (expected {expected}, `<backend>:port` for a `port` entry, `<backend>:<name>` for a `[[lane]]`, `<backend>@<device>`, or `expected` for a backend-test directory)"
     ))
 }
 

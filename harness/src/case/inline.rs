@@ -10,7 +10,7 @@ use crate::graph::Graph;
 use crate::onnx::{self, attribute_type as at};
 use crate::tensor::DType;
 
-fn attr_proto(
+pub(super) fn attr_proto(
     file: &Path,
     key: &str,
     name: &str,

@@ -9,6 +9,8 @@
 mod expect;
 mod inline;
 mod inputs;
+mod lanes;
+mod op_attrs;
 mod options;
 pub mod raw;
 mod resolve;
@@ -28,6 +30,7 @@ use crate::diff::{Tolerance, Tolerances};
 pub use expect::{Declared, Expectation};
 pub use inline::graph_from_inline;
 pub use inputs::generate_tensor;
+pub use lanes::PatchedLane;
 pub use sweep::show as show_value;
 
 /// A bad case file, model or input: one line naming the file and the key.
@@ -70,6 +73,9 @@ pub struct Case {
     pub never_applies: Vec<Expectation>,
     /// Backends (`tch`, `candle`) that also run an idiomatic-port lane, `<backend>:port`.
     pub port: Vec<String>,
+    /// `[[lane]]`: lanes running the graph with one node's attributes patched,
+    /// `<backend>:<name>`.
+    pub lanes: Vec<PatchedLane>,
     /// On a CUDA device: also run each backend on the CPU (`<backend>@cpu`)
     /// and compare GPU with CPU per node (`options.cross_device`, default true).
     pub cross_device: bool,
@@ -83,6 +89,25 @@ impl Case {
             Some(v) => format!("{}[{v}]", self.name),
             None => self.name.clone(),
         }
+    }
+
+    /// This case with `graph` in place of its own (what a patched lane's engine runs).
+    pub fn with_graph(&self, graph: Arc<Graph>) -> Case {
+        Case {
+            graph,
+            ..self.clone()
+        }
+    }
+
+    /// The typed names of every patched and port lane this case adds.
+    pub fn extra_lanes(&self) -> Vec<crate::lane::EngineLane> {
+        let device = self.options.device;
+        let port = self
+            .port
+            .iter()
+            .map(|b| crate::lane::EngineLane::patched(b, device, crate::lane::Patch::Port));
+        port.chain(self.lanes.iter().map(|l| l.lane(device)))
+            .collect()
     }
 }
 

@@ -33,6 +33,29 @@ pub struct RawCase {
     /// Idiomatic-port lanes: `port = ["tch", "candle"]`.
     #[serde(default)]
     pub port: Vec<String>,
+    /// Lanes that run the graph with one node's attributes patched: `[[lane]]`.
+    #[serde(default)]
+    pub lane: Vec<RawLane>,
+}
+
+/// `[[lane]]`: a backend running the graph with `patch` applied, rendered
+/// `<backend>:<name>`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLane {
+    /// Defaults to `<node>-<attr>[-<attr>...]`.
+    pub name: Option<String>,
+    pub backend: String,
+    pub patch: RawPatch,
+}
+
+/// `patch = { node = "ln1", attrs = { epsilon = 1e-12 } }`: attributes of
+/// the node named `node`, replaced or added (values as in inline graphs).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPatch {
+    pub node: String,
+    pub attrs: BTreeMap<String, toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::options::Settings;
 use super::raw::RawCase;
 use super::sweep::Params;
-use super::{inline, inputs, testdir, Case, CaseError, Tolerances};
+use super::{inline, inputs, lanes, testdir, Case, CaseError, Tolerances};
 use crate::graph::Graph;
 use crate::tensor::Tensor;
 
@@ -42,6 +42,7 @@ pub(super) fn resolve(
         let mut c = cases.remove(0);
         c.variant = variant.or(c.variant);
         c.params = params;
+        c.lanes = lanes::patched_lanes(file, &raw.lane, &c.graph)?;
         return Ok(c);
     }
     let graph = match (&m.path, &m.graph) {
@@ -57,7 +58,8 @@ pub(super) fn resolve(
     };
     let inputs = inputs::make_inputs(file, dir, &graph, &raw)?;
     let settings = Settings::from_raw(file, &raw, Tolerances::default())?;
-    Ok(case(
+    let lanes = lanes::patched_lanes(file, &raw.lane, &graph)?;
+    let mut c = case(
         file,
         name,
         raw.description,
@@ -69,7 +71,9 @@ pub(super) fn resolve(
             inputs,
             expected: None,
         },
-    ))
+    );
+    c.lanes = lanes;
+    Ok(c)
 }
 
 /// An ONNX backend-test directory, one case per data set (the variant);
@@ -136,6 +140,7 @@ fn case(file: &Path, name: String, description: Option<String>, s: Settings, m: 
         expects: s.expects,
         never_applies: vec![],
         port: s.port,
+        lanes: vec![],
         cross_device: s.cross_device,
         seed: s.seed,
     }
