@@ -268,21 +268,22 @@ pub fn run_case_with_baseline(
         let port = EngineLane::patched(b, case.options.device, Patch::Port);
         lanes.push(run_lane(port, case, &bridge)?);
     }
-    drop(bridge);
-    if let (Some(mut l), Some((at, cross))) = (first, first_at) {
-        l.cross_device = cross;
-        lanes.insert(at, l);
-    }
     // `[[lane]]`: the engine runs the patched graph; the reference (and so
     // every comparison) keeps the case's own.
     for p in &case.lanes {
         let mut lane = run_lane(
             p.lane(case.options.device),
             &case.with_graph(p.graph.clone()),
+            &bridge,
         )?;
         let patch = format!("node {}: {}", p.node, p.change);
         lane.info.settings.insert("patch".into(), patch);
         lanes.push(lane);
+    }
+    drop(bridge);
+    if let (Some(mut l), Some((at, cross))) = (first, first_at) {
+        l.cross_device = cross;
+        lanes.insert(at, l);
     }
     lanes.extend(expected_lane(case));
     let report = build_report(case, &reference, &lanes, show_reference);
