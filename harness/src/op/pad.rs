@@ -39,28 +39,45 @@ impl PadMode {
         }
     }
 
-    /// For a reflect or wrap pad of `l` before and `h` after an axis of
-    /// `dim`, the source index of each of the `l + dim + h` output positions
-    /// (the host plan a gather-based lowering applies); an error naming the
-    /// geometry where the mode cannot fill it (reflect needs pads smaller than
-    /// the axis, and both need a non-empty axis).
-    pub fn source_indices(self, ctx: &OpCtx, l: usize, h: usize, dim: usize) -> OpResult<Vec<i64>> {
-        let reflect = self == PadMode::Reflect;
-        if !matches!(self, PadMode::Reflect | PadMode::Wrap)
-            || dim == 0
-            || (reflect && (dim < 2 || l >= dim || h >= dim))
-        {
-            let m = self.name();
-            return Err(ctx.fail(format!("{m} pad ({l}, {h}) on an axis of {dim}")));
-        }
+    /// For an edge, reflect or wrap pad of `begin` before and `end` after an
+    /// axis of `dim` (negative crops), the source index of each of the
+    /// `dim + begin + end` output positions: the host plan a gather-based
+    /// lowering applies. Output `o` reads position `o − begin` of the padded
+    /// axis, i.e. the axis is padded first and cropped after, the order the
+    /// float64 reference follows (so a crop and a wrap on one axis wrap over
+    /// the whole axis, not the cropped one). Reflect reflects repeatedly when
+    /// a pad reaches past the axis (numpy's `reflect`). An error names the
+    /// geometry where nothing can fill it: an empty axis, or crops larger
+    /// than the axis.
+    pub fn source_indices(
+        self,
+        ctx: &OpCtx,
+        begin: i64,
+        end: i64,
+        dim: usize,
+    ) -> OpResult<Vec<i64>> {
         let d = dim as i64;
-        let map = |i: i64| match (reflect, i) {
-            (false, i) => i.rem_euclid(d),
-            (true, i) if i < 0 => -i,
-            (true, i) if i >= d => 2 * (d - 1) - i,
-            (true, i) => i,
+        let out = d + begin + end;
+        if self == PadMode::Constant || out < 0 || (dim == 0 && out > 0) {
+            let m = self.name();
+            return Err(ctx.fail(format!("{m} pad ({begin}, {end}) on an axis of {dim}")));
+        }
+        let period = 2 * (d - 1);
+        let map = |s: i64| match self {
+            _ if (0..d).contains(&s) => s,
+            PadMode::Edge => s.clamp(0, d - 1),
+            PadMode::Wrap => s.rem_euclid(d),
+            PadMode::Reflect if d == 1 => 0,
+            _ => {
+                let m = s.rem_euclid(period);
+                if m >= d {
+                    period - m
+                } else {
+                    m
+                }
+            }
         };
-        Ok((-(l as i64)..d + h as i64).map(map).collect())
+        Ok((0..out).map(|o| map(o - begin)).collect())
     }
 
     /// The spec's name of the mode.
@@ -226,6 +243,30 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.end, vec![1]);
+    }
+
+    /// Pad first, crop after (the reference's order): a crop and a wrap on
+    /// one axis wrap over the whole axis; reflect repeats past the axis as
+    /// numpy's `reflect` does.
+    #[test]
+    fn source_indices_pad_then_crop() {
+        let idx = |m: PadMode, b, e, d| with("Pad", 19, vec![], |c| m.source_indices(c, b, e, d));
+        assert_eq!(idx(PadMode::Wrap, -1, 2, 4).unwrap(), vec![1, 2, 3, 0, 1]);
+        assert_eq!(idx(PadMode::Wrap, 2, 1, 3).unwrap(), vec![1, 2, 0, 1, 2, 0]);
+        assert_eq!(
+            idx(PadMode::Reflect, -1, 2, 4).unwrap(),
+            vec![1, 2, 3, 2, 1]
+        );
+        assert_eq!(
+            idx(PadMode::Reflect, 4, 0, 3).unwrap(),
+            vec![0, 1, 2, 1, 0, 1, 2]
+        );
+        assert_eq!(idx(PadMode::Reflect, 2, 0, 1).unwrap(), vec![0, 0, 0]);
+        // Crop past the padding on the other side: edge keeps the pad.
+        assert_eq!(idx(PadMode::Edge, 2, -4, 4).unwrap(), vec![0, 0]);
+        assert!(idx(PadMode::Edge, 0, -5, 4).is_err());
+        assert!(idx(PadMode::Wrap, 1, 0, 0).is_err());
+        assert!(idx(PadMode::Constant, 1, 0, 3).is_err());
     }
 
     #[test]

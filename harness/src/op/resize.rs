@@ -752,9 +752,15 @@ fn apply(
 // ---- host index maths for the composed framework lowerings -----------------
 
 /// ONNX source coordinate of output index `x` on one axis, per
-/// `coordinate_transformation_mode`, with the integer output length
-/// `len_out`. tf_crop_and_resize needs the roi and extrapolation, which the
-/// composed lowerings do not model (they reject it): it maps as asymmetric.
+/// `coordinate_transformation_mode`, exactly as the float64 reference maps
+/// it (`backend/reference/resize.rs`, `original_coordinate`): align_corners
+/// divides by the fractional target length `scale · len_in` − 1, as ONNX's
+/// Python reference and node tests do (ORT and libtorch's own ops use the
+/// integer `len_out`; the spec text is ambiguous, docs/findings.md), and
+/// half_pixel_symmetric adjusts by `len_out / (scale · len_in)`.
+/// pytorch_half_pixel tests the integer `len_out`. tf_crop_and_resize needs
+/// the roi and extrapolation, which the composed lowerings do not model
+/// (they reject it): it maps as asymmetric.
 pub fn source_coord(coord: CoordMode, x: f64, scale: f64, len_in: f64, len_out: f64) -> f64 {
     match coord {
         CoordMode::HalfPixel => (x + 0.5) / scale - 0.5,
@@ -771,10 +777,11 @@ pub fn source_coord(coord: CoordMode, x: f64, scale: f64, len_in: f64, len_out: 
             offset + (x + 0.5) / scale - 0.5
         }
         CoordMode::AlignCorners => {
-            if len_out == 1.0 {
+            let width = scale * len_in;
+            if width == 1.0 {
                 0.0
             } else {
-                x * (len_in - 1.0) / (len_out - 1.0)
+                x * (len_in - 1.0).max(0.0) / (width - 1.0)
             }
         }
         CoordMode::TfHalfPixelForNn => (x + 0.5) / scale,

@@ -4,8 +4,9 @@
 //! sizes: index = min(in-1, ⌊k·in/out⌋) in f64) and `upsample_bilinear2d`
 //! (half_pixel or align_corners, from sizes or scales). Other conventions
 //! are composed: source indices (and linear weights) are computed on the
-//! host in f64 from the ONNX formulas and applied per axis with
-//! `index_select` (+ a lerp for linear). Cubic and antialias have no candle
+//! host in f64 from the ONNX formulas, exactly as the reference maps them
+//! (align_corners over the fractional length in·scale), and applied per
+//! axis with `index_select` (+ a lerp for linear). Cubic and antialias have no candle
 //! op and are unsupported.
 //!
 //! The node is decoded once by [`ResizeAttrs::decode`] (`op/resize.rs`), so
@@ -410,6 +411,71 @@ mod tests {
         let (got, _, how) = run1(&n, 10, &[Some(&x), Some(&up)]);
         assert_eq!(got[..4], [0.0, 0.0, 1.0, 1.0]);
         assert_eq!(how, "native: upsample_nearest2d");
+    }
+
+    /// The composed lowerings map coordinates exactly as the reference does,
+    /// align_corners with the fractional length in·scale included: on
+    /// 5 × 1.5 → 7 and the tie-fragile 6 × 0.33333334 → 2 nearest used to
+    /// divide by the integer output length and pick other pixels (max abs
+    /// 0.24 and 0.4 on a ramp).
+    #[test]
+    fn composed_align_corners_agrees_with_the_reference() {
+        use crate::backend::reference::{run_op as reference, util};
+        let nearest = ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"];
+        let geometries: [(&[usize], [f32; 2]); 4] = [
+            (&[1, 1, 5, 5], [1.5, 1.5]),
+            (&[1, 1, 6, 6], [0.333_333_34, 0.333_333_34]),
+            (&[5, 5], [1.5, 1.5]),
+            (&[6, 6], [0.333_333_34, 1.0]),
+        ];
+        let variants = nearest
+            .iter()
+            .map(|m| ("nearest", *m))
+            .chain([("linear", "floor")]);
+        for (mode, nm) in variants {
+            for (shape, sc) in geometries {
+                let rank = shape.len();
+                if mode == "linear" && rank == 4 {
+                    continue; // candle's native upsample_bilinear2d(align_corners=true)
+                }
+                let n = node(
+                    "Resize",
+                    3,
+                    1,
+                    vec![
+                        ("mode", s(mode)),
+                        ("coordinate_transformation_mode", s("align_corners")),
+                        ("nearest_mode", s(nm)),
+                    ],
+                );
+                let len: usize = shape.iter().product();
+                let v: Vec<f64> = (0..len).map(|k| k as f64 / len as f64).collect();
+                let scales: Vec<f32> = [vec![1.0; rank - 2], sc.to_vec()].concat();
+                let x = f32t(shape, &v.iter().map(|&v| v as f32).collect::<Vec<_>>());
+                let xs = f32t(&[rank], &scales);
+                let (got, _, how) = run1(&n, 19, &[Some(&x), None, Some(&xs)]);
+                assert!(how.starts_with("composed"), "{how}");
+                let rs: Vec<f64> = scales.iter().map(|&v| v as f64).collect();
+                let want = reference(
+                    &n,
+                    19,
+                    &[
+                        Some(&util::f(shape, &v)),
+                        None,
+                        Some(&util::f(&[rank], &rs)),
+                    ],
+                )
+                .unwrap()[0]
+                    .clone()
+                    .unwrap()
+                    .floats()
+                    .unwrap();
+                let want: Vec<f32> = want.iter().map(|&w| w as f32).collect();
+                let tol = if mode == "linear" { 1e-6 } else { 0.0 };
+                assert_eq!(got.len(), want.len(), "{mode} {nm} {shape:?}");
+                close(&got, &want, tol);
+            }
+        }
     }
 
     #[test]

@@ -103,8 +103,8 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
         "mode=constant, value 0, pads >= 0" => Native("pad_with_zeros"),
         "mode=edge, pads >= 0" => Native("pad_with_same"),
         "mode=constant with a non-zero value" => Composed("full, cat"),
-        "mode=reflect or wrap" => Composed("index_select"),
-        "negative pads" => Composed("narrow, ..."),
+        "mode=reflect or wrap; edge with negative pads (pad, then crop, as the reference)" => Composed("index_select"),
+        "mode=constant with negative pads" => Composed("narrow, ..."),
     ];
     r.range("Pad", 1, 10, pad, pad_spec, pad_cov);
     r.range("Pad", 11, u32::MAX, pad, pad_spec, pad_cov);
@@ -339,13 +339,31 @@ fn gather(ctx: &OpCtx, x: &In) -> Out {
 }
 
 /// Pad-2 (attributes) / Pad-11/13/18/19/21 (inputs pads, constant_value, axes).
+/// Per axis: constant mode crops (`narrow`) then pads, which is the same
+/// either way round; edge pads natively, and reflect, wrap and any crop in
+/// a non-constant mode gather the op layer's pad-then-crop index table
+/// ([`PadMode::source_indices`]), the reference's order.
 fn pad(ctx: &OpCtx, x: &In) -> Out {
     let a = ctx.input(x, 0)?;
     let p = PadAttrs::decode(ctx, x)?;
     let mut ops: Vec<&str> = Vec::new();
-    let mut y = crop_negative(ctx, a, &p.begin, &p.end, &mut ops)?;
+    let mut y = a.clone();
     for ax in 0..a.rank() {
-        let (l, h) = (p.begin[ax].max(0) as usize, p.end[ax].max(0) as usize);
+        let (b, e) = (p.begin[ax], p.end[ax]);
+        if b == 0 && e == 0 {
+            continue;
+        }
+        let gather = matches!(p.mode, PadMode::Reflect | PadMode::Wrap)
+            || (p.mode == PadMode::Edge && (b < 0 || e < 0));
+        if gather {
+            let idx = p.mode.source_indices(ctx, b, e, y.dims()[ax])?;
+            let idx = index_tensor(idx, y.device())?;
+            y = y.contiguous().ce()?.index_select(&idx, ax).ce()?;
+            ops.push("index_select");
+            continue;
+        }
+        y = crop_negative(ctx, &y, ax, b, e, &mut ops)?;
+        let (l, h) = (b.max(0) as usize, e.max(0) as usize);
         if l == 0 && h == 0 {
             continue;
         }
@@ -354,15 +372,7 @@ fn pad(ctx: &OpCtx, x: &In) -> Out {
                 (y.pad_with_zeros(ax, l, h).ce()?, "pad_with_zeros")
             }
             PadMode::Constant => (pad_const(&y, ax, l, h, p.value)?, "full, cat"),
-            PadMode::Edge => (y.pad_with_same(ax, l, h).ce()?, "pad_with_same"),
-            PadMode::Reflect | PadMode::Wrap => {
-                let idx = p.mode.source_indices(ctx, l, h, y.dims()[ax])?;
-                let idx = index_tensor(idx, y.device())?;
-                (
-                    y.contiguous().ce()?.index_select(&idx, ax).ce()?,
-                    "index_select",
-                )
-            }
+            _ => (y.pad_with_same(ax, l, h).ce()?, "pad_with_same"),
         };
         y = next;
         ops.push(op);
@@ -376,27 +386,25 @@ fn pad(ctx: &OpCtx, x: &In) -> Out {
     Ok(Lowered::one(keep_bool(ctx, a, y), how))
 }
 
-/// Negative pads crop first (`narrow`), in every mode.
+/// Constant mode's negative pads on axis `ax`: `narrow` (a constant pad on
+/// the other side gives the same values before or after the crop).
 fn crop_negative(
     ctx: &OpCtx,
-    a: &Tensor,
-    begin: &[i64],
-    end: &[i64],
+    y: &Tensor,
+    ax: usize,
+    begin: i64,
+    end: i64,
     ops: &mut Vec<&str>,
 ) -> OpResult<Tensor> {
-    let mut y = a.clone();
-    for ax in 0..a.rank() {
-        let (cut_l, cut_h) = ((-begin[ax]).max(0) as usize, (-end[ax]).max(0) as usize);
-        if cut_l + cut_h == 0 {
-            continue;
-        }
-        let len = y.dims()[ax]
-            .checked_sub(cut_l + cut_h)
-            .ok_or_else(|| ctx.fail("negative pads remove more than the axis"))?;
-        y = y.narrow(ax, cut_l, len).ce()?;
-        ops.push("narrow");
+    let (cut_l, cut_h) = ((-begin).max(0) as usize, (-end).max(0) as usize);
+    if cut_l + cut_h == 0 {
+        return Ok(y.clone());
     }
-    Ok(y)
+    let len = y.dims()[ax]
+        .checked_sub(cut_l + cut_h)
+        .ok_or_else(|| ctx.fail(format!("negative pads remove more than axis {ax}")))?;
+    ops.push("narrow");
+    y.narrow(ax, cut_l, len).ce()
 }
 
 /// Constant-9/11/12/13/19/21.
@@ -469,6 +477,39 @@ mod tests {
         assert_eq!(dims, vec![2, 2, 2]);
         assert_eq!(v, vec![5.0, 6.0, 1.0, 2.0, 3.0, 4.0, 1.0, 2.0]);
         assert_eq!(how, "composed: where_cond, index_select, reshape");
+    }
+
+    /// Negative pads in every mode agree with the reference, which pads the
+    /// axis first and crops after: wrap [0,1,2,3] with pads (−1, +2) is
+    /// [1,2,3,0,1] (candle used to crop first and wrap [1,2,3,1,2]).
+    #[test]
+    fn pad_negative_agrees_with_the_reference() {
+        use crate::backend::reference::{run_op as reference, util};
+        let v: Vec<f64> = (0..20).map(f64::from).collect();
+        let x = f32t(&[4, 5], &v.iter().map(|&v| v as f32).collect::<Vec<_>>());
+        let cases: [[i64; 4]; 4] = [[-1, 2, 2, 1], [0, -1, 0, 2], [2, 0, -4, 0], [-1, -1, 3, 0]];
+        for mode in ["constant", "reflect", "edge", "wrap"] {
+            for pads in cases {
+                let n = node("Pad", 2, 1, vec![("mode", Attr::String(mode.into()))]);
+                let (got, dims, _) = run1(&n, 19, &[Some(&x), Some(&i64t(&pads))]);
+                let want = reference(
+                    &n,
+                    19,
+                    &[Some(&util::f(&[4, 5], &v)), Some(&util::i(&[4], &pads))],
+                )
+                .unwrap()[0]
+                    .clone()
+                    .unwrap();
+                assert_eq!(dims, want.shape(), "{mode} {pads:?}");
+                let want: Vec<f32> = want.floats().unwrap().iter().map(|&w| w as f32).collect();
+                assert_eq!(got, want, "{mode} {pads:?}");
+            }
+        }
+        let n = node("Pad", 2, 1, vec![("mode", Attr::String("wrap".into()))]);
+        let row = f32t(&[4], &[0.0, 1.0, 2.0, 3.0]);
+        let (got, _, how) = run1(&n, 19, &[Some(&row), Some(&i64t(&[-1, 2]))]);
+        assert_eq!(got, vec![1.0, 2.0, 3.0, 0.0, 1.0]);
+        assert_eq!(how, "composed: index_select");
     }
 
     #[test]

@@ -16,8 +16,11 @@
 //! maths of the composed lowering; this file only picks and calls torch ops.
 //!
 //! Every other convention is composed: the ONNX source indices (and linear or
-//! cubic weights) are computed on the host in f64, axis by axis, and applied
-//! with `index_select` (and `mul`/`add`) in libtorch.
+//! cubic weights) are computed on the host in f64, axis by axis, with the
+//! reference's coordinates (align_corners over the fractional length
+//! in·scale, unlike torch's own align_corners ops), and applied with
+//! `index_select` (and `mul`/`add`) in libtorch. A composed lowering is
+//! xdiff's code, so it must agree with the reference, never be declared.
 
 use tch::Tensor;
 
@@ -527,6 +530,75 @@ mod tests {
             vec![0.0, 0.0, 4.0, 4.0]
         );
         assert_eq!(l.how.label(), "native: upsample_nearest2d (idiomatic port)");
+    }
+
+    /// The composed lowering maps coordinates exactly as the reference does,
+    /// align_corners with the fractional length in·scale included: on
+    /// 5 × 1.5 → 7 and the tie-fragile 6 × 0.33333334 → 2 it used to divide
+    /// by the integer output length and pick other pixels (max abs 0.24 and
+    /// 0.4 on a ramp) or weights (cubic, 0.08).
+    #[test]
+    fn composed_align_corners_agrees_with_the_reference() {
+        use crate::backend::reference::{run_op as reference, util};
+        let modes: Vec<Vec<(&str, Attr)>> = vec![
+            vec![("nearest_mode", s("round_prefer_floor"))],
+            vec![("nearest_mode", s("round_prefer_ceil"))],
+            vec![("nearest_mode", s("floor"))],
+            vec![("nearest_mode", s("ceil"))],
+            vec![("mode", s("cubic")), ("cubic_coeff_a", Attr::Float(-0.5))],
+            vec![("mode", s("cubic")), ("exclude_outside", Attr::Int(1))],
+        ];
+        // (shape, scales): 2-D spatial, and rank 2 (composed in every mode).
+        let geometries: [(&[usize], [f32; 2]); 4] = [
+            (&[1, 1, 5, 5], [1.5, 1.5]),
+            (&[1, 1, 6, 6], [0.333_333_34, 0.333_333_34]),
+            (&[5, 5], [1.5, 1.5]),
+            (&[6, 6], [0.333_333_34, 1.0]),
+        ];
+        let linear = vec![("mode", s("linear"))];
+        for attrs in modes.iter().chain([&linear]) {
+            for (shape, sc) in geometries {
+                let rank = shape.len();
+                if attrs.len() == 1 && attrs[0].0 == "mode" && rank == 4 {
+                    continue; // linear 4-D is torch's native align_corners op
+                }
+                let mut all = vec![("coordinate_transformation_mode", s("align_corners"))];
+                all.extend(attrs.iter().cloned());
+                let n = node("Resize", 3, 1, all);
+                let len: usize = shape.iter().product();
+                let v: Vec<f64> = (0..len).map(|k| k as f64 / len as f64).collect();
+                let scales: Vec<f32> = [vec![1.0; rank - 2], sc.to_vec()].concat();
+                let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+                let x = f32s(&dims, &v.iter().map(|&v| v as f32).collect::<Vec<_>>());
+                let xs = f32s(&[rank as i64], &scales);
+                let l = run(&n, 19, &[Some(&x), None, Some(&xs)]).unwrap();
+                let got = vals(l.outputs[0].as_ref().unwrap());
+                let label = l.how.label();
+                assert!(label.starts_with("composed"), "{label}");
+                let rs = util::f(
+                    &[rank],
+                    &scales.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+                );
+                let want = reference(&n, 19, &[Some(&util::f(shape, &v)), None, Some(&rs)])
+                    .unwrap()[0]
+                    .clone()
+                    .unwrap()
+                    .floats()
+                    .unwrap();
+                assert_eq!(got.len(), want.len(), "{label} {shape:?}");
+                let worst = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(g, &w)| (g - (w as f32) as f64).abs())
+                    .fold(0.0, f64::max);
+                let bound = if label.contains("cubic") || label.contains("linear") {
+                    1e-6
+                } else {
+                    0.0
+                };
+                assert!(worst <= bound, "{label} {shape:?} {sc:?}: {worst}");
+            }
+        }
     }
 
     #[test]

@@ -96,7 +96,7 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
         cov!["constant" => Label::Native("pad(constant)"),
              "reflect/edge/wrap on the last 1-3 axes, rank = padded + 1|2" => Label::Native("pad(reflect|replicate|circular)"),
              "reflect/edge/wrap with more leading axes" => Label::Composed("reshape, pad, reshape"),
-             "reflect/edge/wrap on leading axes, negative pads, reflect pad >= dim" => Label::Unsupported("pads")],
+             "reflect/edge/wrap on leading axes, reflect pad >= dim" => Label::Unsupported("pads")],
     );
 }
 
@@ -405,13 +405,13 @@ fn pad(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
     ))
 }
 
-/// What torch's reflect/replicate/circular pads cannot express: negative
-/// pads, more than the last 3 axes, reflect pads not smaller than the axis.
+/// What torch's reflect/replicate/circular pads cannot express: more than
+/// the last 3 axes, reflect pads not smaller than the axis. Negative pads go
+/// to torch as they are: its reflect and replicate pads crop the padded
+/// axis (the reference's order), its circular pad crops first and wraps over
+/// the cropped axis (a declared divergence, docs/findings.md).
 fn refuse_mode_pad<T>(ctx: &OpCtx, p: &PadAttrs<T>, first: usize, d: &[i64]) -> OpResult<()> {
     let (mode, rank) = (p.mode.name(), d.len());
-    if p.crops() {
-        return Err(ctx.unsupported("pads", format!("negative pads in {mode} mode")));
-    }
     let k = rank - first;
     if k > 3 {
         return Err(ctx.unsupported(
@@ -503,6 +503,35 @@ mod tests {
             vec![3., 2., 1., 2., 3., 2.]
         );
         assert_eq!(l.how.label(), "native: pad(reflect)");
+    }
+
+    /// Negative pads go to torch's own pad (xdiff used to refuse them):
+    /// reflect and replicate pad the axis and crop after, as the reference
+    /// does; circular crops first and wraps over the cropped axis.
+    #[test]
+    fn pad_negative_is_torchs_own_op() {
+        use crate::backend::reference::{run_op as reference, util};
+        let (v, pads) = ([0., 1., 2., 3.], [0, -1, 0, 2]);
+        let x = f32s(&[1, 4], &v.map(|v| v as f32));
+        let p = i64s(&[4], &pads);
+        let (rx, rp) = (util::f(&[1, 4], &v), util::i(&[4], &pads));
+        for (mode, torch, want) in [
+            ("reflect", "reflect", [1., 2., 3., 2., 1.]),
+            ("edge", "replicate", [1., 2., 3., 3., 3.]),
+            ("wrap", "circular", [1., 2., 3., 1., 2.]),
+        ] {
+            let n = node("Pad", 2, 1, vec![("mode", Attr::String(mode.into()))]);
+            let l = run(&n, 19, &[Some(&x), Some(&p)]).unwrap();
+            assert_eq!(vals(l.outputs[0].as_ref().unwrap()), want, "{mode}");
+            assert_eq!(l.how.label(), format!("native: pad({torch})"));
+            let r = reference(&n, 19, &[Some(&rx), Some(&rp)]).unwrap()[0]
+                .clone()
+                .unwrap()
+                .floats()
+                .unwrap();
+            // The reference pads [0,1,2,3] first: wrap gives [1,2,3,0,1].
+            assert_eq!(r == want, mode != "wrap", "{mode}: {r:?}");
+        }
     }
 
     #[test]
