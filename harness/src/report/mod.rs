@@ -11,6 +11,7 @@ pub mod junit;
 pub mod links;
 pub mod markdown;
 pub mod matrix;
+pub mod rows;
 pub mod sweep;
 pub mod text;
 
