@@ -41,6 +41,12 @@ pub trait LoadedModel {
         &mut self,
         inputs: &BTreeMap<String, Tensor>,
     ) -> Result<BTreeMap<String, Tensor>, EngineError>;
+
+    /// What the runtime logged for this model since the last call (note
+    /// lines: its warnings and errors), so that nothing reaches stderr.
+    fn log(&mut self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The model with every node output added as a graph output.
@@ -119,7 +125,12 @@ impl<M: LoadedModel> Session for Tapped<M> {
         let values = self.tapped.run(inputs)?;
         let wall = start.elapsed();
         let plain = self.plain.run(inputs)?;
-        let notes = tap_effects(&self.final_outputs, &values, &plain);
+        let mut notes = tap_effects(&self.final_outputs, &values, &plain);
+        for line in self.tapped.log().into_iter().chain(self.plain.log()) {
+            if !notes.contains(&line) {
+                notes.push(line);
+            }
+        }
         let nodes = node_runs(&self.nodes, &values, self.label);
         Ok(Trace {
             nodes,

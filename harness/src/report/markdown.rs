@@ -277,15 +277,22 @@ pub fn render(
     heatmaps: &Heatmaps,
 ) -> String {
     let mut s = String::new();
-    let icon = if summary.failed == 0 { "✅" } else { "❌" };
+    let icon = if summary.all_passed() { "✅" } else { "❌" };
     let _ = writeln!(
         s,
-        "## {icon} xdiff: {} cases, {} passed, {} failed ({:.1} s)\n",
+        "## {icon} xdiff: {} cases, {} passed, {} failed{} ({:.1} s)\n",
         summary.cases,
         summary.passed,
         summary.failed,
+        summary.not_loaded_count(),
         summary.wall_ms / 1e3
     );
+    for e in &summary.not_loaded {
+        let _ = writeln!(s, "- ❗ `{}` not loaded: {}", cell(&e.file), cell(&e.error));
+    }
+    if !summary.not_loaded.is_empty() {
+        s.push('\n');
+    }
     let _ = writeln!(
         s,
         "| lane | cases ok | nodes compared | node verdicts |\n|---|---:|---:|---|"
@@ -428,7 +435,7 @@ impl<W: Write> Reporter for MarkdownReporter<W> {
                 self.cases.push(run.report.clone());
                 Ok(())
             }
-            Event::SweepFinished(_) => Ok(()),
+            Event::SweepFinished(_) | Event::CaseNotLoaded(_) => Ok(()),
             Event::RunFinished { summary, sweeps } => {
                 let doc = render(&self.cases, summary, sweeps, &self.heatmaps);
                 self.out.write_all(doc.as_bytes())?;

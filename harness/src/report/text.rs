@@ -315,10 +315,11 @@ impl<W: Write> TextReporter<W> {
             .collect();
         writeln!(
             self.out,
-            "\nsummary: {} cases, {} passed, {} failed ({:.1} s); {}",
+            "\nsummary: {} cases, {} passed, {} failed{} ({:.1} s); {}",
             s.cases,
             s.passed,
             s.failed,
+            s.not_loaded_count(),
             s.wall_ms / 1e3,
             coverage.join(", ")
         )?;
@@ -355,6 +356,7 @@ impl<W: Write> Reporter for TextReporter<W> {
             Event::SweepFinished(m) => self.sweep(m),
             Event::CaseFinished(run) => self.case(&run.report),
             Event::RunFinished { summary, .. } => self.finish(summary),
+            Event::CaseNotLoaded(e) => writeln!(self.out, "ERROR {}: {}\n", e.file, e.error),
             Event::HeatmapsWritten { .. } => Ok(()),
         }
     }
