@@ -1,5 +1,7 @@
 //! The `run` command: load every case (all bad input is found before
-//! anything runs), run them, and feed one event stream to the reporters
+//! anything runs; a case file named on the command line that cannot be
+//! loaded stops the run, one found in a directory is reported and the others
+//! run), run them, and feed one event stream to the reporters
 //! (each finished case with its evidence, its heatmaps, each finished
 //! sweep, the end of the run). Also the binary's exit codes.
 
