@@ -1,5 +1,7 @@
 //! The `run` command: load every case (all bad input is found before
-//! anything runs), run them, and feed one event stream to the reporters
+//! anything runs; a case file named on the command line that cannot be
+//! loaded stops the run, one found in a directory is reported and the others
+//! run), run them, and feed one event stream to the reporters
 //! (each finished case with its evidence, its heatmaps, each finished
 //! sweep, the end of the run). Also the binary's exit codes.
 
@@ -20,7 +22,7 @@ use crate::report::markdown::MarkdownReporter;
 use crate::report::matrix::MatrixReporter;
 use crate::report::sweep::Sweeps;
 use crate::report::text::TextReporter;
-use crate::report::{Event, Reporter, Summary};
+use crate::report::{Event, LoadError, Reporter, Summary};
 use crate::run;
 
 /// The binary's exit codes (README, "Exit codes").
@@ -41,24 +43,61 @@ const PROGRESS_MIN_CASES: usize = 10;
 /// Heatmaps of diverged nodes go to this folder under `--out`.
 pub const HEATMAP_DIR: &str = "heatmaps";
 
-/// Loads every case named by `cfg`, applying command-line overrides.
-pub fn load_cases(cfg: &RunConfig) -> Result<Vec<Case>, case::CaseError> {
-    let mut cases = Vec::new();
-    for source in case::discover(&cfg.paths)? {
-        for mut c in case::load(&source)? {
-            if let Some(b) = &cfg.backends {
-                c.backends = b.clone();
+/// One case source of a run: its variants (with the command-line overrides
+/// applied) or, for a file found by walking a directory, why it could not be
+/// loaded.
+pub type Source = Result<Vec<Case>, LoadError>;
+
+/// Loads every case source named by `cfg` before anything runs. A source
+/// named on the command line that cannot be loaded is an error (exit 2, one
+/// line); one found by walking a directory is kept as its [`LoadError`], so
+/// that the other cases still run.
+pub fn load_sources(cfg: &RunConfig) -> Result<Vec<Source>, case::CaseError> {
+    let mut sources = Vec::new();
+    for path in &cfg.paths {
+        let walked = path.is_dir() && !path.join("model.onnx").is_file();
+        for source in case::discover(std::slice::from_ref(path))? {
+            match case::load(&source) {
+                Ok(cases) => sources.push(Ok(cases
+                    .into_iter()
+                    .map(|c| with_overrides(cfg, c))
+                    .collect())),
+                Err(e) if walked => sources.push(Err(LoadError {
+                    file: e.file,
+                    error: e.msg,
+                })),
+                Err(e) => return Err(e),
             }
-            if let Some(d) = cfg.device {
-                c.options.device = d;
-            }
-            if let Some(p) = &cfg.port {
-                c.port = p.clone();
-            }
-            cases.push(c);
         }
     }
+    Ok(sources)
+}
+
+/// Loads every case named by `cfg`, every source strictly (the first that
+/// cannot be loaded is the error).
+pub fn load_cases(cfg: &RunConfig) -> Result<Vec<Case>, case::CaseError> {
+    let mut cases = Vec::new();
+    for source in load_sources(cfg)? {
+        cases.extend(source.map_err(|e| case::CaseError {
+            file: e.file,
+            msg: e.error,
+        })?);
+    }
     Ok(cases)
+}
+
+/// `c` with the command-line overrides of `cfg` applied.
+fn with_overrides(cfg: &RunConfig, mut c: Case) -> Case {
+    if let Some(b) = &cfg.backends {
+        c.backends = b.clone();
+    }
+    if let Some(d) = cfg.device {
+        c.options.device = d;
+    }
+    if let Some(p) = &cfg.port {
+        c.port = p.clone();
+    }
+    c
 }
 
 fn create(dir: &Path, name: &str) -> anyhow::Result<BufWriter<File>> {
@@ -120,18 +159,39 @@ fn emit(reporters: &mut [Box<dyn Reporter>], event: Event) -> io::Result<()> {
     reporters.iter_mut().try_for_each(|r| r.handle(&event))
 }
 
-/// Runs the cases; `Ok(true)` when every case passed.
+/// The cases of `sources`, and the sources that could not be loaded.
+fn split(sources: Vec<Source>) -> (Vec<Case>, Vec<LoadError>) {
+    let mut cases = Vec::new();
+    let mut errors = Vec::new();
+    for source in sources {
+        match source {
+            Ok(c) => cases.extend(c),
+            Err(e) => errors.push(e),
+        }
+    }
+    (cases, errors)
+}
+
+/// Runs the cases; `Ok(true)` when every case passed. Case files of a
+/// directory that could not be loaded are reported first, the other cases
+/// run, and the run then ends with an error (exit 2) naming them.
 pub fn run(cfg: &RunConfig) -> anyhow::Result<bool> {
     let start = Instant::now();
-    let cases = load_cases(cfg)?;
+    let (cases, not_loaded) = split(load_sources(cfg)?);
     let mut reporters = reporters(cfg)?;
     let pb = progress(cases.len());
-    let mut summary = Summary::default();
+    let mut summary = Summary {
+        not_loaded,
+        ..Summary::default()
+    };
     let mut sweeps = Sweeps::default();
     let mut heatmaps = cfg
         .out
         .as_ref()
         .map(|d| HeatmapWriter::new(d.join(HEATMAP_DIR)));
+    for e in &summary.not_loaded {
+        emit(&mut reporters, Event::CaseNotLoaded(e))?;
+    }
     for c in &cases {
         if let Some(pb) = &pb {
             pb.set_message(c.id());
@@ -181,5 +241,19 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<bool> {
             sweeps: &sweeps,
         },
     )?;
+    bad_sources(&summary.not_loaded)?;
     Ok(summary.failed == 0)
+}
+
+/// The error a run ends with when case files could not be loaded (exit 2).
+fn bad_sources(errors: &[LoadError]) -> anyhow::Result<()> {
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let files: Vec<&str> = errors.iter().map(|e| e.file.as_str()).collect();
+    anyhow::bail!(
+        "{} case file(s) could not be loaded (reported with the run; the other cases ran): {}",
+        errors.len(),
+        files.join(", ")
+    )
 }

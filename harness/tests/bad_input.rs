@@ -232,3 +232,64 @@ fn wrong_value_count() {
         &["n.toml", "inputs.X.values", "2 values for shape [2, 3]"],
     );
 }
+
+#[test]
+fn a_directory_run_reports_a_bad_case_and_runs_the_others() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "a_good.toml", GOOD);
+    write(d.path(), "b_malformed.toml", "[model\nname = 3");
+    write(
+        d.path(),
+        "c_missing.toml",
+        "[model]\npath = \"absent.onnx\"\n",
+    );
+    write(d.path(), "d_good.toml", GOOD);
+    let dir = d.path().to_str().unwrap();
+    let (code, out, err) = xdiff(&["run", dir, "--backends", "reference"]);
+    assert_eq!(code, 2, "bad input at the end: {out}{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(
+        err.contains("2 case file(s) could not be loaded")
+            && err.contains("b_malformed.toml")
+            && err.contains("c_missing.toml"),
+        "{err}"
+    );
+    // Each bad file is its own result line; both good cases ran.
+    let errors: Vec<&str> = out.lines().filter(|l| l.starts_with("ERROR ")).collect();
+    assert_eq!(errors.len(), 2, "{out}");
+    assert!(errors[0].contains("b_malformed.toml") && errors[0].contains("line"));
+    assert!(errors[1].contains("c_missing.toml") && errors[1].contains("absent.onnx"));
+    assert!(
+        out.contains("PASS a_good") && out.contains("PASS d_good"),
+        "{out}"
+    );
+    assert!(out.contains("2 passed, 0 failed, 2 not loaded"), "{out}");
+
+    let (code, json, _) = xdiff(&["run", dir, "--backends", "reference", "--format", "json"]);
+    assert_eq!(code, 2);
+    let doc: serde_json::Value = serde_json::from_str(&json).expect("a JSON report");
+    assert_eq!(doc["cases"].as_array().unwrap().len(), 2);
+    let not_loaded = doc["summary"]["not_loaded"].as_array().unwrap();
+    assert_eq!(not_loaded.len(), 2);
+    assert!(not_loaded[0]["file"]
+        .as_str()
+        .unwrap()
+        .ends_with("b_malformed.toml"));
+}
+
+#[test]
+fn a_bad_file_named_on_the_command_line_stops_the_run() {
+    let d = tempfile::tempdir().unwrap();
+    let good = write(d.path(), "good.toml", GOOD);
+    let bad = write(d.path(), "bad.toml", "[model\nname = 3");
+    let (code, out, err) = xdiff(&[
+        "run",
+        good.to_str().unwrap(),
+        bad.to_str().unwrap(),
+        "--backends",
+        "reference",
+    ]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert_eq!(out, "", "nothing runs");
+    assert!(err.contains("bad.toml"), "{err}");
+}

@@ -4,12 +4,16 @@
 //! node's output is [`graph_runtime`](super::graph_runtime)'s. This file holds
 //! only the ORT calls: the environment, session options (the optimization
 //! level is a case option and is reported with the run), and tensor
-//! conversion.
+//! conversion, and ORT's log: each session logs through its own logger into
+//! the lane's notes (warnings and errors, without colour codes), and the
+//! environment's own messages join the notes of the next session, so
+//! nothing ORT says reaches stderr.
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use ndarray::ArrayD;
+use ort::logging::{LogLevel, LoggerFunction};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session as OrtSession;
 use ort::value::{DynValue, TensorElementType, ValueType};
@@ -34,11 +38,72 @@ fn environment() -> Result<&'static ort::environment::Environment, EngineError> 
             ort::init_from(&lib).map_err(|e| missing(format!("loading {}: {e}", lib.display())))?;
         builder
             .with_name("xdiff")
+            .with_logger(env_log().logger())
             .build()
             .map_err(|e| missing(e.to_string()))
     })
     .as_ref()
     .map_err(Clone::clone)
+}
+
+/// What ORT logged for one session (or for the environment): warnings and
+/// errors as note lines, in order.
+#[derive(Debug, Clone, Default)]
+struct Log(Arc<Mutex<Vec<String>>>);
+
+impl Log {
+    /// A logger that keeps warnings and errors here, without colour codes.
+    fn logger(&self) -> LoggerFunction {
+        let lines = Arc::clone(&self.0);
+        Arc::new(move |level, _category, _id, _location, message| {
+            if level < LogLevel::Warning {
+                return;
+            }
+            let line = format!("ORT {}: {}", level_name(level), plain(message));
+            lines.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+        })
+    }
+
+    /// The lines logged so far, emptying the log.
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// Messages of the environment, not of a session.
+fn env_log() -> &'static Log {
+    static LOG: OnceLock<Log> = OnceLock::new();
+    LOG.get_or_init(Log::default)
+}
+
+fn level_name(level: LogLevel) -> &'static str {
+    match level {
+        LogLevel::Verbose => "verbose",
+        LogLevel::Info => "info",
+        LogLevel::Warning => "warning",
+        LogLevel::Error => "error",
+        LogLevel::Fatal => "fatal",
+    }
+}
+
+/// `message` without ANSI escape sequences (`ESC [ ... letter`), trimmed.
+fn plain(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut chars = message.chars();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        if chars.next() == Some('[') {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        }
+    }
+    out.trim().to_string()
 }
 
 fn failed(why: impl std::fmt::Display) -> EngineError {
@@ -57,9 +122,20 @@ fn level(l: OptLevel) -> GraphOptimizationLevel {
     }
 }
 
-fn session(model: &[u8], opts: &EngineOptions) -> Result<OrtSession, EngineError> {
+/// A loaded ORT session and what ORT logs for it.
+pub struct OrtModel {
+    session: OrtSession,
+    log: Log,
+}
+
+fn session(model: &[u8], opts: &EngineOptions) -> Result<OrtModel, EngineError> {
     let env = environment()?;
+    let log = Log::default();
     let mut b = OrtSession::builder(env)
+        .map_err(failed)?
+        .with_logger(log.logger())
+        .map_err(failed)?
+        .with_log_level(LogLevel::Warning)
         .map_err(failed)?
         .with_optimization_level(level(opts.ort_optimization))
         .map_err(failed)?;
@@ -82,15 +158,17 @@ fn session(model: &[u8], opts: &EngineOptions) -> Result<OrtSession, EngineError
                 ),
             })?;
     }
-    b.commit_from_memory(model)
-        .map_err(|e| failed(format!("session creation failed: {e}")))
+    let session = b
+        .commit_from_memory(model)
+        .map_err(|e| failed(format!("session creation failed: {e}")))?;
+    Ok(OrtModel { session, log })
 }
 
 impl GraphRuntime for OrtEngine {
     const LABEL: &'static str = "ORT";
-    type Loaded = OrtSession;
+    type Loaded = OrtModel;
 
-    fn load(&self, model: &[u8], opts: &EngineOptions) -> Result<OrtSession, EngineError> {
+    fn load(&self, model: &[u8], opts: &EngineOptions) -> Result<OrtModel, EngineError> {
         session(model, opts)
     }
 
@@ -173,7 +251,7 @@ fn from_ort(value: &DynValue) -> Result<Tensor, ConvertError> {
     })
 }
 
-impl LoadedModel for OrtSession {
+impl LoadedModel for OrtModel {
     fn run(
         &mut self,
         inputs: &BTreeMap<String, Tensor>,
@@ -186,13 +264,35 @@ impl LoadedModel for OrtSession {
             })?;
             feed.push((name.clone(), v));
         }
-        let outputs =
-            OrtSession::run(self, feed).map_err(|e| failed(format!("run failed: {e}")))?;
+        let outputs = self
+            .session
+            .run(feed)
+            .map_err(|e| failed(format!("run failed: {e}")))?;
         let mut host = BTreeMap::new();
         for (name, value) in outputs.iter() {
             let t = from_ort(&value).map_err(|e| failed(format!("output `{name}`: {e}")))?;
             host.insert(name.to_string(), t);
         }
         Ok(host)
+    }
+
+    fn log(&mut self) -> Vec<String> {
+        let mut lines = env_log().take();
+        lines.extend(self.log.take());
+        lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_codes_are_stripped() {
+        assert_eq!(
+            plain("\u{1b}[1;31m2026 [W:onnxruntime] Removing initializer\u{1b}[m\n"),
+            "2026 [W:onnxruntime] Removing initializer"
+        );
+        assert_eq!(plain("no codes"), "no codes");
     }
 }

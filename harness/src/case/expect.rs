@@ -205,29 +205,43 @@ fn check_backend(case: &Case, e: &Expectation) -> Result<(), String> {
     ))
 }
 
+/// A name in a declaration that the case file does not have.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+enum NameError {
+    #[error("node `{0}` is not a node of the graph")]
+    Node(String),
+    #[error("op `{0}` is not in the graph")]
+    Op(String),
+    #[error("`after` declares skipped nodes; the verdict is `{0}`")]
+    AfterVerdict(&'static str),
+    #[error("`after` node `{0}` is not a node of the graph")]
+    After(String),
+    #[error("`when` parameter `{0}` is not a parameter of the case")]
+    Param(String),
+    #[error("`when.{param}` value `{value}` is not a value of parameter `{param}`")]
+    Value { param: String, value: String },
+}
+
 /// The node, op and every `when` parameter and value a declaration names
 /// exist in some variant of the case file.
-fn check_names(cases: &[Case], e: &Expectation) -> Result<(), String> {
+fn check_names(cases: &[Case], e: &Expectation) -> Result<(), NameError> {
     let nodes = || cases.iter().flat_map(|c| c.graph.nodes.iter());
     if let Some(n) = &e.node {
         if !nodes().any(|x| &x.name == n) {
-            return Err(format!("node `{n}` is not a node of the graph"));
+            return Err(NameError::Node(n.clone()));
         }
     }
     if let Some(o) = &e.op {
         if !nodes().any(|x| &x.op_type == o) {
-            return Err(format!("op `{o}` is not in the graph"));
+            return Err(NameError::Op(o.clone()));
         }
     }
     if let Some(a) = &e.after {
         if e.verdict != Declared::Skipped {
-            return Err(format!(
-                "`after` declares skipped nodes; the verdict is `{}`",
-                e.verdict.name()
-            ));
+            return Err(NameError::AfterVerdict(e.verdict.name()));
         }
         if !nodes().any(|x| &x.name == a) {
-            return Err(format!("`after` node `{a}` is not a node of the graph"));
+            return Err(NameError::After(a.clone()));
         }
     }
     for (k, v) in &e.when {
@@ -238,12 +252,10 @@ fn check_names(cases: &[Case], e: &Expectation) -> Result<(), String> {
 
 /// `when.k = v`: `k` is a parameter of some variant, and `v` (each element
 /// of an array of alternatives) is a value it takes.
-fn check_when(cases: &[Case], k: &str, v: &toml::Value) -> Result<(), String> {
+fn check_when(cases: &[Case], k: &str, v: &toml::Value) -> Result<(), NameError> {
     let values: Vec<&toml::Value> = cases.iter().filter_map(|c| c.params.get(k)).collect();
     if values.is_empty() {
-        return Err(format!(
-            "`when` parameter `{k}` is not a parameter of the case"
-        ));
+        return Err(NameError::Param(k.to_string()));
     }
     let alternatives: Vec<&toml::Value> = match v {
         toml::Value::Array(a) if values.iter().all(|p| !p.is_array()) => a.iter().collect(),
@@ -251,10 +263,10 @@ fn check_when(cases: &[Case], k: &str, v: &toml::Value) -> Result<(), String> {
     };
     for w in alternatives {
         if !values.iter().any(|p| param_matches(p, w)) {
-            return Err(format!(
-                "`when.{k}` value `{}` is not a value of parameter `{k}`",
-                show_value(w)
-            ));
+            return Err(NameError::Value {
+                param: k.to_string(),
+                value: show_value(w),
+            });
         }
     }
     Ok(())

@@ -315,7 +315,30 @@ fn override_of(tols: &Tolerances, op: &str, dtype: DType) -> Option<Tolerance> {
 #[error("no error bound for {op}: {why}")]
 pub struct BoundError {
     pub op: String,
-    pub why: String,
+    pub why: Why,
+}
+
+/// What was missing to compute a bound.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Why {
+    #[error("input {0} missing")]
+    MissingInput(usize),
+    #[error("AveragePool without kernel_shape")]
+    NoKernelShape,
+    #[error("no term count for {0}")]
+    NoTermCount(String),
+    /// The reference could not evaluate the magnitude (its message).
+    #[error("{0}")]
+    Reference(String),
+    #[error("no output")]
+    NoOutput,
+}
+
+impl From<OpError> for Why {
+    fn from(e: OpError) -> Why {
+        let (OpError::Unsupported(m) | OpError::Failed(m)) = e;
+        Why::Reference(m)
+    }
 }
 
 /// The bound of output `k` of `node` in a lane of dtype `dtype`, whose
@@ -341,7 +364,7 @@ pub fn bound_for(
             Class::Rounded => Kind::Ulps(1.0),
             Class::Transcendental(n) => Kind::Ulps(n),
             Class::Accumulating(m) if k == 0 => {
-                let err = |why: String| BoundError {
+                let err = |why: Why| BoundError {
                     op: node.op_type.clone(),
                     why,
                 };
@@ -370,15 +393,11 @@ pub fn compare_bounded(got: &Tensor, want: &RefTensor, bound: &Bound) -> Compari
     c
 }
 
-fn input<'a>(inputs: &[Option<&'a RefTensor>], i: usize) -> Result<&'a RefTensor, String> {
-    inputs
-        .get(i)
-        .copied()
-        .flatten()
-        .ok_or_else(|| format!("input {i} missing"))
+fn input<'a>(inputs: &[Option<&'a RefTensor>], i: usize) -> Result<&'a RefTensor, Why> {
+    inputs.get(i).copied().flatten().ok_or(Why::MissingInput(i))
 }
 
-fn dims(inputs: &[Option<&RefTensor>], i: usize) -> Result<Vec<usize>, String> {
+fn dims(inputs: &[Option<&RefTensor>], i: usize) -> Result<Vec<usize>, Why> {
     Ok(input(inputs, i)?.shape().to_vec())
 }
 
@@ -397,9 +416,9 @@ fn terms(
     opset: u32,
     inputs: &[Option<&RefTensor>],
     out: &[usize],
-) -> Result<usize, String> {
+) -> Result<usize, Why> {
     let present = |i: usize| inputs.get(i).copied().flatten().is_some();
-    let per_out = |i: usize| -> Result<usize, String> {
+    let per_out = |i: usize| -> Result<usize, Why> {
         let n: usize = dims(inputs, i)?.iter().product();
         Ok(n / out.iter().product::<usize>().max(1))
     };
@@ -425,7 +444,7 @@ fn terms(
         }
         "AveragePool" => match node.attrs.get("kernel_shape") {
             Some(Attr::Ints(k)) => k.iter().product::<i64>().max(1) as usize + 1,
-            _ => return Err("AveragePool without kernel_shape".into()),
+            _ => return Err(Why::NoKernelShape),
         },
         "Resize" | "Upsample" => {
             let x = dims(inputs, 0)?;
@@ -454,7 +473,7 @@ fn terms(
             let a = axis(attr_int(node, "axis", -1), x.len());
             x[a..].iter().product::<usize>() + 3
         }
-        op => return Err(format!("no term count for {op}")),
+        op => return Err(Why::NoTermCount(op.to_string())),
     };
     Ok(k.max(1))
 }
@@ -479,7 +498,7 @@ fn magnitude(
     inputs: &[Option<&RefTensor>],
     want: &RefTensor,
     terms: usize,
-) -> Result<Vec<f64>, String> {
+) -> Result<Vec<f64>, Why> {
     let flat = |a: &ArrayD<f64>| a.iter().map(|v| v.abs()).collect::<Vec<f64>>();
     match m {
         Magnitude::Multilinear => {
@@ -491,11 +510,11 @@ fn magnitude(
                     *v = v.abs();
                 }
             }
-            Ok(flat(run_first(&na, opset, &abs)?.f64().map_err(why)?))
+            Ok(flat(run_first(&na, opset, &abs)?.f64()?))
         }
         Magnitude::Resize => reference::resize_magnitude(node, opset, inputs)
             .map(|a| flat(&a))
-            .map_err(why),
+            .map_err(Why::from),
         Magnitude::BatchNorm => {
             let mut abs: Vec<Option<RefTensor>> = inputs.iter().map(|t| t.map(abs_of)).collect();
             if let Some(Some(mean)) = abs.get_mut(3) {
@@ -510,7 +529,7 @@ fn magnitude(
             let mut nb = node.clone();
             nb.outputs.truncate(1);
             nb.attrs.remove("training_mode");
-            Ok(flat(run_first(&nb, opset, &abs)?.f64().map_err(why)?))
+            Ok(flat(run_first(&nb, opset, &abs)?.f64()?))
         }
         Magnitude::HardSigmoid => {
             let (a, b) = (
@@ -542,29 +561,21 @@ fn map_float(t: &RefTensor, f: fn(f64) -> f64) -> RefTensor {
     }
 }
 
-/// The message of a reference failure.
-fn why(e: OpError) -> String {
-    match e {
-        OpError::Unsupported(m) | OpError::Failed(m) => m,
-    }
-}
-
 fn abs_of(t: &RefTensor) -> RefTensor {
     map_float(t, f64::abs)
 }
 
-fn float_input<'a>(inputs: &[Option<&'a RefTensor>], i: usize) -> Result<&'a ArrayD<f64>, String> {
-    input(inputs, i)?.f64().map_err(why)
+fn float_input<'a>(inputs: &[Option<&'a RefTensor>], i: usize) -> Result<&'a ArrayD<f64>, Why> {
+    Ok(input(inputs, i)?.f64()?)
 }
 
-fn run_first(node: &Node, opset: u32, inputs: &[Option<RefTensor>]) -> Result<RefTensor, String> {
+fn run_first(node: &Node, opset: u32, inputs: &[Option<RefTensor>]) -> Result<RefTensor, Why> {
     let refs: Vec<Option<&RefTensor>> = inputs.iter().map(Option::as_ref).collect();
-    reference::run_op(node, opset, &refs)
-        .map_err(why)?
+    reference::run_op(node, opset, &refs)?
         .into_iter()
         .next()
         .flatten()
-        .ok_or_else(|| "no output".into())
+        .ok_or(Why::NoOutput)
 }
 
 fn softmax_magnitude(
@@ -573,9 +584,9 @@ fn softmax_magnitude(
     inputs: &[Option<&RefTensor>],
     want: &RefTensor,
     terms: usize,
-) -> Result<Vec<f64>, String> {
+) -> Result<Vec<f64>, Why> {
     let x: Vec<f64> = float_input(inputs, 0)?.iter().copied().collect();
-    let y: Vec<f64> = want.f64().map_err(why)?.iter().copied().collect();
+    let y: Vec<f64> = want.f64()?.iter().copied().collect();
     let (outer, k, inner) = softmax_groups(node, opset, &dims(inputs, 0)?);
     let mut m = vec![0.0; x.len()];
     for o in 0..outer {
@@ -591,12 +602,12 @@ fn softmax_magnitude(
     Ok(m)
 }
 
-fn layernorm_magnitude(node: &Node, inputs: &[Option<&RefTensor>]) -> Result<Vec<f64>, String> {
+fn layernorm_magnitude(node: &Node, inputs: &[Option<&RefTensor>]) -> Result<Vec<f64>, Why> {
     let xa = float_input(inputs, 0)?;
     let x: Vec<f64> = xa.iter().copied().collect();
     let s: Vec<f64> = float_input(inputs, 1)?.iter().copied().collect();
     let b: Vec<f64> = match inputs.get(2).copied().flatten() {
-        Some(t) => t.floats().map_err(why)?,
+        Some(t) => t.floats()?,
         None => vec![0.0],
     };
     let a = axis(attr_int(node, "axis", -1), xa.ndim());

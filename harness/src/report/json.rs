@@ -49,7 +49,9 @@ impl<W: Write> Reporter for JsonReporter<W> {
                 serde_json::to_writer_pretty(&mut self.out, &doc)?;
                 writeln!(self.out)
             }
-            Event::HeatmapsWritten { .. } | Event::SweepFinished(_) => Ok(()),
+            Event::HeatmapsWritten { .. } | Event::SweepFinished(_) | Event::CaseNotLoaded(_) => {
+                Ok(())
+            }
         }
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::markdown::metrics_summary;
-use super::{coverage, Event, Reporter, Summary};
+use super::{coverage, Event, LoadError, Reporter, Summary};
 use crate::outcome::CaseReport;
 
 /// Collects cases and writes one JUnit document at the end.
@@ -144,6 +144,18 @@ impl<W: Write> JunitReporter<W> {
         self.suites[i].add_test_cases(test_cases(r));
     }
 
+    /// A case file that could not be loaded: an `error` test case of its own suite.
+    fn not_loaded(&mut self, e: &LoadError) {
+        let mut st = TestCaseStatus::non_success(NonSuccessKind::Error);
+        st.set_message(e.error.clone());
+        st.set_type("not loaded");
+        let mut tc = TestCase::new(format!("{} · load", e.file), st);
+        tc.set_classname(format!("xdiff.{}", e.file));
+        let mut suite = TestSuite::new(e.file.clone());
+        suite.add_test_case(tc);
+        self.suites.push(suite);
+    }
+
     fn finish(&mut self, summary: &Summary) -> std::io::Result<()> {
         let mut report = Report::new("xdiff");
         report.set_time(Duration::from_secs_f64((summary.wall_ms / 1e3).max(0.0)));
@@ -165,6 +177,10 @@ impl<W: Write> Reporter for JunitReporter<W> {
             }
             Event::RunFinished { summary, .. } => self.finish(summary),
             Event::HeatmapsWritten { .. } | Event::SweepFinished(_) => Ok(()),
+            Event::CaseNotLoaded(e) => {
+                self.not_loaded(e);
+                Ok(())
+            }
         }
     }
 }

@@ -7,10 +7,11 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use super::links::{HeatmapLink, MAX_IMAGES};
+use super::rows::{rows, Row};
 use super::sweep::Matrix;
 use super::{coverage, sci, Event, Reporter, Summary};
 use crate::diff::Comparison;
-use crate::outcome::{CaseReport, LaneResult, Verdict};
+use crate::outcome::{CaseReport, LaneResult, NodeReport, Verdict};
 
 /// GitHub refuses comments over 65,536 characters; details stop before that.
 const DETAILS_BUDGET: usize = 50_000;
@@ -163,6 +164,55 @@ fn verdict_cell(x: &LaneResult) -> String {
     }
 }
 
+/// One row of a case's node table; a run of skipped nodes or a failed lane
+/// spans the table as one row.
+fn table_row(row: &Row) -> String {
+    match row {
+        Row::Node { node, lane, result } => node_row(node, lane, result),
+        Row::Skipped(run) => {
+            let first = run.nodes.first().map(|n| n.index).unwrap_or_default();
+            let last = run.nodes.last().map(|n| n.index).unwrap_or_default();
+            format!(
+                "| {first}–{last} | {} nodes | | {} | skipped | | {} |",
+                run.nodes.len(),
+                run.lane,
+                cell(&run.line())
+            )
+        }
+        Row::LaneFailed { lane, nodes } => {
+            format!("| | all {nodes} nodes | | {lane} | error | | the lane failed (see the lane table) |")
+        }
+    }
+}
+
+fn node_row(n: &NodeReport, lane: &str, x: &LaneResult) -> String {
+    let mut origin = x
+        .origin
+        .map(|o| format!("{o:?}").to_lowercase())
+        .unwrap_or_default();
+    let local = x.local_summary();
+    if !local.is_empty() {
+        origin = format!("{origin} (local {local})");
+    }
+    let mut detail = metrics_summary(x);
+    if let Some(note) = &x.local_note {
+        detail = format!("{detail} — {note}");
+    }
+    if let Some(reason) = &x.declared {
+        detail = format!("{detail} — declared: {reason}");
+    }
+    format!(
+        "| {} | `{}` | {} | {} | {} | {} | {} |",
+        n.index,
+        cell(&n.name),
+        n.op,
+        lane,
+        verdict_cell(x),
+        origin,
+        cell(&detail)
+    )
+}
+
 fn details(r: &CaseReport) -> String {
     let mut s = String::new();
     let status = if r.passed { "✅" } else { "❌" };
@@ -202,16 +252,7 @@ fn details(r: &CaseReport) -> String {
             cell(&settings.join(" "))
         );
     }
-    let rows: Vec<_> = r
-        .nodes
-        .iter()
-        .flat_map(|n| {
-            n.lanes
-                .iter()
-                .filter(|(_, x)| x.verdict != Verdict::Ok)
-                .map(move |(l, x)| (n, l, x))
-        })
-        .collect();
+    let rows = rows(r, |x| x.verdict != Verdict::Ok);
     if rows.is_empty() {
         let _ = writeln!(
             s,
@@ -220,33 +261,8 @@ fn details(r: &CaseReport) -> String {
         );
     } else {
         let _ = writeln!(s, "\n| # | node | op | lane | verdict | origin | metrics / message |\n|---:|---|---|---|---|---|---|");
-        for (n, lane, x) in rows {
-            let mut origin = x
-                .origin
-                .map(|o| format!("{o:?}").to_lowercase())
-                .unwrap_or_default();
-            let local = x.local_summary();
-            if !local.is_empty() {
-                origin = format!("{origin} (local {local})");
-            }
-            let mut detail = metrics_summary(x);
-            if let Some(note) = &x.local_note {
-                detail = format!("{detail} — {note}");
-            }
-            if let Some(reason) = &x.declared {
-                detail = format!("{detail} — declared: {reason}");
-            }
-            let _ = writeln!(
-                s,
-                "| {} | `{}` | {} | {} | {} | {} | {} |",
-                n.index,
-                cell(&n.name),
-                n.op,
-                lane,
-                verdict_cell(x),
-                origin,
-                cell(&detail)
-            );
+        for row in rows {
+            let _ = writeln!(s, "{}", table_row(&row));
         }
     }
     s.push_str("\n</details>\n");
@@ -261,15 +277,22 @@ pub fn render(
     heatmaps: &Heatmaps,
 ) -> String {
     let mut s = String::new();
-    let icon = if summary.failed == 0 { "✅" } else { "❌" };
+    let icon = if summary.all_passed() { "✅" } else { "❌" };
     let _ = writeln!(
         s,
-        "## {icon} xdiff: {} cases, {} passed, {} failed ({:.1} s)\n",
+        "## {icon} xdiff: {} cases, {} passed, {} failed{} ({:.1} s)\n",
         summary.cases,
         summary.passed,
         summary.failed,
+        summary.not_loaded_count(),
         summary.wall_ms / 1e3
     );
+    for e in &summary.not_loaded {
+        let _ = writeln!(s, "- ❗ `{}` not loaded: {}", cell(&e.file), cell(&e.error));
+    }
+    if !summary.not_loaded.is_empty() {
+        s.push('\n');
+    }
     let _ = writeln!(
         s,
         "| lane | cases ok | nodes compared | node verdicts |\n|---|---:|---:|---|"
@@ -412,7 +435,7 @@ impl<W: Write> Reporter for MarkdownReporter<W> {
                 self.cases.push(run.report.clone());
                 Ok(())
             }
-            Event::SweepFinished(_) => Ok(()),
+            Event::SweepFinished(_) | Event::CaseNotLoaded(_) => Ok(()),
             Event::RunFinished { summary, sweeps } => {
                 let doc = render(&self.cases, summary, sweeps, &self.heatmaps);
                 self.out.write_all(doc.as_bytes())?;

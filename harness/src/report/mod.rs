@@ -11,6 +11,7 @@ pub mod junit;
 pub mod links;
 pub mod markdown;
 pub mod matrix;
+pub mod rows;
 pub mod sweep;
 pub mod text;
 
@@ -41,6 +42,9 @@ pub enum Event<'a> {
     /// The conformance matrix of a swept case file whose variants are all done.
     SweepFinished(&'a Matrix),
     CaseFinished(&'a CaseRun),
+    /// A case file of a directory run that could not be loaded; the other
+    /// cases still run, and the run ends with exit code 2.
+    CaseNotLoaded(&'a LoadError),
     /// The totals, and every conformance matrix of the run.
     RunFinished {
         summary: &'a Summary,
@@ -72,6 +76,14 @@ impl LaneTally {
     }
 }
 
+/// A case source of a directory run that could not be loaded: the file and
+/// why (the one line a single-file run prints).
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadError {
+    pub file: String,
+    pub error: String,
+}
+
 /// Totals over a run.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
@@ -81,10 +93,26 @@ pub struct Summary {
     pub lanes: BTreeMap<String, LaneTally>,
     /// Outputs whose comparison is vacuous (see `OutputInfo::vacuous`).
     pub vacuous: usize,
+    /// Case files of a directory run that could not be loaded (not run).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_loaded: Vec<LoadError>,
     pub wall_ms: f64,
 }
 
 impl Summary {
+    /// Whether every case ran and passed.
+    pub fn all_passed(&self) -> bool {
+        self.failed == 0 && self.not_loaded.is_empty()
+    }
+
+    /// `, 1 not loaded` when some case files could not be loaded.
+    pub fn not_loaded_count(&self) -> String {
+        match self.not_loaded.len() {
+            0 => String::new(),
+            n => format!(", {n} not loaded"),
+        }
+    }
+
     pub fn add(&mut self, r: &CaseReport) {
         self.cases += 1;
         if r.passed {

@@ -4,6 +4,7 @@
 
 use std::io::Write;
 
+use super::rows::{rows, Row};
 use super::sweep::Matrix;
 use super::{coverage, sci, Event, Reporter, Summary};
 use crate::diff::Comparison;
@@ -93,8 +94,10 @@ fn mismatch(c: &Comparison) -> f64 {
     }
 }
 
-fn matters(n: &NodeReport) -> bool {
-    n.lanes.values().any(|x| x.verdict != Verdict::Ok)
+/// Column widths of the node table.
+struct Widths {
+    name: usize,
+    op: usize,
 }
 
 impl<W: Write> TextReporter<W> {
@@ -155,7 +158,8 @@ impl<W: Write> TextReporter<W> {
     }
 
     fn node_table(&mut self, r: &CaseReport) -> std::io::Result<()> {
-        let rows: Vec<&NodeReport> = r.nodes.iter().filter(|n| self.all || matters(n)).collect();
+        let all = self.all;
+        let rows = rows(r, |x| all || x.verdict != Verdict::Ok);
         if rows.is_empty() {
             return writeln!(
                 self.out,
@@ -163,64 +167,84 @@ impl<W: Write> TextReporter<W> {
                 r.nodes.len()
             );
         }
-        writeln!(
-            self.out,
-            "  {:>4}  {:<24} {:<18} {:<10} {:<12} {:>8} {:>8} {:>7} {:>10} {:>12}  {:<10} detail",
-            "#",
-            "node",
-            "op",
-            "lane",
-            "verdict",
-            "max_abs",
-            "max_rel",
-            "mism",
-            "max_ulp",
-            "local",
-            "origin"
-        )?;
-        for n in rows {
-            for (lane, x) in &n.lanes {
-                if !self.all && x.verdict == Verdict::Ok {
-                    continue;
-                }
-                let [abs, rel, mism, ulp] = metrics_cells(x);
-                let origin = x
-                    .origin
-                    .map(|o| format!("{o:?}").to_lowercase())
-                    .unwrap_or_default();
-                let verdict = if x.declared.is_some() {
-                    format!("{}*", x.verdict.name())
-                } else {
-                    x.verdict.name().to_string()
-                };
-                let mut detail = x
-                    .message
-                    .clone()
-                    .or_else(|| x.local_note.clone())
-                    .or_else(|| x.lowering.clone())
-                    .unwrap_or_default();
-                if let Some(reason) = &x.declared {
-                    detail = format!("declared: {reason}; {detail}");
-                }
-                writeln!(
+        // Full names: the name and op columns are as wide as their longest entry.
+        let width = |f: fn(&NodeReport) -> &str, min: usize| {
+            rows.iter()
+                .filter_map(|row| match row {
+                    Row::Node { node, .. } => Some(f(node).chars().count()),
+                    _ => None,
+                })
+                .fold(min, usize::max)
+        };
+        let widths = Widths {
+            name: width(|n| &n.name, 4),
+            op: width(|n| &n.op, 2),
+        };
+        let head = ["max_abs", "max_rel", "mism", "max_ulp", "local", "origin"];
+        let key = ["#", "node", "op", "lane", "verdict"];
+        self.node_row(&widths, key, &head.map(String::from), "detail")?;
+        for row in &rows {
+            match row {
+                Row::Node { node, lane, result } => self.node_line(&widths, node, lane, result)?,
+                Row::Skipped(run) => writeln!(self.out, "        {}", run.line())?,
+                Row::LaneFailed { lane, nodes, .. } => writeln!(
                     self.out,
-                    "  {:>4}  {:<24} {:<18} {:<10} {:<12} {:>8} {:>8} {:>7} {:>10} {:>12}  {:<10} {}",
-                    n.index,
-                    truncate(&n.name, 24),
-                    truncate(&n.op, 18),
-                    lane,
-                    verdict,
-                    abs,
-                    rel,
-                    mism,
-                    ulp,
-                    x.local_summary(),
-                    origin,
-                    detail
-                )?;
+                    "        {lane}: all {nodes} nodes not run: the lane failed (see its lane line)"
+                )?,
             }
         }
         Ok(())
+    }
+
+    fn node_line(
+        &mut self,
+        w: &Widths,
+        n: &NodeReport,
+        lane: &str,
+        x: &LaneResult,
+    ) -> std::io::Result<()> {
+        let [abs, rel, mism, ulp] = metrics_cells(x);
+        let origin = x
+            .origin
+            .map(|o| format!("{o:?}").to_lowercase())
+            .unwrap_or_default();
+        let verdict = if x.declared.is_some() {
+            format!("{}*", x.verdict.name())
+        } else {
+            x.verdict.name().to_string()
+        };
+        let mut detail = x
+            .message
+            .clone()
+            .or_else(|| x.local_note.clone())
+            .or_else(|| x.lowering.clone())
+            .unwrap_or_default();
+        if let Some(reason) = &x.declared {
+            detail = format!("declared: {reason}; {detail}");
+        }
+        let cells = [abs, rel, mism, ulp, x.local_summary(), origin];
+        let index = n.index.to_string();
+        let key = [index.as_str(), &n.name, &n.op, lane, &verdict];
+        self.node_row(w, key, &cells, &detail)
+    }
+
+    /// One line of the node table; `key`: index, node, op, lane, verdict;
+    /// `cells`: max_abs, max_rel, mism, max_ulp, local, origin.
+    fn node_row(
+        &mut self,
+        w: &Widths,
+        key: [&str; 5],
+        cells: &[String; 6],
+        detail: &str,
+    ) -> std::io::Result<()> {
+        let [index, name, op, lane, verdict] = key;
+        let [abs, rel, mism, ulp, local, origin] = cells;
+        writeln!(
+            self.out,
+            "  {index:>4}  {name:<nw$} {op:<ow$} {lane:<10} {verdict:<12} {abs:>8} {rel:>8} {mism:>7} {ulp:>10} {local:>12}  {origin:<10} {detail}",
+            nw = w.name,
+            ow = w.op,
+        )
     }
 
     fn failures(&mut self, r: &CaseReport) -> std::io::Result<()> {
@@ -267,15 +291,6 @@ impl<W: Write> TextReporter<W> {
     }
 }
 
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        let t: String = s.chars().take(n - 1).collect();
-        format!("{t}…")
-    }
-}
-
 impl<W: Write> TextReporter<W> {
     fn case(&mut self, r: &CaseReport) -> std::io::Result<()> {
         if r.variant.is_some() && r.passed && !self.verbose_variants {
@@ -303,10 +318,11 @@ impl<W: Write> TextReporter<W> {
             .collect();
         writeln!(
             self.out,
-            "\nsummary: {} cases, {} passed, {} failed ({:.1} s); {}",
+            "\nsummary: {} cases, {} passed, {} failed{} ({:.1} s); {}",
             s.cases,
             s.passed,
             s.failed,
+            s.not_loaded_count(),
             s.wall_ms / 1e3,
             coverage.join(", ")
         )?;
@@ -343,6 +359,7 @@ impl<W: Write> Reporter for TextReporter<W> {
             Event::SweepFinished(m) => self.sweep(m),
             Event::CaseFinished(run) => self.case(&run.report),
             Event::RunFinished { summary, .. } => self.finish(summary),
+            Event::CaseNotLoaded(e) => writeln!(self.out, "ERROR {}: {}\n", e.file, e.error),
             Event::HeatmapsWritten { .. } => Ok(()),
         }
     }
