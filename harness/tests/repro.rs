@@ -150,13 +150,21 @@ fn a_plain_ort_divergence_reproduces_from_its_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let case = write(tmp.path(), "pool.toml", POOL);
     let rp = tmp.path().join("rp");
-    let (code, report) = run_json(&[path(&case), "--backends", "ort,reference", "--repro", path(&rp)]);
+    let (code, report) = run_json(&[
+        path(&case),
+        "--backends",
+        "ort,reference",
+        "--repro",
+        path(&rp),
+    ]);
     assert_eq!(code, 1);
     assert_eq!(lane(&report, "pool/max", "ort")["origin"], "introduced");
     // Only introduced divergences get a directory: ORT's Relu is exact.
     assert_eq!(dirs(&rp), ["valid_ceil--pool_max--ort"]);
     let dir: PathBuf = rp.join("valid_ceil--pool_max--ort");
-    let recorded = lane(&report, "pool/max", "ort")["repro"].as_str().map(PathBuf::from);
+    let recorded = lane(&report, "pool/max", "ort")["repro"]
+        .as_str()
+        .map(PathBuf::from);
     assert_eq!(recorded.as_ref(), Some(&dir));
     let set = dir.join("test_data_set_0");
     assert!(dir.join("model.onnx").is_file());
@@ -169,7 +177,10 @@ fn a_plain_ort_divergence_reproduces_from_its_directory() {
     assert!(!negative, "a Relu output");
     // The reference's output on it, in the graph's float32: 2x4 windows.
     let y = pb(&set.join("output_0.pb"));
-    assert_eq!((y.dtype().name(), y.shape()), ("float32", &[1, 1, 2, 4][..]));
+    assert_eq!(
+        (y.dtype().name(), y.shape()),
+        ("float32", &[1, 1, 2, 4][..])
+    );
 
     let (code, again) = run_json(&[path(&dir), "--backends", "ort,reference"]);
     assert_eq!(code, 1);
@@ -185,7 +196,13 @@ fn a_port_divergence_reproduces_under_the_same_patch_on_the_lanes_own_inputs() {
     let case = write(tmp.path(), "port.toml", PORT);
     let rp = tmp.path().join("rp");
     let out = tmp.path().join("out");
-    let args = [path(&case), "--backends", "tch,reference", "--repro", path(&rp)];
+    let args = [
+        path(&case),
+        "--backends",
+        "tch,reference",
+        "--repro",
+        path(&rp),
+    ];
     let (code, _) = run_json(&[&args[..], &["--out", path(&out)]].concat());
     assert_eq!(code, 1);
     assert_eq!(dirs(&rp), ["port--up--tch_port", "port--up2--tch_port"]);

@@ -451,7 +451,11 @@ fn repro_link(x: &LaneResult) -> String {
 fn relink_repros(r: &mut CaseReport, base: &Path) {
     let lanes = r.nodes.iter_mut().flat_map(|n| n.lanes.values_mut());
     for x in lanes {
-        if let Some(rel) = x.repro.as_deref().and_then(|d| relative(base, Path::new(d))) {
+        if let Some(rel) = x
+            .repro
+            .as_deref()
+            .and_then(|d| relative(base, Path::new(d)))
+        {
             x.repro = Some(rel);
         }
     }
@@ -464,6 +468,10 @@ fn relative(base: &Path, target: &Path) -> Option<String> {
     let t: Vec<Component> = target.components().collect();
     let common = b.iter().zip(&t).take_while(|(x, y)| x == y).count();
     let mut parts: Vec<String> = vec!["..".into(); b.len() - common];
-    parts.extend(t[common..].iter().map(|c| c.as_os_str().to_string_lossy().into_owned()));
+    parts.extend(
+        t[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
     Some(parts.join("/"))
 }
