@@ -25,16 +25,16 @@ use crate::tensor::DType;
 
 /// A repro directory that could not be written.
 #[derive(Debug, thiserror::Error)]
-#[error("--repro: {path}: {source}")]
+#[error("--repro: {path}: {error}")]
 pub struct ReproError {
     path: String,
-    source: std::io::Error,
+    error: std::io::Error,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReproError + '_ {
-    move |source| ReproError {
+    move |error| ReproError {
         path: path.display().to_string(),
-        source,
+        error,
     }
 }
 

@@ -182,6 +182,25 @@ fn a_plain_ort_divergence_reproduces_from_its_directory() {
         ("float32", &[1, 1, 2, 4][..])
     );
 
+    // Same case, same bytes.
+    let rp2 = tmp.path().join("rp2");
+    run_json(&[
+        path(&case),
+        "--backends",
+        "ort,reference",
+        "--repro",
+        path(&rp2),
+    ]);
+    let dir2 = rp2.join("valid_ceil--pool_max--ort");
+    for f in [
+        "model.onnx",
+        "test_data_set_0/input_0.pb",
+        "test_data_set_0/output_0.pb",
+    ] {
+        let read = |d: &Path| std::fs::read(d.join(f)).unwrap();
+        assert_eq!(read(&dir), read(&dir2), "{f}");
+    }
+
     let (code, again) = run_json(&[path(&dir), "--backends", "ort,reference"]);
     assert_eq!(code, 1);
     assert_reproduced(&again, "pool/max", "ort");
@@ -242,4 +261,23 @@ fn a_port_divergence_reproduces_under_the_same_patch_on_the_lanes_own_inputs() {
     }
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("[repro](../rp/port--up2--tch_port)"), "{md}");
+}
+
+#[test]
+fn an_unwritable_repro_folder_is_one_line_and_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let case = write(tmp.path(), "pool.toml", POOL);
+    let file = write(tmp.path(), "not-a-dir", "");
+    let args = [
+        "run",
+        path(&case),
+        "--backends",
+        "ort,reference",
+        "--repro",
+        path(&file),
+    ];
+    let (code, _, err) = xdiff(&args);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("xdiff: --repro: "), "{err}");
 }
