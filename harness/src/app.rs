@@ -23,6 +23,7 @@ use crate::report::matrix::MatrixReporter;
 use crate::report::sweep::Sweeps;
 use crate::report::text::TextReporter;
 use crate::report::{Event, LoadError, Reporter, Summary};
+use crate::repro::ReproWriter;
 use crate::run;
 
 /// The binary's exit codes (README, "Exit codes").
@@ -134,7 +135,8 @@ pub fn reporters(cfg: &RunConfig) -> anyhow::Result<Vec<Box<dyn Reporter>>> {
         )));
         reporters.push(Box::new(
             MarkdownReporter::new(create(dir, "report.md")?)
-                .with_heatmaps(format!("{HEATMAP_DIR}/")),
+                .with_heatmaps(format!("{HEATMAP_DIR}/"))
+                .with_repro_base(dir),
         ));
         reporters.push(Box::new(JunitReporter::new(create(dir, "junit.xml")?)));
         reporters.push(Box::new(MatrixReporter::new(dir)));
@@ -192,11 +194,19 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<bool> {
     for e in &summary.not_loaded {
         emit(&mut reporters, Event::CaseNotLoaded(e))?;
     }
+    let mut repro = cfg.repro.as_ref().map(ReproWriter::new);
     for c in &cases {
         if let Some(pb) = &pb {
             pb.set_message(c.id());
         }
-        let run = run::run_case(c, &c.backends)?;
+        let opts = run::RunOptions {
+            repro: repro.is_some(),
+            ..run::RunOptions::for_case(c)
+        };
+        let mut run = run::run_case_with(c, &c.backends, opts)?;
+        if let Some(w) = repro.as_mut() {
+            w.case(c, &mut run)?;
+        }
         summary.add(&run.report);
         let ended = sweeps.add(&run.report);
         let mut case_events = |reporters: &mut [Box<dyn Reporter>]| -> anyhow::Result<()> {

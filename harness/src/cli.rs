@@ -65,6 +65,11 @@ pub struct RunArgs {
     /// `<backend>:port` (every Resize lowered the naive way); overrides the cases' `port`.
     #[arg(long, value_delimiter = ',')]
     pub port: Option<Vec<String>>,
+    /// Write an ONNX backend-test directory per introduced divergence into
+    /// this directory: `<case>--<node>--<lane>/` with a one-node model, the
+    /// lane's inputs and the reference's outputs on them.
+    #[arg(long, value_name = "DIR")]
+    pub repro: Option<PathBuf>,
 }
 
 /// Validated run configuration.
@@ -78,6 +83,8 @@ pub struct RunConfig {
     pub all: bool,
     /// `--port`: replaces every case's `port` list when given.
     pub port: Option<Vec<String>>,
+    /// `--repro`: where the repro directories go.
+    pub repro: Option<PathBuf>,
 }
 
 /// A bad command-line value; one line for exit code 2.
@@ -120,6 +127,7 @@ impl RunArgs {
             out: self.out,
             all: self.all,
             port: self.port,
+            repro: self.repro,
         })
     }
 }

@@ -20,6 +20,7 @@ pub mod onnx;
 pub mod options;
 pub mod outcome;
 pub mod report;
+pub mod repro;
 pub mod run;
 pub mod runtimes;
 pub mod tensor;

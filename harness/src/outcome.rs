@@ -120,6 +120,10 @@ pub struct LaneResult {
     /// cannot run it on this lane's inputs); it then gets no origin.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub local_note: Option<String>,
+    /// With `--repro DIR`: the backend-test directory written for this
+    /// introduced divergence (`DIR/<case>--<node>--<lane>`), see `crate::repro`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repro: Option<String>,
 }
 
 impl LaneResult {
@@ -155,6 +159,7 @@ impl LaneResult {
             cross_device: None,
             local: None,
             local_note: None,
+            repro: None,
         }
     }
 }
@@ -331,13 +336,34 @@ pub struct NodeEvidence {
     pub outputs: BTreeMap<String, TensorPair>,
 }
 
+/// One introduced divergence, as `--repro` writes it (`crate::repro`): the
+/// exact tensors the lane fed the node and the reference's outputs on them.
+#[derive(Debug, Clone)]
+pub struct ReproEvidence {
+    pub lane: String,
+    /// The node's index in the graph.
+    pub node: usize,
+    /// The node's distinct, non-omitted inputs in first-use order, as the
+    /// lane received them (its own upstream values in its dtype; graph
+    /// inputs and initializers from the case).
+    pub inputs: Vec<(String, Tensor)>,
+    /// The node's outputs as the float64 reference computes them on
+    /// `inputs`, cast to their logical dtype (float32 for a float32 graph);
+    /// outputs without a reference value are left out.
+    pub outputs: Vec<(String, Tensor)>,
+}
+
 /// What a run keeps of its tensors once the report is built: for each lane
 /// whose first divergence is a `diverged` node, that node's diverged
 /// outputs (one node per lane, so a case keeps at most one node's outputs
-/// per lane; everything else is dropped with the traces).
+/// per lane; everything else is dropped with the traces). Only when asked
+/// (`RunOptions::repro`), also the inputs and local reference outputs of
+/// every introduced divergence of every lane.
 #[derive(Debug, Clone, Default)]
 pub struct Evidence {
     pub lanes: BTreeMap<String, NodeEvidence>,
+    /// Per introduced divergence (graph order, then lane), with `--repro` only.
+    pub repro: Vec<ReproEvidence>,
 }
 
 impl Evidence {

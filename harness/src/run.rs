@@ -20,7 +20,8 @@ use crate::graph::Node;
 use crate::lane::{EngineLane, Lane, Patch, EXPECTED, REFERENCE};
 use crate::outcome::{
     CaseReport, CaseRun, Evidence, FirstDivergence, LaneInfo, LaneResult, ModelOutputs,
-    NodeEvidence, NodeReport, Origin, OutputInfo, OutputResult, TensorPair, Verdict, WorstOutput,
+    NodeEvidence, NodeReport, Origin, OutputInfo, OutputResult, ReproEvidence, TensorPair,
+    Verdict, WorstOutput,
 };
 use crate::tensor::{DType, Tensor};
 use crate::verdict::{self, Judge};
@@ -190,7 +191,27 @@ pub fn cross_device_baseline(case: &Case) -> Option<Device> {
 /// per `case.port` entry, a patched lane `<backend>:<name>` per `[[lane]]`
 /// (`case.lanes`), and the expected outputs of a backend-test directory.
 pub fn run_case(case: &Case, backends: &[String]) -> Result<CaseRun, RunError> {
-    run_case_with_baseline(case, backends, cross_device_baseline(case))
+    run_case_with(case, backends, RunOptions::for_case(case))
+}
+
+/// How [`run_case_with`] runs a case beyond its lanes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunOptions {
+    /// See [`run_case_with_baseline`].
+    pub baseline: Option<Device>,
+    /// Keep, in [`Evidence::repro`], the tensors of every introduced
+    /// divergence for `--repro` (off by default: they are dropped with the traces).
+    pub repro: bool,
+}
+
+impl RunOptions {
+    /// The case's own cross-device baseline, no repro evidence.
+    pub fn for_case(case: &Case) -> RunOptions {
+        RunOptions {
+            baseline: cross_device_baseline(case),
+            repro: false,
+        }
+    }
 }
 
 /// [`run_case`] with an explicit cross-device baseline: with `Some(device)`
@@ -203,6 +224,20 @@ pub fn run_case_with_baseline(
     backends: &[String],
     baseline: Option<Device>,
 ) -> Result<CaseRun, RunError> {
+    let opts = RunOptions {
+        baseline,
+        repro: false,
+    };
+    run_case_with(case, backends, opts)
+}
+
+/// [`run_case`] under `opts`.
+pub fn run_case_with(
+    case: &Case,
+    backends: &[String],
+    opts: RunOptions,
+) -> Result<CaseRun, RunError> {
+    let baseline = opts.baseline;
     let show_reference = backends.iter().any(|b| b == REFERENCE);
     // ONNX Runtime runs first when asked for: it runs every op, so the
     // reference takes from it the outputs of a node it has no lowering for
@@ -287,7 +322,10 @@ pub fn run_case_with_baseline(
     }
     lanes.extend(expected_lane(case));
     let report = build_report(case, &reference, &lanes, show_reference);
-    let evidence = evidence(&report, reference.trace.as_ref(), &lanes);
+    let mut evidence = evidence(&report, reference.trace.as_ref(), &lanes);
+    if let (true, Some(reference)) = (opts.repro, &reference.trace) {
+        evidence.repro = repro_evidence(case, &report, reference, &lanes);
+    }
     Ok(CaseRun { report, evidence })
 }
 
@@ -465,12 +503,16 @@ fn judge_locally(
 /// or initializer, else the lane's own value (its dtype as logical dtype),
 /// else the value bridged in for a node it could not run.
 fn lane_input(case: &Case, trace: &Trace, name: &str) -> Option<RefTensor> {
+    received(case, trace, name).map(RefTensor::from_host)
+}
+
+/// Input `name` of a node as this lane received it, in the lane's dtype.
+fn received<'a>(case: &'a Case, trace: &'a Trace, name: &str) -> Option<&'a Tensor> {
     case.inputs
         .get(name)
         .or_else(|| case.graph.initializers.get(name))
         .or_else(|| trace.values.get(name))
         .or_else(|| trace.bridged.get(name))
-        .map(RefTensor::from_host)
 }
 
 /// Whether the lane's value of `name` is bit for bit the reference's.
@@ -489,6 +531,41 @@ fn local_comparisons(
     reference: &Trace,
     node: &Node,
 ) -> Result<Vec<(String, Comparison)>, String> {
+    let (inputs, wants) = local_evaluation(case, trace, reference, node)?;
+    let refs: Vec<Option<&RefTensor>> = inputs.iter().map(Option::as_ref).collect();
+    let mut out = Vec::new();
+    for (k, (name, want)) in node.outputs.iter().zip(&wants).enumerate() {
+        let (Some(want), Some(got)) = (want, trace.values.get(name)) else {
+            continue;
+        };
+        let b = bound::bound_for(
+            node,
+            case.graph.opset,
+            &refs,
+            k,
+            want,
+            want.dtype,
+            &case.tolerances,
+        )
+        .map_err(|e| e.to_string())?;
+        out.push((name.clone(), bound::compare_bounded(got, want, &b)));
+    }
+    Ok(out)
+}
+
+/// Inputs (`None` where omitted) and outputs of a local comparison.
+type Evaluation = (Vec<Option<RefTensor>>, Vec<Option<RefTensor>>);
+
+/// The lane's inputs to `node` (upcast) and the reference's outputs on
+/// them, per output (`None` where it has none). When every input is
+/// bit-identical to the reference's, the reference's own outputs are that
+/// evaluation. `Err` says why there is none.
+fn local_evaluation(
+    case: &Case,
+    trace: &Trace,
+    reference: &Trace,
+    node: &Node,
+) -> Result<Evaluation, String> {
     let mut inputs: Vec<Option<RefTensor>> = Vec::with_capacity(node.inputs.len());
     for name in &node.inputs {
         if name.is_empty() {
@@ -513,24 +590,7 @@ fn local_comparisons(
             format!("the reference cannot run this node on the lane's inputs: {m}")
         })?
     };
-    let mut out = Vec::new();
-    for (k, (name, want)) in node.outputs.iter().zip(&wants).enumerate() {
-        let (Some(want), Some(got)) = (want, trace.values.get(name)) else {
-            continue;
-        };
-        let b = bound::bound_for(
-            node,
-            case.graph.opset,
-            &refs,
-            k,
-            want,
-            want.dtype,
-            &case.tolerances,
-        )
-        .map_err(|e| e.to_string())?;
-        out.push((name.clone(), bound::compare_bounded(got, want, &b)));
-    }
-    Ok(out)
+    Ok((inputs, wants))
 }
 
 /// Compares each output of `node` in `trace` with the reference's into
@@ -797,6 +857,65 @@ fn evidence(report: &CaseReport, reference: Option<&Trace>, lanes: &[LaneRun]) -
         out.lanes.insert(lane.name.clone(), node);
     }
     out
+}
+
+/// For `--repro`: per node and lane (not the expected data) whose
+/// divergence is introduced, the tensors the lane fed the node and the
+/// reference's outputs on them, in their logical dtype.
+fn repro_evidence(
+    case: &Case,
+    report: &CaseReport,
+    reference: &Trace,
+    lanes: &[LaneRun],
+) -> Vec<ReproEvidence> {
+    let mut out = Vec::new();
+    for n in &report.nodes {
+        let node = &case.graph.nodes[n.index];
+        for lane in lanes.iter().filter(|l| l.lane != Lane::Expected) {
+            let introduced = n
+                .lanes
+                .get(&lane.name)
+                .is_some_and(|r| r.origin == Some(Origin::Introduced));
+            let Some(trace) = lane.trace.as_ref().filter(|_| introduced) else {
+                continue;
+            };
+            let Ok((_, wants)) = local_evaluation(case, trace, reference, node) else {
+                continue;
+            };
+            let mut inputs: Vec<(String, Tensor)> = Vec::new();
+            for name in node.inputs.iter().filter(|i| !i.is_empty()) {
+                if let (false, Some(t)) = (
+                    inputs.iter().any(|(k, _)| k == name),
+                    received(case, trace, name),
+                ) {
+                    inputs.push((name.clone(), t.clone()));
+                }
+            }
+            let outputs = node
+                .outputs
+                .iter()
+                .zip(wants)
+                .filter(|(name, _)| !name.is_empty())
+                .filter_map(|(name, w)| w.map(|w| (name.clone(), logical(w))))
+                .collect();
+            out.push(ReproEvidence {
+                lane: lane.name.clone(),
+                node: n.index,
+                inputs,
+                outputs,
+            });
+        }
+    }
+    out
+}
+
+/// A reference value in its logical dtype (float64 maths rounded to it).
+fn logical(r: RefTensor) -> Tensor {
+    if r.dtype.is_float() {
+        r.data.cast(r.dtype)
+    } else {
+        r.data
+    }
 }
 
 /// The reference lane's own result on `node` (shown with `--backends ...,reference`).

@@ -56,6 +56,7 @@ fn config(path: &Path) -> RunConfig {
         out: None,
         all: false,
         port: None,
+        repro: None,
     }
 }
 

@@ -5,6 +5,7 @@
 
 use std::fmt::Write as _;
 use std::io::Write;
+use std::path::{Component, Path, PathBuf};
 
 use super::links::{HeatmapLink, MAX_IMAGES};
 use super::rows::{rows, Row};
@@ -23,6 +24,9 @@ pub struct MarkdownReporter<W: Write> {
     heatmaps: Heatmaps,
     /// Where heatmap files are, relative to this document; `None`: not shown.
     heatmap_dir: Option<String>,
+    /// The folder this document is written to, when not the working
+    /// directory: repro links are made relative to it.
+    repro_base: Option<PathBuf>,
 }
 
 impl<W: Write> MarkdownReporter<W> {
@@ -32,7 +36,14 @@ impl<W: Write> MarkdownReporter<W> {
             cases: Vec::new(),
             heatmaps: Heatmaps::default(),
             heatmap_dir: None,
+            repro_base: None,
         }
+    }
+
+    /// Links repro directories relative to `dir`, where this document is written.
+    pub fn with_repro_base(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.repro_base = Some(dir.into());
+        self
     }
 
     /// Shows heatmaps, linked as `dir` + file name (`heatmaps/` for a
@@ -201,6 +212,7 @@ fn node_row(n: &NodeReport, lane: &str, x: &LaneResult) -> String {
     if let Some(reason) = &x.declared {
         detail = format!("{detail} — declared: {reason}");
     }
+    detail.push_str(&repro_link(x));
     format!(
         "| {} | `{}` | {} | {} | {} | {} | {} |",
         n.index,
@@ -342,7 +354,7 @@ pub fn render(
                 cell(&f.node),
                 f.op,
                 verdict_cell(x),
-                cell(&metrics_summary(x))
+                cell(&metrics_summary(x)) + &repro_link(x)
             );
         }
     }
@@ -432,7 +444,11 @@ impl<W: Write> Reporter for MarkdownReporter<W> {
                 Ok(())
             }
             Event::CaseFinished(run) => {
-                self.cases.push(run.report.clone());
+                let mut report = run.report.clone();
+                if let Some(base) = &self.repro_base {
+                    relink_repros(&mut report, base);
+                }
+                self.cases.push(report);
                 Ok(())
             }
             Event::SweepFinished(_) | Event::CaseNotLoaded(_) => Ok(()),
@@ -443,4 +459,42 @@ impl<W: Write> Reporter for MarkdownReporter<W> {
             }
         }
     }
+}
+
+/// ` — [repro](dir)` for a lane result with a repro directory, else empty.
+fn repro_link(x: &LaneResult) -> String {
+    x.repro
+        .as_ref()
+        .map(|d| format!(" — [repro]({})", d.replace(' ', "%20")))
+        .unwrap_or_default()
+}
+
+/// Rewrites every repro path of `r` relative to `base` where both resolve
+/// (else the path stays as written).
+fn relink_repros(r: &mut CaseReport, base: &Path) {
+    let lanes = r.nodes.iter_mut().flat_map(|n| n.lanes.values_mut());
+    for x in lanes {
+        if let Some(rel) = x
+            .repro
+            .as_deref()
+            .and_then(|d| relative(base, Path::new(d)))
+        {
+            x.repro = Some(rel);
+        }
+    }
+}
+
+/// `target` as a path relative to the folder `base`, both resolved on disk.
+fn relative(base: &Path, target: &Path) -> Option<String> {
+    let (base, target) = (base.canonicalize().ok()?, target.canonicalize().ok()?);
+    let b: Vec<Component> = base.components().collect();
+    let t: Vec<Component> = target.components().collect();
+    let common = b.iter().zip(&t).take_while(|(x, y)| x == y).count();
+    let mut parts: Vec<String> = vec!["..".into(); b.len() - common];
+    parts.extend(
+        t[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    Some(parts.join("/"))
 }

@@ -287,6 +287,15 @@ impl<W: Write> TextReporter<W> {
         for w in &r.warnings {
             writeln!(self.out, "  ~ {w}")?;
         }
+        self.repros(r)
+    }
+
+    /// One `repro: DIR/...` line per repro directory written for the case.
+    fn repros(&mut self, r: &CaseReport) -> std::io::Result<()> {
+        let dirs = r.nodes.iter().flat_map(|n| n.lanes.values());
+        for dir in dirs.filter_map(|x| x.repro.as_ref()) {
+            writeln!(self.out, "  repro: {dir}")?;
+        }
         Ok(())
     }
 }
@@ -306,6 +315,7 @@ impl<W: Write> TextReporter<W> {
         self.first_divergences(r)?;
         self.node_table(r)?;
         self.failures(r)?;
+        self.repros(r)?;
         writeln!(self.out)
     }
 
