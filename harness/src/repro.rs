@@ -10,10 +10,12 @@
 //! `test_data_set_0/input_K.pb`, the exact tensors the lane fed the node
 //! (its own upstream values in its dtype), `output_K.pb`, the float64
 //! reference's outputs on those tensors in the node's logical dtype. The
-//! node is always the case graph's, never a lane's patched copy: a patched
-//! or port lane reproduces when the same patch is applied to the repro
-//! (e.g. `--port tch`). Only writes what the run kept ([`ReproEvidence`]);
-//! no engine runs here.
+//! node is always the case graph's, never a lane's patched copy: for a
+//! patched (`[[lane]]`) or port lane the directory also holds `repro.toml`,
+//! a case file naming the directory (`test_dir = "."`) with the same patch,
+//! so `xdiff run DIR/<dir>/repro.toml` reproduces that lane's verdict (and
+//! `xdiff run DIR/<dir>` shows the plain backends agree with the spec).
+//! Only writes what the run kept ([`ReproEvidence`]); no engine runs here.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -124,6 +126,10 @@ fn write_dir(path: &Path, case: &Case, r: &ReproEvidence) -> Result<(), ReproErr
     let model_path = path.join("model.onnx");
     let bytes = prost::Message::encode_to_vec(&model(case, r));
     std::fs::write(&model_path, bytes).map_err(io(&model_path))?;
+    if let Some(text) = lane_case(case, r, path) {
+        let file = path.join("repro.toml");
+        std::fs::write(&file, text).map_err(io(&file))?;
+    }
     let pbs = [("input", &r.inputs), ("output", &r.outputs)];
     for (prefix, tensors) in pbs {
         for (k, (name, t)) in tensors.iter().enumerate() {
@@ -133,6 +139,46 @@ fn write_dir(path: &Path, case: &Case, r: &ReproEvidence) -> Result<(), ReproErr
         }
     }
     Ok(())
+}
+
+/// For a port or patched lane, a case file that runs this directory with
+/// the lane as it ran: `port = [...]` or the same `[[lane]]` patch.
+fn lane_case(case: &Case, r: &ReproEvidence, path: &Path) -> Option<String> {
+    use toml::{Table, Value};
+    let mut doc = Table::new();
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    doc.insert("name".into(), Value::String(name));
+    let mut model = Table::new();
+    model.insert("test_dir".into(), Value::String(".".into()));
+    if let Some(b) = case.port.iter().find(|b| r.lane == format!("{b}:port")) {
+        doc.insert("port".into(), Value::Array(vec![Value::String(b.clone())]));
+    } else {
+        let p = case
+            .lanes
+            .iter()
+            .find(|p| p.lane(case.options.device).to_string() == r.lane)?;
+        let mut patch = Table::new();
+        patch.insert("node".into(), Value::String(p.node.clone()));
+        let attrs: Table = p
+            .attrs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        patch.insert("attrs".into(), Value::Table(attrs));
+        let mut lane = Table::new();
+        lane.insert("name".into(), Value::String(p.name.clone()));
+        lane.insert("backend".into(), Value::String(p.backend.clone()));
+        lane.insert("patch".into(), Value::Table(patch));
+        doc.insert("lane".into(), Value::Array(vec![Value::Table(lane)]));
+    }
+    doc.insert("model".into(), Value::Table(model));
+    let header = format!(
+        "# Reproduces lane `{}` at node `{}`: xdiff run <this dir>/repro.toml\n",
+        r.lane, case.graph.nodes[r.node].name
+    );
+    Some(header + &toml::to_string(&doc).ok()?)
 }
 
 /// The one-node model: the case graph's node, its inputs typed and shaped

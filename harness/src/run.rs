@@ -20,8 +20,8 @@ use crate::graph::Node;
 use crate::lane::{EngineLane, Lane, Patch, EXPECTED, REFERENCE};
 use crate::outcome::{
     CaseReport, CaseRun, Evidence, FirstDivergence, LaneInfo, LaneResult, ModelOutputs,
-    NodeEvidence, NodeReport, Origin, OutputInfo, OutputResult, ReproEvidence, TensorPair,
-    Verdict, WorstOutput,
+    NodeEvidence, NodeReport, Origin, OutputInfo, OutputResult, ReproEvidence, TensorPair, Verdict,
+    WorstOutput,
 };
 use crate::tensor::{DType, Tensor};
 use crate::verdict::{self, Judge};

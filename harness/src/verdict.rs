@@ -212,6 +212,9 @@ fn lane_failures(
             .find(|e| declared_matches(e.verdict, r.verdict))
         {
             r.declared = Some(e.reason.clone());
+            if let Some(f) = composed_declaration(name, &id, &op, r) {
+                failures.push(f);
+            }
             continue;
         }
         if lane.error.is_some() || (!judged && r.verdict == Verdict::Skipped) {
@@ -239,6 +242,21 @@ fn lane_failures(
     }
     failures.extend(skipped_runs(case, nodes, name, &skipped));
     failures
+}
+
+/// A divergence declared on a composed lowering: that lowering is xdiff's
+/// own code, so its departure is a bug in xdiff to fix, never a finding
+/// about the framework (only native lowerings carry declared divergences).
+fn composed_declaration(lane: &str, node: &str, op: &str, r: &LaneResult) -> Option<String> {
+    let lowering = r.lowering.as_deref()?;
+    (r.verdict == Verdict::Diverged
+        && r.origin == Some(Origin::Introduced)
+        && lowering.starts_with("composed"))
+    .then(|| {
+        format!(
+            "{lane}: node `{node}` ({op}) declared diverged, but its lowering is xdiff's own ({lowering}): a composed lowering that departs from the reference is a bug in xdiff, not a finding"
+        )
+    })
 }
 
 /// `<lane>: node `x` (Op) <verdict>: <message>`

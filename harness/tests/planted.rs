@@ -142,3 +142,51 @@ fn a_bad_patch_is_one_line_naming_the_key_and_exit_2() {
         "{err}"
     );
 }
+
+/// `--repro` on the planted mistakes writes, per planted lane, a directory
+/// whose `repro.toml` (the same patch on the one-node model) gives the same
+/// introduced verdict at the same node, with the same local error; the
+/// recorded outputs are the reference's, so the `expected` lane agrees.
+#[test]
+fn repro_of_each_planted_mistake_reproduces_its_introduced_verdict() {
+    let d = tempfile::tempdir().unwrap();
+    let rp = d.path().join("rp");
+    let (code, out, err) = xdiff(&[
+        "run",
+        case_file().to_str().unwrap(),
+        "--format",
+        "json",
+        "--repro",
+        rp.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    let report = &doc["cases"][0];
+    let text = std::fs::read_to_string(case_file()).unwrap();
+    let lanes = planted_lanes(&text);
+    for (lane, node) in &lanes {
+        let n = report["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == node.as_str())
+            .unwrap();
+        let dir = n["lanes"][lane.as_str()]["repro"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{lane}: no repro dir"));
+        let (code, again) = run_json(&Path::new(dir).join("repro.toml"));
+        assert_eq!(
+            code, 1,
+            "{lane}: the planted mistake is undeclared in the repro"
+        );
+        assert_eq!(introduced(&again, lane), [node.as_str()], "{lane}");
+        assert_eq!(
+            local_error(&again["nodes"][0], lane),
+            local_error(n, lane),
+            "{lane}: same local error"
+        );
+        let expected = &again["nodes"][0]["lanes"]["expected"];
+        assert_eq!(expected["verdict"], "ok", "{lane}: {expected}");
+    }
+    assert_eq!(std::fs::read_dir(&rp).unwrap().count(), lanes.len());
+}

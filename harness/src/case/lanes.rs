@@ -35,6 +35,9 @@ pub struct PatchedLane {
     pub node: String,
     /// What changed, `attr=value` per attribute (shown in the lane's settings).
     pub change: String,
+    /// The patch's attributes as the case file gives them (for `--repro`,
+    /// which writes the same patch beside a reproduction).
+    pub attrs: std::collections::BTreeMap<String, toml::Value>,
     /// The case's graph with the patch applied: what this lane's engine runs.
     pub graph: Arc<Graph>,
 }
@@ -140,6 +143,7 @@ fn patched_lane(
             .map(|(k, v)| format!("{k}={}", super::show_value(v)))
             .collect::<Vec<_>>()
             .join(" "),
+        attrs: l.patch.attrs.clone(),
         graph: Arc::new(patched),
     })
 }

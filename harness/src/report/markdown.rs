@@ -321,7 +321,7 @@ pub fn render(
             nodes.join(", ")
         );
     }
-    s.push_str("\nA lane's case is ok when every node is ok or declared; a node is compared when the lane ran it and it was diffed against the reference.\n");
+    s.push_str("\nA lane's case is ok when each of its nodes is ok, declared or inherited (judged on its own inputs, it did not depart); a node is compared when the lane ran it and it was diffed against the reference.\n");
     if summary.vacuous > 0 {
         let _ = writeln!(
             s,

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::lane::EXPECTED;
-use crate::outcome::{CaseReport, CaseRun, LaneInfo, Verdict};
+use crate::outcome::{CaseReport, CaseRun, LaneInfo, Origin, Verdict};
 use links::HeatmapLink;
 use sweep::Matrix;
 
@@ -137,8 +137,10 @@ impl Summary {
             for n in &r.nodes {
                 if let Some(x) = n.lanes.get(&lane.name) {
                     *t.nodes.entry(x.verdict.name().to_string()).or_default() += 1;
+                    let inherited = x.origin == Some(Origin::Inherited);
                     if x.verdict != Verdict::Ok
                         && x.declared.is_none()
+                        && !inherited
                         && !(lane.name == EXPECTED && x.verdict == Verdict::Skipped)
                     {
                         all_ok = false;

@@ -336,15 +336,17 @@ impl<W: Write> TextReporter<W> {
             s.wall_ms / 1e3,
             coverage.join(", ")
         )?;
+        let w = s.lanes.keys().map(String::len).max().unwrap_or(0).max(10);
         writeln!(
             self.out,
-            "  lane        cases ok   compared          node verdicts"
+            "  {:<w$} cases ok   compared          node verdicts",
+            "lane"
         )?;
         for (lane, t) in &s.lanes {
             let nodes: Vec<String> = t.nodes.iter().map(|(k, v)| format!("{k} {v}")).collect();
             writeln!(
                 self.out,
-                "  {:<10} {:>5}/{:<5}  {:<17} {}",
+                "  {:<w$} {:>5}/{:<5}  {:<17} {}",
                 lane,
                 t.cases_ok,
                 t.cases,
@@ -359,7 +361,7 @@ impl<W: Write> TextReporter<W> {
                 s.vacuous
             )?;
         }
-        writeln!(self.out, "  (* = declared; a lane's case is ok when all its nodes are ok or declared; compared = nodes diffed against the reference / nodes)")
+        writeln!(self.out, "  (* = declared; a lane's case is ok when each of its nodes is ok, declared or inherited; compared = nodes diffed against the reference / nodes)")
     }
 }
 
