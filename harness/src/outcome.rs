@@ -308,6 +308,10 @@ pub struct CaseReport {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     pub passed: bool,
+    /// Time spent judging the case once its lanes had run: every total and
+    /// local comparison (the reference re-run on each lane's inputs),
+    /// fingerprints and the verdict (not stable, like `wall_ms`).
+    pub judge_ms: f64,
 }
 
 impl CaseReport {

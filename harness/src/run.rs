@@ -321,7 +321,9 @@ pub fn run_case_with(
         lanes.insert(at, l);
     }
     lanes.extend(expected_lane(case));
-    let report = build_report(case, &reference, &lanes, show_reference);
+    let judging = std::time::Instant::now();
+    let mut report = build_report(case, &reference, &lanes, show_reference);
+    report.judge_ms = judging.elapsed().as_secs_f64() * 1e3;
     let mut evidence = evidence(&report, reference.trace.as_ref(), &lanes);
     if let (true, Some(reference)) = (opts.repro, &reference.trace) {
         evidence.repro = repro_evidence(case, &report, reference, &lanes);
@@ -697,6 +699,7 @@ fn build_report(
         first_divergence,
         failures,
         warnings,
+        judge_ms: 0.0,
     }
 }
 

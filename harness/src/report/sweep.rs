@@ -604,6 +604,7 @@ mod tests {
             device: "cpu".into(),
             lanes: infos,
             warnings: vec![],
+            judge_ms: 0.0,
             nodes: vec![NodeReport {
                 index: 0,
                 name: "resize".into(),
