@@ -235,8 +235,8 @@ pub fn spacing(dtype: DType, r: f64) -> f64 {
     if a < min_normal {
         return min_normal * eps;
     }
-    let exp = ((a.to_bits() >> 52) & 0x7ff) as i32 - 1023;
-    2f64.powi(exp) * eps
+    // 2^exponent of |r|: its bits with the mantissa cleared (exact).
+    f64::from_bits(a.to_bits() & 0x7ff0_0000_0000_0000) * eps
 }
 
 /// γ(K) = K·u / (1 − K·u), the forward-error factor of a length-K sum.
