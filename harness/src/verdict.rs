@@ -189,7 +189,7 @@ fn lane_failures(
         let declared = case
             .expects
             .iter()
-            .any(|x| x.backend == name && x.verdict == Declared::Error);
+            .any(|x| x.names_lane(name) && x.verdict == Declared::Error);
         if !declared {
             failures.push(format!("{name}: lane failed: {e}"));
         }

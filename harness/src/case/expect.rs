@@ -69,7 +69,18 @@ impl Expectation {
         node: &Node,
         params: &BTreeMap<String, toml::Value>,
     ) -> bool {
-        self.backend == backend && self.admits(graph, node) && self.holds_for(params)
+        self.names_lane(backend) && self.admits(graph, node) && self.holds_for(params)
+    }
+
+    /// Whether this declaration is about lane `lane`: its backend's own lane,
+    /// or that backend's cross-device twin `<backend>@<device>` (the same
+    /// framework on the CPU when the case runs on a GPU: what a declaration
+    /// measured on the CPU describes).
+    pub fn names_lane(&self, lane: &str) -> bool {
+        self.backend == lane
+            || lane
+                .strip_prefix(self.backend.as_str())
+                .is_some_and(|rest| rest.starts_with('@'))
     }
 
     /// Whether the `node`, `op` and `after` filters admit `node`.
@@ -328,5 +339,26 @@ nodes = [
         assert!(!e.applies("candle", &g, node("d"), &cubic));
         assert!(!e.applies("candle", &g, node("c"), &linear));
         assert!(!e.applies("tch", &g, node("c"), &cubic));
+    }
+
+    #[test]
+    fn a_backend_declaration_covers_its_cross_device_twin_only() {
+        let g = graph();
+        let e = Expectation {
+            backend: "tch".into(),
+            node: Some("a".into()),
+            op: None,
+            after: None,
+            verdict: Declared::Diverged,
+            when: BTreeMap::new(),
+            reason: "r".into(),
+        };
+        let a = &g.nodes[0];
+        let none = BTreeMap::new();
+        assert!(e.applies("tch", &g, a, &none));
+        assert!(e.applies("tch@cpu", &g, a, &none));
+        assert!(!e.applies("tch:port", &g, a, &none));
+        assert!(!e.applies("tchx", &g, a, &none));
+        assert!(!e.applies("candle@cpu", &g, a, &none));
     }
 }
