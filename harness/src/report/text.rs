@@ -9,7 +9,7 @@ use super::sweep::Matrix;
 use super::{coverage, sci, Event, Reporter, Summary};
 use crate::diff::Comparison;
 use crate::lane::REFERENCE;
-use crate::outcome::{CaseReport, LaneResult, NodeReport, Verdict};
+use crate::outcome::{CaseReport, LaneResult, NodeReport, Origin, Verdict};
 
 /// Streams each case as it finishes; a swept case file's conformance
 /// matrix is printed once the next file starts (or at the end).
@@ -44,18 +44,24 @@ impl<W: Write> TextReporter<W> {
 }
 
 /// The worst verdict of a lane over a case's nodes.
-pub fn lane_verdict(r: &CaseReport, lane: &str) -> (Verdict, bool) {
+/// A lane's worst node verdict in a case (divergences it only inherited do
+/// not count: judged on their own inputs those nodes agree), whether that
+/// verdict is declared, and how many nodes inherited a divergence.
+pub fn lane_verdict(r: &CaseReport, lane: &str) -> (Verdict, bool, usize) {
     let mut worst = Verdict::Ok;
     let mut declared = false;
-    for n in &r.nodes {
-        if let Some(x) = n.lanes.get(lane) {
-            if x.verdict > worst {
-                worst = x.verdict;
-                declared = x.declared.is_some();
-            }
+    let mut inherited = 0;
+    for x in r.nodes.iter().filter_map(|n| n.lanes.get(lane)) {
+        if x.origin == Some(Origin::Inherited) {
+            inherited += 1;
+            continue;
+        }
+        if x.verdict > worst {
+            worst = x.verdict;
+            declared = x.declared.is_some();
         }
     }
-    (worst, declared)
+    (worst, declared, inherited)
 }
 
 fn metrics_cells(x: &LaneResult) -> [String; 4] {
@@ -264,16 +270,26 @@ impl<W: Write> TextReporter<W> {
             .iter()
             .filter(|l| l.name != REFERENCE)
             .map(|l| {
-                let (v, declared) = lane_verdict(r, &l.name);
+                let (v, declared, inherited) = lane_verdict(r, &l.name);
                 let cov = l
                     .coverage
                     .map(|c| format!(" {}/{}", c.compared, c.total))
                     .unwrap_or_default();
+                let mut notes = Vec::new();
+                if inherited > 0 {
+                    notes.push(format!("{inherited} inherited"));
+                }
+                notes.extend(l.model_outputs.as_ref().and_then(outputs_brief));
+                let notes = if notes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", notes.join("; "))
+                };
                 format!(
-                    "{} {}{}{cov}",
+                    "{} {}{}{cov}{notes}",
                     l.name,
                     v.name(),
-                    if declared { "*" } else { "" }
+                    if declared { "*" } else { "" },
                 )
             })
             .collect();
@@ -374,5 +390,19 @@ impl<W: Write> Reporter for TextReporter<W> {
             Event::CaseNotLoaded(e) => writeln!(self.out, "ERROR {}: {}\n", e.file, e.error),
             Event::HeatmapsWritten { .. } => Ok(()),
         }
+    }
+}
+
+/// `outputs within 4.1e-6` / `outputs DIFFER`: a lane's model outputs in a few words.
+fn outputs_brief(m: &crate::outcome::ModelOutputs) -> Option<String> {
+    let max_abs = m
+        .worst
+        .as_ref()
+        .and_then(|w| w.comparison.metrics())
+        .map(|x| x.max_abs);
+    match (m.agree, max_abs) {
+        (true, Some(e)) => Some(format!("outputs within {}", sci(e))),
+        (true, None) => None,
+        (false, _) => Some("outputs DIFFER".into()),
     }
 }
