@@ -25,6 +25,7 @@ OPS = set(
     "LayerNormalization Gemm MatMul Softmax Dropout Resize Upsample Pad Concat Reshape Flatten "
     "Transpose Slice Split Squeeze Unsqueeze Identity Constant Shape Gather Cast ReduceMean".split()
 )
+# Issue 12's ops join here, one line per family.
 SUPPORTED_TYPES = {
     onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16,
     onnx.TensorProto.INT8, onnx.TensorProto.INT16, onnx.TensorProto.INT32, onnx.TensorProto.INT64,
