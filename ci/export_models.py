@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Exports real torchvision networks, randomly initialised, as ONNX
+"""Exports real networks (torchvision, and Hugging Face transformers built
+from small configs), randomly initialised, as ONNX
 backend-test directories xdiff can run, and summarises xdiff's JSON report on
 them: the "real models" half of issue 11 (driven by ci/models).
 
@@ -49,7 +50,11 @@ SEED = 11
 class Spec:
     """How one model is built and exported."""
 
-    builder: str  # torchvision attribute path
+    # A torchvision attribute path ("models.resnet18"), or "local:<fn>" for
+    # a builder function of this script (small configurations of an
+    # architecture, Hugging Face models built from a config: nothing is
+    # downloaded either way).
+    builder: str
     kwargs: dict
     shape: tuple = (1, 3, 224, 224)
     # "default": torch's default (dynamo) exporter, opset as it chooses; its
@@ -64,6 +69,10 @@ class Spec:
 
 # 224x224 keeps the float64 reference at about a second per model; the
 # segmentation head's bilinear Resize (x8 to the input size) has a 28x28 source.
+# The transformers (ViT, Swin, ConvNeXt, BERT, GPT-2, T5, Whisper) are small
+# configurations of the real architectures (2 layers, width 32-64), so the
+# export stays a few hundred KB and the reference a second or two: every op
+# and every structural pattern of the full model, none of its size.
 MODELS = {
     "resnet18": Spec("models.resnet18", {"weights": None}),
     "mobilenet_v3_small": Spec("models.mobilenet_v3_small", {"weights": None}),
@@ -74,7 +83,118 @@ MODELS = {
     "resnet18_bn": Spec(
         "models.resnet18", {"weights": None}, exporter="torchscript", random_bn=True
     ),
+    "efficientnet_b0": Spec("models.efficientnet_b0", {"weights": None}, shape=(1, 3, 128, 128)),
+    "deeplabv3_mobilenet_v3_large": Spec(
+        "models.segmentation.deeplabv3_mobilenet_v3_large",
+        {"weights": None, "weights_backbone": None},
+        shape=(1, 3, 128, 128),
+    ),
+    "fasterrcnn_backbone_fpn": Spec("local:fasterrcnn_backbone", {}, shape=(1, 3, 320, 320)),
+    "convnext_small_config": Spec("local:convnext", {}, shape=(1, 3, 64, 64)),
+    "vit_small_config": Spec("local:vit", {}, shape=(1, 3, 64, 64)),
+    "swin_small_config": Spec("local:swin", {}, shape=(1, 3, 64, 64)),
+    "bert_tiny": Spec("local:bert", {}, shape=(1, 16)),
+    "gpt2_tiny": Spec("local:gpt2", {}, shape=(1, 16)),
+    "t5_encoder_tiny": Spec("local:t5_encoder", {}, shape=(1, 16)),
+    "whisper_encoder_tiny": Spec("local:whisper_encoder", {}, shape=(1, 16, 64)),
 }
+
+# Token ids for the text models: within this vocabulary.
+VOCAB = 100
+
+
+class Outputs:
+    """Wraps a model whose forward returns a dict, a ModelOutput or a tuple
+    so that the export sees a tuple of tensors (stable names, no None)."""
+
+    def __new__(cls, inner, pick):
+        import torch
+
+        class Wrapped(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, *xs):
+                return pick(self.inner(*xs))
+
+        return Wrapped()
+
+
+def fasterrcnn_backbone():
+    """fasterrcnn_mobilenet_v3_large_320_fpn's backbone + FPN (the detector's
+    feature pyramid; its RPN and box heads are convention ops, issue 13)."""
+    from torchvision import models
+
+    det = models.detection.fasterrcnn_mobilenet_v3_large_320_fpn(
+        weights=None, weights_backbone=None
+    )
+    return Outputs(det.backbone, lambda d: tuple(d.values()))
+
+
+def convnext():
+    """ConvNeXt (torchvision's implementation) with two small stages."""
+    from torchvision.models.convnext import CNBlockConfig, ConvNeXt
+
+    return ConvNeXt([CNBlockConfig(32, 64, 2), CNBlockConfig(64, None, 2)], num_classes=10)
+
+
+def vit():
+    """ViT-B/16's architecture (torchvision) at a 64x64 image, 2 layers, width 64."""
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    return VisionTransformer(
+        image_size=64, patch_size=16, num_layers=2, num_heads=2, hidden_dim=64,
+        mlp_dim=128, num_classes=10,
+    )
+
+
+def swin():
+    """Swin-T's architecture (torchvision) with two stages, width 32, window 4."""
+    from torchvision.models.swin_transformer import SwinTransformer
+
+    return SwinTransformer(
+        patch_size=[4, 4], embed_dim=32, depths=[2, 2], num_heads=[2, 4],
+        window_size=[4, 4], num_classes=10,
+    )
+
+
+def bert():
+    """A BERT-tiny (transformers, built from a config): token ids -> hidden states."""
+    from transformers import BertConfig, BertModel
+
+    cfg = BertConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2,
+                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+    return Outputs(BertModel(cfg), lambda o: (o.last_hidden_state, o.pooler_output))
+
+
+def gpt2():
+    """A GPT-2-tiny (transformers): causal self-attention over token ids."""
+    from transformers import GPT2Config, GPT2Model
+
+    cfg = GPT2Config(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=2, n_positions=64,
+                     use_cache=False)
+    return Outputs(GPT2Model(cfg), lambda o: (o.last_hidden_state,))
+
+
+def t5_encoder():
+    """A T5 encoder (transformers): relative position buckets, RMS-style T5LayerNorm."""
+    from transformers import T5Config, T5EncoderModel
+
+    cfg = T5Config(vocab_size=VOCAB, d_model=32, d_kv=16, d_ff=64, num_layers=2,
+                   num_heads=2, use_cache=False)
+    return Outputs(T5EncoderModel(cfg), lambda o: (o.last_hidden_state,))
+
+
+def whisper_encoder():
+    """Whisper's audio encoder (transformers): two Conv1d over log-mel frames, then attention."""
+    from transformers import WhisperConfig
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    cfg = WhisperConfig(d_model=32, encoder_layers=2, encoder_attention_heads=2,
+                        encoder_ffn_dim=64, num_mel_bins=16, max_source_positions=32)
+    return Outputs(WhisperEncoder(cfg), lambda o: (o.last_hidden_state,))
+
 
 LANES = ("ort", "tch", "candle")
 
@@ -91,18 +211,24 @@ class Usage(Exception):
 
 
 def build(name):
-    """The randomly initialised, seeded, eval-mode model and its seeded input."""
+    """The randomly initialised, seeded, eval-mode model and its seeded
+    input: token ids in [0, VOCAB) for the text models, N(0, 1) otherwise."""
     import torch
     import torchvision
 
     spec = MODELS[name]
-    builder = torchvision
-    for part in spec.builder.split("."):
-        builder = getattr(builder, part)
+    if spec.builder.startswith("local:"):
+        builder = globals()[spec.builder[len("local:"):]]
+    else:
+        builder = torchvision
+        for part in spec.builder.split("."):
+            builder = getattr(builder, part)
     torch.manual_seed(SEED)
     model = builder(**spec.kwargs).eval()
     if spec.random_bn:
         randomise_batchnorm(model)
+    if len(spec.shape) == 2:
+        return model, torch.randint(0, VOCAB, spec.shape, dtype=torch.int64)
     return model, torch.randn(*spec.shape)
 
 
@@ -136,12 +262,12 @@ def to_onnx(name, model, x, path):
 
 
 def largest_output(model, x):
-    """max |y| over the model's outputs (a dict for segmentation models)."""
+    """max |y| over the model's outputs (a dict for segmentation models, a tuple for wrapped ones)."""
     import torch
 
     with torch.no_grad():
         y = model(x)
-    ys = y.values() if isinstance(y, dict) else [y]
+    ys = y.values() if isinstance(y, dict) else y if isinstance(y, tuple) else [y]
     return max(float(t.abs().max()) for t in ys)
 
 
