@@ -78,16 +78,14 @@ const PROTOBUF_LIMIT: usize = i32::MAX as usize;
 /// `graph::external`); a model whose weights push it past protobuf's limit is
 /// one clear error rather than the runtime's parse failure.
 /// (The tapped model is the larger of the two a runtime loads.)
-fn within_protobuf_limit<R: GraphRuntime>(bytes: &[u8]) -> Result<(), EngineError> {
-    if bytes.len() <= PROTOBUF_LIMIT {
+fn within_protobuf_limit(label: &'static str, len: usize) -> Result<(), EngineError> {
+    if len <= PROTOBUF_LIMIT {
         return Ok(());
     }
     Err(EngineError::Failed {
-        engine: R::LABEL,
+        engine: label,
         why: format!(
-            "the model with its external data read in is {} bytes, over protobuf's 2 GiB limit on a model {} loads from memory; models this large run on the other lanes only",
-            bytes.len(),
-            R::LABEL
+            "the model with its external data read in is {len} bytes, over protobuf's 2 GiB limit on a model {label} loads from memory; models this large run on the other lanes only"
         ),
     })
 }
@@ -100,7 +98,7 @@ pub fn prepare<R: GraphRuntime>(
     opts: &EngineOptions,
 ) -> Result<Box<dyn Session>, EngineError> {
     let tapped = tapped(graph);
-    within_protobuf_limit::<R>(&tapped)?;
+    within_protobuf_limit(R::LABEL, tapped.len())?;
     let tapped = runtime.load(&tapped, opts)?;
     let plain = runtime.load(&graph.to_bytes(), opts)?;
     let nodes = graph
@@ -292,6 +290,17 @@ mod tests {
             outputs: vec![output.into()],
             unsupported: unsupported.then(|| format!("{name}: not here")),
         }
+    }
+
+    #[test]
+    fn a_model_over_protobufs_limit_is_one_clear_error() {
+        assert!(within_protobuf_limit("ORT", PROTOBUF_LIMIT).is_ok());
+        let e = within_protobuf_limit("ORT", PROTOBUF_LIMIT + 1).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("2147483648 bytes, over protobuf's 2 GiB"),
+            "{e}"
+        );
     }
 
     #[test]
