@@ -99,7 +99,7 @@ impl SideFiles<'_> {
             }
         };
         let length = s.length.unwrap_or(size.saturating_sub(s.offset));
-        let end = s.offset.checked_add(length).unwrap_or(u64::MAX);
+        let end = s.offset.saturating_add(length);
         if end > *size {
             return Err(err(format!(
                 "{} is {size} bytes, shorter than offset {} + length {length}",
