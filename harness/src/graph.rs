@@ -4,9 +4,14 @@
 //!
 //! Loading validates what later stages rely on — known dtypes, unique and
 //! defined value names, a topological order — so that a bad model fails once,
-//! up front, with a message naming the node or value.
+//! up front, with a message naming the node or value. A model loaded from a
+//! file may keep its tensors in side files (ONNX external data, `external`):
+//! they are read in at load, so nothing downstream sees the difference.
+
+mod external;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
 
 use crate::onnx::{self, attribute_type as at, ModelProto};
 use crate::tensor::{DType, Tensor, TensorError};
@@ -124,6 +129,12 @@ pub enum GraphError {
     UnknownOp { node: String, op: String },
     #[error("node `{node}` uses domain `{domain}`; only the default ONNX domain is supported")]
     Domain { node: String, domain: String },
+    #[error("{0}")]
+    External(#[from] external::ExternalError),
+    #[error("the model keeps tensors in external data files, which are found next to the model: load it from its path")]
+    ExternalWithoutFolder,
+    #[error("cannot read the model: {0}")]
+    Read(std::io::Error),
 }
 
 impl Graph {
@@ -132,8 +143,25 @@ impl Graph {
         Graph::from_model(onnx::decode_model(bytes)?)
     }
 
+    /// Decodes a serialized model whose external data files (if any) lie
+    /// in or under `dir`, the model's folder, and reads them in.
+    pub fn from_bytes_in(bytes: &[u8], dir: &Path) -> Result<Graph, GraphError> {
+        let mut model = onnx::decode_model(bytes)?;
+        external::inline(&mut model, dir)?;
+        Graph::from_model(model)
+    }
+
+    /// Loads the model file at `path`, with its external data.
+    pub fn load(path: &Path) -> Result<Graph, GraphError> {
+        let bytes = std::fs::read(path).map_err(GraphError::Read)?;
+        Graph::from_bytes_in(&bytes, path.parent().unwrap_or(Path::new(".")))
+    }
+
     /// Validates a decoded model and builds the graph.
     pub fn from_model(mut model: ModelProto) -> Result<Graph, GraphError> {
+        if external::any(&model) {
+            return Err(GraphError::ExternalWithoutFolder);
+        }
         let opset = default_opset(&model)?;
         let g = model.graph.as_mut().ok_or(GraphError::NoGraph)?;
         let mut initializers = BTreeMap::new();

@@ -233,7 +233,7 @@ pub enum TensorError {
     UnsupportedType(i32),
     #[error("tensor `{name}`: {what}")]
     Malformed { name: String, what: String },
-    #[error("tensor `{0}` stores its data externally; external data files are not supported")]
+    #[error("tensor `{0}` stores its data externally, which xdiff reads only for the tensors of a model loaded from its file (side files lie next to the model)")]
     External(String),
 }
 

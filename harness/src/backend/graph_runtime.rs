@@ -70,6 +70,26 @@ pub fn tapped(graph: &Graph) -> Vec<u8> {
     prost::Message::encode_to_vec(&model)
 }
 
+/// Protobuf's 2 GiB ceiling on one serialized message: a runtime handed the
+/// model in memory cannot parse more.
+const PROTOBUF_LIMIT: usize = i32::MAX as usize;
+
+/// The runtime gets the model as bytes, external data read in (see
+/// `graph::external`); a model whose weights push it past protobuf's limit is
+/// one clear error rather than the runtime's parse failure.
+/// (The tapped model is the larger of the two a runtime loads.)
+fn within_protobuf_limit(label: &'static str, len: usize) -> Result<(), EngineError> {
+    if len <= PROTOBUF_LIMIT {
+        return Ok(());
+    }
+    Err(EngineError::Failed {
+        engine: label,
+        why: format!(
+            "the model with its external data read in is {len} bytes, over protobuf's 2 GiB limit on a model {label} loads from memory; models this large run on the other lanes only"
+        ),
+    })
+}
+
 /// Loads `graph` tapped and untapped on `runtime`: a session whose traces
 /// hold every node's outputs.
 pub fn prepare<R: GraphRuntime>(
@@ -77,7 +97,9 @@ pub fn prepare<R: GraphRuntime>(
     graph: &Graph,
     opts: &EngineOptions,
 ) -> Result<Box<dyn Session>, EngineError> {
-    let tapped = runtime.load(&tapped(graph), opts)?;
+    let tapped = tapped(graph);
+    within_protobuf_limit(R::LABEL, tapped.len())?;
+    let tapped = runtime.load(&tapped, opts)?;
     let plain = runtime.load(&graph.to_bytes(), opts)?;
     let nodes = graph
         .nodes
@@ -268,6 +290,17 @@ mod tests {
             outputs: vec![output.into()],
             unsupported: unsupported.then(|| format!("{name}: not here")),
         }
+    }
+
+    #[test]
+    fn a_model_over_protobufs_limit_is_one_clear_error() {
+        assert!(within_protobuf_limit("ORT", PROTOBUF_LIMIT).is_ok());
+        let e = within_protobuf_limit("ORT", PROTOBUF_LIMIT + 1).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("2147483648 bytes, over protobuf's 2 GiB"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -11,8 +11,9 @@ use rand_distr::{Distribution, Normal};
 
 use super::raw::{RawCase, RawTensor};
 use super::CaseError;
-use crate::graph::{Dim, Graph, ValueInfo};
+use crate::graph::{Attr, Dim, Graph, Node, ValueInfo};
 use crate::onnx;
+use crate::op::normalize_axis;
 use crate::tensor::{DType, Tensor};
 
 pub(super) fn parse_dtype(file: &Path, key: &str, s: &str) -> Result<DType, CaseError> {
@@ -105,7 +106,9 @@ pub fn generate_tensor(
 
 /// Inputs for every graph input: from the case, or generated from the model's
 /// declared shape; shapes are checked against the model (symbolic dims bound
-/// consistently).
+/// consistently). An integer input that indexes a `Gather`/`GatherElements`
+/// is sampled within the gathered axis unless the case says otherwise, and
+/// any index out of that axis is bad input.
 pub(super) fn make_inputs(
     file: &Path,
     dir: &Path,
@@ -124,39 +127,26 @@ pub(super) fn make_inputs(
             ));
         }
     }
+    let default = RawTensor::default();
     let mut bound: HashMap<String, usize> = HashMap::new();
-    let mut out = BTreeMap::new();
+    let mut planned = Vec::with_capacity(graph.inputs.len());
+    let mut shapes: HashMap<&str, Vec<usize>> = HashMap::new();
     for vi in &graph.inputs {
         let key = format!("inputs.{}", vi.name);
-        let default = RawTensor::default();
         let spec = raw.inputs.get(&vi.name).unwrap_or(&default);
-        let dtype = match (&spec.dtype, vi.dtype) {
-            (Some(s), model) => {
-                let d = parse_dtype(file, &format!("{key}.dtype"), s)?;
-                if let Some(m) = model.filter(|m| *m != d) {
-                    return Err(CaseError::new(
-                        file,
-                        format!(
-                            "key `{key}.dtype`: {d} contradicts the model's input `{}` of type {m}",
-                            vi.name
-                        ),
-                    ));
-                }
-                d
-            }
-            (None, Some(m)) => m,
-            (None, None) => DType::F32,
-        };
+        let dtype = input_dtype(file, &key, vi, spec)?;
         let shape = input_shape(file, &key, vi, spec.shape.as_deref(), &mut bound)?;
-        let t = generate_tensor(
-            file,
-            dir,
-            &key,
-            spec,
-            &shape,
-            dtype,
-            tensor_seed(raw.seed, &vi.name),
-        )?;
+        shapes.insert(&vi.name, shape.clone());
+        planned.push((vi, key, spec, dtype, shape));
+    }
+    let mut out = BTreeMap::new();
+    for (vi, key, spec, dtype, shape) in planned {
+        let uses = index_uses(graph, &vi.name, &shapes);
+        let seed = tensor_seed(raw.seed, &vi.name);
+        let t = match gather_range(spec, dtype, &uses) {
+            Some(dim) => sample_indices(spec, &shape, dtype, dim, seed),
+            None => generate_tensor(file, dir, &key, spec, &shape, dtype, seed)?,
+        };
         check_input(
             file,
             &key,
@@ -166,9 +156,148 @@ pub(super) fn make_inputs(
             dtype,
             raw.options.allow_nan,
         )?;
+        check_indices(file, &key, &t, &uses)?;
         out.insert(vi.name.clone(), t);
     }
     Ok(out)
+}
+
+fn input_dtype(
+    file: &Path,
+    key: &str,
+    vi: &ValueInfo,
+    spec: &RawTensor,
+) -> Result<DType, CaseError> {
+    Ok(match (&spec.dtype, vi.dtype) {
+        (Some(s), model) => {
+            let d = parse_dtype(file, &format!("{key}.dtype"), s)?;
+            if let Some(m) = model.filter(|m| *m != d) {
+                return Err(CaseError::new(
+                    file,
+                    format!(
+                        "key `{key}.dtype`: {d} contradicts the model's input `{}` of type {m}",
+                        vi.name
+                    ),
+                ));
+            }
+            d
+        }
+        (None, Some(m)) => m,
+        (None, None) => DType::F32,
+    })
+}
+
+/// A graph input read as indices (input 1) by a `Gather` or
+/// `GatherElements` node.
+struct IndexUse<'a> {
+    node: &'a Node,
+    /// The gathered value (the node's input 0).
+    data: &'a str,
+    axis: usize,
+    /// The length of the gathered axis, when the data's shape is known here
+    /// (an initializer or a graph input).
+    dim: Option<usize>,
+}
+
+fn index_uses<'a>(
+    graph: &'a Graph,
+    input: &str,
+    shapes: &HashMap<&str, Vec<usize>>,
+) -> Vec<IndexUse<'a>> {
+    graph
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op_type.as_str(), "Gather" | "GatherElements"))
+        .filter(|n| n.inputs.get(1).is_some_and(|i| i == input))
+        .filter_map(|node| {
+            let data = node.inputs.first()?.as_str();
+            let shape = match graph.initializers.get(data) {
+                Some(t) => Some(t.shape().to_vec()),
+                None => shapes.get(data).cloned(),
+            };
+            let axis = match node.attrs.get("axis") {
+                Some(Attr::Int(a)) => *a,
+                _ => 0,
+            };
+            let (axis, dim) = match shape {
+                Some(s) => {
+                    let axis = normalize_axis(axis, s.len()).ok()?;
+                    (axis, s.get(axis).copied())
+                }
+                None => (usize::try_from(axis).unwrap_or(0), None),
+            };
+            Some(IndexUse {
+                node,
+                data,
+                axis,
+                dim,
+            })
+        })
+        .collect()
+}
+
+/// The axis length `[0, dim)` to sample an index input in: an integer input
+/// the case gives no values, file or distribution for, whose every
+/// gathered axis is known (the shortest wins).
+fn gather_range(spec: &RawTensor, dtype: DType, uses: &[IndexUse]) -> Option<usize> {
+    let given = spec.values.is_some()
+        || spec.file.is_some()
+        || spec.dist.is_some()
+        || spec.low.is_some()
+        || spec.high.is_some();
+    if given || !dtype.is_int() || uses.is_empty() {
+        return None;
+    }
+    uses.iter()
+        .map(|u| u.dim)
+        .collect::<Option<Vec<_>>>()?
+        .into_iter()
+        .min()
+        .filter(|d| *d > 0)
+}
+
+/// Indices drawn uniformly from `[0, dim)` (seeded like any input).
+fn sample_indices(
+    spec: &RawTensor,
+    shape: &[usize],
+    dtype: DType,
+    dim: usize,
+    seed: u64,
+) -> Tensor {
+    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed.unwrap_or(seed));
+    let n: usize = shape.iter().product();
+    let values: Vec<f64> = (0..n).map(|_| rng.random_range(0..dim) as f64).collect();
+    Tensor::from_f64(dtype, shape, &values)
+}
+
+/// Every index within `[-dim, dim)` of each axis it gathers; the first one
+/// outside is bad input naming the input and the node.
+fn check_indices(file: &Path, key: &str, t: &Tensor, uses: &[IndexUse]) -> Result<(), CaseError> {
+    if !t.dtype().is_int() {
+        return Ok(());
+    }
+    for u in uses {
+        let Some(dim) = u.dim else { continue };
+        let d = dim as f64;
+        let mut first = None;
+        let mut i = 0usize;
+        t.for_each_f64(|v| {
+            if first.is_none() && !(-d..d).contains(&v) {
+                first = Some((i, v));
+            }
+            i += 1;
+        });
+        if let Some((i, v)) = first {
+            return Err(CaseError::new(
+                file,
+                format!(
+                    "key `{key}`: index {v} at flat index {i} is outside [-{dim}, {dim}), axis {} of `{}` that node `{}` ({}) gathers",
+                    u.axis, u.data, u.node.name, u.node.op_type
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn input_shape(

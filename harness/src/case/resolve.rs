@@ -51,7 +51,8 @@ pub(super) fn resolve(
             let bytes = std::fs::read(&path).map_err(|e| {
                 CaseError::new(file, format!("key `model.path`: {}: {e}", path.display()))
             })?;
-            Graph::from_bytes(&bytes).map_err(|e| CaseError::new(&path, e))?
+            Graph::from_bytes_in(&bytes, path.parent().unwrap_or(dir))
+                .map_err(|e| CaseError::new(&path, e))?
         }
         (_, Some(g)) => inline::graph_from_inline(file, g, raw.seed)?,
         _ => unreachable!("checked above"),

@@ -1,0 +1,204 @@
+//! ONNX external data: tensors whose bytes live in side files next to the
+//! model (`data_location = EXTERNAL`, `external_data` entries `location`,
+//! `offset`, `length`), as torch's exporter writes `model.onnx.data`.
+//!
+//! Loading reads each tensor's slice once (seek + read, never the whole side
+//! file) into its `raw_data`, so the model becomes self-contained: every
+//! backend decodes initializers as usual and ONNX Runtime gets the same bytes
+//! as for a single-file model. A location that leaves the model's folder, a
+//! missing file or one shorter than declared is one error naming the tensor
+//! and the file.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Component, Path, PathBuf};
+
+use crate::onnx::{self, ModelProto, TensorProto};
+
+/// `TensorProto.DataLocation.EXTERNAL`.
+const EXTERNAL: i32 = 1;
+
+/// Why one tensor's external data cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("tensor `{tensor}`: external data `{file}`: {what}")]
+pub struct ExternalError {
+    pub tensor: String,
+    /// The `location` as the model gives it.
+    pub file: String,
+    pub what: String,
+}
+
+/// Whether any tensor of the model (initializers and tensor attributes, in
+/// subgraphs too) stores its data externally.
+pub(super) fn any(model: &ModelProto) -> bool {
+    let mut found = false;
+    if let Some(g) = &model.graph {
+        visit_graph(g, &mut |t| found |= is_external(t));
+    }
+    found
+}
+
+/// Reads every external tensor of `model` from its side file under `dir` (the
+/// model's folder) into `raw_data`.
+pub(super) fn inline(model: &mut ModelProto, dir: &Path) -> Result<(), ExternalError> {
+    let Some(g) = model.graph.as_mut() else {
+        return Ok(());
+    };
+    let mut files = SideFiles {
+        dir,
+        open: HashMap::new(),
+    };
+    let mut first_error = None;
+    visit_graph_mut(g, &mut |t| {
+        if first_error.is_none() && is_external(t) {
+            if let Err(e) = files.load(t) {
+                first_error = Some(e);
+            }
+        }
+    });
+    first_error.map_or(Ok(()), Err)
+}
+
+fn is_external(t: &TensorProto) -> bool {
+    t.data_location == EXTERNAL
+}
+
+/// The side files opened so far, by location (each opened once).
+struct SideFiles<'a> {
+    dir: &'a Path,
+    open: HashMap<String, (File, u64)>,
+}
+
+/// One tensor's `external_data` entries, parsed.
+struct Slice {
+    location: String,
+    offset: u64,
+    length: Option<u64>,
+}
+
+impl SideFiles<'_> {
+    fn load(&mut self, t: &mut TensorProto) -> Result<(), ExternalError> {
+        let s = slice(t)?;
+        let err = |what: String| ExternalError {
+            tensor: t.name.clone(),
+            file: s.location.clone(),
+            what,
+        };
+        let path = inside(self.dir, &s.location).map_err(err)?;
+        let (file, size) = match self.open.entry(s.location.clone()) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let f = File::open(&path)
+                    .map_err(|e| err(format!("cannot open {}: {e}", path.display())))?;
+                let size = f
+                    .metadata()
+                    .map_err(|e| err(format!("{}: {e}", path.display())))?
+                    .len();
+                v.insert((f, size))
+            }
+        };
+        let length = s.length.unwrap_or(size.saturating_sub(s.offset));
+        let end = s.offset.saturating_add(length);
+        if end > *size {
+            return Err(err(format!(
+                "{} is {size} bytes, shorter than offset {} + length {length}",
+                path.display(),
+                s.offset
+            )));
+        }
+        let mut bytes = vec![0u8; length as usize];
+        file.seek(SeekFrom::Start(s.offset))
+            .and_then(|_| file.read_exact(&mut bytes))
+            .map_err(|e| err(format!("{}: {e}", path.display())))?;
+        t.raw_data = bytes;
+        t.external_data.clear();
+        t.data_location = 0;
+        Ok(())
+    }
+}
+
+fn slice(t: &TensorProto) -> Result<Slice, ExternalError> {
+    let entry = |key: &str| {
+        t.external_data
+            .iter()
+            .find(|e| e.key == key)
+            .map(|e| e.value.as_str())
+    };
+    let location = entry("location").unwrap_or_default().to_string();
+    let err = |what: String| ExternalError {
+        tensor: t.name.clone(),
+        file: location.clone(),
+        what,
+    };
+    if location.is_empty() {
+        return Err(err("no `location` entry".into()));
+    }
+    let number = |key: &str| -> Result<Option<u64>, ExternalError> {
+        entry(key)
+            .map(|v| {
+                v.parse::<u64>()
+                    .map_err(|_| err(format!("`{key}` is `{v}`, not a byte count")))
+            })
+            .transpose()
+    };
+    Ok(Slice {
+        offset: number("offset")?.unwrap_or(0),
+        length: number("length")?,
+        location,
+    })
+}
+
+/// `location` resolved under `dir`; only plain relative paths that stay
+/// inside the model's folder are accepted.
+fn inside(dir: &Path, location: &str) -> Result<PathBuf, String> {
+    let rel = Path::new(location);
+    let plain = rel
+        .components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+    if !plain {
+        return Err("the location leaves the model's folder (absolute or `..`); side files must lie in or under the folder of the model".into());
+    }
+    Ok(dir.join(rel))
+}
+
+fn visit_graph(g: &onnx::GraphProto, f: &mut dyn FnMut(&TensorProto)) {
+    g.initializer.iter().for_each(&mut *f);
+    for a in g.node.iter().flat_map(|n| &n.attribute) {
+        a.t.iter().chain(&a.tensors).for_each(&mut *f);
+        a.g.iter()
+            .chain(&a.graphs)
+            .for_each(|sub| visit_graph(sub, f));
+    }
+}
+
+fn visit_graph_mut(g: &mut onnx::GraphProto, f: &mut dyn FnMut(&mut TensorProto)) {
+    g.initializer.iter_mut().for_each(&mut *f);
+    for a in g.node.iter_mut().flat_map(|n| &mut n.attribute) {
+        a.t.iter_mut().chain(&mut a.tensors).for_each(&mut *f);
+        a.g.iter_mut()
+            .chain(&mut a.graphs)
+            .for_each(|sub| visit_graph_mut(sub, f));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_outside_the_folder_are_refused() {
+        let dir = Path::new("/models/m");
+        assert_eq!(
+            inside(dir, "w.data").unwrap(),
+            PathBuf::from("/models/m/w.data")
+        );
+        assert_eq!(
+            inside(dir, "sub/./w.data").unwrap(),
+            PathBuf::from("/models/m/sub/./w.data")
+        );
+        assert!(inside(dir, "../w.data").is_err());
+        assert!(inside(dir, "sub/../../w.data").is_err());
+        assert!(inside(dir, "/etc/passwd").is_err());
+    }
+}
