@@ -7,10 +7,9 @@ them: the "real models" half of issue 11 (driven by ci/models).
 Each model is built with ``weights=None`` (nothing is downloaded), seeded with
 ``torch.manual_seed``, put in eval mode and exported with ``torch.onnx.export``
 (torch's default exporter; ``resnet18_bn`` with the legacy TorchScript one, to
-keep its BatchNormalization nodes). The default exporter writes the weights to
-a side file ``model.onnx.data``, which xdiff cannot load yet (issue 12), so
-each model is re-saved as one self-contained file and checked with
-``onnx.checker``. Beside
+keep its BatchNormalization nodes). Each model is saved as the default
+exporter writes it, the weights in a side file ``model.onnx.data`` (without
+the exporter's stack traces), and checked with ``onnx.checker``. Beside
 it goes ``test_data_set_0/input_0.pb``, one seeded input tensor, and no
 expected outputs (xdiff's float64 reference is the judge).
 
@@ -287,16 +286,23 @@ def export_one(name, out_root):
         to_onnx(name, model, x, raw)
         proto = onnx.load(str(raw))  # pulls model.onnx.data back in
     strip_stack_traces(proto)
+    # onnx.save below moves the weights out of `proto`; ONNX Runtime's
+    # magnitude pass (from bytes) needs them in.
+    full = onnx.ModelProto()
+    full.CopyFrom(proto)
     path = case_dir / "model.onnx"
-    onnx.save(proto, str(path), save_as_external_data=False)
+    # As torch's default exporter writes it: the weights in model.onnx.data
+    # beside model.onnx (xdiff reads external data; issue 12).
+    onnx.save(proto, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+              location="model.onnx.data", size_threshold=1024)
     onnx.checker.check_model(str(path), full_check=True)
-    tensor = numpy_helper.from_array(x.numpy(), proto.graph.input[0].name)
+    tensor = numpy_helper.from_array(x.numpy(), full.graph.input[0].name)
     (case_dir / "test_data_set_0" / "input_0.pb").write_bytes(tensor.SerializeToString())
-    mags = node_magnitudes(proto, x)
+    mags = node_magnitudes(full, x)
     (case_dir / "magnitudes.txt").write_text(
         "".join(f"{n.name} {n.op_type} {m:.3g}\n" for n, m in mags)
     )
-    line = describe(name, proto, largest_output(model, x), mags, path)
+    line = describe(name, full, largest_output(model, x), mags, path)
     (case_dir / "summary.txt").write_text(line + "\n")
     return line
 
