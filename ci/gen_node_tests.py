@@ -43,6 +43,9 @@ def why_excluded(case):
     ops = {n.op_type for n in g.node}
     if not ops <= OPS:
         return None  # not ours at all
+    opset = next((o.version for o in case.model.opset_import if o.domain in ("", "ai.onnx")), 7)
+    if opset < 7:
+        return f"opset {opset} (xdiff reads opsets 7-24)"
     for v in list(g.input) + list(g.output):
         t = v.type
         if not t.HasField("tensor_type"):

@@ -70,6 +70,18 @@ const TRANSCENDENTAL: &[(&str, f64)] = &[
     ("Selu", 4.0),
     ("Sin", 4.0),
     ("Cos", 4.0),
+    ("Tan", 8.0),
+    ("Asin", 4.0),
+    ("Acos", 4.0),
+    ("Atan", 4.0),
+    ("Sinh", 4.0),
+    ("Cosh", 4.0),
+    ("Asinh", 4.0),
+    ("Acosh", 4.0),
+    ("Atanh", 4.0),
+    ("Celu", 4.0),
+    ("Mish", 8.0),
+    ("Softsign", 4.0),
 ];
 
 const EXACT: &[&str] = &[
@@ -116,6 +128,13 @@ const EXACT: &[&str] = &[
     "Sign",
     "DepthToSpace",
     "SpaceToDepth",
+    "Xor",
+    "IsNaN",
+    "IsInf",
+    "BitShift",
+    "EyeLike",
+    "Mod",
+    "ThresholdedRelu",
 ];
 
 const ROUNDED: &[&str] = &[
@@ -130,6 +149,9 @@ const ROUNDED: &[&str] = &[
     "LeakyRelu",
     "PRelu",
     "Cast",
+    "CastLike",
+    "Range",
+    "Shrink",
 ];
 
 const MULTILINEAR: &[&str] = &[
@@ -143,6 +165,8 @@ const MULTILINEAR: &[&str] = &[
     "ReduceL1",
     "AveragePool",
     "GlobalAveragePool",
+    "Sum",
+    "Mean",
 ];
 
 /// The accuracy class of `node`'s first output (Resize/Upsample: nearest is
@@ -463,6 +487,7 @@ fn terms(
                 .collect();
             taps.pow(resized.len() as u32) + 3 * resized.iter().sum::<usize>()
         }
+        "Sum" | "Mean" => inputs.iter().flatten().count() + 1,
         "BatchNormalization" => 5,
         "HardSigmoid" => 2,
         "HardSwish" => 3,
