@@ -55,6 +55,8 @@ pub enum Magnitude {
     Softmax,
     /// |s| · (|x − μ| + mean|x|) / σ + |b|.
     LayerNorm,
+    /// |start| + i·|delta|: the product and the sum of `start + i·delta`.
+    Range,
 }
 
 /// Per-op ulp budgets of the transcendental class (docs/tolerance.md).
@@ -150,7 +152,6 @@ const ROUNDED: &[&str] = &[
     "PRelu",
     "Cast",
     "CastLike",
-    "Range",
     "Shrink",
 ];
 
@@ -196,6 +197,7 @@ pub fn class(node: &Node) -> Class {
         "Gelu" => Magnitude::Gelu,
         "Softmax" => Magnitude::Softmax,
         "LayerNormalization" => Magnitude::LayerNorm,
+        "Range" => Magnitude::Range,
         _ => return Class::Unclassed,
     };
     Class::Accumulating(magnitude)
@@ -488,6 +490,7 @@ fn terms(
             taps.pow(resized.len() as u32) + 3 * resized.iter().sum::<usize>()
         }
         "Sum" | "Mean" => inputs.iter().flatten().count() + 1,
+        "Range" => 2,
         "BatchNormalization" => 5,
         "HardSigmoid" => 2,
         "HardSwish" => 3,
@@ -563,6 +566,18 @@ fn magnitude(
             );
             let x = float_input(inputs, 0)?;
             Ok(x.iter().map(|v| (a * v).abs() + b.abs()).collect())
+        }
+        Magnitude::Range => {
+            let scalar = |i: usize| -> Result<f64, Why> {
+                Ok(float_input(inputs, i)?
+                    .iter()
+                    .next()
+                    .map_or(0.0, |v| v.abs()))
+            };
+            let (start, delta) = (scalar(0)?, scalar(2)?);
+            Ok((0..want.data.len())
+                .map(|i| start + i as f64 * delta)
+                .collect())
         }
         Magnitude::HardSwish => {
             let x = float_input(inputs, 0)?;

@@ -35,7 +35,7 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
             11,
             range,
             spec!("Range"),
-            cov!["float32/64, int64, uint32, uint8 (candle accumulates start + Σdelta)" => Native("arange_step"),
+            cov!["float32/64, int32/64 (candle accumulates start + Σdelta)" => Native("arange_step"),
               "other dtypes" => Unsupported("start (dtype)")],
         ),
         (
@@ -103,6 +103,7 @@ fn range(ctx: &OpCtx, x: &In) -> Out {
         CDType::F32 => Tensor::arange_step(s as f32, l as f32, d as f32, dev),
         CDType::F64 => Tensor::arange_step(s, l, d, dev),
         CDType::I64 => Tensor::arange_step(s as i64, l as i64, d as i64, dev),
+        CDType::I32 => Tensor::arange_step(s as i32, l as i32, d as i32, dev),
         other => return Err(ctx.unsupported("start", format!("candle arange of {other:?}"))),
     }
     .ce()?;

@@ -501,3 +501,44 @@ fn mean(ctx: &OpCtx, x: &In) -> Out {
         How::composed("broadcast_add (pairwise), broadcast_div"),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use crate::graph::Attr;
+    use crate::op::math::{SELU_ALPHA, SELU_GAMMA};
+
+    /// Relative error within `ulps` float32 ulps of each wanted value.
+    fn rel_close(got: &[f32], want: &[f64], ulps: f64) {
+        for (g, w) in got.iter().zip(want) {
+            let err = (*g as f64 - w).abs() / w.abs();
+            assert!(err <= ulps * f32::EPSILON as f64, "{got:?} vs {want:?}");
+        }
+    }
+
+    #[test]
+    fn kahan_compositions_keep_digits_near_zero() {
+        // exp(-1e-6) - 1 in float32 is -9.5e-7: the naive form is 5% off.
+        let xs = [-1e-6f32, -0.3, -20.0];
+        let (y, _, how) = run1(&node("Selu", 1, 1, vec![]), 6, &[Some(&f32t(&[3], &xs))]);
+        let (a, g) = (SELU_ALPHA as f64, SELU_GAMMA as f64);
+        let want: Vec<f64> = xs.iter().map(|&v| g * a * (v as f64).exp_m1()).collect();
+        rel_close(&y, &want, 4.0);
+        assert_eq!(how, "composed: expm1 (Kahan), affine, where_cond");
+        // ln(1 + e^-30) is e^-30, not 0.
+        let (y, _, _) = run1(
+            &node("Softplus", 1, 1, vec![]),
+            1,
+            &[Some(&f32t(&[2], &[-30.0, 1e-3]))],
+        );
+        let sp = |v: f64| v.max(0.0) + (-v.abs()).exp().ln_1p();
+        rel_close(&y, &[sp(-30.0), sp(1e-3f32 as f64)], 4.0);
+        let m = node("Mod", 2, 1, vec![("fmod", Attr::Int(0))]);
+        let (y, _, _) = run1(
+            &m,
+            13,
+            &[Some(&i64t(&[-7, 7, 6])), Some(&i64t(&[3, -3, 3]))],
+        );
+        assert_eq!(y, vec![2.0, -2.0, 0.0]);
+    }
+}
