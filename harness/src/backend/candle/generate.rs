@@ -13,16 +13,18 @@ use crate::tensor::DType;
 
 type In<'a> = [Option<&'a Tensor>];
 type Out = OpResult<Lowered<Tensor>>;
+/// One registration: op, first opset, lowering, spec link, coverage.
+type Row = (
+    &'static str,
+    u32,
+    OpFn<Tensor>,
+    &'static str,
+    &'static [crate::op::Coverage],
+);
 
 pub fn register(r: &mut OpRegistry<Tensor>) {
     use Label::{Composed, Native, Unsupported};
-    let ops: &[(
-        &'static str,
-        u32,
-        OpFn<Tensor>,
-        &'static str,
-        &'static [crate::op::Coverage],
-    )] = &[
+    let ops: &[Row] = &[
         (
             "ConstantOfShape",
             9,

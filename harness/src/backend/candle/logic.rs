@@ -14,17 +14,19 @@ use crate::op::math;
 
 type In<'a> = [Option<&'a Tensor>];
 type Out = OpResult<Lowered<Tensor>>;
+/// One registration: op, first opset, lowering, spec link, coverage.
+type Row = (
+    &'static str,
+    u32,
+    OpFn<Tensor>,
+    &'static str,
+    &'static [crate::op::Coverage],
+);
 type Bin = fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>;
 
 pub fn register(r: &mut OpRegistry<Tensor>) {
     use Label::{Composed, Native, Unsupported};
-    let ops: &[(
-        &'static str,
-        u32,
-        OpFn<Tensor>,
-        &'static str,
-        &'static [crate::op::Coverage],
-    )] = &[
+    let ops: &[Row] = &[
         (
             "Equal",
             7,

@@ -18,6 +18,14 @@ use crate::op::math::{self, ModKind};
 
 type In<'a> = [Option<&'a Tensor>];
 type Out = OpResult<Lowered<Tensor>>;
+/// One registration: op, first opset, lowering, spec link, coverage.
+type Row = (
+    &'static str,
+    u32,
+    OpFn<Tensor>,
+    &'static str,
+    &'static [crate::op::Coverage],
+);
 type Un = fn(&Tensor) -> candle_core::Result<Tensor>;
 
 macro_rules! native {
@@ -48,13 +56,7 @@ macro_rules! missing {
 
 pub fn register(r: &mut OpRegistry<Tensor>) {
     use Label::{Composed, Native, Unsupported};
-    let ops: &[(
-        &'static str,
-        u32,
-        OpFn<Tensor>,
-        &'static str,
-        &'static [crate::op::Coverage],
-    )] = &[
+    let ops: &[Row] = &[
         (
             "Floor",
             6,

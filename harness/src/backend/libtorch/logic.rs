@@ -10,17 +10,19 @@ use crate::op::math;
 
 type X<'a> = [Option<&'a Tensor>];
 type Out = OpResult<Lowered<Tensor>>;
+/// One registration: op, first opset, lowering, spec link, coverage.
+type Row = (
+    &'static str,
+    u32,
+    OpFn<Tensor>,
+    &'static str,
+    &'static [crate::op::Coverage],
+);
 type Bin = fn(&Tensor, &Tensor) -> Result<Tensor, tch::TchError>;
 
 pub fn register(r: &mut OpRegistry<Tensor>) {
     use Label::Native;
-    let ops: &[(
-        &'static str,
-        u32,
-        OpFn<Tensor>,
-        &'static str,
-        &'static [crate::op::Coverage],
-    )] = &[
+    let ops: &[Row] = &[
         (
             "Equal",
             7,

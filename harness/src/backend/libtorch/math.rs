@@ -14,6 +14,14 @@ use crate::op::math::{self, ModKind};
 
 type X<'a> = [Option<&'a Tensor>];
 type Out = OpResult<Lowered<Tensor>>;
+/// One registration: op, first opset, lowering, spec link, coverage.
+type Row = (
+    &'static str,
+    u32,
+    OpFn<Tensor>,
+    &'static str,
+    &'static [crate::op::Coverage],
+);
 type Un = fn(&Tensor) -> Result<Tensor, tch::TchError>;
 
 macro_rules! native {
@@ -24,13 +32,7 @@ macro_rules! native {
 
 pub fn register(r: &mut OpRegistry<Tensor>) {
     use Label::{Composed, Native};
-    let ops: &[(
-        &'static str,
-        u32,
-        OpFn<Tensor>,
-        &'static str,
-        &'static [crate::op::Coverage],
-    )] = &[
+    let ops: &[Row] = &[
         (
             "Floor",
             6,
