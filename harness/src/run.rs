@@ -1180,7 +1180,8 @@ mod blind_tests {
     use super::*;
     use crate::backend::NodeRun;
 
-    /// `X -> sin -> relu`: the reference has no `Sin`.
+    /// `X -> sin -> relu`: the reference has no `Bernoulli` (a random op,
+    /// compared by distribution only), which stands in for an op it lacks.
     const CASE: &str = r#"
 [model.graph]
 opset = 17
@@ -1188,7 +1189,7 @@ inputs = [{ name = "X", shape = [2, 3] }]
 outputs = ["Y"]
 [[model.graph.nodes]]
 name = "sin"
-op = "Sin"
+op = "Bernoulli"
 inputs = ["X"]
 outputs = ["A"]
 [[model.graph.nodes]]

@@ -55,6 +55,8 @@ pub enum Magnitude {
     Softmax,
     /// |s| · (|x − μ| + mean|x|) / σ + |b|.
     LayerNorm,
+    /// |start| + i·|delta|: the product and the sum of `start + i·delta`.
+    Range,
 }
 
 /// Per-op ulp budgets of the transcendental class (docs/tolerance.md).
@@ -70,6 +72,18 @@ const TRANSCENDENTAL: &[(&str, f64)] = &[
     ("Selu", 4.0),
     ("Sin", 4.0),
     ("Cos", 4.0),
+    ("Tan", 8.0),
+    ("Asin", 4.0),
+    ("Acos", 4.0),
+    ("Atan", 4.0),
+    ("Sinh", 4.0),
+    ("Cosh", 4.0),
+    ("Asinh", 4.0),
+    ("Acosh", 4.0),
+    ("Atanh", 4.0),
+    ("Celu", 4.0),
+    ("Mish", 8.0),
+    ("Softsign", 4.0),
 ];
 
 const EXACT: &[&str] = &[
@@ -116,6 +130,13 @@ const EXACT: &[&str] = &[
     "Sign",
     "DepthToSpace",
     "SpaceToDepth",
+    "Xor",
+    "IsNaN",
+    "IsInf",
+    "BitShift",
+    "EyeLike",
+    "Mod",
+    "ThresholdedRelu",
 ];
 
 const ROUNDED: &[&str] = &[
@@ -130,6 +151,8 @@ const ROUNDED: &[&str] = &[
     "LeakyRelu",
     "PRelu",
     "Cast",
+    "CastLike",
+    "Shrink",
 ];
 
 const MULTILINEAR: &[&str] = &[
@@ -143,6 +166,8 @@ const MULTILINEAR: &[&str] = &[
     "ReduceL1",
     "AveragePool",
     "GlobalAveragePool",
+    "Sum",
+    "Mean",
 ];
 
 /// The accuracy class of `node`'s first output (Resize/Upsample: nearest is
@@ -172,6 +197,7 @@ pub fn class(node: &Node) -> Class {
         "Gelu" => Magnitude::Gelu,
         "Softmax" => Magnitude::Softmax,
         "LayerNormalization" => Magnitude::LayerNorm,
+        "Range" => Magnitude::Range,
         _ => return Class::Unclassed,
     };
     Class::Accumulating(magnitude)
@@ -463,6 +489,8 @@ fn terms(
                 .collect();
             taps.pow(resized.len() as u32) + 3 * resized.iter().sum::<usize>()
         }
+        "Sum" | "Mean" => inputs.iter().flatten().count() + 1,
+        "Range" => 2,
         "BatchNormalization" => 5,
         "HardSigmoid" => 2,
         "HardSwish" => 3,
@@ -538,6 +566,18 @@ fn magnitude(
             );
             let x = float_input(inputs, 0)?;
             Ok(x.iter().map(|v| (a * v).abs() + b.abs()).collect())
+        }
+        Magnitude::Range => {
+            let scalar = |i: usize| -> Result<f64, Why> {
+                Ok(float_input(inputs, i)?
+                    .iter()
+                    .next()
+                    .map_or(0.0, |v| v.abs()))
+            };
+            let (start, delta) = (scalar(0)?, scalar(2)?);
+            Ok((0..want.data.len())
+                .map(|i| start + i as f64 * delta)
+                .collect())
         }
         Magnitude::HardSwish => {
             let x = float_input(inputs, 0)?;

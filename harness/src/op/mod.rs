@@ -334,6 +334,8 @@ pub fn test_node(op: &str, n_inputs: usize, n_outputs: usize, attrs: Vec<(&str, 
     }
 }
 
+pub mod generate;
+pub mod math;
 pub mod norm;
 pub mod pad;
 pub mod reshape;

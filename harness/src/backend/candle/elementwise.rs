@@ -346,6 +346,11 @@ fn cast(ctx: &OpCtx, x: &In) -> Out {
     let code = ctx.int("to", 0)? as i32;
     let to =
         DType::from_onnx(code).ok_or_else(|| ctx.unsupported("to", format!("ONNX type {code}")))?;
+    cast_to(ctx, a, to)
+}
+
+/// Cast's conversion of `a` to `to` (shared with CastLike).
+pub(super) fn cast_to(ctx: &OpCtx, a: &Tensor, to: DType) -> Out {
     if to == DType::Bool {
         let y = if Scope::of(ctx).is_bool(a) {
             a.clone()

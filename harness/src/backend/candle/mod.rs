@@ -18,7 +18,10 @@
 //! rejected.
 
 mod elementwise;
+mod generate;
 mod linalg;
+mod logic;
+mod math;
 mod nn;
 mod reduce;
 mod resize;
@@ -61,6 +64,9 @@ pub fn register_all_ops(r: &mut OpRegistry<CTensor>) {
     linalg::register(r);
     nn::register(r);
     resize::register(r);
+    logic::register(r);
+    math::register(r);
+    generate::register(r);
 }
 
 /// Opens a candle device for an xdiff device.

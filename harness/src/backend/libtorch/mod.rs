@@ -14,7 +14,10 @@
 //! libtorch on the session's device.
 
 mod elementwise;
+mod generate;
 mod linalg;
+mod logic;
+mod math;
 mod nn;
 mod reduce;
 mod resize;
@@ -71,6 +74,9 @@ pub fn register_all_ops(r: &mut OpRegistry<tch::Tensor>) {
     reduce::register(r);
     linalg::register(r);
     resize::register(r);
+    logic::register(r);
+    math::register(r);
+    generate::register(r);
 }
 
 /// Loads `libtorch_cuda.so` (once, kept for the process). The linker drops

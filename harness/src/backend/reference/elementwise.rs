@@ -329,7 +329,7 @@ fn pow(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
 }
 
 /// A float-only unary op applied in f64.
-fn unary(
+pub(super) fn unary(
     ctx: &OpCtx,
     x: &[Option<&RefTensor>],
     f: impl Fn(f64) -> f64,

@@ -10,7 +10,10 @@
 
 mod conv;
 mod elementwise;
+mod generate;
 mod linalg;
+mod logic;
+mod math;
 mod norm;
 mod pool;
 mod reduce;
@@ -154,6 +157,9 @@ pub fn register_all_ops(r: &mut OpRegistry<RefTensor>) {
     conv::register(r);
     pool::register(r);
     resize::register(r);
+    logic::register(r);
+    math::register(r);
+    generate::register(r);
 }
 
 impl Interpreter for ReferenceInterp {

@@ -661,6 +661,11 @@ fn cast(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
     let to = DType::from_onnx(code as i32).ok_or_else(|| {
         ctx.unsupported("to", format!("ONNX data type {code} is not represented"))
     })?;
+    Ok(Lowered::one(cast_to(ctx, input, to)?, How::Spec))
+}
+
+/// Cast's conversion of `input` to `to` (shared with CastLike).
+pub(super) fn cast_to(ctx: &OpCtx, input: &RefTensor, to: DType) -> OpResult<RefTensor> {
     let data = match &input.data {
         Tensor::F64(a) => float_to(a, to),
         t => ints_to(
@@ -668,7 +673,7 @@ fn cast(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
             to,
         ),
     };
-    Ok(Lowered::one(RefTensor { data, dtype: to }, How::Spec))
+    Ok(RefTensor { data, dtype: to })
 }
 
 /// How one output position of a padded axis reads its source: `None` = constant.
