@@ -45,7 +45,8 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
         pow,
         "https://onnx.ai/onnx/operators/onnx__Pow.html",
         cov![
-            "same dtypes (candle computes exp(y·ln x): NaN for negative bases)" => Native("broadcast_pow"),
+            "one-element float exponent" => Native("powf"),
+            "tensor exponent, same dtypes (candle computes exp(y·ln x): NaN for negative bases)" => Native("broadcast_pow"),
             "exponent of another dtype" => Composed("to_dtype, broadcast_pow"),
         ],
     );
@@ -217,9 +218,15 @@ fn div(ctx: &OpCtx, x: &In) -> Out {
     binary(ctx, x, Tensor::broadcast_div, "broadcast_div")
 }
 
-/// Pow-7/12/13/15: candle's pow is exp(y·ln x), exposed as is.
+/// Pow-7/12/13/15. A one-element exponent (x², x^0.5: how models write
+/// it) lowers to candle's `powf`, the elementwise `f32::powf`/`f64::powf`
+/// with IEEE pow semantics ((-2)² = 4); a tensor exponent to
+/// `broadcast_pow`, which candle computes as exp(y·ln x), exposed as is.
 fn pow(ctx: &OpCtx, x: &In) -> Out {
     let (a, b) = (ctx.input(x, 0)?, ctx.input(x, 1)?);
+    if let Some(e) = scalar_exponent(a, b)? {
+        return Ok(Lowered::one(a.powf(e).ce()?, How::native("powf")));
+    }
     if a.dtype() == b.dtype() {
         return Ok(Lowered::one(
             a.broadcast_pow(b).ce()?,
@@ -231,6 +238,16 @@ fn pow(ctx: &OpCtx, x: &In) -> Out {
         a.broadcast_pow(&b).ce()?,
         How::composed("to_dtype, broadcast_pow"),
     ))
+}
+
+/// The exponent as one float when it has one element, the base is a float
+/// tensor and broadcasting keeps the base's shape (rank not above it).
+fn scalar_exponent(a: &Tensor, b: &Tensor) -> OpResult<Option<f64>> {
+    if !is_float(a) || b.elem_count() != 1 || b.rank() > a.rank() {
+        return Ok(None);
+    }
+    let e = b.to_dtype(CDType::F64).ce()?.flatten_all().ce()?.to_vec1::<f64>().ce()?;
+    Ok(e.first().copied())
 }
 
 fn unary(ctx: &OpCtx, x: &In, f: fn(&Tensor) -> candle_core::Result<Tensor>, name: &str) -> Out {
@@ -445,6 +462,16 @@ mod tests {
         let b = i64t(&[2, 2]);
         let (v, _, _) = run1(&node("Div", 2, 1, vec![]), 14, &[Some(&a), Some(&b)]);
         assert_eq!(v, vec![3.0, -3.0]);
+    }
+
+    #[test]
+    fn a_scalar_exponent_is_powf_with_ieee_semantics() {
+        // ONNX: (-2)^2 = 4, 0^2 = 0; T5's x.pow(2) over signed activations.
+        let a = f32t(&[3], &[-2.0, 0.0, 3.0]);
+        let b = f32t(&[], &[2.0]);
+        let (v, _, how) = run1(&node("Pow", 2, 1, vec![]), 15, &[Some(&a), Some(&b)]);
+        assert_eq!(how, "native: powf");
+        close(&v, &[4.0, 0.0, 9.0], 1e-6);
     }
 
     #[test]
