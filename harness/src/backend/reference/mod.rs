@@ -10,6 +10,7 @@
 
 mod conv;
 mod elementwise;
+mod index;
 mod linalg;
 mod norm;
 mod pool;
@@ -149,6 +150,7 @@ pub fn register_all_ops(r: &mut OpRegistry<RefTensor>) {
     elementwise::register(r);
     shape::register(r);
     reduce::register(r);
+    index::register(r);
     norm::register(r);
     linalg::register(r);
     conv::register(r);
