@@ -18,6 +18,7 @@
 //! rejected.
 
 mod elementwise;
+mod index;
 mod linalg;
 mod nn;
 mod reduce;
@@ -58,6 +59,7 @@ pub fn register_all_ops(r: &mut OpRegistry<CTensor>) {
     elementwise::register(r);
     shape::register(r);
     reduce::register(r);
+    index::register(r);
     linalg::register(r);
     nn::register(r);
     resize::register(r);

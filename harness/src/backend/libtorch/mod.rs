@@ -14,6 +14,7 @@
 //! libtorch on the session's device.
 
 mod elementwise;
+mod index;
 mod linalg;
 mod nn;
 mod reduce;
@@ -69,6 +70,7 @@ pub fn register_all_ops(r: &mut OpRegistry<tch::Tensor>) {
     nn::register(r);
     shape::register(r);
     reduce::register(r);
+    index::register(r);
     linalg::register(r);
     resize::register(r);
 }
