@@ -8,7 +8,7 @@
 
 use candle_core::{DType as CDType, Tensor};
 
-use super::{host_ints, index_tensor, keep_bool, Ce};
+use super::{host_ints, index_tensor, is_float, keep_bool, Ce};
 use crate::backend::interp::{How, Label::*, Lowered, OpCtx, OpRegistry, OpResult};
 use crate::op::index::{
     gather_axis, resolve_indices, tile_repeats, CumSumAttrs, TopKAttrs, TriluAttrs,
@@ -28,6 +28,7 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
             "exclusive=0, reverse=0" => Native("cumsum"),
             "reverse=1" => Composed("flip, cumsum, flip"),
             "exclusive=1" => Composed("cumsum, shift by one (pad_with_zeros, narrow)"),
+        "integer input" => Unsupported("candle's cumsum is a matmul, floats only"),
         ],
     );
     r.range(
@@ -70,6 +71,12 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
 fn cumsum(ctx: &OpCtx, x: &In) -> Out {
     let a = ctx.input(x, 0)?;
     let c = CumSumAttrs::decode(ctx, x, a.rank())?;
+    if !is_float(a) {
+        return Err(ctx.unsupported(
+            "input",
+            format!("{:?} (candle's cumsum is a matmul, floats only)", a.dtype()),
+        ));
+    }
     let mut steps = vec![];
     let mut t = a.clone();
     if c.reverse {

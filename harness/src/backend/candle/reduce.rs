@@ -8,7 +8,7 @@
 
 use candle_core::{DType as CDType, Tensor};
 
-use super::Ce;
+use super::{keep_bool, Ce};
 use crate::backend::interp::{How, Label::*, Lowered, OpCtx, OpRegistry, OpResult};
 use crate::op::reduce::{axes_input_since, ArgAttrs, ReduceAttrs};
 use crate::op::softmax::SoftmaxAttrs;
@@ -43,7 +43,8 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
         (
             "ReduceProd",
             spec!("ReduceProd"),
-            cov!["all" => Composed("narrow, mul per index")],
+            cov!["non-empty axes" => Composed("narrow, mul per index"),
+                 "an empty reduced axis" => Unsupported("candle's reductions reject empty tensors")],
         ),
         (
             "ReduceL1",
@@ -143,7 +144,18 @@ fn reduce(ctx: &OpCtx, x: &In) -> Out {
     let out = r.out_dims(a.dims());
     let ax = axes.clone();
     let several = axes.len() > 1;
-    let (y, how) = match ctx.node.op_type.as_str() {
+    let op = ctx.node.op_type.as_str();
+    let needs_one = matches!(
+        op,
+        "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceLogSumExp"
+    );
+    if needs_one && axes.iter().any(|&k| a.dims()[k] == 0) {
+        return Err(ctx.unsupported(
+            "axes",
+            "an empty axis (candle's reductions reject empty tensors)",
+        ));
+    }
+    let (y, how) = match op {
         "ReduceMean" => (a.mean_keepdim(ax).ce()?, How::native("mean_keepdim")),
         "ReduceSum" => (a.sum_keepdim(ax).ce()?, How::native("sum_keepdim")),
         "ReduceMax" if several => (
@@ -192,7 +204,8 @@ fn reduce(ctx: &OpCtx, x: &In) -> Out {
         ),
         _ => (a.log_sum_exp(ax).ce()?, How::native("log_sum_exp")),
     };
-    Ok(Lowered::one(y.reshape(out).ce()?, how))
+    // Max/Min of ONNX bools (candle u8) stay bools.
+    Ok(Lowered::one(keep_bool(ctx, a, y.reshape(out).ce()?), how))
 }
 
 /// ArgMax/ArgMin-1/11/12/13: candle returns u32 indices (widened to int64);

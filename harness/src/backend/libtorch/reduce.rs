@@ -31,12 +31,14 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
         (
             "ReduceMax",
             spec!("ReduceMax"),
-            cov!["all dtypes" => Label::Native("amax(dim, keepdim)")],
+            cov!["non-empty axes" => Label::Native("amax(dim, keepdim)"),
+                 "an empty reduced axis" => Label::Unsupported("torch's amax rejects empty reductions")],
         ),
         (
             "ReduceMin",
             spec!("ReduceMin"),
-            cov!["all dtypes" => Label::Native("amin(dim, keepdim)")],
+            cov!["non-empty axes" => Label::Native("amin(dim, keepdim)"),
+                 "an empty reduced axis" => Label::Unsupported("torch's amin rejects empty reductions")],
         ),
         (
             "ReduceProd",
@@ -118,6 +120,12 @@ fn reduce(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
     let (keep, kind) = (a.keep, input.f_kind()?);
     let float = is_float(input)?;
     let op = ctx.node.op_type.as_str();
+    if matches!(op, "ReduceMax" | "ReduceMin") && axes.iter().any(|&k| input.size()[k] == 0) {
+        return Err(ctx.unsupported(
+            "axes",
+            "an empty axis (torch's amax/amin reject empty reductions)",
+        ));
+    }
     let (y, how) = match op {
         "ReduceMean" if float => (
             input.f_mean_dim(d.as_slice(), keep, None::<Kind>)?,
