@@ -254,7 +254,7 @@ fn softmax(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
     let y = y.f_reshape(shape.as_slice())?;
     Ok(Lowered::one(
         y,
-        How::composed(format!("reshape, {what}, reshape")),
+        How::composed(format!("reshape, {}, reshape", what.replace("(dim)", ""))),
     ))
 }
 
