@@ -26,7 +26,7 @@ OPS = set(
     "Transpose Slice Split Squeeze Unsqueeze Identity Constant Shape Gather Cast ReduceMean".split()
 )
 # Issue 12's ops join here, one line per family.
-OPS |= set("ReduceSum ReduceMax ReduceMin ReduceProd ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp ReduceSumSquare ArgMax ArgMin TopK CumSum Tile GatherElements Trilu LogSoftmax Hardmax".split())
+OPS |= set("ReduceSum ReduceMax ReduceMin ReduceProd ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp ReduceSumSquare ArgMax ArgMin TopK CumSum Tile GatherElements Trilu LogSoftmax Hardmax GlobalMaxPool SpaceToDepth InstanceNormalization LpNormalization".split())
 SUPPORTED_TYPES = {
     onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16,
     onnx.TensorProto.INT8, onnx.TensorProto.INT16, onnx.TensorProto.INT32, onnx.TensorProto.INT64,

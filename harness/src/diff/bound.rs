@@ -119,6 +119,7 @@ const EXACT: &[&str] = &[
     "TopK",
     "Trilu",
     "Hardmax",
+    "GlobalMaxPool",
 ];
 
 const ROUNDED: &[&str] = &[

@@ -336,6 +336,7 @@ pub fn test_node(op: &str, n_inputs: usize, n_outputs: usize, attrs: Vec<(&str, 
 }
 
 pub mod norm;
+pub mod norm2;
 pub mod pad;
 pub mod reduce;
 pub mod reshape;

@@ -21,6 +21,7 @@ mod elementwise;
 mod index;
 mod linalg;
 mod nn;
+mod norm2;
 mod reduce;
 mod resize;
 mod shape;
@@ -60,6 +61,7 @@ pub fn register_all_ops(r: &mut OpRegistry<CTensor>) {
     shape::register(r);
     reduce::register(r);
     index::register(r);
+    norm2::register(r);
     linalg::register(r);
     nn::register(r);
     resize::register(r);

@@ -17,6 +17,7 @@ mod elementwise;
 mod index;
 mod linalg;
 mod nn;
+mod norm2;
 mod reduce;
 mod resize;
 mod shape;
@@ -71,6 +72,7 @@ pub fn register_all_ops(r: &mut OpRegistry<tch::Tensor>) {
     shape::register(r);
     reduce::register(r);
     index::register(r);
+    norm2::register(r);
     linalg::register(r);
     resize::register(r);
 }

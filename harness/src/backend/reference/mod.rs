@@ -13,6 +13,7 @@ mod elementwise;
 mod index;
 mod linalg;
 mod norm;
+mod norm2;
 mod pool;
 mod reduce;
 mod resize;
@@ -151,6 +152,7 @@ pub fn register_all_ops(r: &mut OpRegistry<RefTensor>) {
     shape::register(r);
     reduce::register(r);
     index::register(r);
+    norm2::register(r);
     norm::register(r);
     linalg::register(r);
     conv::register(r);

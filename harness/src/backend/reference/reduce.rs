@@ -110,7 +110,7 @@ pub(super) fn reduce_with<T: Clone, U>(
 }
 
 /// Max (or min) of a group, NaN if any element is NaN.
-fn extreme(v: &[f64], max: bool) -> f64 {
+pub(super) fn extreme(v: &[f64], max: bool) -> f64 {
     let init = if max {
         f64::NEG_INFINITY
     } else {
