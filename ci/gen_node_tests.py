@@ -30,6 +30,7 @@ OPS |= set("ConstantOfShape Range Expand Where Equal Less LessOrEqual Greater Gr
            "Min Max Sum Mean Floor Ceil Round Sign Reciprocal Mod Sin Cos Tan Asin Acos Atan Sinh Cosh Asinh "
            "Acosh Atanh Softplus Softsign Elu Selu Celu PRelu ThresholdedRelu Mish IsNaN IsInf Size EyeLike "
            "CastLike Shrink BitShift".split())
+OPS |= set("ReduceSum ReduceMax ReduceMin ReduceProd ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp ReduceSumSquare ArgMax ArgMin TopK CumSum Tile GatherElements Trilu LogSoftmax Hardmax GlobalMaxPool SpaceToDepth InstanceNormalization LpNormalization".split())
 SUPPORTED_TYPES = {
     onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16,
     onnx.TensorProto.INT8, onnx.TensorProto.INT16, onnx.TensorProto.INT32, onnx.TensorProto.INT64,

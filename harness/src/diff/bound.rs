@@ -137,6 +137,10 @@ const EXACT: &[&str] = &[
     "EyeLike",
     "Mod",
     "ThresholdedRelu",
+    "TopK",
+    "Trilu",
+    "Hardmax",
+    "GlobalMaxPool",
 ];
 
 const ROUNDED: &[&str] = &[
@@ -164,6 +168,9 @@ const MULTILINEAR: &[&str] = &[
     "ReduceMean",
     "ReduceSumSquare",
     "ReduceL1",
+    "ReduceL2",
+    "ReduceProd",
+    "CumSum",
     "AveragePool",
     "GlobalAveragePool",
     "Sum",
@@ -465,8 +472,14 @@ fn terms(
             };
             inner + 2
         }
-        "ReduceSum" | "ReduceMean" | "ReduceSumSquare" | "ReduceL1" | "GlobalAveragePool" => {
-            per_out(0)? + 1
+        "ReduceSum" | "ReduceMean" | "ReduceSumSquare" | "ReduceL1" | "ReduceL2" | "ReduceProd"
+        | "GlobalAveragePool" => per_out(0)? + 1,
+        "CumSum" => {
+            let x = dims(inputs, 0)?;
+            let a = input(inputs, 1)?.ints().map_err(Why::from)?;
+            a.first()
+                .map_or(1, |&a| x.get(axis(a, x.len())).copied().unwrap_or(1))
+                + 1
         }
         "AveragePool" => match node.attrs.get("kernel_shape") {
             Some(Attr::Ints(k)) => k.iter().product::<i64>().max(1) as usize + 1,

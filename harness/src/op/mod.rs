@@ -24,6 +24,7 @@ use crate::options::{Device, EngineOptions};
 use crate::tensor::Tensor;
 
 pub mod activation;
+pub mod index;
 pub mod resize;
 pub mod softmax;
 pub mod space;
@@ -337,7 +338,9 @@ pub fn test_node(op: &str, n_inputs: usize, n_outputs: usize, attrs: Vec<(&str, 
 pub mod generate;
 pub mod math;
 pub mod norm;
+pub mod norm2;
 pub mod pad;
+pub mod reduce;
 pub mod reshape;
 pub mod slice;
 pub mod window;

@@ -19,10 +19,12 @@
 
 mod elementwise;
 mod generate;
+mod index;
 mod linalg;
 mod logic;
 mod math;
 mod nn;
+mod norm2;
 mod reduce;
 mod resize;
 mod shape;
@@ -61,6 +63,8 @@ pub fn register_all_ops(r: &mut OpRegistry<CTensor>) {
     elementwise::register(r);
     shape::register(r);
     reduce::register(r);
+    index::register(r);
+    norm2::register(r);
     linalg::register(r);
     nn::register(r);
     resize::register(r);

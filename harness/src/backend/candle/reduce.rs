@@ -1,27 +1,87 @@
-//! candle lowerings: ReduceMean and Softmax.
+//! candle lowerings: the Reduce* family, ArgMax/ArgMin, Softmax,
+//! LogSoftmax and Hardmax.
 //!
 //! candle reduces f16/bf16 in the native dtype (no f32 accumulation); that
-//! is candle's behaviour and is exposed, not corrected.
+//! is candle's behaviour and is exposed, not corrected. Its max/min/argmax
+//! reduce one axis at a time, so several axes are reduced in turn (keeping
+//! dims) and the result reshaped to the decoded output shape.
 
-use candle_core::Tensor;
+use candle_core::{DType as CDType, Tensor};
 
-use super::{host_ints, Ce};
+use super::{keep_bool, Ce};
 use crate::backend::interp::{How, Label::*, Lowered, OpCtx, OpRegistry, OpResult};
+use crate::op::reduce::{axes_input_since, ArgAttrs, ReduceAttrs};
 use crate::op::softmax::SoftmaxAttrs;
 
 type In<'a> = [Option<&'a Tensor>];
 type Out = OpResult<Lowered<Tensor>>;
 
 pub fn register(r: &mut OpRegistry<Tensor>) {
-    let spec = "https://onnx.ai/onnx/operators/onnx__ReduceMean.html";
-    let cov = cov![
-        "keepdims=1" => Native("mean_keepdim"),
-        "keepdims=0" => Native("mean"),
-        "empty axes with noop_with_empty_axes=1" => Native("clone"),
+    let reductions = [
+        (
+            "ReduceMean",
+            spec!("ReduceMean"),
+            cov!["all" => Native("mean_keepdim")],
+        ),
+        (
+            "ReduceSum",
+            spec!("ReduceSum"),
+            cov!["all" => Native("sum_keepdim")],
+        ),
+        (
+            "ReduceMax",
+            spec!("ReduceMax"),
+            cov!["one axis" => Native("max_keepdim"),
+            "several axes" => Composed("max_keepdim per axis")],
+        ),
+        (
+            "ReduceMin",
+            spec!("ReduceMin"),
+            cov!["one axis" => Native("min_keepdim"),
+            "several axes" => Composed("min_keepdim per axis")],
+        ),
+        (
+            "ReduceProd",
+            spec!("ReduceProd"),
+            cov!["non-empty axes" => Composed("narrow, mul per index"),
+                 "an empty reduced axis" => Unsupported("candle's reductions reject empty tensors")],
+        ),
+        (
+            "ReduceL1",
+            spec!("ReduceL1"),
+            cov!["all" => Composed("abs, sum_keepdim")],
+        ),
+        (
+            "ReduceL2",
+            spec!("ReduceL2"),
+            cov!["all" => Composed("sqr, sum_keepdim, sqrt")],
+        ),
+        (
+            "ReduceLogSum",
+            spec!("ReduceLogSum"),
+            cov!["all" => Composed("sum_keepdim, log")],
+        ),
+        (
+            "ReduceLogSumExp",
+            spec!("ReduceLogSumExp"),
+            cov!["all" => Native("log_sum_exp")],
+        ),
+        (
+            "ReduceSumSquare",
+            spec!("ReduceSumSquare"),
+            cov!["all" => Composed("sqr, sum_keepdim")],
+        ),
     ];
-    r.range("ReduceMean", 1, 17, reduce_mean, spec, cov);
-    r.range("ReduceMean", 18, u32::MAX, reduce_mean, spec, cov);
-    let spec = "https://onnx.ai/onnx/operators/onnx__Softmax.html";
+    for (op, spec, cov) in reductions {
+        let split = axes_input_since(op);
+        r.range(op, 1, split - 1, reduce, spec, cov);
+        r.range(op, split, u32::MAX, reduce, spec, cov);
+    }
+    let arg = cov!["select_last_index=0" => Native("argmax_keepdim/argmin_keepdim"),
+        "select_last_index=1" => Composed("flip, argmax_keepdim/argmin_keepdim, size-1-i")];
+    r.op("ArgMax", arg_extreme, spec!("ArgMax"), arg);
+    r.op("ArgMin", arg_extreme, spec!("ArgMin"), arg);
+    let spec = spec!("Softmax");
     r.range("Softmax", 1, 12, softmax, spec, cov![
             "axis = last (coercion is a no-op)" => Native("candle_nn::ops::softmax_last_dim"),
             "other axis (input coerced to 2-D at axis)" => Composed("reshape, candle_nn::ops::softmax_last_dim, reshape"),
@@ -37,66 +97,200 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
             "other axis" => Native("candle_nn::ops::softmax"),
         ],
     );
+    r.op("LogSoftmax", softmax, spec!("LogSoftmax"), cov![
+        "opset >= 13, or axis = last" => Native("candle_nn::ops::log_softmax"),
+        "opset < 13, axis not last (input coerced to 2-D)" => Composed("reshape, candle_nn::ops::log_softmax, reshape"),
+    ]);
+    r.op(
+        "Hardmax",
+        softmax,
+        spec!("Hardmax"),
+        cov![
+            "all attributes" => Composed("argmax_keepdim, arange, broadcast_eq"),
+        ],
+    );
 }
 
-/// ReduceMean-1/11/13 (axes attribute) / ReduceMean-18 (axes input, noop_with_empty_axes).
-fn reduce_mean(ctx: &OpCtx, x: &In) -> Out {
-    let a = ctx.input(x, 0)?;
-    let keep = ctx.int("keepdims", 1)? != 0;
-    let axes = if ctx.opset < 18 {
-        ctx.ints("axes")?
-    } else {
-        x.get(1).copied().flatten().map(host_ints).transpose()?
-    };
-    let axes: Vec<usize> = match axes {
-        Some(v) if !v.is_empty() => {
-            let mut v: Vec<usize> = v
-                .iter()
-                .map(|&i| ctx.axis(i, a.rank()))
-                .collect::<OpResult<_>>()?;
-            v.sort_unstable();
-            v.dedup();
-            v
-        }
-        _ if ctx.opset >= 18 && ctx.int("noop_with_empty_axes", 0)? != 0 => {
-            return Ok(Lowered::one(a.clone(), How::native("clone")));
-        }
-        _ => (0..a.rank()).collect(),
-    };
-    if keep {
-        Ok(Lowered::one(
-            a.mean_keepdim(axes).ce()?,
-            How::native("mean_keepdim"),
-        ))
-    } else {
-        Ok(Lowered::one(a.mean(axes).ce()?, How::native("mean")))
+/// `t` reduced over each of `axes` in turn with a one-axis keepdim op.
+fn per_axis(
+    t: &Tensor,
+    axes: &[usize],
+    f: impl Fn(&Tensor, usize) -> candle_core::Result<Tensor>,
+) -> OpResult<Tensor> {
+    let mut y = t.clone();
+    for &k in axes {
+        y = f(&y, k).ce()?;
     }
+    Ok(y)
 }
 
-/// Softmax-1/11 (default axis 1, input coerced to 2-D) / Softmax-13 (one axis, default -1).
+/// The product over `axis` (kept as 1): the slices multiplied in index order.
+fn prod_keepdim(t: &Tensor, axis: usize) -> candle_core::Result<Tensor> {
+    let mut acc = t.narrow(axis, 0, 1)?;
+    for i in 1..t.dim(axis)? {
+        acc = acc.mul(&t.narrow(axis, i, 1)?)?;
+    }
+    Ok(acc)
+}
+
+/// Reduce*-1/11/13/18 (axes decoded by [`ReduceAttrs`]); each op computes
+/// with reduced axes kept, then takes the decoded output shape.
+fn reduce(ctx: &OpCtx, x: &In) -> Out {
+    let a = ctx.input(x, 0)?;
+    let r = ReduceAttrs::decode(ctx, x, a.rank())?;
+    let Some(axes) = r.axes.clone() else {
+        return Ok(Lowered::one(a.clone(), How::native("clone")));
+    };
+    let out = r.out_dims(a.dims());
+    let ax = axes.clone();
+    let several = axes.len() > 1;
+    let op = ctx.node.op_type.as_str();
+    let needs_one = matches!(
+        op,
+        "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceLogSumExp"
+    );
+    if needs_one && axes.iter().any(|&k| a.dims()[k] == 0) {
+        return Err(ctx.unsupported(
+            "axes",
+            "an empty axis (candle's reductions reject empty tensors)",
+        ));
+    }
+    let (y, how) = match op {
+        "ReduceMean" => (a.mean_keepdim(ax).ce()?, How::native("mean_keepdim")),
+        "ReduceSum" => (a.sum_keepdim(ax).ce()?, How::native("sum_keepdim")),
+        "ReduceMax" if several => (
+            per_axis(a, &axes, |t, k| t.max_keepdim(k))?,
+            How::composed("max_keepdim per axis"),
+        ),
+        "ReduceMax" => (
+            per_axis(a, &axes, |t, k| t.max_keepdim(k))?,
+            How::native("max_keepdim"),
+        ),
+        "ReduceMin" if several => (
+            per_axis(a, &axes, |t, k| t.min_keepdim(k))?,
+            How::composed("min_keepdim per axis"),
+        ),
+        "ReduceMin" => (
+            per_axis(a, &axes, |t, k| t.min_keepdim(k))?,
+            How::native("min_keepdim"),
+        ),
+        "ReduceProd" => {
+            if axes.iter().any(|&k| a.dims()[k] == 0) {
+                return Err(ctx.unsupported("axes", "an empty axis (no product to start from)"));
+            }
+            (
+                per_axis(a, &axes, prod_keepdim)?,
+                How::composed("narrow, mul per index"),
+            )
+        }
+        "ReduceL1" => (
+            a.abs().and_then(|t| t.sum_keepdim(ax)).ce()?,
+            How::composed("abs, sum_keepdim"),
+        ),
+        "ReduceL2" => (
+            a.sqr()
+                .and_then(|t| t.sum_keepdim(ax))
+                .and_then(|t| t.sqrt())
+                .ce()?,
+            How::composed("sqr, sum_keepdim, sqrt"),
+        ),
+        "ReduceLogSum" => (
+            a.sum_keepdim(ax).and_then(|t| t.log()).ce()?,
+            How::composed("sum_keepdim, log"),
+        ),
+        "ReduceSumSquare" => (
+            a.sqr().and_then(|t| t.sum_keepdim(ax)).ce()?,
+            How::composed("sqr, sum_keepdim"),
+        ),
+        _ => (a.log_sum_exp(ax).ce()?, How::native("log_sum_exp")),
+    };
+    // Max/Min of ONNX bools (candle u8) stay bools.
+    Ok(Lowered::one(keep_bool(ctx, a, y.reshape(out).ce()?), how))
+}
+
+/// ArgMax/ArgMin-1/11/12/13: candle returns u32 indices (widened to int64);
+/// `select_last_index` searches the flipped axis.
+fn arg_extreme(ctx: &OpCtx, x: &In) -> Out {
+    let a = ctx.input(x, 0)?;
+    let s = ArgAttrs::decode(ctx, a.rank())?;
+    let max = ctx.node.op_type == "ArgMax";
+    let pick = |t: &Tensor| {
+        if max {
+            t.argmax_keepdim(s.axis)
+        } else {
+            t.argmin_keepdim(s.axis)
+        }
+    };
+    let (mut y, how) = if s.last {
+        let n = a.dims()[s.axis] as f64;
+        let i = pick(&a.contiguous().and_then(|c| c.flip(&[s.axis])).ce()?)
+            .and_then(|i| i.to_dtype(CDType::I64))
+            .ce()?;
+        (
+            i.affine(-1.0, n - 1.0).ce()?,
+            How::composed("flip, argmax_keepdim/argmin_keepdim, size-1-i"),
+        )
+    } else {
+        let i = pick(a).and_then(|i| i.to_dtype(CDType::I64)).ce()?;
+        (i, How::native("argmax_keepdim/argmin_keepdim"))
+    };
+    if !s.keep {
+        y = y.squeeze(s.axis).ce()?;
+    }
+    Ok(Lowered::one(y, how))
+}
+
+/// One normalizer along `axis`, and the candle op it is.
+fn normalize(op: &str, t: &Tensor, axis: usize) -> OpResult<(Tensor, &'static str)> {
+    Ok(match op {
+        "LogSoftmax" => (
+            candle_nn::ops::log_softmax(t, axis).ce()?,
+            "candle_nn::ops::log_softmax",
+        ),
+        "Hardmax" => {
+            let n = t.dims()[axis];
+            let at = t.argmax_keepdim(axis).ce()?;
+            let mut shape = vec![1; t.rank()];
+            shape[axis] = n;
+            let y = Tensor::arange(0u32, n as u32, t.device())
+                .and_then(|r| r.reshape(shape))
+                .and_then(|r| r.broadcast_eq(&at))
+                .and_then(|m| m.to_dtype(t.dtype()))
+                .ce()?;
+            (y, "argmax_keepdim, arange, broadcast_eq")
+        }
+        _ if axis + 1 == t.rank() => (
+            candle_nn::ops::softmax_last_dim(&t.contiguous().ce()?).ce()?,
+            "candle_nn::ops::softmax_last_dim",
+        ),
+        _ => (
+            candle_nn::ops::softmax(t, axis).ce()?,
+            "candle_nn::ops::softmax",
+        ),
+    })
+}
+
+/// Softmax, LogSoftmax and Hardmax-1/11 (default axis 1, input coerced to
+/// 2-D) / -13 (one axis, default -1).
 fn softmax(ctx: &OpCtx, x: &In) -> Out {
     let a = ctx.input(x, 0)?;
     let SoftmaxAttrs { axis: ax, coerced } = SoftmaxAttrs::decode(ctx, a.rank())?;
-    if ax + 1 == a.rank() {
-        let y = candle_nn::ops::softmax_last_dim(&a.contiguous().ce()?).ce()?;
-        return Ok(Lowered::one(
-            y,
-            How::native("candle_nn::ops::softmax_last_dim"),
-        ));
-    }
-    if !coerced {
-        let y = candle_nn::ops::softmax(a, ax).ce()?;
-        return Ok(Lowered::one(y, How::native("candle_nn::ops::softmax")));
+    let op = ctx.node.op_type.as_str();
+    let how = |what: &str| match op {
+        "Hardmax" => How::composed(what),
+        _ => How::native(what),
+    };
+    if !coerced || ax + 1 == a.rank() {
+        let (y, what) = normalize(op, a, ax)?;
+        return Ok(Lowered::one(y, how(what)));
     }
     let outer: usize = a.dims()[..ax].iter().product();
-    let y = a
-        .reshape((outer, a.elem_count() / outer.max(1)))
-        .and_then(|t| candle_nn::ops::softmax_last_dim(&t))
-        .and_then(|t| t.reshape(a.dims()))
-        .ce()?;
+    let flat = a.reshape((outer, a.elem_count() / outer.max(1))).ce()?;
+    let (y, what) = normalize(op, &flat, 1)?;
+    let y = y.reshape(a.dims()).ce()?;
     Ok(Lowered::one(
         y,
-        How::composed("reshape, candle_nn::ops::softmax_last_dim, reshape"),
+        How::composed(format!("reshape, {what}, reshape")),
     ))
 }
 
@@ -137,6 +331,6 @@ mod tests {
         );
         let (v, dims, how) = run1(&n, 13, &[Some(&x)]);
         assert_eq!((v, dims), (vec![2.0, 5.0], vec![2]));
-        assert_eq!(how, "native: mean");
+        assert_eq!(how, "native: mean_keepdim");
     }
 }

@@ -15,10 +15,12 @@
 
 mod elementwise;
 mod generate;
+mod index;
 mod linalg;
 mod logic;
 mod math;
 mod nn;
+mod norm2;
 mod reduce;
 mod resize;
 mod shape;
@@ -72,6 +74,8 @@ pub fn register_all_ops(r: &mut OpRegistry<tch::Tensor>) {
     nn::register(r);
     shape::register(r);
     reduce::register(r);
+    index::register(r);
+    norm2::register(r);
     linalg::register(r);
     resize::register(r);
     logic::register(r);

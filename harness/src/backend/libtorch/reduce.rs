@@ -1,22 +1,89 @@
-//! libtorch lowerings: ReduceMean and Softmax.
+//! libtorch lowerings: the Reduce* family, ArgMax/ArgMin, Softmax,
+//! LogSoftmax and Hardmax.
+//!
+//! Each reduction uses torch's own reduction where one has the ONNX
+//! semantics (`sum`, `mean`, `amax`, `amin`, `norm`, `logsumexp`); the rest
+//! are composed from them. Integer sums keep the input dtype (torch would
+//! widen to int64), so they wrap as ONNX's fixed-width types do.
 
 use tch::{Kind, Tensor};
 
-use super::{dims, host_ints, is_float};
+use super::{dims, is_float};
 use crate::backend::interp::{How, Label, Lowered, OpCtx, OpRegistry, OpResult};
+use crate::op::reduce::{axes_input_since, ArgAttrs, ReduceAttrs};
 use crate::op::softmax::SoftmaxAttrs;
 
 type X<'a> = [Option<&'a Tensor>];
 
 pub fn register(r: &mut OpRegistry<Tensor>) {
-    r.op(
-        "ReduceMean",
-        reduce_mean,
-        spec!("ReduceMean"),
-        cov!["float" => Label::Native("mean(dim, keepdim)"),
-             "integer (ONNX: sum / count, truncated)" => Label::Composed("sum(dim), div(trunc)"),
-             "axes empty and noop_with_empty_axes=1" => Label::Native("alias")],
-    );
+    let reductions = [
+        (
+            "ReduceMean",
+            spec!("ReduceMean"),
+            cov!["float" => Label::Native("mean(dim, keepdim)"),
+             "integer (ONNX: sum / count, truncated)" => Label::Composed("sum(dim), div(trunc)")],
+        ),
+        (
+            "ReduceSum",
+            spec!("ReduceSum"),
+            cov!["all dtypes" => Label::Native("sum(dim, keepdim, dtype)")],
+        ),
+        (
+            "ReduceMax",
+            spec!("ReduceMax"),
+            cov!["non-empty axes" => Label::Native("amax(dim, keepdim)"),
+                 "an empty reduced axis" => Label::Unsupported("torch's amax rejects empty reductions")],
+        ),
+        (
+            "ReduceMin",
+            spec!("ReduceMin"),
+            cov!["non-empty axes" => Label::Native("amin(dim, keepdim)"),
+                 "an empty reduced axis" => Label::Unsupported("torch's amin rejects empty reductions")],
+        ),
+        (
+            "ReduceProd",
+            spec!("ReduceProd"),
+            cov!["all dtypes" => Label::Composed("prod(dim) per axis")],
+        ),
+        (
+            "ReduceL1",
+            spec!("ReduceL1"),
+            cov!["float" => Label::Native("norm(1, dim, keepdim)"),
+             "integer" => Label::Composed("abs, sum(dim)")],
+        ),
+        (
+            "ReduceL2",
+            spec!("ReduceL2"),
+            cov!["float" => Label::Native("norm(2, dim, keepdim)"),
+             "integer" => Label::Unsupported("integer input (torch's norm takes floats only)")],
+        ),
+        (
+            "ReduceLogSum",
+            spec!("ReduceLogSum"),
+            cov!["float" => Label::Composed("sum(dim), log"),
+             "integer" => Label::Unsupported("integer input")],
+        ),
+        (
+            "ReduceLogSumExp",
+            spec!("ReduceLogSumExp"),
+            cov!["float" => Label::Native("logsumexp(dim, keepdim)"),
+             "integer" => Label::Unsupported("integer input")],
+        ),
+        (
+            "ReduceSumSquare",
+            spec!("ReduceSumSquare"),
+            cov!["all dtypes" => Label::Composed("square, sum(dim)")],
+        ),
+    ];
+    for (op, spec, cov) in reductions {
+        let split = axes_input_since(op);
+        r.range(op, 1, split - 1, reduce, spec, cov);
+        r.range(op, split, u32::MAX, reduce, spec, cov);
+    }
+    let arg = cov!["select_last_index=0" => Label::Native("argmax/argmin(dim, keepdim)"),
+        "select_last_index=1" => Label::Composed("flip, argmax/argmin, size-1-i")];
+    r.op("ArgMax", arg_extreme, spec!("ArgMax"), arg);
+    r.op("ArgMin", arg_extreme, spec!("ArgMin"), arg);
     r.op(
         "Softmax",
         softmax,
@@ -24,69 +91,171 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
         cov!["opset >= 13, or axis = last" => Label::Native("softmax(dim)"),
              "opset < 13, axis not last (input coerced to 2-D)" => Label::Composed("reshape, softmax, reshape")],
     );
+    r.op(
+        "LogSoftmax",
+        softmax,
+        spec!("LogSoftmax"),
+        cov!["opset >= 13, or axis = last" => Label::Native("log_softmax(dim)"),
+             "opset < 13, axis not last (input coerced to 2-D)" => Label::Composed("reshape, log_softmax, reshape")],
+    );
+    r.op(
+        "Hardmax",
+        softmax,
+        spec!("Hardmax"),
+        cov!["all attributes" => Label::Composed("argmax(dim, keepdim), zeros_like, scatter(dim, 1)")],
+    );
 }
 
-/// ReduceMean-1/11/13 (axes attribute) and -18 (axes input, noop_with_empty_axes).
-fn reduce_mean(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
+/// Reduce*-1/11/13/18 (axes attribute or input, decoded by [`ReduceAttrs`]).
+fn reduce(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
     let input = ctx.input(x, 0)?;
-    let rank = input.dim();
-    let keep = ctx.int("keepdims", 1)? != 0;
-    let axes = if ctx.opset >= 18 {
-        match x.get(1).copied().flatten() {
-            Some(t) => host_ints(t)?,
-            None => Vec::new(),
-        }
-    } else {
-        ctx.ints("axes")?.unwrap_or_default()
+    let a = ReduceAttrs::decode(ctx, x, input.dim())?;
+    let Some(axes) = a.axes else {
+        return Ok(Lowered::one(input.f_alias()?, How::native("alias")));
     };
-    if axes.is_empty() && ctx.opset >= 18 && ctx.int("noop_with_empty_axes", 0)? != 0 {
+    if input.dim() == 0 {
         return Ok(Lowered::one(input.f_alias()?, How::native("alias")));
     }
-    let mut dims_: Vec<i64> = if axes.is_empty() {
-        (0..rank as i64).collect()
-    } else {
-        axes.iter()
-            .map(|&a| ctx.axis(a, rank).map(|v| v as i64))
-            .collect::<OpResult<_>>()?
-    };
-    dims_.sort_unstable();
-    dims_.dedup();
-    if rank == 0 {
-        return Ok(Lowered::one(input.f_alias()?, How::native("alias")));
-    }
-    if is_float(input)? {
-        return Ok(Lowered::one(
-            input.f_mean_dim(dims_.as_slice(), keep, None::<Kind>)?,
-            How::native("mean(dim, keepdim)"),
+    let d: Vec<i64> = axes.iter().map(|&k| k as i64).collect();
+    let (keep, kind) = (a.keep, input.f_kind()?);
+    let float = is_float(input)?;
+    let op = ctx.node.op_type.as_str();
+    if matches!(op, "ReduceMax" | "ReduceMin") && axes.iter().any(|&k| input.size()[k] == 0) {
+        return Err(ctx.unsupported(
+            "axes",
+            "an empty axis (torch's amax/amin reject empty reductions)",
         ));
     }
-    // torch's mean rejects integers; ONNX (ORT) divides the integer sum by the count.
-    let shape = dims(input);
-    let count: i64 = dims_.iter().map(|&d| shape[d as usize]).product();
-    let sum = input.f_sum_dim_intlist(dims_.as_slice(), keep, input.f_kind()?)?;
-    let y = sum.f_div_scalar_mode(count, "trunc")?;
-    Ok(Lowered::one(y, How::composed("sum(dim), div(trunc)")))
+    let (y, how) = match op {
+        "ReduceMean" if float => (
+            input.f_mean_dim(d.as_slice(), keep, None::<Kind>)?,
+            How::native("mean(dim, keepdim)"),
+        ),
+        "ReduceMean" => {
+            // torch's mean rejects integers; ONNX (ORT) divides the integer sum by the count.
+            let shape = dims(input);
+            let count: i64 = d.iter().map(|&k| shape[k as usize]).product();
+            let sum = input.f_sum_dim_intlist(d.as_slice(), keep, kind)?;
+            (
+                sum.f_div_scalar_mode(count, "trunc")?,
+                How::composed("sum(dim), div(trunc)"),
+            )
+        }
+        "ReduceSum" => (
+            input.f_sum_dim_intlist(d.as_slice(), keep, kind)?,
+            How::native("sum(dim, keepdim, dtype)"),
+        ),
+        "ReduceMax" => (
+            input.f_amax(d.as_slice(), keep)?,
+            How::native("amax(dim, keepdim)"),
+        ),
+        "ReduceMin" => (
+            input.f_amin(d.as_slice(), keep)?,
+            How::native("amin(dim, keepdim)"),
+        ),
+        "ReduceProd" => {
+            let mut y = input.shallow_clone();
+            for &k in d.iter().rev() {
+                y = y.f_prod_dim_int(k, keep, kind)?;
+            }
+            (y, How::composed("prod(dim) per axis"))
+        }
+        "ReduceL1" if float => (
+            input.f_norm_scalaropt_dim(1, d.as_slice(), keep)?,
+            How::native("norm(1, dim, keepdim)"),
+        ),
+        "ReduceL1" => (
+            input.f_abs()?.f_sum_dim_intlist(d.as_slice(), keep, kind)?,
+            How::composed("abs, sum(dim)"),
+        ),
+        "ReduceSumSquare" => (
+            input
+                .f_square()?
+                .f_sum_dim_intlist(d.as_slice(), keep, kind)?,
+            How::composed("square, sum(dim)"),
+        ),
+        _ if !float => return Err(ctx.unsupported("input", format!("{kind:?} (floats only)"))),
+        "ReduceL2" => (
+            input.f_norm_scalaropt_dim(2, d.as_slice(), keep)?,
+            How::native("norm(2, dim, keepdim)"),
+        ),
+        "ReduceLogSum" => (
+            input.f_sum_dim_intlist(d.as_slice(), keep, kind)?.f_log()?,
+            How::composed("sum(dim), log"),
+        ),
+        _ => (
+            input.f_logsumexp(d.as_slice(), keep)?,
+            How::native("logsumexp(dim, keepdim)"),
+        ),
+    };
+    Ok(Lowered::one(y, how))
 }
 
-/// Softmax-1/11 (input coerced to 2-D at `axis`, default 1) and -13 (one axis, default -1).
+/// ArgMax/ArgMin-1/11/12/13: torch returns the first extreme on ties, as
+/// ONNX does; `select_last_index` searches the flipped axis.
+fn arg_extreme(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
+    let input = ctx.input(x, 0)?;
+    let s = ArgAttrs::decode(ctx, input.dim())?;
+    let axis = s.axis as i64;
+    let max = ctx.node.op_type == "ArgMax";
+    let pick = |t: &Tensor| {
+        if max {
+            t.f_argmax(axis, s.keep)
+        } else {
+            t.f_argmin(axis, s.keep)
+        }
+    };
+    if !s.last {
+        return Ok(Lowered::one(
+            pick(input)?,
+            How::native("argmax/argmin(dim, keepdim)"),
+        ));
+    }
+    let n = input.size()[s.axis];
+    let i = pick(&input.f_flip([axis])?)?;
+    let y = i.f_neg()?.f_add_scalar(n - 1)?;
+    Ok(Lowered::one(
+        y,
+        How::composed("flip, argmax/argmin, size-1-i"),
+    ))
+}
+
+/// One normalizer (softmax, log_softmax or hardmax) along `axis`.
+fn normalize(op: &str, t: &Tensor, axis: i64) -> OpResult<(Tensor, &'static str)> {
+    Ok(match op {
+        "LogSoftmax" => (t.f_log_softmax(axis, None::<Kind>)?, "log_softmax(dim)"),
+        "Hardmax" => {
+            let at = t.f_argmax(axis, true)?;
+            let y = t.f_zeros_like()?.f_scatter_value(axis, &at, 1.0)?;
+            (y, "argmax(dim, keepdim), zeros_like, scatter(dim, 1)")
+        }
+        _ => (t.f_softmax(axis, None::<Kind>)?, "softmax(dim)"),
+    })
+}
+
+/// Softmax, LogSoftmax and Hardmax-1/11 (input coerced to 2-D at `axis`,
+/// default 1) and -13 (one axis, default -1).
 fn softmax(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
     let input = ctx.input(x, 0)?;
     let rank = input.dim();
     let s = SoftmaxAttrs::decode(ctx, rank)?;
-    let axis = s.axis as i64;
+    let op = ctx.node.op_type.as_str();
     if !s.coerced || s.axis + 1 >= rank {
-        return Ok(Lowered::one(
-            input.f_softmax(axis, None::<Kind>)?,
-            How::native("softmax(dim)"),
-        ));
+        let (y, what) = normalize(op, input, s.axis as i64)?;
+        let how = match op {
+            "Hardmax" => How::composed(what),
+            _ => How::native(what),
+        };
+        return Ok(Lowered::one(y, how));
     }
     let shape = dims(input);
-    let outer: i64 = shape[..axis as usize].iter().product();
-    let y = input
-        .f_reshape([outer, -1])?
-        .f_softmax(1, None::<Kind>)?
-        .f_reshape(shape.as_slice())?;
-    Ok(Lowered::one(y, How::composed("reshape, softmax, reshape")))
+    let outer: i64 = shape[..s.axis].iter().product();
+    let (y, what) = normalize(op, &input.f_reshape([outer, -1])?, 1)?;
+    let y = y.f_reshape(shape.as_slice())?;
+    Ok(Lowered::one(
+        y,
+        How::composed(format!("reshape, {}, reshape", what.replace("(dim)", ""))),
+    ))
 }
 
 #[cfg(test)]

@@ -11,10 +11,12 @@
 mod conv;
 mod elementwise;
 mod generate;
+mod index;
 mod linalg;
 mod logic;
 mod math;
 mod norm;
+mod norm2;
 mod pool;
 mod reduce;
 mod resize;
@@ -152,6 +154,8 @@ pub fn register_all_ops(r: &mut OpRegistry<RefTensor>) {
     elementwise::register(r);
     shape::register(r);
     reduce::register(r);
+    index::register(r);
+    norm2::register(r);
     norm::register(r);
     linalg::register(r);
     conv::register(r);

@@ -1,19 +1,24 @@
-//! Reference ops: reductions (ReduceMean) and Softmax.
+//! Reference ops: the Reduce* family, ArgMax/ArgMin, Softmax, LogSoftmax
+//! and Hardmax.
 //!
 //! Reductions are where accumulation order and precision make frameworks
-//! drift apart, so the reference sums in f64 (integers exactly in i128) and
-//! spells out the opset differences that change results: axes moving from an
-//! attribute to an input (ReduceMean-18, with `noop_with_empty_axes`) and
-//! Softmax's switch from "flatten to 2-D at `axis`" to a single axis (13).
+//! drift apart, so the reference reduces in f64 (integers exactly in i128,
+//! wrapped to their width at the end). Which axes are reduced, and the opset
+//! differences in that (axes moving from an attribute to an input, with
+//! `noop_with_empty_axes`), are decoded once by [`ReduceAttrs`]; Softmax's
+//! switch from "flatten to 2-D at `axis`" to a single axis (13) by
+//! [`SoftmaxAttrs`]. An empty reduction gives the operation's identity
+//! (0 for sums, 1 for ReduceProd, -inf for ReduceMax/LogSum/LogSumExp, +inf
+//! for ReduceMin, NaN for ReduceMean); a NaN anywhere in a Max/Min group
+//! gives NaN.
 
 use ndarray::{ArrayD, ArrayViewMut1, Axis, IxDyn};
 
-use super::elementwise::IntElem;
-use super::shape::arr;
+use super::shape::{arr, float_to, ints_to, wide_ints, Pick};
 use super::util::by_dtype;
 use super::RefTensor;
 use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpRegistry, OpResult};
-use crate::op::normalize_axis as norm_axis;
+use crate::op::reduce::{axes_input_since, ArgAttrs, ReduceAttrs};
 use crate::op::softmax::SoftmaxAttrs;
 use crate::tensor::Tensor;
 
@@ -22,14 +27,57 @@ const SPEC: &[Coverage] = &[Coverage {
     label: Label::Spec,
 }];
 
+/// The Reduce* ops and what each computes.
+const REDUCTIONS: &[(&str, Red, &str)] = &[
+    ("ReduceSum", Red::Sum, spec!("ReduceSum")),
+    ("ReduceMean", Red::Mean, spec!("ReduceMean")),
+    ("ReduceMax", Red::Max, spec!("ReduceMax")),
+    ("ReduceMin", Red::Min, spec!("ReduceMin")),
+    ("ReduceProd", Red::Prod, spec!("ReduceProd")),
+    ("ReduceL1", Red::L1, spec!("ReduceL1")),
+    ("ReduceL2", Red::L2, spec!("ReduceL2")),
+    ("ReduceLogSum", Red::LogSum, spec!("ReduceLogSum")),
+    ("ReduceLogSumExp", Red::LogSumExp, spec!("ReduceLogSumExp")),
+    ("ReduceSumSquare", Red::SumSquare, spec!("ReduceSumSquare")),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Red {
+    Sum,
+    Mean,
+    Max,
+    Min,
+    Prod,
+    L1,
+    L2,
+    LogSum,
+    LogSumExp,
+    SumSquare,
+}
+
 pub fn register(r: &mut OpRegistry<RefTensor>) {
-    const MEAN: &str = "https://onnx.ai/onnx/operators/onnx__ReduceMean.html";
-    const SOFTMAX: &str = "https://onnx.ai/onnx/operators/onnx__Softmax.html";
-    for (since, until) in [(1, 17), (18, u32::MAX)] {
-        r.range("ReduceMean", since, until, reduce_mean, MEAN, SPEC);
+    for &(op, _, spec) in REDUCTIONS {
+        let split = axes_input_since(op);
+        r.range(op, 1, split - 1, reduce, spec, SPEC);
+        r.range(op, split, u32::MAX, reduce, spec, SPEC);
     }
-    for (since, until) in [(1, 12), (13, u32::MAX)] {
-        r.range("Softmax", since, until, softmax, SOFTMAX, SPEC);
+    for op in ["ArgMax", "ArgMin"] {
+        let spec = if op == "ArgMax" {
+            spec!("ArgMax")
+        } else {
+            spec!("ArgMin")
+        };
+        r.range(op, 1, 11, arg_extreme, spec, SPEC);
+        r.range(op, 12, u32::MAX, arg_extreme, spec, SPEC);
+    }
+    let normalizers = [
+        ("Softmax", spec!("Softmax")),
+        ("LogSoftmax", spec!("LogSoftmax")),
+        ("Hardmax", spec!("Hardmax")),
+    ];
+    for (op, spec) in normalizers {
+        r.range(op, 1, 12, softmax, spec, SPEC);
+        r.range(op, 13, u32::MAX, softmax, spec, SPEC);
     }
 }
 
@@ -53,102 +101,191 @@ pub(super) fn reduce_with<T: Clone, U>(
     } else {
         flat.chunks_exact(inner).map(&f).collect()
     };
-    let shape: Vec<usize> = (0..r)
-        .filter_map(|k| {
-            if axes.contains(&k) {
-                keep.then_some(1)
-            } else {
-                Some(a.shape()[k])
-            }
-        })
-        .collect();
+    let shape = ReduceAttrs {
+        axes: Some(axes.to_vec()),
+        keep,
+    }
+    .out_dims(a.shape());
     ArrayD::from_shape_vec(IxDyn(&shape), out).expect("reduced shape")
 }
 
-/// The normalized, deduplicated reduction axes of a Reduce* node; `None` = identity
-/// (empty axes with `noop_with_empty_axes`).
-pub(super) fn reduce_axes(
-    ctx: &OpCtx,
-    x: &[Option<&RefTensor>],
-    rank: usize,
-) -> OpResult<Option<Vec<usize>>> {
-    let given =
-        if ctx.opset < 18 {
-            ctx.ints("axes")?
-        } else {
-            match x.get(1).copied().flatten() {
-                None => None,
-                Some(t) => Some(t.data.to_i64_vec().ok_or_else(|| {
-                    ctx.fail(format!("input `axes` must be int64, got {}", t.dtype))
-                })?),
+/// Max (or min) of a group, NaN if any element is NaN.
+pub(super) fn extreme(v: &[f64], max: bool) -> f64 {
+    let init = if max {
+        f64::NEG_INFINITY
+    } else {
+        f64::INFINITY
+    };
+    v.iter().fold(init, |m, &x| match () {
+        _ if m.is_nan() || x.is_nan() => f64::NAN,
+        _ if max => m.max(x),
+        _ => m.min(x),
+    })
+}
+
+/// One float group reduced by `r`.
+fn reduce_f64(r: Red, v: &[f64]) -> f64 {
+    let sum = |f: fn(f64) -> f64| v.iter().map(|&x| f(x)).sum::<f64>();
+    match r {
+        Red::Sum => sum(|x| x),
+        Red::Mean => sum(|x| x) / v.len() as f64,
+        Red::Max => extreme(v, true),
+        Red::Min => extreme(v, false),
+        Red::Prod => v.iter().product(),
+        Red::L1 => sum(f64::abs),
+        Red::L2 => sum(|x| x * x).sqrt(),
+        Red::LogSum => sum(|x| x).ln(),
+        Red::SumSquare => sum(|x| x * x),
+        Red::LogSumExp => {
+            let m = extreme(v, true);
+            if !m.is_finite() {
+                // -inf (empty or all -inf), +inf or NaN: the direct formula.
+                return sum(f64::exp).ln();
             }
-        };
-    let given = given.unwrap_or_default();
-    if given.is_empty() {
-        if ctx.opset >= 18 && ctx.int("noop_with_empty_axes", 0)? != 0 {
-            return Ok(None);
-        }
-        return Ok(Some((0..rank).collect()));
-    }
-    let mut axes = Vec::with_capacity(given.len());
-    for a in given {
-        let k = norm_axis(a, rank)
-            .map_err(|_| ctx.fail(format!("`axes` entry {a} is out of range for rank {rank}")))?;
-        if !axes.contains(&k) {
-            axes.push(k);
+            m + v.iter().map(|&x| (x - m).exp()).sum::<f64>().ln()
         }
     }
-    axes.sort_unstable();
-    Ok(Some(axes))
 }
 
-fn int_mean<T: IntElem>(ctx: &OpCtx, t: &Tensor, axes: &[usize], keep: bool) -> OpResult<Tensor> {
-    let out = reduce_with(arr::<T>(t), axes, keep, |v| {
-        (!v.is_empty())
-            .then(|| T::narrow(v.iter().map(|x| x.wide()).sum::<i128>() / v.len() as i128))
-    });
-    if out.iter().any(Option::is_none) {
-        return Err(ctx.fail("ReduceMean of an empty axis has no integer value"));
-    }
-    Ok(T::wrap(out.mapv(|v| v.expect("checked"))))
+/// One integer group reduced exactly (wrapped to the dtype later); `None`
+/// when the reduction has no integer value (the mean or extreme of nothing).
+fn reduce_int(r: Red, v: &[i128]) -> Option<i128> {
+    Some(match r {
+        Red::Sum => v.iter().sum(),
+        Red::Mean => v.iter().sum::<i128>().checked_div(v.len() as i128)?,
+        Red::Max => *v.iter().max()?,
+        Red::Min => *v.iter().min()?,
+        Red::Prod => v.iter().fold(1i128, |p, &x| p.wrapping_mul(x)),
+        Red::L1 => v.iter().map(|x| x.abs()).sum(),
+        Red::SumSquare => v.iter().map(|x| x.wrapping_mul(*x)).sum(),
+        Red::L2 | Red::LogSum | Red::LogSumExp => unreachable!("reduced as floats"),
+    })
 }
 
-/// ReduceMean-1/11/13/18: mean over `axes` (attribute before 18, input since,
-/// `noop_with_empty_axes` 18), `keepdims` default 1. An empty group gives NaN
-/// (0/0, as onnx.reference); integers truncate toward zero.
-fn reduce_mean(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
+/// Reduce*-1/11/13/18 (ReduceSum's axes input from 13, the others' from
+/// 18; see [`ReduceAttrs`]). Integers reduce exactly and wrap to their
+/// width; L2, LogSum and LogSumExp of integers are computed in f64 and
+/// truncated, as ONNX Runtime casts them back.
+fn reduce(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
     let data = ctx.input(x, 0)?;
-    let Some(axes) = reduce_axes(ctx, x, data.shape().len())? else {
+    let op = ctx.node.op_type.as_str();
+    let red = REDUCTIONS
+        .iter()
+        .find(|(o, ..)| *o == op)
+        .expect("registered")
+        .1;
+    let attrs = ReduceAttrs::decode(ctx, x, data.shape().len())?;
+    let Some(axes) = attrs.axes else {
         return Ok(Lowered::one(data.clone(), How::Spec));
     };
-    let keep = ctx.int("keepdims", 1)? != 0;
-    let out = match &data.data {
-        Tensor::F64(a) => Tensor::F64(reduce_with(a, &axes, keep, |v| {
-            v.iter().sum::<f64>() / v.len() as f64
-        })),
-        t => by_dtype!(ints t.dtype(), T => int_mean::<T>(ctx, t, &axes, keep)?,
-            _ => return Err(ctx.fail(format!("ReduceMean of {}", data.dtype)))),
+    let keep = attrs.keep;
+    let float_only = matches!(red, Red::L2 | Red::LogSum | Red::LogSumExp);
+    let out = match (&data.data, wide_ints(&data.data)) {
+        (Tensor::F64(a), _) => {
+            let y = reduce_with(a, &axes, keep, |v| reduce_f64(red, v));
+            return Ok(Lowered::one(RefTensor::float(y, data.dtype), How::Spec));
+        }
+        (_, Some(w)) if float_only => {
+            let y = reduce_with(&w.mapv(|v| v as f64), &axes, keep, |v| reduce_f64(red, v));
+            float_to(&y, data.dtype)
+        }
+        (_, Some(w)) => {
+            let y = reduce_with(&w, &axes, keep, |v| reduce_int(red, v));
+            if y.iter().any(Option::is_none) {
+                return Err(ctx.fail(format!(
+                    "{op} of an empty {} group has no value",
+                    data.dtype
+                )));
+            }
+            ints_to(&y.mapv(|v| v.expect("checked")), data.dtype)
+        }
+        _ => return Err(ctx.fail(format!("{op} of {}", data.dtype))),
     };
-    Ok(Lowered::one(RefTensor::like(data, out), How::Spec))
+    Ok(Lowered::one(RefTensor::exact(out), How::Spec))
 }
 
-/// Normalizes one group in place: exp(v - max) / sum (NaN anywhere gives NaN).
-fn softmax_lane(mut lane: ArrayViewMut1<f64>) {
-    let m = lane.fold(f64::NEG_INFINITY, |m, &v| {
+/// The index of the max (or min) of one lane: the first on ties, or the
+/// last with `last`; a NaN counts as the extreme (numpy's `argmax`).
+fn arg_of<T: PartialOrd + Copy>(lane: impl Iterator<Item = T>, max: bool, last: bool) -> i64 {
+    let mut best: Option<(usize, T)> = None;
+    for (i, v) in lane.enumerate() {
+        #[allow(clippy::eq_op)]
+        let nan = |t: T| t != t;
+        let better = match best {
+            None => true,
+            Some((_, b)) if nan(b) => false,
+            Some(_) if nan(v) => true,
+            Some((_, b)) if v == b => last,
+            Some((_, b)) => (v > b) == max,
+        };
+        if better {
+            best = Some((i, v));
+        }
+    }
+    best.map_or(0, |(i, _)| i as i64)
+}
+
+fn arg_array<T: Pick + Copy>(a: &ArrayD<T>, s: ArgAttrs, max: bool) -> ArrayD<i64> {
+    let mut y = a.map_axis(Axis(s.axis), |lane| {
+        arg_of(lane.iter().copied(), max, s.last)
+    });
+    if s.keep {
+        y.insert_axis_inplace(Axis(s.axis));
+    }
+    y
+}
+
+/// ArgMax/ArgMin-1/11/12/13: int64 index of the extreme along `axis`
+/// (ties: first, or last with `select_last_index`).
+fn arg_extreme(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
+    let data = ctx.input(x, 0)?;
+    let s = ArgAttrs::decode(ctx, data.shape().len())?;
+    if data.shape().get(s.axis) == Some(&0) {
+        return Err(ctx.fail(format!("{} over an empty axis", ctx.node.op_type)));
+    }
+    let max = ctx.node.op_type == "ArgMax";
+    let y = by_dtype!(data.data.dtype(), T => arg_array(arr::<T>(&data.data), s, max));
+    Ok(Lowered::one(RefTensor::exact(Tensor::I64(y)), How::Spec))
+}
+
+/// The group max, NaN if any element is NaN.
+fn lane_max(lane: &ArrayViewMut1<f64>) -> f64 {
+    lane.fold(f64::NEG_INFINITY, |m, &v| {
         if m.is_nan() || v.is_nan() {
             f64::NAN
         } else {
             m.max(v)
         }
-    });
+    })
+}
+
+/// Softmax of one group in place: exp(v - max) / sum (NaN anywhere gives NaN).
+fn softmax_lane(mut lane: ArrayViewMut1<f64>) {
+    let m = lane_max(&lane);
     lane.mapv_inplace(|v| (v - m).exp());
     let sum = lane.sum();
     lane.mapv_inplace(|v| v / sum);
 }
 
-/// Softmax-1/11: the input coerced to 2-D at `axis` (default 1) and
+/// LogSoftmax of one group in place: (v - max) - ln Σ exp(v - max).
+fn log_softmax_lane(mut lane: ArrayViewMut1<f64>) {
+    let m = lane_max(&lane);
+    let lse = lane.iter().map(|&v| (v - m).exp()).sum::<f64>().ln();
+    lane.mapv_inplace(|v| v - m - lse);
+}
+
+/// Hardmax of one group in place: 1 at the first maximum, 0 elsewhere.
+fn hardmax_lane(mut lane: ArrayViewMut1<f64>) {
+    let at = arg_of(lane.iter().copied(), true, false) as usize;
+    for (i, v) in lane.iter_mut().enumerate() {
+        *v = f64::from(u8::from(i == at));
+    }
+}
+
+/// Softmax, LogSoftmax and Hardmax-1/11: the input coerced to 2-D at `axis` (default 1) and
 /// normalized over each row, i.e. over all dims ≥ axis. Softmax-13: one `axis`
-/// (default -1). The axis is decoded by [`SoftmaxAttrs`]. Both subtract the
+/// (default -1). The axis is decoded by [`SoftmaxAttrs`]. Softmax and
+/// LogSoftmax subtract the
 /// group max first.
 fn softmax(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
     let data = ctx.input(x, 0)?;
@@ -159,18 +296,23 @@ fn softmax(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>
         ))
     })?;
     let s = SoftmaxAttrs::decode(ctx, a.ndim())?;
+    let lane_fn = match ctx.node.op_type.as_str() {
+        "LogSoftmax" => log_softmax_lane,
+        "Hardmax" => hardmax_lane,
+        _ => softmax_lane,
+    };
     let mut out = a.as_standard_layout().into_owned();
     if s.coerced {
         let inner: usize = a.shape()[s.axis..].iter().product();
         if inner > 0 {
             let flat = out.as_slice_mut().expect("standard layout");
             for row in flat.chunks_exact_mut(inner) {
-                softmax_lane(ArrayViewMut1::from(row));
+                lane_fn(ArrayViewMut1::from(row));
             }
         }
     } else {
         for lane in out.lanes_mut(Axis(s.axis)) {
-            softmax_lane(lane);
+            lane_fn(lane);
         }
     }
     Ok(Lowered::one(RefTensor::float(out, data.dtype), How::Spec))

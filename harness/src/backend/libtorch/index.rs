@@ -1,0 +1,173 @@
+//! libtorch lowerings: CumSum, Trilu, TopK, Tile and GatherElements.
+//!
+//! Their parameters come decoded from `op::index`; what is left here is
+//! torch calls. TopK is composed from a *stable* sort because torch's `topk`
+//! does not promise ONNX's tie order (equal values, lower index first).
+
+use tch::{Kind, Tensor};
+
+use super::host_ints;
+use crate::backend::interp::{How, Label, Lowered, OpCtx, OpRegistry, OpResult};
+use crate::op::index::{
+    gather_axis, resolve_indices, tile_repeats, CumSumAttrs, TopKAttrs, TriluAttrs,
+};
+
+type X<'a> = [Option<&'a Tensor>];
+
+pub fn register(r: &mut OpRegistry<Tensor>) {
+    r.range(
+        "CumSum",
+        11,
+        u32::MAX,
+        cumsum,
+        spec!("CumSum"),
+        cov![
+            "exclusive=0, reverse=0" => Label::Native("cumsum(dim, dtype)"),
+            "reverse=1" => Label::Composed("flip, cumsum, flip"),
+            "exclusive=1" => Label::Composed("cumsum, shift by one (narrow, cat zeros)"),
+        ],
+    );
+    r.range(
+        "Trilu",
+        14,
+        u32::MAX,
+        trilu,
+        spec!("Trilu"),
+        cov![
+            "upper=1" => Label::Native("triu(k)"),
+            "upper=0" => Label::Native("tril(k)"),
+        ],
+    );
+    r.op("TopK", topk, spec!("TopK"), cov![
+        "all attributes (ties: lower index first)" => Label::Composed("sort(stable, descending), narrow"),
+    ]);
+    r.op(
+        "Tile",
+        tile,
+        spec!("Tile"),
+        cov!["all attributes" => Label::Native("repeat")],
+    );
+    r.range(
+        "GatherElements",
+        11,
+        u32::MAX,
+        gather_elements,
+        spec!("GatherElements"),
+        cov![
+            "all attributes (negative indices wrapped on the host)" => Label::Native("gather(dim)"),
+        ],
+    );
+}
+
+/// CumSum-11/14 (integers keep their dtype, so they wrap).
+fn cumsum(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
+    let input = ctx.input(x, 0)?;
+    let c = CumSumAttrs::decode(ctx, x, input.dim())?;
+    let (axis, kind) = (c.axis as i64, input.f_kind()?);
+    let mut steps = vec![];
+    let mut t = input.shallow_clone();
+    if c.reverse {
+        t = t.f_flip([axis])?;
+        steps.push("flip");
+    }
+    let mut y = t.f_cumsum(axis, kind)?;
+    steps.push("cumsum");
+    if c.exclusive {
+        let n = input.size()[c.axis];
+        let zero = y.f_narrow(axis, 0, 1.min(n))?.f_zeros_like()?;
+        y = Tensor::f_cat(&[zero, y.f_narrow(axis, 0, (n - 1).max(0))?], axis)?;
+        steps.push("shift");
+    }
+    if c.reverse {
+        y = y.f_flip([axis])?;
+        steps.push("flip");
+    }
+    let how = match steps.as_slice() {
+        ["cumsum"] => How::native("cumsum(dim, dtype)"),
+        s => How::composed(s.join(", ")),
+    };
+    Ok(Lowered::one(y, how))
+}
+
+/// Trilu-14: torch's triu/tril take the same diagonal offset `k`.
+fn trilu(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
+    let input = ctx.input(x, 0)?;
+    let t = TriluAttrs::decode(ctx, x, input.dim())?;
+    if t.upper {
+        Ok(Lowered::one(input.f_triu(t.k)?, How::native("triu(k)")))
+    } else {
+        Ok(Lowered::one(input.f_tril(t.k)?, How::native("tril(k)")))
+    }
+}
+
+/// TopK-1/10/11: a stable sort keeps equal values in index order.
+fn topk(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
+    let input = ctx.input(x, 0)?;
+    let dims: Vec<usize> = input.size().iter().map(|&d| d as usize).collect();
+    let t = TopKAttrs::decode(ctx, x, &dims)?;
+    let axis = t.axis as i64;
+    let (vals, idx) = input.f_sort_stable(true, axis, t.largest)?;
+    let k = t.k as i64;
+    let outs = vec![vals.f_narrow(axis, 0, k)?, idx.f_narrow(axis, 0, k)?];
+    Ok(Lowered::many(
+        outs,
+        How::composed("sort(stable, descending), narrow"),
+    ))
+}
+
+/// Tile-6/13: torch's `repeat` with one count per axis.
+fn tile(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
+    let input = ctx.input(x, 0)?;
+    let reps: Vec<i64> = tile_repeats(ctx, x, input.dim())?
+        .into_iter()
+        .map(|r| r as i64)
+        .collect();
+    Ok(Lowered::one(
+        input.f_repeat(reps.as_slice())?,
+        How::native("repeat"),
+    ))
+}
+
+/// GatherElements-11/13: torch's gather, indices wrapped and checked by the decode.
+fn gather_elements(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
+    let (input, ind) = (ctx.input(x, 0)?, ctx.input(x, 1)?);
+    let axis = gather_axis(ctx, input.dim())?;
+    let raw = host_ints(ind)?;
+    let fixed: Vec<i64> = resolve_indices(ctx, &raw, input.size()[axis] as usize)?
+        .into_iter()
+        .map(|v| v as i64)
+        .collect();
+    let index = Tensor::from_slice(&fixed)
+        .f_reshape(ind.size().as_slice())?
+        .f_to_device(input.device())?
+        .f_to_kind(Kind::Int64)?;
+    let y = input.f_gather(axis as i64, &index, false)?;
+    Ok(Lowered::one(y, How::native("gather(dim)")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use crate::graph::Attr;
+
+    #[test]
+    fn topk_keeps_index_order_on_ties_and_cumsum_shifts() {
+        let x = f32s(&[4], &[1.0, 3.0, 3.0, 0.0]);
+        let k = i64s(&[1], &[2]);
+        let l = run(&node("TopK", 2, 2, vec![]), 11, &[Some(&x), Some(&k)]).unwrap();
+        assert_eq!(vals(l.outputs[1].as_ref().unwrap()), vec![1.0, 2.0]);
+        let ax = i64s(&[], &[0]);
+        let n = node(
+            "CumSum",
+            2,
+            1,
+            vec![("exclusive", Attr::Int(1)), ("reverse", Attr::Int(1))],
+        );
+        let l = run(&n, 14, &[Some(&x), Some(&ax)]).unwrap();
+        assert_eq!(
+            vals(l.outputs[0].as_ref().unwrap()),
+            vec![6.0, 3.0, 0.0, 0.0]
+        );
+        assert_eq!(l.how.label(), "composed: flip, cumsum, shift, flip");
+    }
+}
