@@ -10,11 +10,13 @@ mod expect;
 mod inline;
 mod inputs;
 mod lanes;
+pub mod model_file;
 mod op_attrs;
 mod options;
 pub mod raw;
 mod resolve;
 mod sweep;
+mod tensor_file;
 mod testdir;
 
 use std::collections::BTreeMap;
@@ -155,15 +157,21 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CaseError> {
 
 /// Loads one case source into its variants.
 pub fn load(path: &Path) -> Result<Vec<Case>, CaseError> {
-    let mut cases = if path.is_dir() {
-        resolve::test_dir(path, path, None)?
-    } else {
+    if !path.is_dir() {
         let text = std::fs::read_to_string(path).map_err(|e| CaseError::new(path, e))?;
-        sweep::variants(path, &text)?
-            .into_iter()
-            .map(|(name, raw, params)| resolve::resolve(path, raw, name, params))
-            .collect::<Result<Vec<_>, _>>()?
-    };
+        return load_text(path, &text);
+    }
+    let mut cases = resolve::test_dir(path, path, None)?;
+    expect::check(path, &mut cases)?;
+    Ok(cases)
+}
+
+/// Loads the case file text `text` as if read from `path`.
+fn load_text(path: &Path, text: &str) -> Result<Vec<Case>, CaseError> {
+    let mut cases = sweep::variants(path, text)?
+        .into_iter()
+        .map(|(name, raw, params)| resolve::resolve(path, raw, name, params))
+        .collect::<Result<Vec<_>, _>>()?;
     expect::check(path, &mut cases)?;
     Ok(cases)
 }
