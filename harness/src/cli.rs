@@ -240,4 +240,19 @@ mod tests {
         );
         assert!(resolve(&["--backends", "ort,reference", "--port", "candle"]).is_ok());
     }
+
+    #[test]
+    fn model_flags_split_names_from_values() {
+        assert_eq!(parse_shape("a=b=1,3, 8"), Ok(("a=b".into(), vec![1, 3, 8])));
+        assert!(parse_shape("x").is_err());
+        assert_eq!(
+            parse_input("x=dir/a=b.npy"),
+            Ok(("x".into(), PathBuf::from("dir/a=b.npy")))
+        );
+        assert!(parse_input("=x.npy").is_err());
+        assert_eq!(
+            resolve(&["--seed", "3"]).unwrap_err().to_string(),
+            "--shape, --input and --seed apply to model files (*.onnx); no path names one"
+        );
+    }
 }

@@ -285,7 +285,11 @@ fn render(model: &Path, graph: &Graph, inputs: &[Planned], spec: &ModelSpec) -> 
     line(&mut s, &all, "default: every backend compiled in");
     line(&mut s, "# device = \"cuda:0\"", "default: cpu");
     let port = "# port = [\"tch\", \"candle\"]";
-    line(&mut s, port, "also the idiomatic-port lanes `tch:port`, `candle:port`");
+    line(
+        &mut s,
+        port,
+        "also the idiomatic-port lanes `tch:port`, `candle:port`",
+    );
     let path = format!("path = {}", quoted(&model.to_string_lossy()));
     s.push_str("\n[model]\n");
     line(&mut s, &path, "");
@@ -314,11 +318,19 @@ fn render_input(s: &mut String, p: &Planned) {
         Some(f) => line(s, &format!("file = {}", quoted(&f.to_string_lossy())), ""),
         None => {
             let dist = "# dist = \"normal\"";
-            line(s, dist, "default: the dtype's default (docs/cases.md, \"Inputs\");");
+            line(
+                s,
+                dist,
+                "default: the dtype's default (docs/cases.md, \"Inputs\");",
+            );
             let all = "uniform | normal | ramp | arange | checkerboard | constant";
             line(s, "#", all);
             let file = format!("# file = {}", quoted(&format!("{}.npy", vi.name)));
-            line(s, &file, "or values from a file: .npy, .npz or .pb (TensorProto)");
+            line(
+                s,
+                &file,
+                "or values from a file: .npy, .npz or .pb (TensorProto)",
+            );
         }
     }
 }
@@ -330,21 +342,37 @@ fn render_hints(s: &mut String, node: &str) {
         .map(|(d, t)| format!("{d} {:e}/{:e}", t.atol, t.rtol))
         .collect();
     s.push('\n');
-    line(s, "# [tolerance]", "|a - ref| <= atol + rtol * |ref|; defaults atol/rtol:");
+    line(
+        s,
+        "# [tolerance]",
+        "|a - ref| <= atol + rtol * |ref|; defaults atol/rtol:",
+    );
     line(s, "#", &defaults.join(", "));
     line(s, "# float32 = { atol = 1e-5, rtol = 1e-4 }", "");
     line(s, "# [tolerance.op.Resize]", "per op type");
     line(s, "# atol = 1e-4", "");
     s.push('\n');
-    line(s, "# [[lane]]", "this graph with one node's attributes patched");
+    line(
+        s,
+        "# [[lane]]",
+        "this graph with one node's attributes patched",
+    );
     line(s, "# backend = \"ort\"", "lane `ort:<node>-<attr>`");
     let patch = format!("# patch = {{ node = {node}, attrs = {{ <attr> = <value> }} }}");
     line(s, &patch, "");
     s.push('\n');
-    line(s, "# [[expect]]", "a declared divergence, strict: it must keep happening");
+    line(
+        s,
+        "# [[expect]]",
+        "a declared divergence, strict: it must keep happening",
+    );
     line(s, "# backend = \"candle\"", "");
     line(s, &format!("# node = {node}"), "or op = \"<Op>\"");
-    line(s, "# verdict = \"unsupported\"", "diverged | unsupported | error | skipped");
+    line(
+        s,
+        "# verdict = \"unsupported\"",
+        "diverged | unsupported | error | skipped",
+    );
     line(s, "# reason = \"why this is not a finding\"", "");
 }
 
@@ -372,7 +400,10 @@ mod tests {
             "--shape y: dimension 0 (`N`) is 4, but --shape x sets `N` to 2"
         );
         let e = bind(&x, &[2, 5], "--shape x", &mut bound).unwrap_err();
-        assert!(e.contains("dimension 1 is 5") && e.contains("fixed at 3"), "{e}");
+        assert!(
+            e.contains("dimension 1 is 5") && e.contains("fixed at 3"),
+            "{e}"
+        );
     }
 
     #[test]

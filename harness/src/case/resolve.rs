@@ -72,9 +72,8 @@ pub(super) fn resolve(
 
 /// The model at `path`, named by the case `file` (key `model.path`).
 pub(super) fn model_graph(file: &Path, path: &Path) -> Result<Graph, CaseError> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        CaseError::new(file, format!("key `model.path`: {}: {e}", path.display()))
-    })?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| CaseError::new(file, format!("key `model.path`: {}: {e}", path.display())))?;
     Graph::from_bytes(&bytes).map_err(|e| CaseError::new(path, e))
 }
 

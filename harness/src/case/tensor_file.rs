@@ -101,10 +101,7 @@ impl Npz {
 
 impl NumpySource for Npz {
     fn read<T: ReadableElement + Element>(&mut self) -> Result<Option<Tensor>, String> {
-        match self
-            .reader
-            .by_name::<OwnedRepr<T>, IxDyn>(&self.name)
-        {
+        match self.reader.by_name::<OwnedRepr<T>, IxDyn>(&self.name) {
             Err(ReadNpzError::Npy(e)) => npy_result::<T>(Err(e)),
             Err(e) => Err(format!("not a readable .npz: {e}")),
             Ok(a) => npy_result(Ok(a)),
