@@ -321,7 +321,7 @@ fn render_input(s: &mut String, p: &Planned) {
             line(
                 s,
                 dist,
-                "default: the dtype's default (docs/cases.md, \"Inputs\");",
+                "default: the dtype's default (docs/cases.md)",
             );
             let all = "uniform | normal | ramp | arange | checkerboard | constant";
             line(s, "#", all);
