@@ -318,11 +318,7 @@ fn render_input(s: &mut String, p: &Planned) {
         Some(f) => line(s, &format!("file = {}", quoted(&f.to_string_lossy())), ""),
         None => {
             let dist = "# dist = \"normal\"";
-            line(
-                s,
-                dist,
-                "default: the dtype's default (docs/cases.md)",
-            );
+            line(s, dist, "default: the dtype's default (docs/cases.md)");
             let all = "uniform | normal | ramp | arange | checkerboard | constant";
             line(s, "#", all);
             let file = format!("# file = {}", quoted(&format!("{}.npy", vi.name)));
