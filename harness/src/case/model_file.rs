@@ -83,41 +83,13 @@ fn plan<'g>(
     spec: &'g ModelSpec,
 ) -> Result<Vec<Planned<'g>>, CaseError> {
     let bad = |msg: String| CaseError::new(model, msg);
-    let names: Vec<&str> = graph.inputs.iter().map(|i| i.name.as_str()).collect();
-    let flags = spec.shapes.iter().map(|(n, _)| ("--shape", n));
-    let flags = flags.chain(spec.inputs.iter().map(|(n, _)| ("--input", n)));
-    let mut seen = Vec::new();
-    for (flag, name) in flags {
-        if !names.contains(&name.as_str()) {
-            return Err(bad(format!(
-                "{flag} {name}: the model has no input `{name}` (inputs: {})",
-                names.join(", ")
-            )));
-        }
-        if seen.contains(&(flag, name)) {
-            return Err(bad(format!("{flag} {name}: given twice")));
-        }
-        seen.push((flag, name));
-    }
-    let mut given = BTreeMap::new();
-    for (name, shape) in &spec.shapes {
-        given.insert(name.as_str(), (shape.clone(), format!("--shape {name}")));
-    }
-    for (name, path) in &spec.inputs {
-        let flag = format!("--input {name}={}", path.display());
-        let vi = graph.inputs.iter().find(|i| &i.name == name);
-        let shape = file_shape(vi.expect("checked above"), path, &flag).map_err(&bad)?;
-        if let Some((s, _)) = given.get(name.as_str()).filter(|(s, _)| *s != shape) {
-            return Err(bad(format!(
-                "{flag}: the file's shape {shape:?} contradicts --shape {name} {s:?}"
-            )));
-        }
-        given.insert(name.as_str(), (shape, flag));
-    }
+    check_names(graph, spec).map_err(bad)?;
     let mut bound = Bindings::new();
+    let mut given = BTreeMap::new();
     for vi in &graph.inputs {
-        if let Some((shape, from)) = given.get(vi.name.as_str()) {
-            bind(vi, shape, from, &mut bound).map_err(&bad)?;
+        if let Some((shape, from)) = given_shape(vi, spec).map_err(bad)? {
+            bind(vi, &shape, &from, &mut bound).map_err(bad)?;
+            given.insert(vi.name.as_str(), shape);
         }
     }
     let file = |name: &str| spec.inputs.iter().find(|(n, _)| n == name);
@@ -125,17 +97,57 @@ fn plan<'g>(
         .inputs
         .iter()
         .map(|vi| {
-            let shape = match given.get(vi.name.as_str()) {
-                Some((s, _)) => s.clone(),
-                None => model_shape(vi, &bound).map_err(&bad)?,
+            let shape = match given.remove(vi.name.as_str()) {
+                Some(s) => s,
+                None => model_shape(vi, &bound).map_err(bad)?,
             };
+            let file = file(&vi.name).map(|(_, p)| p.as_path());
             Ok(Planned {
                 info: vi,
                 shape,
-                file: file(&vi.name).map(|(_, p)| p.as_path()),
+                file,
             })
         })
         .collect()
+}
+
+/// Every `--shape` and `--input` names an input of the model, once.
+fn check_names(graph: &Graph, spec: &ModelSpec) -> Result<(), String> {
+    let names: Vec<&str> = graph.inputs.iter().map(|i| i.name.as_str()).collect();
+    let flags = spec.shapes.iter().map(|(n, _)| ("--shape", n));
+    let flags = flags.chain(spec.inputs.iter().map(|(n, _)| ("--input", n)));
+    let mut seen = Vec::new();
+    for (flag, name) in flags {
+        if !names.contains(&name.as_str()) {
+            return Err(format!(
+                "{flag} {name}: the model has no input `{name}` (inputs: {})",
+                names.join(", ")
+            ));
+        }
+        if seen.contains(&(flag, name)) {
+            return Err(format!("{flag} {name}: given twice"));
+        }
+        seen.push((flag, name));
+    }
+    Ok(())
+}
+
+/// The shape the flags give `vi` (`--input`'s file, `--shape`, which must
+/// agree), with the flag that gave it.
+fn given_shape(vi: &ValueInfo, spec: &ModelSpec) -> Result<Option<(Vec<usize>, String)>, String> {
+    let name = &vi.name;
+    let shape = spec.shapes.iter().find(|(n, _)| n == name).map(|(_, s)| s);
+    let Some((_, path)) = spec.inputs.iter().find(|(n, _)| n == name) else {
+        return Ok(shape.map(|s| (s.clone(), format!("--shape {name}"))));
+    };
+    let flag = format!("--input {name}={}", path.display());
+    let file = file_shape(vi, path, &flag)?;
+    match shape.filter(|s| **s != file) {
+        Some(s) => Err(format!(
+            "{flag}: the file's shape {file:?} contradicts --shape {name} {s:?}"
+        )),
+        None => Ok(Some((file, flag))),
+    }
 }
 
 /// The shape of the tensor in `path`, after checking its dtype against the model's.
