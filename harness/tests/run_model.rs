@@ -125,6 +125,17 @@ fn a_shape_for_no_input_or_against_a_fixed_dimension_is_bad_input() {
 }
 
 #[test]
+fn a_model_under_another_name_is_told_how_it_runs() {
+    let d = tempfile::tempdir().unwrap();
+    let m = d.path().join("model.bin");
+    std::fs::copy(fpn(), &m).unwrap();
+    expect_bad(
+        &["run", m.to_str().unwrap()],
+        &["model.bin", "not a case file", "ends in .onnx"],
+    );
+}
+
+#[test]
 fn model_flags_need_a_model_file() {
     let d = tempfile::tempdir().unwrap();
     let case = write(d.path(), "c.toml", "[model]\npath = \"m.onnx\"\n");

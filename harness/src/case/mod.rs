@@ -158,7 +158,13 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CaseError> {
 /// Loads one case source into its variants.
 pub fn load(path: &Path) -> Result<Vec<Case>, CaseError> {
     if !path.is_dir() {
-        let text = std::fs::read_to_string(path).map_err(|e| CaseError::new(path, e))?;
+        let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => CaseError::new(
+                path,
+                "not a case file (not UTF-8 text); an ONNX model runs as one when its name ends in .onnx",
+            ),
+            _ => CaseError::new(path, e),
+        })?;
         return load_text(path, &text);
     }
     let mut cases = resolve::test_dir(path, path, None)?;
