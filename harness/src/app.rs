@@ -3,18 +3,20 @@
 //! loaded stops the run, one found in a directory is reported and the others
 //! run), run them, and feed one event stream to the reporters
 //! (each finished case with its evidence, its heatmaps, each finished
-//! sweep, the end of the run). Also the binary's exit codes.
+//! sweep, the end of the run). A model file (`*.onnx`) is a case made from
+//! the command line (`case::model_file`); the `case` command prints it as
+//! a starter case file. Also the binary's exit codes.
 
 use std::fs::File;
-use std::io::{self, BufWriter, IsTerminal};
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::case::{self, Case};
-use crate::cli::{Format, RunConfig};
+use crate::case::{self, model_file, Case};
+use crate::cli::{CaseArgs, Format, RunConfig};
 use crate::report::heatmap::HeatmapWriter;
 use crate::report::json::JsonReporter;
 use crate::report::junit::JunitReporter;
@@ -58,7 +60,12 @@ pub fn load_sources(cfg: &RunConfig) -> Result<Vec<Source>, case::CaseError> {
     for path in &cfg.paths {
         let walked = path.is_dir() && !path.join("model.onnx").is_file();
         for source in case::discover(std::slice::from_ref(path))? {
-            match case::load(&source) {
+            let loaded = if model_file::is_model_file(&source) {
+                model_file::load(&source, &cfg.model)
+            } else {
+                case::load(&source)
+            };
+            match loaded {
                 Ok(cases) => sources.push(Ok(cases
                     .into_iter()
                     .map(|c| with_overrides(cfg, c))
@@ -253,6 +260,13 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<bool> {
     )?;
     bad_sources(&summary.not_loaded)?;
     Ok(summary.failed == 0)
+}
+
+/// The `case` command: the starter case file for a model, on stdout.
+pub fn starter(args: CaseArgs) -> anyhow::Result<bool> {
+    let text = model_file::starter(&args.model, &args.spec.spec())?;
+    io::stdout().write_all(text.as_bytes())?;
+    Ok(true)
 }
 
 /// The error a run ends with when case files could not be loaded (exit 2).

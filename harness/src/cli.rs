@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::backend::{self, Device};
+use crate::case::model_file::{self, ModelSpec};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -20,8 +21,12 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run case files (*.toml), ONNX backend-test directories, or directories of them.
+    /// Run case files (*.toml), ONNX models (*.onnx), ONNX backend-test
+    /// directories, or directories of case files and test directories.
     Run(RunArgs),
+    /// Write a starter case file for an ONNX model to stdout: the case that
+    /// `xdiff run` on the model with the same flags runs.
+    Case(CaseArgs),
     /// Print the op × backend lowering table generated from the registries.
     Ops,
     /// Print the backends compiled into this binary, comma-separated.
@@ -70,6 +75,72 @@ pub struct RunArgs {
     /// lane's inputs and the reference's outputs on them.
     #[arg(long, value_name = "DIR")]
     pub repro: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+/// How to make a model file's inputs (`xdiff run model.onnx`, `xdiff case`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelArgs {
+    /// The shape of a model input, setting its symbolic dimensions:
+    /// NAME=D0,D1,... (repeatable; model files only).
+    #[arg(long = "shape", value_name = "NAME=DIMS", value_parser = parse_shape)]
+    pub shapes: Vec<(String, Vec<usize>)>,
+    /// A model input's values from a file: NAME=FILE, FILE an .npy, .npz
+    /// (the array named NAME, or its only array) or .pb TensorProto
+    /// (repeatable; model files only).
+    #[arg(long = "input", value_name = "NAME=FILE", value_parser = parse_input)]
+    pub inputs: Vec<(String, PathBuf)>,
+    /// Seed of the generated inputs (default 0; model files only).
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+impl ModelArgs {
+    pub fn spec(self) -> ModelSpec {
+        ModelSpec {
+            shapes: self.shapes,
+            inputs: self.inputs,
+            seed: self.seed.unwrap_or(0),
+        }
+    }
+
+    fn is_given(&self) -> bool {
+        !self.shapes.is_empty() || !self.inputs.is_empty() || self.seed.is_some()
+    }
+}
+
+/// `xdiff case model.onnx [--shape ...] [--input ...] [--seed N]`.
+#[derive(Debug, clap::Args)]
+pub struct CaseArgs {
+    /// The ONNX model.
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub spec: ModelArgs,
+}
+
+/// `NAME=D0,D1,...` (the last `=` splits, so a name may hold one).
+fn parse_shape(s: &str) -> Result<(String, Vec<usize>), String> {
+    let (name, dims) = s
+        .rsplit_once('=')
+        .ok_or_else(|| format!("`{s}` is not NAME=D0,D1,..."))?;
+    let dims = dims
+        .split(',')
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| d.trim().parse::<usize>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("`{s}`: dimensions are non-negative integers ({e})"))?;
+    Ok((name.to_string(), dims))
+}
+
+/// `NAME=FILE` (the first `=` splits, so a path may hold one).
+fn parse_input(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((name, file)) if !name.is_empty() && !file.is_empty() => {
+            Ok((name.to_string(), PathBuf::from(file)))
+        }
+        _ => Err(format!("`{s}` is not NAME=FILE")),
+    }
 }
 
 /// Validated run configuration.
@@ -85,6 +156,8 @@ pub struct RunConfig {
     pub port: Option<Vec<String>>,
     /// `--repro`: where the repro directories go.
     pub repro: Option<PathBuf>,
+    /// `--shape`, `--input`, `--seed`: how model files (`*.onnx`) make their inputs.
+    pub model: ModelSpec,
 }
 
 /// A bad command-line value; one line for exit code 2.
@@ -102,6 +175,8 @@ pub enum ArgsError {
     NoPortLane(String),
     #[error("--device: `{0}` is not a device (expected cpu or cuda:N)")]
     NotADevice(String),
+    #[error("--shape, --input and --seed apply to model files (*.onnx); no path names one")]
+    NoModelFile,
 }
 
 impl RunArgs {
@@ -119,6 +194,9 @@ impl RunArgs {
             None => None,
             Some(d) => Some(Device::parse(d).ok_or_else(|| ArgsError::NotADevice(d.clone()))?),
         };
+        if self.model.is_given() && !self.paths.iter().any(|p| model_file::is_model_path(p)) {
+            return Err(ArgsError::NoModelFile);
+        }
         Ok(RunConfig {
             paths: self.paths,
             backends: self.backends,
@@ -128,6 +206,7 @@ impl RunArgs {
             all: self.all,
             port: self.port,
             repro: self.repro,
+            model: self.model.spec(),
         })
     }
 }
@@ -160,5 +239,20 @@ mod tests {
             "--device: `tpu` is not a device (expected cpu or cuda:N)"
         );
         assert!(resolve(&["--backends", "ort,reference", "--port", "candle"]).is_ok());
+    }
+
+    #[test]
+    fn model_flags_split_names_from_values() {
+        assert_eq!(parse_shape("a=b=1,3, 8"), Ok(("a=b".into(), vec![1, 3, 8])));
+        assert!(parse_shape("x").is_err());
+        assert_eq!(
+            parse_input("x=dir/a=b.npy"),
+            Ok(("x".into(), PathBuf::from("dir/a=b.npy")))
+        );
+        assert!(parse_input("=x.npy").is_err());
+        assert_eq!(
+            resolve(&["--seed", "3"]).unwrap_err().to_string(),
+            "--shape, --input and --seed apply to model files (*.onnx); no path names one"
+        );
     }
 }

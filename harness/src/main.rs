@@ -28,6 +28,7 @@ fn main() -> ExitCode {
             .resolve()
             .map_err(anyhow::Error::msg)
             .and_then(|cfg| xdiff::app::run(&cfg)),
+        Command::Case(c) => xdiff::app::starter(c),
         Command::Backends => {
             println!("{}", xdiff::case::default_backends().join(","));
             Ok(true)

@@ -57,6 +57,7 @@ fn config(path: &Path) -> RunConfig {
         all: false,
         port: None,
         repro: None,
+        model: Default::default(),
     }
 }
 

@@ -12,7 +12,6 @@ use rand_distr::{Distribution, Normal};
 use super::raw::{RawCase, RawTensor};
 use super::CaseError;
 use crate::graph::{Attr, Dim, Graph, Node, ValueInfo};
-use crate::onnx;
 use crate::op::normalize_axis;
 use crate::tensor::{DType, Tensor};
 
@@ -45,12 +44,10 @@ pub fn generate_tensor(
     let n: usize = shape.iter().product();
     if let Some(f) = &spec.file {
         let path = dir.join(f);
-        let bytes = std::fs::read(&path).map_err(|e| {
+        let name = key.strip_prefix("inputs.").unwrap_or(key);
+        return super::tensor_file::read(&path, name).map_err(|e| {
             CaseError::new(file, format!("key `{key}.file`: {}: {e}", path.display()))
-        })?;
-        let p = onnx::decode_tensor(&bytes)
-            .map_err(|e| CaseError::new(&path, format!("not a TensorProto: {e}")))?;
-        return Tensor::from_proto(&p).map_err(|e| CaseError::new(&path, e));
+        });
     }
     let values: Vec<f64> = if let Some(v) = &spec.values {
         if v.len() != n {

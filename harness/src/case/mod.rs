@@ -10,11 +10,13 @@ mod expect;
 mod inline;
 mod inputs;
 mod lanes;
+pub mod model_file;
 mod op_attrs;
 mod options;
 pub mod raw;
 mod resolve;
 mod sweep;
+mod tensor_file;
 mod testdir;
 
 use std::collections::BTreeMap;
@@ -155,15 +157,27 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CaseError> {
 
 /// Loads one case source into its variants.
 pub fn load(path: &Path) -> Result<Vec<Case>, CaseError> {
-    let mut cases = if path.is_dir() {
-        resolve::test_dir(path, path, None)?
-    } else {
-        let text = std::fs::read_to_string(path).map_err(|e| CaseError::new(path, e))?;
-        sweep::variants(path, &text)?
-            .into_iter()
-            .map(|(name, raw, params)| resolve::resolve(path, raw, name, params))
-            .collect::<Result<Vec<_>, _>>()?
-    };
+    if !path.is_dir() {
+        let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => CaseError::new(
+                path,
+                "not a case file (not UTF-8 text); an ONNX model runs as one when its name ends in .onnx",
+            ),
+            _ => CaseError::new(path, e),
+        })?;
+        return load_text(path, &text);
+    }
+    let mut cases = resolve::test_dir(path, path, None)?;
+    expect::check(path, &mut cases)?;
+    Ok(cases)
+}
+
+/// Loads the case file text `text` as if read from `path`.
+fn load_text(path: &Path, text: &str) -> Result<Vec<Case>, CaseError> {
+    let mut cases = sweep::variants(path, text)?
+        .into_iter()
+        .map(|(name, raw, params)| resolve::resolve(path, raw, name, params))
+        .collect::<Result<Vec<_>, _>>()?;
     expect::check(path, &mut cases)?;
     Ok(cases)
 }

@@ -46,14 +46,7 @@ pub(super) fn resolve(
         return Ok(c);
     }
     let graph = match (&m.path, &m.graph) {
-        (Some(p), _) => {
-            let path = dir.join(p);
-            let bytes = std::fs::read(&path).map_err(|e| {
-                CaseError::new(file, format!("key `model.path`: {}: {e}", path.display()))
-            })?;
-            Graph::from_bytes_in(&bytes, path.parent().unwrap_or(dir))
-                .map_err(|e| CaseError::new(&path, e))?
-        }
+        (Some(p), _) => model_graph(file, &dir.join(p))?,
         (_, Some(g)) => inline::graph_from_inline(file, g, raw.seed)?,
         _ => unreachable!("checked above"),
     };
@@ -75,6 +68,14 @@ pub(super) fn resolve(
     );
     c.lanes = lanes;
     Ok(c)
+}
+
+/// The model at `path`, named by the case `file` (key `model.path`).
+pub(super) fn model_graph(file: &Path, path: &Path) -> Result<Graph, CaseError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| CaseError::new(file, format!("key `model.path`: {}: {e}", path.display())))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    Graph::from_bytes_in(&bytes, dir).map_err(|e| CaseError::new(path, e))
 }
 
 /// An ONNX backend-test directory, one case per data set (the variant);

@@ -246,7 +246,13 @@ fn scalar_exponent(a: &Tensor, b: &Tensor) -> OpResult<Option<f64>> {
     if !is_float(a) || b.elem_count() != 1 || b.rank() > a.rank() {
         return Ok(None);
     }
-    let e = b.to_dtype(CDType::F64).ce()?.flatten_all().ce()?.to_vec1::<f64>().ce()?;
+    let e = b
+        .to_dtype(CDType::F64)
+        .ce()?
+        .flatten_all()
+        .ce()?
+        .to_vec1::<f64>()
+        .ce()?;
     Ok(e.first().copied())
 }
 
