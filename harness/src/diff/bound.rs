@@ -181,6 +181,14 @@ const MULTILINEAR: &[&str] = &[
 /// exact, linear and cubic accumulate).
 pub fn class(node: &Node) -> Class {
     let op = node.op_type.as_str();
+    // ScatterND/ScatterElements copy rows (exact) unless a reduction
+    // combines them: one correctly rounded operation per update.
+    if matches!(op, "ScatterND" | "ScatterElements") {
+        return match attr_str(node, "reduction", "none").as_str() {
+            "none" | "max" | "min" => Class::Exact,
+            _ => Class::Rounded,
+        };
+    }
     if let Some(&(_, ulps)) = TRANSCENDENTAL.iter().find(|(o, _)| *o == op) {
         return Class::Transcendental(ulps);
     }

@@ -342,5 +342,6 @@ pub mod norm2;
 pub mod pad;
 pub mod reduce;
 pub mod reshape;
+pub mod scatter;
 pub mod slice;
 pub mod window;

@@ -1,4 +1,4 @@
-//! candle lowerings: CumSum, Trilu, TopK, Tile and GatherElements.
+//! candle lowerings: CumSum, Trilu, TopK, Tile, GatherElements and ScatterND.
 //!
 //! Parameters come decoded from `op::index`. candle's `cumsum` is a matmul
 //! with a triangular matrix (an accumulating op like any sum); Trilu has no
@@ -13,11 +13,19 @@ use crate::backend::interp::{How, Label::*, Lowered, OpCtx, OpRegistry, OpResult
 use crate::op::index::{
     gather_axis, resolve_indices, tile_repeats, CumSumAttrs, TopKAttrs, TriluAttrs,
 };
+use crate::op::scatter::{row_plan, Reduction};
 
 type In<'a> = [Option<&'a Tensor>];
 type Out = OpResult<Lowered<Tensor>>;
 
 pub fn register(r: &mut OpRegistry<Tensor>) {
+    for (since, until) in [(11, 12), (13, 15), (16, 17), (18, u32::MAX)] {
+        r.range("ScatterND", since, until, scatter_nd, spec!("ScatterND"), cov![
+            "reduction=none (row ids from the indices on the host)" => Composed("reshape, scatter(dim 0)"),
+            "reduction=add" => Composed("reshape, scatter_add(dim 0)"),
+            "reduction=mul|max|min" => Unsupported("reduction: candle has no indexed product, max or min"),
+        ]);
+    }
     r.range(
         "CumSum",
         11,
@@ -178,6 +186,40 @@ fn gather_elements(ctx: &OpCtx, x: &In) -> Out {
     }
     let y = src.contiguous().and_then(|s| s.gather(&index, axis)).ce()?;
     Ok(Lowered::one(keep_bool(ctx, a, y), How::native("gather")))
+}
+
+/// ScatterND (see `op::scatter`): `data` as rows, candle's `scatter`
+/// (`scatter_add` for `add`) along the row axis.
+fn scatter_nd(ctx: &OpCtx, x: &In) -> Out {
+    let (data, ind, upd) = (ctx.input(x, 0)?, ctx.input(x, 1)?, ctx.input(x, 2)?);
+    let plan = row_plan(ctx, data.dims(), ind.dims(), &host_ints(ind)?, upd.dims())?;
+    let reduction = Reduction::decode(ctx)?;
+    if !matches!(reduction, Reduction::None | Reduction::Add) {
+        return Err(ctx.unsupported(
+            "reduction",
+            "candle has no indexed product, max or min",
+        ));
+    }
+    let m = plan.ids.len();
+    let ids: Vec<i64> = plan
+        .ids
+        .iter()
+        .flat_map(|&i| std::iter::repeat_n(i as i64, plan.row_len))
+        .collect();
+    let index = index_tensor(ids, data.device())?
+        .reshape((m, plan.row_len))
+        .ce()?;
+    let rows = data.reshape((plan.rows, plan.row_len)).ce()?;
+    let src = upd
+        .reshape((m, plan.row_len))
+        .and_then(|u| u.to_dtype(data.dtype()))
+        .ce()?;
+    let (y, how) = match reduction {
+        Reduction::None => (rows.scatter(&index, &src, 0).ce()?, "reshape, scatter"),
+        _ => (rows.scatter_add(&index, &src, 0).ce()?, "reshape, scatter_add"),
+    };
+    let y = y.reshape(data.dims()).ce()?;
+    Ok(Lowered::one(keep_bool(ctx, data, y), How::composed(how)))
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! libtorch lowerings: CumSum, Trilu, TopK, Tile and GatherElements.
+//! libtorch lowerings: CumSum, Trilu, TopK, Tile, GatherElements and ScatterND.
 //!
 //! Their parameters come decoded from `op::index`; what is left here is
 //! torch calls. TopK is composed from a *stable* sort because torch's `topk`
@@ -11,6 +11,7 @@ use crate::backend::interp::{How, Label, Lowered, OpCtx, OpRegistry, OpResult};
 use crate::op::index::{
     gather_axis, resolve_indices, tile_repeats, CumSumAttrs, TopKAttrs, TriluAttrs,
 };
+use crate::op::scatter::{row_plan, Reduction};
 
 type X<'a> = [Option<&'a Tensor>];
 
@@ -47,6 +48,12 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
         spec!("Tile"),
         cov!["all attributes" => Label::Native("repeat")],
     );
+    for (since, until) in [(11, 12), (13, 15), (16, 17), (18, u32::MAX)] {
+        r.range("ScatterND", since, until, scatter_nd, spec!("ScatterND"), cov![
+            "reduction=none|add (row ids from the indices on the host)" => Label::Composed("reshape, index_put(accumulate)"),
+            "reduction=mul|max|min" => Label::Composed("reshape, index_reduce(prod|amax|amin, include_self)"),
+        ]);
+    }
     r.range(
         "GatherElements",
         11,
@@ -143,6 +150,34 @@ fn gather_elements(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
         .f_to_kind(Kind::Int64)?;
     let y = input.f_gather(axis as i64, &index, false)?;
     Ok(Lowered::one(y, How::native("gather(dim)")))
+}
+
+/// ScatterND (see `op::scatter`): `data` as rows, torch's own indexed write
+/// (`index_put`, accumulating for `add`) or indexed reduction.
+fn scatter_nd(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
+    let (data, ind, upd) = (ctx.input(x, 0)?, ctx.input(x, 1)?, ctx.input(x, 2)?);
+    let dims = |t: &Tensor| t.size().iter().map(|&d| d as usize).collect::<Vec<_>>();
+    let plan = row_plan(ctx, &dims(data), &dims(ind), &host_ints(ind)?, &dims(upd))?;
+    let ids: Vec<i64> = plan.ids.iter().map(|&i| i as i64).collect();
+    let ids = Tensor::from_slice(&ids).f_to_device(data.device())?;
+    let rows = data.f_reshape([plan.rows as i64, plan.row_len as i64])?;
+    let src = upd
+        .f_reshape([plan.ids.len() as i64, plan.row_len as i64])?
+        .f_to_kind(data.kind())?;
+    let (y, how) = match Reduction::decode(ctx)? {
+        Reduction::None => (rows.f_index_put(&[Some(&ids)], &src, false)?, "reshape, index_put"),
+        Reduction::Add => (rows.f_index_put(&[Some(&ids)], &src, true)?, "reshape, index_put(accumulate)"),
+        r => {
+            let reduce = match r {
+                Reduction::Mul => "prod",
+                Reduction::Max => "amax",
+                _ => "amin",
+            };
+            (rows.f_index_reduce(0, &ids, &src, reduce, true)?, "reshape, index_reduce")
+        }
+    };
+    let y = y.f_reshape(data.size().as_slice())?;
+    Ok(Lowered::one(y, How::composed(how)))
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Reference ops: index and selection ops (CumSum, Trilu, TopK, Tile,
-//! GatherElements).
+//! GatherElements, ScatterND).
 //!
 //! These select or accumulate along one axis. Selections are written once,
 //! generically over the element type, and dispatched on the stored dtype;
@@ -18,6 +18,7 @@ use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpRegistry, O
 use crate::op::index::{
     gather_axis, resolve_indices, tile_repeats, CumSumAttrs, TopKAttrs, TriluAttrs,
 };
+use crate::op::scatter::{row_plan, Reduction};
 use crate::tensor::{Element, Tensor};
 
 const SPEC: &[Coverage] = &[Coverage {
@@ -32,6 +33,9 @@ pub fn register(r: &mut OpRegistry<RefTensor>) {
         r.range("TopK", since, until, topk, spec!("TopK"), SPEC);
     }
     r.op("Tile", tile, spec!("Tile"), SPEC);
+    for (since, until) in [(11, 12), (13, 15), (16, 17), (18, u32::MAX)] {
+        r.range("ScatterND", since, until, scatter_nd, spec!("ScatterND"), SPEC);
+    }
     r.range(
         "GatherElements",
         11,
@@ -213,6 +217,28 @@ fn gather_elements(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<Re
         T::wrap(ArrayD::from_shape_vec(IxDyn(&shape), picked).expect("indices' shape"))
     });
     Ok(Lowered::one(same(data, out), How::Spec))
+}
+
+/// ScatterND (see `op::scatter`): `data` with each update row written over
+/// (or combined with) the row its index tuple names, in index order.
+fn scatter_nd(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
+    let (data, ind, upd) = (ctx.input(x, 0)?, ctx.input(x, 1)?, ctx.input(x, 2)?);
+    let raw = ind.data.to_i64_vec().ok_or_else(|| {
+        ctx.fail(format!("input `indices` must be int64, got {}", ind.dtype))
+    })?;
+    let plan = row_plan(ctx, data.shape(), ind.shape(), &raw, upd.shape())?;
+    let reduction = Reduction::decode(ctx)?;
+    let mut out = data.data.to_f64_vec();
+    let updates = upd.data.to_f64_vec();
+    for (j, &row) in plan.ids.iter().enumerate() {
+        let dst = &mut out[row * plan.row_len..][..plan.row_len];
+        let src = &updates[j * plan.row_len..][..plan.row_len];
+        for (d, &u) in dst.iter_mut().zip(src) {
+            *d = reduction.apply(*d, u);
+        }
+    }
+    let t = Tensor::from_f64(data.data.dtype(), data.shape(), &out);
+    Ok(Lowered::one(same(data, t), How::Spec))
 }
 
 #[cfg(test)]
