@@ -123,7 +123,14 @@ mod tests {
         };
         // data [4, 2, 3], indices [[1, 0], [-1, 1]] (k = 2): rows of 3.
         let p = row_plan(&ctx, &[4, 2, 3], &[2, 2], &[1, 0, -1, 1], &[2, 3]).unwrap();
-        assert_eq!(p, RowPlan { rows: 8, row_len: 3, ids: vec![2, 7] });
+        assert_eq!(
+            p,
+            RowPlan {
+                rows: 8,
+                row_len: 3,
+                ids: vec![2, 7]
+            }
+        );
         assert!(row_plan(&ctx, &[4, 2, 3], &[2, 2], &[4, 0, 0, 0], &[2, 3]).is_err());
         assert!(row_plan(&ctx, &[4, 2, 3], &[2, 2], &[1, 0, 0, 0], &[2, 2]).is_err());
     }

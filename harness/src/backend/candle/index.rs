@@ -195,10 +195,7 @@ fn scatter_nd(ctx: &OpCtx, x: &In) -> Out {
     let plan = row_plan(ctx, data.dims(), ind.dims(), &host_ints(ind)?, upd.dims())?;
     let reduction = Reduction::decode(ctx)?;
     if !matches!(reduction, Reduction::None | Reduction::Add) {
-        return Err(ctx.unsupported(
-            "reduction",
-            "candle has no indexed product, max or min",
-        ));
+        return Err(ctx.unsupported("reduction", "candle has no indexed product, max or min"));
     }
     let m = plan.ids.len();
     let ids: Vec<i64> = plan
@@ -216,7 +213,10 @@ fn scatter_nd(ctx: &OpCtx, x: &In) -> Out {
         .ce()?;
     let (y, how) = match reduction {
         Reduction::None => (rows.scatter(&index, &src, 0).ce()?, "reshape, scatter"),
-        _ => (rows.scatter_add(&index, &src, 0).ce()?, "reshape, scatter_add"),
+        _ => (
+            rows.scatter_add(&index, &src, 0).ce()?,
+            "reshape, scatter_add",
+        ),
     };
     let y = y.reshape(data.dims()).ce()?;
     Ok(Lowered::one(keep_bool(ctx, data, y), How::composed(how)))

@@ -165,15 +165,24 @@ fn scatter_nd(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
         .f_reshape([plan.ids.len() as i64, plan.row_len as i64])?
         .f_to_kind(data.kind())?;
     let (y, how) = match Reduction::decode(ctx)? {
-        Reduction::None => (rows.f_index_put(&[Some(&ids)], &src, false)?, "reshape, index_put"),
-        Reduction::Add => (rows.f_index_put(&[Some(&ids)], &src, true)?, "reshape, index_put(accumulate)"),
+        Reduction::None => (
+            rows.f_index_put(&[Some(&ids)], &src, false)?,
+            "reshape, index_put",
+        ),
+        Reduction::Add => (
+            rows.f_index_put(&[Some(&ids)], &src, true)?,
+            "reshape, index_put(accumulate)",
+        ),
         r => {
             let reduce = match r {
                 Reduction::Mul => "prod",
                 Reduction::Max => "amax",
                 _ => "amin",
             };
-            (rows.f_index_reduce(0, &ids, &src, reduce, true)?, "reshape, index_reduce")
+            (
+                rows.f_index_reduce(0, &ids, &src, reduce, true)?,
+                "reshape, index_reduce",
+            )
         }
     };
     let y = y.f_reshape(data.size().as_slice())?;

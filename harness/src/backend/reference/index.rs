@@ -34,7 +34,14 @@ pub fn register(r: &mut OpRegistry<RefTensor>) {
     }
     r.op("Tile", tile, spec!("Tile"), SPEC);
     for (since, until) in [(11, 12), (13, 15), (16, 17), (18, u32::MAX)] {
-        r.range("ScatterND", since, until, scatter_nd, spec!("ScatterND"), SPEC);
+        r.range(
+            "ScatterND",
+            since,
+            until,
+            scatter_nd,
+            spec!("ScatterND"),
+            SPEC,
+        );
     }
     r.range(
         "GatherElements",
@@ -223,9 +230,10 @@ fn gather_elements(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<Re
 /// (or combined with) the row its index tuple names, in index order.
 fn scatter_nd(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
     let (data, ind, upd) = (ctx.input(x, 0)?, ctx.input(x, 1)?, ctx.input(x, 2)?);
-    let raw = ind.data.to_i64_vec().ok_or_else(|| {
-        ctx.fail(format!("input `indices` must be int64, got {}", ind.dtype))
-    })?;
+    let raw = ind
+        .data
+        .to_i64_vec()
+        .ok_or_else(|| ctx.fail(format!("input `indices` must be int64, got {}", ind.dtype)))?;
     let plan = row_plan(ctx, data.shape(), ind.shape(), &raw, upd.shape())?;
     let reduction = Reduction::decode(ctx)?;
     let mut out = data.data.to_f64_vec();
