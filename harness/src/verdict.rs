@@ -195,6 +195,7 @@ fn lane_failures(
         }
     }
     let mut skipped: Vec<usize> = Vec::new();
+    let mut not_run: Vec<NotRun> = Vec::new();
     for node in nodes.iter_mut() {
         let judged = judge.judged(node.index);
         let (id, op) = (node.name.clone(), node.op.clone());
@@ -232,7 +233,11 @@ fn lane_failures(
         match r.verdict {
             Verdict::Skipped if name != EXPECTED => skipped.push(node.index),
             Verdict::Unsupported | Verdict::Error => {
-                failures.push(undeclared(name, &id, &op, r));
+                let key = (r.verdict, op, r.message.clone().unwrap_or_default());
+                match not_run.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, ids)) => ids.push(id),
+                    None => not_run.push((key, vec![id])),
+                }
             }
             Verdict::Diverged if r.origin != Some(Origin::Inherited) => {
                 failures.push(undeclared(name, &id, &op, r));
@@ -240,8 +245,44 @@ fn lane_failures(
             _ => {}
         }
     }
+    failures.extend(
+        not_run
+            .into_iter()
+            .map(|(k, ids)| not_run_line(name, k, &ids)),
+    );
     failures.extend(skipped_runs(case, nodes, name, &skipped));
     failures
+}
+
+/// A lane's nodes it could not run for one reason, keyed by verdict, op and message.
+type NotRun = ((Verdict, String, String), Vec<String>);
+
+/// One failure line per reason a lane could not run nodes: `<lane>: node
+/// `x` (Op) unsupported: why` for one node, `<lane>: 36 `Op` nodes
+/// unsupported: why (`a`, `b`, …)` for several (a 1,000-node model says
+/// each cause once).
+fn not_run_line(
+    lane: &str,
+    (verdict, op, message): (Verdict, String, String),
+    ids: &[String],
+) -> String {
+    let what = if message.is_empty() {
+        String::new()
+    } else {
+        format!(": {message}")
+    };
+    match ids {
+        [one] => format!("{lane}: node `{one}` ({op}) {}{what}", verdict.name()),
+        _ => {
+            let names: Vec<&str> = ids.iter().map(String::as_str).collect();
+            format!(
+                "{lane}: {} `{op}` nodes {}{what} ({})",
+                ids.len(),
+                verdict.name(),
+                names_list(&names)
+            )
+        }
+    }
 }
 
 /// A divergence declared on a composed lowering: that lowering is xdiff's

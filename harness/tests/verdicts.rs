@@ -424,3 +424,45 @@ outputs = ["Y"]
     assert!(!lanes.contains(&"expected"), "{lanes:?}");
     assert_eq!(lane(&report, 0, "ort")["verdict"], "ok");
 }
+
+/// Nodes a lane cannot run for the same reason are one failure line, not
+/// one per node (a 1,000-node model says each cause once).
+#[cfg(feature = "candle-backend")]
+#[test]
+fn nodes_unsupported_for_one_reason_are_one_failure_line() {
+    let d = tempfile::tempdir().unwrap();
+    // Two cubic Resizes in a row: candle has no bicubic (the second gets
+    // its input bridged from the reference, and is refused too).
+    let text = r#"
+[model.graph]
+opset = 19
+inputs = [{ name = "X", shape = [1, 1, 4, 4] }]
+outputs = ["W"]
+[[model.graph.initializers]]
+name = "scales"
+shape = [4]
+values = [1.0, 1.0, 2.0, 2.0]
+[[model.graph.nodes]]
+name = "resize"
+op = "Resize"
+inputs = ["X", "", "scales"]
+outputs = ["a"]
+attrs = { mode = "cubic" }
+[[model.graph.nodes]]
+name = "resize2"
+op = "Resize"
+inputs = ["a", "", "scales"]
+outputs = ["W"]
+attrs = { mode = "cubic" }
+"#;
+    let p = write(d.path(), "two-cubic.toml", text);
+    let (code, r) = run_json(&p, "candle,reference");
+    assert_eq!(code, 1);
+    let f = failures(&r);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(
+        f[0].starts_with("candle: 2 `Resize` nodes unsupported: ")
+            && f[0].ends_with("(`resize`, `resize2`)"),
+        "{f:?}"
+    );
+}
