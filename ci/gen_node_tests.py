@@ -26,7 +26,7 @@ OPS = set(
     "Transpose Slice Split Squeeze Unsqueeze Identity Constant Shape Gather Cast ReduceMean".split()
 )
 # Issue 12's ops join here, one line per family.
-OPS |= {"ScatterND"}
+OPS |= {"ScatterND", "GatherND"}
 OPS |= set("ConstantOfShape Range Expand Where Equal Less LessOrEqual Greater GreaterOrEqual Not And Or Xor "
            "Min Max Sum Mean Floor Ceil Round Sign Reciprocal Mod Sin Cos Tan Asin Acos Atan Sinh Cosh Asinh "
            "Acosh Atanh Softplus Softsign Elu Selu Celu PRelu ThresholdedRelu Mish IsNaN IsInf Size EyeLike "

@@ -138,6 +138,7 @@ const EXACT: &[&str] = &[
     "Mod",
     "ThresholdedRelu",
     "TopK",
+    "GatherND",
     "Trilu",
     "Hardmax",
     "GlobalMaxPool",

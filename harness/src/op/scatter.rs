@@ -4,7 +4,11 @@
 //! with it by `reduction` (opset 16: `add`, `mul`; 18: `max`, `min`).
 //! Negative indices count from the end of their axis.
 //!
-//! Every backend scatters *rows*: `data` seen as `[Π d[..k], Π d[k..]]`,
+//! GatherND-11/12/13 (<https://onnx.ai/onnx/operators/onnx__GatherND.html>)
+//! is the same addressing read the other way: `output[i] = data[indices[i]]`
+//! (with `batch_dims` leading axes shared by `data` and `indices`).
+//!
+//! Every backend scatters (and gathers) *rows*: `data` seen as `[Π d[..k], Π d[k..]]`,
 //! each index tuple one row id. The decode turns the indices into those row
 //! ids once (validated against `data`'s shape), so the reference and the
 //! framework lowerings index the same rows.
@@ -104,6 +108,68 @@ pub fn row_plan(
     })
 }
 
+/// GatherND's rows: `data` as `[batch · rows, row_len]`, output row `j`
+/// being data row `ids[j]`; `out_shape` is the output's shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatherPlan {
+    pub rows: usize,
+    pub row_len: usize,
+    pub ids: Vec<usize>,
+    pub out_shape: Vec<usize>,
+}
+
+/// Validates GatherND's shapes and turns `indices` (flat) into row ids.
+pub fn gather_plan(
+    ctx: &OpCtx,
+    data: &[usize],
+    indices_shape: &[usize],
+    indices: &[i64],
+) -> OpResult<GatherPlan> {
+    let b = usize::try_from(ctx.int("batch_dims", 0)?)
+        .map_err(|_| ctx.fail("attribute `batch_dims` must be >= 0"))?;
+    let q = indices_shape.len();
+    let k = *indices_shape
+        .last()
+        .ok_or_else(|| ctx.fail("input `indices` must have rank >= 1"))?;
+    if k == 0 || b >= q || b + k > data.len() || data[..b] != indices_shape[..b] {
+        return Err(ctx.fail(format!(
+            "inputs `data` {data:?} and `indices` {indices_shape:?} do not fit batch_dims = {b}"
+        )));
+    }
+    let batch: usize = data[..b].iter().product();
+    let per_batch: usize = indices_shape[b..q - 1].iter().product();
+    let rows: usize = data[b..b + k].iter().product();
+    let mut ids = Vec::with_capacity(batch * per_batch);
+    for (t, tuple) in indices.chunks(k.max(1)).enumerate() {
+        let base = (t / per_batch.max(1)) * rows;
+        let row = tuple
+            .iter()
+            .zip(&data[b..])
+            .try_fold(0usize, |acc, (&v, &d)| {
+                let w = if v < 0 { v + d as i64 } else { v };
+                if (0..d as i64).contains(&w) {
+                    Ok(acc * d + w as usize)
+                } else {
+                    Err(ctx.fail(format!(
+                        "input `indices`: {v} is out of range for an axis of size {d}"
+                    )))
+                }
+            })?;
+        ids.push(base + row);
+    }
+    let out_shape = indices_shape[..q - 1]
+        .iter()
+        .chain(&data[b + k..])
+        .copied()
+        .collect();
+    Ok(GatherPlan {
+        rows: batch * rows,
+        row_len: data[b + k..].iter().product(),
+        ids,
+        out_shape,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,5 +199,8 @@ mod tests {
         );
         assert!(row_plan(&ctx, &[4, 2, 3], &[2, 2], &[4, 0, 0, 0], &[2, 3]).is_err());
         assert!(row_plan(&ctx, &[4, 2, 3], &[2, 2], &[1, 0, 0, 0], &[2, 2]).is_err());
+        // GatherND with batch_dims = 0: the same rows read back.
+        let g = gather_plan(&ctx, &[4, 2, 3], &[2, 2], &[1, 0, -1, 1]).unwrap();
+        assert_eq!((g.ids, g.out_shape, g.row_len), (vec![2, 7], vec![2, 3], 3));
     }
 }

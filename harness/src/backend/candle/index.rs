@@ -1,4 +1,5 @@
-//! candle lowerings: CumSum, Trilu, TopK, Tile, GatherElements and ScatterND.
+//! candle lowerings: CumSum, Trilu, TopK, Tile, GatherElements, GatherND and
+//! ScatterND.
 //!
 //! Parameters come decoded from `op::index`. candle's `cumsum` is a matmul
 //! with a triangular matrix (an accumulating op like any sum); Trilu has no
@@ -13,12 +14,17 @@ use crate::backend::interp::{How, Label::*, Lowered, OpCtx, OpRegistry, OpResult
 use crate::op::index::{
     gather_axis, resolve_indices, tile_repeats, CumSumAttrs, TopKAttrs, TriluAttrs,
 };
-use crate::op::scatter::{row_plan, Reduction};
+use crate::op::scatter::{gather_plan, row_plan, Reduction};
 
 type In<'a> = [Option<&'a Tensor>];
 type Out = OpResult<Lowered<Tensor>>;
 
 pub fn register(r: &mut OpRegistry<Tensor>) {
+    for (since, until) in [(11, 11), (12, 12), (13, u32::MAX)] {
+        r.range("GatherND", since, until, gather_nd, spec!("GatherND"), cov![
+            "all attributes (row ids from the indices on the host)" => Composed("reshape, index_select"),
+        ]);
+    }
     for (since, until) in [(11, 12), (13, 15), (16, 17), (18, u32::MAX)] {
         r.range("ScatterND", since, until, scatter_nd, spec!("ScatterND"), cov![
             "reduction=none (row ids from the indices on the host)" => Composed("reshape, scatter(dim 0)"),
@@ -186,6 +192,22 @@ fn gather_elements(ctx: &OpCtx, x: &In) -> Out {
     }
     let y = src.contiguous().and_then(|s| s.gather(&index, axis)).ce()?;
     Ok(Lowered::one(keep_bool(ctx, a, y), How::native("gather")))
+}
+
+/// GatherND (see `op::scatter`): `data` as rows, candle's `index_select`.
+fn gather_nd(ctx: &OpCtx, x: &In) -> Out {
+    let (data, ind) = (ctx.input(x, 0)?, ctx.input(x, 1)?);
+    let plan = gather_plan(ctx, data.dims(), ind.dims(), &host_ints(ind)?)?;
+    let ids = index_tensor(plan.ids.iter().map(|&i| i as i64).collect(), data.device())?;
+    let y = data
+        .reshape((plan.rows, plan.row_len))
+        .and_then(|r| r.index_select(&ids, 0))
+        .and_then(|r| r.reshape(plan.out_shape.as_slice()))
+        .ce()?;
+    Ok(Lowered::one(
+        keep_bool(ctx, data, y),
+        How::composed("reshape, index_select"),
+    ))
 }
 
 /// ScatterND (see `op::scatter`): `data` as rows, candle's `scatter`

@@ -1,4 +1,5 @@
-//! libtorch lowerings: CumSum, Trilu, TopK, Tile, GatherElements and ScatterND.
+//! libtorch lowerings: CumSum, Trilu, TopK, Tile, GatherElements, GatherND
+//! and ScatterND.
 //!
 //! Their parameters come decoded from `op::index`; what is left here is
 //! torch calls. TopK is composed from a *stable* sort because torch's `topk`
@@ -11,7 +12,7 @@ use crate::backend::interp::{How, Label, Lowered, OpCtx, OpRegistry, OpResult};
 use crate::op::index::{
     gather_axis, resolve_indices, tile_repeats, CumSumAttrs, TopKAttrs, TriluAttrs,
 };
-use crate::op::scatter::{row_plan, Reduction};
+use crate::op::scatter::{gather_plan, row_plan, Reduction};
 
 type X<'a> = [Option<&'a Tensor>];
 
@@ -52,6 +53,11 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
         r.range("ScatterND", since, until, scatter_nd, spec!("ScatterND"), cov![
             "reduction=none|add (row ids from the indices on the host)" => Label::Composed("reshape, index_put(accumulate)"),
             "reduction=mul|max|min" => Label::Composed("reshape, index_reduce(prod|amax|amin, include_self)"),
+        ]);
+    }
+    for (since, until) in [(11, 11), (12, 12), (13, u32::MAX)] {
+        r.range("GatherND", since, until, gather_nd, spec!("GatherND"), cov![
+            "all attributes (row ids from the indices on the host)" => Label::Composed("reshape, index_select"),
         ]);
     }
     r.range(
@@ -150,6 +156,21 @@ fn gather_elements(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
         .f_to_kind(Kind::Int64)?;
     let y = input.f_gather(axis as i64, &index, false)?;
     Ok(Lowered::one(y, How::native("gather(dim)")))
+}
+
+/// GatherND (see `op::scatter`): `data` as rows, torch's `index_select`.
+fn gather_nd(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
+    let (data, ind) = (ctx.input(x, 0)?, ctx.input(x, 1)?);
+    let dims = |t: &Tensor| t.size().iter().map(|&d| d as usize).collect::<Vec<_>>();
+    let plan = gather_plan(ctx, &dims(data), &dims(ind), &host_ints(ind)?)?;
+    let ids: Vec<i64> = plan.ids.iter().map(|&i| i as i64).collect();
+    let ids = Tensor::from_slice(&ids).f_to_device(data.device())?;
+    let out: Vec<i64> = plan.out_shape.iter().map(|&d| d as i64).collect();
+    let y = data
+        .f_reshape([plan.rows as i64, plan.row_len as i64])?
+        .f_index_select(0, &ids)?
+        .f_reshape(out.as_slice())?;
+    Ok(Lowered::one(y, How::composed("reshape, index_select")))
 }
 
 /// ScatterND (see `op::scatter`): `data` as rows, torch's own indexed write

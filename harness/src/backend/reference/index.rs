@@ -1,5 +1,5 @@
 //! Reference ops: index and selection ops (CumSum, Trilu, TopK, Tile,
-//! GatherElements, ScatterND).
+//! GatherElements, GatherND, ScatterND).
 //!
 //! These select or accumulate along one axis. Selections are written once,
 //! generically over the element type, and dispatched on the stored dtype;
@@ -18,7 +18,7 @@ use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpRegistry, O
 use crate::op::index::{
     gather_axis, resolve_indices, tile_repeats, CumSumAttrs, TopKAttrs, TriluAttrs,
 };
-use crate::op::scatter::{row_plan, Reduction};
+use crate::op::scatter::{gather_plan, row_plan, Reduction};
 use crate::tensor::{Element, Tensor};
 
 const SPEC: &[Coverage] = &[Coverage {
@@ -42,6 +42,9 @@ pub fn register(r: &mut OpRegistry<RefTensor>) {
             spec!("ScatterND"),
             SPEC,
         );
+    }
+    for (since, until) in [(11, 11), (12, 12), (13, u32::MAX)] {
+        r.range("GatherND", since, until, gather_nd, spec!("GatherND"), SPEC);
     }
     r.range(
         "GatherElements",
@@ -246,6 +249,24 @@ fn scatter_nd(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTens
         }
     }
     let t = Tensor::from_f64(data.data.dtype(), data.shape(), &out);
+    Ok(Lowered::one(same(data, t), How::Spec))
+}
+
+/// GatherND (see `op::scatter`): the data row each index tuple names.
+fn gather_nd(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
+    let (data, ind) = (ctx.input(x, 0)?, ctx.input(x, 1)?);
+    let raw = ind
+        .data
+        .to_i64_vec()
+        .ok_or_else(|| ctx.fail(format!("input `indices` must be int64, got {}", ind.dtype)))?;
+    let plan = gather_plan(ctx, data.shape(), ind.shape(), &raw)?;
+    let src = data.data.to_f64_vec();
+    let out: Vec<f64> = plan
+        .ids
+        .iter()
+        .flat_map(|&row| src[row * plan.row_len..][..plan.row_len].iter().copied())
+        .collect();
+    let t = Tensor::from_f64(data.data.dtype(), &plan.out_shape, &out);
     Ok(Lowered::one(same(data, t), How::Spec))
 }
 
