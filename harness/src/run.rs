@@ -572,16 +572,7 @@ fn local_evaluation(
     reference: &Trace,
     node: &Node,
 ) -> Result<Evaluation, String> {
-    let mut inputs: Vec<Option<RefTensor>> = Vec::with_capacity(node.inputs.len());
-    for name in &node.inputs {
-        if name.is_empty() {
-            inputs.push(None);
-            continue;
-        }
-        let v = lane_input(case, trace, name)
-            .ok_or_else(|| format!("no lane value for input `{name}`"))?;
-        inputs.push(Some(v));
-    }
+    let inputs = lane_inputs(case, trace, node)?;
     let identical = node.inputs.iter().zip(&inputs).all(|(name, v)| {
         v.as_ref()
             .is_none_or(|v| same_as_reference(v, case, reference, name))
@@ -970,15 +961,18 @@ fn reference_value(case: &Case, reference: &Trace, name: &str) -> Option<RefTens
 }
 
 /// The values `trace`'s lane fed `node` (its own outputs upstream, upcast;
-/// graph inputs and initializers from the case); `None` when one is missing.
-fn lane_inputs(case: &Case, trace: &Trace, node: &Node) -> Option<Vec<Option<RefTensor>>> {
+/// graph inputs and initializers from the case; `None` for an omitted
+/// optional input); `Err` names the first input the lane has no value of.
+fn lane_inputs(case: &Case, trace: &Trace, node: &Node) -> Result<Vec<Option<RefTensor>>, String> {
     node.inputs
         .iter()
         .map(|n| {
             if n.is_empty() {
-                return Some(None);
+                return Ok(None);
             }
-            lane_input(case, trace, n).map(Some)
+            lane_input(case, trace, n)
+                .map(Some)
+                .ok_or_else(|| format!("no lane value for input `{n}`"))
         })
         .collect()
 }
@@ -1046,11 +1040,10 @@ fn fingerprint_divergences(
             let opset = case.graph.opset;
             r.fingerprint =
                 crate::fingerprint::fingerprint(node, opset, &refs, k, got).map(|mut fp| {
-                    let own = lane_inputs(case, trace, node);
-                    let own: Vec<Option<&RefTensor>> =
-                        own.iter().flatten().map(Option::as_ref).collect();
-                    let ok = own.len() == node.inputs.len()
-                        && crate::fingerprint::verify(&fp, node, opset, &own, got);
+                    let ok = lane_inputs(case, trace, node).is_ok_and(|own| {
+                        let own: Vec<Option<&RefTensor>> = own.iter().map(Option::as_ref).collect();
+                        crate::fingerprint::verify(&fp, node, opset, &own, got)
+                    });
                     crate::fingerprint::mark_verified(&mut fp, ok);
                     fp
                 });
@@ -1088,48 +1081,8 @@ fn first_divergences(
 mod tests {
     use super::*;
 
-    /// X (1x1x3x3 ramp) → Resize ×1.7 → Relu → Resize ×1.7, nearest with
-    /// half_pixel: the `tch:port` lane writes each Resize as asymmetric floor.
-    const CASE: &str = r#"
-name = "local"
-seed = 1
-port = ["tch"]
-
-[model.graph]
-opset = 19
-inputs = [{ name = "X", shape = [1, 1, 3, 3] }]
-outputs = ["Y"]
-
-[[model.graph.initializers]]
-name = "scales"
-shape = [4]
-values = [1.0, 1.0, 1.7, 1.7]
-
-[[model.graph.nodes]]
-name = "up"
-op = "Resize"
-inputs = ["X", "", "scales"]
-outputs = ["U"]
-attrs = { mode = "nearest", coordinate_transformation_mode = "half_pixel", nearest_mode = "round_prefer_floor" }
-
-[[model.graph.nodes]]
-name = "relu"
-op = "Relu"
-inputs = ["U"]
-outputs = ["R"]
-
-[[model.graph.nodes]]
-name = "up2"
-op = "Resize"
-inputs = ["R", "", "scales"]
-outputs = ["Y"]
-attrs = { mode = "nearest", coordinate_transformation_mode = "half_pixel", nearest_mode = "round_prefer_floor" }
-
-[inputs.X]
-dist = "ramp"
-low = -1.0
-high = 1.0
-"#;
+    /// Resize → Relu → Resize with a `tch:port` lane (see the fixture's header).
+    const CASE: &str = include_str!("../tests/fixtures/port-chain.toml");
 
     fn report() -> CaseReport {
         let dir = tempfile::tempdir().expect("tempdir");

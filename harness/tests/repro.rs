@@ -46,50 +46,8 @@ low = -3.0
 high = 3.0
 "#;
 
-/// X (1x1x3x3 ramp) -> Resize x1.7 -> Relu -> Resize x1.7, nearest with
-/// half_pixel: the `tch:port` lane writes each Resize as asymmetric floor,
-/// so both Resize nodes introduce a divergence, the second on the port's
-/// own inputs.
-const PORT: &str = r#"
-name = "port"
-seed = 1
-port = ["tch"]
-
-[model.graph]
-opset = 19
-inputs = [{ name = "X", shape = [1, 1, 3, 3] }]
-outputs = ["Y"]
-
-[[model.graph.initializers]]
-name = "scales"
-shape = [4]
-values = [1.0, 1.0, 1.7, 1.7]
-
-[[model.graph.nodes]]
-name = "up"
-op = "Resize"
-inputs = ["X", "", "scales"]
-outputs = ["U"]
-attrs = { mode = "nearest", coordinate_transformation_mode = "half_pixel", nearest_mode = "round_prefer_floor" }
-
-[[model.graph.nodes]]
-name = "relu"
-op = "Relu"
-inputs = ["U"]
-outputs = ["R"]
-
-[[model.graph.nodes]]
-name = "up2"
-op = "Resize"
-inputs = ["R", "", "scales"]
-outputs = ["Y"]
-attrs = { mode = "nearest", coordinate_transformation_mode = "half_pixel", nearest_mode = "round_prefer_floor" }
-
-[inputs.X]
-dist = "ramp"
-low = -1.0
-high = 1.0
-"#;
+/// Resize -> Relu -> Resize with a `tch:port` lane (see the fixture's header).
+const PORT: &str = include_str!("fixtures/port-chain.toml");
 
 /// `xdiff run <args> --format json`: the exit code and the one case's report.
 fn run_json(args: &[&str]) -> (i32, Value) {
