@@ -89,9 +89,10 @@ MODELS = {
         shape=(1, 3, 128, 128),
     ),
     "fasterrcnn_backbone_fpn": Spec("local:fasterrcnn_backbone", {}, shape=(1, 3, 320, 320)),
-    "convnext_small_config": Spec("local:convnext", {}, shape=(1, 3, 64, 64)),
-    "vit_small_config": Spec("local:vit", {}, shape=(1, 3, 64, 64)),
-    "swin_small_config": Spec("local:swin", {}, shape=(1, 3, 64, 64)),
+    # The full architectures (every stage, full width) at a small image.
+    "convnext_tiny": Spec("models.convnext_tiny", {"weights": None}, shape=(1, 3, 64, 64)),
+    "vit_b_16": Spec("models.vit_b_16", {"weights": None, "image_size": 64}, shape=(1, 3, 64, 64)),
+    "swin_t": Spec("models.swin_t", {"weights": None}, shape=(1, 3, 64, 64)),
     "bert_tiny": Spec("local:bert", {}, shape=(1, 16)),
     "gpt2_tiny": Spec("local:gpt2", {}, shape=(1, 16)),
     "t5_encoder_tiny": Spec("local:t5_encoder", {}, shape=(1, 16)),
@@ -129,33 +130,6 @@ def fasterrcnn_backbone():
         weights=None, weights_backbone=None
     )
     return Outputs(det.backbone, lambda d: tuple(d.values()))
-
-
-def convnext():
-    """ConvNeXt (torchvision's implementation) with two small stages."""
-    from torchvision.models.convnext import CNBlockConfig, ConvNeXt
-
-    return ConvNeXt([CNBlockConfig(32, 64, 2), CNBlockConfig(64, None, 2)], num_classes=10)
-
-
-def vit():
-    """ViT-B/16's architecture (torchvision) at a 64x64 image, 2 layers, width 64."""
-    from torchvision.models.vision_transformer import VisionTransformer
-
-    return VisionTransformer(
-        image_size=64, patch_size=16, num_layers=2, num_heads=2, hidden_dim=64,
-        mlp_dim=128, num_classes=10,
-    )
-
-
-def swin():
-    """Swin-T's architecture (torchvision) with two stages, width 32, window 4."""
-    from torchvision.models.swin_transformer import SwinTransformer
-
-    return SwinTransformer(
-        patch_size=[4, 4], embed_dim=32, depths=[2, 2], num_heads=[2, 4],
-        window_size=[4, 4], num_classes=10,
-    )
 
 
 def bert():

@@ -5,7 +5,14 @@ Prints, per lane, how many node tests pass (every node ok against the float64
 reference; for the reference itself: every graph output equals ONNX's expected
 output within the ONNX backend-test tolerance) and why the others fail.
 Exits 1 when the reference fails a test that ci/node-tests-known.toml does
-not list with a reason, or when a listed test now passes (stale entry).
+not list with a reason, when a listed test now passes (stale entry), or when
+the reference passes fewer than 97 % of the generated tests.
+
+    node_test_summary.py REPORT.json [KNOWN.toml] [EXCLUDED.txt]
+
+With the generator's `excluded.txt`, it also prints how many tests were left
+out and why, and the reference's share of every tensor-typed test of the
+ONNX default domain (out-of-scope ones counted as failures).
 """
 import collections
 import json
@@ -35,9 +42,40 @@ def reference_outcome(case):
     return lane_outcome(case, "expected")
 
 
+MIN_REFERENCE_SHARE = 0.97
+
+
+def read_excluded(path):
+    """`name<TAB>kind<TAB>reason` rows of gen_node_tests.py's excluded.txt."""
+    rows = []
+    for line in open(path):
+        if line.strip():
+            name, kind, reason = line.rstrip("\n").split("\t", 2)
+            rows.append((name, kind, reason))
+    return rows
+
+
+def print_shares(n, passed, excluded):
+    share = passed / n if n else 0.0
+    print(f"reference: {passed} of {n} generated tests pass ({100 * share:.1f} %; at least {100 * MIN_REFERENCE_SHARE:.0f} % required)")
+    if excluded is None:
+        return share
+    kinds = collections.Counter(kind for _, kind, _ in excluded)
+    scope = kinds["scope"]
+    print(f"  left out before running: {kinds['type']} xdiff cannot express (float8/int4/string/sequence values, opset < 7), "
+          f"{scope} out of issue 12's scope" + (":" if scope else ""))
+    for reason, count in collections.Counter(r for _, k, r in excluded if k == "scope").most_common():
+        print(f"    {count:>3}  {reason}")
+    total = n + scope
+    print(f"  of all {total} tensor-typed tests of the default domain (out-of-scope ones counted as failures): "
+          f"{passed} pass ({100 * passed / total:.1f} %)")
+    return share
+
+
 def main():
     report = json.load(open(sys.argv[1]))
     known = tomllib.load(open(sys.argv[2], "rb")).get("reference", {}) if len(sys.argv) > 2 else {}
+    excluded = read_excluded(sys.argv[3]) if len(sys.argv) > 3 else None
     lanes = [l["name"] for l in report["cases"][0]["lanes"] if l["name"] != "expected"] if report["cases"] else []
     tally = {l: collections.Counter() for l in lanes}
     failures = collections.defaultdict(list)
@@ -62,6 +100,7 @@ def main():
         t = tally[lane]
         print(f"{lane:<10} {t['ok']:>5} {t['diverged']:>9} {t['unsupported']:>12} {t['error']:>6} {t['skipped']:>8}")
     print("(reference: passes when every output equals ONNX's expected output within rtol 1e-3, atol 1e-7)")
+    share = print_shares(n, tally["reference"]["ok"], excluded) if "reference" in tally else 1.0
     resize = [c for c in report["cases"] if c["case"].startswith(("test_resize", "test_upsample"))]
     if resize:
         print(f"\nResize/Upsample node tests x backend ({len(resize)} tests):")
@@ -79,8 +118,12 @@ def main():
         else:
             print(f"  reference FAILS {name}: {out} {detail}")
             status = 1
-    for name in sorted(set(known) - set(ref_fail)):
+    ran = {c["case"] for c in report["cases"]}
+    for name in sorted((set(known) & ran) - set(ref_fail)):
         print(f"  ci/node-tests-known.toml lists {name}, which now passes: remove it")
+        status = 1
+    if share < MIN_REFERENCE_SHARE:
+        print(f"  the reference passes {100 * share:.1f} % of the node tests, below {100 * MIN_REFERENCE_SHARE:.0f} %")
         status = 1
     for lane in lanes:
         if lane == "reference":

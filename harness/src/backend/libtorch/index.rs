@@ -52,7 +52,7 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
     for (since, until) in [(11, 12), (13, 15), (16, 17), (18, u32::MAX)] {
         r.range("ScatterND", since, until, scatter_nd, spec!("ScatterND"), cov![
             "reduction=none|add (row ids from the indices on the host)" => Label::Composed("reshape, index_put(accumulate)"),
-            "reduction=mul|max|min" => Label::Composed("reshape, index_reduce(prod|amax|amin, include_self)"),
+            "reduction=mul|max|min" => Label::Composed("reshape, scatter_reduce(prod|amax|amin, include_self)"),
         ]);
     }
     for (since, until) in [(11, 11), (12, 12), (13, u32::MAX)] {
@@ -200,9 +200,15 @@ fn scatter_nd(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
                 Reduction::Max => "amax",
                 _ => "amin",
             };
+            // scatter_reduce (tch names it `internal_scatter_reduce`), not
+            // index_reduce: the same reduction, but
+            // index_reduce prints libtorch's "is in beta" warning on stderr.
+            let cols = ids
+                .f_unsqueeze(1)?
+                .f_expand([plan.ids.len() as i64, plan.row_len as i64], false)?;
             (
-                rows.f_index_reduce(0, &ids, &src, reduce, true)?,
-                "reshape, index_reduce",
+                rows.f_internal_scatter_reduce(0, &cols, &src, reduce, true)?,
+                "reshape, scatter_reduce",
             )
         }
     };
