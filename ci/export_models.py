@@ -91,7 +91,7 @@ MODELS = {
     "fasterrcnn_backbone_fpn": Spec("local:fasterrcnn_backbone", {}, shape=(1, 3, 320, 320)),
     # The full architectures (every stage, full width) at a small image.
     "convnext_tiny": Spec("models.convnext_tiny", {"weights": None}, shape=(1, 3, 64, 64)),
-    "vit_b_16": Spec("models.vit_b_16", {"weights": None, "image_size": 64}, shape=(1, 3, 64, 64)),
+    "vit_b_16": Spec("local:vit_b_16", {}, shape=(1, 3, 64, 64)),
     "swin_t": Spec("models.swin_t", {"weights": None}, shape=(1, 3, 64, 64)),
     "bert_tiny": Spec("local:bert", {}, shape=(1, 16)),
     "gpt2_tiny": Spec("local:gpt2", {}, shape=(1, 16)),
@@ -130,6 +130,18 @@ def fasterrcnn_backbone():
         weights=None, weights_backbone=None
     )
     return Outputs(det.backbone, lambda d: tuple(d.values()))
+
+
+def vit_b_16():
+    """torchvision's ViT-B/16 at a 64x64 image. Its classifier head is
+    zero-initialised (all outputs 0: a vacuous comparison), so the head gets
+    the same small random init as the other linear layers."""
+    import torch
+    from torchvision import models
+
+    m = models.vit_b_16(weights=None, image_size=64)
+    torch.nn.init.normal_(m.heads.head.weight, std=0.02)
+    return m
 
 
 def bert():

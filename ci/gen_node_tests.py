@@ -10,9 +10,10 @@ Two kinds of tests are left out, each with its reason in `excluded.txt` in the
 output directory (one `name<TAB>scope<TAB>reason` line per test):
 - `type`: tests xdiff cannot express at all: float8/int4/float4/string
   values, sequence/optional inputs, models below opset 7;
-- `scope`: ops that are not issue 12's to build, listed in `OUT_OF_SCOPE`
-  with the reason (the convention-catalogue ops of issue 13, random ops,
-  control flow, non-default domains). `docs/ops.md` repeats the list.
+- `scope`: ops xdiff does not lower, listed with the reason in
+  `harness/src/op/not_built.toml` (the convention-catalogue ops of issue 13,
+  random ops, control flow; `xdiff ops` prints the same list), and ops
+  outside the ONNX default domain.
 Everything else is generated, whether or not xdiff lowers its ops: a test of
 an op xdiff lacks shows up as an `unsupported` failure, never as a silent gap.
 
@@ -21,6 +22,8 @@ on an op family; `ci/node-tests` always generates everything).
 """
 import argparse
 import os
+import pathlib
+import tomllib
 import warnings
 
 import numpy as np
@@ -28,23 +31,11 @@ import onnx
 from onnx import numpy_helper
 from onnx.backend.test.case.node import collect_testcases
 
-ISSUE_13 = "a convention-catalogue op, built and node-tested in issue 13"
+# The ops xdiff does not lower, with their reasons: one list, which `xdiff ops`
+# prints too (docs/ops.md).
+NOT_BUILT = pathlib.Path(__file__).resolve().parent.parent / "harness/src/op/not_built.toml"
 OUT_OF_SCOPE = {
-    **{op: ISSUE_13 for op in (
-        "Attention GridSample DepthToSpace LSTM GRU RNN RoiAlign NonMaxSuppression QuantizeLinear "
-        "DequantizeLinear DynamicQuantizeLinear QLinearMatMul QLinearConv ConvInteger MatMulInteger"
-    ).split()},
-    "DeformConv": "bilinear sampling at learned offsets: GridSample's sampling convention, built with issue 13's sampling family",
-    "Bernoulli": "random op: draws differ by construction, only a distribution could be compared",
-    "RandomUniformLike": "random op: draws differ by construction, only a distribution could be compared",
-    "RandomNormalLike": "random op: draws differ by construction, only a distribution could be compared",
-    "RandomUniform": "random op: draws differ by construction, only a distribution could be compared",
-    "RandomNormal": "random op: draws differ by construction, only a distribution could be compared",
-    "Multinomial": "random op: draws differ by construction, only a distribution could be compared",
-    "If": "control flow with subgraphs: xdiff diffs flat graphs node by node (torch exporters unroll loops and fold branches)",
-    "Loop": "control flow with subgraphs: xdiff diffs flat graphs node by node (torch exporters unroll loops and fold branches)",
-    "Scan": "control flow with subgraphs: xdiff diffs flat graphs node by node (torch exporters unroll loops and fold branches)",
-    "ImageDecoder": "decodes JPEG/PNG/... byte streams: a file-format op, not a tensor computation, and ONNX Runtime has no CPU kernel for it",
+    op: group["reason"] for group in tomllib.loads(NOT_BUILT.read_text())["group"] for op in group["ops"]
 }
 SUPPORTED_TYPES = {
     onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16,

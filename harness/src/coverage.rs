@@ -9,8 +9,40 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use serde::Deserialize;
+
 use crate::backend::{OpEntry, BACKENDS};
 use crate::op::Label;
+
+/// The ONNX default-domain ops xdiff does not lower, grouped by reason; the
+/// node-test generator (ci/gen_node_tests.py) reads the same file.
+const NOT_BUILT: &str = include_str!("op/not_built.toml");
+
+#[derive(Deserialize)]
+struct NotBuilt {
+    group: Vec<NotBuiltGroup>,
+}
+
+#[derive(Deserialize)]
+struct NotBuiltGroup {
+    reason: String,
+    ops: Vec<String>,
+}
+
+/// `(op, reason)` for every op xdiff does not lower, sorted by op.
+pub fn not_built() -> Vec<(String, String)> {
+    let parsed: NotBuilt = toml::from_str(NOT_BUILT).expect("op/not_built.toml is valid (tested)");
+    let mut out: Vec<(String, String)> = parsed
+        .group
+        .into_iter()
+        .flat_map(|g| {
+            let reason = g.reason;
+            g.ops.into_iter().map(move |op| (op, reason.clone()))
+        })
+        .collect();
+    out.sort();
+    out
+}
 
 /// One lowering of an op: under `when`, lowered as `lowering`, for `opsets`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +166,16 @@ pub fn markdown() -> String {
             }
         }
     }
+    let _ = writeln!(
+        s,
+        "\n## Not built\n\nONNX default-domain ops that xdiff's lowering backends (the reference, libtorch, candle) do not lower, each with its reason \
+         (`harness/src/op/not_built.toml`; ci/node-tests leaves their node tests out with the same \
+         reason). Ops of other domains (`ai.onnx.ml`, `ai.onnx.preview.training`) are out of scope.\n\n\
+         | op | reason |\n|---|---|"
+    );
+    for (op, reason) in not_built() {
+        let _ = writeln!(s, "| {op} | {} |", cell(&reason));
+    }
     s
 }
 
@@ -192,9 +234,22 @@ mod tests {
     }
 
     #[test]
+    fn ops_listed_as_not_built_have_no_lowering() {
+        let listed = not_built();
+        assert!(listed.len() >= 20, "{listed:?}");
+        for (backend, rows) in all_rows() {
+            for (op, _) in &listed {
+                assert!(!rows.contains_key(op), "{op} is listed as not built but {backend} lowers it");
+            }
+        }
+    }
+
+    #[test]
     fn pipes_inside_cells_are_escaped() {
         assert_eq!(cell("native `a | b`"), "native `a \\| b`");
-        for line in markdown().lines().filter(|l| l.starts_with("| ")) {
+        let table = markdown();
+        let lowerings = table.split("## Not built").next().unwrap();
+        for line in lowerings.lines().filter(|l| l.starts_with("| ")) {
             let unescaped = line.replace("\\|", "").matches('|').count();
             assert_eq!(unescaped, 6, "a row with other than 5 cells: {line}");
         }

@@ -305,10 +305,15 @@ enum Kind {
     /// `n` ulps of the result; below the smallest normal, up to the
     /// smallest normal (a flush to zero).
     Ulps(f64),
-    /// `coef · magnitude[i] + 1 ulp`.
+    /// `coef · magnitude[i] + 1 ulp + underflow`; below the smallest
+    /// normal, at least the smallest normal (a flush to zero).
     Accumulating {
         coef: f64,
         magnitude: Vec<f64>,
+        /// `K·η`: each of the K products may underflow into the subnormal
+        /// range, where rounding is absolute (η, the subnormal spacing),
+        /// not relative: fl(x·y) = x·y·(1 + δ) + ε, |ε| ≤ η/2.
+        underflow: f64,
     },
     Tolerance(Tolerance),
 }
@@ -325,8 +330,20 @@ impl Bound {
                     n * spacing(self.dtype, r)
                 }
             }
-            Kind::Accumulating { coef, magnitude } => {
-                coef * magnitude.get(i).copied().unwrap_or(f64::INFINITY) + spacing(self.dtype, r)
+            Kind::Accumulating {
+                coef,
+                magnitude,
+                underflow,
+            } => {
+                let rounding = coef * magnitude.get(i).copied().unwrap_or(f64::INFINITY)
+                    + spacing(self.dtype, r)
+                    + underflow;
+                let floor = format(self.dtype).map_or(0.0, |(_, m)| m);
+                if r.abs() < floor {
+                    rounding.max(floor)
+                } else {
+                    rounding
+                }
             }
             Kind::Tolerance(t) => t.atol + t.rtol * r.abs(),
         }
@@ -415,6 +432,7 @@ pub fn bound_for(
                 Kind::Accumulating {
                     coef: ACCUMULATING_C * gamma(terms, dtype),
                     magnitude,
+                    underflow: terms as f64 * spacing(dtype, 0.0),
                 }
             }
             Class::Accumulating(_) | Class::Unclassed => {
@@ -744,14 +762,38 @@ mod tests {
             &tols,
         )
         .expect("bound");
-        // Σ|terms| = 6, K = 2: γ(2)·6 + one ulp at 0.
-        let expect = gamma(2, DType::F32) * 6.0 + spacing(DType::F32, 0.0);
+        // Σ|terms| = 6, K = 2: γ(2)·6 + one ulp at 0 + K·η of underflow.
+        let expect = gamma(2, DType::F32) * 6.0 + 3.0 * spacing(DType::F32, 0.0);
         assert_eq!(bound.allowed(0, 0.0), expect);
         // A cancellation to 0 within the bound passes; past it, it fails.
         let inside = Tensor::from_f64(DType::F32, &[1, 1], &[expect * 0.5]);
         let outside = Tensor::from_f64(DType::F32, &[1, 1], &[expect * 4.0]);
         assert!(compare_bounded(&inside, &want, &bound).ok());
         assert!(!compare_bounded(&outside, &want, &bound).ok());
+    }
+
+    #[test]
+    fn products_that_underflow_are_judged_absolutely() {
+        // swin_t's padded attention windows: q·k products around 1e-45 sum to a
+        // subnormal, where every float32 framework rounds absolutely (and may
+        // flush to zero): relative bounds on Σ|terms| ≈ 1e-44 would fail them.
+        let node = test_node("MatMul", 2, 1, vec![]);
+        let a = f(&[1, 2], &[3e-23, 1e-23]);
+        let b = f(&[2, 1], &[1e-22, -2e-22]);
+        let exact = 3e-45 - 2e-45;
+        let want = RefTensor::float(
+            ArrayD::from_shape_vec(ndarray::IxDyn(&[1, 1]), vec![exact]).unwrap(),
+            DType::F32,
+        );
+        let tols = Tolerances::default();
+        let bound = bound_for(&node, 13, &[Some(&a), Some(&b)], 0, &want, DType::F32, &tols).unwrap();
+        for got in [0.0, -2f64.powi(-149), 3.0 * 2f64.powi(-149)] {
+            let got = Tensor::from_f64(DType::F32, &[1, 1], &[got]);
+            assert!(compare_bounded(&got, &want, &bound).ok(), "{got:?}");
+        }
+        // A normal-range departure is still one.
+        let got = Tensor::from_f64(DType::F32, &[1, 1], &[1e-30]);
+        assert!(!compare_bounded(&got, &want, &bound).ok());
     }
 
     #[test]
