@@ -25,6 +25,11 @@ expected outputs (xdiff's float64 reference is the judge).
     export_models.py summarize REPORT.json TITLE XDIFF_EXIT
         prints the per-lane verdict counts, wall time, worst error and first
         introduced divergence of one `xdiff run --format json` report
+    export_models.py table NAME=REPORT.json...
+        the docs/models.md corpus table: one Markdown row per model from a
+        default-tolerance `xdiff run --format json` report (nodes, result,
+        per lane: compared, worst undeclared local error in units of its
+        bound, wall ms)
     export_models.py local MODEL_DIR
         ONNX Runtime's *local* error on Add and BatchNormalization: each node
         re-evaluated in float64 on ORT's own float32 inputs, in units of
@@ -502,8 +507,50 @@ def cmd_summarize(args):
                     print(f"          note: {note}")
 
 
+def worst_local(case, lane):
+    """The largest undeclared local error of `lane`, in units of its bound,
+    and the op it is on: `0.50× (Add)`."""
+    worst, op = 0.0, None
+    for node in case["nodes"]:
+        r = node["lanes"].get(lane)
+        if not r or r.get("declared"):
+            continue
+        ratio = (r.get("local") or {}).get("bound_ratio")
+        if ratio is not None and ratio > worst:
+            worst, op = ratio, node["op"]
+    return f"{worst:.2f}× ({op})" if op else "–"
+
+
+def cmd_table(args):
+    """One Markdown row per `NAME=REPORT.json` (a default-tolerance run):
+    nodes, result, and per lane: compared, worst local error, wall ms."""
+    if not args:
+        raise Usage("table NAME=REPORT.json...")
+    print("| model | nodes | result | reference ms | ort: compared, worst local (undeclared), ms | tch | candle |")
+    print("|---|---:|---|---:|---|---|---|")
+    for arg in args:
+        name, _, path = arg.partition("=")
+        try:
+            case = json.load(open(path))["cases"][0]
+        except (OSError, ValueError, KeyError, IndexError) as e:
+            raise Usage(f"{path}: not an xdiff JSON report ({e})")
+        lanes = {l["name"]: l for l in case["lanes"]}
+        cells = []
+        for lane in ("ort", "tch", "candle"):
+            l = lanes.get(lane)
+            if l is None:
+                cells.append("not run")
+                continue
+            cov = l.get("coverage") or {}
+            cells.append(f"{cov.get('compared')}/{cov.get('total')}, {worst_local(case, lane)}, {l['wall_ms']:.0f}")
+        ref = lanes.get("reference", {}).get("wall_ms", float("nan"))
+        result = "pass" if case["passed"] else "FAIL"
+        print(f"| {name} | {len(case['nodes'])} | {result} | {ref:.0f} | " + " | ".join(cells) + " |")
+
+
 def main(argv):
     commands = {
+        "table": cmd_table,
         "names": lambda args: print("\n".join(MODELS)),
         "export": cmd_export,
         "summarize": cmd_summarize,
@@ -511,7 +558,7 @@ def main(argv):
     }
     try:
         if len(argv) < 2 or argv[1] not in commands:
-            raise Usage(f"usage: {argv[0]} names | export OUT_DIR NAME... | summarize REPORT TITLE EXIT | local DIR")
+            raise Usage(f"usage: {argv[0]} names | export OUT_DIR NAME... | summarize REPORT TITLE EXIT | local DIR | table NAME=REPORT...")
         commands[argv[1]](argv[2:])
     except Usage as e:
         print(f"export_models.py: {e}", file=sys.stderr)

@@ -27,6 +27,7 @@ mod nn;
 mod norm2;
 mod reduce;
 mod resize;
+mod select;
 mod shape;
 
 use std::cell::RefCell;
@@ -71,6 +72,7 @@ pub fn register_all_ops(r: &mut OpRegistry<CTensor>) {
     logic::register(r);
     math::register(r);
     generate::register(r);
+    select::register(r);
 }
 
 /// Opens a candle device for an xdiff device.

@@ -23,6 +23,7 @@ mod nn;
 mod norm2;
 mod reduce;
 mod resize;
+mod select;
 mod shape;
 
 use std::collections::BTreeMap;
@@ -81,6 +82,7 @@ pub fn register_all_ops(r: &mut OpRegistry<tch::Tensor>) {
     logic::register(r);
     math::register(r);
     generate::register(r);
+    select::register(r);
 }
 
 /// Loads `libtorch_cuda.so` (once, kept for the process). The linker drops

@@ -20,6 +20,7 @@ mod norm2;
 mod pool;
 mod reduce;
 mod resize;
+mod select;
 mod shape;
 pub mod util;
 
@@ -164,6 +165,7 @@ pub fn register_all_ops(r: &mut OpRegistry<RefTensor>) {
     logic::register(r);
     math::register(r);
     generate::register(r);
+    select::register(r);
 }
 
 impl Interpreter for ReferenceInterp {
