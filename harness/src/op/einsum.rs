@@ -180,6 +180,16 @@ impl EinsumPlan {
         })
     }
 
+    /// Terms per output element (the summed labels' sizes multiplied) plus
+    /// one rounding per product of the inputs: the K of its error bound.
+    pub fn terms(&self) -> usize {
+        let summed: usize = (0..self.sizes.len())
+            .filter(|l| !self.output.contains(l))
+            .map(|l| self.sizes[l])
+            .product();
+        summed + self.operands.len()
+    }
+
     /// The output's shape.
     pub fn out_shape(&self) -> Vec<usize> {
         self.output.iter().map(|&l| self.sizes[l]).collect()
