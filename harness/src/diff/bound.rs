@@ -57,6 +57,12 @@ pub enum Magnitude {
     LayerNorm,
     /// |start| + i·|delta|: the product and the sum of `start + i·delta`.
     Range,
+    /// SoftmaxCrossEntropyLoss: the NLL (|weights|) of `|x − max| + |lse| +
+    /// 4`, each log-probability's own magnitude and rounding.
+    SoftmaxLoss,
+    /// Det: Π_i Σ_j |a_ij|, an upper bound of Σ over the Leibniz expansion's
+    /// |terms| (the permanent of |A|).
+    Det,
 }
 
 /// Per-op ulp budgets of the transcendental class (docs/tolerance.md).
@@ -183,6 +189,8 @@ const MULTILINEAR: &[&str] = &[
     "GlobalAveragePool",
     "Sum",
     "Mean",
+    "Einsum",
+    "NegativeLogLikelihoodLoss",
 ];
 
 /// The accuracy class of `node`'s first output (Resize/Upsample: nearest is
@@ -221,6 +229,8 @@ pub fn class(node: &Node) -> Class {
         "Softmax" => Magnitude::Softmax,
         "LayerNormalization" => Magnitude::LayerNorm,
         "Range" => Magnitude::Range,
+        "SoftmaxCrossEntropyLoss" => Magnitude::SoftmaxLoss,
+        "Det" => Magnitude::Det,
         _ => return Class::Unclassed,
     };
     Class::Accumulating(magnitude)
@@ -537,6 +547,12 @@ fn terms(
             taps.pow(resized.len() as u32) + 3 * resized.iter().sum::<usize>()
         }
         "Sum" | "Mean" => inputs.iter().flatten().count() + 1,
+        "Einsum" => einsum_terms(node, opset, inputs)?,
+        "NegativeLogLikelihoodLoss" => loss_terms(node, inputs)?,
+        // the log-softmax's sum of C exps (and 4 roundings), then the NLL
+        "SoftmaxCrossEntropyLoss" => dims(inputs, 0)?[1] + 4 + loss_terms(node, inputs)?,
+        // LU with partial pivoting: backward error γ(3M)·|L||U| (Higham, thm 9.3)
+        "Det" => 3 * dims(inputs, 0)?.last().copied().unwrap_or(1),
         "Range" => 2,
         "BatchNormalization" => 5,
         "HardSigmoid" => 2,
@@ -637,6 +653,8 @@ fn magnitude(
         }
         Magnitude::Softmax => softmax_magnitude(node, opset, inputs, want, terms),
         Magnitude::LayerNorm => layernorm_magnitude(node, inputs),
+        Magnitude::SoftmaxLoss => softmax_loss_magnitude(node, opset, inputs),
+        Magnitude::Det => det_magnitude(inputs),
     }
 }
 
@@ -687,6 +705,71 @@ fn softmax_magnitude(
         }
     }
     Ok(m)
+}
+
+/// Einsum's K: the product of the summed labels' sizes, plus one rounding
+/// per product of the inputs.
+fn einsum_terms(node: &Node, opset: u32, inputs: &[Option<&RefTensor>]) -> Result<usize, Why> {
+    let opts = crate::options::EngineOptions::default();
+    let ctx = crate::op::OpCtx {
+        node,
+        opset,
+        device: crate::options::Device::Cpu,
+        options: &opts,
+        scope: &(),
+    };
+    let shapes: Vec<Vec<usize>> = inputs
+        .iter()
+        .flatten()
+        .map(|t| t.shape().to_vec())
+        .collect();
+    Ok(crate::op::einsum::EinsumPlan::parse(&ctx, &shapes)?.terms())
+}
+
+/// A loss's K: one product per position, their sum and the mean's division.
+fn loss_terms(node: &Node, inputs: &[Option<&RefTensor>]) -> Result<usize, Why> {
+    Ok(match attr_str(node, "reduction", "mean").as_str() {
+        "none" => 1,
+        _ => dims(inputs, 1)?.iter().product::<usize>() + 2,
+    })
+}
+
+/// See [`Magnitude::SoftmaxLoss`]: the reference's NLL of the magnitudes.
+fn softmax_loss_magnitude(
+    node: &Node,
+    opset: u32,
+    inputs: &[Option<&RefTensor>],
+) -> Result<Vec<f64>, Why> {
+    let x = float_input(inputs, 0)?;
+    let mut m = x.to_owned();
+    for mut row in m.axis_iter_mut(ndarray::Axis(0)) {
+        for mut lane in row.lanes_mut(ndarray::Axis(0)) {
+            let max = lane.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let lse = lane.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+            lane.mapv_inplace(|v| (v - max).abs() + lse.abs() + 4.0);
+        }
+    }
+    let mut nll = node.clone();
+    nll.op_type = "NegativeLogLikelihoodLoss".into();
+    nll.outputs.truncate(1);
+    let mut abs: Vec<Option<RefTensor>> = inputs.iter().map(|t| t.map(abs_of)).collect();
+    abs[0] = Some(RefTensor::float(m, input(inputs, 0)?.dtype));
+    let y = run_first(&nll, opset.max(13), &abs)?;
+    Ok(y.f64()?.iter().map(|v| v.abs()).collect())
+}
+
+/// See [`Magnitude::Det`]: per matrix, the product of its rows' 1-norms.
+fn det_magnitude(inputs: &[Option<&RefTensor>]) -> Result<Vec<f64>, Why> {
+    let x = float_input(inputs, 0)?;
+    let m = x.shape().last().copied().unwrap_or(1).max(1);
+    let v: Vec<f64> = x.iter().copied().collect();
+    Ok(v.chunks(m * m)
+        .map(|a| {
+            a.chunks(m)
+                .map(|r| r.iter().map(|e| e.abs()).sum::<f64>())
+                .product()
+        })
+        .collect())
 }
 
 fn layernorm_magnitude(node: &Node, inputs: &[Option<&RefTensor>]) -> Result<Vec<f64>, Why> {
@@ -801,6 +884,27 @@ mod tests {
         // A normal-range departure is still one.
         let got = Tensor::from_f64(DType::F32, &[1, 1], &[1e-30]);
         assert!(!compare_bounded(&got, &want, &bound).ok());
+    }
+
+    #[test]
+    fn det_and_einsum_bounds_count_their_terms() {
+        let tols = Tolerances::default();
+        let zero = RefTensor::float(ArrayD::from_elem(ndarray::IxDyn(&[]), 0.0), DType::F32);
+        // Det of [[1, -2], [3, 4]]: K = 3·2, Σ|terms| ≤ (1 + 2)·(3 + 4) = 21.
+        let a = f(&[2, 2], &[1.0, -2.0, 3.0, 4.0]);
+        let det = test_node("Det", 1, 1, vec![]);
+        let b = bound_for(&det, 11, &[Some(&a)], 0, &zero, DType::F32, &tols).expect("bound");
+        let expect = gamma(6, DType::F32) * 21.0 + spacing(DType::F32, 0.0);
+        assert_eq!(b.allowed(0, 0.0), expect);
+        // Einsum "i,i": a dot product of 2 terms and 2 inputs per product.
+        let eq = vec![("equation", Attr::String("i,i".into()))];
+        let v = f(&[2], &[1.0, -1.0]);
+        let w = f(&[2], &[3.0, 3.0]);
+        let ein = test_node("Einsum", 2, 1, eq);
+        let b =
+            bound_for(&ein, 12, &[Some(&v), Some(&w)], 0, &zero, DType::F32, &tols).expect("bound");
+        let expect = gamma(4, DType::F32) * 6.0 + spacing(DType::F32, 0.0);
+        assert_eq!(b.allowed(0, 0.0), expect);
     }
 
     #[test]

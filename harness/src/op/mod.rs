@@ -24,7 +24,9 @@ use crate::options::{Device, EngineOptions};
 use crate::tensor::Tensor;
 
 pub mod activation;
+pub mod einsum;
 pub mod index;
+pub mod loss;
 pub mod resize;
 pub mod softmax;
 pub mod space;

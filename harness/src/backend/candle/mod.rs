@@ -17,11 +17,13 @@
 //! uint16 and uint64 have no candle dtype with identical semantics and are
 //! rejected.
 
+mod einsum;
 mod elementwise;
 mod generate;
 mod index;
 mod linalg;
 mod logic;
+mod loss;
 mod math;
 mod nn;
 mod norm2;
@@ -73,6 +75,8 @@ pub fn register_all_ops(r: &mut OpRegistry<CTensor>) {
     math::register(r);
     generate::register(r);
     select::register(r);
+    loss::register(r);
+    einsum::register(r);
 }
 
 /// Opens a candle device for an xdiff device.

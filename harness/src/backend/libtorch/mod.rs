@@ -13,11 +13,13 @@
 //! sizes) are read back with `Vec::<i64>::try_from`; data tensors stay in
 //! libtorch on the session's device.
 
+mod einsum;
 mod elementwise;
 mod generate;
 mod index;
 mod linalg;
 mod logic;
+mod loss;
 mod math;
 mod nn;
 mod norm2;
@@ -83,6 +85,8 @@ pub fn register_all_ops(r: &mut OpRegistry<tch::Tensor>) {
     math::register(r);
     generate::register(r);
     select::register(r);
+    loss::register(r);
+    einsum::register(r);
 }
 
 /// Loads `libtorch_cuda.so` (once, kept for the process). The linker drops

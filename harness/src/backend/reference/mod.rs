@@ -9,11 +9,13 @@
 //! spec's fixed-width types do).
 
 mod conv;
+mod einsum;
 mod elementwise;
 mod generate;
 mod index;
 mod linalg;
 mod logic;
+mod loss;
 mod math;
 mod norm;
 mod norm2;
@@ -166,6 +168,8 @@ pub fn register_all_ops(r: &mut OpRegistry<RefTensor>) {
     math::register(r);
     generate::register(r);
     select::register(r);
+    loss::register(r);
+    einsum::register(r);
 }
 
 impl Interpreter for ReferenceInterp {

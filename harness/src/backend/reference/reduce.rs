@@ -268,7 +268,7 @@ fn softmax_lane(mut lane: ArrayViewMut1<f64>) {
 }
 
 /// LogSoftmax of one group in place: (v - max) - ln Σ exp(v - max).
-fn log_softmax_lane(mut lane: ArrayViewMut1<f64>) {
+pub(super) fn log_softmax_lane(mut lane: ArrayViewMut1<f64>) {
     let m = lane_max(&lane);
     let lse = lane.iter().map(|&v| (v - m).exp()).sum::<f64>().ln();
     lane.mapv_inplace(|v| v - m - lse);
