@@ -25,6 +25,8 @@ mod logic;
 mod math;
 mod nn;
 mod norm2;
+mod normalize;
+mod pool2;
 mod reduce;
 mod resize;
 mod shape;
@@ -65,6 +67,8 @@ pub fn register_all_ops(r: &mut OpRegistry<CTensor>) {
     reduce::register(r);
     index::register(r);
     norm2::register(r);
+    normalize::register(r);
+    pool2::register(r);
     linalg::register(r);
     nn::register(r);
     resize::register(r);
