@@ -142,6 +142,7 @@ const EXACT: &[&str] = &[
     "Trilu",
     "Hardmax",
     "GlobalMaxPool",
+    "MaxUnpool",
 ];
 
 const ROUNDED: &[&str] = &[

@@ -14,7 +14,7 @@ use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpRegistry, O
 use crate::op::norm3::{mvn_axes, GroupNormAttrs, LrnAttrs, RmsNormAttrs, MVN_EPSILON};
 
 const SPEC: &[Coverage] = &[Coverage {
-    when: "all attributes (statistics in f64 whatever stash_type)",
+    when: "all attributes (statistics in f64, whatever stash_type says)",
     label: Label::Spec,
 }];
 
