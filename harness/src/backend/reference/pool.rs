@@ -56,7 +56,7 @@ pub fn register(r: &mut OpRegistry<RefTensor>) {
 }
 
 /// The decoded window of a pooling node over X = [N, C, D1, ...].
-pub(super) fn window(ctx: &OpCtx, xs: &[usize]) -> OpResult<WindowAttrs> {
+fn window(ctx: &OpCtx, xs: &[usize]) -> OpResult<WindowAttrs> {
     if xs.len() < 3 {
         return Err(ctx.fail(format!(
             "input X has shape {xs:?}, expected [N, C, D1, ...]"

@@ -8,7 +8,7 @@
 
 use ndarray::{ArrayD, IxDyn};
 
-use super::pool::{window, windows};
+use super::pool::windows;
 use super::RefTensor;
 use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpRegistry, OpResult};
 use crate::op::pool2::{LpPoolAttrs, UnpoolPlan};
@@ -40,8 +40,8 @@ fn lp_pool(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>
     let xt = ctx.input(x, 0)?;
     let xa = xt.f64()?;
     let xs = xa.shape().to_vec();
-    let p = LpPoolAttrs::decode(ctx, &xs)?.p;
-    let win = windows(&xs[2..], &window(ctx, &xs)?);
+    let attrs = LpPoolAttrs::decode(ctx, &xs)?;
+    let (p, win) = (attrs.p, windows(&xs[2..], &attrs.window));
     let xc = xa.as_standard_layout();
     let vals = xc.as_slice().expect("standard layout");
     let psize: usize = xs[2..].iter().product();
