@@ -155,6 +155,7 @@ const EXACT: &[&str] = &[
     "Trilu",
     "Hardmax",
     "GlobalMaxPool",
+    "MaxUnpool",
 ];
 
 const ROUNDED: &[&str] = &[

@@ -104,6 +104,9 @@ impl Family {
             "MaxPool" => Family::Pool {
                 dilations_since: 10,
             },
+            "LpPool" => Family::Pool {
+                dilations_since: 18,
+            },
             _ => Family::Conv,
         }
     }

@@ -27,6 +27,8 @@ mod loss;
 mod math;
 mod nn;
 mod norm2;
+mod normalize;
+mod pool2;
 mod reduce;
 mod resize;
 mod select;
@@ -68,6 +70,8 @@ pub fn register_all_ops(r: &mut OpRegistry<CTensor>) {
     reduce::register(r);
     index::register(r);
     norm2::register(r);
+    normalize::register(r);
+    pool2::register(r);
     linalg::register(r);
     nn::register(r);
     resize::register(r);

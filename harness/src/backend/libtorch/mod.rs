@@ -23,6 +23,8 @@ mod loss;
 mod math;
 mod nn;
 mod norm2;
+mod normalize;
+mod pool2;
 mod reduce;
 mod resize;
 mod select;
@@ -79,6 +81,8 @@ pub fn register_all_ops(r: &mut OpRegistry<tch::Tensor>) {
     reduce::register(r);
     index::register(r);
     norm2::register(r);
+    normalize::register(r);
+    pool2::register(r);
     linalg::register(r);
     resize::register(r);
     logic::register(r);

@@ -19,7 +19,9 @@ mod loss;
 mod math;
 mod norm;
 mod norm2;
+mod normalize;
 mod pool;
+mod pool2;
 mod reduce;
 mod resize;
 mod select;
@@ -163,6 +165,8 @@ pub fn register_all_ops(r: &mut OpRegistry<RefTensor>) {
     linalg::register(r);
     conv::register(r);
     pool::register(r);
+    pool2::register(r);
+    normalize::register(r);
     resize::register(r);
     logic::register(r);
     math::register(r);

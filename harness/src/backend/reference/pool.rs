@@ -90,13 +90,13 @@ fn axis_taps(w: &WindowAttrs, i: usize, input: usize) -> Vec<(Vec<usize>, usize)
 
 /// Every output position's window as plane offsets (row-major window order,
 /// padding skipped) and its padded-extent tap count.
-struct Windows {
-    out_shape: Vec<usize>,
-    offsets: Vec<Vec<usize>>,
-    padded: Vec<usize>,
+pub(super) struct Windows {
+    pub(super) out_shape: Vec<usize>,
+    pub(super) offsets: Vec<Vec<usize>>,
+    pub(super) padded: Vec<usize>,
 }
 
-fn windows(plane: &[usize], w: &WindowAttrs) -> Windows {
+pub(super) fn windows(plane: &[usize], w: &WindowAttrs) -> Windows {
     let taps: Vec<_> = (0..plane.len())
         .map(|i| axis_taps(w, i, plane[i]))
         .collect();
