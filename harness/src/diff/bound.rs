@@ -57,6 +57,12 @@ pub enum Magnitude {
     LayerNorm,
     /// |start| + i·|delta|: the product and the sum of `start + i·delta`.
     Range,
+    /// DFT/STFT: Σ|x| (re and im) of the signal or windowed frame summed
+    /// into each bin (divided by n for the inverse).
+    Dft,
+    /// The cosine windows: Σ_k |a_k|·(1 + k), the coefficients and the
+    /// rounding of the phase `2πk·i/N` that cos(k·θ) amplifies k-fold.
+    Window,
 }
 
 /// Per-op ulp budgets of the transcendental class (docs/tolerance.md).
@@ -158,6 +164,7 @@ const ROUNDED: &[&str] = &[
     "Cast",
     "CastLike",
     "Shrink",
+    "MelWeightMatrix",
 ];
 
 const MULTILINEAR: &[&str] = &[
@@ -214,6 +221,8 @@ pub fn class(node: &Node) -> Class {
         "Softmax" => Magnitude::Softmax,
         "LayerNormalization" => Magnitude::LayerNorm,
         "Range" => Magnitude::Range,
+        "DFT" | "STFT" => Magnitude::Dft,
+        "HannWindow" | "HammingWindow" | "BlackmanWindow" => Magnitude::Window,
         _ => return Class::Unclassed,
     };
     Class::Accumulating(magnitude)
@@ -513,6 +522,14 @@ fn terms(
         }
         "Sum" | "Mean" => inputs.iter().flatten().count() + 1,
         "Range" => 2,
+        "DFT" | "STFT" => {
+            reference::dft_bound_terms(node, opset, inputs)
+                .map_err(Why::from)?
+                .0
+        }
+        // θ = i·(2π/N) and k·θ carry ≤ 3 roundings, ≤ 3·2πk·u through
+        // cos(kθ); 24·Σ|a_k|(1 + k) covers it with the series' own sum.
+        "HannWindow" | "HammingWindow" | "BlackmanWindow" => 24,
         "BatchNormalization" => 5,
         "HardSigmoid" => 2,
         "HardSwish" => 3,
@@ -600,6 +617,18 @@ fn magnitude(
             Ok((0..want.data.len())
                 .map(|i| start + i as f64 * delta)
                 .collect())
+        }
+        Magnitude::Dft => reference::dft_bound_terms(node, opset, inputs)
+            .map(|t| t.1)
+            .map_err(Why::from),
+        Magnitude::Window => {
+            let a = crate::op::signal::window_coef(&node.op_type);
+            let m: f64 = a
+                .iter()
+                .enumerate()
+                .map(|(k, a)| a.abs() * (1 + k) as f64)
+                .sum();
+            Ok(vec![m; want.data.len()])
         }
         Magnitude::HardSwish => {
             let x = float_input(inputs, 0)?;

@@ -343,5 +343,6 @@ pub mod pad;
 pub mod reduce;
 pub mod reshape;
 pub mod scatter;
+pub mod signal;
 pub mod slice;
 pub mod window;

@@ -28,6 +28,7 @@ mod norm2;
 mod reduce;
 mod resize;
 mod shape;
+mod signal;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
@@ -71,6 +72,7 @@ pub fn register_all_ops(r: &mut OpRegistry<CTensor>) {
     logic::register(r);
     math::register(r);
     generate::register(r);
+    signal::register(r);
 }
 
 /// Opens a candle device for an xdiff device.

@@ -24,6 +24,7 @@ mod norm2;
 mod reduce;
 mod resize;
 mod shape;
+mod signal;
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -81,6 +82,7 @@ pub fn register_all_ops(r: &mut OpRegistry<tch::Tensor>) {
     logic::register(r);
     math::register(r);
     generate::register(r);
+    signal::register(r);
 }
 
 /// Loads `libtorch_cuda.so` (once, kept for the process). The linker drops
