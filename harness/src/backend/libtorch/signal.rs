@@ -41,7 +41,7 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
             stft,
             spec!("STFT"),
             cov!["window length = frame_length, not complex onesided" => Native("stft (center off)"),
-              "other" => Composed("index_select frames, mul, fft_fft"),
+              "other" => Composed("index_select frames, mul, fft_rfft or fft_fft"),
               "float16/bfloat16" => Unsupported("signal (dtype)")],
         ),
         (
@@ -132,7 +132,21 @@ fn stft(ctx: &OpCtx, x: &X) -> Out {
             a.f_squeeze_dim(-1)?
         };
         let n = plan.n as i64;
-        let y = s.f_stft(n, plan.step as i64, n, w, false, plan.onesided, true, false)?;
+        // ONNX's absent window is all ones; passing it keeps torch quiet.
+        let ones = match w {
+            Some(w) => w.shallow_clone(),
+            None => Tensor::f_ones([n], (a.f_kind()?, a.device()))?,
+        };
+        let y = s.f_stft(
+            n,
+            plan.step as i64,
+            n,
+            Some(&ones),
+            false,
+            plan.onesided,
+            true,
+            false,
+        )?;
         let y = y.f_transpose(1, 2)?.f_view_as_real()?.f_contiguous()?;
         return Ok(Lowered::one(y, How::native("stft (center off)")));
     }
