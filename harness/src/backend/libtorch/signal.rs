@@ -283,7 +283,7 @@ mod tests {
     }
 
     #[test]
-    fn windows_and_mel() {
+    fn windows_and_composed_mel_match_the_reference() {
         let size = i64s(&[], &[3]);
         let n = node("HammingWindow", 1, 1, vec![("periodic", Attr::Int(0))]);
         let y = run(&n, 17, &[Some(&size)]).unwrap();
@@ -292,5 +292,20 @@ mod tests {
             &vals(y.outputs[0].as_ref().unwrap()),
             &[a - b, a + b, a - b],
         );
+        // The composed MelWeightMatrix equals the reference's spec loops.
+        use crate::backend::reference::{run_op, util};
+        let ints = [8, 64, 8000];
+        let hz = [0.0, 4000.0];
+        let mut t: Vec<tch::Tensor> = ints.iter().map(|&v| i64s(&[], &[v])).collect();
+        t.extend(hz.iter().map(|&v| f32s(&[], &[v as f32])));
+        let mut r: Vec<_> = ints.iter().map(|&v| util::i(&[], &[v])).collect();
+        r.extend(hz.iter().map(|&v| util::f(&[], &[v])));
+        let mel = node("MelWeightMatrix", 5, 1, vec![]);
+        let got = run(&mel, 17, &t.iter().map(Some).collect::<Vec<_>>()).unwrap();
+        let want = run_op(&mel, 17, &r.iter().map(Some).collect::<Vec<_>>()).unwrap();
+        let want = want[0].as_ref().unwrap().data.to_f64_vec();
+        assert_eq!(want.len(), 33 * 8);
+        assert!(want.iter().any(|&v| v > 0.0 && v < 1.0));
+        close(&vals(got.outputs[0].as_ref().unwrap()), &want);
     }
 }
