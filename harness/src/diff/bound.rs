@@ -63,6 +63,12 @@ pub enum Magnitude {
     /// Det: Π_i Σ_j |a_ij|, an upper bound of Σ over the Leibniz expansion's
     /// |terms| (the permanent of |A|).
     Det,
+    /// DFT/STFT: Σ|x| (re and im) of the signal or windowed frame summed
+    /// into each bin (divided by n for the inverse).
+    Dft,
+    /// The cosine windows: Σ_k |a_k|·(1 + k), the coefficients and the
+    /// rounding of the phase `2πk·i/N` that cos(k·θ) amplifies k-fold.
+    Window,
 }
 
 /// Per-op ulp budgets of the transcendental class (docs/tolerance.md).
@@ -172,6 +178,7 @@ const ROUNDED: &[&str] = &[
     "Cast",
     "CastLike",
     "Shrink",
+    "MelWeightMatrix",
 ];
 
 const MULTILINEAR: &[&str] = &[
@@ -232,6 +239,8 @@ pub fn class(node: &Node) -> Class {
         "Range" => Magnitude::Range,
         "SoftmaxCrossEntropyLoss" => Magnitude::SoftmaxLoss,
         "Det" => Magnitude::Det,
+        "DFT" | "STFT" => Magnitude::Dft,
+        "HannWindow" | "HammingWindow" | "BlackmanWindow" => Magnitude::Window,
         _ => return Class::Unclassed,
     };
     Class::Accumulating(magnitude)
@@ -555,6 +564,14 @@ fn terms(
         // LU with partial pivoting: backward error γ(3M)·|L||U| (Higham, thm 9.3)
         "Det" => 3 * dims(inputs, 0)?.last().copied().unwrap_or(1),
         "Range" => 2,
+        "DFT" | "STFT" => {
+            reference::dft_bound_terms(node, opset, inputs)
+                .map_err(Why::from)?
+                .0
+        }
+        // θ = i·(2π/N) and k·θ carry ≤ 3 roundings, ≤ 3·2πk·u through
+        // cos(kθ); 24·Σ|a_k|(1 + k) covers it with the series' own sum.
+        "HannWindow" | "HammingWindow" | "BlackmanWindow" => 24,
         "BatchNormalization" => 5,
         "HardSigmoid" => 2,
         "HardSwish" => 3,
@@ -642,6 +659,18 @@ fn magnitude(
             Ok((0..want.data.len())
                 .map(|i| start + i as f64 * delta)
                 .collect())
+        }
+        Magnitude::Dft => reference::dft_bound_terms(node, opset, inputs)
+            .map(|t| t.1)
+            .map_err(Why::from),
+        Magnitude::Window => {
+            let a = crate::op::signal::window_coef(&node.op_type);
+            let m: f64 = a
+                .iter()
+                .enumerate()
+                .map(|(k, a)| a.abs() * (1 + k) as f64)
+                .sum();
+            Ok(vec![m; want.data.len()])
         }
         Magnitude::HardSwish => {
             let x = float_input(inputs, 0)?;

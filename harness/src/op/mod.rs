@@ -348,5 +348,6 @@ pub mod reduce;
 pub mod reshape;
 pub mod scatter;
 pub mod select;
+pub mod signal;
 pub mod slice;
 pub mod window;

@@ -33,6 +33,7 @@ mod reduce;
 mod resize;
 mod select;
 mod shape;
+mod signal;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
@@ -81,6 +82,7 @@ pub fn register_all_ops(r: &mut OpRegistry<CTensor>) {
     select::register(r);
     loss::register(r);
     einsum::register(r);
+    signal::register(r);
 }
 
 /// Opens a candle device for an xdiff device.

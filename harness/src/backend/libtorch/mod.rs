@@ -29,6 +29,7 @@ mod reduce;
 mod resize;
 mod select;
 mod shape;
+mod signal;
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -91,6 +92,7 @@ pub fn register_all_ops(r: &mut OpRegistry<tch::Tensor>) {
     select::register(r);
     loss::register(r);
     einsum::register(r);
+    signal::register(r);
 }
 
 /// Loads `libtorch_cuda.so` (once, kept for the process). The linker drops

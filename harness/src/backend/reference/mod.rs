@@ -26,6 +26,7 @@ mod reduce;
 mod resize;
 mod select;
 mod shape;
+mod signal;
 pub mod util;
 
 use std::collections::BTreeMap;
@@ -174,6 +175,7 @@ pub fn register_all_ops(r: &mut OpRegistry<RefTensor>) {
     select::register(r);
     loss::register(r);
     einsum::register(r);
+    signal::register(r);
 }
 
 impl Interpreter for ReferenceInterp {
@@ -251,6 +253,23 @@ pub fn run_op(
     inputs: &[Option<&RefTensor>],
 ) -> OpResult<Vec<Option<RefTensor>>> {
     Ok(registry().run_node(node, opset, inputs)?.outputs)
+}
+
+/// K and `Σ|terms|` of a DFT or STFT node on `inputs` (`diff::bound`).
+pub fn dft_bound_terms(
+    node: &crate::graph::Node,
+    opset: u32,
+    inputs: &[Option<&RefTensor>],
+) -> OpResult<(usize, Vec<f64>)> {
+    let opts = EngineOptions::default();
+    let ctx = crate::op::OpCtx {
+        node,
+        opset,
+        device: Device::Cpu,
+        options: &opts,
+        scope: &(),
+    };
+    signal::dft_bound_terms(&ctx, inputs)
 }
 
 /// `Σ|terms|` of a linear or cubic Resize/Upsample node on `inputs`: the
