@@ -336,12 +336,15 @@ pub fn test_node(op: &str, n_inputs: usize, n_outputs: usize, attrs: Vec<(&str, 
 }
 
 pub mod generate;
+pub mod geometry;
 pub mod math;
 pub mod norm;
 pub mod norm2;
 pub mod pad;
 pub mod reduce;
 pub mod reshape;
+pub mod rotary;
 pub mod scatter;
 pub mod slice;
+pub mod tfidf;
 pub mod window;

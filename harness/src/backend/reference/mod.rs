@@ -8,9 +8,11 @@
 //! Integer and bool values keep their exact dtype (integer ops wrap as the
 //! spec's fixed-width types do).
 
+mod bitwise;
 mod conv;
 mod elementwise;
 mod generate;
+mod geometry;
 mod index;
 mod linalg;
 mod logic;
@@ -20,7 +22,9 @@ mod norm2;
 mod pool;
 mod reduce;
 mod resize;
+mod rotary;
 mod shape;
+mod text;
 pub mod util;
 
 use std::collections::BTreeMap;
@@ -164,6 +168,10 @@ pub fn register_all_ops(r: &mut OpRegistry<RefTensor>) {
     logic::register(r);
     math::register(r);
     generate::register(r);
+    bitwise::register(r);
+    geometry::register(r);
+    rotary::register(r);
+    text::register(r);
 }
 
 impl Interpreter for ReferenceInterp {
