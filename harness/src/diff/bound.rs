@@ -57,6 +57,10 @@ pub enum Magnitude {
     LayerNorm,
     /// |start| + i·|delta|: the product and the sum of `start + i·delta`.
     Range,
+    /// |cos·x1| + |sin·x2| (and |sin·x1| + |cos·x2|) of each rotated pair.
+    Rotary,
+    /// Σ_j |theta_ij · base_j| of each grid coordinate.
+    AffineGrid,
 }
 
 /// Per-op ulp budgets of the transcendental class (docs/tolerance.md).
@@ -84,6 +88,7 @@ const TRANSCENDENTAL: &[(&str, f64)] = &[
     ("Celu", 4.0),
     ("Mish", 8.0),
     ("Softsign", 4.0),
+    ("Swish", 8.0),
 ];
 
 const EXACT: &[&str] = &[
@@ -142,6 +147,11 @@ const EXACT: &[&str] = &[
     "Trilu",
     "Hardmax",
     "GlobalMaxPool",
+    "BitwiseAnd",
+    "BitwiseOr",
+    "BitwiseXor",
+    "BitwiseNot",
+    "CenterCropPad",
 ];
 
 const ROUNDED: &[&str] = &[
@@ -158,6 +168,7 @@ const ROUNDED: &[&str] = &[
     "Cast",
     "CastLike",
     "Shrink",
+    "TfIdfVectorizer",
 ];
 
 const MULTILINEAR: &[&str] = &[
@@ -176,6 +187,7 @@ const MULTILINEAR: &[&str] = &[
     "GlobalAveragePool",
     "Sum",
     "Mean",
+    "Col2Im",
 ];
 
 /// The accuracy class of `node`'s first output (Resize/Upsample: nearest is
@@ -214,6 +226,8 @@ pub fn class(node: &Node) -> Class {
         "Softmax" => Magnitude::Softmax,
         "LayerNormalization" => Magnitude::LayerNorm,
         "Range" => Magnitude::Range,
+        "RotaryEmbedding" => Magnitude::Rotary,
+        "AffineGrid" => Magnitude::AffineGrid,
         _ => return Class::Unclassed,
     };
     Class::Accumulating(magnitude)
@@ -513,6 +527,17 @@ fn terms(
         }
         "Sum" | "Mean" => inputs.iter().flatten().count() + 1,
         "Range" => 2,
+        // Each image element sums at most one entry per block element.
+        "Col2Im" => input(inputs, 2)?
+            .ints()
+            .map_err(Why::from)?
+            .iter()
+            .product::<i64>()
+            .max(1) as usize,
+        "RotaryEmbedding" => 2,
+        // k + 1 products, plus the base coordinate's own rounding
+        // (`start + i·step`, two operations).
+        "AffineGrid" => input(inputs, 1)?.shape().first().map_or(2, |&n| n) + 1,
         "BatchNormalization" => 5,
         "HardSigmoid" => 2,
         "HardSwish" => 3,
@@ -610,6 +635,25 @@ fn magnitude(
             let erf = |v: f64| libm::erf(v / std::f64::consts::SQRT_2).abs();
             Ok(x.iter().map(|v| 0.5 * v.abs() * (1.0 + erf(*v))).collect())
         }
+        Magnitude::Rotary => {
+            // cos·x1 − sin·x2 with every term made positive is one of the
+            // two runs with |sin| or −|sin|; the larger is Σ|terms|.
+            let mut abs: Vec<Option<RefTensor>> = inputs.iter().map(|t| t.map(abs_of)).collect();
+            let plus = run_first(node, opset, &abs)?;
+            if let Some(Some(sin)) = abs.get_mut(2) {
+                *sin = map_float(sin, |v| -v);
+            }
+            let minus = run_first(node, opset, &abs)?;
+            Ok(plus
+                .f64()?
+                .iter()
+                .zip(minus.f64()?.iter())
+                .map(|(a, b)| a.max(*b))
+                .collect())
+        }
+        Magnitude::AffineGrid => reference::affine_grid_magnitude(node, opset, inputs)
+            .map(|a| flat(&a))
+            .map_err(Why::from),
         Magnitude::Softmax => softmax_magnitude(node, opset, inputs, want, terms),
         Magnitude::LayerNorm => layernorm_magnitude(node, inputs),
     }

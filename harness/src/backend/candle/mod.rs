@@ -17,8 +17,10 @@
 //! uint16 and uint64 have no candle dtype with identical semantics and are
 //! rejected.
 
+mod bitwise;
 mod elementwise;
 mod generate;
+mod geometry;
 mod index;
 mod linalg;
 mod logic;
@@ -27,7 +29,9 @@ mod nn;
 mod norm2;
 mod reduce;
 mod resize;
+mod rotary;
 mod shape;
+mod text;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
@@ -71,6 +75,10 @@ pub fn register_all_ops(r: &mut OpRegistry<CTensor>) {
     logic::register(r);
     math::register(r);
     generate::register(r);
+    bitwise::register(r);
+    geometry::register(r);
+    rotary::register(r);
+    text::register(r);
 }
 
 /// Opens a candle device for an xdiff device.

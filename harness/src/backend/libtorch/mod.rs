@@ -13,8 +13,10 @@
 //! sizes) are read back with `Vec::<i64>::try_from`; data tensors stay in
 //! libtorch on the session's device.
 
+mod bitwise;
 mod elementwise;
 mod generate;
+mod geometry;
 mod index;
 mod linalg;
 mod logic;
@@ -23,7 +25,9 @@ mod nn;
 mod norm2;
 mod reduce;
 mod resize;
+mod rotary;
 mod shape;
+mod text;
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -81,6 +85,10 @@ pub fn register_all_ops(r: &mut OpRegistry<tch::Tensor>) {
     logic::register(r);
     math::register(r);
     generate::register(r);
+    bitwise::register(r);
+    geometry::register(r);
+    rotary::register(r);
+    text::register(r);
 }
 
 /// Loads `libtorch_cuda.so` (once, kept for the process). The linker drops

@@ -123,9 +123,22 @@ fn col2im(ctx: &OpCtx, x: &In) -> Out {
 
 /// AffineGrid-20: `grid[n, p, i] = Σ_j theta[n, i, j] · base[p, j]`.
 fn affine_grid(ctx: &OpCtx, x: &In) -> Out {
-    let theta_t = ctx.input(x, 0)?;
+    let out = grid(ctx, x, |v| v)?;
+    Ok(Lowered::one(
+        RefTensor::float(out, ctx.input(x, 0)?.dtype),
+        How::Spec,
+    ))
+}
+
+/// `Σ_j |theta[n, i, j] · base[p, j]|`: AffineGrid's error magnitude.
+pub(super) fn magnitude(ctx: &OpCtx, x: &In) -> OpResult<ArrayD<f64>> {
+    grid(ctx, x, f64::abs)
+}
+
+/// The grid with each term `theta · base` passed through `term`.
+fn grid(ctx: &OpCtx, x: &In, term: fn(f64) -> f64) -> OpResult<ArrayD<f64>> {
     let theta = floats(ctx, x, 0)?;
-    let plan = AffineGridPlan::decode(ctx, theta_t, ctx.input(x, 1)?)?;
+    let plan = AffineGridPlan::decode(ctx, ctx.input(x, 0)?, ctx.input(x, 1)?)?;
     let k = plan.spatial.len();
     let base = plan.base();
     let points = base.len() / (k + 1);
@@ -136,15 +149,11 @@ fn affine_grid(ctx: &OpCtx, x: &In) -> Out {
     for n in 0..plan.n {
         for p in base.chunks(k + 1) {
             for i in 0..k {
-                v.push((0..=k).map(|j| theta[[n, i, j]] * p[j]).sum::<f64>());
+                v.push((0..=k).map(|j| term(theta[[n, i, j]] * p[j])).sum::<f64>());
             }
         }
     }
-    let out = ArrayD::from_shape_vec(IxDyn(&shape), v).expect("shape matches");
-    Ok(Lowered::one(
-        RefTensor::float(out, theta_t.dtype),
-        How::Spec,
-    ))
+    Ok(ArrayD::from_shape_vec(IxDyn(&shape), v).expect("shape matches"))
 }
 
 #[cfg(test)]

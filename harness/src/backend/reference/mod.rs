@@ -268,3 +268,21 @@ pub fn resize_magnitude(
     };
     resize::magnitude(&ctx, inputs)
 }
+
+/// `Σ_j |theta_ij · base_j|` of an AffineGrid node on `inputs`: the
+/// magnitude its local error bound scales with (`diff::bound`).
+pub fn affine_grid_magnitude(
+    node: &crate::graph::Node,
+    opset: u32,
+    inputs: &[Option<&RefTensor>],
+) -> OpResult<ArrayD<f64>> {
+    let opts = EngineOptions::default();
+    let ctx = crate::op::OpCtx {
+        node,
+        opset,
+        device: Device::Cpu,
+        options: &opts,
+        scope: &(),
+    };
+    geometry::magnitude(&ctx, inputs)
+}
