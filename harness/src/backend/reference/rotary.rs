@@ -37,9 +37,8 @@ fn rotary(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>>
     let plan = RotaryPlan::decode(ctx, x)?;
     let input = ctx.input(x, 0)?;
     let (cos, sin) = (floats(ctx, x, 1)?, floats(ctx, x, 2)?);
-    let mut out = input.f64()?.clone();
-    let src = input.f64()?.as_slice().expect("standard layout").to_vec();
-    let flat = out.as_slice_mut().expect("standard layout");
+    let src: Vec<f64> = input.f64()?.iter().copied().collect();
+    let mut flat = src.clone();
     let half = plan.rot / 2;
     for b in 0..plan.batch {
         for s in 0..plan.seq {
@@ -55,6 +54,8 @@ fn rotary(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>>
             }
         }
     }
+    let out = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(input.shape()), flat)
+        .expect("shape matches");
     Ok(Lowered::one(RefTensor::float(out, input.dtype), How::Spec))
 }
 
