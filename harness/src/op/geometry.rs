@@ -286,7 +286,7 @@ mod tests {
     fn col2im_counts_block_positions_and_rejects_a_wrong_l() {
         let attrs = vec![
             ("strides", Attr::Ints(vec![2, 2])),
-            ("pads", Attr::Ints(vec![1, 0, 1, 0])),
+            ("pads", Attr::Ints(vec![1, 0, 0, 1])),
         ];
         let plan = with("Col2Im", 18, attrs.clone(), |c| {
             Col2ImPlan::decode(c, &zeros(&[1, 4, 6]), &it(&[5, 4]), &it(&[2, 2]))
