@@ -239,7 +239,10 @@ mod tests {
         assert!(listed.len() >= 20, "{listed:?}");
         for (backend, rows) in all_rows() {
             for (op, _) in &listed {
-                assert!(!rows.contains_key(op), "{op} is listed as not built but {backend} lowers it");
+                assert!(
+                    !rows.contains_key(op),
+                    "{op} is listed as not built but {backend} lowers it"
+                );
             }
         }
     }

@@ -69,6 +69,10 @@ pub enum Magnitude {
     /// The cosine windows: Σ_k |a_k|·(1 + k), the coefficients and the
     /// rounding of the phase `2πk·i/N` that cos(k·θ) amplifies k-fold.
     Window,
+    /// |cos·x1| + |sin·x2| (and |sin·x1| + |cos·x2|) of each rotated pair.
+    Rotary,
+    /// Σ_j |theta_ij · base_j| of each grid coordinate.
+    AffineGrid,
 }
 
 /// Per-op ulp budgets of the transcendental class (docs/tolerance.md).
@@ -96,6 +100,7 @@ const TRANSCENDENTAL: &[(&str, f64)] = &[
     ("Celu", 4.0),
     ("Mish", 8.0),
     ("Softsign", 4.0),
+    ("Swish", 8.0),
 ];
 
 const EXACT: &[&str] = &[
@@ -162,6 +167,11 @@ const EXACT: &[&str] = &[
     "Hardmax",
     "GlobalMaxPool",
     "MaxUnpool",
+    "BitwiseAnd",
+    "BitwiseOr",
+    "BitwiseXor",
+    "BitwiseNot",
+    "CenterCropPad",
 ];
 
 const ROUNDED: &[&str] = &[
@@ -179,6 +189,7 @@ const ROUNDED: &[&str] = &[
     "CastLike",
     "Shrink",
     "MelWeightMatrix",
+    "TfIdfVectorizer",
 ];
 
 const MULTILINEAR: &[&str] = &[
@@ -199,6 +210,7 @@ const MULTILINEAR: &[&str] = &[
     "Mean",
     "Einsum",
     "NegativeLogLikelihoodLoss",
+    "Col2Im",
 ];
 
 /// The accuracy class of `node`'s first output (Resize/Upsample: nearest is
@@ -241,6 +253,8 @@ pub fn class(node: &Node) -> Class {
         "Det" => Magnitude::Det,
         "DFT" | "STFT" => Magnitude::Dft,
         "HannWindow" | "HammingWindow" | "BlackmanWindow" => Magnitude::Window,
+        "RotaryEmbedding" => Magnitude::Rotary,
+        "AffineGrid" => Magnitude::AffineGrid,
         _ => return Class::Unclassed,
     };
     Class::Accumulating(magnitude)
@@ -572,6 +586,17 @@ fn terms(
         // θ = i·(2π/N) and k·θ carry ≤ 3 roundings, ≤ 3·2πk·u through
         // cos(kθ); 24·Σ|a_k|(1 + k) covers it with the series' own sum.
         "HannWindow" | "HammingWindow" | "BlackmanWindow" => 24,
+        // Each image element sums at most one entry per block element.
+        "Col2Im" => input(inputs, 2)?
+            .ints()
+            .map_err(Why::from)?
+            .iter()
+            .product::<i64>()
+            .max(1) as usize,
+        "RotaryEmbedding" => 2,
+        // k + 1 products, plus the base coordinate's own rounding
+        // (`start + i·step`, two operations).
+        "AffineGrid" => input(inputs, 1)?.shape().first().map_or(2, |&n| n) + 1,
         "BatchNormalization" => 5,
         "HardSigmoid" => 2,
         "HardSwish" => 3,
@@ -681,6 +706,25 @@ fn magnitude(
             let erf = |v: f64| libm::erf(v / std::f64::consts::SQRT_2).abs();
             Ok(x.iter().map(|v| 0.5 * v.abs() * (1.0 + erf(*v))).collect())
         }
+        Magnitude::Rotary => {
+            // cos·x1 − sin·x2 with every term made positive is one of the
+            // two runs with |sin| or −|sin|; the larger is Σ|terms|.
+            let mut abs: Vec<Option<RefTensor>> = inputs.iter().map(|t| t.map(abs_of)).collect();
+            let plus = run_first(node, opset, &abs)?;
+            if let Some(Some(sin)) = abs.get_mut(2) {
+                *sin = map_float(sin, |v| -v);
+            }
+            let minus = run_first(node, opset, &abs)?;
+            Ok(plus
+                .f64()?
+                .iter()
+                .zip(minus.f64()?.iter())
+                .map(|(a, b)| a.max(*b))
+                .collect())
+        }
+        Magnitude::AffineGrid => reference::affine_grid_magnitude(node, opset, inputs)
+            .map(|a| flat(&a))
+            .map_err(Why::from),
         Magnitude::Softmax => softmax_magnitude(node, opset, inputs, want, terms),
         Magnitude::LayerNorm => layernorm_magnitude(node, inputs),
         Magnitude::SoftmaxLoss => softmax_loss_magnitude(node, opset, inputs),
@@ -906,7 +950,16 @@ mod tests {
             DType::F32,
         );
         let tols = Tolerances::default();
-        let bound = bound_for(&node, 13, &[Some(&a), Some(&b)], 0, &want, DType::F32, &tols).unwrap();
+        let bound = bound_for(
+            &node,
+            13,
+            &[Some(&a), Some(&b)],
+            0,
+            &want,
+            DType::F32,
+            &tols,
+        )
+        .unwrap();
         for got in [0.0, -2f64.powi(-149), 3.0 * 2f64.powi(-149)] {
             let got = Tensor::from_f64(DType::F32, &[1, 1], &[got]);
             assert!(compare_bounded(&got, &want, &bound).ok(), "{got:?}");

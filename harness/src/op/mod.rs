@@ -338,6 +338,7 @@ pub fn test_node(op: &str, n_inputs: usize, n_outputs: usize, attrs: Vec<(&str, 
 }
 
 pub mod generate;
+pub mod geometry;
 pub mod math;
 pub mod norm;
 pub mod norm2;
@@ -346,8 +347,10 @@ pub mod pad;
 pub mod pool2;
 pub mod reduce;
 pub mod reshape;
+pub mod rotary;
 pub mod scatter;
 pub mod select;
 pub mod signal;
 pub mod slice;
+pub mod tfidf;
 pub mod window;

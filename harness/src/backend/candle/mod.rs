@@ -17,9 +17,11 @@
 //! uint16 and uint64 have no candle dtype with identical semantics and are
 //! rejected.
 
+mod bitwise;
 mod einsum;
 mod elementwise;
 mod generate;
+mod geometry;
 mod index;
 mod linalg;
 mod logic;
@@ -31,9 +33,11 @@ mod normalize;
 mod pool2;
 mod reduce;
 mod resize;
+mod rotary;
 mod select;
 mod shape;
 mod signal;
+mod text;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
@@ -83,6 +87,10 @@ pub fn register_all_ops(r: &mut OpRegistry<CTensor>) {
     loss::register(r);
     einsum::register(r);
     signal::register(r);
+    bitwise::register(r);
+    geometry::register(r);
+    rotary::register(r);
+    text::register(r);
 }
 
 /// Opens a candle device for an xdiff device.

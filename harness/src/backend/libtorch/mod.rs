@@ -13,9 +13,11 @@
 //! sizes) are read back with `Vec::<i64>::try_from`; data tensors stay in
 //! libtorch on the session's device.
 
+mod bitwise;
 mod einsum;
 mod elementwise;
 mod generate;
+mod geometry;
 mod index;
 mod linalg;
 mod logic;
@@ -27,9 +29,11 @@ mod normalize;
 mod pool2;
 mod reduce;
 mod resize;
+mod rotary;
 mod select;
 mod shape;
 mod signal;
+mod text;
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -93,6 +97,10 @@ pub fn register_all_ops(r: &mut OpRegistry<tch::Tensor>) {
     loss::register(r);
     einsum::register(r);
     signal::register(r);
+    bitwise::register(r);
+    geometry::register(r);
+    rotary::register(r);
+    text::register(r);
 }
 
 /// Loads `libtorch_cuda.so` (once, kept for the process). The linker drops

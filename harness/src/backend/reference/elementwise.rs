@@ -414,7 +414,7 @@ fn sigmoid(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>
     unary(ctx, x, sigmoid_f)
 }
 
-fn sigmoid_f(v: f64) -> f64 {
+pub(super) fn sigmoid_f(v: f64) -> f64 {
     if v >= 0.0 {
         1.0 / (1.0 + (-v).exp())
     } else {

@@ -8,10 +8,12 @@
 //! Integer and bool values keep their exact dtype (integer ops wrap as the
 //! spec's fixed-width types do).
 
+mod bitwise;
 mod conv;
 mod einsum;
 mod elementwise;
 mod generate;
+mod geometry;
 mod index;
 mod linalg;
 mod logic;
@@ -24,9 +26,11 @@ mod pool;
 mod pool2;
 mod reduce;
 mod resize;
+mod rotary;
 mod select;
 mod shape;
 mod signal;
+mod text;
 pub mod util;
 
 use std::collections::BTreeMap;
@@ -176,6 +180,10 @@ pub fn register_all_ops(r: &mut OpRegistry<RefTensor>) {
     loss::register(r);
     einsum::register(r);
     signal::register(r);
+    bitwise::register(r);
+    geometry::register(r);
+    rotary::register(r);
+    text::register(r);
 }
 
 impl Interpreter for ReferenceInterp {
@@ -288,4 +296,22 @@ pub fn resize_magnitude(
         scope: &(),
     };
     resize::magnitude(&ctx, inputs)
+}
+
+/// `Σ_j |theta_ij · base_j|` of an AffineGrid node on `inputs`: the
+/// magnitude its local error bound scales with (`diff::bound`).
+pub fn affine_grid_magnitude(
+    node: &crate::graph::Node,
+    opset: u32,
+    inputs: &[Option<&RefTensor>],
+) -> OpResult<ArrayD<f64>> {
+    let opts = EngineOptions::default();
+    let ctx = crate::op::OpCtx {
+        node,
+        opset,
+        device: Device::Cpu,
+        options: &opts,
+        scope: &(),
+    };
+    geometry::magnitude(&ctx, inputs)
 }
