@@ -105,6 +105,8 @@ const TRANSCENDENTAL: &[(&str, f64)] = &[
 
 const EXACT: &[&str] = &[
     "Identity",
+    "OptionalHasElement",
+    "OptionalGetElement",
     "Reshape",
     "Flatten",
     "Squeeze",

@@ -7,7 +7,7 @@
 
 use candle_core::{DType as CDType, Tensor};
 
-use super::{candle_dtype, host_floats, is_float, keep_bool, Ce, Scope};
+use super::{candle_dtype, host_floats, is_float, keep_bool, upload, Ce, Scope};
 use crate::backend::interp::{How, Label, Lowered, OpCtx, OpRegistry, OpResult};
 use crate::tensor::DType;
 
@@ -176,6 +176,24 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
         "https://onnx.ai/onnx/operators/onnx__Identity.html",
         cov!["all" => Native("clone")],
     );
+    for (since, until) in [(15, 17), (18, u32::MAX)] {
+        r.range(
+            "OptionalHasElement",
+            since,
+            until,
+            optional_has_element,
+            "https://onnx.ai/onnx/operators/onnx__OptionalHasElement.html",
+            cov!["tensor or omitted input (bools are u8 0/1)" => Native("Tensor::new(u8)")],
+        );
+        r.range(
+            "OptionalGetElement",
+            since,
+            until,
+            identity,
+            "https://onnx.ai/onnx/operators/onnx__OptionalGetElement.html",
+            cov!["tensor input" => Native("clone")],
+        );
+    }
 }
 
 fn binary(
@@ -414,6 +432,16 @@ fn dropout(ctx: &OpCtx, x: &In) -> Out {
         vec![a.clone(), mask],
         How::composed("clone, ones_like"),
     ))
+}
+
+/// OptionalHasElement-15/18 on xdiff's values (tensors, never optional):
+/// whether the input is given (see the reference's `optional_has_element`).
+fn optional_has_element(ctx: &OpCtx, x: &In) -> Out {
+    let present = x.first().copied().flatten().is_some();
+    let host = crate::tensor::Tensor::Bool(ndarray::arr0(present).into_dyn());
+    let scope = Scope::of(ctx);
+    let t = upload(&host, scope).map_err(|e| ctx.fail(e))?;
+    Ok(Lowered::one(t, How::native("Tensor::new(u8)")))
 }
 
 fn identity(ctx: &OpCtx, x: &In) -> Out {

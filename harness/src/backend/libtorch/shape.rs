@@ -70,6 +70,24 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
         spec!("Identity"),
         cov!["all" => Label::Native("alias")],
     );
+    for (since, until) in [(15, 17), (18, u32::MAX)] {
+        r.range(
+            "OptionalHasElement",
+            since,
+            until,
+            optional_has_element,
+            spec!("OptionalHasElement"),
+            cov!["tensor or omitted input" => Label::Native("tensor(bool)")],
+        );
+        r.range(
+            "OptionalGetElement",
+            since,
+            until,
+            identity,
+            spec!("OptionalGetElement"),
+            cov!["tensor input" => Label::Native("alias")],
+        );
+    }
     r.op(
         "Constant",
         constant,
@@ -280,6 +298,17 @@ fn identity(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
     Ok(Lowered::one(
         ctx.input(x, 0)?.f_alias()?,
         How::native("alias"),
+    ))
+}
+
+/// OptionalHasElement-15/18 on xdiff's values (tensors, never optional):
+/// whether the input is given (see the reference's `optional_has_element`).
+fn optional_has_element(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
+    let present = x.first().copied().flatten().is_some();
+    let host = HostTensor::Bool(ndarray::arr0(present).into_dyn());
+    Ok(Lowered::one(
+        upload(&host, device_of(ctx)).map_err(|e| ctx.fail(e))?,
+        How::native("tensor(bool)"),
     ))
 }
 

@@ -292,6 +292,24 @@ pub fn register(r: &mut OpRegistry<RefTensor>) {
         "https://onnx.ai/onnx/operators/onnx__Identity.html",
         SPEC,
     );
+    for (since, until) in [(15, 17), (18, u32::MAX)] {
+        r.range(
+            "OptionalHasElement",
+            since,
+            until,
+            optional_has_element,
+            "https://onnx.ai/onnx/operators/onnx__OptionalHasElement.html",
+            SPEC,
+        );
+        r.range(
+            "OptionalGetElement",
+            since,
+            until,
+            identity,
+            "https://onnx.ai/onnx/operators/onnx__OptionalGetElement.html",
+            SPEC,
+        );
+    }
     r.op(
         "Constant",
         constant,
@@ -551,6 +569,16 @@ fn unsqueeze(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTenso
 /// Identity-1/13/14/16/19/21: the input unchanged.
 fn identity(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
     Ok(Lowered::one(ctx.input(x, 0)?.clone(), How::Spec))
+}
+
+/// OptionalHasElement-15/18: whether the input holds a value. xdiff's
+/// values are tensors, never optional, so that is whether the input is
+/// given at all (an omitted input, name "", is an empty optional).
+/// OptionalGetElement of a tensor is the tensor (`identity`).
+fn optional_has_element(_ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
+    let present = x.first().copied().flatten().is_some();
+    let t = Tensor::Bool(ArrayD::from_elem(IxDyn(&[]), present));
+    Ok(Lowered::one(RefTensor::exact(t), How::Spec))
 }
 
 /// Constant-1/9/11/12/13/19/21: `value`, `value_float(s)`, `value_int(s)`.
