@@ -263,21 +263,26 @@ pub fn run_op(
     Ok(registry().run_node(node, opset, inputs)?.outputs)
 }
 
+/// Runs `f` with a reference op context for `node` (CPU, default options):
+/// the magnitude helpers below evaluate a node's |terms| outside a session.
+fn with_ctx<R>(node: &crate::graph::Node, opset: u32, f: impl FnOnce(&crate::op::OpCtx) -> R) -> R {
+    let opts = EngineOptions::default();
+    f(&crate::op::OpCtx {
+        node,
+        opset,
+        device: Device::Cpu,
+        options: &opts,
+        scope: &(),
+    })
+}
+
 /// K and `Σ|terms|` of a DFT or STFT node on `inputs` (`diff::bound`).
 pub fn dft_bound_terms(
     node: &crate::graph::Node,
     opset: u32,
     inputs: &[Option<&RefTensor>],
 ) -> OpResult<(usize, Vec<f64>)> {
-    let opts = EngineOptions::default();
-    let ctx = crate::op::OpCtx {
-        node,
-        opset,
-        device: Device::Cpu,
-        options: &opts,
-        scope: &(),
-    };
-    signal::dft_bound_terms(&ctx, inputs)
+    with_ctx(node, opset, |ctx| signal::dft_bound_terms(ctx, inputs))
 }
 
 /// `Σ|terms|` of a linear or cubic Resize/Upsample node on `inputs`: the
@@ -287,15 +292,7 @@ pub fn resize_magnitude(
     opset: u32,
     inputs: &[Option<&RefTensor>],
 ) -> OpResult<ArrayD<f64>> {
-    let opts = EngineOptions::default();
-    let ctx = crate::op::OpCtx {
-        node,
-        opset,
-        device: Device::Cpu,
-        options: &opts,
-        scope: &(),
-    };
-    resize::magnitude(&ctx, inputs)
+    with_ctx(node, opset, |ctx| resize::magnitude(ctx, inputs))
 }
 
 /// `Σ_j |theta_ij · base_j|` of an AffineGrid node on `inputs`: the
@@ -305,13 +302,5 @@ pub fn affine_grid_magnitude(
     opset: u32,
     inputs: &[Option<&RefTensor>],
 ) -> OpResult<ArrayD<f64>> {
-    let opts = EngineOptions::default();
-    let ctx = crate::op::OpCtx {
-        node,
-        opset,
-        device: Device::Cpu,
-        options: &opts,
-        scope: &(),
-    };
-    geometry::magnitude(&ctx, inputs)
+    with_ctx(node, opset, |ctx| geometry::magnitude(ctx, inputs))
 }

@@ -9,6 +9,7 @@ use ndarray::{ArrayD, Axis, IxDyn};
 use super::reduce::{extreme, reduce_with};
 use super::shape::arr;
 use super::util::by_dtype;
+use super::util::float_input;
 use super::RefTensor;
 use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpRegistry, OpResult};
 use crate::op::norm2::{instance_norm_epsilon, LpNormAttrs, SpaceToDepthPlan, SPACE_TO_DEPTH_PERM};
@@ -34,20 +35,6 @@ pub fn register(r: &mut OpRegistry<RefTensor>) {
         SPEC,
     );
     r.op("LpNormalization", lp_norm, spec!("LpNormalization"), SPEC);
-}
-
-fn float_input<'a>(
-    ctx: &OpCtx,
-    x: &[Option<&'a RefTensor>],
-    i: usize,
-) -> OpResult<&'a ArrayD<f64>> {
-    let t = ctx.input(x, i)?;
-    t.f64().map_err(|_| {
-        ctx.fail(format!(
-            "input #{i} must be a float tensor, got {}",
-            t.dtype
-        ))
-    })
 }
 
 /// GlobalMaxPool-1: the max over every axis from 2, kept as 1s (NaN propagates).

@@ -9,6 +9,7 @@
 
 use ndarray::{ArrayD, Axis, IxDyn};
 
+use super::util::float_input;
 use super::RefTensor;
 use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpRegistry, OpResult};
 use crate::op::norm3::{mvn_axes, GroupNormAttrs, LrnAttrs, RmsNormAttrs, MVN_EPSILON};
@@ -46,20 +47,6 @@ pub fn register(r: &mut OpRegistry<RefTensor>) {
         spec!("MeanVarianceNormalization"),
         SPEC,
     );
-}
-
-fn float_input<'a>(
-    ctx: &OpCtx,
-    x: &[Option<&'a RefTensor>],
-    i: usize,
-) -> OpResult<&'a ArrayD<f64>> {
-    let t = ctx.input(x, i)?;
-    t.f64().map_err(|_| {
-        ctx.fail(format!(
-            "input #{i} must be a float tensor, got {}",
-            t.dtype
-        ))
-    })
 }
 
 /// RMSNormalization-23: x / √(mean(x²) over axes axis.. + ε) · scale.

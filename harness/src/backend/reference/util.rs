@@ -95,3 +95,18 @@ pub fn i(shape: &[usize], values: &[i64]) -> RefTensor {
         ArrayD::from_shape_vec(IxDyn(shape), values.to_vec()).expect("shape matches values"),
     ))
 }
+
+/// Input `i` as f64, or a failure naming it when it is not a float tensor.
+pub fn float_input<'a>(
+    ctx: &crate::op::OpCtx,
+    x: &[Option<&'a RefTensor>],
+    i: usize,
+) -> crate::backend::interp::OpResult<&'a ndarray::ArrayD<f64>> {
+    let t = ctx.input(x, i)?;
+    t.f64().map_err(|_| {
+        ctx.fail(format!(
+            "input #{i} must be a float tensor, got {}",
+            t.dtype
+        ))
+    })
+}
