@@ -48,6 +48,7 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
             "one-element float exponent" => Native("powf"),
             "tensor exponent, same dtypes (candle computes exp(y·ln x): NaN for negative bases)" => Native("broadcast_pow"),
             "exponent of another dtype" => Composed("to_dtype, broadcast_pow"),
+            "integer base" => Unsupported("T (candle's pow has float kernels only)"),
         ],
     );
     r.op(
@@ -72,7 +73,10 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
         "Neg",
         neg,
         "https://onnx.ai/onnx/operators/onnx__Neg.html",
-        cov!["all" => Native("neg")],
+        cov![
+            "float" => Native("neg"),
+            "integer (candle's neg has no integer kernel)" => Composed("zeros_like, sub"),
+        ],
     );
     r.op(
         "Abs",
@@ -242,6 +246,12 @@ fn div(ctx: &OpCtx, x: &In) -> Out {
 /// `broadcast_pow`, which candle computes as exp(y·ln x), exposed as is.
 fn pow(ctx: &OpCtx, x: &In) -> Out {
     let (a, b) = (ctx.input(x, 0)?, ctx.input(x, 1)?);
+    if !is_float(a) {
+        return Err(ctx.unsupported(
+            "T",
+            format!("{:?} base: candle's pow is exp(y·ln x), float kernels only", a.dtype()),
+        ));
+    }
     if let Some(e) = scalar_exponent(a, b)? {
         return Ok(Lowered::one(a.powf(e).ce()?, How::native("powf")));
     }
@@ -287,8 +297,15 @@ fn exp(ctx: &OpCtx, x: &In) -> Out {
 fn log(ctx: &OpCtx, x: &In) -> Out {
     unary(ctx, x, Tensor::log, "log")
 }
+/// Neg: candle's `neg` has float kernels only (it panics on integers), so
+/// integers are `0 − x`, exact and wrapping like ONNX's fixed-width ints.
 fn neg(ctx: &OpCtx, x: &In) -> Out {
-    unary(ctx, x, Tensor::neg, "neg")
+    let a = ctx.input(x, 0)?;
+    if is_float(a) {
+        return unary(ctx, x, Tensor::neg, "neg");
+    }
+    let y = a.zeros_like().ce()?.sub(a).ce()?;
+    Ok(Lowered::one(y, How::composed("zeros_like, sub")))
 }
 fn abs(ctx: &OpCtx, x: &In) -> Out {
     unary(ctx, x, Tensor::abs, "abs")
