@@ -249,7 +249,10 @@ fn pow(ctx: &OpCtx, x: &In) -> Out {
     if !is_float(a) {
         return Err(ctx.unsupported(
             "T",
-            format!("{:?} base: candle's pow is exp(y·ln x), float kernels only", a.dtype()),
+            format!(
+                "{:?} base: candle's pow is exp(y·ln x), float kernels only",
+                a.dtype()
+            ),
         ));
     }
     if let Some(e) = scalar_exponent(a, b)? {

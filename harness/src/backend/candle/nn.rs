@@ -26,7 +26,8 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
             "1-D/2-D, symmetric pads equal on all axes, no bias" => Native("conv1d | conv2d"),
             "with bias" => Composed("conv2d, broadcast_add"),
             "asymmetric or per-axis pads, auto_pad SAME_*" => Composed("pad_with_zeros, conv2d"),
-            "strides or dilations that differ per axis" => Unsupported("strides/dilations: candle takes one value"),
+            "strides that differ per axis" => Composed("conv2d at stride 1, index_select every s-th row and column"),
+            "dilations that differ per axis" => Composed("zero-dilated kernel (cat zeros, reshape, narrow), conv2d"),
             "3-D" => Unsupported("kernel_shape: no conv3d"),
         ],
     );
@@ -150,11 +151,26 @@ fn conv(ctx: &OpCtx, x: &In) -> Out {
         ));
     }
     let g = WindowAttrs::decode(ctx, &a.dims()[2..], Some(&w.dims()[2..]))?;
-    let stride = one(ctx, "strides", &g.strides)?;
-    let dilation = one(ctx, "dilations", &g.dilations)?;
+    let mut ops = Vec::new();
+    // candle takes one stride and one dilation for all axes: per-axis ones
+    // are composed (a stride-1 convolution subsampled; a kernel with the
+    // dilation's zeros written in), exact rewrites of the same sum.
+    let per_axis_stride = one(ctx, "strides", &g.strides).is_err();
+    let stride = if per_axis_stride {
+        1
+    } else {
+        one(ctx, "strides", &g.strides)?
+    };
+    let (w, dilation) = match one(ctx, "dilations", &g.dilations) {
+        Ok(d) => (w.clone(), d),
+        Err(_) => {
+            ops.push("zero-dilated kernel");
+            (dilate_kernel(w, &g.dilations)?, 1)
+        }
+    };
+    let w = &w;
     let groups = window::group(ctx)?;
     let pads = upads(&g.pads);
-    let mut ops = Vec::new();
     let symmetric = pads.iter().all(|&(b, e)| b == e && b == pads[0].0);
     let (input, padding) = if symmetric {
         (a.clone(), pads[0].0)
@@ -170,8 +186,58 @@ fn conv(ctx: &OpCtx, x: &In) -> Out {
         ops.push("conv2d");
         input.conv2d(&w, padding, stride, dilation, groups).ce()?
     };
+    let y = if per_axis_stride {
+        ops.push("index_select every s-th");
+        subsample(&y, &g.strides)?
+    } else {
+        y
+    };
     let y = add_bias(y, bias, &mut ops)?;
     Ok(Lowered::one(y, how(&ops)))
+}
+
+/// `w` (O, I/g, k...) with `d − 1` zeros written between taps on each
+/// spatial axis: size `(k − 1)·d + 1`, the kernel a dilation `d` applies.
+fn dilate_kernel(w: &Tensor, dilations: &[usize]) -> OpResult<Tensor> {
+    let mut w = w.clone();
+    for (i, &d) in dilations.iter().enumerate() {
+        let axis = 2 + i;
+        let k = w.dims()[axis];
+        if d <= 1 || k <= 1 {
+            continue;
+        }
+        // (.., k, ..) → (.., k, d, ..) with zeros after each tap → (.., k·d, ..).
+        let tap = w.unsqueeze(axis + 1).ce()?;
+        let mut zeros_shape = tap.dims().to_vec();
+        zeros_shape[axis + 1] = d - 1;
+        let zeros = Tensor::zeros(zeros_shape, w.dtype(), w.device()).ce()?;
+        let mut merged = w.dims().to_vec();
+        merged[axis] = k * d;
+        w = Tensor::cat(&[&tap, &zeros], axis + 1)
+            .ce()?
+            .reshape(merged)
+            .ce()?
+            .narrow(axis, 0, (k - 1) * d + 1)
+            .ce()?;
+    }
+    w.contiguous().ce()
+}
+
+/// Every `s`-th position of each spatial axis of a stride-1 result: the
+/// positions a stride `s` convolution evaluates.
+fn subsample(y: &Tensor, strides: &[usize]) -> OpResult<Tensor> {
+    let mut y = y.clone();
+    for (i, &s) in strides.iter().enumerate() {
+        let axis = 2 + i;
+        let n = y.dims()[axis];
+        if s <= 1 || n == 0 {
+            continue;
+        }
+        let keep: Vec<u32> = (0..n as u32).step_by(s).collect();
+        let ids = Tensor::from_vec(keep, (n - 1) / s + 1, y.device()).ce()?;
+        y = y.index_select(&ids, axis).ce()?;
+    }
+    Ok(y)
 }
 
 /// The decoded crops and output_padding as candle's usize; a negative crop
@@ -634,17 +700,43 @@ mod tests {
     }
 
     #[test]
-    fn conv_per_axis_strides_are_unsupported() {
-        let x = f32t(&[1, 1, 4, 4], &[0.0; 16]);
-        let w = f32t(&[1, 1, 1, 1], &[1.0]);
-        let n = node("Conv", 2, 1, vec![("strides", ints(&[1, 2]))]);
-        let e = super::super::run_op(&n, 13, &[Some(&x), Some(&w)])
-            .err()
-            .unwrap();
-        assert!(
-            matches!(&e, crate::backend::interp::OpError::Unsupported(m) if m.contains("strides")),
-            "{e:?}"
+    fn conv_per_axis_strides_and_dilations_are_composed_exactly() {
+        // A ramp image, a 2x3 kernel, strides (2, 1), dilations (1, 2) and
+        // asymmetric pads, against the float64 reference on the same values.
+        use crate::backend::reference::{run_op as ref_op, RefTensor};
+        use crate::tensor::{DType, Tensor as Host};
+        use candle_core::Tensor;
+        let xv: Vec<f32> = (0..70).map(|i| (i as f32 * 0.37).sin()).collect();
+        let wv: Vec<f32> = (0..12).map(|i| i as f32 * 0.25 - 1.0).collect();
+        let (x, w) = (f32t(&[1, 2, 5, 7], &xv), f32t(&[2, 1, 2, 3], &wv));
+        let attrs = vec![
+            ("strides", ints(&[2, 1])),
+            ("dilations", ints(&[1, 2])),
+            ("pads", ints(&[1, 0, 0, 2])),
+            ("group", Attr::Int(2)),
+        ];
+        let n = node("Conv", 2, 1, attrs);
+        let (v, dims, how) = run1(&n, 13, &[Some(&x), Some(&w)]);
+        assert_eq!(
+            how,
+            "composed: zero-dilated kernel, pad_with_zeros, conv2d, index_select every s-th"
         );
+        let host = |t: &Tensor| {
+            let v: Vec<f64> = t
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+                .iter()
+                .map(|&f| f as f64)
+                .collect();
+            RefTensor::from_host(&Host::from_f64(DType::F32, t.dims(), &v))
+        };
+        let want = ref_op(&n, 13, &[Some(&host(&x)), Some(&host(&w))]).unwrap();
+        let want = want[0].as_ref().unwrap();
+        assert_eq!(dims, want.data.shape());
+        let want: Vec<f32> = want.data.to_f64_vec().iter().map(|&f| f as f32).collect();
+        close(&v, &want, 1e-5);
     }
 
     #[test]
