@@ -10,6 +10,8 @@
 
 mod external;
 
+pub use external::externalize;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 

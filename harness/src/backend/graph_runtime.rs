@@ -10,11 +10,12 @@
 //! [`NodeRun`] per node built from the values that came back.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
 use std::time::Instant;
 
 use super::engine::{Bridge, EngineError, NodeRun, NodeStatus, Session, Trace};
 use crate::graph::{Graph, Node};
-use crate::onnx::ValueInfoProto;
+use crate::onnx::{ModelProto, ValueInfoProto};
 use crate::options::EngineOptions;
 use crate::tensor::Tensor;
 
@@ -24,8 +25,8 @@ pub trait GraphRuntime {
     const LABEL: &'static str;
     /// A model loaded for one device and set of options.
     type Loaded: LoadedModel + 'static;
-    /// Loads a serialized ONNX model.
-    fn load(&self, model: &[u8], opts: &EngineOptions) -> Result<Self::Loaded, EngineError>;
+    /// Loads an ONNX model.
+    fn load(&self, model: ModelSource, opts: &EngineOptions) -> Result<Self::Loaded, EngineError>;
     /// The settings a session runs with (device, optimization level, versions).
     fn settings(&self, opts: &EngineOptions) -> Vec<(String, String)>;
     /// Why the runtime cannot run `node`, for a runtime that runs part of a
@@ -33,6 +34,15 @@ pub trait GraphRuntime {
     fn unsupported(&self, _node: &Node) -> Option<String> {
         None
     }
+}
+
+/// Where a runtime reads a model from.
+#[derive(Debug, Clone, Copy)]
+pub enum ModelSource<'a> {
+    /// A serialized model, weights included (under protobuf's 2 GiB limit).
+    Memory(&'a [u8]),
+    /// A model file whose weights lie in ONNX external data beside it.
+    File(&'a Path),
 }
 
 /// A loaded model: graph input name -> tensor in, output name -> tensor out.
@@ -49,8 +59,9 @@ pub trait LoadedModel {
     }
 }
 
-/// The model with every node output added as a graph output.
-pub fn tapped(graph: &Graph) -> Vec<u8> {
+/// The model with every node output added as a graph output (appended after
+/// the model's own outputs, which keep their places).
+fn tapped_model(graph: &Graph) -> ModelProto {
     let mut model = graph.model.clone();
     let g = model.graph.as_mut().expect("validated graph");
     let existing: HashSet<String> = g.output.iter().map(|o| o.name.clone()).collect();
@@ -67,28 +78,12 @@ pub fn tapped(graph: &Graph) -> Vec<u8> {
             }));
         }
     }
-    prost::Message::encode_to_vec(&model)
+    model
 }
 
-/// Protobuf's 2 GiB ceiling on one serialized message: a runtime handed the
-/// model in memory cannot parse more.
+/// Protobuf's 2 GiB ceiling on one serialized message: a runtime cannot
+/// parse a larger model from memory.
 const PROTOBUF_LIMIT: usize = i32::MAX as usize;
-
-/// The runtime gets the model as bytes, external data read in (see
-/// `graph::external`); a model whose weights push it past protobuf's limit is
-/// one clear error rather than the runtime's parse failure.
-/// (The tapped model is the larger of the two a runtime loads.)
-fn within_protobuf_limit(label: &'static str, len: usize) -> Result<(), EngineError> {
-    if len <= PROTOBUF_LIMIT {
-        return Ok(());
-    }
-    Err(EngineError::Failed {
-        engine: label,
-        why: format!(
-            "the model with its external data read in is {len} bytes, over protobuf's 2 GiB limit on a model {label} loads from memory; models this large run on the other lanes only"
-        ),
-    })
-}
 
 /// Loads `graph` tapped and untapped on `runtime`: a session whose traces
 /// hold every node's outputs.
@@ -97,10 +92,29 @@ pub fn prepare<R: GraphRuntime>(
     graph: &Graph,
     opts: &EngineOptions,
 ) -> Result<Box<dyn Session>, EngineError> {
-    let tapped = tapped(graph);
-    within_protobuf_limit(R::LABEL, tapped.len())?;
-    let tapped = runtime.load(&tapped, opts)?;
-    let plain = runtime.load(&graph.to_bytes(), opts)?;
+    prepare_within(runtime, graph, opts, PROTOBUF_LIMIT)
+}
+
+/// [`prepare`], loading from memory while the tapped model serializes to at
+/// most `limit` bytes, and from files past it (see [`load_from_files`]).
+pub(crate) fn prepare_within<R: GraphRuntime>(
+    runtime: &R,
+    graph: &Graph,
+    opts: &EngineOptions,
+    limit: usize,
+) -> Result<Box<dyn Session>, EngineError> {
+    let tapped = tapped_model(graph);
+    let (tapped, plain) = if prost::Message::encoded_len(&tapped) <= limit {
+        let bytes = prost::Message::encode_to_vec(&tapped);
+        drop(tapped);
+        (
+            runtime.load(ModelSource::Memory(&bytes), opts)?,
+            runtime.load(ModelSource::Memory(&graph.to_bytes()), opts)?,
+        )
+    } else {
+        let outputs = graph.model.graph.as_ref().map_or(0, |g| g.output.len());
+        load_from_files(runtime, tapped, outputs, opts)?
+    };
     let nodes = graph
         .nodes
         .iter()
@@ -119,6 +133,46 @@ pub fn prepare<R: GraphRuntime>(
         final_outputs: graph.outputs.iter().map(|o| o.name.clone()).collect(),
         settings: runtime.settings(opts),
     }))
+}
+
+/// Past protobuf's limit the runtime loads from files, as it loads a large
+/// model exported by torch: the weights go once into a side file
+/// (`weights.bin`, ONNX external data) in a temporary folder, and the tapped
+/// and the plain model (the tapped one with its first `outputs` graph
+/// outputs only: tapping appends) both reference it. The folder goes when
+/// the sessions are built: a runtime that maps the side file keeps it
+/// readable (an unlinked file lives while mapped).
+fn load_from_files<R: GraphRuntime>(
+    runtime: &R,
+    mut tapped: ModelProto,
+    outputs: usize,
+    opts: &EngineOptions,
+) -> Result<(R::Loaded, R::Loaded), EngineError> {
+    let failed = |why: String| EngineError::Failed {
+        engine: R::LABEL,
+        why: format!(
+            "writing the model for {} to load from a file: {why}",
+            R::LABEL
+        ),
+    };
+    let dir = tempfile::tempdir().map_err(|e| failed(e.to_string()))?;
+    crate::graph::externalize(&mut tapped, dir.path(), "weights.bin")
+        .map_err(|e| failed(e.to_string()))?;
+    let mut plain = tapped.clone();
+    if let Some(g) = plain.graph.as_mut() {
+        g.output.truncate(outputs);
+    }
+    let write = |name: &str, m: &ModelProto| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, prost::Message::encode_to_vec(m))
+            .map(|_| path)
+            .map_err(|e| failed(e.to_string()))
+    };
+    let (tapped_path, plain_path) = (write("tapped.onnx", &tapped)?, write("plain.onnx", &plain)?);
+    Ok((
+        runtime.load(ModelSource::File(&tapped_path), opts)?,
+        runtime.load(ModelSource::File(&plain_path), opts)?,
+    ))
 }
 
 /// A graph loaded tapped (to see every value) and plain (as users run it).
@@ -290,17 +344,6 @@ mod tests {
             outputs: vec![output.into()],
             unsupported: unsupported.then(|| format!("{name}: not here")),
         }
-    }
-
-    #[test]
-    fn a_model_over_protobufs_limit_is_one_clear_error() {
-        assert!(within_protobuf_limit("ORT", PROTOBUF_LIMIT).is_ok());
-        let e = within_protobuf_limit("ORT", PROTOBUF_LIMIT + 1).unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("2147483648 bytes, over protobuf's 2 GiB"),
-            "{e}"
-        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::engine::{Engine, EngineError, Session};
-use super::graph_runtime::{self, GraphRuntime, LoadedModel};
+use super::graph_runtime::{self, GraphRuntime, LoadedModel, ModelSource};
 use crate::graph::{Graph, Node};
 use crate::options::{Device, EngineOptions};
 use crate::tensor::Tensor;
@@ -26,7 +26,7 @@ impl GraphRuntime for IdentityEngine {
     const LABEL: &'static str = NAME;
     type Loaded = Loaded;
 
-    fn load(&self, model: &[u8], opts: &EngineOptions) -> Result<Loaded, EngineError> {
+    fn load(&self, model: ModelSource, opts: &EngineOptions) -> Result<Loaded, EngineError> {
         if opts.device != Device::Cpu {
             return Err(EngineError::Device {
                 engine: NAME,
@@ -34,7 +34,11 @@ impl GraphRuntime for IdentityEngine {
                 why: "the identity backend runs on the host only".into(),
             });
         }
-        let graph = Graph::from_bytes(model).map_err(|e| EngineError::Failed {
+        let graph = match model {
+            ModelSource::Memory(bytes) => Graph::from_bytes(bytes),
+            ModelSource::File(path) => Graph::load(path),
+        };
+        let graph = graph.map_err(|e| EngineError::Failed {
             engine: NAME,
             why: e.to_string(),
         })?;

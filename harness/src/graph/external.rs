@@ -60,6 +60,50 @@ pub(super) fn inline(model: &mut ModelProto, dir: &Path) -> Result<(), ExternalE
     first_error.map_or(Ok(()), Err)
 }
 
+/// Tensors smaller than this stay inline when a model is externalized (onnx's
+/// `convert_model_to_external_data` default).
+const EXTERNALIZE_FROM: usize = 1024;
+
+/// Side-file offsets are aligned to this, so a runtime can map them.
+const ALIGN: u64 = 4096;
+
+/// The inverse of [`inline`]: moves the bytes of every tensor of at least
+/// 1 KiB into one side file `location` under `dir`, as ONNX external data,
+/// so the serialized model stays small (a runtime can then load a model
+/// past protobuf's 2 GiB limit from a file).
+pub fn externalize(model: &mut ModelProto, dir: &Path, location: &str) -> std::io::Result<()> {
+    let Some(g) = model.graph.as_mut() else {
+        return Ok(());
+    };
+    let mut file = std::io::BufWriter::new(File::create(dir.join(location))?);
+    let mut offset = 0u64;
+    let mut result = Ok(());
+    visit_graph_mut(g, &mut |t| {
+        if result.is_err() || t.raw_data.len() < EXTERNALIZE_FROM {
+            return;
+        }
+        let pad = offset.next_multiple_of(ALIGN) - offset;
+        let len = t.raw_data.len() as u64;
+        result = std::io::Write::write_all(&mut file, &vec![0u8; pad as usize])
+            .and_then(|_| std::io::Write::write_all(&mut file, &t.raw_data));
+        offset += pad;
+        let entry = |key: &str, value: String| onnx::StringStringEntryProto {
+            key: key.into(),
+            value,
+        };
+        t.external_data = vec![
+            entry("location", location.into()),
+            entry("offset", offset.to_string()),
+            entry("length", len.to_string()),
+        ];
+        t.data_location = EXTERNAL;
+        t.raw_data = Vec::new();
+        offset += len;
+    });
+    result?;
+    std::io::Write::flush(&mut file)
+}
+
 fn is_external(t: &TensorProto) -> bool {
     t.data_location == EXTERNAL
 }
@@ -185,6 +229,47 @@ fn visit_graph_mut(g: &mut onnx::GraphProto, f: &mut dyn FnMut(&mut TensorProto)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn externalized_tensors_read_back_as_they_were() {
+        let big = TensorProto {
+            name: "w".into(),
+            raw_data: (0..5000u32).map(|i| i as u8).collect(),
+            ..Default::default()
+        };
+        let small = TensorProto {
+            name: "b".into(),
+            raw_data: vec![1, 2, 3, 4],
+            ..Default::default()
+        };
+        let mut model = ModelProto {
+            graph: Some(onnx::GraphProto {
+                initializer: vec![big.clone(), small.clone(), big.clone()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        externalize(&mut model, dir.path(), "weights.bin").unwrap();
+        let g = model.graph.as_ref().unwrap();
+        assert!(is_external(&g.initializer[0]) && is_external(&g.initializer[2]));
+        assert_eq!(g.initializer[1], small, "a small tensor stays inline");
+        let offsets: Vec<&str> = g.initializer[2]
+            .external_data
+            .iter()
+            .map(|e| e.value.as_str())
+            .collect();
+        assert_eq!(
+            offsets,
+            ["weights.bin", "8192", "5000"],
+            "offsets are page-aligned"
+        );
+        inline(&mut model, dir.path()).unwrap();
+        assert_eq!(
+            model.graph.unwrap().initializer,
+            vec![big.clone(), small, big]
+        );
+    }
 
     #[test]
     fn locations_outside_the_folder_are_refused() {
