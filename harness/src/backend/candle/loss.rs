@@ -1,10 +1,10 @@
 //! candle lowerings: NegativeLogLikelihoodLoss and SoftmaxCrossEntropyLoss,
-//! composed from candle-core ops (candle-core has no loss; `candle_nn` is not
-//! used). The classes and keep flags per position come from
+//! composed (candle has no loss op). The classes and keep flags per position come from
 //! `op::loss::LossPlan`; the log-probabilities are `gather`ed along the class
 //! axis, weighted by `index_select`ed class weights, masked where ignored and
-//! summed; `mean` divides by the summed kept weights. SCE first takes the
-//! log-softmax over axis 1 as `x − max − ln Σ exp(x − max)`.
+//! summed; `mean` divides by the summed kept weights. SCE first takes
+//! candle's own log-softmax over axis 1 (`candle_nn::ops::log_softmax`, as
+//! the LogSoftmax lowering does).
 
 use candle_core::Tensor;
 
@@ -17,7 +17,7 @@ type In<'a> = [Option<&'a Tensor>];
 type Out = OpResult<Lowered<Tensor>>;
 
 const NLL_OPS: &str = "gather, index_select, mul, where_cond, sum_all, div";
-const LOG_SOFTMAX_OPS: &str = "max_keepdim, broadcast_sub, exp, sum_keepdim, log";
+const LOG_SOFTMAX_OPS: &str = "candle_nn::ops::log_softmax";
 
 pub fn register(r: &mut OpRegistry<Tensor>) {
     for (since, until) in [(12, 12), (13, 21), (22, u32::MAX)] {
@@ -34,7 +34,7 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
     }
     for (since, until) in [(12, 12), (13, u32::MAX)] {
         r.range("SoftmaxCrossEntropyLoss", since, until, sce, spec!("SoftmaxCrossEntropyLoss"), cov![
-            "all attributes (classes read on the host)" => Composed("max_keepdim, broadcast_sub, exp, sum_keepdim, log, gather, index_select, mul, where_cond, sum_all, div"),
+            "all attributes (classes read on the host)" => Composed("candle_nn::ops::log_softmax, gather, index_select, mul, where_cond, sum_all, div"),
         ]);
     }
 }
@@ -96,13 +96,7 @@ fn sce(ctx: &OpCtx, x: &In) -> Out {
     let (attrs, plan) = setup(ctx, x)?;
     let scores = ctx.input(x, 0)?;
     let s3 = scores.reshape((plan.n, plan.c, plan.inner)).ce()?;
-    let shifted = s3.broadcast_sub(&s3.max_keepdim(1).ce()?).ce()?;
-    let lse = shifted
-        .exp()
-        .and_then(|e| e.sum_keepdim(1))
-        .and_then(|s| s.log())
-        .ce()?;
-    let lp = shifted.broadcast_sub(&lse).ce()?;
+    let lp = candle_nn::ops::log_softmax(&s3, 1).ce()?;
     let y = loss(&plan, &attrs, &lp, optional(x, 2))?;
     let lp = lp.reshape(scores.dims()).ce()?;
     let how = How::composed(format!("{LOG_SOFTMAX_OPS}, {NLL_OPS}"));
