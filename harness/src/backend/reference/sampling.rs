@@ -1,12 +1,14 @@
 //! Reference ops: DepthToSpace and GridSample, written from the spec in f64
 //! (decodes in `op::depth_to_space` and `op::grid_sample`).
 //!
-//! GridSample follows the spec's steps per output point: unnormalise each
-//! grid coordinate (with or without `align_corners`), clamp or reflect it for
-//! `border`/`reflection`, then interpolate over the neighbours (1, 2 or 4 per
-//! axis), each neighbour index itself padded: zeros read 0 outside, border
-//! clamps, reflection reflects about the borders [0, d−1] (aligned) or
-//! [−½, d−½]. The same walk with |weights| and |values| gives the magnitude
+//! GridSample follows the spec's steps per output point (in the order of
+//! ONNX's own reference implementation, where the text leaves it open):
+//! unnormalise each grid coordinate (with or without `align_corners`); for
+//! nearest, round it half to even; where it lies outside the borders [0, d−1]
+//! (aligned) or [−½, d−½], clamp it to [0, d−1] (`border`) or reflect it
+//! about the borders (`reflection`); then interpolate over the neighbours
+//! (1, 2 or 4 per axis), each neighbour index itself padded: zeros read 0
+//! outside, border clamps, reflection reflects. The same walk with |weights| and |values| gives the magnitude
 //! the local error bound scales with (`diff::bound`).
 
 use ndarray::{ArrayD, IxDyn};
@@ -119,21 +121,27 @@ impl Sampler {
         }
     }
 
-    /// The grid value `g` as a (padded) position along an axis of `size`.
+    /// The grid value `g` as a position along an axis of `size`: nearest
+    /// rounds it (half to even) first; a position outside the borders is
+    /// then clamped to [0, d−1] (border) or reflected (reflection).
     fn locate(&self, g: f64, size: usize) -> f64 {
         let d = size as f64;
-        let x = if self.attrs.align_corners {
+        let mut x = if self.attrs.align_corners {
             (g + 1.0) / 2.0 * (d - 1.0)
         } else {
             ((g + 1.0) * d - 1.0) / 2.0
         };
+        if self.attrs.mode == SampleMode::Nearest {
+            x = x.round_ties_even();
+        }
+        let (lo, hi) = self.borders(size);
+        if (lo..=hi).contains(&x) {
+            return x;
+        }
         match self.attrs.padding {
             SamplePadding::Zeros => x,
             SamplePadding::Border => x.clamp(0.0, d - 1.0),
-            SamplePadding::Reflection => {
-                let (lo, hi) = self.borders(size);
-                reflect(x, lo, hi)
-            }
+            SamplePadding::Reflection => reflect(x, lo, hi),
         }
     }
 
@@ -142,7 +150,7 @@ impl Sampler {
         let f = x.floor();
         let (i, t) = (f as i64, x - f);
         match self.attrs.mode {
-            SampleMode::Nearest => vec![(x.round_ties_even() as i64, 1.0)],
+            SampleMode::Nearest => vec![(x as i64, 1.0)],
             SampleMode::Linear => vec![(i, 1.0 - t), (i + 1, t)],
             SampleMode::Cubic => (i - 1..=i + 2).zip(cubic_coeffs(t)).collect(),
         }
