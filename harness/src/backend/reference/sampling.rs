@@ -297,8 +297,8 @@ mod tests {
         assert_eq!(sample("linear", "border", 0, &[-1., 1.5]), vec![1., 4.]);
         // unaligned x = 0.5·4 − 0.5 = 1.5 at g = 0: ties to even → 2 (value 3)
         assert_eq!(sample("nearest", "zeros", 0, &[0., -0.5]), vec![3., 1.]);
-        // reflection about [-0.5, 3.5]: g = 1.5 → x = 4.5 → 2.5
-        assert_eq!(sample("linear", "reflection", 0, &[1.5]), vec![3.]);
+        // reflection about [-0.5, 3.5]: g = 1.5 → x = 4.5 → 2.5, between 3 and 4
+        assert_eq!(sample("linear", "reflection", 0, &[1.5]), vec![3.5]);
         let c = sample("cubic", "border", 1, &[-1. / 3.]);
         assert!((c[0] - 2.0).abs() < 1e-12);
     }
