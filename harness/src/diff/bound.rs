@@ -73,6 +73,8 @@ pub enum Magnitude {
     Rotary,
     /// Σ_j |theta_ij · base_j| of each grid coordinate.
     AffineGrid,
+    /// GridSample: Σ|x| over each output's neighbours (padding read as 0).
+    GridSample,
 }
 
 /// Per-op ulp budgets of the transcendental class (docs/tolerance.md).
@@ -257,6 +259,8 @@ pub fn class(node: &Node) -> Class {
         "HannWindow" | "HammingWindow" | "BlackmanWindow" => Magnitude::Window,
         "RotaryEmbedding" => Magnitude::Rotary,
         "AffineGrid" => Magnitude::AffineGrid,
+        "GridSample" if attr_str(node, "mode", "linear") == "nearest" => return Class::Exact,
+        "GridSample" => Magnitude::GridSample,
         _ => return Class::Unclassed,
     };
     Class::Accumulating(magnitude)
@@ -599,6 +603,18 @@ fn terms(
         // k + 1 products, plus the base coordinate's own rounding
         // (`start + i·step`, two operations).
         "AffineGrid" => input(inputs, 1)?.shape().first().map_or(2, |&n| n) + 1,
+        // The neighbours (2 or 4 per axis), plus the unnormalisation and
+        // reflection of each coordinate (about 3 operations on a value up
+        // to the axis's length, as Resize's source coordinate).
+        "GridSample" => {
+            let x = dims(inputs, 0)?;
+            let taps: usize = if attr_str(node, "mode", "linear").contains("cubic") {
+                4
+            } else {
+                2
+            };
+            taps.pow(x.len().saturating_sub(2) as u32) + 3 * x.iter().skip(2).sum::<usize>()
+        }
         "BatchNormalization" => 5,
         "HardSigmoid" => 2,
         "HardSwish" => 3,
@@ -725,6 +741,9 @@ fn magnitude(
                 .collect())
         }
         Magnitude::AffineGrid => reference::affine_grid_magnitude(node, opset, inputs)
+            .map(|a| flat(&a))
+            .map_err(Why::from),
+        Magnitude::GridSample => reference::grid_sample_magnitude(node, opset, inputs)
             .map(|a| flat(&a))
             .map_err(Why::from),
         Magnitude::Softmax => softmax_magnitude(node, opset, inputs, want, terms),
@@ -905,6 +924,10 @@ mod tests {
         assert_eq!(class(&n("Resize", vec![])), Class::Exact);
         let linear = n("Resize", vec![("mode", Attr::String("linear".into()))]);
         assert_eq!(class(&linear), Class::Accumulating(Magnitude::Resize));
+        let nearest = n("GridSample", vec![("mode", Attr::String("nearest".into()))]);
+        assert_eq!(class(&nearest), Class::Exact);
+        let cubic = n("GridSample", vec![("mode", Attr::String("bicubic".into()))]);
+        assert_eq!(class(&cubic), Class::Accumulating(Magnitude::GridSample));
         assert_eq!(class(&n("Foo", vec![])), Class::Unclassed);
     }
 

@@ -337,8 +337,10 @@ pub fn test_node(op: &str, n_inputs: usize, n_outputs: usize, attrs: Vec<(&str, 
     }
 }
 
+pub mod depth_to_space;
 pub mod generate;
 pub mod geometry;
+pub mod grid_sample;
 pub mod math;
 pub mod norm;
 pub mod norm2;

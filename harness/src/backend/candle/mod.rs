@@ -34,6 +34,7 @@ mod pool2;
 mod reduce;
 mod resize;
 mod rotary;
+mod sampling;
 mod select;
 mod shape;
 mod signal;
@@ -75,6 +76,7 @@ pub fn register_all_ops(r: &mut OpRegistry<CTensor>) {
     reduce::register(r);
     index::register(r);
     norm2::register(r);
+    sampling::register(r);
     normalize::register(r);
     pool2::register(r);
     linalg::register(r);

@@ -27,6 +27,7 @@ mod pool2;
 mod reduce;
 mod resize;
 mod rotary;
+mod sampling;
 mod select;
 mod shape;
 mod signal;
@@ -166,6 +167,7 @@ pub fn register_all_ops(r: &mut OpRegistry<RefTensor>) {
     reduce::register(r);
     index::register(r);
     norm2::register(r);
+    sampling::register(r);
     norm::register(r);
     linalg::register(r);
     conv::register(r);
@@ -293,6 +295,16 @@ pub fn resize_magnitude(
     inputs: &[Option<&RefTensor>],
 ) -> OpResult<ArrayD<f64>> {
     with_ctx(node, opset, |ctx| resize::magnitude(ctx, inputs))
+}
+
+/// `Σ|neighbours|` of a linear or cubic GridSample node on `inputs`: the
+/// magnitude its local error bound scales with (`diff::bound`).
+pub fn grid_sample_magnitude(
+    node: &crate::graph::Node,
+    opset: u32,
+    inputs: &[Option<&RefTensor>],
+) -> OpResult<ArrayD<f64>> {
+    with_ctx(node, opset, |ctx| sampling::magnitude(ctx, inputs))
 }
 
 /// `Σ_j |theta_ij · base_j|` of an AffineGrid node on `inputs`: the
