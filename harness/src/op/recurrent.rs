@@ -392,14 +392,14 @@ mod tests {
                         "Tanh".into(),
                     ]),
                 ),
-                ("activation_alpha", Attr::Floats(vec![0.5, 0.3])),
+                ("activation_alpha", Attr::Floats(vec![0.5, 0.25])),
             ],
         );
         let (x, w, r) = (zeros(&[2, 5, 3]), zeros(&[2, 12, 3]), zeros(&[2, 12, 4]));
         let p = decode(&n, 14, &[Some(&x), Some(&w), Some(&r)]).unwrap();
         assert_eq!((p.seq, p.batch, p.hidden, p.dirs()), (5, 2, 4, 2));
         assert_eq!(p.acts[0], vec![Act::Sigmoid, Act::LeakyRelu(0.5)]);
-        assert_eq!(p.acts[1], vec![Act::HardSigmoid(0.3, 0.5), Act::Tanh]);
+        assert_eq!(p.acts[1], vec![Act::HardSigmoid(0.25, 0.5), Act::Tanh]);
         assert_eq!(p.steps(1), vec![4, 3, 2, 1, 0]);
         assert_eq!(p.y_shape(), vec![2, 5, 2, 4]);
         assert!(!p.default_acts());
