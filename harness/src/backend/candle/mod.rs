@@ -31,6 +31,7 @@ mod nn;
 mod norm2;
 mod normalize;
 mod pool2;
+mod recurrent;
 mod reduce;
 mod resize;
 mod rotary;
@@ -73,6 +74,7 @@ pub fn registry() -> &'static OpRegistry<CTensor> {
 pub fn register_all_ops(r: &mut OpRegistry<CTensor>) {
     elementwise::register(r);
     shape::register(r);
+    recurrent::register(r);
     reduce::register(r);
     index::register(r);
     norm2::register(r);

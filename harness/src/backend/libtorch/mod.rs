@@ -27,6 +27,7 @@ mod nn;
 mod norm2;
 mod normalize;
 mod pool2;
+mod recurrent;
 mod reduce;
 mod resize;
 mod rotary;
@@ -84,6 +85,7 @@ pub fn register_all_ops(r: &mut OpRegistry<tch::Tensor>) {
     elementwise::register(r);
     nn::register(r);
     shape::register(r);
+    recurrent::register(r);
     reduce::register(r);
     index::register(r);
     norm2::register(r);

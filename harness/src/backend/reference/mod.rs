@@ -24,6 +24,7 @@ mod norm2;
 mod normalize;
 mod pool;
 mod pool2;
+mod recurrent;
 mod reduce;
 mod resize;
 mod rotary;
@@ -164,6 +165,7 @@ pub fn registry() -> &'static OpRegistry<RefTensor> {
 pub fn register_all_ops(r: &mut OpRegistry<RefTensor>) {
     elementwise::register(r);
     shape::register(r);
+    recurrent::register(r);
     reduce::register(r);
     index::register(r);
     norm2::register(r);
