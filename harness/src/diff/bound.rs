@@ -192,6 +192,7 @@ const ROUNDED: &[&str] = &[
     "Shrink",
     "MelWeightMatrix",
     "TfIdfVectorizer",
+    "DequantizeLinear",
 ];
 
 const MULTILINEAR: &[&str] = &[
