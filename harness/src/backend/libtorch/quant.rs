@@ -127,7 +127,7 @@ fn quantize(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
     let (xt, s) = (ctx.input(x, 0)?, ctx.input(x, 1)?);
     let zp = optional(x, 2);
     let map = ScaleMap::decode(ctx, &dims(xt), &dims(s))?;
-    let dt = quant::quantize_dtype(ctx, zp.map(|z| super::dtype_of(z.kind())).flatten())?;
+    let dt = quant::quantize_dtype(ctx, zp.and_then(|z| super::dtype_of(z.kind())))?;
     let zpt = match zp {
         Some(z) => z.f_to_kind(Kind::Int64)?,
         None => Tensor::f_zeros_like(&s.f_to_kind(Kind::Int64)?)?,
@@ -263,8 +263,7 @@ fn requantize(ctx: &OpCtx, x: &X, acc: &Tensor, ix: [usize; 4], axis: usize) -> 
         .f_mul(&m.f_to_kind(Kind::Double)?)?;
     let z = optional(x, zy);
     let dt = z
-        .map(|z| super::dtype_of(z.kind()))
-        .flatten()
+        .and_then(|z| super::dtype_of(z.kind()))
         .unwrap_or(DType::U8);
     let zt = match z {
         Some(z) => z.f_reshape([-1])?,
