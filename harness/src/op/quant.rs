@@ -263,10 +263,15 @@ mod tests {
 
     #[test]
     fn dynamic_range_includes_zero_and_rounds_half_even() {
-        assert_eq!(dynamic_params(1.0, 2.55, |v| v), (0.01, 0.0));
+        // [1, 2.55] widens to [0, 2.55]: zero point 0.
+        let (s, zp) = dynamic_params(1.0, 2.55, |v| v);
+        assert!((s - 0.01).abs() < 1e-15 && zp == 0.0, "{s} {zp}");
+        // [-1, 1.55]: -min / scale = 100 exactly after rounding.
         let (s, zp) = dynamic_params(-1.0, 1.55, |v| v);
-        assert!((s - 0.01).abs() < 1e-15);
+        assert!((s - 0.01).abs() < 1e-15, "{s}");
         assert_eq!(zp, 100.0);
+        // A tie: [-0.5, 0.5] gives -min / scale = 127.5, rounded to 128.
+        assert_eq!(dynamic_params(-0.5, 0.5, |v| v).1, 128.0);
         assert_eq!(dynamic_params(0.0, 0.0, |v| v), (0.0, 0.0));
     }
 }
