@@ -236,7 +236,7 @@ mod tests {
     #[test]
     fn ops_listed_as_not_built_have_no_lowering() {
         let listed = not_built();
-        assert!(listed.len() >= 20, "{listed:?}");
+        assert!(!listed.is_empty(), "{listed:?}");
         for (backend, rows) in all_rows() {
             for (op, _) in &listed {
                 assert!(

@@ -194,6 +194,7 @@ const ROUNDED: &[&str] = &[
     "Shrink",
     "MelWeightMatrix",
     "TfIdfVectorizer",
+    "DequantizeLinear",
 ];
 
 const MULTILINEAR: &[&str] = &[

@@ -347,6 +347,7 @@ pub mod norm2;
 pub mod norm3;
 pub mod pad;
 pub mod pool2;
+pub mod quant;
 pub mod recurrent;
 pub mod reduce;
 pub mod reshape;

@@ -30,7 +30,7 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
 /// MatMul-1/9/13: numpy matmul. candle's `matmul` only compares the product
 /// of the batch dims, so unequal batch shapes always go through
 /// `broadcast_matmul`, which checks them.
-fn matmul(ctx: &OpCtx, x: &In) -> Out {
+pub(super) fn matmul(ctx: &OpCtx, x: &In) -> Out {
     let (a, b) = (ctx.input(x, 0)?, ctx.input(x, 1)?);
     let (ra, rb) = (a.rank(), b.rank());
     if ra == 0 || rb == 0 {

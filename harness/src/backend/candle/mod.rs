@@ -31,6 +31,7 @@ mod nn;
 mod norm2;
 mod normalize;
 mod pool2;
+mod quant;
 mod recurrent;
 mod reduce;
 mod resize;
@@ -94,6 +95,7 @@ pub fn register_all_ops(r: &mut OpRegistry<CTensor>) {
     bitwise::register(r);
     geometry::register(r);
     rotary::register(r);
+    quant::register(r);
     text::register(r);
 }
 

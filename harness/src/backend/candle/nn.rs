@@ -137,7 +137,7 @@ fn how(ops: &[&str]) -> How {
 }
 
 /// Conv-1/11/22: cross-correlation with groups, per-edge pads, auto_pad.
-fn conv(ctx: &OpCtx, x: &In) -> Out {
+pub(super) fn conv(ctx: &OpCtx, x: &In) -> Out {
     let (a, w) = (ctx.input(x, 0)?, ctx.input(x, 1)?);
     let bias = x.get(2).copied().flatten();
     let r = a.rank();

@@ -24,7 +24,7 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
 }
 
 /// MatMul-1/9/13: numpy matmul (batched, broadcasting, 1-D promotion).
-fn matmul(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
+pub(super) fn matmul(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
     let (a, b) = (ctx.input(x, 0)?, ctx.input(x, 1)?);
     Ok(Lowered::one(a.f_matmul(b)?, How::native("matmul")))
 }

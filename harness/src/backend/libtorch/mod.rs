@@ -27,6 +27,7 @@ mod nn;
 mod norm2;
 mod normalize;
 mod pool2;
+mod quant;
 mod recurrent;
 mod reduce;
 mod resize;
@@ -104,6 +105,7 @@ pub fn register_all_ops(r: &mut OpRegistry<tch::Tensor>) {
     bitwise::register(r);
     geometry::register(r);
     rotary::register(r);
+    quant::register(r);
     text::register(r);
 }
 

@@ -111,7 +111,7 @@ fn spatial_rank(ctx: &OpCtx, x: &Tensor) -> OpResult<usize> {
 }
 
 /// Conv-1/11/22.
-fn conv(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
+pub(super) fn conv(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
     let (input, w) = (ctx.input(x, 0)?, ctx.input(x, 1)?);
     let bias = x.get(2).copied().flatten();
     let n = spatial_rank(ctx, input)?;

@@ -140,7 +140,7 @@ fn bias(ctx: &OpCtx, x: &[Option<&RefTensor>], m: usize) -> OpResult<Option<Vec<
 /// Opset 11 made strides/dilations default to 1 and defined SAME_* as
 /// output = ceil(in / stride) (what opset 1 implementations already did);
 /// 22 added bfloat16. Y[n, m] = B[m] + Σ_c Σ_k W[m, c, k] · Xpad[n, g·C/g + c, o·s + k·d].
-fn conv(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
+pub(super) fn conv(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
     let (xt, wt) = (ctx.input(x, 0)?, ctx.input(x, 1)?);
     let (xa, wa) = (xt.f64()?, wt.f64()?);
     let (xs, ws) = (xa.shape(), wa.shape());

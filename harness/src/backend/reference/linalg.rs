@@ -140,7 +140,7 @@ fn matmul_nd<T: Clone>(
 }
 
 /// MatMul-1/9/13: numpy `matmul` (1-D promotion, broadcast batch dims).
-fn matmul(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
+pub(super) fn matmul(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
     let (a, b) = (ctx.input(x, 0)?, ctx.input(x, 1)?);
     let out = match (&a.data, &b.data) {
         (Tensor::F64(p), Tensor::F64(q)) => Tensor::F64(matmul_nd(ctx, p, q, f64_mm)?),

@@ -24,6 +24,7 @@ mod norm2;
 mod normalize;
 mod pool;
 mod pool2;
+mod quant;
 mod recurrent;
 mod reduce;
 mod resize;
@@ -188,6 +189,7 @@ pub fn register_all_ops(r: &mut OpRegistry<RefTensor>) {
     geometry::register(r);
     rotary::register(r);
     text::register(r);
+    quant::register(r);
 }
 
 impl Interpreter for ReferenceInterp {

@@ -1,0 +1,277 @@
+//! QuantizeLinear-10/13/19/21/23
+//! (<https://onnx.ai/onnx/operators/onnx__QuantizeLinear.html>):
+//! `y = saturate(round_half_even(x / y_scale) + y_zero_point)`;
+//! DequantizeLinear (same opsets,
+//! <https://onnx.ai/onnx/operators/onnx__DequantizeLinear.html>):
+//! `y = (x − x_zero_point) · x_scale`. Opset 10 has per-tensor scales only;
+//! 13 added `axis` (a 1-D scale per slice of that axis); 19 added float8 and
+//! `saturate` (which only float8 outputs read); 21 added int16/uint16 (and
+//! int4) and `block_size` (the scale has `x`'s shape with the axis divided
+//! into blocks of `block_size`); QuantizeLinear-21 and DequantizeLinear-23
+//! added `output_dtype`. Without a zero point the quantized dtype is uint8.
+//!
+//! Both ops address scales the same way, so the decode turns the shapes into
+//! one [`ScaleMap`]; the reference and every framework lowering read the
+//! quantized dtype and its range from here. float8 and int4 are out of scope
+//! (xdiff has no such dtypes) and decode as unsupported.
+
+use super::{OpCtx, OpResult};
+use crate::tensor::DType;
+
+/// How a scale (and zero point) maps onto the elements of `x`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScaleMap {
+    /// One scale for every element.
+    PerTensor,
+    /// One scale per index along `axis`.
+    PerAxis { axis: usize },
+    /// One scale per block of `block` indices along `axis`; the scale has
+    /// `x`'s shape with that axis `ceil(d / block)` long.
+    Blocked { axis: usize, block: usize },
+}
+
+impl ScaleMap {
+    /// Decodes `axis`/`block_size` against `x`'s and the scale's shapes.
+    pub fn decode(ctx: &OpCtx, x: &[usize], scale: &[usize]) -> OpResult<ScaleMap> {
+        let block = if ctx.opset >= 21 {
+            ctx.int("block_size", 0)?
+        } else {
+            0
+        };
+        let per_tensor = scale.iter().product::<usize>() == 1 && scale.len() <= 1;
+        if per_tensor && block == 0 {
+            return Ok(ScaleMap::PerTensor);
+        }
+        if ctx.opset < 13 {
+            return Err(ctx.fail(format!(
+                "scale has shape {scale:?}: opset {} takes a scalar scale only",
+                ctx.opset
+            )));
+        }
+        let axis = ctx.axis(ctx.int("axis", 1)?, x.len())?;
+        let d = x[axis];
+        if block < 0 {
+            return Err(ctx.fail("attribute `block_size` must be >= 0"));
+        }
+        if block == 0 {
+            if scale != [d] {
+                return Err(ctx.fail(format!(
+                    "scale has shape {scale:?}, expected [{d}] (axis {axis} of x {x:?})"
+                )));
+            }
+            return Ok(ScaleMap::PerAxis { axis });
+        }
+        let block = block as usize;
+        let mut want = x.to_vec();
+        want[axis] = d.div_ceil(block);
+        if scale != want.as_slice() {
+            return Err(ctx.fail(format!(
+                "scale has shape {scale:?}, expected {want:?} (x {x:?}, axis {axis}, block_size {block})"
+            )));
+        }
+        Ok(ScaleMap::Blocked { axis, block })
+    }
+
+    /// The flat scale index of every element of `x` (row-major).
+    pub fn indices(&self, x: &[usize]) -> Vec<usize> {
+        let n: usize = x.iter().product();
+        match *self {
+            ScaleMap::PerTensor => vec![0; n],
+            ScaleMap::PerAxis { axis } => {
+                let inner: usize = x[axis + 1..].iter().product();
+                (0..n).map(|i| (i / inner) % x[axis]).collect()
+            }
+            ScaleMap::Blocked { axis, block } => {
+                let inner: usize = x[axis + 1..].iter().product();
+                let (d, nb) = (x[axis], x[axis].div_ceil(block));
+                (0..n)
+                    .map(|i| {
+                        let (outer, j, r) = (i / (inner * d), (i / inner) % d, i % inner);
+                        (outer * nb + j / block) * inner + r
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// For the frameworks: the shape the scale is viewed as so it
+    /// broadcasts against `x` (after `block_ids` for blocked scales).
+    pub fn view_shape(&self, x: &[usize], scale: &[usize]) -> Vec<usize> {
+        match *self {
+            ScaleMap::PerTensor => vec![1; x.len()],
+            ScaleMap::PerAxis { axis } => {
+                let mut v = vec![1; x.len()];
+                v[axis] = x[axis];
+                v
+            }
+            ScaleMap::Blocked { .. } => scale.to_vec(),
+        }
+    }
+
+    /// For blocked scales: the axis and the block of each index along it
+    /// (an `index_select` table that widens the scale to `x`'s shape).
+    pub fn block_ids(&self, x: &[usize]) -> Option<(usize, Vec<i64>)> {
+        match *self {
+            ScaleMap::Blocked { axis, block } => {
+                Some((axis, (0..x[axis]).map(|j| (j / block) as i64).collect()))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The integer range of a quantized dtype, or unsupported for the others.
+pub fn range(ctx: &OpCtx, dt: DType) -> OpResult<(f64, f64)> {
+    match dt {
+        DType::U8 => Ok((0.0, 255.0)),
+        DType::I8 => Ok((-128.0, 127.0)),
+        DType::U16 if ctx.opset >= 21 => Ok((0.0, 65535.0)),
+        DType::I16 if ctx.opset >= 21 => Ok((-32768.0, 32767.0)),
+        DType::I32 => Ok((i32::MIN as f64, i32::MAX as f64)),
+        _ => Err(ctx.unsupported(
+            "output_dtype",
+            format!("quantized dtype {dt} at opset {}", ctx.opset),
+        )),
+    }
+}
+
+/// QuantizeLinear's output dtype: `output_dtype` (21+), else the zero
+/// point's dtype, else uint8; the two must agree when both are given.
+pub fn quantize_dtype(ctx: &OpCtx, zero_point: Option<DType>) -> OpResult<DType> {
+    let code = if ctx.opset >= 21 {
+        ctx.int("output_dtype", 0)?
+    } else {
+        0
+    };
+    let attr = match code {
+        0 => None,
+        c => Some(
+            DType::from_onnx(c as i32)
+                .ok_or_else(|| ctx.unsupported("output_dtype", format!("ONNX dtype code {c}")))?,
+        ),
+    };
+    let dt = match (attr, zero_point) {
+        (Some(a), Some(z)) if a != z => {
+            return Err(ctx.fail(format!(
+                "attribute `output_dtype` ({a}) differs from y_zero_point's dtype ({z})"
+            )))
+        }
+        (Some(a), _) => a,
+        (None, Some(z)) => z,
+        (None, None) => DType::U8,
+    };
+    if dt == DType::I32 {
+        return Err(ctx.fail("QuantizeLinear cannot produce int32"));
+    }
+    range(ctx, dt)?;
+    Ok(dt)
+}
+
+/// DequantizeLinear's output dtype: `output_dtype` (23+), else the scale's.
+pub fn dequantize_dtype(ctx: &OpCtx, scale: DType) -> OpResult<DType> {
+    let code = if ctx.opset >= 23 {
+        ctx.int("output_dtype", 0)?
+    } else {
+        0
+    };
+    match code {
+        0 => Ok(scale),
+        c => DType::from_onnx(c as i32)
+            .filter(|d| d.is_float())
+            .ok_or_else(|| {
+                ctx.fail(format!(
+                    "attribute `output_dtype` = {c} is not a float dtype"
+                ))
+            }),
+    }
+}
+
+/// DynamicQuantizeLinear-11's uint8 scale and zero point from the data's
+/// range widened to include 0: `scale = (max − min) / 255`,
+/// `zp = saturate(round_half_even(−min / scale))` (0 when all data is 0),
+/// each division rounded by `fl` (to the input's float dtype).
+pub fn dynamic_params(min: f64, max: f64, fl: impl Fn(f64) -> f64) -> (f64, f64) {
+    let (lo, hi) = (min.min(0.0), max.max(0.0));
+    let scale = fl((hi - lo) / 255.0);
+    let zp = if scale == 0.0 {
+        0.0
+    } else {
+        fl(-lo / scale).round_ties_even().clamp(0.0, 255.0)
+    };
+    (scale, zp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{Attr, Node};
+    use crate::op::test_node;
+    use crate::options::{Device, EngineOptions};
+
+    fn with_test_ctx(node: &Node, opset: u32, f: impl FnOnce(&OpCtx)) {
+        let options = EngineOptions::default();
+        f(&OpCtx {
+            node,
+            opset,
+            device: Device::Cpu,
+            options: &options,
+            scope: &(),
+        })
+    }
+
+    #[test]
+    fn blocked_scales_index_blocks_along_the_axis() {
+        let n = test_node(
+            "QuantizeLinear",
+            2,
+            1,
+            vec![("block_size", Attr::Int(2)), ("axis", Attr::Int(1))],
+        );
+        with_test_ctx(&n, 21, |ctx| {
+            let m = ScaleMap::decode(ctx, &[2, 3], &[2, 2]).unwrap();
+            assert_eq!(m, ScaleMap::Blocked { axis: 1, block: 2 });
+            assert_eq!(m.indices(&[2, 3]), vec![0, 0, 1, 2, 2, 3]);
+            assert_eq!(m.block_ids(&[2, 3]), Some((1, vec![0, 0, 1])));
+        });
+    }
+
+    #[test]
+    fn per_axis_needs_opset_13_and_a_matching_length() {
+        let n = test_node("QuantizeLinear", 2, 1, vec![("axis", Attr::Int(0))]);
+        with_test_ctx(&n, 13, |ctx| {
+            let m = ScaleMap::decode(ctx, &[2, 3], &[2]).unwrap();
+            assert_eq!(m.indices(&[2, 3]), vec![0, 0, 0, 1, 1, 1]);
+            assert!(ScaleMap::decode(ctx, &[2, 3], &[3]).is_err());
+        });
+        with_test_ctx(&n, 10, |ctx| {
+            assert!(ScaleMap::decode(ctx, &[2, 3], &[2]).is_err())
+        });
+    }
+
+    #[test]
+    fn dtypes_follow_the_zero_point_and_int16_needs_21() {
+        let n = test_node("QuantizeLinear", 3, 1, vec![]);
+        with_test_ctx(&n, 13, |ctx| {
+            assert_eq!(quantize_dtype(ctx, None).unwrap(), DType::U8);
+            assert_eq!(quantize_dtype(ctx, Some(DType::I8)).unwrap(), DType::I8);
+            assert!(quantize_dtype(ctx, Some(DType::I16)).is_err());
+        });
+        with_test_ctx(&n, 21, |ctx| {
+            assert_eq!(quantize_dtype(ctx, Some(DType::I16)).unwrap(), DType::I16)
+        });
+    }
+
+    #[test]
+    fn dynamic_range_includes_zero_and_rounds_half_even() {
+        // [1, 2.55] widens to [0, 2.55]: zero point 0.
+        let (s, zp) = dynamic_params(1.0, 2.55, |v| v);
+        assert!((s - 0.01).abs() < 1e-15 && zp == 0.0, "{s} {zp}");
+        // [-1, 1.55]: -min / scale = 100 exactly after rounding.
+        let (s, zp) = dynamic_params(-1.0, 1.55, |v| v);
+        assert!((s - 0.01).abs() < 1e-15, "{s}");
+        assert_eq!(zp, 100.0);
+        // A tie: [-0.5, 0.5] gives -min / scale = 127.5, rounded to 128.
+        assert_eq!(dynamic_params(-0.5, 0.5, |v| v).1, 128.0);
+        assert_eq!(dynamic_params(0.0, 0.0, |v| v), (0.0, 0.0));
+    }
+}
