@@ -33,7 +33,8 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
             dequantize,
             spec!("DequantizeLinear"),
             cov![
-                "all attributes" => Label::Composed("sub, mul"),
+                "per-tensor int8/uint8, float32 scale" => Label::Native("_make_per_tensor_quantized_tensor, dequantize"),
+                "per-axis, blocked, int16/int32, other scale dtypes" => Label::Composed("sub, mul"),
             ],
         );
     }
@@ -171,6 +172,20 @@ fn dequantize(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
     let map = ScaleMap::decode(ctx, &dims(xt), &dims(s))?;
     let dt = quant::dequantize_dtype(ctx, super::dtype_of(s.kind()).unwrap_or(DType::F32))?;
     let k = out_kind(ctx, dt)?;
+    let per_tensor = s.numel() == 1 && matches!(xt.kind(), Kind::Uint8 | Kind::Int8);
+    if per_tensor && s.kind() == Kind::Float && k == Kind::Float {
+        // torch's own dequantize of a per-tensor quantized tensor built from
+        // the integers (`int_repr`'s inverse), zero point and scale.
+        let zp = optional(x, 2).map(super::host_ints).transpose()?;
+        let zp = zp.and_then(|z| z.first().copied()).unwrap_or(0);
+        let y = xt
+            .f_internal_make_per_tensor_quantized_tensor(s.f_double_value(&[])?, zp)?
+            .f_dequantize()?;
+        return Ok(Lowered::one(
+            y,
+            How::native("_make_per_tensor_quantized_tensor, dequantize"),
+        ));
+    }
     let mut c = xt.f_to_kind(Kind::Int64)?;
     if let Some(z) = optional(x, 2) {
         c = c.f_sub(&spread(&map, &dims(xt), &z.f_to_kind(Kind::Int64)?)?)?;
@@ -307,6 +322,25 @@ fn bias_shape(acc: &Tensor) -> Vec<i64> {
 #[cfg(test)]
 mod tests {
     use super::super::testutil::*;
+
+    #[test]
+    fn per_tensor_dequantize_is_torchs_own() {
+        use tch::Tensor;
+        let q = Tensor::from_slice(&[0u8, 3, 128, 255]);
+        let s = f32s(&[], &[0.1]);
+        let z = Tensor::from_slice(&[128u8]).reshape([] as [i64; 0]);
+        let n = node("DequantizeLinear", 3, 1, vec![]);
+        let y = run(&n, 13, &[Some(&q), Some(&s), Some(&z)]).unwrap();
+        assert_eq!(
+            y.how.label(),
+            "native: _make_per_tensor_quantized_tensor, dequantize"
+        );
+        let want: Vec<f64> = [-128i32, -125, 0, 127]
+            .iter()
+            .map(|&v| (v as f32 * 0.1f32) as f64)
+            .collect();
+        assert_eq!(vals(y.outputs[0].as_ref().unwrap()), want);
+    }
 
     #[test]
     fn native_per_tensor_rounds_half_to_even_and_saturates() {
