@@ -31,6 +31,75 @@ pub struct Matrix {
     /// Params equal in every row.
     pub fixed: BTreeMap<String, String>,
     pub rows: Vec<MatrixRow>,
+    /// One line per lane (column): how its variants came out.
+    pub summary: Vec<LaneSummary>,
+}
+
+/// A lane's column of a matrix in one line: the issue-13 "matrix summary
+/// line" (variants, ok, declared divergences with their fingerprints, and
+/// what fails).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct LaneSummary {
+    pub lane: String,
+    pub variants: usize,
+    pub ok: usize,
+    /// Variants whose worst verdict is declared by the case.
+    pub declared: usize,
+    /// Variants not ok and not declared: what fails the case.
+    pub failing: usize,
+    /// Convention fingerprints of the not-ok variants (short form, `=`
+    /// exact / `~` closest) with how many variants showed each.
+    pub fingerprints: BTreeMap<String, usize>,
+    /// Not-ok variants by status (`differs`, `unsupported`, `error`, `skipped`).
+    pub statuses: BTreeMap<String, usize>,
+}
+
+impl LaneSummary {
+    fn of(lane: &str, rows: &[MatrixRow]) -> LaneSummary {
+        let mut s = LaneSummary {
+            lane: lane.to_string(),
+            ..Default::default()
+        };
+        for c in rows.iter().filter_map(|r| r.details.get(lane)) {
+            s.variants += 1;
+            if c.status == "ok" {
+                s.ok += 1;
+                continue;
+            }
+            *s.statuses.entry(c.status.clone()).or_default() += 1;
+            if c.declared {
+                s.declared += 1;
+            } else {
+                s.failing += 1;
+            }
+            if let Some(fp) = c.fingerprint.as_ref().filter(|fp| !fp.attrs.is_empty()) {
+                let mark = if fp.exact { "=" } else { "~" };
+                *s.fingerprints
+                    .entry(format!("{mark} {}", fp.short()))
+                    .or_default() += 1;
+            }
+        }
+        s
+    }
+
+    /// `tch: 12 variants, 10 ok, 2 declared (differs 2; = mode=CRD ×2), 0 failing`.
+    pub fn line(&self) -> String {
+        let mut s = format!(
+            "{}: {} variants, {} ok, {} declared",
+            self.lane, self.variants, self.ok, self.declared
+        );
+        let mut what: Vec<String> = self
+            .statuses
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        what.extend(self.fingerprints.iter().map(|(f, n)| format!("{f} ×{n}")));
+        if !what.is_empty() {
+            s.push_str(&format!(" ({})", what.join("; ")));
+        }
+        s.push_str(&format!(", {} failing", self.failing));
+        s
+    }
 }
 
 /// One variant (attribute combination).
@@ -375,6 +444,11 @@ impl Matrix {
                 self.params.push(k);
             }
         }
+        self.summary = self
+            .lanes
+            .iter()
+            .map(|l| LaneSummary::of(l, &self.rows))
+            .collect();
         self
     }
 
@@ -468,6 +542,9 @@ impl Matrix {
                 note(&fp.short());
             }
         }
+        for l in &self.summary {
+            s.push_str(&format!("  {}\n", l.line()));
+        }
         s.push_str("= output equals the reference under that convention, ~ closest convention, * declared divergence");
         let mut line = String::new();
         for u in used {
@@ -524,6 +601,10 @@ impl Matrix {
                 "| {} |\n",
                 c.iter().map(|x| esc(x)).collect::<Vec<_>>().join(" | ")
             ));
+        }
+        s.push('\n');
+        for l in &self.summary {
+            s.push_str(&format!("- {}\n", esc(&l.line())));
         }
         s.push_str("\n`=` output equals the reference under that convention, `~` closest convention, `*` declared divergence.\n");
         s
@@ -744,5 +825,23 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("| align_corners | nearest | differs 1.2e-1 0.4%* | unsupported: antialias \\| not lowered |"), "{md}");
+    }
+
+    #[test]
+    fn matrix_lane_summary_lines() {
+        let m = &Matrix::from_reports(&reports())[0];
+        let lines: Vec<String> = m.summary.iter().map(LaneSummary::line).collect();
+        assert_eq!(
+            lines,
+            vec![
+                "ort: 3 variants, 2 ok, 1 declared (differs 1), 0 failing",
+                "tch: 3 variants, 0 ok, 0 declared (differs 1; error 1; unsupported 1; \
+                 = asymmetric+floor ×1), 3 failing",
+            ]
+        );
+        assert!(m.to_text().contains(&format!("  {}\n", lines[0])));
+        assert!(m.to_markdown().contains(&format!("- {}\n", lines[0])));
+        let json = serde_json::to_value(m).unwrap();
+        assert_eq!(json["summary"][1]["failing"], 3);
     }
 }
