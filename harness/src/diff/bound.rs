@@ -364,6 +364,9 @@ enum Kind {
         underflow: f64,
     },
     Tolerance(Tolerance),
+    /// Per element: integer steps (QuantizeLinear near a tie, see
+    /// [`quantize_steps`]).
+    Steps(Vec<f64>),
 }
 
 impl Bound {
@@ -394,6 +397,7 @@ impl Bound {
                 }
             }
             Kind::Tolerance(t) => t.atol + t.rtol * r.abs(),
+            Kind::Steps(v) => v.get(i).copied().unwrap_or(0.0),
         }
     }
 
@@ -463,6 +467,13 @@ pub fn bound_for(
     let class = class(node);
     let kind = if let Some(t) = override_of(tols, &node.op_type, dtype) {
         Kind::Tolerance(t)
+    } else if node.op_type == "QuantizeLinear" && k == 0 && !dtype.is_float() {
+        Kind::Steps(
+            quantize_steps(node, opset, inputs).map_err(|why| BoundError {
+                op: node.op_type.clone(),
+                why,
+            })?,
+        )
     } else if !dtype.is_float() {
         Kind::Ulps(0.0)
     } else {
@@ -752,6 +763,18 @@ fn magnitude(
         Magnitude::SoftmaxLoss => softmax_loss_magnitude(node, opset, inputs),
         Magnitude::Det => det_magnitude(inputs),
     }
+}
+
+/// QuantizeLinear's integer output may move by the steps it takes when the
+/// quotient `x / y_scale` moves by one machine epsilon of `x`'s dtype (the
+/// rounding of one float32 division, or the two of a product with a float32
+/// reciprocal scale): 1 near a tie, where the exact quotient and a rounded
+/// one fall on different sides of a half-integer; 0 on exact ties (rounding
+/// half to even is the convention), saturated elements and everywhere else.
+fn quantize_steps(node: &Node, opset: u32, inputs: &[Option<&RefTensor>]) -> Result<Vec<f64>, Why> {
+    let x = input(inputs, 0)?;
+    let eps = format(x.dtype).map_or(0.0, |(eps, _)| eps);
+    Ok(reference::quantize_steps(node, opset, inputs, eps)?)
 }
 
 /// `t` with `f` applied to each element when it is a float value.
@@ -1045,5 +1068,30 @@ mod tests {
         let bound = bound_for(&node, 13, &[Some(&x), Some(&x)], 0, &x, DType::F32, &tols).unwrap();
         assert!(bound.is_tolerance());
         assert_eq!(bound.allowed(0, 1.0), 0.5);
+    }
+
+    #[test]
+    fn quantize_allows_one_step_only_near_a_tie() {
+        // fl32(-42.5 · 0.3) / 0.3 sits 1.5e-6 beyond the tie -42.5 (a
+        // near-tie: float32 division rounds onto it, the exact quotient does
+        // not); 0.9375 / 0.375 is exactly the tie 2.5 (half to even is the
+        // convention: no slack); 0.66 / 0.3 = 2.2 is far from any.
+        let node = test_node("QuantizeLinear", 3, 1, vec![]);
+        let steps = |xs: &[f64], sc: f64| {
+            let x = f(&[xs.len()], xs);
+            let scale = RefTensor::float(
+                ArrayD::from_shape_vec(ndarray::IxDyn(&[]), vec![sc]).unwrap(),
+                DType::F32,
+            );
+            let zp = RefTensor::exact(Tensor::from_f64(DType::U8, &[], &[128.0]));
+            quantize_steps(&node, 21, &[Some(&x), Some(&scale), Some(&zp)]).unwrap()
+        };
+        assert_eq!(
+            steps(&[-12.750000953674316, 0.66], 0.30000001192092896),
+            vec![1.0, 0.0]
+        );
+        assert_eq!(steps(&[0.9375], 0.375), vec![0.0]);
+        // Saturated: 1000 / 0.3 clamps to 255 whichever way it rounds.
+        assert_eq!(steps(&[1000.0], 0.30000001192092896), vec![0.0]);
     }
 }

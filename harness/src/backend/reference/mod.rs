@@ -301,6 +301,17 @@ pub fn resize_magnitude(
     with_ctx(node, opset, |ctx| resize::magnitude(ctx, inputs))
 }
 
+/// The integer steps each output of a QuantizeLinear node may move when its
+/// quotient moves by a relative `eps` (`diff::bound`): 1 near a tie.
+pub fn quantize_steps(
+    node: &crate::graph::Node,
+    opset: u32,
+    inputs: &[Option<&RefTensor>],
+    eps: f64,
+) -> OpResult<Vec<f64>> {
+    with_ctx(node, opset, |ctx| quant::quantize_steps(ctx, inputs, eps))
+}
+
 /// `Σ|neighbours|` of a linear or cubic GridSample node on `inputs`: the
 /// magnitude its local error bound scales with (`diff::bound`).
 pub fn grid_sample_magnitude(

@@ -124,24 +124,78 @@ fn scale_zp(
     }
 }
 
-/// QuantizeLinear: `saturate(round_half_even(x / y_scale) + y_zero_point)`.
-fn quantize(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
+/// The exact quotients `x / y_scale` of a QuantizeLinear node, each
+/// element's zero point, the output's range and dtype, and `x`'s dtype.
+struct Quotients {
+    q: Vec<f64>,
+    zp: Vec<f64>,
+    range: (f64, f64),
+    out: DType,
+    x: DType,
+    shape: Vec<usize>,
+}
+
+fn quotients(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Quotients> {
     let xt = ctx.input(x, 0)?;
     let map = ScaleMap::decode(ctx, xt.shape(), ctx.input(x, 1)?.shape())?;
     let (scales, zps, zdt) = scale_zp(ctx, x, 1)?;
-    let dt = quant::quantize_dtype(ctx, zdt)?;
-    let r = quant::range(ctx, dt)?;
-    let xv = values(xt)?;
-    let y: Vec<f64> = xv
+    let out = quant::quantize_dtype(ctx, zdt)?;
+    let range = quant::range(ctx, out)?;
+    let idx = map.indices(xt.shape());
+    let q = values(xt)?
         .iter()
-        .zip(map.indices(xt.shape()))
-        .map(|(&v, i)| saturate(fl(v / scales[i], xt.dtype), zps[i], r))
+        .zip(&idx)
+        .map(|(&v, &i)| v / scales[i])
         .collect();
-    let out = Tensor::from_f64(dt, xt.shape(), &y);
+    Ok(Quotients {
+        q,
+        zp: idx.iter().map(|&i| zps[i]).collect(),
+        range,
+        out,
+        x: xt.dtype,
+        shape: xt.shape().to_vec(),
+    })
+}
+
+/// QuantizeLinear: `saturate(round_half_even(x / y_scale) + y_zero_point)`,
+/// the quotient correctly rounded to `x`'s dtype (one division of that type,
+/// as ONNX's own reference computes it).
+fn quantize(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
+    let qs = quotients(ctx, x)?;
+    let y: Vec<f64> =
+        qs.q.iter()
+            .zip(&qs.zp)
+            .map(|(&q, &zp)| saturate(fl(q, qs.x), zp, qs.range))
+            .collect();
+    let out = Tensor::from_f64(qs.out, &qs.shape, &y);
     Ok(Lowered::one(RefTensor::exact(out), How::Spec))
 }
 
-/// DequantizeLinear: `(x − x_zero_point) · x_scale`.
+/// How many integer steps each QuantizeLinear output may move when its
+/// quotient moves by a relative `eps` (`diff::bound`): 1 near a tie, where
+/// the exact and the rounded quotient fall on different sides of a
+/// half-integer; 0 on exact ties (half to even is the convention) and
+/// everywhere else.
+pub fn quantize_steps(ctx: &OpCtx, x: &[Option<&RefTensor>], eps: f64) -> OpResult<Vec<f64>> {
+    let qs = quotients(ctx, x)?;
+    Ok(qs
+        .q
+        .iter()
+        .zip(&qs.zp)
+        .map(|(&q, &zp)| {
+            let y = saturate(fl(q, qs.x), zp, qs.range);
+            let exact_tie = (q - q.trunc()).abs() == 0.5;
+            if exact_tie || !q.is_finite() {
+                return 0.0;
+            }
+            [q * (1.0 + eps), q * (1.0 - eps)]
+                .iter()
+                .map(|&p| (saturate(p, zp, qs.range) - y).abs())
+                .fold(0.0, f64::max)
+        })
+        .collect())
+}
+
 fn dequantize(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
     let xt = ctx.input(x, 0)?;
     let scale = ctx.input(x, 1)?;
