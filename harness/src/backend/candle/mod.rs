@@ -418,6 +418,19 @@ impl Session for CandleSession {
                 "resize".into(),
                 "idiomatic port: upsample_nearest2d / upsample_bilinear2d(false) from the output size".into(),
             ));
+            s.extend(
+                [
+                    (
+                        "softmax",
+                        "idiomatic port: candle_nn::ops::softmax(axis) before opset 13 too",
+                    ),
+                    (
+                        "quantize",
+                        "idiomatic port: candle's round, half away from zero",
+                    ),
+                ]
+                .map(|(k, v)| (k.into(), v.into())),
+            );
         }
         s
     }

@@ -5,7 +5,9 @@
 //! the result is `2·round(q/2)`. Integer products run as float64 MatMul and
 //! Conv (candle has no integer matmul): every partial sum of 8/16-bit
 //! products is an integer below 2^53, so exact. int8 and uint16 have no
-//! candle dtype and cannot be uploaded.
+//! candle dtype and cannot be uploaded. The idiomatic port
+//! (`EngineOptions::port`) quantizes with candle's `round` as it is, half
+//! away from zero.
 
 use candle_core::{DType as CDType, Tensor};
 
@@ -18,6 +20,7 @@ use crate::tensor::DType;
 type In<'a> = [Option<&'a Tensor>];
 type Out = OpResult<Lowered<Tensor>>;
 const QUANT: &str = "broadcast_div, round, where_cond (half to even), add, clamp";
+const PORT_QUANT: &str = "broadcast_div, round, add, clamp (idiomatic port: half away from zero)";
 const INT_MM: &str = "to_dtype(f64), sub, matmul";
 const INT_CONV: &str = "to_dtype(f64), sub, conv";
 const REQUANT: &str = "f64 matmul/conv, mul, round, where_cond (half to even), add, clamp";
@@ -165,9 +168,14 @@ fn quantize(ctx: &OpCtx, x: &In) -> Out {
         Some(z) => spread(&map, xt.dims(), z)?,
         None => Tensor::zeros((), CDType::F64, xt.device()).ce()?,
     };
+    let (q, how) = match ctx.options.port {
+        // candle's own `round` (half away); `saturate` keeps an integer.
+        true => (q.round().ce()?, PORT_QUANT),
+        false => (q, QUANT),
+    };
     Ok(Lowered::one(
         saturate(ctx, &q, &zpt, dt)?,
-        How::composed(QUANT),
+        How::composed(how),
     ))
 }
 

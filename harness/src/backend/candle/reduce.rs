@@ -4,7 +4,9 @@
 //! candle reduces f16/bf16 in the native dtype (no f32 accumulation); that
 //! is candle's behaviour and is exposed, not corrected. Its max/min/argmax
 //! reduce one axis at a time, so several axes are reduced in turn (keeping
-//! dims) and the result reshaped to the decoded output shape.
+//! dims) and the result reshaped to the decoded output shape. The idiomatic
+//! port (`EngineOptions::port`) normalizes a Softmax-1/11 `axis` alone, as
+//! if the node were opset 13.
 
 use candle_core::{DType as CDType, Tensor};
 
@@ -283,6 +285,12 @@ fn softmax(ctx: &OpCtx, x: &In) -> Out {
     if !coerced || ax + 1 == a.rank() {
         let (y, what) = normalize(op, a, ax)?;
         return Ok(Lowered::one(y, how(what)));
+    }
+    if ctx.options.port {
+        // The idiomatic port normalizes `axis` alone even before opset 13.
+        let (y, what) = normalize(op, a, ax)?;
+        let what = format!("{what} (idiomatic port: one axis, not the 2-D coercion)");
+        return Ok(Lowered::one(y, how(&what)));
     }
     let outer: usize = a.dims()[..ax].iter().product();
     let flat = a.reshape((outer, a.elem_count() / outer.max(1))).ce()?;

@@ -444,6 +444,27 @@ impl Session for TchSession {
                 "idiomatic port: F.interpolate defaults (align_corners=false) from the output size"
                     .into(),
             ));
+            s.extend(
+                [
+                    (
+                        "depth-to-space",
+                        "idiomatic port: pixel_shuffle (CRD) in either mode",
+                    ),
+                    (
+                        "recurrent",
+                        "idiomatic port: lstm/gru given ONNX's W, R, B gate order as is",
+                    ),
+                    (
+                        "softmax",
+                        "idiomatic port: softmax(dim=axis) before opset 13 too",
+                    ),
+                    (
+                        "quantize",
+                        "idiomatic port: half away from zero, trunc(q + 0.5·sign(q))",
+                    ),
+                ]
+                .map(|(k, v)| (k.into(), v.into())),
+            );
         }
         s
     }

@@ -5,7 +5,9 @@
 //! blocked scales and int16 are composed (`div`, `round` — half to even —,
 //! `add`, `clamp`). Integer products go through int64 `matmul` (exact) or a
 //! float64 convolution (torch has no integer conv on CPU; every partial sum
-//! of 8/16-bit products is an integer below 2^53, so exact).
+//! of 8/16-bit products is an integer below 2^53, so exact). The idiomatic
+//! port (`EngineOptions::port`) quantizes with C's `round`, half away from
+//! zero (`trunc(q + 0.5·sign(q))`), where ONNX rounds half to even.
 
 use tch::{Kind, Tensor};
 
@@ -17,6 +19,8 @@ use crate::tensor::DType;
 
 type X<'a> = [Option<&'a Tensor>];
 const QUANT: &str = "div, round, add, clamp";
+const PORT_QUANT: &str =
+    "div, trunc(q + 0.5·sign(q)), add, clamp (idiomatic port: half away from zero)";
 const INT_MM: &str = "to_kind(int64), sub, matmul";
 const INT_CONV: &str = "to_kind(float64), sub, conv";
 
@@ -139,7 +143,7 @@ fn quantize(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
         _ => None,
     };
     let xf = xt.f_to_kind(Kind::Float)?;
-    match (&map, qkind) {
+    match (&map, qkind.filter(|_| !ctx.options.port)) {
         (ScaleMap::PerTensor, Some(k)) => {
             let sv = f64::try_from(s.f_reshape([-1])?.f_get(0)?)?;
             let zv = i64::try_from(zpt.f_reshape([-1])?.f_get(0)?)?;
@@ -163,8 +167,16 @@ fn quantize(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
     let q = xt
         .f_div(&spread(&map, &dims(xt), s)?)?
         .f_to_kind(Kind::Double)?;
+    let (q, how) = match ctx.options.port {
+        // Rounded already, so `saturate`'s own rounding keeps it.
+        true => (
+            q.f_sign()?.f_mul_scalar(0.5)?.f_add(&q)?.f_trunc()?,
+            PORT_QUANT,
+        ),
+        false => (q, QUANT),
+    };
     let y = saturate(ctx, &q, &spread(&map, &dims(xt), &zpt)?, dt)?;
-    Ok(Lowered::one(y, How::composed(QUANT)))
+    Ok(Lowered::one(y, How::composed(how)))
 }
 
 fn dequantize(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {

@@ -7,6 +7,9 @@
 //! peepholes, coupled forget gate, per-entry lengths (without packing) or
 //! other activations: those nodes run a composed step loop of torch ops
 //! (`matmul`, the activations, `where`), which is xdiff's own code.
+//! The idiomatic port (`EngineOptions::port`) hands ONNX's `W`, `R`, `B` to
+//! the native op as they are, gates in ONNX's order (the classic porting
+//! mistake); nodes that need the step loop stay faithful.
 
 use tch::Tensor;
 
@@ -37,7 +40,7 @@ fn recurrent(ctx: &OpCtx, x: &[Option<&Tensor>]) -> OpResult<Lowered<Tensor>> {
         && optional(x, 7).is_none()
         && (plan.cell != Cell::Gru || plan.linear_before_reset);
     let (y, hs, cs, how) = match native {
-        true => native_run(&plan, &io)?,
+        true => native_run(&plan, &io, ctx.options.port)?,
         false => composed(&plan, &io)?,
     };
     let mut ts = vec![io.y_out(&plan, y)?, io.state_out(&plan, hs)?];
@@ -126,9 +129,11 @@ fn reorder(t: &Tensor, h: i64, order: &[i64]) -> OpResult<Tensor> {
     Ok(Tensor::f_cat(&blocks, 0)?)
 }
 
-/// torch's `[w_ih, w_hh, b_ih, b_hh]` per direction.
-fn torch_params(plan: &RecurrentPlan, io: &Io) -> OpResult<Vec<Tensor>> {
+/// torch's `[w_ih, w_hh, b_ih, b_hh]` per direction; with `port`, the
+/// gates left in ONNX's order.
+fn torch_params(plan: &RecurrentPlan, io: &Io, port: bool) -> OpResult<Vec<Tensor>> {
     let order: &[i64] = match plan.cell {
+        _ if port => &[0, 1, 2, 3][..plan.cell.gates()],
         Cell::Rnn => &[0],
         Cell::Gru => &[1, 0, 2],
         Cell::Lstm => &[0, 2, 3, 1],
@@ -145,8 +150,8 @@ fn torch_params(plan: &RecurrentPlan, io: &Io) -> OpResult<Vec<Tensor>> {
     Ok(params)
 }
 
-fn native_run(plan: &RecurrentPlan, io: &Io) -> OpResult<Run> {
-    let params = torch_params(plan, io)?;
+fn native_run(plan: &RecurrentPlan, io: &Io, port: bool) -> OpResult<Run> {
+    let params = torch_params(plan, io, port)?;
     let reverse_only = plan.reverse == [true];
     let xs = if reverse_only {
         io.x.f_flip([0])?
@@ -189,12 +194,11 @@ fn native_run(plan: &RecurrentPlan, io: &Io) -> OpResult<Run> {
     );
     let y = out.f_reshape([s, b, d, h])?;
     let y = if reverse_only { y.f_flip([0])? } else { y };
-    Ok((
-        y.f_permute([0, 2, 1, 3])?.f_contiguous()?,
-        hn,
-        cn,
-        How::native(op),
-    ))
+    let how = match port && plan.cell != Cell::Rnn {
+        true => How::native(format!("{op} (idiomatic port: ONNX gate order as is)")),
+        false => How::native(op),
+    };
+    Ok((y.f_permute([0, 2, 1, 3])?.f_contiguous()?, hn, cn, how))
 }
 
 fn act(a: Act, x: &Tensor) -> OpResult<Tensor> {

@@ -4,7 +4,9 @@
 //! Each reduction uses torch's own reduction where one has the ONNX
 //! semantics (`sum`, `mean`, `amax`, `amin`, `norm`, `logsumexp`); the rest
 //! are composed from them. Integer sums keep the input dtype (torch would
-//! widen to int64), so they wrap as ONNX's fixed-width types do.
+//! widen to int64), so they wrap as ONNX's fixed-width types do. The
+//! idiomatic port (`EngineOptions::port`) normalizes a Softmax-1/11 `axis`
+//! alone, as if the node were opset 13.
 
 use tch::{Kind, Tensor};
 
@@ -240,13 +242,19 @@ fn softmax(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
     let rank = input.dim();
     let s = SoftmaxAttrs::decode(ctx, rank)?;
     let op = ctx.node.op_type.as_str();
+    let how = |what: String| match op {
+        "Hardmax" => How::composed(what),
+        _ => How::native(what),
+    };
     if !s.coerced || s.axis + 1 >= rank {
         let (y, what) = normalize(op, input, s.axis as i64)?;
-        let how = match op {
-            "Hardmax" => How::composed(what),
-            _ => How::native(what),
-        };
-        return Ok(Lowered::one(y, how));
+        return Ok(Lowered::one(y, how(what.into())));
+    }
+    if ctx.options.port {
+        // The idiomatic port normalizes `axis` alone even before opset 13.
+        let (y, what) = normalize(op, input, s.axis as i64)?;
+        let what = format!("{what} (idiomatic port: one axis, not the 2-D coercion)");
+        return Ok(Lowered::one(y, how(what)));
     }
     let shape = dims(input);
     let outer: i64 = shape[..s.axis].iter().product();

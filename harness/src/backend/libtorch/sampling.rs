@@ -2,7 +2,9 @@
 //! `op::depth_to_space` and `op::grid_sample`).
 //!
 //! DepthToSpace's CRD order is torch's `pixel_shuffle`; DCR (the default)
-//! has no torch op, so it is the spec's reshape, permute, reshape.
+//! has no torch op, so it is the spec's reshape, permute, reshape. The
+//! idiomatic port (`EngineOptions::port`) calls `pixel_shuffle` whatever the
+//! mode, the classic porting mistake for DCR models.
 //! GridSample is torch's `grid_sampler` (2-D and 3-D sampling; bicubic 2-D
 //! only), whose interpolation codes 0/1/2 are bilinear/nearest/bicubic and
 //! padding codes 0/1/2 zeros/border/reflection, the ONNX orders; the grid is
@@ -43,15 +45,19 @@ fn as_i64(v: &[usize]) -> Vec<i64> {
     v.iter().map(|&d| d as i64).collect()
 }
 
-/// DepthToSpace-1/11/13: `pixel_shuffle` for CRD, the spec's reshape,
-/// permute, reshape for DCR.
+/// DepthToSpace-1/11/13: `pixel_shuffle` for CRD (and, in the idiomatic
+/// port, for DCR too), the spec's reshape, permute, reshape for DCR.
 fn depth_to_space(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
     let input = ctx.input(x, 0)?;
     let dims: Vec<usize> = input.size().iter().map(|&d| d as usize).collect();
     let plan = DepthToSpacePlan::decode(ctx, &dims)?;
-    if plan.mode == DepthMode::Crd {
+    if plan.mode == DepthMode::Crd || ctx.options.port {
         let y = input.f_pixel_shuffle(plan.blocksize as i64)?;
-        return Ok(Lowered::one(y, How::native("pixel_shuffle")));
+        let how = match plan.mode {
+            DepthMode::Dcr => "pixel_shuffle (idiomatic port: CRD for a DCR node)",
+            DepthMode::Crd => "pixel_shuffle",
+        };
+        return Ok(Lowered::one(y, How::native(how)));
     }
     let y = input
         .f_reshape(as_i64(&plan.split).as_slice())?
