@@ -504,9 +504,16 @@ fn batch_norm(ctx: &OpCtx, x: &In) -> Out {
         .get(1)
         .ok_or_else(|| ctx.fail("input needs a channel axis"))?;
     // candle weighs the batch statistic by its momentum, ONNX the running one.
-    let module =
-        candle_nn::BatchNorm::new_with_momentum(c, mean, var, scale, bias, bn.epsilon, 1.0 - bn.momentum)
-            .ce()?;
+    let module = candle_nn::BatchNorm::new_with_momentum(
+        c,
+        mean,
+        var,
+        scale,
+        bias,
+        bn.epsilon,
+        1.0 - bn.momentum,
+    )
+    .ce()?;
     let y = candle_nn::ModuleT::forward_t(&module, a, bn.training).ce()?;
     let native = if bn.training {
         "candle_nn::BatchNorm::forward_t(train=true, momentum=1-m)"
@@ -522,7 +529,11 @@ fn batch_norm(ctx: &OpCtx, x: &In) -> Out {
         return Ok(Lowered::one(y, how));
     }
     let stats = [module.running_mean(), module.running_var()];
-    let stats: Vec<Tensor> = stats.iter().map(|t| t.to_dtype(a.dtype())).collect::<Result<_, _>>().ce()?;
+    let stats: Vec<Tensor> = stats
+        .iter()
+        .map(|t| t.to_dtype(a.dtype()))
+        .collect::<Result<_, _>>()
+        .ce()?;
     Ok(Lowered::many([vec![y], stats].concat(), how))
 }
 
