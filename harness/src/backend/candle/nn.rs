@@ -78,7 +78,8 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
         cov![
             "inference, parameters in the input dtype" => Native("candle_nn::BatchNorm::forward_t(train=false)"),
             "parameters of another dtype" => Composed("to_dtype, candle_nn::BatchNorm"),
-            "training_mode=1 / spatial=0 / statistics outputs" => Unsupported("training_mode"),
+            "training_mode=1 (running statistics from the module's updated copies)" => Native("candle_nn::BatchNorm::forward_t(train=true, momentum=1-m)"),
+            "spatial=0 / statistics outputs outside training" => Unsupported("spatial / outputs"),
         ],
     );
     r.range("LayerNormalization", 17, u32::MAX, layer_norm, "https://onnx.ai/onnx/operators/onnx__LayerNormalization.html", cov![
@@ -476,20 +477,15 @@ fn global_avg_pool(ctx: &OpCtx, x: &In) -> Out {
     ))
 }
 
-/// BatchNormalization-7/9/14/15 in inference mode: (x-mean)/sqrt(var+eps)·scale + B.
+/// BatchNormalization-7/9/14/15: (x-mean)/sqrt(var+eps)·scale + B with the
+/// given statistics (inference) or the batch's (training_mode=1).
 fn batch_norm(ctx: &OpCtx, x: &In) -> Out {
     let a = ctx.input(x, 0)?;
     let bn = BatchNormAttrs::decode(ctx)?;
-    if bn.training {
-        return Err(ctx.unsupported(
-            "training_mode",
-            "1: batch statistics and running-stat updates",
-        ));
-    }
     if bn.per_activation {
         return Err(ctx.unsupported("spatial", "0: per-activation statistics"));
     }
-    if bn.wants_statistics {
+    if bn.wants_statistics && !bn.training {
         return Err(ctx.unsupported("training_mode", "statistics outputs are training-only"));
     }
     let mut cast = false;
@@ -503,19 +499,42 @@ fn batch_norm(ctx: &OpCtx, x: &In) -> Out {
         }
     };
     let (scale, bias, mean, var) = (get(1)?, get(2)?, get(3)?, get(4)?);
-    let eps = bn.epsilon;
     let c = *a
         .dims()
         .get(1)
         .ok_or_else(|| ctx.fail("input needs a channel axis"))?;
-    let bn = candle_nn::BatchNorm::new(c, mean, var, scale, bias, eps).ce()?;
-    let y = candle_nn::ModuleT::forward_t(&bn, a, false).ce()?;
-    let how = if cast {
-        How::composed("to_dtype, candle_nn::BatchNorm::forward_t(train=false)")
+    // candle weighs the batch statistic by its momentum, ONNX the running one.
+    let module = candle_nn::BatchNorm::new_with_momentum(
+        c,
+        mean,
+        var,
+        scale,
+        bias,
+        bn.epsilon,
+        1.0 - bn.momentum,
+    )
+    .ce()?;
+    let y = candle_nn::ModuleT::forward_t(&module, a, bn.training).ce()?;
+    let native = if bn.training {
+        "candle_nn::BatchNorm::forward_t(train=true, momentum=1-m)"
     } else {
-        How::native("candle_nn::BatchNorm::forward_t(train=false)")
+        "candle_nn::BatchNorm::forward_t(train=false)"
     };
-    Ok(Lowered::one(y, how))
+    let how = if cast {
+        How::composed(format!("to_dtype, {native}"))
+    } else {
+        How::native(native)
+    };
+    if !bn.wants_statistics {
+        return Ok(Lowered::one(y, how));
+    }
+    let stats = [module.running_mean(), module.running_var()];
+    let stats: Vec<Tensor> = stats
+        .iter()
+        .map(|t| t.to_dtype(a.dtype()))
+        .collect::<Result<_, _>>()
+        .ce()?;
+    Ok(Lowered::many([vec![y], stats].concat(), how))
 }
 
 /// LayerNormalization-17: normalizes axes [axis, r) (default -1).

@@ -60,7 +60,7 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
         batch_norm,
         spec!("BatchNormalization"),
         cov!["inference" => Label::Native("batch_norm(training=false)"),
-             "training_mode=1" => Label::Unsupported("training_mode"),
+             "training_mode=1 (running statistics from copies of input_mean/var)" => Label::Native("batch_norm(training=true, momentum=1-m)"),
              "spatial=0 (opset < 9)" => Label::Unsupported("spatial")],
     );
     r.op(
@@ -373,24 +373,15 @@ fn global_avg_pool(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
     ))
 }
 
-/// BatchNormalization-7/9/14/15 in inference mode: (x - mean) / sqrt(var + eps) · scale + B.
+/// BatchNormalization-7/9/14/15: (x - mean) / sqrt(var + eps) · scale + B,
+/// with the given statistics (inference) or the batch's (training_mode=1).
 fn batch_norm(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
-    let input = ctx.input(x, 0)?;
-    let (scale, b, mean, var) = (
-        ctx.input(x, 1)?,
-        ctx.input(x, 2)?,
-        ctx.input(x, 3)?,
-        ctx.input(x, 4)?,
-    );
     let bn = BatchNormAttrs::decode(ctx)?;
-    if bn.training {
-        return Err(ctx.unsupported(
-            "training_mode",
-            "batch statistics and running-stat outputs are not lowered",
-        ));
-    }
     if bn.per_activation {
         return Err(ctx.unsupported("spatial", "0 (per-activation statistics)"));
+    }
+    if bn.training {
+        return batch_norm_training(ctx, x, &bn);
     }
     if bn.wants_statistics {
         return Err(ctx.unsupported(
@@ -398,19 +389,62 @@ fn batch_norm(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
             "mean/var/saved outputs exist only in training mode",
         ));
     }
+    let p = |i| ctx.input(x, i);
     // Epsilon is an f32 attribute; its exact value (9.99999974738e-06 by default) is passed.
-    let eps = bn.epsilon;
-    let y = input.f_batch_norm(
-        Some(scale),
-        Some(b),
-        Some(mean),
-        Some(var),
+    let y = p(0)?.f_batch_norm(
+        Some(p(1)?),
+        Some(p(2)?),
+        Some(p(3)?),
+        Some(p(4)?),
         false,
         0.1,
-        eps,
+        bn.epsilon,
         true,
     )?;
     Ok(Lowered::one(y, How::native("batch_norm(training=false)")))
+}
+
+/// torch's `momentum` for ONNX's: torch weighs the *batch* statistic by it
+/// (running·(1 − m) + batch·m), ONNX the running one, so 1 − m; the port lane
+/// copies ONNX's value unchanged, the classic hand-porting mistake.
+fn torch_momentum(ctx: &OpCtx, onnx_momentum: f64) -> f64 {
+    if ctx.options.port {
+        onnx_momentum
+    } else {
+        1.0 - onnx_momentum
+    }
+}
+
+/// BatchNormalization-14/15 training_mode=1: torch normalizes with the batch
+/// statistics and updates copies of input_mean/input_var in place, which are
+/// the running_mean/running_var outputs. torch's running variance is the
+/// *unbiased* batch variance (ONNX's is the population one); that is torch's
+/// behaviour and is measured, not corrected.
+fn batch_norm_training(ctx: &OpCtx, x: &X, bn: &BatchNormAttrs) -> OpResult<Lowered<Tensor>> {
+    let p = |i| ctx.input(x, i);
+    let (running_mean, running_var) = (p(3)?.copy(), p(4)?.copy());
+    let momentum = torch_momentum(ctx, bn.momentum);
+    let y = p(0)?.f_batch_norm(
+        Some(p(1)?),
+        Some(p(2)?),
+        Some(&running_mean),
+        Some(&running_var),
+        true,
+        momentum,
+        bn.epsilon,
+        true,
+    )?;
+    let how = if ctx.options.port {
+        How::native("batch_norm(training=true, momentum=m) [port: ONNX momentum copied]")
+    } else {
+        How::native("batch_norm(training=true, momentum=1-m)")
+    };
+    let outputs = if bn.wants_statistics {
+        vec![y, running_mean, running_var]
+    } else {
+        vec![y]
+    };
+    Ok(Lowered::many(outputs, how))
 }
 
 /// LayerNormalization-17: normalizes axes [axis, r).
