@@ -543,7 +543,7 @@ pub fn mark_verified(fp: &mut Fingerprint, verified: bool) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::backend::reference::util::{f, test_node};
     use crate::tensor::DType;
@@ -555,11 +555,11 @@ mod tests {
         f(shape, &v)
     }
 
-    fn host(t: &RefTensor) -> Tensor {
+    pub(crate) fn host(t: &RefTensor) -> Tensor {
         t.data.cast(DType::F32)
     }
 
-    fn run1(node: &Node, opset: u32, ins: &[Option<&RefTensor>]) -> RefTensor {
+    pub(crate) fn run1(node: &Node, opset: u32, ins: &[Option<&RefTensor>]) -> RefTensor {
         run_op(node, opset, ins).unwrap().remove(0).unwrap()
     }
 
@@ -567,14 +567,14 @@ mod tests {
         Attr::String(v.into())
     }
 
-    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    pub(crate) fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
         p.iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect()
     }
 
     /// Fingerprints `backend` and checks the claim with `verify`.
-    fn checked(
+    pub(crate) fn checked(
         node: &Node,
         opset: u32,
         ins: &[Option<&RefTensor>],

@@ -7,8 +7,14 @@
 //! (N, b, b, C/b², H, W) and permutes it to (N, C/b², H, b, W, b); CRD views
 //! it as (N, C/b², b, b, H, W) and permutes it to the same order. Either way
 //! the output is (N, C/b², H·b, W·b). torch's `pixel_shuffle` is CRD.
+//!
+//! The fingerprint space ([`space`]) is `mode` itself (opset 11+, where
+//! both orders are expressible): a lane that shuffles by the other order
+//! is named as such.
 
+use super::space::{Dim, Kind, Space};
 use super::{OpCtx, OpResult};
+use crate::tensor::Tensor;
 
 /// The channel order of the input's depth.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,10 +75,37 @@ impl DepthToSpacePlan {
     }
 }
 
+impl DepthMode {
+    fn name(self) -> &'static str {
+        match self {
+            DepthMode::Dcr => "DCR",
+            DepthMode::Crd => "CRD",
+        }
+    }
+}
+
+/// DepthToSpace's fingerprint space: `mode` DCR/CRD, from opset 11 (before
+/// it only DCR exists, so there is nothing to confuse: `None`, as when the
+/// node does not decode).
+pub fn space(ctx: &OpCtx, x: &[Option<&Tensor>]) -> Option<Space> {
+    let p = DepthToSpacePlan::decode(ctx, x.first().copied().flatten()?.shape()).ok()?;
+    (ctx.opset >= 11).then(|| {
+        Space::plain(vec![Dim::new(
+            "mode",
+            Kind::Str,
+            p.mode.name().into(),
+            &["DCR", "CRD"],
+        )])
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::reference::util::f;
+    use crate::fingerprint::tests::{checked, host, pairs, run1};
     use crate::graph::Attr;
+    use crate::op::test_node;
     use crate::op::window::tests::with;
 
     fn plan(opset: u32, mode: &str, dims: &[usize]) -> OpResult<DepthToSpacePlan> {
@@ -99,5 +132,27 @@ mod tests {
         assert!(plan(13, "XYZ", &[1, 8, 2, 2]).is_err());
         assert!(plan(1, "CRD", &[1, 8, 2, 2]).is_err());
         assert!(plan(13, "DCR", &[8, 2, 2]).is_err());
+    }
+
+    #[test]
+    fn a_pixel_shuffle_lane_is_fingerprinted_as_crd() {
+        let v: Vec<f64> = (0..32).map(|i| i as f64).collect();
+        let x = f(&[1, 8, 2, 2], &v);
+        let node = |mode: &str| {
+            test_node(
+                "DepthToSpace",
+                1,
+                1,
+                vec![
+                    ("blocksize", Attr::Int(2)),
+                    ("mode", Attr::String(mode.into())),
+                ],
+            )
+        };
+        let lane = host(&run1(&node("CRD"), 13, &[Some(&x)]));
+        let fp = checked(&node("DCR"), 13, &[Some(&x)], &lane);
+        assert!(fp.exact && fp.ambiguous.is_empty(), "{fp:?}");
+        assert_eq!(fp.attrs, pairs(&[("mode", "CRD")]));
+        assert_eq!(fp.description, "behaves as CRD (model asks DCR)");
     }
 }

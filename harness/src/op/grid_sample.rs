@@ -8,8 +8,15 @@
 //! (default) / `border` / `reflection`, `align_corners` 0 (default) or 1. The
 //! grid's last axis lists coordinates innermost axis first (x, then y, ...),
 //! normalised to [-1, 1]; nearest rounds half to even; cubic uses a = -0.75.
+//!
+//! The fingerprint space ([`space`]) is `align_corners` × `padding_mode`.
+//! Nearest's tie rounding and cubic's `a` are conventions too, but the spec
+//! fixes them (no attribute), so the reference cannot be asked for the other
+//! value: a lane that differs there is reported as matching no convention.
 
+use super::space::{bool_dim, Dim, Kind, Space};
 use super::{OpCtx, OpResult};
+use crate::tensor::Tensor;
 
 /// How a sample point is interpolated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +74,32 @@ impl GridSampleAttrs {
     }
 }
 
+impl SamplePadding {
+    fn name(self) -> &'static str {
+        match self {
+            SamplePadding::Zeros => "zeros",
+            SamplePadding::Border => "border",
+            SamplePadding::Reflection => "reflection",
+        }
+    }
+}
+
+/// GridSample's fingerprint space: `align_corners` and `padding_mode`;
+/// `None` when the node does not decode.
+pub fn space(ctx: &OpCtx, x: &[Option<&Tensor>]) -> Option<Space> {
+    let shape = |i: usize| x.get(i).copied().flatten().map(|t| t.shape());
+    let a = GridSampleAttrs::decode(ctx, shape(0)?, shape(1)?).ok()?;
+    Some(Space::plain(vec![
+        bool_dim("align_corners", a.align_corners),
+        Dim::new(
+            "padding_mode",
+            Kind::Str,
+            a.padding.name().into(),
+            &["zeros", "border", "reflection"],
+        ),
+    ]))
+}
+
 /// The output dims (N, C, O1..Or) of input `x` sampled at `grid`.
 pub fn output_dims(x: &[usize], grid: &[usize]) -> Vec<usize> {
     let mut out = vec![x[0], x[1]];
@@ -95,7 +128,10 @@ fn check_shapes(ctx: &OpCtx, x: &[usize], grid: &[usize], legacy: bool) -> OpRes
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::reference::util::f;
+    use crate::fingerprint::tests::{checked, host, pairs, run1};
     use crate::graph::Attr;
+    use crate::op::test_node;
     use crate::op::window::tests::with;
 
     fn decode(opset: u32, mode: &str, x: &[usize], g: &[usize]) -> OpResult<GridSampleAttrs> {
@@ -127,5 +163,35 @@ mod tests {
         assert!(decode(20, "nearest", &[1, 2, 3, 4], &[1, 5, 6, 3]).is_err());
         assert!(decode(20, "nearest", &[1, 2, 3, 4], &[2, 5, 6, 2]).is_err());
         assert_eq!(output_dims(&[1, 2, 3, 4], &[1, 5, 6, 2]), vec![1, 2, 5, 6]);
+    }
+
+    #[test]
+    fn a_lane_sampling_with_other_corners_and_padding_is_fingerprinted() {
+        // A 3×4 ramp sampled at points inside and outside [-1, 1].
+        let v: Vec<f64> = (0..12).map(|i| i as f64 * 0.5 - 1.0).collect();
+        let x = f(&[1, 1, 3, 4], &v);
+        let g = [
+            -1.0, -1.0, 0.25, 0.5, 1.25, -0.5, -1.5, 0.75, 0.5, 1.75, 0.875, -0.125,
+        ];
+        let grid = f(&[1, 2, 3, 2], &g);
+        let node = |align: i64, pad: &str| {
+            test_node(
+                "GridSample",
+                2,
+                1,
+                vec![
+                    ("align_corners", Attr::Int(align)),
+                    ("padding_mode", Attr::String(pad.into())),
+                ],
+            )
+        };
+        let ins = [Some(&x), Some(&grid)];
+        let lane = host(&run1(&node(1, "border"), 20, &ins));
+        let fp = checked(&node(0, "zeros"), 20, &ins, &lane);
+        assert!(fp.exact && fp.ambiguous.is_empty(), "{fp:?}");
+        assert_eq!(
+            fp.attrs,
+            pairs(&[("align_corners", "1"), ("padding_mode", "border")])
+        );
     }
 }

@@ -298,6 +298,11 @@ pub const FINGERPRINT_SPACES: &[(&str, space::SpaceFn)] = &[
     ("Softmax", softmax::space),
     ("LogSoftmax", softmax::space),
     ("HardSigmoid", activation::hard_sigmoid_space),
+    ("DepthToSpace", depth_to_space::space),
+    ("GridSample", grid_sample::space),
+    ("LSTM", recurrent::space),
+    ("GRU", recurrent::space),
+    ("QuantizeLinear", quant::space),
 ];
 
 /// An optional input that is present and non-empty (ONNX marks "absent" both

@@ -14,9 +14,20 @@
 //! one [`ScaleMap`]; the reference and every framework lowering read the
 //! quantized dtype and its range from here. float8 and int4 are out of scope
 //! (xdiff has no such dtypes) and decode as unsupported.
+//!
+//! QuantizeLinear's fingerprint space ([`space`]) is the tie rounding, a
+//! pseudo dimension (the spec has no attribute for it): `half_away` (C's
+//! `round`, PyTorch's `torch.round` is half-even like the spec) is asked of
+//! the reference by replacing `x` with `round_half_away(x / scale) · scale`,
+//! whose quotient is within an ulp of that integer, so the reference's
+//! half-even rounding lands on it. `saturate` only concerns float8 outputs,
+//! which are out of scope, so it is not a dimension.
 
+use super::space::{always, value_probes, Dim, InputEdit, Kind, Space};
 use super::{OpCtx, OpResult};
-use crate::tensor::DType;
+use crate::graph::Node;
+use crate::options::{Device, EngineOptions};
+use crate::tensor::{DType, Tensor};
 
 /// How a scale (and zero point) maps onto the elements of `x`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,6 +197,64 @@ pub fn dequantize_dtype(ctx: &OpCtx, scale: DType) -> OpResult<DType> {
     }
 }
 
+/// QuantizeLinear's fingerprint space: the tie `rounding` (pseudo,
+/// `half_even` as the spec says, or `half_away`); `None` when the scales do
+/// not decode.
+pub fn space(ctx: &OpCtx, x: &[Option<&Tensor>]) -> Option<Space> {
+    let shape = |i: usize| x.get(i).copied().flatten().map(|t| t.shape());
+    ScaleMap::decode(ctx, shape(0)?, shape(1)?).ok()?;
+    Some(Space {
+        dims: vec![Dim::new(
+            "rounding",
+            Kind::Pseudo,
+            "half_even".into(),
+            &["half_away"],
+        )],
+        relevant: always,
+        apply: rounding_apply,
+        probes: value_probes,
+    })
+}
+
+/// The `rounding` pseudo dim: `half_away` replaces `x` by each element's
+/// half-away-from-zero quotient `round(fl32(x / scale))` times its scale.
+fn rounding_apply(
+    dim: &str,
+    value: &str,
+    node: &mut Node,
+    x: &[Option<&Tensor>],
+    _: &[usize],
+) -> Option<Vec<InputEdit>> {
+    match (dim, value) {
+        ("rounding", "half_even") => return Some(Vec::new()),
+        ("rounding", "half_away") => {}
+        _ => return None,
+    }
+    let (xt, st) = (x.first().copied().flatten()?, x.get(1).copied().flatten()?);
+    // The node decoded at its own opset when the space was built; the
+    // latest opset reads the same axis and block_size.
+    let options = EngineOptions::default();
+    let ctx = OpCtx {
+        node,
+        opset: 23,
+        device: Device::Cpu,
+        options: &options,
+        scope: &(),
+    };
+    let map = ScaleMap::decode(&ctx, xt.shape(), st.shape()).ok()?;
+    let scales = st.to_f64_vec();
+    let moved: Vec<f64> = xt
+        .to_f64_vec()
+        .iter()
+        .zip(map.indices(xt.shape()))
+        .map(|(&v, i)| ((v / scales[i]) as f32 as f64).round() * scales[i])
+        .collect();
+    Some(vec![(
+        0,
+        Some(Tensor::from_f64(DType::F64, xt.shape(), &moved)),
+    )])
+}
+
 /// DynamicQuantizeLinear-11's uint8 scale and zero point from the data's
 /// range widened to include 0: `scale = (max − min) / 255`,
 /// `zp = saturate(round_half_even(−min / scale))` (0 when all data is 0),
@@ -204,11 +273,13 @@ pub fn dynamic_params(min: f64, max: f64, fl: impl Fn(f64) -> f64) -> (f64, f64)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::{Attr, Node};
+    use crate::backend::reference::util::f;
+    use crate::fingerprint::tests::{checked, pairs};
+    use crate::graph::Attr;
     use crate::op::test_node;
-    use crate::options::{Device, EngineOptions};
+    use ndarray::{ArrayD, IxDyn};
 
-    fn with_test_ctx(node: &Node, opset: u32, f: impl FnOnce(&OpCtx)) {
+    fn with_test_ctx(node: &crate::graph::Node, opset: u32, f: impl FnOnce(&OpCtx)) {
         let options = EngineOptions::default();
         f(&OpCtx {
             node,
@@ -273,5 +344,26 @@ mod tests {
         // A tie: [-0.5, 0.5] gives -min / scale = 127.5, rounded to 128.
         assert_eq!(dynamic_params(-0.5, 0.5, |v| v).1, 128.0);
         assert_eq!(dynamic_params(0.0, 0.0, |v| v), (0.0, 0.0));
+    }
+
+    #[test]
+    fn a_lane_rounding_ties_away_from_zero_is_fingerprinted() {
+        // x / 0.5: ties -2.5 .. 2.5 and two non-ties; int8, zero point 1.
+        let x = f(&[8], &[-1.25, -0.75, -0.25, 0.25, 0.75, 1.25, 1.1, -2.6]);
+        let scale = f(&[], &[0.5]);
+        let zp = crate::backend::reference::RefTensor::exact(Tensor::I8(
+            ArrayD::from_shape_vec(IxDyn(&[]), vec![1]).unwrap(),
+        ));
+        let ins = [Some(&x), Some(&scale), Some(&zp)];
+        let away: Vec<i8> = vec![-2, -1, 0, 2, 3, 4, 3, -4];
+        let lane = Tensor::I8(ArrayD::from_shape_vec(IxDyn(&[8]), away).unwrap());
+        let model = test_node("QuantizeLinear", 3, 1, vec![]);
+        let fp = checked(&model, 13, &ins, &lane);
+        assert!(fp.exact && fp.ambiguous.is_empty(), "{fp:?}");
+        assert_eq!(fp.attrs, pairs(&[("rounding", "half_away")]));
+        assert_eq!(
+            fp.description,
+            "behaves as half_away (model asks half_even)"
+        );
     }
 }

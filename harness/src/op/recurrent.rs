@@ -14,8 +14,17 @@
 //! The plan fixes the shapes, directions, activations and lengths once, so
 //! the reference and the framework lowerings run the same recurrence and
 //! the lowerings can tell when a framework's native op has the same meaning.
+//!
+//! The fingerprint space ([`space`], LSTM and GRU) is the gate order, a
+//! pseudo dimension whose `torch` value re-lays `W`, `R` and `B`'s gate
+//! blocks so that the reference reads them as PyTorch does (LSTM `i, f, g,
+//! o`, GRU `r, z, n`: a lane that copied weights without reordering), and
+//! GRU's `linear_before_reset`.
 
+use super::space::{always, bool_dim, value_probes, Dim, InputEdit, Kind, Space};
 use super::{optional, HostView, OpCtx, OpResult};
+use crate::graph::Node;
+use crate::tensor::Tensor;
 
 /// Which recurrence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -310,6 +319,88 @@ impl RecurrentPlan {
     }
 }
 
+/// For each ONNX gate (in ONNX order), the block PyTorch's order puts it
+/// in: LSTM ONNX `i, o, f, c` sit at torch's `i, f, g, o` blocks 0, 3, 1,
+/// 2; GRU ONNX `z, r, h` at torch's `r, z, n` blocks 1, 0, 2.
+fn torch_blocks(cell: Cell) -> &'static [usize] {
+    match cell {
+        Cell::Lstm => &[0, 3, 1, 2],
+        Cell::Gru => &[1, 0, 2],
+        Cell::Rnn => &[0],
+    }
+}
+
+/// LSTM/GRU's fingerprint space: the gate order (pseudo, `onnx` or
+/// `torch`) and GRU's `linear_before_reset`; `None` for RNN (one gate,
+/// nothing to confuse) or when the node does not decode.
+pub fn space(ctx: &OpCtx, x: &[Option<&Tensor>]) -> Option<Space> {
+    let p = RecurrentPlan::decode(ctx, x).ok()?;
+    let mut dims = vec![Dim::new("gates", Kind::Pseudo, "onnx".into(), &["torch"])];
+    match p.cell {
+        Cell::Rnn => return None,
+        Cell::Gru => dims.push(bool_dim("linear_before_reset", p.linear_before_reset)),
+        Cell::Lstm => {}
+    }
+    Some(Space {
+        dims,
+        relevant: always,
+        apply: gates_apply,
+        probes: value_probes,
+    })
+}
+
+/// The `gates` pseudo dim: `torch` replaces `W`, `R` and `B` (when
+/// present) by their gate blocks in the order the reference must read to
+/// compute what a lane reading them in PyTorch's order computes.
+fn gates_apply(
+    dim: &str,
+    value: &str,
+    node: &mut Node,
+    x: &[Option<&Tensor>],
+    _: &[usize],
+) -> Option<Vec<InputEdit>> {
+    if dim != "gates" {
+        return None;
+    }
+    if value == "onnx" {
+        return Some(Vec::new());
+    }
+    let cell = match node.op_type.as_str() {
+        "LSTM" => Cell::Lstm,
+        "GRU" => Cell::Gru,
+        _ => return None,
+    };
+    let blocks = torch_blocks(cell);
+    // `B` is [Wb, Rb]: two runs of gate blocks per direction.
+    [(1, 1), (2, 1), (3, 2)]
+        .into_iter()
+        .filter_map(|(i, runs)| optional(x, i).map(|t| (i, t, runs)))
+        .map(|(i, t, runs)| Some((i, Some(regate(t, cell.gates() * runs, blocks)?))))
+        .collect()
+}
+
+/// `t` ([dirs, n·H, ...]) with its `n` gate blocks of `H` rows along axis
+/// 1 reordered: output block `k` of each run of `blocks.len()` is input
+/// block `blocks[k]` of that run.
+fn regate(t: &Tensor, n: usize, blocks: &[usize]) -> Option<Tensor> {
+    let shape = t.shape();
+    let (rows, g) = (*shape.get(1)?, blocks.len());
+    if shape.len() < 2 || rows % n != 0 {
+        return None;
+    }
+    let (h, inner) = (rows / n, shape[2..].iter().product::<usize>());
+    let v = t.to_f64_vec();
+    let mut out = Vec::with_capacity(v.len());
+    for d in 0..shape[0] {
+        for r in 0..rows {
+            let (run, k, j) = (r / (g * h), (r / h) % g, r % h);
+            let src = (d * rows + (run * g + blocks[k]) * h + j) * inner;
+            out.extend_from_slice(&v[src..src + inner]);
+        }
+    }
+    Some(Tensor::from_f64(t.dtype(), shape, &out))
+}
+
 /// `activations` (with `activation_alpha`/`_beta`) for `dirs` directions.
 fn decode_acts(ctx: &OpCtx, cell: Cell, dirs: usize) -> OpResult<Vec<Vec<Act>>> {
     let k = cell.functions();
@@ -353,10 +444,13 @@ fn decode_acts(ctx: &OpCtx, cell: Cell, dirs: usize) -> OpResult<Vec<Vec<Act>>> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::{Attr, Node};
+    use crate::backend::reference::util::f;
+    use crate::backend::reference::RefTensor;
+    use crate::fingerprint::tests::{checked, host, pairs, run1};
+    use crate::graph::Attr;
+    use crate::op::space::varied;
     use crate::op::test_node;
     use crate::options::{Device, EngineOptions};
-    use crate::tensor::Tensor;
     use ndarray::{ArrayD, IxDyn};
 
     fn zeros(shape: &[usize]) -> Tensor {
@@ -413,5 +507,75 @@ mod tests {
         let n = test_node("LSTM", 3, 3, vec![("hidden_size", Attr::Int(3))]);
         let err = decode(&n, 14, &[Some(&x), Some(&w), Some(&r)]).unwrap_err();
         assert!(format!("{err:?}").contains("hidden_size 3"), "{err:?}");
+    }
+
+    fn reference(t: &Tensor) -> RefTensor {
+        RefTensor::from_host(t)
+    }
+
+    /// A lane that reads W, R and B in PyTorch's gate order.
+    fn torch_lane(model: &Node, ins: &[Option<&RefTensor>]) -> Tensor {
+        let hosts: Vec<Option<&Tensor>> = ins.iter().map(|t| t.map(|t| &t.data)).collect();
+        let mut n = model.clone();
+        let edits = gates_apply("gates", "torch", &mut n, &hosts, &[]).unwrap();
+        let mut lane: Vec<Option<RefTensor>> = ins.iter().map(|t| t.cloned()).collect();
+        for (i, t) in edits {
+            lane[i] = t.as_ref().map(reference);
+        }
+        let refs: Vec<Option<&RefTensor>> = lane.iter().map(Option::as_ref).collect();
+        host(&run1(&n, 14, &refs))
+    }
+
+    #[test]
+    fn regate_moves_whole_blocks_in_each_run() {
+        // 2 runs of 3 gates of H = 1 rows of 2 columns: [r, z, n] twice.
+        let v: Vec<f64> = (0..12).map(|i| i as f64).collect();
+        let t = Tensor::from_f64(crate::tensor::DType::F32, &[1, 6, 2], &v);
+        let got = regate(&t, 6, torch_blocks(Cell::Gru)).unwrap().to_f64_vec();
+        assert_eq!(got, vec![2., 3., 0., 1., 4., 5., 8., 9., 6., 7., 10., 11.]);
+    }
+
+    #[test]
+    fn a_lane_reading_torch_gate_order_is_fingerprinted() {
+        // LSTM, H = 2, input 3: ONNX's and torch's orders share only `i`.
+        let x = reference(&varied(&[4, 1, 3], 0.5));
+        let w = reference(&varied(&[1, 8, 3], 0.4));
+        let r = reference(&varied(&[1, 8, 2], 0.3));
+        let b = f(
+            &[1, 16],
+            &(0..16).map(|i| i as f64 * 0.05 - 0.4).collect::<Vec<_>>(),
+        );
+        let ins = [Some(&x), Some(&w), Some(&r), Some(&b)];
+        let model = test_node("LSTM", 4, 1, vec![("hidden_size", Attr::Int(2))]);
+        let lane = torch_lane(&model, &ins);
+        let fp = checked(&model, 14, &ins, &lane);
+        assert!(fp.exact && fp.ambiguous.is_empty(), "{fp:?}");
+        assert_eq!(fp.attrs, pairs(&[("gates", "torch")]));
+    }
+
+    #[test]
+    fn a_gru_lane_with_the_other_reset_placement_is_fingerprinted() {
+        let x = reference(&varied(&[3, 2, 2], 0.7));
+        let w = reference(&varied(&[1, 6, 2], 0.6));
+        let r = reference(&varied(&[1, 6, 2], 0.8));
+        let b = f(
+            &[1, 12],
+            &(0..12).map(|i| i as f64 * 0.1 - 0.5).collect::<Vec<_>>(),
+        );
+        let ins = [Some(&x), Some(&w), Some(&r), Some(&b)];
+        let model = test_node("GRU", 4, 1, vec![("hidden_size", Attr::Int(2))]);
+        let mut lbr = model.clone();
+        lbr.attrs.insert("linear_before_reset".into(), Attr::Int(1));
+        let lane = host(&run1(&lbr, 14, &ins));
+        let fp = checked(&model, 14, &ins, &lane);
+        assert!(fp.exact && fp.ambiguous.is_empty(), "{fp:?}");
+        assert_eq!(fp.attrs, pairs(&[("linear_before_reset", "1")]));
+        // Both conventions at once.
+        let lane = torch_lane(&lbr, &ins);
+        let fp = checked(&model, 14, &ins, &lane);
+        assert_eq!(
+            fp.attrs,
+            pairs(&[("gates", "torch"), ("linear_before_reset", "1")])
+        );
     }
 }
