@@ -119,7 +119,8 @@ pub struct RawTensor {
     pub shape: Option<Vec<usize>>,
     pub dtype: Option<String>,
     pub values: Option<Vec<f64>>,
-    /// uniform | normal | ramp | arange | checkerboard | constant
+    /// uniform | normal | ramp | arange | checkerboard | constant | tails |
+    /// ties | denormal | extremes | specials
     pub dist: Option<String>,
     pub low: Option<f64>,
     pub high: Option<f64>,
@@ -128,6 +129,24 @@ pub struct RawTensor {
     pub value: Option<f64>,
     pub seed: Option<u64>,
     pub file: Option<String>,
+    /// `ties`: how many distinct values to draw from.
+    pub levels: Option<usize>,
+    /// `specials`: the distribution the non-special values come from.
+    pub base: Option<String>,
+    /// `specials`: the axis whose rows get the special values.
+    pub axis: Option<i64>,
+    /// `specials`: `{ value = "nan", at = "first" }`, one per row in turn.
+    pub specials: Option<Vec<RawSpecial>>,
+}
+
+/// A non-finite value planted at one position of each row along an axis.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSpecial {
+    /// nan | inf | -inf
+    pub value: String,
+    /// first | middle | last
+    pub at: String,
 }
 
 #[derive(Debug, Default, Clone, Copy, Deserialize)]
