@@ -252,7 +252,9 @@ pub fn class(node: &Node) -> Class {
         "HardSwish" => Magnitude::HardSwish,
         "Gelu" => Magnitude::Gelu,
         "Softmax" => Magnitude::Softmax,
-        "LayerNormalization" => Magnitude::LayerNorm,
+        "LayerNormalization" | "InstanceNormalization" | "GroupNormalization" => {
+            Magnitude::LayerNorm
+        }
         "Range" => Magnitude::Range,
         "SoftmaxCrossEntropyLoss" => Magnitude::SoftmaxLoss,
         "Det" => Magnitude::Det,
@@ -632,10 +634,8 @@ fn terms(
         "HardSwish" => 3,
         "Gelu" => 5,
         "Softmax" => softmax_groups(node, opset, &dims(inputs, 0)?).1,
-        "LayerNormalization" => {
-            let x = dims(inputs, 0)?;
-            let a = axis(attr_int(node, "axis", -1), x.len());
-            x[a..].iter().product::<usize>() + 3
+        "LayerNormalization" | "InstanceNormalization" | "GroupNormalization" => {
+            norm_groups(node, &dims(inputs, 0)?).0 + 3
         }
         op => return Err(Why::NoTermCount(op.to_string())),
     };
@@ -891,6 +891,41 @@ fn det_magnitude(inputs: &[Option<&RefTensor>]) -> Result<Vec<f64>, Why> {
         .collect())
 }
 
+/// How a normalization splits `x` (flat, logical order) into the groups it
+/// normalizes: (group length, channel of flat index `i` → scale/bias index
+/// divisor and count). LayerNormalization: the axes from `axis` on, scale
+/// over the same trailing elements; InstanceNormalization: each (n, c)
+/// plane, scale per channel; GroupNormalization: each (n, group), scale per
+/// channel (opset 21) or per group (opset 18, where scale has G entries).
+fn norm_groups(node: &Node, x: &[usize]) -> (usize, Norm) {
+    let spatial = x.iter().skip(2).product::<usize>().max(1);
+    let c = x.get(1).copied().unwrap_or(1).max(1);
+    match node.op_type.as_str() {
+        "InstanceNormalization" => (spatial, Norm::Channel { spatial, c }),
+        "GroupNormalization" => {
+            let g = usize::try_from(attr_int(node, "num_groups", 1)).unwrap_or(1).max(1);
+            ((c / g).max(1) * spatial, Norm::Channel { spatial, c })
+        }
+        _ => {
+            let a = axis(attr_int(node, "axis", -1), x.len());
+            (x[a..].iter().product::<usize>().max(1), Norm::Trailing)
+        }
+    }
+}
+
+/// Which scale/bias entry an element of a normalization reads.
+#[derive(Clone, Copy)]
+enum Norm {
+    /// LayerNormalization: its position within the normalized group.
+    Trailing,
+    /// Per channel (`(i / spatial) % c`), or per group when the scale has
+    /// fewer entries than channels (GroupNormalization-18).
+    Channel { spatial: usize, c: usize },
+}
+
+/// |s| · (|x − μ| + mean|x|) / σ + |b| per element of a LayerNormalization,
+/// InstanceNormalization or GroupNormalization: the sums of the mean and the
+/// variance carry mean|x|, the centring |x − μ|, both relative to σ.
 fn layernorm_magnitude(node: &Node, inputs: &[Option<&RefTensor>]) -> Result<Vec<f64>, Why> {
     let xa = float_input(inputs, 0)?;
     let x: Vec<f64> = xa.iter().copied().collect();
@@ -899,9 +934,17 @@ fn layernorm_magnitude(node: &Node, inputs: &[Option<&RefTensor>]) -> Result<Vec
         Some(t) => t.floats()?,
         None => vec![0.0],
     };
-    let a = axis(attr_int(node, "axis", -1), xa.ndim());
-    let n: usize = xa.shape()[a..].iter().product::<usize>().max(1);
+    let (n, norm) = norm_groups(node, xa.shape());
     let eps = attr_float(node, "epsilon", 1e-5);
+    let entry = |i: usize, q: usize, len: usize| -> usize {
+        let len = len.max(1);
+        match norm {
+            Norm::Trailing => q % len,
+            Norm::Channel { spatial, c } if len >= c => (i / spatial) % c % len,
+            // Per group: the group of element i within its sample.
+            Norm::Channel { .. } => (i / n) % len,
+        }
+    };
     let mut m = vec![0.0; x.len()];
     for (g, chunk) in x.chunks(n).enumerate() {
         let mean = chunk.iter().sum::<f64>() / n as f64;
@@ -909,8 +952,9 @@ fn layernorm_magnitude(node: &Node, inputs: &[Option<&RefTensor>]) -> Result<Vec
         let var = chunk.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
         let sigma = (var + eps).sqrt();
         for (q, v) in chunk.iter().enumerate() {
-            let (sq, bq) = (s[q % s.len().max(1)], b[q % b.len().max(1)]);
-            m[g * n + q] = sq.abs() * ((v - mean).abs() + mean_abs) / sigma + bq.abs();
+            let i = g * n + q;
+            let (sq, bq) = (s[entry(i, q, s.len())], b[entry(i, q, b.len())]);
+            m[i] = sq.abs() * ((v - mean).abs() + mean_abs) / sigma + bq.abs();
         }
     }
     Ok(m)

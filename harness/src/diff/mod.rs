@@ -80,11 +80,32 @@ struct Acc<F> {
     /// The error allowed at flat index `i` for the reference value `r`.
     allowed: F,
     dtype: DType,
+    /// [`overflow`] of `dtype`.
+    overflow: f64,
+}
+
+/// The smallest magnitude that rounds to infinity in `dtype` (the largest
+/// finite value plus half an ulp); infinite for f64 and integers. A float64
+/// reference value past it is an overflow in the lane's dtype: the spec's
+/// float32 result is ±Inf there (Exp(89), 1 / a subnormal), so the
+/// reference is compared as that infinity.
+pub fn overflow(dtype: DType) -> f64 {
+    match dtype {
+        DType::F32 => 2f64.powi(128) * (1.0 - 2f64.powi(-25)),
+        DType::F16 => 65520.0,
+        DType::BF16 => 2f64.powi(128) * (1.0 - 2f64.powi(-9)),
+        _ => f64::INFINITY,
+    }
 }
 
 impl<F: Fn(usize, f64) -> f64> Acc<F> {
     #[inline]
     fn push(&mut self, i: usize, a: f64, r: f64) {
+        let r = if r.abs() >= self.overflow {
+            f64::INFINITY.copysign(r)
+        } else {
+            r
+        };
         let m = &mut self.m;
         let (an, rn) = (a.is_nan(), r.is_nan());
         let mut bad = false;
@@ -211,6 +232,7 @@ pub fn compare_within(
         worst_ratio: 0.0,
         allowed,
         dtype: got.dtype(),
+        overflow: overflow(got.dtype()),
     };
     crate::with_array!(got, a => crate::with_array!(want, b => stream(a, b, &mut acc)));
     let mut m = acc.m;
@@ -279,6 +301,20 @@ mod tests {
             (m.nan_mismatches, m.inf_mismatches, m.mismatches),
             (1, 1, 2)
         );
+    }
+
+    #[test]
+    fn a_reference_past_the_dtype_range_is_its_overflow() {
+        // exp(89) = 4.5e38 > f32::MAX: the float32 result is +Inf.
+        let big = 89f64.exp();
+        let a = Tensor::from_f64(DType::F32, &[3], &[f64::INFINITY, f64::NEG_INFINITY, 3.0e38]);
+        let r = Tensor::from_f64(DType::F64, &[3], &[big, -big, 3.0e38]);
+        let m = compare(&a, &r, DType::F32, T).metrics().unwrap().clone();
+        assert_eq!((m.mismatches, m.inf_mismatches), (0, 0));
+        // f32::MAX itself is finite: Inf there is still a mismatch.
+        let a = Tensor::from_f64(DType::F32, &[1], &[f64::INFINITY]);
+        let r = Tensor::from_f64(DType::F64, &[1], &[f32::MAX as f64]);
+        assert_eq!(compare(&a, &r, DType::F32, T).metrics().unwrap().inf_mismatches, 1);
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
         global_max_pool,
         spec!("GlobalMaxPool"),
         cov![
-            "all attributes" => Composed("max_keepdim per spatial axis"),
+            "all attributes" => Composed(GLOBAL_MAX),
         ],
     );
     r.op(
@@ -42,17 +42,20 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
     );
 }
 
-/// GlobalMaxPool-1: `max_keepdim` over each spatial axis in turn.
+/// GlobalMaxPool-1: `max_keepdim` over each spatial axis in turn, NaN
+/// propagated as the spec's max does (candle's `max_keepdim` drops it).
 fn global_max_pool(ctx: &OpCtx, x: &In) -> Out {
-    let mut y = ctx.input(x, 0)?.clone();
+    let a = ctx.input(x, 0)?;
+    let mut y = a.clone();
     for k in 2..y.rank() {
         y = y.max_keepdim(k).ce()?;
     }
-    Ok(Lowered::one(
-        y,
-        How::composed("max_keepdim per spatial axis"),
-    ))
+    let axes: Vec<usize> = (2..a.rank()).collect();
+    let y = super::reduce::propagate_nan(a, &axes, y)?;
+    Ok(Lowered::one(y, How::composed(GLOBAL_MAX)))
 }
+
+const GLOBAL_MAX: &str = "max_keepdim per spatial axis, ne, sum_keepdim, where_cond (NaN propagates)";
 
 /// SpaceToDepth-1/13 as the spec's reshape, permute, reshape.
 fn space_to_depth(ctx: &OpCtx, x: &In) -> Out {

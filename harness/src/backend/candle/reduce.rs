@@ -15,6 +15,9 @@ use crate::backend::interp::{How, Label::*, Lowered, OpCtx, OpRegistry, OpResult
 use crate::op::reduce::{axes_input_since, ArgAttrs, ReduceAttrs};
 use crate::op::softmax::SoftmaxAttrs;
 
+const PER_AXIS_MAX: &str = "max_keepdim per axis, ne, sum_keepdim, where_cond (NaN propagates)";
+const PER_AXIS_MIN: &str = "min_keepdim per axis, ne, sum_keepdim, where_cond (NaN propagates)";
+
 type In<'a> = [Option<&'a Tensor>];
 type Out = OpResult<Lowered<Tensor>>;
 
@@ -34,13 +37,13 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
             "ReduceMax",
             spec!("ReduceMax"),
             cov!["one axis" => Native("max_keepdim"),
-            "several axes" => Composed("max_keepdim per axis")],
+            "several axes" => Composed(PER_AXIS_MAX)],
         ),
         (
             "ReduceMin",
             spec!("ReduceMin"),
             cov!["one axis" => Native("min_keepdim"),
-            "several axes" => Composed("min_keepdim per axis")],
+            "several axes" => Composed(PER_AXIS_MIN)],
         ),
         (
             "ReduceProd",
@@ -126,6 +129,23 @@ fn per_axis(
     Ok(y)
 }
 
+/// `y`, the max or min of float `x` over `axes` (kept) from candle's
+/// `max_keepdim`/`min_keepdim`, with NaN wherever the reduced window holds
+/// one: candle's own reductions drop NaN (a native finding where one call
+/// is the lowering), but a composed lowering is xdiff's and follows the
+/// spec's IEEE propagation. Non-float `x` is returned as is.
+pub(super) fn propagate_nan(x: &Tensor, axes: &[usize], y: Tensor) -> OpResult<Tensor> {
+    if !x.dtype().is_float() {
+        return Ok(y);
+    }
+    let nan = super::full(f64::NAN, y.dims(), y.dtype(), y.device())?;
+    let mut any = x.ne(x).and_then(|m| m.to_dtype(CDType::F32)).ce()?;
+    for &k in axes {
+        any = any.sum_keepdim(k).ce()?;
+    }
+    any.gt(0.0).and_then(|m| m.where_cond(&nan, &y)).ce()
+}
+
 /// The product over `axis` (kept as 1): the slices multiplied in index order.
 fn prod_keepdim(t: &Tensor, axis: usize) -> candle_core::Result<Tensor> {
     let mut acc = t.narrow(axis, 0, 1)?;
@@ -161,16 +181,16 @@ fn reduce(ctx: &OpCtx, x: &In) -> Out {
         "ReduceMean" => (a.mean_keepdim(ax).ce()?, How::native("mean_keepdim")),
         "ReduceSum" => (a.sum_keepdim(ax).ce()?, How::native("sum_keepdim")),
         "ReduceMax" if several => (
-            per_axis(a, &axes, |t, k| t.max_keepdim(k))?,
-            How::composed("max_keepdim per axis"),
+            propagate_nan(a, &axes, per_axis(a, &axes, |t, k| t.max_keepdim(k))?)?,
+            How::composed(PER_AXIS_MAX),
         ),
         "ReduceMax" => (
             per_axis(a, &axes, |t, k| t.max_keepdim(k))?,
             How::native("max_keepdim"),
         ),
         "ReduceMin" if several => (
-            per_axis(a, &axes, |t, k| t.min_keepdim(k))?,
-            How::composed("min_keepdim per axis"),
+            propagate_nan(a, &axes, per_axis(a, &axes, |t, k| t.min_keepdim(k))?)?,
+            How::composed(PER_AXIS_MIN),
         ),
         "ReduceMin" => (
             per_axis(a, &axes, |t, k| t.min_keepdim(k))?,
