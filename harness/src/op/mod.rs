@@ -338,6 +338,8 @@ pub fn test_node(op: &str, n_inputs: usize, n_outputs: usize, attrs: Vec<(&str, 
 }
 
 pub mod depth_to_space;
+pub mod nms;
+pub mod roi_align;
 pub mod generate;
 pub mod geometry;
 pub mod grid_sample;

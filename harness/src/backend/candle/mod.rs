@@ -37,6 +37,7 @@ mod reduce;
 mod resize;
 mod rotary;
 mod sampling;
+mod detection;
 mod select;
 mod shape;
 mod signal;
@@ -80,6 +81,7 @@ pub fn register_all_ops(r: &mut OpRegistry<CTensor>) {
     index::register(r);
     norm2::register(r);
     sampling::register(r);
+    detection::register(r);
     normalize::register(r);
     pool2::register(r);
     linalg::register(r);
