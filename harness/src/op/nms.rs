@@ -112,7 +112,10 @@ impl NmsAttrs {
 fn scalar<V: Copy>(ctx: &OpCtx, v: Vec<V>, name: &str) -> OpResult<V> {
     match v[..] {
         [one] => Ok(one),
-        _ => Err(ctx.fail(format!("input `{name}` must hold one value, got {}", v.len()))),
+        _ => Err(ctx.fail(format!(
+            "input `{name}` must hold one value, got {}",
+            v.len()
+        ))),
     }
 }
 
@@ -133,16 +136,22 @@ mod tests {
         let scores = f(&[1, 3, 2], &[0.0; 6]);
         let mut x: Vec<Option<&Tensor>> = vec![Some(&boxes), Some(&scores)];
         x.extend(params.iter().map(|p| p.as_ref()));
-        with("NonMaxSuppression", 11, vec![("center_point_box", Attr::Int(cpb))], |c| {
-            NmsAttrs::decode(c, &x)
-        })
+        with(
+            "NonMaxSuppression",
+            11,
+            vec![("center_point_box", Attr::Int(cpb))],
+            |c| NmsAttrs::decode(c, &x),
+        )
     }
 
     #[test]
     fn decodes_parameters_and_defaults() {
         let max = Tensor::I64(ArrayD::from_shape_vec(IxDyn(&[1]), vec![3]).unwrap());
         let a = decode(1, [Some(max), Some(f(&[1], &[0.5])), None]).unwrap();
-        assert_eq!((a.format, a.max_per_class, a.iou_threshold), (BoxFormat::Center, 3, 0.5));
+        assert_eq!(
+            (a.format, a.max_per_class, a.iou_threshold),
+            (BoxFormat::Center, 3, 0.5)
+        );
         assert_eq!((a.score_threshold, a.classes, a.boxes), (None, 3, 2));
         let none = decode(0, [None, None, None]).unwrap();
         assert_eq!((none.max_per_class, none.iou_threshold), (0, 0.0));
@@ -166,9 +175,18 @@ mod tests {
             boxes: 4,
         };
         let scores = [0.9, 0.8, 0.7, 0.1];
-        let iou = |i: usize, j: usize| if i.min(j) == 0 && i.max(j) == 1 { 0.6 } else { 0.5 };
+        let iou = |i: usize, j: usize| {
+            if i.min(j) == 0 && i.max(j) == 1 {
+                0.6
+            } else {
+                0.5
+            }
+        };
         assert_eq!(a.select(&[0, 1, 2, 3], &scores, iou), vec![0, 2]);
-        let one = NmsAttrs { max_per_class: 5, ..a };
+        let one = NmsAttrs {
+            max_per_class: 5,
+            ..a
+        };
         assert_eq!(one.select(&[0, 1, 2, 3], &scores, iou), vec![0, 2]);
     }
 }

@@ -228,7 +228,10 @@ mod tests {
     #[test]
     fn rejects_bad_mode_coord_and_sizes() {
         assert!(attrs(16, vec![("mode", Attr::String("sum".into()))]).is_err());
-        let ctm = ("coordinate_transformation_mode", Attr::String("align".into()));
+        let ctm = (
+            "coordinate_transformation_mode",
+            Attr::String("align".into()),
+        );
         assert!(attrs(16, vec![ctm]).is_err());
         assert!(attrs(16, vec![("output_height", Attr::Int(0))]).is_err());
         assert!(attrs(16, vec![("sampling_ratio", Attr::Int(-1))]).is_err());

@@ -22,7 +22,8 @@ type In<'a> = [Option<&'a Tensor>];
 type Out = OpResult<Lowered<Tensor>>;
 
 const ROI_OPS: &str = "index_select at host-built bilinear taps, mul, sum/max";
-const NMS_OPS: &str = "IoU matrix (minimum, maximum, div), arg_sort_last_dim; greedy selection on host";
+const NMS_OPS: &str =
+    "IoU matrix (minimum, maximum, div), arg_sort_last_dim; greedy selection on host";
 
 pub fn register(r: &mut OpRegistry<Tensor>) {
     r.range(
@@ -83,7 +84,9 @@ fn roi_align(ctx: &OpCtx, x: &In) -> Out {
             .and_then(|p| p.reshape((c, oh * ow, samples * 4)))
             .ce()?;
         let pooled = match a.mode {
-            RoiMode::Avg => v.sum(D::Minus1).and_then(|s| s.affine(1.0 / samples as f64, 0.0)),
+            RoiMode::Avg => v
+                .sum(D::Minus1)
+                .and_then(|s| s.affine(1.0 / samples as f64, 0.0)),
             RoiMode::Max => v.max(D::Minus1),
         };
         out.push(pooled.and_then(|p| p.reshape((c, oh, ow))).ce()?);
@@ -94,11 +97,11 @@ fn roi_align(ctx: &OpCtx, x: &In) -> Out {
         Tensor::stack(&out, 0).ce()?
     };
     let how = if ctx.options.port {
-        format!("{ROI_OPS} (port: aligned=False)")
+        How::port(format!("torchvision roi_align(aligned=False) as {ROI_OPS}"))
     } else {
-        ROI_OPS.into()
+        How::composed(ROI_OPS)
     };
-    Ok(Lowered::one(y, How::composed(how)))
+    Ok(Lowered::one(y, how))
 }
 
 /// NonMaxSuppression-10/11: candle IoU matrix and order, host greedy loop.
@@ -130,7 +133,12 @@ fn corners(boxes: &Tensor, format: BoxFormat) -> candle_core::Result<[Tensor; 4]
     let col = |i: usize| boxes.narrow(D::Minus1, i, 1);
     let (a, b, c, d) = (col(0)?, col(1)?, col(2)?, col(3)?);
     Ok(match format {
-        BoxFormat::Corners => [a.minimum(&c)?, b.minimum(&d)?, a.maximum(&c)?, b.maximum(&d)?],
+        BoxFormat::Corners => [
+            a.minimum(&c)?,
+            b.minimum(&d)?,
+            a.maximum(&c)?,
+            b.maximum(&d)?,
+        ],
         BoxFormat::Center => {
             let (hw, hh) = (c.affine(0.5, 0.0)?, d.affine(0.5, 0.0)?);
             [(&b - &hh)?, (&a - &hw)?, (&b + &hh)?, (&a + &hw)?]
@@ -152,5 +160,7 @@ fn iou_matrix(k: &[Tensor; 4]) -> candle_core::Result<Tensor> {
     let pos = area.gt(0.0)?;
     let valid = pos.broadcast_mul(&t(&pos)?)?;
     let iou = inter.div(&union)?;
-    valid.where_cond(&iou, &iou.zeros_like()?)?.to_dtype(DType::F64)
+    valid
+        .where_cond(&iou, &iou.zeros_like()?)?
+        .to_dtype(DType::F64)
 }

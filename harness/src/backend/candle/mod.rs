@@ -18,6 +18,7 @@
 //! rejected.
 
 mod bitwise;
+mod detection;
 mod einsum;
 mod elementwise;
 mod generate;
@@ -37,7 +38,6 @@ mod reduce;
 mod resize;
 mod rotary;
 mod sampling;
-mod detection;
 mod select;
 mod shape;
 mod signal;

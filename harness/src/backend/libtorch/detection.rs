@@ -22,7 +22,8 @@ use crate::op::roi_align::{RoiAlignAttrs, RoiCoord, RoiMode};
 type X<'a> = [Option<&'a Tensor>];
 
 const ROI_OPS: &str = "index_select at host-built bilinear taps, mul, sum/amax";
-const NMS_OPS: &str = "IoU matrix (minimum, maximum, clamp, div), stable sort; greedy selection on host";
+const NMS_OPS: &str =
+    "IoU matrix (minimum, maximum, clamp, div), stable sort; greedy selection on host";
 
 pub fn register(r: &mut OpRegistry<Tensor>) {
     r.range(
@@ -86,7 +87,9 @@ fn roi_align(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
             .f_mul(&wts)?
             .f_reshape([c, oh * ow, samples * 4])?;
         let pooled = match a.mode {
-            RoiMode::Avg => v.f_sum_dim_intlist(-1, false, data.kind())?.f_div_scalar(samples)?,
+            RoiMode::Avg => v
+                .f_sum_dim_intlist(-1, false, data.kind())?
+                .f_div_scalar(samples)?,
             RoiMode::Max => v.f_amax(-1, false)?,
         };
         out.push(pooled.f_reshape([c, oh, ow])?);
@@ -97,11 +100,11 @@ fn roi_align(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
         Tensor::f_stack(&out, 0)?
     };
     let how = if ctx.options.port {
-        format!("{ROI_OPS} (port: aligned=False)")
+        How::port(format!("torchvision roi_align(aligned=False) as {ROI_OPS}"))
     } else {
-        ROI_OPS.into()
+        How::composed(ROI_OPS)
     };
-    Ok(Lowered::one(y, How::composed(how)))
+    Ok(Lowered::one(y, how))
 }
 
 /// NonMaxSuppression-10/11: torch IoU matrix and order, host greedy loop.
@@ -135,7 +138,12 @@ fn corners(boxes: &Tensor, format: BoxFormat) -> OpResult<[Tensor; 4]> {
     let col = |i: i64| boxes.f_narrow(-1, i, 1);
     let (a, b, c, d) = (col(0)?, col(1)?, col(2)?, col(3)?);
     Ok(match format {
-        BoxFormat::Corners => [a.f_minimum(&c)?, b.f_minimum(&d)?, a.f_maximum(&c)?, b.f_maximum(&d)?],
+        BoxFormat::Corners => [
+            a.f_minimum(&c)?,
+            b.f_minimum(&d)?,
+            a.f_maximum(&c)?,
+            b.f_maximum(&d)?,
+        ],
         BoxFormat::Center => {
             let (hw, hh) = (c.f_div_scalar(2.0)?, d.f_div_scalar(2.0)?);
             [b.f_sub(&hh)?, a.f_sub(&hw)?, b.f_add(&hh)?, a.f_add(&hw)?]
@@ -146,12 +154,20 @@ fn corners(boxes: &Tensor, format: BoxFormat) -> OpResult<[Tensor; 4]> {
 /// The (B, N, N) IoU of every pair; 0 where either box has no area.
 fn iou_matrix(k: &[Tensor; 4]) -> OpResult<Tensor> {
     let t = |v: &Tensor| v.f_transpose(-1, -2);
-    let ih = k[2].f_minimum(&t(&k[2])?)?.f_sub(&k[0].f_maximum(&t(&k[0])?)?)?.f_clamp_min(0.0)?;
-    let iw = k[3].f_minimum(&t(&k[3])?)?.f_sub(&k[1].f_maximum(&t(&k[1])?)?)?.f_clamp_min(0.0)?;
+    let ih = k[2]
+        .f_minimum(&t(&k[2])?)?
+        .f_sub(&k[0].f_maximum(&t(&k[0])?)?)?
+        .f_clamp_min(0.0)?;
+    let iw = k[3]
+        .f_minimum(&t(&k[3])?)?
+        .f_sub(&k[1].f_maximum(&t(&k[1])?)?)?
+        .f_clamp_min(0.0)?;
     let inter = ih.f_mul(&iw)?;
     let area = k[2].f_sub(&k[0])?.f_mul(&k[3].f_sub(&k[1])?)?;
     let union = area.f_add(&t(&area)?)?.f_sub(&inter)?;
     let valid = area.f_gt(0.0)?.f_logical_and(&t(&area)?.f_gt(0.0)?)?;
     let iou = inter.f_div(&union)?;
-    Ok(iou.f_where_self(&valid, &iou.f_zeros_like()?)?.f_to_kind(Kind::Double)?)
+    Ok(iou
+        .f_where_self(&valid, &iou.f_zeros_like()?)?
+        .f_to_kind(Kind::Double)?)
 }

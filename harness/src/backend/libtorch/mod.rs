@@ -14,6 +14,7 @@
 //! libtorch on the session's device.
 
 mod bitwise;
+mod detection;
 mod einsum;
 mod elementwise;
 mod generate;
@@ -33,7 +34,6 @@ mod reduce;
 mod resize;
 mod rotary;
 mod sampling;
-mod detection;
 mod select;
 mod shape;
 mod signal;

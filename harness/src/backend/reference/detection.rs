@@ -162,7 +162,11 @@ struct Roi {
 impl Roi {
     fn new(a: &RoiAlignAttrs, roi: &[f64]) -> Roi {
         let scale = a.spatial_scale as f64;
-        let offset = if a.coord == RoiCoord::HalfPixel { 0.5 } else { 0.0 };
+        let offset = if a.coord == RoiCoord::HalfPixel {
+            0.5
+        } else {
+            0.0
+        };
         let out = [a.out_h as f64, a.out_w as f64];
         // (x1, y1, x2, y2): axis 0 (y) reads entries 1 and 3.
         let axis = |k: usize| {
@@ -244,7 +248,12 @@ fn nms(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
 /// A box as (y_min, x_min, y_max, x_max).
 fn corners(format: BoxFormat, b: &[f64]) -> [f64; 4] {
     match format {
-        BoxFormat::Corners => [b[0].min(b[2]), b[1].min(b[3]), b[0].max(b[2]), b[1].max(b[3])],
+        BoxFormat::Corners => [
+            b[0].min(b[2]),
+            b[1].min(b[3]),
+            b[0].max(b[2]),
+            b[1].max(b[3]),
+        ],
         BoxFormat::Center => {
             let (hw, hh) = (b[2] / 2.0, b[3] / 2.0);
             [b[1] - hh, b[0] - hw, b[1] + hh, b[0] + hw]
@@ -275,7 +284,10 @@ mod tests {
         assert_eq!(iou(&[0.0, 0.0, 0.0, 2.0], &[0.0, 0.0, 0.0, 2.0]), 0.0);
         let c = corners(BoxFormat::Center, &[1.0, 2.0, 2.0, 4.0]);
         assert_eq!(c, [0.0, 0.0, 4.0, 2.0]);
-        assert_eq!(corners(BoxFormat::Corners, &[1.0, 2.0, 0.0, 0.0]), [0.0, 0.0, 1.0, 2.0]);
+        assert_eq!(
+            corners(BoxFormat::Corners, &[1.0, 2.0, 0.0, 0.0]),
+            [0.0, 0.0, 1.0, 2.0]
+        );
     }
 
     #[test]

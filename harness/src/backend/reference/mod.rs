@@ -10,6 +10,7 @@
 
 mod bitwise;
 mod conv;
+mod detection;
 mod einsum;
 mod elementwise;
 mod generate;
@@ -30,7 +31,6 @@ mod reduce;
 mod resize;
 mod rotary;
 mod sampling;
-mod detection;
 mod select;
 mod shape;
 mod signal;
