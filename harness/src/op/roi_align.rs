@@ -199,7 +199,7 @@ mod tests {
     use crate::op::window::tests::with;
 
     fn attrs(opset: u32, extra: Vec<(&str, Attr)>) -> OpResult<RoiAlignAttrs> {
-        with("RoiAlign", opset, extra, |c| RoiAlignAttrs::decode(c))
+        with("RoiAlign", opset, extra, RoiAlignAttrs::decode)
     }
 
     #[test]
