@@ -75,6 +75,9 @@ pub enum Magnitude {
     AffineGrid,
     /// GridSample: Σ|x| over each output's neighbours (padding read as 0).
     GridSample,
+    /// RoiAlign: Σ|x| over each sample's four neighbours, over the sample
+    /// count (avg) or of the largest sample (max).
+    RoiAlign,
 }
 
 /// Per-op ulp budgets of the transcendental class (docs/tolerance.md).
@@ -120,6 +123,7 @@ const EXACT: &[&str] = &[
     "Gather",
     "GatherElements",
     "Scatter",
+    "NonMaxSuppression",
     "OneHot",
     "NonZero",
     "Compress",
@@ -264,6 +268,7 @@ pub fn class(node: &Node) -> Class {
         "AffineGrid" => Magnitude::AffineGrid,
         "GridSample" if attr_str(node, "mode", "linear") == "nearest" => return Class::Exact,
         "GridSample" => Magnitude::GridSample,
+        "RoiAlign" => Magnitude::RoiAlign,
         _ => return Class::Unclassed,
     };
     Class::Accumulating(magnitude)
@@ -629,6 +634,13 @@ fn terms(
             };
             taps.pow(x.len().saturating_sub(2) as u32) + 3 * x.iter().skip(2).sum::<usize>()
         }
+        // Four neighbours per sample, plus the sample coordinate's own
+        // rounding (a few operations on a value up to the axis's length).
+        "RoiAlign" => {
+            let x = dims(inputs, 0)?;
+            4 * reference::roi_align_samples(node, opset, inputs).map_err(Why::from)?
+                + 3 * x.iter().skip(2).sum::<usize>()
+        }
         "BatchNormalization" => 5,
         "HardSigmoid" => 2,
         "HardSwish" => 3,
@@ -756,6 +768,9 @@ fn magnitude(
             .map(|a| flat(&a))
             .map_err(Why::from),
         Magnitude::GridSample => reference::grid_sample_magnitude(node, opset, inputs)
+            .map(|a| flat(&a))
+            .map_err(Why::from),
+        Magnitude::RoiAlign => reference::roi_align_magnitude(node, opset, inputs)
             .map(|a| flat(&a))
             .map_err(Why::from),
         Magnitude::Softmax => softmax_magnitude(node, opset, inputs, want, terms),

@@ -40,6 +40,11 @@ pub enum How {
     Native(String),
     /// Several framework ops, because no single op has these semantics.
     Composed(String),
+    /// The idiomatic port's (`--port`) deliberate other convention, built
+    /// from framework ops where the ported library's op is not in the
+    /// framework (torchvision's roi_align): a departure is the port's, as a
+    /// native port lowering's would be, not a bug in a faithful lowering.
+    Port(String),
 }
 
 impl How {
@@ -49,11 +54,15 @@ impl How {
     pub fn composed(ops: impl Into<String>) -> How {
         How::Composed(ops.into())
     }
+    pub fn port(ops: impl Into<String>) -> How {
+        How::Port(ops.into())
+    }
     pub fn label(&self) -> String {
         match self {
             How::Spec => "spec".into(),
             How::Native(op) => format!("native: {op}"),
             How::Composed(ops) => format!("composed: {ops}"),
+            How::Port(ops) => format!("port: {ops}"),
         }
     }
 }
@@ -347,6 +356,7 @@ pub mod generate;
 pub mod geometry;
 pub mod grid_sample;
 pub mod math;
+pub mod nms;
 pub mod norm;
 pub mod norm2;
 pub mod norm3;
@@ -356,6 +366,7 @@ pub mod quant;
 pub mod recurrent;
 pub mod reduce;
 pub mod reshape;
+pub mod roi_align;
 pub mod rotary;
 pub mod scatter;
 pub mod select;

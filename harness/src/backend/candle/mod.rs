@@ -18,6 +18,7 @@
 //! rejected.
 
 mod bitwise;
+mod detection;
 mod einsum;
 mod elementwise;
 mod generate;
@@ -80,6 +81,7 @@ pub fn register_all_ops(r: &mut OpRegistry<CTensor>) {
     index::register(r);
     norm2::register(r);
     sampling::register(r);
+    detection::register(r);
     normalize::register(r);
     pool2::register(r);
     linalg::register(r);

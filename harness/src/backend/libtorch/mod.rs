@@ -14,6 +14,7 @@
 //! libtorch on the session's device.
 
 mod bitwise;
+mod detection;
 mod einsum;
 mod elementwise;
 mod generate;
@@ -91,6 +92,7 @@ pub fn register_all_ops(r: &mut OpRegistry<tch::Tensor>) {
     index::register(r);
     norm2::register(r);
     sampling::register(r);
+    detection::register(r);
     normalize::register(r);
     pool2::register(r);
     linalg::register(r);

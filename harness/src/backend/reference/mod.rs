@@ -10,6 +10,7 @@
 
 mod bitwise;
 mod conv;
+mod detection;
 mod einsum;
 mod elementwise;
 mod generate;
@@ -171,6 +172,7 @@ pub fn register_all_ops(r: &mut OpRegistry<RefTensor>) {
     index::register(r);
     norm2::register(r);
     sampling::register(r);
+    detection::register(r);
     norm::register(r);
     linalg::register(r);
     conv::register(r);
@@ -320,6 +322,26 @@ pub fn grid_sample_magnitude(
     inputs: &[Option<&RefTensor>],
 ) -> OpResult<ArrayD<f64>> {
     with_ctx(node, opset, |ctx| sampling::magnitude(ctx, inputs))
+}
+
+/// `Σ|neighbours|` of a RoiAlign node's bins on `inputs` (per sample, over
+/// the sample count for avg): the magnitude its local error bound scales
+/// with (`diff::bound`).
+pub fn roi_align_magnitude(
+    node: &crate::graph::Node,
+    opset: u32,
+    inputs: &[Option<&RefTensor>],
+) -> OpResult<ArrayD<f64>> {
+    with_ctx(node, opset, |ctx| detection::magnitude(ctx, inputs))
+}
+
+/// The most sample points a RoiAlign node's bins pool on `inputs`.
+pub fn roi_align_samples(
+    node: &crate::graph::Node,
+    opset: u32,
+    inputs: &[Option<&RefTensor>],
+) -> OpResult<usize> {
+    with_ctx(node, opset, |ctx| detection::max_samples(ctx, inputs))
 }
 
 /// `Σ_j |theta_ij · base_j|` of an AffineGrid node on `inputs`: the
