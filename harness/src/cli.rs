@@ -228,7 +228,7 @@ mod tests {
         let bad = |args: &[&str]| resolve(args).unwrap_err().to_string();
         assert_eq!(
             bad(&["--backends", "ort,tensorflow"]),
-            "--backends: unknown backend `tensorflow` (expected ort, tch, candle, reference)"
+            "--backends: unknown backend `tensorflow` (expected ort, tch, candle, onnx-ref, reference)"
         );
         assert_eq!(
             bad(&["--port", "tch,ort"]),

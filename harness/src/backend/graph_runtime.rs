@@ -34,6 +34,10 @@ pub trait GraphRuntime {
     fn unsupported(&self, _node: &Node) -> Option<String> {
         None
     }
+    /// Whether tapping can change what the runtime computes (fusions); a
+    /// runtime that evaluates node by node says no, and its untapped model
+    /// is neither loaded nor run (its final outputs are the tapped ones).
+    const TAPPING_CAN_CHANGE_VALUES: bool = true;
 }
 
 /// Where a runtime reads a model from.
@@ -56,6 +60,12 @@ pub trait LoadedModel {
     /// lines: its warnings and errors), so that nothing reaches stderr.
     fn log(&mut self) -> Vec<String> {
         Vec::new()
+    }
+
+    /// Why values of the last run did not come back, by value name, in the
+    /// runtime's own words (a node that raised); by default none.
+    fn failures(&mut self) -> BTreeMap<String, String> {
+        BTreeMap::new()
     }
 }
 
@@ -107,10 +117,12 @@ pub(crate) fn prepare_within<R: GraphRuntime>(
     let (tapped, plain) = if prost::Message::encoded_len(&tapped) <= limit {
         let bytes = prost::Message::encode_to_vec(&tapped);
         drop(tapped);
-        (
-            runtime.load(ModelSource::Memory(&bytes), opts)?,
-            runtime.load(ModelSource::Memory(&graph.to_bytes()), opts)?,
-        )
+        let tapped = runtime.load(ModelSource::Memory(&bytes), opts)?;
+        let plain = match R::TAPPING_CAN_CHANGE_VALUES {
+            true => Some(runtime.load(ModelSource::Memory(&graph.to_bytes()), opts)?),
+            false => None,
+        };
+        (tapped, plain)
     } else {
         let outputs = graph.model.graph.as_ref().map_or(0, |g| g.output.len());
         load_from_files(runtime, tapped, outputs, opts)?
@@ -147,7 +159,7 @@ fn load_from_files<R: GraphRuntime>(
     mut tapped: ModelProto,
     outputs: usize,
     opts: &EngineOptions,
-) -> Result<(R::Loaded, R::Loaded), EngineError> {
+) -> Result<(R::Loaded, Option<R::Loaded>), EngineError> {
     let failed = |why: String| EngineError::Failed {
         engine: R::LABEL,
         why: format!(
@@ -168,17 +180,19 @@ fn load_from_files<R: GraphRuntime>(
             .map(|_| path)
             .map_err(|e| failed(e.to_string()))
     };
-    let (tapped_path, plain_path) = (write("tapped.onnx", &tapped)?, write("plain.onnx", &plain)?);
-    Ok((
-        runtime.load(ModelSource::File(&tapped_path), opts)?,
-        runtime.load(ModelSource::File(&plain_path), opts)?,
-    ))
+    let tapped_path = write("tapped.onnx", &tapped)?;
+    let plain = match R::TAPPING_CAN_CHANGE_VALUES {
+        true => Some(runtime.load(ModelSource::File(&write("plain.onnx", &plain)?), opts)?),
+        false => None,
+    };
+    Ok((runtime.load(ModelSource::File(&tapped_path), opts)?, plain))
 }
 
-/// A graph loaded tapped (to see every value) and plain (as users run it).
+/// A graph loaded tapped (to see every value) and plain (as users run it;
+/// `None` where tapping cannot change values).
 struct Tapped<M> {
     tapped: M,
-    plain: M,
+    plain: Option<M>,
     label: &'static str,
     /// In graph order.
     nodes: Vec<NodeInfo>,
@@ -205,14 +219,23 @@ impl<M: LoadedModel> Session for Tapped<M> {
         let start = Instant::now();
         let values = self.tapped.run(inputs)?;
         let wall = start.elapsed();
-        let mut plain = self.plain.run(inputs)?;
+        let failures = self.tapped.failures();
+        let mut plain = match self.plain.as_mut() {
+            Some(plain) => plain.run(inputs)?,
+            None => self
+                .final_outputs
+                .iter()
+                .filter_map(|name| Some((name.clone(), values.get(name)?.clone())))
+                .collect(),
+        };
         let mut notes = tap_effects(&self.final_outputs, &values, &plain);
-        for line in self.tapped.log().into_iter().chain(self.plain.log()) {
+        let plain_log = self.plain.as_mut().map(|p| p.log()).unwrap_or_default();
+        for line in self.tapped.log().into_iter().chain(plain_log) {
             if !notes.contains(&line) {
                 notes.push(line);
             }
         }
-        let nodes = node_runs(&self.nodes, &values, self.label);
+        let nodes = node_runs(&self.nodes, &values, &failures, self.label);
         let deployed = self
             .final_outputs
             .iter()
@@ -237,13 +260,18 @@ impl<M: LoadedModel> Session for Tapped<M> {
 /// A [`NodeRun`] per node, from the values the runtime returned: a node ran
 /// when every output came back; else it was skipped (an input came from a
 /// node that did not run), unsupported (the runtime says so) or the runtime
-/// failed to return a value.
-fn node_runs(nodes: &[NodeInfo], values: &BTreeMap<String, Tensor>, label: &str) -> Vec<NodeRun> {
+/// failed to return a value (in its own words where `failures` has them).
+fn node_runs(
+    nodes: &[NodeInfo],
+    values: &BTreeMap<String, Tensor>,
+    failures: &BTreeMap<String, String>,
+    label: &str,
+) -> Vec<NodeRun> {
     // Values that did not come back, with the reason downstream nodes give.
     let mut missing: HashMap<&str, String> = HashMap::new();
     let mut runs = Vec::with_capacity(nodes.len());
     for node in nodes {
-        let status = node_status(node, values, &missing, label);
+        let status = node_status(node, values, &missing, failures, label);
         let upstream = match &status {
             NodeStatus::Ran => None,
             NodeStatus::Unsupported(_) => Some(format!("upstream `{}` unsupported", node.name)),
@@ -268,6 +296,7 @@ fn node_status(
     node: &NodeInfo,
     values: &BTreeMap<String, Tensor>,
     missing: &HashMap<&str, String>,
+    failures: &BTreeMap<String, String>,
     label: &str,
 ) -> NodeStatus {
     let Some(absent) = node
@@ -280,9 +309,10 @@ fn node_status(
     if let Some(why) = node.inputs.iter().find_map(|i| missing.get(i.as_str())) {
         return NodeStatus::Skipped(why.clone());
     }
-    match &node.unsupported {
-        Some(why) => NodeStatus::Unsupported(why.clone()),
-        None => NodeStatus::Error(format!("{label} returned no value for `{absent}`")),
+    match (&node.unsupported, failures.get(absent)) {
+        (Some(why), _) => NodeStatus::Unsupported(why.clone()),
+        (None, Some(why)) => NodeStatus::Error(why.clone()),
+        (None, None) => NodeStatus::Error(format!("{label} returned no value for `{absent}`")),
     }
 }
 
@@ -355,7 +385,7 @@ mod tests {
             node("d", "x", "d", false),
         ];
         let values = BTreeMap::from([("a".to_string(), f32s(&[1.0]))]);
-        let statuses: Vec<NodeStatus> = node_runs(&nodes, &values, "RT")
+        let statuses: Vec<NodeStatus> = node_runs(&nodes, &values, &BTreeMap::new(), "RT")
             .into_iter()
             .map(|r| r.status)
             .collect();
@@ -366,6 +396,23 @@ mod tests {
                 NodeStatus::Unsupported("b: not here".into()),
                 NodeStatus::Skipped("upstream `b` unsupported".into()),
                 NodeStatus::Error("RT returned no value for `d`".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failure_the_runtime_explains_is_the_error_and_skips_downstream() {
+        let nodes = [node("a", "x", "a", false), node("b", "a", "b", false)];
+        let failures = BTreeMap::from([("a".to_string(), "Conv `a`: ValueError".to_string())]);
+        let statuses: Vec<NodeStatus> = node_runs(&nodes, &BTreeMap::new(), &failures, "RT")
+            .into_iter()
+            .map(|r| r.status)
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                NodeStatus::Error("Conv `a`: ValueError".into()),
+                NodeStatus::Skipped("upstream `a` failed".into()),
             ]
         );
     }

@@ -10,6 +10,7 @@
 //! node-by-node backends share the driver in [`interp`] and decode each
 //! node through the op layer (`crate::op`).
 
+pub mod onnx_ref;
 pub mod ort;
 pub mod reference;
 
@@ -67,6 +68,9 @@ pub struct BackendInfo {
     pub coverage: Option<CoverageFn>,
     /// Whether it has an idiomatic-port lane (`<backend>:port`).
     pub port: bool,
+    /// Whether cases run it unless they name their backends (a slow lane
+    /// such as `onnx-ref` runs only when asked for).
+    pub default: bool,
 }
 
 /// A [`BackendInfo`] row. The second form is for a backend behind a cargo
@@ -80,6 +84,7 @@ macro_rules! backend {
             build: || Ok(Box::new($engine)),
             coverage: $coverage,
             port: $port,
+            default: true,
         }
     };
     ($name:literal, feature $feature:literal, $engine:expr, coverage: $coverage:expr, port: $port:expr) => {
@@ -112,6 +117,7 @@ macro_rules! backend {
                 coverage
             },
             port: $port,
+            default: true,
         }
     };
 }
@@ -124,6 +130,11 @@ pub const BACKENDS: &[BackendInfo] = &[
         coverage: Some(|| op_entries(libtorch::registry())), port: true),
     backend!("candle", feature "candle-backend", candle::CandleEngine,
         coverage: Some(|| op_entries(candle::registry())), port: true),
+    // ONNX's Python reference: only when asked for (`--backends onnx-ref,...`).
+    BackendInfo {
+        default: false,
+        ..backend!("onnx-ref", onnx_ref::OnnxRefEngine, coverage: None, port: false)
+    },
     backend!("reference", reference::ReferenceEngine,
         coverage: Some(|| op_entries(reference::registry())), port: false),
     // Test-only: absent from other builds, so it is in no default or message.

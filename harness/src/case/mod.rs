@@ -113,11 +113,11 @@ impl Case {
     }
 }
 
-/// Backends compiled into this binary, in report order.
+/// Backends compiled into this binary and run by default, in report order.
 pub fn default_backends() -> Vec<String> {
     crate::backend::BACKENDS
         .iter()
-        .filter(|b| b.compiled)
+        .filter(|b| b.compiled && b.default)
         .map(|b| b.name.to_string())
         .collect()
 }

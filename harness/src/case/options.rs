@@ -172,7 +172,7 @@ mod tests {
         let err = backends(file, &Some(vec!["tf".into()])).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "c.toml: key `backends`: unknown backend `tf` (expected ort, tch, candle or reference)"
+            "c.toml: key `backends`: unknown backend `tf` (expected ort, tch, candle, onnx-ref or reference)"
         );
         let raw: RawCase =
             toml::from_str("port = [\"reference\"]\n[model]\npath = \"m.onnx\"").unwrap();
