@@ -288,14 +288,13 @@ fn not_run_line(
 /// A divergence declared on a composed lowering: that lowering is xdiff's
 /// own code, so its departure is a bug in xdiff to fix, never a finding
 /// about the framework (only native lowerings carry declared divergences).
-/// An idiomatic-port lowering's departure is the porting mistake it plants
-/// on purpose (`docs/cases.md`), so it may be declared.
+/// (A port lowering, label `port: ...`, plants its mistake on purpose and
+/// may be declared.)
 fn composed_declaration(lane: &str, node: &str, op: &str, r: &LaneResult) -> Option<String> {
     let lowering = r.lowering.as_deref()?;
     (r.verdict == Verdict::Diverged
         && r.origin == Some(Origin::Introduced)
-        && lowering.starts_with("composed")
-        && !(lane.ends_with(":port") && lowering.contains("(idiomatic port")))
+        && lowering.starts_with("composed"))
     .then(|| {
         format!(
             "{lane}: node `{node}` ({op}) declared diverged, but its lowering is xdiff's own ({lowering}): a composed lowering that departs from the reference is a bug in xdiff, not a finding"

@@ -918,7 +918,9 @@ fn norm_groups(node: &Node, x: &[usize]) -> (usize, Norm) {
     match node.op_type.as_str() {
         "InstanceNormalization" => (spatial, Norm::Channel { spatial, c }),
         "GroupNormalization" => {
-            let g = usize::try_from(attr_int(node, "num_groups", 1)).unwrap_or(1).max(1);
+            let g = usize::try_from(attr_int(node, "num_groups", 1))
+                .unwrap_or(1)
+                .max(1);
             ((c / g).max(1) * spatial, Norm::Channel { spatial, c })
         }
         _ => {

@@ -307,14 +307,24 @@ mod tests {
     fn a_reference_past_the_dtype_range_is_its_overflow() {
         // exp(89) = 4.5e38 > f32::MAX: the float32 result is +Inf.
         let big = 89f64.exp();
-        let a = Tensor::from_f64(DType::F32, &[3], &[f64::INFINITY, f64::NEG_INFINITY, 3.0e38]);
+        let a = Tensor::from_f64(
+            DType::F32,
+            &[3],
+            &[f64::INFINITY, f64::NEG_INFINITY, 3.0e38],
+        );
         let r = Tensor::from_f64(DType::F64, &[3], &[big, -big, 3.0e38]);
         let m = compare(&a, &r, DType::F32, T).metrics().unwrap().clone();
         assert_eq!((m.mismatches, m.inf_mismatches), (0, 0));
         // f32::MAX itself is finite: Inf there is still a mismatch.
         let a = Tensor::from_f64(DType::F32, &[1], &[f64::INFINITY]);
         let r = Tensor::from_f64(DType::F64, &[1], &[f32::MAX as f64]);
-        assert_eq!(compare(&a, &r, DType::F32, T).metrics().unwrap().inf_mismatches, 1);
+        assert_eq!(
+            compare(&a, &r, DType::F32, T)
+                .metrics()
+                .unwrap()
+                .inf_mismatches,
+            1
+        );
     }
 
     #[test]

@@ -312,6 +312,8 @@ pub const FINGERPRINT_SPACES: &[(&str, space::SpaceFn)] = &[
     ("LSTM", recurrent::space),
     ("GRU", recurrent::space),
     ("QuantizeLinear", quant::space),
+    ("RoiAlign", roi_align::space),
+    ("NonMaxSuppression", nms::space),
 ];
 
 /// An optional input that is present and non-empty (ONNX marks "absent" both

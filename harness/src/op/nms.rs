@@ -16,7 +16,9 @@
 //! box index first (ONNX Runtime and the node tests). A box of zero area has
 //! IoU 0 with every box.
 
+use super::space::{Dim, Kind, Space};
 use super::{optional, HostView, OpCtx, OpResult};
+use crate::tensor::Tensor;
 
 /// How a box's four numbers are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,12 +121,23 @@ fn scalar<V: Copy>(ctx: &OpCtx, v: Vec<V>, name: &str) -> OpResult<V> {
     }
 }
 
+/// NonMaxSuppression's fingerprint space: the box format
+/// (`center_point_box`: corners, or torchvision/TF-style centres).
+pub fn space(ctx: &OpCtx, _: &[Option<&Tensor>]) -> Option<Space> {
+    let model = ctx.int("center_point_box", 0).ok()?;
+    Some(Space::plain(vec![Dim::new(
+        "center_point_box",
+        Kind::Int,
+        model.to_string(),
+        &["0", "1"],
+    )]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::graph::Attr;
     use crate::op::window::tests::with;
-    use crate::tensor::Tensor;
     use ndarray::{ArrayD, IxDyn};
 
     fn f(shape: &[usize], v: &[f32]) -> Tensor {

@@ -20,7 +20,9 @@
 //! A sample outside [−1, H] × [−1, W] contributes 0; a coordinate in [−1, 0]
 //! reads row/column 0.
 
+use super::space::{Dim, Kind, Space};
 use super::{OpCtx, OpResult};
+use crate::tensor::Tensor;
 
 /// How an output bin pools its sample points.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,6 +194,34 @@ fn axis_taps(c: f64, n: usize) -> (usize, usize, f64) {
     (lo, lo + 1, c - lo as f64)
 }
 
+/// RoiAlign's fingerprint space: the roi's half-pixel shift
+/// (`coordinate_transformation_mode`, opset 16 on; torchvision's `aligned`)
+/// and the pooling (`mode`).
+pub fn space(ctx: &OpCtx, _: &[Option<&Tensor>]) -> Option<Space> {
+    let a = RoiAlignAttrs::decode(ctx).ok()?;
+    let mode = match a.mode {
+        RoiMode::Avg => "avg",
+        RoiMode::Max => "max",
+    };
+    let mut dims = vec![Dim::new("mode", Kind::Str, mode.into(), &["avg", "max"])];
+    if ctx.opset >= 16 {
+        let coord = match a.coord {
+            RoiCoord::HalfPixel => "half_pixel",
+            RoiCoord::OutputHalfPixel => "output_half_pixel",
+        };
+        dims.insert(
+            0,
+            Dim::new(
+                "coordinate_transformation_mode",
+                Kind::Str,
+                coord.into(),
+                &["half_pixel", "output_half_pixel"],
+            ),
+        );
+    }
+    Some(Space::plain(dims))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +253,21 @@ mod tests {
         assert_eq!(corner_taps(-1.5, 0.0, 4, 4), [(0, 0.0); 4]);
         let t = corner_taps(3.5, 0.25, 4, 4);
         assert_eq!((t[0], t[1]), ((12, 0.75), (13, 0.25)));
+    }
+
+    #[test]
+    fn space_offers_the_other_shift_from_opset_16() {
+        let names = |opset| {
+            with("RoiAlign", opset, vec![], |c| space(c, &[]))
+                .unwrap()
+                .dims
+                .iter()
+                .map(|d| (d.name, d.values.clone()))
+                .collect::<Vec<_>>()
+        };
+        let hp = vec!["half_pixel".to_string(), "output_half_pixel".into()];
+        assert_eq!(names(16)[0], ("coordinate_transformation_mode", hp));
+        assert_eq!(names(10), vec![("mode", vec!["avg".into(), "max".into()])]);
     }
 
     #[test]

@@ -55,7 +55,8 @@ fn global_max_pool(ctx: &OpCtx, x: &In) -> Out {
     Ok(Lowered::one(y, How::composed(GLOBAL_MAX)))
 }
 
-const GLOBAL_MAX: &str = "max_keepdim per spatial axis, ne, sum_keepdim, where_cond (NaN propagates)";
+const GLOBAL_MAX: &str =
+    "max_keepdim per spatial axis, ne, sum_keepdim, where_cond (NaN propagates)";
 
 /// SpaceToDepth-1/13 as the spec's reshape, permute, reshape.
 fn space_to_depth(ctx: &OpCtx, x: &In) -> Out {

@@ -170,13 +170,10 @@ fn quantize(ctx: &OpCtx, x: &In) -> Out {
     };
     let (q, how) = match ctx.options.port {
         // candle's own `round` (half away); `saturate` keeps an integer.
-        true => (q.round().ce()?, PORT_QUANT),
-        false => (q, QUANT),
+        true => (q.round().ce()?, How::port(PORT_QUANT)),
+        false => (q, How::composed(QUANT)),
     };
-    Ok(Lowered::one(
-        saturate(ctx, &q, &zpt, dt)?,
-        How::composed(how),
-    ))
+    Ok(Lowered::one(saturate(ctx, &q, &zpt, dt)?, how))
 }
 
 fn dequantize(ctx: &OpCtx, x: &In) -> Out {

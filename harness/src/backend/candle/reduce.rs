@@ -310,7 +310,11 @@ fn softmax(ctx: &OpCtx, x: &In) -> Out {
         // The idiomatic port normalizes `axis` alone even before opset 13.
         let (y, what) = normalize(op, a, ax)?;
         let what = format!("{what} (idiomatic port: one axis, not the 2-D coercion)");
-        return Ok(Lowered::one(y, how(&what)));
+        let how = match op {
+            "Hardmax" => How::port(what),
+            _ => How::native(what),
+        };
+        return Ok(Lowered::one(y, how));
     }
     let outer: usize = a.dims()[..ax].iter().product();
     let flat = a.reshape((outer, a.elem_count() / outer.max(1))).ce()?;

@@ -171,12 +171,12 @@ fn quantize(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
         // Rounded already, so `saturate`'s own rounding keeps it.
         true => (
             q.f_sign()?.f_mul_scalar(0.5)?.f_add(&q)?.f_trunc()?,
-            PORT_QUANT,
+            How::port(PORT_QUANT),
         ),
-        false => (q, QUANT),
+        false => (q, How::composed(QUANT)),
     };
     let y = saturate(ctx, &q, &spread(&map, &dims(xt), &zpt)?, dt)?;
-    Ok(Lowered::one(y, How::composed(how)))
+    Ok(Lowered::one(y, how))
 }
 
 fn dequantize(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {

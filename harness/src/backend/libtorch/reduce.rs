@@ -254,7 +254,11 @@ fn softmax(ctx: &OpCtx, x: &X) -> OpResult<Lowered<Tensor>> {
         // The idiomatic port normalizes `axis` alone even before opset 13.
         let (y, what) = normalize(op, input, s.axis as i64)?;
         let what = format!("{what} (idiomatic port: one axis, not the 2-D coercion)");
-        return Ok(Lowered::one(y, how(what)));
+        let how = match op {
+            "Hardmax" => How::port(what),
+            _ => How::native(what),
+        };
+        return Ok(Lowered::one(y, how));
     }
     let shape = dims(input);
     let outer: i64 = shape[..s.axis].iter().product();
