@@ -78,6 +78,9 @@ pub enum Magnitude {
     /// RoiAlign: Σ|x| over each sample's four neighbours, over the sample
     /// count (avg) or of the largest sample (max).
     RoiAlign,
+    /// Attention's `Y`: Σⱼ pⱼ|vⱼ| widened by the score error it carries
+    /// (`reference::attention_bound_terms`).
+    Attention,
 }
 
 /// Per-op ulp budgets of the transcendental class (docs/tolerance.md).
@@ -269,6 +272,7 @@ pub fn class(node: &Node) -> Class {
         "GridSample" if attr_str(node, "mode", "linear") == "nearest" => return Class::Exact,
         "GridSample" => Magnitude::GridSample,
         "RoiAlign" => Magnitude::RoiAlign,
+        "Attention" => Magnitude::Attention,
         _ => return Class::Unclassed,
     };
     Class::Accumulating(magnitude)
@@ -619,6 +623,11 @@ fn terms(
             .product::<i64>()
             .max(1) as usize,
         "RotaryEmbedding" => 2,
+        "Attention" => {
+            reference::attention_bound_terms(node, opset, inputs)
+                .map_err(Why::from)?
+                .0
+        }
         // k + 1 products, plus the base coordinate's own rounding
         // (`start + i·step`, two operations).
         "AffineGrid" => input(inputs, 1)?.shape().first().map_or(2, |&n| n) + 1,
@@ -772,6 +781,9 @@ fn magnitude(
             .map_err(Why::from),
         Magnitude::RoiAlign => reference::roi_align_magnitude(node, opset, inputs)
             .map(|a| flat(&a))
+            .map_err(Why::from),
+        Magnitude::Attention => reference::attention_bound_terms(node, opset, inputs)
+            .map(|t| t.1)
             .map_err(Why::from),
         Magnitude::Softmax => softmax_magnitude(node, opset, inputs, want, terms),
         Magnitude::LayerNorm => layernorm_magnitude(node, inputs),

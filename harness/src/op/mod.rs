@@ -24,6 +24,7 @@ use crate::options::{Device, EngineOptions};
 use crate::tensor::Tensor;
 
 pub mod activation;
+pub mod attention;
 pub mod einsum;
 pub mod index;
 pub mod loss;

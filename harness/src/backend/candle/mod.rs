@@ -17,6 +17,7 @@
 //! uint16 and uint64 have no candle dtype with identical semantics and are
 //! rejected.
 
+mod attention;
 mod bitwise;
 mod detection;
 mod einsum;
@@ -97,6 +98,7 @@ pub fn register_all_ops(r: &mut OpRegistry<CTensor>) {
     bitwise::register(r);
     geometry::register(r);
     rotary::register(r);
+    attention::register(r);
     quant::register(r);
     text::register(r);
 }

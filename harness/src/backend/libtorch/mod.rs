@@ -13,6 +13,7 @@
 //! sizes) are read back with `Vec::<i64>::try_from`; data tensors stay in
 //! libtorch on the session's device.
 
+mod attention;
 mod bitwise;
 mod detection;
 mod einsum;
@@ -107,6 +108,7 @@ pub fn register_all_ops(r: &mut OpRegistry<tch::Tensor>) {
     bitwise::register(r);
     geometry::register(r);
     rotary::register(r);
+    attention::register(r);
     quant::register(r);
     text::register(r);
 }

@@ -8,6 +8,7 @@
 //! Integer and bool values keep their exact dtype (integer ops wrap as the
 //! spec's fixed-width types do).
 
+mod attention;
 mod bitwise;
 mod conv;
 mod detection;
@@ -192,6 +193,7 @@ pub fn register_all_ops(r: &mut OpRegistry<RefTensor>) {
     rotary::register(r);
     text::register(r);
     quant::register(r);
+    attention::register(r);
 }
 
 impl Interpreter for ReferenceInterp {
@@ -282,6 +284,15 @@ fn with_ctx<R>(node: &crate::graph::Node, opset: u32, f: impl FnOnce(&crate::op:
         options: &opts,
         scope: &(),
     })
+}
+
+/// K and `Σ|terms|` of an Attention node's `Y` on `inputs` (`diff::bound`).
+pub fn attention_bound_terms(
+    node: &crate::graph::Node,
+    opset: u32,
+    inputs: &[Option<&RefTensor>],
+) -> OpResult<(usize, Vec<f64>)> {
+    with_ctx(node, opset, |ctx| attention::bound_terms(ctx, inputs))
 }
 
 /// K and `Σ|terms|` of a DFT or STFT node on `inputs` (`diff::bound`).
