@@ -80,8 +80,9 @@ struct Acc<F> {
     /// The error allowed at flat index `i` for the reference value `r`.
     allowed: F,
     dtype: DType,
-    /// [`overflow`] of `dtype`.
+    /// [`overflow`] and [`underflow`] of `dtype`.
     overflow: f64,
+    underflow: f64,
 }
 
 /// The smallest magnitude that rounds to infinity in `dtype` (the largest
@@ -98,11 +99,27 @@ pub fn overflow(dtype: DType) -> f64 {
     }
 }
 
+/// The largest magnitude that rounds to zero in `dtype` (half its smallest
+/// subnormal, a tie that rounds to the even zero); 0 for f64 and integers.
+/// A float64 reference value at or below it is an underflow in the lane's
+/// dtype: the spec's float32 result is ±0 there (the product of two
+/// subnormals), so the reference is compared as that zero.
+pub fn underflow(dtype: DType) -> f64 {
+    match dtype {
+        DType::F32 => 2f64.powi(-150),
+        DType::F16 => 2f64.powi(-25),
+        DType::BF16 => 2f64.powi(-134),
+        _ => 0.0,
+    }
+}
+
 impl<F: Fn(usize, f64) -> f64> Acc<F> {
     #[inline]
     fn push(&mut self, i: usize, a: f64, r: f64) {
         let r = if r.abs() >= self.overflow {
             f64::INFINITY.copysign(r)
+        } else if r.abs() <= self.underflow {
+            0f64.copysign(r)
         } else {
             r
         };
@@ -233,6 +250,7 @@ pub fn compare_within(
         allowed,
         dtype: got.dtype(),
         overflow: overflow(got.dtype()),
+        underflow: underflow(got.dtype()),
     };
     crate::with_array!(got, a => crate::with_array!(want, b => stream(a, b, &mut acc)));
     let mut m = acc.m;
