@@ -19,7 +19,7 @@
 //! Their fingerprint spaces confuse `epsilon` (1e-5, Keras' 1e-3, 1e-12)
 //! and, for LayerNorm, the first normalized `axis`.
 
-use super::space::{axis_dim, first_rank, float_dim_of, Dim, Space};
+use super::space::{axis_dim, first_rank, float_dim_of, Dim, Kind, Space};
 use super::{OpCtx, OpResult};
 use crate::tensor::Tensor;
 
@@ -83,10 +83,23 @@ fn epsilon_dim(epsilon: f64) -> Dim {
     float_dim_of("epsilon", epsilon as f32, &["1e-5", "1e-3", "1e-12"])
 }
 
-/// BatchNormalization's fingerprint space: `epsilon`.
+/// BatchNormalization's fingerprint space: `epsilon`, and in training mode
+/// `momentum` read either way round (ONNX's `running·m + batch·(1 − m)` or
+/// PyTorch's reversed `momentum`, i.e. 1 − m).
 pub fn batch_norm_space(ctx: &OpCtx, _: &[Option<&Tensor>]) -> Option<Space> {
     let a = BatchNormAttrs::decode(ctx).ok()?;
-    Some(Space::plain(vec![epsilon_dim(a.epsilon)]))
+    let mut dims = vec![epsilon_dim(a.epsilon)];
+    if a.training {
+        let m = a.momentum as f32;
+        let reversed = format!("{}", (1.0 - a.momentum) as f32);
+        dims.push(Dim::new(
+            "momentum",
+            Kind::Float,
+            format!("{m}"),
+            &[&reversed],
+        ));
+    }
+    Some(Space::plain(dims))
 }
 
 /// LayerNormalization's fingerprint space: `epsilon` and `axis`.
@@ -104,6 +117,28 @@ mod tests {
     use super::*;
     use crate::graph::Attr;
     use crate::op::window::tests::with;
+
+    #[test]
+    fn training_batch_norm_space_offers_the_reversed_momentum() {
+        let space = |training: i64| {
+            let attrs = vec![
+                ("training_mode", Attr::Int(training)),
+                ("momentum", Attr::Float(0.9)),
+            ];
+            with("BatchNormalization", 15, attrs, |c| {
+                batch_norm_space(c, &[])
+            })
+            .unwrap()
+        };
+        let t = space(1);
+        let m = t
+            .dims
+            .iter()
+            .find(|d| d.name == "momentum")
+            .expect("momentum dim");
+        assert_eq!(m.values, vec!["0.9".to_string(), "0.100000024".into()]);
+        assert!(space(0).dims.iter().all(|d| d.name != "momentum"));
+    }
 
     #[test]
     fn batch_norm_attributes_are_gated_by_opset() {

@@ -164,7 +164,13 @@ impl Cell {
             return cell;
         };
         let at_worst: Vec<_> = results.iter().filter(|r| r.verdict == worst).collect();
-        cell.declared = worst != Verdict::Ok && at_worst.iter().all(|r| r.declared.is_some());
+        // Declared: the case declares the worst verdict wherever a node
+        // introduced it (nodes that only inherited it fail nothing).
+        cell.declared = worst != Verdict::Ok
+            && at_worst.iter().any(|r| r.declared.is_some())
+            && at_worst
+                .iter()
+                .all(|r| r.declared.is_some() || r.origin == Some(Origin::Inherited));
         cell.status = match worst {
             Verdict::Ok => "ok",
             Verdict::Skipped => "skipped",
