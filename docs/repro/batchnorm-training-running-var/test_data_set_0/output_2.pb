@@ -1,0 +1,1 @@
+Brunning_varJ$¨Æ>İn@C[€?
