@@ -95,6 +95,15 @@ impl Fingerprint {
         all.join(" | ")
     }
 
+    /// One line for summaries: the convention, or for a tie its first
+    /// member and `| …` (`scale=out/in | …`; the matrix cell lists them all).
+    pub fn headline(&self) -> String {
+        match self.ambiguous.len() {
+            0 | 1 => self.short(),
+            _ => format!("{} | …", short_of(&self.ambiguous[0])),
+        }
+    }
+
     /// The conventions the fingerprint claims: every tied one, or `attrs`.
     fn claims(&self) -> Vec<&[(String, String)]> {
         if self.ambiguous.is_empty() {

@@ -47,8 +47,9 @@ pub struct LaneSummary {
     pub declared: usize,
     /// Variants not ok and not declared: what fails the case.
     pub failing: usize,
-    /// Convention fingerprints of the not-ok variants (short form, `=`
-    /// exact / `~` closest) with how many variants showed each.
+    /// Convention fingerprints of the not-ok variants (`=` exact / `~`
+    /// closest; a tie as its first member and `| …`) with how
+    /// many variants showed each.
     pub fingerprints: BTreeMap<String, usize>,
     /// Not-ok variants by status (`differs`, `unsupported`, `error`, `skipped`).
     pub statuses: BTreeMap<String, usize>,
@@ -75,7 +76,7 @@ impl LaneSummary {
             if let Some(fp) = c.fingerprint.as_ref().filter(|fp| !fp.attrs.is_empty()) {
                 let mark = if fp.exact { "=" } else { "~" };
                 *s.fingerprints
-                    .entry(format!("{mark} {}", fp.short()))
+                    .entry(format!("{mark} {}", fp.headline()))
                     .or_default() += 1;
             }
         }
