@@ -129,7 +129,7 @@ def main():
             f.write("\t".join(row) + "\n")
     by_kind = {k: sum(1 for e in excluded if e[1] == k) for k in ("type", "scope")}
     print(f"generated {kept} ONNX node tests (onnx {onnx.__version__}) into {args.out}; excluded "
-          f"{by_kind['type']} xdiff cannot express and {by_kind['scope']} out of issue 12's scope (see excluded.txt)")
+          f"{by_kind['type']} xdiff cannot express and {by_kind['scope']} of ops not built (see excluded.txt)")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ the reference passes fewer than 97 % of the generated tests.
 
 With the generator's `excluded.txt`, it also prints how many tests were left
 out and why, and the reference's share of every tensor-typed test of the
-ONNX default domain (out-of-scope ones counted as failures).
+ONNX default domain (not-built ones counted as failures).
 """
 import collections
 import json
@@ -63,11 +63,11 @@ def print_shares(n, passed, excluded):
     kinds = collections.Counter(kind for _, kind, _ in excluded)
     scope = kinds["scope"]
     print(f"  left out before running: {kinds['type']} xdiff cannot express (float8/int4/string/sequence values, opset < 7), "
-          f"{scope} out of issue 12's scope" + (":" if scope else ""))
+          f"{scope} of ops not built" + (":" if scope else ""))
     for reason, count in collections.Counter(r for _, k, r in excluded if k == "scope").most_common():
         print(f"    {count:>3}  {reason}")
     total = n + scope
-    print(f"  of all {total} tensor-typed tests of the default domain (out-of-scope ones counted as failures): "
+    print(f"  of all {total} tensor-typed tests of the default domain (not-built ones counted as failures): "
           f"{passed} pass ({100 * passed / total:.1f} %)")
     return share
 
