@@ -41,8 +41,7 @@ use crate::backend::reference::{run_op, RefTensor};
 use crate::diff::SameValue;
 use crate::graph::{Attr, Node};
 use crate::op::space::{same, Kind, Space, SpaceFn};
-use crate::op::{OpCtx, FINGERPRINT_SPACES};
-use crate::options::{Device, EngineOptions};
+use crate::op::FINGERPRINT_SPACES;
 use crate::tensor::Tensor;
 
 /// What the search found for one diverged output.
@@ -160,15 +159,7 @@ fn host<'a>(inputs: impl IntoIterator<Item = Option<&'a RefTensor>>) -> Vec<Opti
 /// the op has no space or the node does not decode.
 fn space(node: &Node, opset: u32, inputs: &[Option<&RefTensor>]) -> Option<Space> {
     let build = space_fn(&node.op_type)?;
-    let options = EngineOptions::default();
-    let ctx = OpCtx {
-        node,
-        opset,
-        device: Device::Cpu,
-        options: &options,
-        scope: &(),
-    };
-    build(&ctx, &host(inputs.iter().copied()))
+    crate::op::with_node(node, opset, |ctx| build(ctx, &host(inputs.iter().copied())))
 }
 
 /// Max work (candidates × output elements) a search may take.

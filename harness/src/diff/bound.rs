@@ -856,20 +856,15 @@ fn softmax_magnitude(
 /// Einsum's K: the product of the summed labels' sizes, plus one rounding
 /// per product of the inputs.
 fn einsum_terms(node: &Node, opset: u32, inputs: &[Option<&RefTensor>]) -> Result<usize, Why> {
-    let opts = crate::options::EngineOptions::default();
-    let ctx = crate::op::OpCtx {
-        node,
-        opset,
-        device: crate::options::Device::Cpu,
-        options: &opts,
-        scope: &(),
-    };
     let shapes: Vec<Vec<usize>> = inputs
         .iter()
         .flatten()
         .map(|t| t.shape().to_vec())
         .collect();
-    Ok(crate::op::einsum::EinsumPlan::parse(&ctx, &shapes)?.terms())
+    let plan = crate::op::with_node(node, opset, |ctx| {
+        crate::op::einsum::EinsumPlan::parse(ctx, &shapes)
+    })?;
+    Ok(plan.terms())
 }
 
 /// A loss's K: one product per position, their sum and the mean's division.

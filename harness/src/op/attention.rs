@@ -319,7 +319,6 @@ mod tests {
     use super::*;
     use crate::graph::{Attr, Node};
     use crate::op::test_node;
-    use crate::options::{Device, EngineOptions};
     use crate::tensor::Tensor;
     use ndarray::{ArrayD, IxDyn};
 
@@ -327,15 +326,7 @@ mod tests {
         Tensor::F32(ArrayD::zeros(IxDyn(shape)))
     }
     fn decode(node: &Node, x: &[Option<&Tensor>]) -> OpResult<AttentionPlan> {
-        let options = EngineOptions::default();
-        let ctx = OpCtx {
-            node,
-            opset: 23,
-            device: Device::Cpu,
-            options: &options,
-            scope: &(),
-        };
-        AttentionPlan::decode(&ctx, x)
+        crate::op::with_node(node, 23, |ctx| AttentionPlan::decode(ctx, x))
     }
 
     #[test]

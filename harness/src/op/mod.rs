@@ -136,6 +136,19 @@ pub struct OpCtx<'a> {
     pub scope: &'a dyn std::any::Any,
 }
 
+/// Runs `f` with a context for `node` outside any session (CPU, default
+/// options, no scope): decodes for fingerprint spaces, bounds and tests.
+pub fn with_node<R>(node: &Node, opset: u32, f: impl FnOnce(&OpCtx) -> R) -> R {
+    let options = EngineOptions::default();
+    f(&OpCtx {
+        node,
+        opset,
+        device: Device::Cpu,
+        options: &options,
+        scope: &(),
+    })
+}
+
 impl OpCtx<'_> {
     pub fn attr_error(&self, name: &str, what: impl std::fmt::Display) -> OpError {
         OpError::Failed(format!("attribute `{name}`: {what}"))

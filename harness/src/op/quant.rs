@@ -26,7 +26,6 @@
 use super::space::{always, value_probes, Dim, InputEdit, Kind, Space};
 use super::{OpCtx, OpResult};
 use crate::graph::Node;
-use crate::options::{Device, EngineOptions};
 use crate::tensor::{DType, Tensor};
 
 /// How a scale (and zero point) maps onto the elements of `x`.
@@ -233,15 +232,10 @@ fn rounding_apply(
     let (xt, st) = (x.first().copied().flatten()?, x.get(1).copied().flatten()?);
     // The node decoded at its own opset when the space was built; the
     // latest opset reads the same axis and block_size.
-    let options = EngineOptions::default();
-    let ctx = OpCtx {
-        node,
-        opset: 23,
-        device: Device::Cpu,
-        options: &options,
-        scope: &(),
-    };
-    let map = ScaleMap::decode(&ctx, xt.shape(), st.shape()).ok()?;
+    let map = super::with_node(node, 23, |ctx| {
+        ScaleMap::decode(ctx, xt.shape(), st.shape())
+    })
+    .ok()?;
     let scales = st.to_f64_vec();
     let moved: Vec<f64> = xt
         .to_f64_vec()
@@ -280,14 +274,7 @@ mod tests {
     use ndarray::{ArrayD, IxDyn};
 
     fn with_test_ctx(node: &crate::graph::Node, opset: u32, f: impl FnOnce(&OpCtx)) {
-        let options = EngineOptions::default();
-        f(&OpCtx {
-            node,
-            opset,
-            device: Device::Cpu,
-            options: &options,
-            scope: &(),
-        })
+        crate::op::with_node(node, opset, f)
     }
 
     #[test]

@@ -450,22 +450,13 @@ mod tests {
     use crate::graph::Attr;
     use crate::op::space::varied;
     use crate::op::test_node;
-    use crate::options::{Device, EngineOptions};
     use ndarray::{ArrayD, IxDyn};
 
     fn zeros(shape: &[usize]) -> Tensor {
         Tensor::F32(ArrayD::zeros(IxDyn(shape)))
     }
     fn decode(node: &Node, opset: u32, x: &[Option<&Tensor>]) -> OpResult<RecurrentPlan> {
-        let options = EngineOptions::default();
-        let ctx = OpCtx {
-            node,
-            opset,
-            device: Device::Cpu,
-            options: &options,
-            scope: &(),
-        };
-        RecurrentPlan::decode(&ctx, x)
+        crate::op::with_node(node, opset, |ctx| RecurrentPlan::decode(ctx, x))
     }
 
     #[test]

@@ -830,22 +830,13 @@ mod tests {
     use crate::backend::reference::RefTensor;
     use crate::graph::{Attr, Node};
     use crate::op::test_node;
-    use crate::options::{Device, EngineOptions};
 
     fn s(v: &str) -> Attr {
         Attr::String(v.into())
     }
 
     fn decode<T: HostView>(node: &Node, opset: u32, x: &[Option<&T>]) -> OpResult<ResizeAttrs> {
-        let options = EngineOptions::default();
-        let ctx = OpCtx {
-            node,
-            opset,
-            device: Device::Cpu,
-            options: &options,
-            scope: &(),
-        };
-        ResizeAttrs::decode(&ctx, x)
+        crate::op::with_node(node, opset, |ctx| ResizeAttrs::decode(ctx, x))
     }
 
     fn row(n: usize) -> RefTensor {

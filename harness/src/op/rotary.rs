@@ -121,7 +121,6 @@ mod tests {
     use super::*;
     use crate::graph::{Attr, Node};
     use crate::op::test_node;
-    use crate::options::{Device, EngineOptions};
     use crate::tensor::Tensor;
     use ndarray::{ArrayD, IxDyn};
 
@@ -129,15 +128,7 @@ mod tests {
         Tensor::F32(ArrayD::zeros(IxDyn(shape)))
     }
     fn decode(node: &Node, x: &[Option<&Tensor>]) -> OpResult<RotaryPlan> {
-        let options = EngineOptions::default();
-        let ctx = OpCtx {
-            node,
-            opset: 23,
-            device: Device::Cpu,
-            options: &options,
-            scope: &(),
-        };
-        RotaryPlan::decode(&ctx, x)
+        crate::op::with_node(node, 23, |ctx| RotaryPlan::decode(ctx, x))
     }
 
     #[test]

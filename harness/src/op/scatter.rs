@@ -174,33 +174,26 @@ pub fn gather_plan(
 mod tests {
     use super::*;
     use crate::op::test_node;
-    use crate::options::{Device, EngineOptions};
 
     #[test]
     fn rows_wrap_negative_indices_and_check_shapes() {
         let node = test_node("ScatterND", 3, 1, vec![]);
-        let opts = EngineOptions::default();
-        let ctx = OpCtx {
-            node: &node,
-            opset: 18,
-            device: Device::Cpu,
-            options: &opts,
-            scope: &(),
-        };
-        // data [4, 2, 3], indices [[1, 0], [-1, 1]] (k = 2): rows of 3.
-        let p = row_plan(&ctx, &[4, 2, 3], &[2, 2], &[1, 0, -1, 1], &[2, 3]).unwrap();
-        assert_eq!(
-            p,
-            RowPlan {
-                rows: 8,
-                row_len: 3,
-                ids: vec![2, 7]
-            }
-        );
-        assert!(row_plan(&ctx, &[4, 2, 3], &[2, 2], &[4, 0, 0, 0], &[2, 3]).is_err());
-        assert!(row_plan(&ctx, &[4, 2, 3], &[2, 2], &[1, 0, 0, 0], &[2, 2]).is_err());
-        // GatherND with batch_dims = 0: the same rows read back.
-        let g = gather_plan(&ctx, &[4, 2, 3], &[2, 2], &[1, 0, -1, 1]).unwrap();
-        assert_eq!((g.ids, g.out_shape, g.row_len), (vec![2, 7], vec![2, 3], 3));
+        crate::op::with_node(&node, 18, |ctx| {
+            // data [4, 2, 3], indices [[1, 0], [-1, 1]] (k = 2): rows of 3.
+            let p = row_plan(ctx, &[4, 2, 3], &[2, 2], &[1, 0, -1, 1], &[2, 3]).unwrap();
+            assert_eq!(
+                p,
+                RowPlan {
+                    rows: 8,
+                    row_len: 3,
+                    ids: vec![2, 7]
+                }
+            );
+            assert!(row_plan(ctx, &[4, 2, 3], &[2, 2], &[4, 0, 0, 0], &[2, 3]).is_err());
+            assert!(row_plan(ctx, &[4, 2, 3], &[2, 2], &[1, 0, 0, 0], &[2, 2]).is_err());
+            // GatherND with batch_dims = 0: the same rows read back.
+            let g = gather_plan(ctx, &[4, 2, 3], &[2, 2], &[1, 0, -1, 1]).unwrap();
+            assert_eq!((g.ids, g.out_shape, g.row_len), (vec![2, 7], vec![2, 3], 3));
+        });
     }
 }

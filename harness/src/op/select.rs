@@ -374,19 +374,10 @@ mod tests {
     use super::*;
     use crate::graph::Attr;
     use crate::op::test_node;
-    use crate::options::{Device, EngineOptions};
 
     fn with<R>(op: &str, attrs: Vec<(&str, Attr)>, f: impl FnOnce(&OpCtx) -> R) -> R {
         let node = test_node(op, 3, 1, attrs);
-        let opts = EngineOptions::default();
-        let ctx = OpCtx {
-            node: &node,
-            opset: 18,
-            device: Device::Cpu,
-            options: &opts,
-            scope: &(),
-        };
-        f(&ctx)
+        crate::op::with_node(&node, 18, f)
     }
 
     #[test]

@@ -525,7 +525,6 @@ pub(crate) mod tests {
     use super::*;
     use crate::graph::Attr;
     use crate::op::test_node;
-    use crate::options::{Device, EngineOptions};
 
     /// Runs `f` with the context of a test node (shared by the op tests).
     pub(crate) fn with<R>(
@@ -535,15 +534,7 @@ pub(crate) mod tests {
         f: impl FnOnce(&OpCtx) -> R,
     ) -> R {
         let node = test_node(op, 2, 1, attrs);
-        let options = EngineOptions::default();
-        let ctx = OpCtx {
-            node: &node,
-            opset,
-            device: Device::Cpu,
-            options: &options,
-            scope: &(),
-        };
-        f(&ctx)
+        crate::op::with_node(&node, opset, f)
     }
 
     fn ints(v: &[i64]) -> Attr {

@@ -276,14 +276,7 @@ pub fn run_op(
 /// Runs `f` with a reference op context for `node` (CPU, default options):
 /// the magnitude helpers below evaluate a node's |terms| outside a session.
 fn with_ctx<R>(node: &crate::graph::Node, opset: u32, f: impl FnOnce(&crate::op::OpCtx) -> R) -> R {
-    let opts = EngineOptions::default();
-    f(&crate::op::OpCtx {
-        node,
-        opset,
-        device: Device::Cpu,
-        options: &opts,
-        scope: &(),
-    })
+    crate::op::with_node(node, opset, f)
 }
 
 /// K and `Σ|terms|` of an Attention node's `Y` on `inputs` (`diff::bound`).
