@@ -378,9 +378,14 @@ fn selu(ctx: &OpCtx, x: &In) -> Out {
 fn celu(ctx: &OpCtx, x: &In) -> Out {
     let a = ctx.input(x, 0)?;
     let alpha = math::act_params(ctx)?.alpha;
-    let scaled = a
+    let mut scaled = a
         .broadcast_div(&full(alpha, &[], a.dtype(), a.device())?)
         .ce()?;
+    if alpha > 0.0 {
+        // The positive branch is clamped to 0 anyway; Kahan's expm1 of a
+        // large x/alpha is inf/inf = NaN, so clamp its argument instead.
+        scaled = scaled.minimum(0f64).ce()?;
+    }
     let neg = expm1(&scaled)?
         .affine(alpha, 0.0)
         .ce()?
@@ -542,5 +547,13 @@ mod tests {
             &[Some(&i64t(&[-7, 7, 6])), Some(&i64t(&[3, -3, 3]))],
         );
         assert_eq!(y, vec![2.0, -2.0, 0.0]);
+    }
+
+    #[test]
+    fn celu_of_large_and_infinite_x_is_x() {
+        // Kahan's expm1 of 1e4 is inf/inf: the positive branch must not see it.
+        let xs = [1e4f32, f32::INFINITY, -1e4, 0.5];
+        let (y, _, _) = run1(&node("Celu", 1, 1, vec![]), 12, &[Some(&f32t(&[4], &xs))]);
+        assert_eq!(y, vec![1e4, f32::INFINITY, -1.0, 0.5]);
     }
 }

@@ -103,23 +103,26 @@ fn elu(ctx: &OpCtx, x: &In) -> Out {
     unary(ctx, x, |v| if v < 0.0 { a * v.exp_m1() } else { v })
 }
 
-/// Selu-6/22: gamma · (x ≤ 0 ? alpha·eˣ − alpha : x).
+/// Selu-6/22: gamma · (x ≤ 0 ? alpha·eˣ − alpha : x), as alpha·(eˣ − 1)
+/// so a subnormal x keeps its value (alpha·eˣ − alpha cancels to 0).
 fn selu(ctx: &OpCtx, x: &In) -> Out {
     let p = math::act_params(ctx)?;
     unary(ctx, x, |v| {
-        p.gamma
-            * if v <= 0.0 {
-                p.alpha * v.exp() - p.alpha
-            } else {
-                v
-            }
+        p.gamma * if v <= 0.0 { p.alpha * v.exp_m1() } else { v }
     })
 }
 
-/// Celu-12: max(0, x) + min(0, alpha·(e^(x/alpha) − 1)).
+/// Celu-12: max(0, x) + min(0, alpha·(e^(x/alpha) − 1)); NaN propagates
+/// (IEEE max/min, as numpy; Rust's `f64::max` would drop it).
 fn celu(ctx: &OpCtx, x: &In) -> Out {
     let a = math::act_params(ctx)?.alpha;
-    unary(ctx, x, |v| v.max(0.0) + (a * (v / a).exp_m1()).min(0.0))
+    unary(ctx, x, |v| {
+        if v.is_nan() {
+            v
+        } else {
+            v.max(0.0) + (a * (v / a).exp_m1()).min(0.0)
+        }
+    })
 }
 
 /// ThresholdedRelu-10/22: x > alpha ? x : 0.
@@ -329,6 +332,18 @@ mod tests {
             vec![0., 2., 2., -2., -0.]
         );
         assert_eq!(run("Sign", vec![], &[Some(&x)]), vec![1., 1., 1., -1., 0.]);
+    }
+
+    #[test]
+    fn celu_keeps_nan_and_selu_keeps_subnormals() {
+        let x = f(&[2], &[f64::NAN, -1e-40]);
+        let c = run("Celu", vec![], &[Some(&x)]);
+        assert!(c[0].is_nan());
+        assert_eq!(c[1], -1e-40);
+        let s = run("Selu", vec![], &[Some(&x)]);
+        assert!(s[0].is_nan());
+        // gamma·alpha·x: alpha·eˣ − alpha would cancel to 0.
+        assert!((s[1] / -1e-40 - 1.0507 * 1.67326).abs() < 1e-4);
     }
 
     #[test]
