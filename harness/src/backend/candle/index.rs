@@ -139,8 +139,16 @@ fn trilu(ctx: &OpCtx, x: &In) -> Out {
 }
 
 /// TopK-1/10/11: the axis moved last, sorted stably, the first k kept.
+/// candle's sort compares with `<`, which puts a NaN anywhere, so an input
+/// with NaN is unsupported (ONNX, numpy and torch rank NaN largest).
 fn topk(ctx: &OpCtx, x: &In) -> Out {
     let a = ctx.input(x, 0)?;
+    if has_nan(a)? {
+        return Err(ctx.unsupported(
+            "X",
+            "NaN in the input: candle's arg_sort_last_dim has no NaN order",
+        ));
+    }
     let t = TopKAttrs::decode(ctx, x, a.dims())?;
     let last = a.rank() - 1;
     let moved = a
@@ -165,6 +173,20 @@ fn topk(ctx: &OpCtx, x: &In) -> Out {
         outs,
         How::composed("transpose, arg_sort_last_dim, narrow, gather"),
     ))
+}
+
+/// Whether a float tensor holds a NaN (integers never do).
+fn has_nan(a: &Tensor) -> OpResult<bool> {
+    if !is_float(a) {
+        return Ok(false);
+    }
+    let nans = a
+        .ne(a)
+        .and_then(|m| m.flatten_all())
+        .and_then(|m| m.max(0))
+        .and_then(|m| m.to_scalar::<u8>())
+        .ce()?;
+    Ok(nans != 0)
 }
 
 /// Tile-6/13: candle's `repeat` with one count per axis.
@@ -261,5 +283,18 @@ mod tests {
         let (v, _, how) = run1(&n, 14, &[Some(&x), Some(&ax)]);
         close(&v, &[0.0, 1.0, 4.0, 6.0], 1e-6);
         assert_eq!(how, "composed: cumsum, shift");
+    }
+
+    #[test]
+    fn topk_of_nan_is_unsupported() {
+        use crate::backend::interp::OpError;
+        let x = f32t(&[4], &[1.0, f32::NAN, 2.0, 0.0]);
+        let k = i64t(&[2]);
+        let n = node("TopK", 2, 2, vec![]);
+        let e = super::super::run_op(&n, 11, &[Some(&x), Some(&k)]).unwrap_err();
+        assert!(
+            matches!(&e, OpError::Unsupported(m) if m.contains("NaN")),
+            "{e:?}"
+        );
     }
 }
