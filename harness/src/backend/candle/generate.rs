@@ -99,7 +99,14 @@ fn range(ctx: &OpCtx, x: &In) -> Out {
     let start = ctx.input(x, 0)?;
     let [s, l, d] = [0, 1, 2].map(|i| decode::range_scalar(ctx, x, i));
     let (s, l, d) = (s?, l?, d?);
-    decode::range_len(ctx, s, l, d)?;
+    let n = decode::range_len(ctx, s, l, d)?;
+    if start.dtype() == CDType::F32 && !accumulation_ends(s as f32, l as f32, d as f32, n) {
+        return Err(ctx.fail(format!(
+            "candle's arange_step accumulates start + Σdelta in float32, which stops \
+             advancing before {l} (x + {d} == x from some x on): it would loop and \
+             allocate without end, where the spec's length is {n}"
+        )));
+    }
     let dev = start.device();
     let y = match start.dtype() {
         CDType::F32 => Tensor::arange_step(s as f32, l as f32, d as f32, dev),
@@ -110,6 +117,23 @@ fn range(ctx: &OpCtx, x: &In) -> Out {
     }
     .ce()?;
     Ok(Lowered::one(y, How::native("arange_step")))
+}
+
+/// Whether candle's float32 `arange_step` loop (`while x < limit { push(x);
+/// x += delta }`, reversed for a negative delta) ends within `n + 1` steps,
+/// `n` the spec's length: it never ends once `x + delta` rounds back to `x`
+/// short of the limit (16777216 + 1 in float32), and would then allocate
+/// until the process dies.
+fn accumulation_ends(start: f32, limit: f32, delta: f32, n: usize) -> bool {
+    let before = |x: f32| if delta > 0.0 { x < limit } else { x > limit };
+    let mut x = start;
+    for _ in 0..=n {
+        if !before(x) {
+            return true;
+        }
+        x += delta;
+    }
+    !before(x)
 }
 
 /// Expand-8/13: `broadcast_as` the bidirectional broadcast shape.
@@ -183,4 +207,18 @@ fn size(ctx: &OpCtx, x: &In) -> Out {
 fn cast_like(ctx: &OpCtx, x: &In) -> Out {
     let to = logical(ctx, ctx.input(x, 1)?);
     super::elementwise::cast_to(ctx, ctx.input(x, 0)?, to)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accumulation_ends;
+
+    #[test]
+    fn an_accumulation_that_stops_advancing_never_ends() {
+        // 16777216 + 1 rounds back to 16777216 in float32.
+        assert!(!accumulation_ends(16_777_216.0, 16_777_226.0, 1.0, 10));
+        assert!(accumulation_ends(0.1, 1.0, 0.1, 9));
+        assert!(accumulation_ends(1.0, -1.0, -0.5, 4));
+        assert!(accumulation_ends(3.0, 1.0, 1.0, 0));
+    }
 }
