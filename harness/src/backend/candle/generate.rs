@@ -151,15 +151,7 @@ fn expand(ctx: &OpCtx, x: &In) -> Out {
 fn logical(ctx: &OpCtx, t: &Tensor) -> DType {
     match t.dtype() {
         CDType::U8 if Scope::of(ctx).is_bool(t) => DType::Bool,
-        CDType::U8 => DType::U8,
-        CDType::U32 => DType::U32,
-        CDType::I16 => DType::I16,
-        CDType::I32 => DType::I32,
-        CDType::I64 => DType::I64,
-        CDType::F16 => DType::F16,
-        CDType::BF16 => DType::BF16,
-        CDType::F64 => DType::F64,
-        _ => DType::F32,
+        d => super::dtype_of(d),
     }
 }
 

@@ -195,6 +195,22 @@ pub fn candle_dtype(d: DType) -> Option<CDType> {
     })
 }
 
+/// The ONNX dtype of a candle dtype, u8 as uint8 (whether a u8 tensor holds
+/// bools is the scope's to say: `keep_bool`).
+pub(crate) fn dtype_of(d: CDType) -> DType {
+    match d {
+        CDType::U8 => DType::U8,
+        CDType::U32 => DType::U32,
+        CDType::I16 => DType::I16,
+        CDType::I32 => DType::I32,
+        CDType::I64 => DType::I64,
+        CDType::F16 => DType::F16,
+        CDType::BF16 => DType::BF16,
+        CDType::F64 => DType::F64,
+        _ => DType::F32,
+    }
+}
+
 pub(crate) fn is_float(t: &CTensor) -> bool {
     t.dtype().is_float()
 }

@@ -102,21 +102,6 @@ pub fn register(r: &mut OpRegistry<Tensor>) {
     );
 }
 
-/// The ONNX dtype of a candle dtype (u8 as uint8: no quantized value is bool).
-fn dtype_of(d: CDType) -> DType {
-    match d {
-        CDType::U8 => DType::U8,
-        CDType::U32 => DType::U32,
-        CDType::I16 => DType::I16,
-        CDType::I32 => DType::I32,
-        CDType::I64 => DType::I64,
-        CDType::F16 => DType::F16,
-        CDType::BF16 => DType::BF16,
-        CDType::F64 => DType::F64,
-        _ => DType::F32,
-    }
-}
-
 /// Rounds half to even, exactly, from candle's half-away `round`.
 fn round_even(q: &Tensor) -> OpResult<Tensor> {
     let r = q.round().ce()?;
@@ -158,7 +143,7 @@ fn quantize(ctx: &OpCtx, x: &In) -> Out {
     let (xt, s) = (ctx.input(x, 0)?, ctx.input(x, 1)?);
     let zp = optional(x, 2);
     let map = ScaleMap::decode(ctx, xt.dims(), s.dims())?;
-    let dt = quant::quantize_dtype(ctx, zp.map(|z| dtype_of(z.dtype())))?;
+    let dt = quant::quantize_dtype(ctx, zp.map(|z| super::dtype_of(z.dtype())))?;
     let q = xt
         .broadcast_div(&spread(&map, xt.dims(), s)?)
         .ce()?
@@ -179,7 +164,7 @@ fn quantize(ctx: &OpCtx, x: &In) -> Out {
 fn dequantize(ctx: &OpCtx, x: &In) -> Out {
     let (xt, s) = (ctx.input(x, 0)?, ctx.input(x, 1)?);
     let map = ScaleMap::decode(ctx, xt.dims(), s.dims())?;
-    let dt = quant::dequantize_dtype(ctx, dtype_of(s.dtype()))?;
+    let dt = quant::dequantize_dtype(ctx, super::dtype_of(s.dtype()))?;
     let k = out_dtype(ctx, dt)?;
     let mut c = xt.to_dtype(CDType::F64).ce()?;
     if let Some(z) = optional(x, 2) {
@@ -286,7 +271,7 @@ fn requantize(ctx: &OpCtx, x: &In, acc: &Tensor, axis: usize) -> OpResult<Tensor
         .ce()?;
     let q = acc.broadcast_mul(&m.to_dtype(CDType::F64).ce()?).ce()?;
     let z = optional(x, 7);
-    let dt = z.map(|z| dtype_of(z.dtype())).unwrap_or(DType::U8);
+    let dt = z.map(|z| super::dtype_of(z.dtype())).unwrap_or(DType::U8);
     let zt = match z {
         Some(z) => z.reshape(one).ce()?,
         None => Tensor::zeros(one, CDType::F64, acc.device()).ce()?,
