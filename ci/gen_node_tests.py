@@ -77,6 +77,37 @@ def scope_reason(case):
     return ""
 
 
+def qlinearmatmul_saturated(case, inputs, outputs):
+    """onnx/onnx#7835, fixed upstream by onnx/onnx#7868 (after onnx 1.19.1):
+    the shipped `y` of the int8 QLinearMatMul tests wraps an out-of-range
+    result (-236 stored as 20) where the spec says `y = saturate(...)`.
+    Corrected the way upstream corrected it: only elements whose unclipped
+    result is out of range change, to the saturated bound; every other
+    element must equal the shipped value (checked), so nothing else moves."""
+    a, a_s, a_zp, b, b_s, b_zp, y_s, y_zp = (np.asarray(x) for x in inputs)
+    acc = np.matmul(a.astype(np.int32) - a_zp.astype(np.int32), b.astype(np.int32) - b_zp.astype(np.int32))
+    unclipped = np.rint(acc * (a_s * b_s / y_s) + y_zp)
+    info = np.iinfo(y_zp.dtype)
+    y = np.asarray(outputs[0])
+    inside = (unclipped >= info.min) & (unclipped <= info.max)
+    if not np.array_equal(unclipped[inside].astype(y.dtype), y[inside]):
+        raise SystemExit(f"{case.name}: shipped data differs from the formula in range; correction not applied")
+    return [np.clip(unclipped, info.min, info.max).astype(y.dtype)] + list(outputs[1:])
+
+
+# Test data the `onnx` package ships wrong and upstream has since corrected:
+# test-name prefix -> correction of (case, inputs, outputs). Each is listed in
+# docs/node-tests.md with its upstream issue.
+UPSTREAM_FIXES = {"test_qlinearmatmul_": qlinearmatmul_saturated}
+
+
+def corrected(case, inputs, outputs):
+    for prefix, fix in UPSTREAM_FIXES.items():
+        if case.name.startswith(prefix):
+            return fix(case, inputs, outputs)
+    return outputs
+
+
 def to_proto(x, name):
     if isinstance(x, onnx.TensorProto):
         t = onnx.TensorProto()
@@ -97,7 +128,7 @@ def write(case, out):
             t = to_proto(x, case.model.graph.input[i].name)
             with open(os.path.join(sd, f"input_{i}.pb"), "wb") as f:
                 f.write(t.SerializeToString())
-        for i, y in enumerate(outputs):
+        for i, y in enumerate(corrected(case, inputs, outputs)):
             t = to_proto(y, case.model.graph.output[i].name)
             with open(os.path.join(sd, f"output_{i}.pb"), "wb") as f:
                 f.write(t.SerializeToString())

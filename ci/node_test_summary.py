@@ -30,6 +30,11 @@ def lane_outcome(case, lane):
         v = r["verdict"]
         if lane == "expected" and v == "skipped":
             continue
+        # The reference reproduces ONNX's expected output from ONNX's own
+        # expected inputs of the node (run.rs `identity_aliases`): the
+        # difference is carried in from float32 intermediates upstream.
+        if lane == "expected" and v == "diverged" and r.get("origin") == "inherited":
+            continue
         if order.index(v) > order.index(worst):
             worst = v
     return worst

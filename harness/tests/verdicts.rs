@@ -425,6 +425,77 @@ outputs = ["Y"]
     assert_eq!(lane(&report, 0, "ort")["verdict"], "ok");
 }
 
+/// `Div` → `Round` with the quotient also exposed through an `Identity`,
+/// as ONNX's expanded function tests do: x / c is 25.4999999 in real
+/// arithmetic (the reference rounds it to 25) and exactly 25.5 in float32
+/// (ONNX's expected output rounds that half to even, 26).
+const EXPOSED_QUOTIENT: &str = r#"
+[model.graph]
+opset = 17
+inputs = [{ name = "X", shape = [1] }, { name = "C", shape = [1] }]
+outputs = ["Q_out", "R"]
+[[model.graph.nodes]]
+name = "div"
+op = "Div"
+inputs = ["X", "C"]
+outputs = ["Q"]
+[[model.graph.nodes]]
+name = "expose"
+op = "Identity"
+inputs = ["Q"]
+outputs = ["Q_out"]
+[[model.graph.nodes]]
+name = "round"
+op = "Round"
+inputs = ["Q"]
+outputs = ["R"]
+"#;
+
+/// A backend-test directory for [`EXPOSED_QUOTIENT`] with expected `R`.
+fn exposed_quotient_dir(root: &Path, r: f64) -> std::path::PathBuf {
+    use xdiff::tensor::{DType, Tensor};
+    let case = write(root, "q.toml", EXPOSED_QUOTIENT);
+    let graph = &xdiff::case::load(&case).unwrap()[0].graph;
+    let dir = root.join(format!("quotient_{r}"));
+    let set = dir.join("test_data_set_0");
+    std::fs::create_dir_all(&set).unwrap();
+    std::fs::write(dir.join("model.onnx"), graph.to_bytes()).unwrap();
+    let c = f64::from(0.019_607_844_f32);
+    let files = [
+        ("input_0.pb", "X", 0.5),
+        ("input_1.pb", "C", c),
+        ("output_0.pb", "Q_out", f64::from((0.5 / c) as f32)),
+        ("output_1.pb", "R", r),
+    ];
+    for (file, name, v) in files {
+        let t = Tensor::from_f64(DType::F32, &[1], &[v]);
+        std::fs::write(
+            set.join(file),
+            prost::Message::encode_to_vec(&t.to_proto(name)),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+/// The expected lane is judged on ONNX's own intermediate values where an
+/// `Identity` exposes them: the reference's Round, fed ONNX's float32
+/// quotient, reproduces ONNX's 26, so the one-step difference from its own
+/// 25 is carried in (`inherited`), not introduced; an expected value the
+/// reference cannot reproduce from those inputs is still introduced.
+#[test]
+fn expected_data_is_judged_on_its_own_exposed_intermediates() {
+    let d = tempfile::tempdir().unwrap();
+    let (_, report) = run_json(&exposed_quotient_dir(d.path(), 26.0), "reference");
+    let round = lane(&report, 2, "expected");
+    assert_eq!(round["verdict"], "diverged", "{round}");
+    assert_eq!(round["origin"], "inherited", "{round}");
+    assert_eq!(lane(&report, 0, "expected")["verdict"], "ok");
+    let (code, report) = run_json(&exposed_quotient_dir(d.path(), 27.0), "reference");
+    assert_eq!(code, 1);
+    assert_eq!(lane(&report, 2, "expected")["origin"], "introduced");
+}
+
 /// Nodes a lane cannot run for the same reason are one failure line, not
 /// one per node (a 1,000-node model says each cause once).
 #[cfg(feature = "candle-backend")]
