@@ -210,13 +210,20 @@ fn linear_composed(x: &Tensor, a: &ResizeAttrs) -> OpResult<Tensor> {
             .ce()?
             .index_select(&index_tensor(i1, y.device())?, ax)
             .ce()?;
-        // lo + (hi - lo)·w
-        y = (&hi - &lo)
-            .and_then(|d| d.broadcast_mul(&w))
-            .and_then(|t| t + &lo)
-            .ce()?;
+        // lo·(1 − w) + hi·w, each term left out where its weight is 0, as
+        // the reference computes it (so ±Inf neighbours give what the
+        // reference gives: no 0·Inf = NaN, no Inf − Inf from a lerp).
+        let lo = weighted(&lo, &w.affine(-1.0, 1.0).ce()?)?;
+        y = (lo + weighted(&hi, &w)?).ce()?;
     }
     Ok(y)
+}
+
+/// `x · w` (w broadcast along one axis), 0 where `w` is 0.
+fn weighted(x: &Tensor, w: &Tensor) -> OpResult<Tensor> {
+    let term = x.broadcast_mul(w).ce()?;
+    let keep = w.ne(0.0).and_then(|m| m.broadcast_as(term.shape())).ce()?;
+    keep.where_cond(&term, &term.zeros_like().ce()?).ce()
 }
 
 /// The idiomatic port (issue 5, `EngineOptions::port`): what a typical port
@@ -277,6 +284,21 @@ mod tests {
 
     fn s(v: &str) -> Attr {
         Attr::String(v.into())
+    }
+
+    /// Composed linear leaves zero-weight taps out, as the reference does:
+    /// a sample exactly on a pixel next to an Inf is that pixel, and a
+    /// sample between an Inf and a finite value is Inf (a lerp
+    /// `lo + (hi − lo)·w` would give NaN for both). Upsample-9: x/2.
+    #[test]
+    fn composed_linear_leaves_zero_weight_taps_out() {
+        let x = f32t(&[1, 1, 1, 4], &[1.0, f32::INFINITY, 2.0, 3.0]);
+        let scales = f32t(&[4], &[1.0, 1.0, 1.0, 2.0]);
+        let n = node("Upsample", 2, 1, vec![("mode", s("linear"))]);
+        let (v, _, how) = run1(&n, 9, &[Some(&x), Some(&scales)]);
+        let inf = f32::INFINITY;
+        assert_eq!(v, vec![1.0, inf, inf, inf, 2.0, 2.5, 3.0, 3.0]);
+        assert!(how.starts_with("composed"), "{how}");
     }
 
     #[test]

@@ -363,11 +363,19 @@ fn composed(input: &Tensor, a: &ResizeAttrs, coord: CoordMode) -> OpResult<Lower
                 let w: Vec<f64> = taps.iter().map(|v| v[t].1).collect();
                 let mut shape = vec![1i64; a.rank()];
                 shape[axis] = w.len() as i64;
+                let zero_weight = w.contains(&0.0);
                 let w = Tensor::f_from_slice(&w)?
                     .f_to_kind(kind)?
                     .f_to_device(device)?
                     .f_reshape(shape.as_slice())?;
-                picked.f_mul(&w)?
+                let term = picked.f_mul(&w)?;
+                if zero_weight {
+                    // A zero-weight tap does not enter, as in the reference
+                    // (0·Inf would make an exactly sampled pixel NaN).
+                    term.f_where_self(&w.f_ne(0.0)?, &term.f_zeros_like()?)?
+                } else {
+                    term
+                }
             };
             acc = Some(match acc {
                 None => term,
@@ -419,6 +427,21 @@ mod tests {
         )
         .unwrap();
         (vals(l.outputs[0].as_ref().unwrap()), l.how.label())
+    }
+
+    /// Composed linear leaves zero-weight taps out, as the reference does:
+    /// a sample exactly on a pixel next to an Inf is that pixel, not
+    /// 0·Inf = NaN (Upsample-9, asymmetric: x/2).
+    #[test]
+    fn composed_linear_leaves_zero_weight_taps_out() {
+        let x = f32s(&[1, 1, 1, 4], &[1.0, f32::INFINITY, 2.0, 3.0]);
+        let scales = f32s(&[4], &[1.0, 1.0, 1.0, 2.0]);
+        let n = node("Upsample", 2, 1, vec![("mode", s("linear"))]);
+        let l = run(&n, 9, &[Some(&x), Some(&scales)]).unwrap();
+        let inf = f64::INFINITY;
+        let want = vec![1.0, inf, inf, inf, 2.0, 2.5, 3.0, 3.0];
+        assert_eq!(vals(l.outputs[0].as_ref().unwrap()), want);
+        assert!(l.how.label().starts_with("composed"), "{}", l.how.label());
     }
 
     #[test]
