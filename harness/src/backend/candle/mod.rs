@@ -43,6 +43,7 @@ mod select;
 mod shape;
 mod signal;
 mod text;
+mod test_ops;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
@@ -101,6 +102,7 @@ pub fn register_all_ops(r: &mut OpRegistry<CTensor>) {
     attention::register(r);
     quant::register(r);
     text::register(r);
+    test_ops::register(r);
 }
 
 /// Opens a candle device for an xdiff device.
