@@ -18,7 +18,7 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::os::fd::FromRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -32,13 +32,7 @@ use crate::tensor::{DType, Tensor};
 /// The hidden subcommand a worker runs as.
 pub const WORKER_COMMAND: &str = "__lane-worker";
 
-/// Set to `1` to register the crashing test ops (`backend/candle/test_ops.rs`).
-pub const TEST_OPS_ENV: &str = "XDIFF_TEST_OPS";
-
-/// Whether the crashing test ops are enabled ([`TEST_OPS_ENV`]).
-pub fn test_ops_enabled() -> bool {
-    std::env::var(TEST_OPS_ENV).is_ok_and(|v| v == "1")
-}
+pub use crate::options::TEST_OPS_ENV;
 
 /// How lanes run in worker processes: the xdiff executable to start (the
 /// library cannot assume the current executable is xdiff: tests run from
@@ -307,9 +301,7 @@ pub fn decode_trace(bytes: &[u8]) -> Result<Trace, WireError> {
         })
         .collect::<Result<_, WireError>>()?;
     let wall = Duration::from_nanos(d.u64()?);
-    let notes = (0..d.count()?)
-        .map(|_| d.str())
-        .collect::<Result<_, _>>()?;
+    let notes = (0..d.count()?).map(|_| d.str()).collect::<Result<_, _>>()?;
     Ok(Trace {
         nodes,
         values,
@@ -340,7 +332,8 @@ fn decode_error(bytes: &[u8], engine: &'static str) -> Result<EngineError, WireE
         0 => EngineError::Missing { engine, why },
         1 => {
             let device = d.str()?;
-            let device = Device::parse(&device).ok_or_else(|| wire(format!("device `{device}`")))?;
+            let device =
+                Device::parse(&device).ok_or_else(|| wire(format!("device `{device}`")))?;
             EngineError::Device {
                 engine,
                 device,
@@ -348,7 +341,10 @@ fn decode_error(bytes: &[u8], engine: &'static str) -> Result<EngineError, WireE
             }
         }
         2 => EngineError::Failed { engine, why },
-        _ => EngineError::Input { name: d.str()?, why },
+        _ => EngineError::Input {
+            name: d.str()?,
+            why,
+        },
     })
 }
 
@@ -466,7 +462,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn spawn(exe: &PathBuf) -> io::Result<Worker> {
+    fn spawn(exe: &Path) -> io::Result<Worker> {
         let mut child = Command::new(exe)
             .arg(WORKER_COMMAND)
             .stdin(Stdio::piped())
@@ -551,12 +547,14 @@ pub fn run(iso: &Isolation, job: &Job, engine: &'static str, bridge: &dyn Bridge
     let outcome = converse(iso, job, &mut worker, bridge, &mut settings, &mut last);
     let trace = match outcome {
         Ok(Ok(trace)) => Ok(trace),
-        Ok(Err(error)) => Err(
-            decode_error(&error, engine).unwrap_or_else(|e| EngineError::Failed {
-                engine,
-                why: e.to_string(),
-            }),
-        ),
+        Ok(Err(error)) => {
+            Err(
+                decode_error(&error, engine).unwrap_or_else(|e| EngineError::Failed {
+                    engine,
+                    why: e.to_string(),
+                }),
+            )
+        }
         Err(ended) => {
             let ended = finish(&mut worker, ended);
             let why = crash_message(&ended, iso.timeout, job.graph, last);
@@ -636,7 +634,9 @@ fn crash_message(ended: &Ended, timeout: Duration, graph: &Graph, last: Option<u
         ),
         Ended::Exited(status) => match (status.signal(), status.code()) {
             (Some(sig), _) => format!("lane crashed: {} (signal {sig}) {place}", signal_name(sig)),
-            (None, Some(code)) => format!("lane crashed: the worker exited with status {code} {place}"),
+            (None, Some(code)) => {
+                format!("lane crashed: the worker exited with status {code} {place}")
+            }
             (None, None) => format!("lane crashed {place}"),
         },
         Ended::Protocol(why) => format!("lane crashed: {why} {place}"),
@@ -717,7 +717,13 @@ mod tests {
         encode_opts(&mut e, &o);
         let back = decode_opts(&mut Dec(&e.0)).unwrap();
         assert_eq!(
-            (back.device, back.ort_optimization, back.tf32, back.threads, back.port),
+            (
+                back.device,
+                back.ort_optimization,
+                back.tf32,
+                back.threads,
+                back.port
+            ),
             (o.device, o.ort_optimization, o.tf32, o.threads, o.port)
         );
     }

@@ -280,7 +280,9 @@ pub fn run_case_with(
         Some(b) => Some(run_lane(
             EngineLane::backend(b, case.options.device),
             case,
-            &NoBridge, iso)?),
+            &NoBridge,
+            iso,
+        )?),
         None => None,
     };
     // Without the reference nothing can be judged: it is not run, and the
@@ -305,10 +307,17 @@ pub fn run_case_with(
             None => Some(run_lane(
                 EngineLane::backend(b, case.options.device),
                 case,
-                &bridge, iso)?),
+                &bridge,
+                iso,
+            )?),
         };
         let twin = match baseline {
-            Some(device) => Some(run_lane(EngineLane::on_device(b, device), case, &bridge, iso)?),
+            Some(device) => Some(run_lane(
+                EngineLane::on_device(b, device),
+                case,
+                &bridge,
+                iso,
+            )?),
             None => None,
         };
         if let Some(twin) = &twin {
@@ -340,7 +349,9 @@ pub fn run_case_with(
         let mut lane = run_lane(
             p.lane(case.options.device),
             &case.with_graph(p.graph.clone()),
-            &bridge, iso)?;
+            &bridge,
+            iso,
+        )?;
         let patch = format!("node {}: {}", p.node, p.change);
         lane.info.settings.insert("patch".into(), patch);
         lanes.push(lane);
@@ -373,7 +384,12 @@ pub fn cross_device_compare(
     baseline: Device,
 ) -> Result<Vec<Option<Comparison>>, RunError> {
     let a = run_lane(EngineLane::backend(backend, device), case, &NoBridge, None)?;
-    let b = run_lane(EngineLane::on_device(backend, baseline), case, &NoBridge, None)?;
+    let b = run_lane(
+        EngineLane::on_device(backend, baseline),
+        case,
+        &NoBridge,
+        None,
+    )?;
     Ok(cross_device_results(
         case,
         a.trace.as_ref(),

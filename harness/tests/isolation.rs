@@ -51,7 +51,11 @@ fn run(case: &str, extra: &[&str]) -> (i32, Value, String) {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let doc: Value = serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\nstderr: {stderr}"));
-    (out.status.code().unwrap_or(-1), doc["cases"][0].clone(), stderr)
+    (
+        out.status.code().unwrap_or(-1),
+        doc["cases"][0].clone(),
+        stderr,
+    )
 }
 
 fn lane<'a>(case: &'a Value, name: &str) -> &'a Value {
@@ -111,14 +115,16 @@ fn test_ops_do_not_exist_without_the_variable() {
     let d = tempfile::tempdir().unwrap();
     let p = write(d.path(), "case.toml", &crash_case("XdiffTestSegfault"));
     let out = Command::new(env!("CARGO_BIN_EXE_xdiff"))
-        .args(["run", p.to_str().unwrap(), "--format", "json"])
-        .args(["--backends", "reference,candle"])
+        .args(["run", p.to_str().unwrap(), "--backends", "reference,candle"])
         .env_remove(xdiff::isolate::TEST_OPS_ENV)
         .output()
         .unwrap();
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let v = &doc["cases"][0]["nodes"][1]["lanes"]["candle"]["verdict"];
-    assert_eq!(v, "unsupported", "{doc}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`XdiffTestSegfault` is not an ONNX operator"),
+        "{err}"
+    );
 }
 
 /// Gather with an index past the axis: libtorch's `index_select` kernel
@@ -160,4 +166,48 @@ fn a_cpp_exception_in_a_kernel_stays_an_error_verdict() {
     assert_eq!(verdict(&isolated, 0, "tch")["verdict"], "ok");
     assert_eq!(verdict(&isolated, 0, "candle")["verdict"], "ok");
     assert_eq!(lane(&in_process, "tch")["settings"]["isolation"], "none");
+}
+
+/// The library with workers (the executable named explicitly, as a
+/// program that is not xdiff must) gives the same node verdicts,
+/// first divergences and lane errors as in process, patched lanes included.
+#[test]
+fn workers_give_the_in_process_verdicts() {
+    use std::path::Path;
+    use xdiff::run::{run_case_with, RunOptions};
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cases/planted.toml");
+    let cases = xdiff::case::load(&file).unwrap();
+    let iso = xdiff::isolate::Isolation {
+        exe: env!("CARGO_BIN_EXE_xdiff").into(),
+        timeout: std::time::Duration::from_secs(600),
+    };
+    for c in &cases {
+        let plain = run_case_with(c, &c.backends, RunOptions::for_case(c)).unwrap();
+        let opts = RunOptions {
+            isolation: Some(iso.clone()),
+            ..RunOptions::for_case(c)
+        };
+        let isolated = run_case_with(c, &c.backends, opts).unwrap();
+        let (a, b) = (&plain.report, &isolated.report);
+        assert_eq!(json(&a.nodes), json(&b.nodes), "{}", c.id());
+        assert_eq!(json(&a.first_divergence), json(&b.first_divergence));
+        let errors = |r: &xdiff::outcome::CaseReport| -> Vec<Option<String>> {
+            r.lanes.iter().map(|l| l.error.clone()).collect()
+        };
+        assert_eq!(errors(a), errors(b));
+        let modes: Vec<_> = b
+            .lanes
+            .iter()
+            .map(|l| l.settings.get("isolation"))
+            .collect();
+        assert!(
+            modes.iter().any(|m| m.is_some_and(|m| m == "lane")),
+            "{modes:?}"
+        );
+    }
+}
+
+/// JSON of a report part, for comparing two runs.
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap()
 }

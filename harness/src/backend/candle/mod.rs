@@ -42,8 +42,8 @@ mod sampling;
 mod select;
 mod shape;
 mod signal;
-mod text;
 mod test_ops;
+mod text;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};

@@ -3,18 +3,18 @@
 //! `XdiffTestAbort` calls `std::process::abort()`, `XdiffTestSegfault`
 //! raises SIGSEGV, `XdiffTestHang` loops forever. They are registered in
 //! candle's table only when the environment variable
-//! [`crate::isolate::TEST_OPS_ENV`] is `1` (set by `tests/isolation.rs`
+//! [`crate::options::TEST_OPS_ENV`] is `1` (set by `tests/isolation.rs`
 //! for the xdiff it starts), so a user's graph can never trip them and
 //! `xdiff ops` never lists them; inline graphs have no domain, hence the
 //! `XdiffTest` prefix instead of a domain of their own.
 
 use candle_core::Tensor;
 
-use crate::backend::interp::{How, Label, Lowered, OpCtx, OpRegistry, OpResult};
+use crate::backend::interp::{Label, Lowered, OpCtx, OpError, OpRegistry, OpResult};
 
 /// Registers the crashing ops when the tests ask for them.
 pub fn register(r: &mut OpRegistry<Tensor>) {
-    if !crate::isolate::test_ops_enabled() {
+    if !crate::options::test_ops_enabled() {
         return;
     }
     const COV: &[crate::op::Coverage] = cov!["test only" => Label::Native("crash")];
@@ -27,14 +27,16 @@ fn abort(_: &OpCtx, _: &[Option<&Tensor>]) -> OpResult<Lowered<Tensor>> {
     std::process::abort()
 }
 
-fn segfault(ctx: &OpCtx, x: &[Option<&Tensor>]) -> OpResult<Lowered<Tensor>> {
-    // SAFETY: raising a signal has no memory-safety preconditions; the
-    // default SIGSEGV action ends the process.
+fn segfault(_: &OpCtx, _: &[Option<&Tensor>]) -> OpResult<Lowered<Tensor>> {
+    // Rust's own SIGSEGV handler (stack-overflow detection) returns from a
+    // raised signal, so the default action is restored first.
+    // SAFETY: setting a signal's disposition and raising it have no
+    // memory-safety preconditions; the default action ends the process.
     unsafe {
+        libc::signal(libc::SIGSEGV, libc::SIG_DFL);
         libc::raise(libc::SIGSEGV);
     }
-    let input = ctx.input(x, 0)?;
-    Ok(Lowered::one(input.clone(), How::Native("identity".into())))
+    Err(OpError::Failed("SIGSEGV did not end the process".into()))
 }
 
 fn hang(_: &OpCtx, _: &[Option<&Tensor>]) -> OpResult<Lowered<Tensor>> {
