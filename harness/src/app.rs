@@ -208,6 +208,7 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<bool> {
         }
         let opts = run::RunOptions {
             repro: repro.is_some(),
+            isolation: cfg.isolation.clone(),
             ..run::RunOptions::for_case(c)
         };
         let mut run = run::run_case_with(c, &c.backends, opts)?;

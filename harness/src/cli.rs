@@ -2,11 +2,13 @@
 //! anything runs (ripgrep's split between raw args and config).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::backend::{self, Device};
 use crate::case::model_file::{self, ModelSpec};
+use crate::isolate::Isolation;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,6 +33,9 @@ pub enum Command {
     Ops,
     /// Print the backends compiled into this binary, comma-separated.
     Backends,
+    /// Internal: serve lane jobs for a parent `xdiff run` (`crate::isolate`).
+    #[command(name = "__lane-worker", hide = true)]
+    LaneWorker,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -77,6 +82,48 @@ pub struct RunArgs {
     pub repro: Option<PathBuf>,
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub isolation: IsolationArgs,
+}
+
+/// Where lanes run (docs/isolation.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IsolationMode {
+    /// Every lane in the xdiff process: fastest, but a framework crash ends the run.
+    None,
+    /// Each engine lane in a worker process: a crash or hang is that lane's error.
+    Lane,
+}
+
+/// `--isolation` and `--lane-timeout`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IsolationArgs {
+    /// Run each engine lane in a worker process (`lane`), so that a crash
+    /// or hang becomes that lane's error verdict, or all in this one (`none`).
+    #[arg(long, value_enum, default_value_t = IsolationMode::Lane)]
+    pub isolation: IsolationMode,
+    /// With `--isolation lane`: seconds one lane may run on one case before
+    /// its worker is killed (an error verdict).
+    #[arg(long, value_name = "SECS", default_value_t = 600.0)]
+    pub lane_timeout: f64,
+}
+
+impl IsolationArgs {
+    /// The run's isolation, with the running binary as the worker (a program
+    /// that is not xdiff, a test, sets `Isolation::exe` itself).
+    fn resolve(&self) -> Result<Option<Isolation>, ArgsError> {
+        if !(self.lane_timeout.is_finite() && self.lane_timeout > 0.0) {
+            return Err(ArgsError::LaneTimeout(self.lane_timeout.to_string()));
+        }
+        if self.isolation == IsolationMode::None {
+            return Ok(None);
+        }
+        let exe = std::env::current_exe().map_err(|e| ArgsError::NoExe(e.to_string()))?;
+        Ok(Some(Isolation {
+            exe,
+            timeout: Duration::from_secs_f64(self.lane_timeout),
+        }))
+    }
 }
 
 /// How to make a model file's inputs (`xdiff run model.onnx`, `xdiff case`).
@@ -158,6 +205,8 @@ pub struct RunConfig {
     pub repro: Option<PathBuf>,
     /// `--shape`, `--input`, `--seed`: how model files (`*.onnx`) make their inputs.
     pub model: ModelSpec,
+    /// `None`: every lane in this process (`--isolation none`).
+    pub isolation: Option<Isolation>,
 }
 
 /// A bad command-line value; one line for exit code 2.
@@ -177,6 +226,10 @@ pub enum ArgsError {
     NotADevice(String),
     #[error("--shape, --input and --seed apply to model files (*.onnx); no path names one")]
     NoModelFile,
+    #[error("--lane-timeout: `{0}` is not a positive number of seconds")]
+    LaneTimeout(String),
+    #[error("--isolation lane: cannot find the xdiff executable to start lane workers ({0})")]
+    NoExe(String),
 }
 
 impl RunArgs {
@@ -197,7 +250,9 @@ impl RunArgs {
         if self.model.is_given() && !self.paths.iter().any(|p| model_file::is_model_path(p)) {
             return Err(ArgsError::NoModelFile);
         }
+        let isolation = self.isolation.resolve()?;
         Ok(RunConfig {
+            isolation,
             paths: self.paths,
             backends: self.backends,
             device,

@@ -352,7 +352,7 @@ fn node(index: usize, n: &onnx::NodeProto) -> Result<Node, GraphError> {
             domain: n.domain.clone(),
         });
     }
-    if !ONNX_OPS.contains(&n.op_type.as_str()) {
+    if !ONNX_OPS.contains(&n.op_type.as_str()) && !crate::options::is_test_op(&n.op_type) {
         return Err(GraphError::UnknownOp {
             node: name,
             op: n.op_type.clone(),

@@ -15,6 +15,7 @@ pub mod coverage;
 pub mod diff;
 pub mod fingerprint;
 pub mod graph;
+pub mod isolate;
 pub mod lane;
 pub mod onnx;
 pub mod options;

@@ -33,6 +33,9 @@ fn main() -> ExitCode {
             println!("{}", xdiff::case::default_backends().join(","));
             Ok(true)
         }
+        Command::LaneWorker => xdiff::isolate::worker_main()
+            .map(|()| true)
+            .map_err(anyhow::Error::from),
         Command::Ops => {
             print!("{}", xdiff::coverage::markdown());
             Ok(true)

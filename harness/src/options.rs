@@ -81,3 +81,18 @@ impl Default for EngineOptions {
         }
     }
 }
+
+/// Set to `1` to accept and run the crashing test ops (`XdiffTestAbort`,
+/// `XdiffTestSegfault`, `XdiffTestHang`: `backend/candle/test_ops.rs`) that
+/// test lane isolation (docs/isolation.md); only `tests/isolation.rs` sets it.
+pub const TEST_OPS_ENV: &str = "XDIFF_TEST_OPS";
+
+/// Whether the crashing test ops are enabled ([`TEST_OPS_ENV`]).
+pub fn test_ops_enabled() -> bool {
+    std::env::var(TEST_OPS_ENV).is_ok_and(|v| v == "1")
+}
+
+/// Whether `op` is one of the crashing test ops and they are enabled.
+pub fn is_test_op(op: &str) -> bool {
+    op.starts_with("XdiffTest") && test_ops_enabled()
+}

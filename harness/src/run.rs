@@ -17,6 +17,7 @@ use crate::backend::{self, Device, EngineError, NodeStatus, Trace};
 use crate::case::Case;
 use crate::diff::{self, bound, Comparison};
 use crate::graph::Node;
+use crate::isolate::{self, Isolation};
 use crate::lane::{EngineLane, Lane, Patch, EXPECTED, REFERENCE};
 use crate::outcome::{
     CaseReport, CaseRun, Evidence, FirstDivergence, LaneInfo, LaneResult, ModelOutputs,
@@ -73,21 +74,47 @@ fn lane_info(name: String) -> LaneInfo {
 }
 
 /// Runs an engine lane, bridging the nodes it cannot run with `bridge`'s
-/// values. A missing runtime or device is an error (exit 2); any other
-/// failure of the whole lane is reported in its [`LaneInfo`].
-fn run_lane(lane: EngineLane, case: &Case, bridge: &dyn Bridge) -> Result<LaneRun, RunError> {
+/// values: in this process, or with `iso` (and not the reference, which the
+/// parent keeps: it judges every lane) in a lane worker (`crate::isolate`),
+/// where a crash or timeout is the lane's error. A missing runtime or device
+/// is an error (exit 2); any other failure of the whole lane is reported in
+/// its [`LaneInfo`].
+fn run_lane(
+    lane: EngineLane,
+    case: &Case,
+    bridge: &dyn Bridge,
+    iso: Option<&Isolation>,
+) -> Result<LaneRun, RunError> {
     let fail = |error| RunError::Engine {
         case: case.id(),
         error,
     };
     let engine = backend::engine(&lane.backend).map_err(fail)?;
     let mut info = lane_info(lane.to_string());
-    let prepared = engine
-        .prepare(&case.graph, &lane.options(&case.options))
-        .and_then(|mut s| {
-            info.settings = s.settings().into_iter().collect();
-            s.run_bridged(&case.inputs, bridge)
-        });
+    let opts = lane.options(&case.options);
+    let iso = iso.filter(|_| lane.backend != REFERENCE);
+    let (mode, prepared) = match iso {
+        Some(iso) => {
+            let job = isolate::Job {
+                lane: &info.name,
+                backend: &lane.backend,
+                opts: &opts,
+                graph: &case.graph,
+                inputs: &case.inputs,
+            };
+            let reply = isolate::run(iso, &job, engine.name(), bridge);
+            info.settings = reply.settings.into_iter().collect();
+            ("lane", reply.trace)
+        }
+        None => {
+            let trace = engine.prepare(&case.graph, &opts).and_then(|mut s| {
+                info.settings = s.settings().into_iter().collect();
+                s.run_bridged(&case.inputs, bridge)
+            });
+            ("none", trace)
+        }
+    };
+    info.settings.insert("isolation".into(), mode.into());
     let trace = match prepared {
         Ok(trace) => {
             info.wall_ms = trace.wall.as_secs_f64() * 1e3;
@@ -221,13 +248,16 @@ pub fn run_case(case: &Case, backends: &[String]) -> Result<CaseRun, RunError> {
 }
 
 /// How [`run_case_with`] runs a case beyond its lanes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunOptions {
     /// See [`run_case_with_baseline`].
     pub baseline: Option<Device>,
     /// Keep, in [`Evidence::repro`], the tensors of every introduced
     /// divergence for `--repro` (off by default: they are dropped with the traces).
     pub repro: bool,
+    /// Run each engine lane in a worker process (`--isolation lane`); `None`
+    /// runs every lane in this process.
+    pub isolation: Option<Isolation>,
 }
 
 impl RunOptions {
@@ -236,6 +266,7 @@ impl RunOptions {
         RunOptions {
             baseline: cross_device_baseline(case),
             repro: false,
+            isolation: None,
         }
     }
 }
@@ -253,6 +284,7 @@ pub fn run_case_with_baseline(
     let opts = RunOptions {
         baseline,
         repro: false,
+        isolation: None,
     };
     run_case_with(case, backends, opts)
 }
@@ -264,6 +296,7 @@ pub fn run_case_with(
     opts: RunOptions,
 ) -> Result<CaseRun, RunError> {
     let baseline = opts.baseline;
+    let iso = opts.isolation.as_ref();
     let show_reference = backends.iter().any(|b| b == REFERENCE);
     // ONNX Runtime runs first when asked for: it runs every op, so the
     // reference takes from it the outputs of a node it has no lowering for
@@ -274,6 +307,7 @@ pub fn run_case_with(
             EngineLane::backend(b, case.options.device),
             case,
             &NoBridge,
+            iso,
         )?),
         None => None,
     };
@@ -281,7 +315,7 @@ pub fn run_case_with(
     // case fails saying so (see `verdict::Judge::Absent`).
     let reference = if show_reference {
         let bridge = TraceBridge::of(&first.iter().collect::<Vec<_>>());
-        run_lane(EngineLane::reference(), case, &bridge)?
+        run_lane(EngineLane::reference(), case, &bridge, iso)?
     } else {
         let lane = EngineLane::reference();
         LaneRun::new(lane.clone().into(), None, lane_info(lane.to_string()))
@@ -300,10 +334,16 @@ pub fn run_case_with(
                 EngineLane::backend(b, case.options.device),
                 case,
                 &bridge,
+                iso,
             )?),
         };
         let twin = match baseline {
-            Some(device) => Some(run_lane(EngineLane::on_device(b, device), case, &bridge)?),
+            Some(device) => Some(run_lane(
+                EngineLane::on_device(b, device),
+                case,
+                &bridge,
+                iso,
+            )?),
             None => None,
         };
         if let Some(twin) = &twin {
@@ -327,7 +367,7 @@ pub fn run_case_with(
         }
         ported.push(b);
         let port = EngineLane::patched(b, case.options.device, Patch::Port);
-        lanes.push(run_lane(port, case, &bridge)?);
+        lanes.push(run_lane(port, case, &bridge, iso)?);
     }
     // `[[lane]]`: the engine runs the patched graph; the reference (and so
     // every comparison) keeps the case's own.
@@ -336,6 +376,7 @@ pub fn run_case_with(
             p.lane(case.options.device),
             &case.with_graph(p.graph.clone()),
             &bridge,
+            iso,
         )?;
         let patch = format!("node {}: {}", p.node, p.change);
         lane.info.settings.insert("patch".into(), patch);
@@ -368,8 +409,13 @@ pub fn cross_device_compare(
     device: Device,
     baseline: Device,
 ) -> Result<Vec<Option<Comparison>>, RunError> {
-    let a = run_lane(EngineLane::backend(backend, device), case, &NoBridge)?;
-    let b = run_lane(EngineLane::on_device(backend, baseline), case, &NoBridge)?;
+    let a = run_lane(EngineLane::backend(backend, device), case, &NoBridge, None)?;
+    let b = run_lane(
+        EngineLane::on_device(backend, baseline),
+        case,
+        &NoBridge,
+        None,
+    )?;
     Ok(cross_device_results(
         case,
         a.trace.as_ref(),

@@ -43,6 +43,10 @@ pub struct NodeRun {
 pub trait Bridge: Sync {
     /// The value of `name` in its ONNX dtype, and the lane it comes from.
     fn value(&self, name: &str) -> Option<(Tensor, String)>;
+    /// Node `index` (of `Graph::nodes`) is about to start: a lane run in a
+    /// child process reports it so that a crash names the node
+    /// (`crate::isolate`). Engines that run a whole graph at once never call it.
+    fn started(&self, _index: usize) {}
 }
 
 /// No values to bridge with.

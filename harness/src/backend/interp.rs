@@ -220,7 +220,8 @@ pub fn run_graph<I: Interpreter>(
         })?;
         live.insert(name.as_str(), v);
     }
-    for node in &graph.nodes {
+    for (i, node) in graph.nodes.iter().enumerate() {
+        bridge.started(i);
         let mut run = run_node(
             interp,
             graph,

@@ -42,6 +42,7 @@ mod sampling;
 mod select;
 mod shape;
 mod signal;
+mod test_ops;
 mod text;
 
 use std::cell::RefCell;
@@ -101,6 +102,7 @@ pub fn register_all_ops(r: &mut OpRegistry<CTensor>) {
     attention::register(r);
     quant::register(r);
     text::register(r);
+    test_ops::register(r);
 }
 
 /// Opens a candle device for an xdiff device.

@@ -1,0 +1,730 @@
+//! Lane isolation (`xdiff run --isolation lane`, the default): each engine
+//! lane runs in a worker process, a re-exec of the xdiff binary with the
+//! hidden subcommand [`WORKER_COMMAND`], so that a framework that aborts,
+//! segfaults, is OOM-killed or hangs takes down only its worker. The crash
+//! becomes the lane's error ("lane crashed: SIGSEGV (signal 11) in node 3
+//! `boom` (Relu)") and the run goes on. One worker per lane name serves
+//! every case of the run (a crashed one is replaced on the next request), so
+//! the frameworks load once, not once per variant. Never a fork: the parent
+//! has loaded libtorch and ORT, whose thread pools do not survive one.
+//!
+//! The protocol (docs/isolation.md) is length-prefixed binary frames over
+//! the worker's stdin and a duplicate of its stdout (fd 1 itself is pointed
+//! at stderr, so framework prints cannot corrupt it); tensors travel as
+//! ONNX `TensorProto`s with raw little-endian data.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::fd::FromRawFd;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::backend::engine::{Bridge, NodeRun, NodeStatus, Trace};
+use crate::backend::{self, EngineError};
+use crate::graph::Graph;
+use crate::options::{Device, EngineOptions, OptLevel};
+use crate::tensor::{DType, Tensor};
+
+/// The hidden subcommand a worker runs as.
+pub const WORKER_COMMAND: &str = "__lane-worker";
+
+pub use crate::options::TEST_OPS_ENV;
+
+/// How lanes run in worker processes: the xdiff executable to start (the
+/// library cannot assume the current executable is xdiff: tests run from
+/// their own binary) and how long one lane may run on one case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Isolation {
+    pub exe: PathBuf,
+    pub timeout: Duration,
+}
+
+/// One lane's run on one case, as the parent asks a worker for it.
+pub struct Job<'a> {
+    /// The lane's name (`tch`, `candle:port`): one worker per name.
+    pub lane: &'a str,
+    pub backend: &'a str,
+    pub opts: &'a EngineOptions,
+    pub graph: &'a Graph,
+    pub inputs: &'a BTreeMap<String, Tensor>,
+}
+
+/// What a worker reported: the settings that ran (empty when the engine
+/// could not be prepared) and the trace or the lane's error.
+pub struct Reply {
+    pub settings: Vec<(String, String)>,
+    pub trace: Result<Trace, EngineError>,
+}
+
+// Frame tags. Parent to worker:
+const RUN: u8 = 1;
+const VALUE: u8 = 2;
+// Worker to parent:
+const SETTINGS: u8 = 10;
+const STARTED: u8 = 11;
+const ASK: u8 = 12;
+const TRACE: u8 = 13;
+const FAILED: u8 = 14;
+
+/// A frame that does not decode (a worker of another version, a bug).
+#[derive(Debug, thiserror::Error)]
+#[error("lane worker protocol: {0}")]
+pub struct WireError(String);
+
+fn wire(why: impl Into<String>) -> WireError {
+    WireError(why.into())
+}
+
+// ---- encoding -------------------------------------------------------------
+
+#[derive(Default)]
+struct Enc(Vec<u8>);
+
+impl Enc {
+    fn u8(&mut self, v: u8) -> &mut Self {
+        self.0.push(v);
+        self
+    }
+    fn u64(&mut self, v: u64) -> &mut Self {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    fn bytes(&mut self, b: &[u8]) -> &mut Self {
+        self.u64(b.len() as u64);
+        self.0.extend_from_slice(b);
+        self
+    }
+    fn str(&mut self, s: &str) -> &mut Self {
+        self.bytes(s.as_bytes())
+    }
+    fn opt_str(&mut self, s: Option<&str>) -> &mut Self {
+        match s {
+            Some(s) => self.u8(1).str(s),
+            None => self.u8(0),
+        }
+    }
+    fn tensor(&mut self, t: &Tensor) -> &mut Self {
+        self.bytes(&prost::Message::encode_to_vec(&t.to_proto("")))
+    }
+    fn tensors<'a>(&mut self, m: impl ExactSizeIterator<Item = (&'a String, &'a Tensor)>) {
+        self.u64(m.len() as u64);
+        for (k, v) in m {
+            self.str(k).tensor(v);
+        }
+    }
+}
+
+struct Dec<'a>(&'a [u8]);
+
+impl<'a> Dec<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
+        if self.0.len() < n {
+            return Err(wire("truncated frame"));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+    fn u8(&mut self) -> Result<u8, WireError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u64(&mut self) -> Result<u64, WireError> {
+        let b = self.take(8)?;
+        Ok(u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    }
+    fn len(&mut self) -> Result<usize, WireError> {
+        let n = self.u64()?;
+        usize::try_from(n)
+            .ok()
+            .filter(|&n| n <= self.0.len())
+            .ok_or_else(|| wire(format!("length {n} past the frame")))
+    }
+    fn bytes(&mut self) -> Result<&'a [u8], WireError> {
+        let n = self.len()?;
+        self.take(n)
+    }
+    fn str(&mut self) -> Result<String, WireError> {
+        String::from_utf8(self.bytes()?.to_vec()).map_err(|_| wire("string not UTF-8"))
+    }
+    fn opt_str(&mut self) -> Result<Option<String>, WireError> {
+        match self.u8()? {
+            0 => Ok(None),
+            _ => self.str().map(Some),
+        }
+    }
+    fn tensor(&mut self) -> Result<Tensor, WireError> {
+        let p = crate::onnx::decode_tensor(self.bytes()?).map_err(|e| wire(e.to_string()))?;
+        Tensor::from_proto(&p).map_err(|e| wire(e.to_string()))
+    }
+    fn count(&mut self) -> Result<usize, WireError> {
+        // Every entry takes at least one byte: a count past that is corrupt.
+        let n = self.u64()?;
+        usize::try_from(n)
+            .ok()
+            .filter(|&n| n <= self.0.len())
+            .ok_or_else(|| wire(format!("count {n} past the frame")))
+    }
+    fn tensors<C: FromIterator<(String, Tensor)>>(&mut self) -> Result<C, WireError> {
+        let n = self.count()?;
+        (0..n).map(|_| Ok((self.str()?, self.tensor()?))).collect()
+    }
+}
+
+fn write_frame(w: &mut impl Write, tag: u8, payload: &[u8]) -> io::Result<()> {
+    w.write_all(&[tag])?;
+    w.write_all(&(payload.len() as u64).to_le_bytes())?;
+    w.write_all(payload)?;
+    w.flush()
+}
+
+/// The next frame, or `None` at the end of the stream.
+fn read_frame(r: &mut impl Read) -> io::Result<Option<(u8, Vec<u8>)>> {
+    let mut head = [0u8; 9];
+    match r.read_exact(&mut head) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u64::from_le_bytes(head[1..].try_into().expect("8 bytes"));
+    let mut payload = Vec::new();
+    r.take(len).read_to_end(&mut payload)?;
+    if payload.len() as u64 != len {
+        return Ok(None);
+    }
+    Ok(Some((head[0], payload)))
+}
+
+fn encode_opts(e: &mut Enc, o: &EngineOptions) {
+    e.str(&o.device.to_string())
+        .str(o.ort_optimization.name())
+        .u8(match o.tf32 {
+            None => 0,
+            Some(false) => 1,
+            Some(true) => 2,
+        })
+        .u64(o.threads as u64)
+        .u8(o.port as u8);
+}
+
+fn decode_opts(d: &mut Dec) -> Result<EngineOptions, WireError> {
+    let device = d.str()?;
+    let device = Device::parse(&device).ok_or_else(|| wire(format!("device `{device}`")))?;
+    let level = d.str()?;
+    let ort_optimization = [
+        OptLevel::Disable,
+        OptLevel::Basic,
+        OptLevel::Extended,
+        OptLevel::All,
+    ]
+    .into_iter()
+    .find(|l| l.name() == level)
+    .ok_or_else(|| wire(format!("optimization level `{level}`")))?;
+    let tf32 = [None, Some(false), Some(true)]
+        .get(d.u8()? as usize)
+        .copied()
+        .ok_or_else(|| wire("tf32"))?;
+    Ok(EngineOptions {
+        device,
+        ort_optimization,
+        tf32,
+        threads: d.u64()? as usize,
+        port: d.u8()? != 0,
+    })
+}
+
+fn encode_status(e: &mut Enc, s: &NodeStatus) {
+    match s {
+        NodeStatus::Ran => e.u8(0),
+        NodeStatus::Unsupported(m) => e.u8(1).str(m),
+        NodeStatus::Error(m) => e.u8(2).str(m),
+        NodeStatus::Skipped(m) => e.u8(3).str(m),
+    };
+}
+
+fn decode_status(d: &mut Dec) -> Result<NodeStatus, WireError> {
+    Ok(match d.u8()? {
+        0 => NodeStatus::Ran,
+        1 => NodeStatus::Unsupported(d.str()?),
+        2 => NodeStatus::Error(d.str()?),
+        3 => NodeStatus::Skipped(d.str()?),
+        t => return Err(wire(format!("node status {t}"))),
+    })
+}
+
+/// A [`Trace`] as one frame payload.
+pub fn encode_trace(t: &Trace) -> Vec<u8> {
+    let mut e = Enc::default();
+    e.u64(t.nodes.len() as u64);
+    for n in &t.nodes {
+        encode_status(&mut e, &n.status);
+        e.opt_str(n.lowering.as_deref())
+            .opt_str(n.bridged.as_deref());
+    }
+    e.tensors(t.values.iter());
+    e.u64(t.logical.len() as u64);
+    for (k, d) in &t.logical {
+        e.str(k).str(d.name());
+    }
+    e.u64(t.wall.as_nanos() as u64);
+    e.u64(t.notes.len() as u64);
+    for n in &t.notes {
+        e.str(n);
+    }
+    e.tensors(t.bridged.iter());
+    e.tensors(t.deployed.iter());
+    e.0
+}
+
+/// The inverse of [`encode_trace`].
+pub fn decode_trace(bytes: &[u8]) -> Result<Trace, WireError> {
+    let d = &mut Dec(bytes);
+    let nodes = (0..d.count()?)
+        .map(|_| {
+            Ok(NodeRun {
+                status: decode_status(d)?,
+                lowering: d.opt_str()?,
+                bridged: d.opt_str()?,
+            })
+        })
+        .collect::<Result<_, WireError>>()?;
+    let values = d.tensors()?;
+    let logical = (0..d.count()?)
+        .map(|_| {
+            let k = d.str()?;
+            let n = d.str()?;
+            let dt = DType::parse(&n).ok_or_else(|| wire(format!("dtype `{n}`")))?;
+            Ok((k, dt))
+        })
+        .collect::<Result<_, WireError>>()?;
+    let wall = Duration::from_nanos(d.u64()?);
+    let notes = (0..d.count()?).map(|_| d.str()).collect::<Result<_, _>>()?;
+    Ok(Trace {
+        nodes,
+        values,
+        logical,
+        wall,
+        notes,
+        bridged: d.tensors()?,
+        deployed: d.tensors()?,
+    })
+}
+
+fn encode_error(e: &EngineError) -> Vec<u8> {
+    let mut enc = Enc::default();
+    match e {
+        EngineError::Missing { why, .. } => enc.u8(0).str(why),
+        EngineError::Device { device, why, .. } => enc.u8(1).str(why).str(&device.to_string()),
+        EngineError::Failed { why, .. } => enc.u8(2).str(why),
+        EngineError::Input { name, why } => enc.u8(3).str(why).str(name),
+    };
+    enc.0
+}
+
+fn decode_error(bytes: &[u8], engine: &'static str) -> Result<EngineError, WireError> {
+    let d = &mut Dec(bytes);
+    let kind = d.u8()?;
+    let why = d.str()?;
+    Ok(match kind {
+        0 => EngineError::Missing { engine, why },
+        1 => {
+            let device = d.str()?;
+            let device =
+                Device::parse(&device).ok_or_else(|| wire(format!("device `{device}`")))?;
+            EngineError::Device {
+                engine,
+                device,
+                why,
+            }
+        }
+        2 => EngineError::Failed { engine, why },
+        _ => EngineError::Input {
+            name: d.str()?,
+            why,
+        },
+    })
+}
+
+// ---- the worker ------------------------------------------------------------
+
+/// The worker's ends of the protocol.
+struct Pipes {
+    input: BufReader<io::Stdin>,
+    output: BufWriter<File>,
+}
+
+impl Pipes {
+    /// Stdin, and a duplicate of stdout; fd 1 then points at stderr, so
+    /// whatever a framework prints cannot corrupt the frames.
+    fn open() -> io::Result<Pipes> {
+        // SAFETY: dup/dup2 on the process's own standard descriptors; the
+        // duplicate is owned by the File alone.
+        let out = unsafe {
+            let fd = libc::dup(1);
+            if fd < 0 || libc::dup2(2, 1) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            File::from_raw_fd(fd)
+        };
+        Ok(Pipes {
+            input: BufReader::new(io::stdin()),
+            output: BufWriter::new(out),
+        })
+    }
+}
+
+/// The worker's bridge: asks the parent for each value, and reports each
+/// node as it starts.
+struct PipeBridge<'a> {
+    pipes: Mutex<&'a mut Pipes>,
+}
+
+impl Bridge for PipeBridge<'_> {
+    fn value(&self, name: &str) -> Option<(Tensor, String)> {
+        let mut p = self.pipes.lock().ok()?;
+        write_frame(&mut p.output, ASK, &Enc::default().str(name).0).ok()?;
+        let (tag, payload) = read_frame(&mut p.input).ok()??;
+        let d = &mut Dec(&payload);
+        match (tag, d.u8().ok()?) {
+            (VALUE, 1) => Some((d.tensor().ok()?, d.str().ok()?)),
+            _ => None,
+        }
+    }
+
+    fn started(&self, index: usize) {
+        if let Ok(mut p) = self.pipes.lock() {
+            let _ = write_frame(&mut p.output, STARTED, &(index as u64).to_le_bytes());
+        }
+    }
+}
+
+/// The worker's main loop: one job per `RUN` frame until stdin closes.
+pub fn worker_main() -> Result<(), WorkerError> {
+    let mut pipes = Pipes::open()?;
+    while let Some((tag, payload)) = read_frame(&mut pipes.input)? {
+        if tag != RUN {
+            return Err(wire(format!("expected a job, got frame {tag}")).into());
+        }
+        serve(&mut pipes, &payload)?;
+    }
+    Ok(())
+}
+
+/// What ends a worker (its parent sees the exit status).
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("lane worker: {0}")]
+    Io(#[from] io::Error),
+    #[error(transparent)]
+    Wire(#[from] WireError),
+}
+
+fn serve(pipes: &mut Pipes, payload: &[u8]) -> Result<(), WorkerError> {
+    let d = &mut Dec(payload);
+    let backend = d.str()?;
+    let opts = decode_opts(d)?;
+    let graph = Graph::from_bytes(d.bytes()?).map_err(|e| wire(format!("graph: {e}")))?;
+    let inputs: BTreeMap<String, Tensor> = d.tensors()?;
+    let prepared = backend::engine(&backend).and_then(|e| e.prepare(&graph, &opts));
+    let mut session = match prepared {
+        Ok(s) => s,
+        Err(e) => return Ok(write_frame(&mut pipes.output, FAILED, &encode_error(&e))?),
+    };
+    let mut settings = Enc::default();
+    let s = session.settings();
+    settings.u64(s.len() as u64);
+    for (k, v) in &s {
+        settings.str(k).str(v);
+    }
+    write_frame(&mut pipes.output, SETTINGS, &settings.0)?;
+    let bridge = PipeBridge {
+        pipes: Mutex::new(pipes),
+    };
+    let result = session.run_bridged(&inputs, &bridge);
+    let pipes = bridge.pipes.into_inner().map_err(|_| wire("poisoned"))?;
+    match result {
+        Ok(t) => write_frame(&mut pipes.output, TRACE, &encode_trace(&t))?,
+        Err(e) => write_frame(&mut pipes.output, FAILED, &encode_error(&e))?,
+    }
+    Ok(())
+}
+
+// ---- the parent --------------------------------------------------------------
+
+/// A running worker: its stdin and the frames a reader thread takes from it.
+struct Worker {
+    child: Child,
+    stdin: BufWriter<ChildStdin>,
+    frames: mpsc::Receiver<(u8, Vec<u8>)>,
+}
+
+impl Worker {
+    fn spawn(exe: &Path) -> io::Result<Worker> {
+        let mut child = Command::new(exe)
+            .arg(WORKER_COMMAND)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .process_group(0)
+            .spawn()?;
+        let (tx, frames) = mpsc::channel();
+        let mut out = BufReader::new(child.stdout.take().expect("piped"));
+        std::thread::spawn(move || {
+            while let Ok(Some(frame)) = read_frame(&mut out) {
+                if tx.send(frame).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = BufWriter::new(child.stdin.take().expect("piped"));
+        Ok(Worker {
+            child,
+            stdin,
+            frames,
+        })
+    }
+
+    /// Kills the worker and its process group (whatever it started).
+    fn kill(&mut self) {
+        // SAFETY: signalling the group this worker leads (process_group(0)).
+        unsafe {
+            libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL);
+        }
+    }
+}
+
+/// The workers of this process, one per lane name, kept between cases.
+fn pool() -> &'static Mutex<HashMap<(PathBuf, String), Worker>> {
+    static POOL: OnceLock<Mutex<HashMap<(PathBuf, String), Worker>>> = OnceLock::new();
+    POOL.get_or_init(Default::default)
+}
+
+/// How a worker ended a job it did not finish.
+enum Ended {
+    /// The worker closed its output: it exited or was killed.
+    Closed,
+    Exited(ExitStatus),
+    TimedOut,
+    Protocol(String),
+}
+
+/// Reaps a worker that did not finish its job (killing what is left of its
+/// process group), and says how it ended: a closed worker by its exit status.
+fn finish(worker: &mut Worker, ended: Ended) -> Ended {
+    if !matches!(ended, Ended::Closed) {
+        worker.kill();
+    }
+    let status = worker.child.wait();
+    worker.kill();
+    match (ended, status) {
+        (Ended::Closed, Ok(status)) => Ended::Exited(status),
+        (Ended::Closed, Err(e)) => Ended::Protocol(format!("waiting for the worker: {e}")),
+        (other, _) => other,
+    }
+}
+
+/// Runs `job` in the lane's worker, answering its bridge requests from
+/// `bridge`. A worker that dies, exits or runs past `iso.timeout` gives the
+/// lane's error, naming the signal or timeout and the last node started.
+pub fn run(iso: &Isolation, job: &Job, engine: &'static str, bridge: &dyn Bridge) -> Reply {
+    let key = (iso.exe.clone(), job.lane.to_string());
+    let taken = pool().lock().ok().and_then(|mut p| p.remove(&key));
+    let mut worker = match taken.map_or_else(|| Worker::spawn(&iso.exe), Ok) {
+        Ok(w) => w,
+        Err(e) => {
+            let why = format!("could not start the lane worker {}: {e}", iso.exe.display());
+            return Reply {
+                settings: vec![],
+                trace: Err(EngineError::Missing { engine, why }),
+            };
+        }
+    };
+    let mut settings = vec![];
+    let mut last = None;
+    let outcome = converse(iso, job, &mut worker, bridge, &mut settings, &mut last);
+    let trace = match outcome {
+        Ok(Ok(trace)) => Ok(trace),
+        Ok(Err(error)) => {
+            Err(
+                decode_error(&error, engine).unwrap_or_else(|e| EngineError::Failed {
+                    engine,
+                    why: e.to_string(),
+                }),
+            )
+        }
+        Err(ended) => {
+            let ended = finish(&mut worker, ended);
+            let why = crash_message(&ended, iso.timeout, job.graph, last);
+            return Reply {
+                settings,
+                trace: Err(EngineError::Failed { engine, why }),
+            };
+        }
+    };
+    if let Ok(mut p) = pool().lock() {
+        p.insert(key, worker);
+    }
+    Reply { settings, trace }
+}
+
+/// The job's conversation: `Ok(Ok(trace))`, `Ok(Err(error frame))`, or how
+/// the worker ended before answering.
+fn converse(
+    iso: &Isolation,
+    job: &Job,
+    worker: &mut Worker,
+    bridge: &dyn Bridge,
+    settings: &mut Vec<(String, String)>,
+    last: &mut Option<usize>,
+) -> Result<Result<Trace, Vec<u8>>, Ended> {
+    let deadline = Instant::now() + iso.timeout;
+    let mut e = Enc::default();
+    e.str(job.backend);
+    encode_opts(&mut e, job.opts);
+    e.bytes(&job.graph.to_bytes());
+    e.tensors(job.inputs.iter());
+    // A write that fails means the worker is gone: its exit status says why.
+    let _ = write_frame(&mut worker.stdin, RUN, &e.0);
+    loop {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        let (tag, payload) = match worker.frames.recv_timeout(wait) {
+            Ok(f) => f,
+            Err(mpsc::RecvTimeoutError::Timeout) => return Err(Ended::TimedOut),
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Err(Ended::Closed),
+        };
+        let bad = |e: WireError| Ended::Protocol(e.to_string());
+        match tag {
+            SETTINGS => *settings = decode_settings(&payload).map_err(bad)?,
+            STARTED => *last = Some(Dec(&payload).u64().map_err(bad)? as usize),
+            ASK => {
+                let name = Dec(&payload).str().map_err(bad)?;
+                let mut reply = Enc::default();
+                match bridge.value(&name) {
+                    Some((t, from)) => reply.u8(1).tensor(&t).str(&from),
+                    None => reply.u8(0),
+                };
+                let _ = write_frame(&mut worker.stdin, VALUE, &reply.0);
+            }
+            TRACE => return decode_trace(&payload).map(Ok).map_err(bad),
+            FAILED => return Ok(Err(payload)),
+            t => return Err(Ended::Protocol(format!("unknown frame {t}"))),
+        }
+    }
+}
+
+fn decode_settings(payload: &[u8]) -> Result<Vec<(String, String)>, WireError> {
+    let d = &mut Dec(payload);
+    (0..d.count()?).map(|_| Ok((d.str()?, d.str()?))).collect()
+}
+
+/// `lane crashed: SIGSEGV (signal 11) in node 3 'boom' (Relu)`, `lane timed
+/// out after 2 s in node ...`.
+fn crash_message(ended: &Ended, timeout: Duration, graph: &Graph, last: Option<usize>) -> String {
+    let place = match last.and_then(|i| Some((i, graph.nodes.get(i)?))) {
+        Some((i, n)) => format!("in node {i} '{}' ({})", n.name, n.op_type),
+        None => "before any node reported starting".to_string(),
+    };
+    match ended {
+        Ended::TimedOut => format!(
+            "lane timed out after {} s (--lane-timeout) {place}",
+            timeout.as_secs_f64()
+        ),
+        Ended::Exited(status) => match (status.signal(), status.code()) {
+            (Some(sig), _) => format!("lane crashed: {} (signal {sig}) {place}", signal_name(sig)),
+            (None, Some(code)) => {
+                format!("lane crashed: the worker exited with status {code} {place}")
+            }
+            (None, None) => format!("lane crashed {place}"),
+        },
+        Ended::Protocol(why) => format!("lane crashed: {why} {place}"),
+        Ended::Closed => format!("lane crashed: the worker closed its output {place}"),
+    }
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGPIPE => "SIGPIPE",
+        _ => "signal",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traces_survive_the_wire() {
+        let mut t = Trace::default();
+        t.nodes.push(NodeRun {
+            status: NodeStatus::Error("boom".into()),
+            lowering: Some("native: relu".into()),
+            bridged: None,
+        });
+        t.nodes.push(NodeRun {
+            status: NodeStatus::Ran,
+            lowering: None,
+            bridged: Some("ort".into()),
+        });
+        let x = Tensor::from_f64(DType::F32, &[2, 2], &[1.0, -2.0, 3.5, f64::NAN]);
+        t.values.insert("y".into(), x.clone());
+        t.logical.insert("y".into(), DType::F16);
+        t.bridged.insert("b".into(), x.cast(DType::F64));
+        t.deployed.insert("d".into(), x.clone());
+        t.notes.push("a note".into());
+        t.wall = Duration::from_micros(1234);
+        let back = decode_trace(&encode_trace(&t)).unwrap();
+        assert_eq!(back.nodes, t.nodes);
+        assert_eq!(back.values["y"].to_f64_vec()[..3], [1.0, -2.0, 3.5]);
+        assert!(back.values["y"].to_f64_vec()[3].is_nan());
+        assert_eq!(back.values["y"].dtype(), DType::F32);
+        assert_eq!(back.logical, t.logical);
+        assert_eq!(back.bridged["b"].dtype(), DType::F64);
+        assert_eq!(back.deployed["d"].shape(), &[2, 2]);
+        assert_eq!((back.notes, back.wall), (t.notes, t.wall));
+    }
+
+    #[test]
+    fn a_corrupt_frame_is_an_error_not_a_panic() {
+        let t = encode_trace(&Trace::default());
+        for cut in 0..t.len() {
+            assert!(decode_trace(&t[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut huge = Enc::default();
+        huge.u64(1 << 40);
+        assert!(decode_trace(&huge.0).is_err());
+    }
+
+    #[test]
+    fn options_survive_the_wire() {
+        let o = EngineOptions {
+            device: Device::Cuda(1),
+            ort_optimization: OptLevel::Basic,
+            tf32: Some(false),
+            threads: 3,
+            port: true,
+        };
+        let mut e = Enc::default();
+        encode_opts(&mut e, &o);
+        let back = decode_opts(&mut Dec(&e.0)).unwrap();
+        assert_eq!(
+            (
+                back.device,
+                back.ort_optimization,
+                back.tf32,
+                back.threads,
+                back.port
+            ),
+            (o.device, o.ort_optimization, o.tf32, o.threads, o.port)
+        );
+    }
+}
