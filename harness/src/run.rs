@@ -322,6 +322,18 @@ pub fn run_case_with(
     };
     let sources: Vec<&LaneRun> = std::iter::once(&reference).chain(&first).collect();
     let bridge = TraceBridge::of(&sources);
+    let empty = Trace::default();
+    let mut judging = Judging {
+        case,
+        reference: reference.trace.as_ref().unwrap_or(&empty),
+        has_reference: reference.trace.is_some(),
+        show_reference,
+        repro: opts.repro,
+        spent: std::time::Duration::ZERO,
+    };
+    // Each lane is judged as soon as it (and its cross-device twin) ran, and
+    // its trace dropped: only the reference's and the bridge source's
+    // values stay for the lanes still to run.
     let mut lanes = Vec::new();
     // Where the lane run first goes, and its cross-device comparison.
     let mut first_at = None;
@@ -355,10 +367,10 @@ pub fn run_case_with(
             }
         }
         match lane {
-            Some(l) => lanes.push(l),
+            Some(l) => lanes.push(judging.judge(l)),
             None => first_at = first_at.or(Some((lanes.len(), vec![]))),
         }
-        lanes.extend(twin);
+        lanes.extend(twin.map(|t| judging.judge(t)));
     }
     let mut ported: Vec<&String> = Vec::new();
     for b in &case.port {
@@ -367,7 +379,7 @@ pub fn run_case_with(
         }
         ported.push(b);
         let port = EngineLane::patched(b, case.options.device, Patch::Port);
-        lanes.push(run_lane(port, case, &bridge, iso)?);
+        lanes.push(judging.judge(run_lane(port, case, &bridge, iso)?));
     }
     // `[[lane]]`: the engine runs the patched graph; the reference (and so
     // every comparison) keeps the case's own.
@@ -380,22 +392,83 @@ pub fn run_case_with(
         )?;
         let patch = format!("node {}: {}", p.node, p.change);
         lane.info.settings.insert("patch".into(), patch);
-        lanes.push(lane);
+        lanes.push(judging.judge(lane));
     }
     drop(bridge);
     if let (Some(mut l), Some((at, cross))) = (first, first_at) {
         l.cross_device = cross;
-        lanes.insert(at, l);
+        lanes.insert(at, judging.judge(l));
     }
-    lanes.extend(expected_lane(case));
-    let judging = std::time::Instant::now();
-    let mut report = build_report(case, &reference, &lanes, show_reference);
-    report.judge_ms = judging.elapsed().as_secs_f64() * 1e3;
-    let mut evidence = evidence(&report, reference.trace.as_ref(), &lanes);
-    if let (true, Some(reference)) = (opts.repro, &reference.trace) {
-        evidence.repro = repro_evidence(case, &report, reference, &lanes);
-    }
+    lanes.extend(expected_lane(case).map(|l| judging.judge(l)));
+    let assembling = std::time::Instant::now();
+    let (mut report, evidence) = build_report(case, &reference, lanes, show_reference);
+    report.judge_ms = (judging.spent + assembling.elapsed()).as_secs_f64() * 1e3;
     Ok(CaseRun { report, evidence })
+}
+
+/// What judging one lane needs besides the lane: the case, the reference's
+/// trace (empty when it did not run) and what the report asks for; `spent`
+/// adds up the time judging took (the report's `judge_ms`).
+struct Judging<'a> {
+    case: &'a Case,
+    reference: &'a Trace,
+    /// Whether the reference ran (`reference` is its trace, not an empty one).
+    has_reference: bool,
+    show_reference: bool,
+    repro: bool,
+    spent: std::time::Duration,
+}
+
+/// One lane judged against the reference: its result per node (graph
+/// order), its info, and what reporters keep of its trace (the tensors of
+/// its first divergence, with `--repro` those of each introduced one).
+struct JudgedLane {
+    name: String,
+    info: LaneInfo,
+    results: Vec<LaneResult>,
+    evidence: Option<NodeEvidence>,
+    repro: Vec<ReproEvidence>,
+}
+
+impl Judging<'_> {
+    /// Judges every node of `lane` (in parallel, collected in graph order),
+    /// fingerprints its introduced divergences and keeps its evidence; the
+    /// lane's trace is dropped on return.
+    fn judge(&mut self, lane: LaneRun) -> JudgedLane {
+        let start = std::time::Instant::now();
+        let (case, reference, shown) = (self.case, self.reference, self.show_reference);
+        let mut results: Vec<LaneResult> = case
+            .graph
+            .nodes
+            .par_iter()
+            .map(|node| uncompared(compare_lane(case, &lane, reference, node), shown))
+            .collect();
+        let mut info = lane.info;
+        let mut evidence = None;
+        let mut repro = vec![];
+        if let Some(trace) = &lane.trace {
+            if lane.name != EXPECTED {
+                fingerprint_divergences(case, reference, trace, &mut results);
+            }
+            if shown {
+                info.model_outputs = model_outputs(case, trace, reference);
+            }
+            if self.has_reference {
+                evidence = first_evidence(trace, reference, &results);
+                if self.repro && lane.lane != Lane::Expected {
+                    repro = repro_evidence(case, reference, &lane.name, trace, &results);
+                }
+            }
+        }
+        self.spent += start.elapsed();
+        JudgedLane {
+            name: lane.name,
+            info,
+            results,
+            evidence,
+            repro,
+        }
+    }
 }
 
 /// Runs `backend` on `device` and on `baseline` and compares them node by
@@ -644,8 +717,11 @@ fn local_comparisons(
     reference: &Trace,
     node: &Node,
 ) -> Result<(Vec<(String, Comparison)>, bool), String> {
-    let (inputs, wants) = local_evaluation(case, trace, reference, node)?;
-    let identical = inputs_identical(case, reference, node, &inputs);
+    let Evaluation {
+        inputs,
+        wants,
+        identical,
+    } = local_evaluation(case, trace, reference, node)?;
     let refs: Vec<Option<&RefTensor>> = inputs.iter().map(Option::as_ref).collect();
     let mut out = Vec::new();
     for (k, (name, want)) in node.outputs.iter().zip(&wants).enumerate() {
@@ -681,8 +757,13 @@ fn inputs_identical(
     })
 }
 
-/// Inputs (`None` where omitted) and outputs of a local comparison.
-type Evaluation = (Vec<Option<RefTensor>>, Vec<Option<RefTensor>>);
+/// Inputs (`None` where omitted) and outputs of a local comparison, and
+/// whether the inputs were bit for bit the reference's (checked once).
+struct Evaluation {
+    inputs: Vec<Option<RefTensor>>,
+    wants: Vec<Option<RefTensor>>,
+    identical: bool,
+}
 
 /// The lane's inputs to `node` (upcast) and the reference's outputs on
 /// them, per output (`None` where it has none). When every input is
@@ -706,7 +787,11 @@ fn local_evaluation(
             format!("the reference cannot run this node on the lane's inputs: {m}")
         })?
     };
-    Ok((inputs, wants))
+    Ok(Evaluation {
+        inputs,
+        wants,
+        identical,
+    })
 }
 
 /// Compares each output of `node` in `trace` with the reference's into
@@ -748,12 +833,14 @@ fn compare_outputs(
     compared
 }
 
+/// The case report from the lanes judged (in report order) and the
+/// reference's own results, with the evidence the lanes kept.
 fn build_report(
     case: &Case,
     reference: &LaneRun,
-    lanes: &[LaneRun],
+    lanes: Vec<JudgedLane>,
     show_reference: bool,
-) -> CaseReport {
+) -> (CaseReport, Evidence) {
     let empty = Trace::default();
     let ref_trace = reference.trace.as_ref().unwrap_or(&empty);
     let mut nodes: Vec<NodeReport> = case
@@ -765,10 +852,6 @@ fn build_report(
             if show_reference {
                 by_lane.insert(REFERENCE.to_string(), reference_result(reference, node));
             }
-            for lane in lanes {
-                let result = uncompared(compare_lane(case, lane, ref_trace, node), show_reference);
-                by_lane.insert(lane.name.clone(), result);
-            }
             NodeReport {
                 index: node.index,
                 name: node.name.clone(),
@@ -779,24 +862,27 @@ fn build_report(
             }
         })
         .collect();
-    fingerprint_divergences(case, ref_trace, lanes, &mut nodes);
     let mut all_lanes: Vec<LaneInfo> = Vec::new();
     if show_reference {
         all_lanes.push(reference.info.clone());
     }
-    all_lanes.extend(lanes.iter().map(|l| {
-        let mut info = l.info.clone();
-        info.model_outputs = l
-            .trace
-            .as_ref()
-            .filter(|_| show_reference)
-            .and_then(|t| model_outputs(case, t, ref_trace));
-        info
-    }));
+    let mut evidence = Evidence::default();
+    for lane in lanes {
+        for (node, r) in nodes.iter_mut().zip(lane.results) {
+            node.lanes.insert(lane.name.clone(), r);
+        }
+        if let Some(e) = lane.evidence {
+            evidence.lanes.insert(lane.name.clone(), e);
+        }
+        evidence.repro.extend(lane.repro);
+        all_lanes.push(lane.info);
+    }
+    // Graph order, then lane order (the sort is stable).
+    evidence.repro.sort_by_key(|r| r.node);
     let judge = judge_of(reference, show_reference, case.graph.nodes.len());
     let (failures, warnings) = verdict::judge(case, &judge, &mut nodes, &mut all_lanes);
     let first_divergence = first_divergences(&nodes, &all_lanes);
-    CaseReport {
+    let report = CaseReport {
         file: case.file.display().to_string(),
         case: case.name.clone(),
         variant: case.variant.clone(),
@@ -814,7 +900,8 @@ fn build_report(
         failures,
         warnings,
         judge_ms: 0.0,
-    }
+    };
+    (report, evidence)
 }
 
 /// The lane's graph outputs (as deployed, where the trace has them) against
@@ -930,98 +1017,81 @@ fn vacuous(t: &Tensor, tol: diff::Tolerance) -> bool {
     all_small
 }
 
-/// The tensors behind each lane's first divergence, kept from this run's
-/// traces (see [`Evidence`]): the diverged outputs with metrics (same shape
-/// and dtype) of a first divergence whose verdict is `diverged`.
-fn evidence(report: &CaseReport, reference: Option<&Trace>, lanes: &[LaneRun]) -> Evidence {
-    let mut out = Evidence::default();
-    let Some(reference) = reference else {
-        return out;
-    };
-    for lane in lanes {
-        let (Some(fd), Some(trace)) = (report.first_divergence.get(&lane.name), &lane.trace) else {
-            continue;
-        };
-        let Some(result) = report
-            .nodes
-            .get(fd.index)
-            .and_then(|n| n.lanes.get(&lane.name))
-        else {
-            continue;
-        };
-        if fd.verdict != Verdict::Diverged {
-            continue;
-        }
-        let outputs = result
-            .outputs
-            .iter()
-            .filter(|(_, r)| {
-                r.verdict == Verdict::Diverged
-                    && matches!(r.comparison, Some(Comparison::Metrics(_)))
-            })
-            .filter_map(|(name, _)| {
-                let pair = TensorPair {
-                    got: trace.values.get(name)?.clone(),
-                    want: reference.values.get(name)?.clone(),
-                };
-                Some((name.clone(), pair))
-            })
-            .collect();
-        let node = NodeEvidence {
-            node: fd.index,
-            outputs,
-        };
-        out.lanes.insert(lane.name.clone(), node);
+/// The tensors behind a lane's first divergence (the first node, in graph
+/// order, it diverged or errored on; see [`Evidence`]): the diverged outputs
+/// with metrics (same shape and dtype) when that node's verdict is `diverged`.
+fn first_evidence(
+    trace: &Trace,
+    reference: &Trace,
+    results: &[LaneResult],
+) -> Option<NodeEvidence> {
+    let (index, result) = results
+        .iter()
+        .enumerate()
+        .find(|(_, r)| matches!(r.verdict, Verdict::Diverged | Verdict::Error))?;
+    if result.verdict != Verdict::Diverged {
+        return None;
     }
-    out
+    let outputs = result
+        .outputs
+        .iter()
+        .filter(|(_, r)| {
+            r.verdict == Verdict::Diverged && matches!(r.comparison, Some(Comparison::Metrics(_)))
+        })
+        .filter_map(|(name, _)| {
+            let pair = TensorPair {
+                got: trace.values.get(name)?.clone(),
+                want: reference.values.get(name)?.clone(),
+            };
+            Some((name.clone(), pair))
+        })
+        .collect();
+    Some(NodeEvidence {
+        node: index,
+        outputs,
+    })
 }
 
-/// For `--repro`: per node and lane (not the expected data) whose
+/// For `--repro`: per node of lane `name` (not the expected data) whose
 /// divergence is introduced, the tensors the lane fed the node and the
 /// reference's outputs on them, in their logical dtype.
 fn repro_evidence(
     case: &Case,
-    report: &CaseReport,
     reference: &Trace,
-    lanes: &[LaneRun],
+    name: &str,
+    trace: &Trace,
+    results: &[LaneResult],
 ) -> Vec<ReproEvidence> {
     let mut out = Vec::new();
-    for n in &report.nodes {
-        let node = &case.graph.nodes[n.index];
-        for lane in lanes.iter().filter(|l| l.lane != Lane::Expected) {
-            let introduced = n
-                .lanes
-                .get(&lane.name)
-                .is_some_and(|r| r.origin == Some(Origin::Introduced));
-            let Some(trace) = lane.trace.as_ref().filter(|_| introduced) else {
-                continue;
-            };
-            let Ok((_, wants)) = local_evaluation(case, trace, reference, node) else {
-                continue;
-            };
-            let mut inputs: Vec<(String, Tensor)> = Vec::new();
-            for name in node.inputs.iter().filter(|i| !i.is_empty()) {
-                if let (false, Some(t)) = (
-                    inputs.iter().any(|(k, _)| k == name),
-                    received(case, trace, name),
-                ) {
-                    inputs.push((name.clone(), t.clone()));
-                }
-            }
-            let outputs = node
-                .outputs
-                .iter()
-                .zip(wants)
-                .filter(|(name, _)| !name.is_empty())
-                .filter_map(|(name, w)| w.map(|w| (name.clone(), logical(w))))
-                .collect();
-            out.push(ReproEvidence {
-                lane: lane.name.clone(),
-                node: n.index,
-                inputs,
-                outputs,
-            });
+    for (node, r) in case.graph.nodes.iter().zip(results) {
+        if r.origin != Some(Origin::Introduced) {
+            continue;
         }
+        let Ok(evaluation) = local_evaluation(case, trace, reference, node) else {
+            continue;
+        };
+        let mut inputs: Vec<(String, Tensor)> = Vec::new();
+        for input in node.inputs.iter().filter(|i| !i.is_empty()) {
+            if let (false, Some(t)) = (
+                inputs.iter().any(|(k, _)| k == input),
+                received(case, trace, input),
+            ) {
+                inputs.push((input.clone(), t.clone()));
+            }
+        }
+        let outputs = node
+            .outputs
+            .iter()
+            .zip(evaluation.wants)
+            .filter(|(o, _)| !o.is_empty())
+            .filter_map(|(o, w)| w.map(|w| (o.clone(), logical(w))))
+            .collect();
+        out.push(ReproEvidence {
+            lane: name.to_string(),
+            node: node.index,
+            inputs,
+            outputs,
+        });
     }
     out
 }
@@ -1110,63 +1180,46 @@ fn reference_inputs(case: &Case, reference: &Trace, node: &Node) -> Option<Vec<O
         .collect()
 }
 
-/// Fingerprints every introduced divergence of a lane other than the
-/// reference/expected on an op with a fingerprint table: searched on the
-/// reference's inputs, verified on the lane's own (`fingerprint::verify`).
+/// Fingerprints every introduced divergence of one lane (not the
+/// reference's nor the expected data's) on an op with a fingerprint table:
+/// searched on the reference's inputs, verified on the lane's own
+/// (`fingerprint::verify`). `results` are the lane's, in graph order.
 fn fingerprint_divergences(
     case: &Case,
     reference: &Trace,
-    lanes: &[LaneRun],
-    nodes: &mut [NodeReport],
+    trace: &Trace,
+    results: &mut [LaneResult],
 ) {
-    for (i, report) in nodes.iter_mut().enumerate() {
-        if !crate::fingerprint::supports(&report.op) {
+    let opset = case.graph.opset;
+    for (node, r) in case.graph.nodes.iter().zip(results.iter_mut()) {
+        if !crate::fingerprint::supports(&node.op_type)
+            || r.verdict != Verdict::Diverged
+            || r.origin != Some(Origin::Introduced)
+        {
             continue;
         }
-        let node = &case.graph.nodes[i];
-        let mut inputs: Option<Option<Vec<Option<RefTensor>>>> = None;
-        for (lane, r) in report.lanes.iter_mut() {
-            if lane == REFERENCE
-                || lane == EXPECTED
-                || r.verdict != Verdict::Diverged
-                || r.origin != Some(Origin::Introduced)
-            {
-                continue;
-            }
-            let Some(trace) = lanes
-                .iter()
-                .find(|l| &l.name == lane)
-                .and_then(|l| l.trace.as_ref())
-            else {
-                continue;
-            };
-            let Some((k, got)) = node.outputs.iter().enumerate().find_map(|(k, o)| {
-                let diverged = r
-                    .outputs
-                    .get(o)
-                    .is_some_and(|x| x.verdict == Verdict::Diverged);
-                trace.values.get(o).filter(|_| diverged).map(|t| (k, t))
-            }) else {
-                continue;
-            };
-            let Some(ins) = inputs
-                .get_or_insert_with(|| reference_inputs(case, reference, node))
-                .as_ref()
-            else {
-                continue;
-            };
-            let refs: Vec<Option<&RefTensor>> = ins.iter().map(Option::as_ref).collect();
-            let opset = case.graph.opset;
-            r.fingerprint =
-                crate::fingerprint::fingerprint(node, opset, &refs, k, got).map(|mut fp| {
-                    let ok = lane_inputs(case, trace, node).is_ok_and(|own| {
-                        let own: Vec<Option<&RefTensor>> = own.iter().map(Option::as_ref).collect();
-                        crate::fingerprint::verify(&fp, node, opset, &own, got)
-                    });
-                    crate::fingerprint::mark_verified(&mut fp, ok);
-                    fp
+        let Some((k, got)) = node.outputs.iter().enumerate().find_map(|(k, o)| {
+            let diverged = r
+                .outputs
+                .get(o)
+                .is_some_and(|x| x.verdict == Verdict::Diverged);
+            trace.values.get(o).filter(|_| diverged).map(|t| (k, t))
+        }) else {
+            continue;
+        };
+        let Some(ins) = reference_inputs(case, reference, node) else {
+            continue;
+        };
+        let refs: Vec<Option<&RefTensor>> = ins.iter().map(Option::as_ref).collect();
+        r.fingerprint =
+            crate::fingerprint::fingerprint(node, opset, &refs, k, got).map(|mut fp| {
+                let ok = lane_inputs(case, trace, node).is_ok_and(|own| {
+                    let own: Vec<Option<&RefTensor>> = own.iter().map(Option::as_ref).collect();
+                    crate::fingerprint::verify(&fp, node, opset, &own, got)
                 });
-        }
+                crate::fingerprint::mark_verified(&mut fp, ok);
+                fp
+            });
     }
 }
 
