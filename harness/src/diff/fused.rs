@@ -240,8 +240,9 @@ fn clean_block<A: Lane, B: Element>(
         let r = range.clamp(b[k].to_f64());
         let d = (av - r).abs();
         let lim = allowed(base + k, r);
-        // NaN in either side makes `d` NaN; ±Inf makes it Inf or NaN.
-        dirty |= !(d <= lim) | !av.is_finite() | !r.is_finite();
+        // False for a NaN `d` or `lim` (NaN in either side makes `d` NaN).
+        let within = d <= lim;
+        dirty |= !within | !av.is_finite() | !r.is_finite();
         blk.max_abs = blk.max_abs.max(d);
         let rel = if r != 0.0 {
             d / r.abs()
