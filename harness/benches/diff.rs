@@ -1,23 +1,70 @@
-//! Benchmarks of the hot paths: the streaming diff, and a case run on the
-//! float64 reference (`cargo bench -p xdiff --bench diff`).
+//! Benchmarks of the hot paths: the fused diff (time per 1 M, and elements
+//! per second per lane dtype), and a case run on the float64 reference
+//! (`cargo bench -p xdiff --bench diff`).
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use xdiff::diff::Tolerance;
 use xdiff::tensor::{DType, Tensor};
 
-fn diff_1m(c: &mut Criterion) {
-    let n = 1 << 20;
-    let a: Vec<f64> = (0..n).map(|i| (i as f64 * 0.001).sin()).collect();
+const TOL: Tolerance = Tolerance {
+    atol: 1e-5,
+    rtol: 1e-4,
+};
+
+/// A lane of `dtype` and its float64 reference, `n` elements a rounding apart;
+/// every `nan_every`-th element NaN on both sides (agreeing specials).
+fn pair(dtype: DType, want_dtype: DType, n: usize, nan_every: Option<usize>) -> (Tensor, Tensor) {
+    let special = |i: usize| nan_every.is_some_and(|k| i % k == 0);
+    let a: Vec<f64> = (0..n)
+        .map(|i| {
+            if special(i) {
+                f64::NAN
+            } else {
+                (i as f64 * 0.001).sin() * 100.0
+            }
+        })
+        .collect();
     let b: Vec<f64> = a.iter().map(|x| x + 1e-7).collect();
-    let got = Tensor::from_f64(DType::F32, &[n], &a);
-    let want = Tensor::from_f64(DType::F64, &[n], &b);
-    let tol = Tolerance {
-        atol: 1e-5,
-        rtol: 1e-4,
-    };
+    (
+        Tensor::from_f64(dtype, &[n], &a),
+        Tensor::from_f64(want_dtype, &[n], &b),
+    )
+}
+
+fn diff_1m(c: &mut Criterion) {
+    let (got, want) = pair(DType::F32, DType::F64, 1 << 20, None);
     c.bench_function("diff f32 vs f64, 1M elements", |bench| {
-        bench.iter(|| xdiff::diff::compare(&got, &want, DType::F32, tol))
+        bench.iter(|| xdiff::diff::compare(&got, &want, DType::F32, TOL))
     });
+}
+
+/// Elements per second of the fused pass, per lane dtype (single-threaded).
+fn diff_throughput(c: &mut Criterion) {
+    let mut g = c.benchmark_group("diff throughput");
+    let runs = [
+        ("f32 vs f64, 1M", DType::F32, DType::F64, 1 << 20, None),
+        ("f32 vs f64, 16M", DType::F32, DType::F64, 1 << 24, None),
+        (
+            "f32 vs f64, 1M, NaN every 1000",
+            DType::F32,
+            DType::F64,
+            1 << 20,
+            Some(1000),
+        ),
+        ("int64 vs int64, 1M", DType::I64, DType::I64, 1 << 20, None),
+        ("f16 vs f64, 1M", DType::F16, DType::F64, 1 << 20, None),
+    ];
+    for (name, dtype, want_dtype, n, nan_every) in runs {
+        let (got, want) = pair(dtype, want_dtype, n, nan_every);
+        g.throughput(Throughput::Elements(n as u64));
+        if n > 1 << 20 {
+            g.sample_size(10);
+        }
+        g.bench_function(name, |bench| {
+            bench.iter(|| xdiff::diff::compare(&got, &want, dtype, TOL))
+        });
+    }
+    g.finish();
 }
 
 fn resize_sweep_reference(c: &mut Criterion) {
@@ -36,5 +83,5 @@ fn resize_sweep_reference(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, diff_1m, resize_sweep_reference);
+criterion_group!(benches, diff_1m, diff_throughput, resize_sweep_reference);
 criterion_main!(benches);

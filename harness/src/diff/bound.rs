@@ -384,31 +384,14 @@ impl Bound {
     /// The error allowed at flat index `i` where the reference is `r`.
     pub fn allowed(&self, i: usize, r: f64) -> f64 {
         match &self.kind {
-            Kind::Ulps(n) => {
-                let floor = format(self.dtype).map_or(0.0, |(_, m)| m);
-                if *n > 0.0 && r.abs() < floor {
-                    floor
-                } else {
-                    n * spacing(self.dtype, r)
-                }
-            }
+            Kind::Ulps(n) => ulps_allowed(*n, self.dtype, r),
             Kind::Accumulating {
                 coef,
                 magnitude,
                 underflow,
-            } => {
-                let rounding = coef * magnitude.get(i).copied().unwrap_or(f64::INFINITY)
-                    + spacing(self.dtype, r)
-                    + underflow;
-                let floor = format(self.dtype).map_or(0.0, |(_, m)| m);
-                if r.abs() < floor {
-                    rounding.max(floor)
-                } else {
-                    rounding
-                }
-            }
-            Kind::Tolerance(t) => t.atol + t.rtol * r.abs(),
-            Kind::Steps(v) => v.get(i).copied().unwrap_or(0.0),
+            } => accumulating_allowed(*coef, magnitude, *underflow, self.dtype, i, r),
+            Kind::Tolerance(t) => t.allowed(r),
+            Kind::Steps(v) => steps_allowed(v, i),
         }
     }
 
@@ -416,6 +399,43 @@ impl Bound {
     pub fn is_tolerance(&self) -> bool {
         matches!(self.kind, Kind::Tolerance(_))
     }
+}
+
+/// [`Kind::Ulps`]: `n` ulps of `r`, below the smallest normal up to it.
+#[inline(always)]
+fn ulps_allowed(n: f64, dtype: DType, r: f64) -> f64 {
+    let floor = format(dtype).map_or(0.0, |(_, m)| m);
+    if n > 0.0 && r.abs() < floor {
+        floor
+    } else {
+        n * spacing(dtype, r)
+    }
+}
+
+/// [`Kind::Accumulating`] at flat index `i`.
+#[inline(always)]
+fn accumulating_allowed(
+    coef: f64,
+    magnitude: &[f64],
+    underflow: f64,
+    dtype: DType,
+    i: usize,
+    r: f64,
+) -> f64 {
+    let rounding =
+        coef * magnitude.get(i).copied().unwrap_or(f64::INFINITY) + spacing(dtype, r) + underflow;
+    let floor = format(dtype).map_or(0.0, |(_, m)| m);
+    if r.abs() < floor {
+        rounding.max(floor)
+    } else {
+        rounding
+    }
+}
+
+/// [`Kind::Steps`] at flat index `i`.
+#[inline(always)]
+fn steps_allowed(steps: &[f64], i: usize) -> f64 {
+    steps.get(i).copied().unwrap_or(0.0)
 }
 
 /// The tolerance a case sets for `op`/`dtype` on purpose: a per-op entry, or
@@ -516,7 +536,20 @@ pub fn bound_for(
 /// `got` compared with `want` under `bound`: the comparison, with
 /// [`super::Metrics::bound_ratio`] set.
 pub fn compare_bounded(got: &Tensor, want: &RefTensor, bound: &Bound) -> Comparison {
-    let (mut c, ratio) = compare_within(got, &want.data, want.dtype, |i, r| bound.allowed(i, r));
+    // The bound's kind is matched once, outside the per-element loop.
+    let (data, dtype) = (&want.data, want.dtype);
+    let (mut c, ratio) = match &bound.kind {
+        Kind::Ulps(n) => compare_within(got, data, dtype, |_, r| ulps_allowed(*n, bound.dtype, r)),
+        Kind::Accumulating {
+            coef,
+            magnitude,
+            underflow,
+        } => compare_within(got, data, dtype, |i, r| {
+            accumulating_allowed(*coef, magnitude, *underflow, bound.dtype, i, r)
+        }),
+        Kind::Tolerance(t) => compare_within(got, data, dtype, |_, r| t.allowed(r)),
+        Kind::Steps(v) => compare_within(got, data, dtype, |i, _| steps_allowed(v, i)),
+    };
     if let Comparison::Metrics(m) = &mut c {
         m.bound_ratio = Some(ratio);
     }

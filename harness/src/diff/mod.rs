@@ -11,12 +11,16 @@
 //! by the same rules.
 
 pub mod bound;
+mod fused;
 pub mod tolerance;
 mod ulp;
 
+use std::any::Any;
+
+use ndarray::ArrayD;
 use serde::Serialize;
 
-use crate::tensor::{DType, Element, Tensor};
+use crate::tensor::{DType, Tensor};
 
 pub use bound::{Bound, Class};
 pub use tolerance::{SameValue, Tolerance, Tolerances};
@@ -70,21 +74,6 @@ impl Comparison {
     }
 }
 
-struct Acc<F> {
-    m: Metrics,
-    dot: f64,
-    na: f64,
-    nb: f64,
-    worst_excess: f64,
-    worst_ratio: f64,
-    /// The error allowed at flat index `i` for the reference value `r`.
-    allowed: F,
-    dtype: DType,
-    /// [`overflow`] and [`underflow`] of `dtype`.
-    overflow: f64,
-    underflow: f64,
-}
-
 /// The smallest magnitude that rounds to infinity in `dtype` (the largest
 /// finite value plus half an ulp); infinite for f64 and integers. A float64
 /// reference value past it is an overflow in the lane's dtype: the spec's
@@ -113,90 +102,42 @@ pub fn underflow(dtype: DType) -> f64 {
     }
 }
 
-impl<F: Fn(usize, f64) -> f64> Acc<F> {
-    #[inline]
-    fn push(&mut self, i: usize, a: f64, r: f64) {
-        let r = if r.abs() >= self.overflow {
-            f64::INFINITY.copysign(r)
-        } else if r.abs() <= self.underflow {
-            0f64.copysign(r)
-        } else {
-            r
-        };
-        let m = &mut self.m;
-        let (an, rn) = (a.is_nan(), r.is_nan());
-        let mut bad = false;
-        let mut excess = 0.0;
-        if an || rn {
-            if an != rn {
-                m.nan_mismatches += 1;
-                bad = true;
-                excess = f64::INFINITY;
-            }
-        } else if a.is_infinite() || r.is_infinite() {
-            if a != r {
-                m.inf_mismatches += 1;
-                bad = true;
-                excess = f64::INFINITY;
-            }
-        } else {
-            let d = (a - r).abs();
-            m.max_abs = m.max_abs.max(d);
-            if r != 0.0 {
-                m.max_rel = m.max_rel.max(d / r.abs());
-            } else if d > 0.0 {
-                m.max_rel = f64::INFINITY;
-            }
-            let allowed = (self.allowed)(i, r);
-            if d > 0.0 {
-                self.worst_ratio = self.worst_ratio.max(d / allowed);
-            }
-            if d > allowed {
-                bad = true;
-                excess = d - allowed;
-            }
-            m.max_ulp = m.max_ulp.max(ulp(self.dtype, a, r));
-            self.dot += a * r;
-            self.na += a * a;
-            self.nb += r * r;
-        }
-        if bad {
-            if excess.is_infinite() {
-                self.worst_ratio = f64::INFINITY;
-            }
-            m.mismatches += 1;
-            if excess > self.worst_excess || m.worst_index.is_none() {
-                self.worst_excess = excess;
-                m.worst_index = Some(i);
-                m.worst_value = Some(a);
-                m.worst_reference = Some(r);
-            }
-        }
-    }
+/// The fused pass over `got` and `want`, their dtypes matched once.
+fn tally(got: &Tensor, want: &Tensor, allowed: &impl Fn(usize, f64) -> f64) -> fused::Tally {
+    let range = fused::Range {
+        overflow: overflow(got.dtype()),
+        underflow: underflow(got.dtype()),
+    };
+    crate::with_array!(got, a => against(a, want, range, allowed))
 }
 
-fn stream<A: Element, B: Element, F: Fn(usize, f64) -> f64>(
-    a: &ndarray::ArrayD<A>,
-    b: &ndarray::ArrayD<B>,
-    acc: &mut Acc<F>,
-) {
-    // Contiguous arrays (all of a trace's) walk as slices: iterating an
-    // `IxDyn` array element by element costs more than the comparison.
-    if let (Some(x), Some(y)) = (a.as_slice(), b.as_slice()) {
-        for (i, (x, y)) in x.iter().zip(y).enumerate() {
-            acc.push(i, x.to_f64(), y.to_f64());
-        }
-        return;
+/// The lane array `a` against `want`: a reference of the lane's own dtype or
+/// float64 is walked as it is; any other (no caller makes one) as its
+/// float64 values, the values an element-by-element walk converts to.
+fn against<A: fused::Lane>(
+    a: &ArrayD<A>,
+    want: &Tensor,
+    range: fused::Range,
+    allowed: &impl Fn(usize, f64) -> f64,
+) -> fused::Tally {
+    let a = a.as_standard_layout();
+    let a = a.as_slice().expect("standard layout");
+    if let Tensor::F64(b) = want {
+        let b = b.as_standard_layout();
+        return fused::tally(a, b.as_slice().expect("standard layout"), range, allowed);
     }
-    for (i, (x, y)) in a.iter().zip(b.iter()).enumerate() {
-        acc.push(i, x.to_f64(), y.to_f64());
+    let same: &dyn Any = crate::with_array!(want, b => b);
+    if let Some(b) = same.downcast_ref::<ArrayD<A>>() {
+        let b = b.as_standard_layout();
+        return fused::tally(a, b.as_slice().expect("standard layout"), range, allowed);
     }
+    fused::tally(a, &want.to_f64_vec(), range, allowed)
 }
 
 /// Compares `got` (a backend's output, dtype `got.dtype()`) with `want` (the
 /// reference's, whose ONNX dtype is `want_dtype`) under `tol`.
 pub fn compare(got: &Tensor, want: &Tensor, want_dtype: DType, tol: Tolerance) -> Comparison {
-    let allowed = |_: usize, r: f64| tol.atol + tol.rtol * r.abs();
+    let allowed = |_: usize, r: f64| tol.allowed(r);
     let (c, _) = compare_within(got, want, want_dtype, allowed);
     c
 }
@@ -226,47 +167,42 @@ pub fn compare_within(
         return (c, f64::INFINITY);
     }
     let count = got.len();
-    let mut acc = Acc {
-        m: Metrics {
-            count,
-            max_abs: 0.0,
-            max_rel: 0.0,
-            mismatches: 0,
-            mismatch_fraction: 0.0,
-            max_ulp: 0,
-            cosine: 1.0,
-            nan_mismatches: 0,
-            inf_mismatches: 0,
-            worst_index: None,
-            worst_value: None,
-            worst_reference: None,
-            bound_ratio: None,
+    let t = tally(got, want, &allowed);
+    let (worst_index, worst_value, worst_reference) = match t.worst {
+        Some((i, a, r)) => (Some(i), Some(a), Some(r)),
+        None => (None, None, None),
+    };
+    let m = Metrics {
+        count,
+        max_abs: t.max_abs,
+        max_rel: t.max_rel,
+        mismatches: t.mismatches,
+        mismatch_fraction: if count == 0 {
+            0.0
+        } else {
+            t.mismatches as f64 / count as f64
         },
-        dot: 0.0,
-        na: 0.0,
-        nb: 0.0,
-        worst_excess: 0.0,
-        worst_ratio: 0.0,
-        allowed,
-        dtype: got.dtype(),
-        overflow: overflow(got.dtype()),
-        underflow: underflow(got.dtype()),
+        max_ulp: t.max_ulp,
+        cosine: cosine(t.dot, t.na, t.nb),
+        nan_mismatches: t.nan_mismatches,
+        inf_mismatches: t.inf_mismatches,
+        worst_index,
+        worst_value,
+        worst_reference,
+        bound_ratio: None,
     };
-    crate::with_array!(got, a => crate::with_array!(want, b => stream(a, b, &mut acc)));
-    let mut m = acc.m;
-    m.mismatch_fraction = if count == 0 {
-        0.0
-    } else {
-        m.mismatches as f64 / count as f64
-    };
-    m.cosine = if acc.na == 0.0 && acc.nb == 0.0 {
+    (Comparison::Metrics(m), t.worst_ratio)
+}
+
+/// Cosine similarity from the dot product and the two squared norms.
+fn cosine(dot: f64, na: f64, nb: f64) -> f64 {
+    if na == 0.0 && nb == 0.0 {
         1.0
-    } else if acc.na == 0.0 || acc.nb == 0.0 {
+    } else if na == 0.0 || nb == 0.0 {
         0.0
     } else {
-        acc.dot / (acc.na.sqrt() * acc.nb.sqrt())
-    };
-    (Comparison::Metrics(m), acc.worst_ratio)
+        dot / (na.sqrt() * nb.sqrt())
+    }
 }
 
 #[cfg(test)]

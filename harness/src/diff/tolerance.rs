@@ -16,6 +16,12 @@ pub struct Tolerance {
 }
 
 impl Tolerance {
+    /// The error allowed where the reference is `r`: `atol + rtol * |r|`.
+    #[inline(always)]
+    pub fn allowed(&self, r: f64) -> f64 {
+        self.atol + self.rtol * r.abs()
+    }
+
     /// Integers and bools compare exactly.
     pub const EXACT: Tolerance = Tolerance {
         atol: 0.0,

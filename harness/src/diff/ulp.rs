@@ -7,22 +7,27 @@ use half::{bf16, f16};
 
 use crate::tensor::DType;
 
-fn ulp_f32(a: f64, b: f64) -> u64 {
-    let (x, y) = (a as f32, b as f32);
-    let ox = if x.is_sign_negative() {
-        -(x.abs().to_bits() as i64)
+/// A float32's place on the integer line: its bits, negated below zero
+/// (so -0 and +0 meet, and adjacent floats are adjacent integers).
+#[inline(always)]
+fn ordered_f32(x: f32) -> i64 {
+    let bits = x.to_bits();
+    let mag = (bits & 0x7fff_ffff) as i64;
+    if bits >> 31 != 0 {
+        -mag
     } else {
-        x.to_bits() as i64
-    };
-    let oy = if y.is_sign_negative() {
-        -(y.abs().to_bits() as i64)
-    } else {
-        y.to_bits() as i64
-    };
-    ox.abs_diff(oy)
+        mag
+    }
 }
 
-fn ulp_f64(a: f64, b: f64) -> u64 {
+/// ULP distance of two float32s, by integer reinterpretation.
+#[inline(always)]
+pub(super) fn ulp_f32(x: f32, y: f32) -> u64 {
+    ordered_f32(x).abs_diff(ordered_f32(y))
+}
+
+#[inline]
+pub(super) fn ulp_f64(a: f64, b: f64) -> u64 {
     let o = |v: f64| -> i128 {
         if v.is_sign_negative() {
             -(v.abs().to_bits() as i128)
@@ -33,7 +38,8 @@ fn ulp_f64(a: f64, b: f64) -> u64 {
     (o(a) - o(b)).unsigned_abs().min(u64::MAX as u128) as u64
 }
 
-fn ulp_half(a: f64, b: f64, to_bits: fn(f64) -> u16) -> u64 {
+#[inline]
+pub(super) fn ulp_half(a: f64, b: f64, to_bits: fn(f64) -> u16) -> u64 {
     let o = |v: f64| -> i64 {
         let bits = to_bits(v.abs()) as i64;
         if v.is_sign_negative() {
@@ -45,14 +51,20 @@ fn ulp_half(a: f64, b: f64, to_bits: fn(f64) -> u16) -> u64 {
     o(a).abs_diff(o(b))
 }
 
+/// Integers and bools: the distance itself (saturating).
+#[inline(always)]
+pub(super) fn ulp_int(a: f64, b: f64) -> u64 {
+    (a - b).abs().min(u64::MAX as f64) as u64
+}
+
 /// ULP distance between a backend value and the reference rounded to `dtype`.
 pub fn ulp(dtype: DType, got: f64, want: f64) -> u64 {
     match dtype {
-        DType::F32 => ulp_f32(got, want),
+        DType::F32 => ulp_f32(got as f32, want as f32),
         DType::F64 => ulp_f64(got, want),
         DType::F16 => ulp_half(got, want, |v| f16::from_f64(v).to_bits()),
         DType::BF16 => ulp_half(got, want, |v| bf16::from_f64(v).to_bits()),
-        _ => (got - want).abs().min(u64::MAX as f64) as u64,
+        _ => ulp_int(got, want),
     }
 }
 
