@@ -627,7 +627,7 @@ mod tests {
         let rt = Counting::default();
         let opts = EngineOptions::default();
         let inputs = BTreeMap::from([("x".to_string(), f32s(&[1.0, 2.0]))]);
-        let mut run = |g: &Graph| {
+        let run = |g: &Graph| {
             let before = rt.loads.get();
             let trace = prepare(&rt, g, &opts).unwrap().run(&inputs).unwrap();
             assert!(trace.deployed.contains_key("y"), "{:?}", trace.deployed);
