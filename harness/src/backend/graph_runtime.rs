@@ -23,7 +23,7 @@
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::BuildHasher;
+use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::time::Instant;
 
@@ -329,7 +329,9 @@ impl<M: 'static> Drop for Untapped<M> {
 
 /// Identifies a model to a runtime: its bytes, the runtime and the options.
 fn model_key(label: &str, bytes: &[u8], opts: &EngineOptions) -> u64 {
-    foldhash::quality::FixedState::with_seed(0).hash_one((label, format!("{opts:?}"), bytes))
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (label, format!("{opts:?}"), bytes).hash(&mut h);
+    h.finish()
 }
 
 fn same_inputs(a: &BTreeMap<String, Tensor>, b: &BTreeMap<String, Tensor>) -> bool {
