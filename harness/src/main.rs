@@ -3,6 +3,11 @@
 //! undeclared divergence or a declared one that no longer happens, 2 = bad
 //! input, usage or environment). Errors are one line on stderr, never a
 //! backtrace.
+//!
+//! Before a `run`, the process re-executes itself once with libgomp's
+//! `OMP_WAIT_POLICY=PASSIVE` when neither it nor `GOMP_SPINCOUNT` is set
+//! ([`passive_openmp`]): libtorch's OpenMP workers otherwise spin between
+//! ops and steal the cores of every other lane (docs/performance.md).
 
 use std::process::ExitCode;
 
@@ -23,6 +28,9 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if matches!(args.command, Command::Run(_)) {
+        passive_openmp();
+    }
     let result = match args.command {
         Command::Run(r) => r
             .resolve()
@@ -58,6 +66,26 @@ fn main() -> ExitCode {
             ExitCode::from(exit::BAD_INPUT)
         }
     }
+}
+
+/// libgomp reads its wait policy once, when it loads (before `main`, as
+/// libtorch links it): the only way to set it from here is to run this
+/// binary again with it in the environment. Costs one more libtorch
+/// start-up; scripts that export `OMP_WAIT_POLICY` skip it, and a user's
+/// own setting (either variable) is kept. If the exec fails, run as is.
+fn passive_openmp() {
+    use std::os::unix::process::CommandExt;
+    const POLICY: &str = "OMP_WAIT_POLICY";
+    if std::env::var_os(POLICY).is_some() || std::env::var_os("GOMP_SPINCOUNT").is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let _ = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(POLICY, "PASSIVE")
+        .exec();
 }
 
 /// Bad input gets one line: framework messages may span several (ORT) or

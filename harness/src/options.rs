@@ -70,6 +70,17 @@ pub struct EngineOptions {
     pub port: bool,
 }
 
+impl EngineOptions {
+    /// The intra-op threads a CPU session runs with: `threads`, or the
+    /// machine's cores when 0 (set explicitly, and reported, in every lane).
+    pub fn cpu_threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
 impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {

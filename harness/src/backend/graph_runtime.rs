@@ -8,8 +8,22 @@
 //! implements [`GraphRuntime`] (load model bytes, run on host tensors) and
 //! [`prepare`] does the rest: tapping, the untapped run, the note, and a
 //! [`NodeRun`] per node built from the values that came back.
+//!
+//! The untapped run costs a second session, so it is done only where it can
+//! show something and only once per model: only when tapping added outputs
+//! (a graph whose every node output is already a graph output, as a
+//! single-op case's, *is* its own tapped model: nothing to block), and from
+//! the second variant in a row of the same model (same bytes, same options)
+//! in this thread, the untapped session is kept for the next one, with its
+//! last outputs for the same inputs ([`Untapped`]). One model is kept at a
+//! time (the variants of a sweep run one after the other), and a model run
+//! once is not kept at all: its session would only raise the peak memory of
+//! the rest of the case.
 
+use std::any::Any;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::time::Instant;
 
@@ -114,18 +128,19 @@ pub(crate) fn prepare_within<R: GraphRuntime>(
     limit: usize,
 ) -> Result<Box<dyn Session>, EngineError> {
     let tapped = tapped_model(graph);
+    let outputs = graph.model.graph.as_ref().map_or(0, |g| g.output.len());
+    let untapped = R::TAPPING_CAN_CHANGE_VALUES && tapping_adds_outputs(&tapped, outputs);
     let (tapped, plain) = if prost::Message::encoded_len(&tapped) <= limit {
         let bytes = prost::Message::encode_to_vec(&tapped);
         drop(tapped);
         let tapped = runtime.load(ModelSource::Memory(&bytes), opts)?;
-        let plain = match R::TAPPING_CAN_CHANGE_VALUES {
-            true => Some(runtime.load(ModelSource::Memory(&graph.to_bytes()), opts)?),
+        let plain = match untapped {
+            true => Some(Untapped::load(runtime, &graph.to_bytes(), opts)?),
             false => None,
         };
         (tapped, plain)
     } else {
-        let outputs = graph.model.graph.as_ref().map_or(0, |g| g.output.len());
-        load_from_files(runtime, tapped, outputs, opts)?
+        load_from_files(runtime, tapped, outputs, untapped, opts)?
     };
     let nodes = graph
         .nodes
@@ -147,6 +162,12 @@ pub(crate) fn prepare_within<R: GraphRuntime>(
     }))
 }
 
+/// Whether the tapped model has outputs the model's own `outputs` do not:
+/// only then can exposing them change what the runtime computes.
+fn tapping_adds_outputs(tapped: &ModelProto, outputs: usize) -> bool {
+    tapped.graph.as_ref().map_or(0, |g| g.output.len()) > outputs
+}
+
 /// Past protobuf's limit the runtime loads from files, as it loads a large
 /// model exported by torch: the weights go once into a side file
 /// (`weights.bin`, ONNX external data) in a temporary folder, and the tapped
@@ -158,8 +179,9 @@ fn load_from_files<R: GraphRuntime>(
     runtime: &R,
     mut tapped: ModelProto,
     outputs: usize,
+    untapped: bool,
     opts: &EngineOptions,
-) -> Result<(R::Loaded, Option<R::Loaded>), EngineError> {
+) -> Result<(R::Loaded, Option<Untapped<R::Loaded>>), EngineError> {
     let failed = |why: String| EngineError::Failed {
         engine: R::LABEL,
         why: format!(
@@ -181,8 +203,13 @@ fn load_from_files<R: GraphRuntime>(
             .map_err(|e| failed(e.to_string()))
     };
     let tapped_path = write("tapped.onnx", &tapped)?;
-    let plain = match R::TAPPING_CAN_CHANGE_VALUES {
-        true => Some(runtime.load(ModelSource::File(&write("plain.onnx", &plain)?), opts)?),
+    let plain = match untapped {
+        true => {
+            let path = write("plain.onnx", &plain)?;
+            Some(Untapped::fresh(
+                runtime.load(ModelSource::File(&path), opts)?,
+            ))
+        }
         false => None,
     };
     Ok((runtime.load(ModelSource::File(&tapped_path), opts)?, plain))
@@ -190,9 +217,9 @@ fn load_from_files<R: GraphRuntime>(
 
 /// A graph loaded tapped (to see every value) and plain (as users run it;
 /// `None` where tapping cannot change values).
-struct Tapped<M> {
+struct Tapped<M: 'static> {
     tapped: M,
-    plain: Option<M>,
+    plain: Option<Untapped<M>>,
     label: &'static str,
     /// In graph order.
     nodes: Vec<NodeInfo>,
@@ -207,6 +234,111 @@ struct NodeInfo {
     outputs: Vec<String>,
     /// Why the runtime cannot run it.
     unsupported: Option<String>,
+}
+
+/// The untapped model of the last graph prepared in this thread, kept for
+/// the next variant of the same model (see the module header).
+struct Kept<M> {
+    /// The model bytes' hash, with the runtime and its options.
+    key: Option<u64>,
+    model: M,
+    /// The last inputs and the final outputs they gave.
+    last: Option<(BTreeMap<String, Tensor>, BTreeMap<String, Tensor>)>,
+    /// The previous model prepared in this thread was this one: worth keeping.
+    repeat: bool,
+}
+
+thread_local! {
+    static KEPT: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+    /// The key of the last model prepared in this thread.
+    static LAST: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+}
+
+/// An untapped model, given back to [`KEPT`] when its session is dropped.
+struct Untapped<M: 'static>(Option<Kept<M>>);
+
+impl<M: LoadedModel + 'static> Untapped<M> {
+    /// The kept model when `bytes` and `opts` are the kept one's, else a
+    /// newly loaded one.
+    fn load<R: GraphRuntime<Loaded = M>>(
+        runtime: &R,
+        bytes: &[u8],
+        opts: &EngineOptions,
+    ) -> Result<Self, EngineError> {
+        let key = model_key(R::LABEL, bytes, opts);
+        let repeat = LAST.with(|last| last.replace(Some(key))) == Some(key);
+        let kept = KEPT.with(|k| k.borrow_mut().take());
+        match kept.and_then(|k| k.downcast::<Kept<M>>().ok()) {
+            Some(k) if k.key == Some(key) => Ok(Untapped(Some(*k))),
+            _ => {
+                let model = runtime.load(ModelSource::Memory(bytes), opts)?;
+                Ok(Untapped(Some(Kept {
+                    key: Some(key),
+                    model,
+                    last: None,
+                    repeat,
+                })))
+            }
+        }
+    }
+
+    /// A model that is not kept (no key: loaded from files).
+    fn fresh(model: M) -> Self {
+        Untapped(Some(Kept {
+            key: None,
+            model,
+            last: None,
+            repeat: false,
+        }))
+    }
+
+    fn kept(&mut self) -> &mut Kept<M> {
+        self.0.as_mut().expect("taken only on drop")
+    }
+
+    /// The final outputs on `inputs`: those of the last run when the inputs
+    /// are the same bits (a deterministic runtime, same session), else a run.
+    fn run(
+        &mut self,
+        inputs: &BTreeMap<String, Tensor>,
+    ) -> Result<BTreeMap<String, Tensor>, EngineError> {
+        let k = self.kept();
+        if let Some((seen, outputs)) = &k.last {
+            if same_inputs(seen, inputs) {
+                return Ok(outputs.clone());
+            }
+        }
+        let outputs = k.model.run(inputs)?;
+        k.last = Some((inputs.clone(), outputs.clone()));
+        Ok(outputs)
+    }
+
+    fn log(&mut self) -> Vec<String> {
+        self.kept().model.log()
+    }
+}
+
+impl<M: 'static> Drop for Untapped<M> {
+    fn drop(&mut self) {
+        if let Some(k) = self.0.take().filter(|k| k.key.is_some() && k.repeat) {
+            // A thread being torn down has no slot left: the model just goes.
+            let _ = KEPT.try_with(|slot| *slot.borrow_mut() = Some(Box::new(k)));
+        }
+    }
+}
+
+/// Identifies a model to a runtime: its bytes, the runtime and the options.
+fn model_key(label: &str, bytes: &[u8], opts: &EngineOptions) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (label, format!("{opts:?}"), bytes).hash(&mut h);
+    h.finish()
+}
+
+fn same_inputs(a: &BTreeMap<String, Tensor>, b: &BTreeMap<String, Tensor>) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|((na, ta), (nb, tb))| na == nb && ta.same_bits(tb))
 }
 
 impl<M: LoadedModel> Session for Tapped<M> {
@@ -415,6 +547,115 @@ mod tests {
                 NodeStatus::Skipped("upstream `a` failed".into()),
             ]
         );
+    }
+
+    /// A runtime that counts its loads and returns input `x` for every
+    /// output of the model it loaded.
+    #[derive(Default)]
+    struct Counting {
+        loads: std::cell::Cell<usize>,
+    }
+
+    struct Outputs(Vec<String>);
+
+    impl GraphRuntime for Counting {
+        const LABEL: &'static str = "counting";
+        type Loaded = Outputs;
+        fn load(&self, model: ModelSource, _: &EngineOptions) -> Result<Outputs, EngineError> {
+            self.loads.set(self.loads.get() + 1);
+            let ModelSource::Memory(bytes) = model else {
+                unreachable!("small models load from memory")
+            };
+            let g = Graph::from_bytes(bytes).expect("model");
+            Ok(Outputs(g.outputs.iter().map(|o| o.name.clone()).collect()))
+        }
+        fn settings(&self, _: &EngineOptions) -> Vec<(String, String)> {
+            vec![]
+        }
+    }
+
+    impl LoadedModel for Outputs {
+        fn run(
+            &mut self,
+            inputs: &BTreeMap<String, Tensor>,
+        ) -> Result<BTreeMap<String, Tensor>, EngineError> {
+            let x = &inputs["x"];
+            Ok(self.0.iter().map(|o| (o.clone(), x.clone())).collect())
+        }
+    }
+
+    /// `x -> Identity -> ... -> y`, one node per output name in `chain`.
+    fn chain(chain: &[&str]) -> Graph {
+        use crate::onnx;
+        let vi = |n: &str| onnx::ValueInfoProto {
+            name: n.into(),
+            ..Default::default()
+        };
+        let mut prev = "x";
+        let node = chain
+            .iter()
+            .map(|o| {
+                let n = onnx::NodeProto {
+                    op_type: "Identity".into(),
+                    name: format!("n_{o}"),
+                    input: vec![prev.into()],
+                    output: vec![o.to_string()],
+                    ..Default::default()
+                };
+                prev = o;
+                n
+            })
+            .collect();
+        let model = onnx::ModelProto {
+            ir_version: 8,
+            opset_import: vec![onnx::OperatorSetIdProto {
+                domain: String::new(),
+                version: 13,
+            }],
+            graph: Some(onnx::GraphProto {
+                name: "t".into(),
+                node,
+                input: vec![vi("x")],
+                output: vec![vi(prev)],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        Graph::from_model(model).expect("valid test graph")
+    }
+
+    #[test]
+    fn the_untapped_model_loads_once_per_model_and_not_for_one_node() {
+        let rt = Counting::default();
+        let opts = EngineOptions::default();
+        let inputs = BTreeMap::from([("x".to_string(), f32s(&[1.0, 2.0]))]);
+        let run = |g: &Graph| {
+            let before = rt.loads.get();
+            let trace = prepare(&rt, g, &opts).unwrap().run(&inputs).unwrap();
+            assert!(trace.deployed.contains_key("y"), "{:?}", trace.deployed);
+            rt.loads.get() - before
+        };
+        let two = chain(&["a", "y"]);
+        // The first two variants in a row: tapped and untapped (a model run
+        // once keeps nothing); the next ones: tapped only.
+        assert_eq!(run(&two), 2);
+        assert_eq!(run(&two), 2);
+        assert_eq!(run(&two), 1);
+        assert_eq!(run(&two), 1);
+        // Another model: its own untapped session.
+        let three = chain(&["a", "b", "y"]);
+        assert_eq!(run(&three), 2);
+        assert_eq!(run(&three), 2);
+        // Other options: another session too.
+        let opts = EngineOptions {
+            threads: 1,
+            ..EngineOptions::default()
+        };
+        let before = rt.loads.get();
+        prepare(&rt, &three, &opts).unwrap().run(&inputs).unwrap();
+        assert_eq!(rt.loads.get() - before, 2);
+        // One node: its tapped model is the model, nothing else to load.
+        assert_eq!(run(&chain(&["y"])), 1);
     }
 
     #[test]

@@ -8,6 +8,11 @@
 //! the lane's notes (warnings and errors, without colour codes), and the
 //! environment's own messages join the notes of the next session, so
 //! nothing ORT says reaches stderr.
+//!
+//! Threads are set, not left to ORT: `EngineOptions::cpu_threads` intra-op
+//! threads that never spin between runs (ORT's default spins, stealing the
+//! cores of the lanes that run next), and one inter-op thread (the graph
+//! runs sequentially). `settings` reports what was set.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -25,6 +30,9 @@ use crate::options::{Device, EngineOptions, OptLevel};
 use crate::tensor::Tensor;
 
 const NAME: &str = "ort";
+
+/// Inter-op threads: the graph runs sequentially, node after node.
+const INTER_OP_THREADS: usize = 1;
 
 /// The ONNX Runtime engine.
 pub struct OrtEngine;
@@ -138,10 +146,15 @@ fn session(model: ModelSource, opts: &EngineOptions) -> Result<OrtModel, EngineE
         .with_log_level(LogLevel::Warning)
         .map_err(failed)?
         .with_optimization_level(level(opts.ort_optimization))
+        .map_err(failed)?
+        .with_intra_threads(opts.cpu_threads())
+        .map_err(failed)?
+        .with_intra_op_spinning(false)
+        .map_err(failed)?
+        .with_inter_threads(INTER_OP_THREADS)
+        .map_err(failed)?
+        .with_inter_op_spinning(false)
         .map_err(failed)?;
-    if opts.threads > 0 {
-        b = b.with_intra_threads(opts.threads).map_err(failed)?;
-    }
     if let Device::Cuda(n) = opts.device {
         let mut cuda = ort::ep::CUDA::default().with_device_id(n as i32);
         if let Some(tf32) = opts.tf32 {
@@ -175,10 +188,6 @@ impl GraphRuntime for OrtEngine {
     }
 
     fn settings(&self, opts: &EngineOptions) -> Vec<(String, String)> {
-        let threads = match opts.threads {
-            0 => "default".into(),
-            n => n.to_string(),
-        };
         vec![
             ("device".into(), opts.device.to_string()),
             (
@@ -186,7 +195,9 @@ impl GraphRuntime for OrtEngine {
                 opts.ort_optimization.name().into(),
             ),
             ("onnxruntime".into(), crate::runtimes::ORT_VERSION.into()),
-            ("threads".into(), threads),
+            ("threads".into(), opts.cpu_threads().to_string()),
+            ("inter-op threads".into(), INTER_OP_THREADS.to_string()),
+            ("spinning".into(), "off (intra-op and inter-op)".into()),
         ]
     }
 }
@@ -344,6 +355,86 @@ mod tests {
             memory.values.keys()
         );
         assert_eq!(memory.values, files.values);
+    }
+
+    /// Conv then BatchNormalization: ORT folds the normalization into the
+    /// convolution's weights unless the convolution's output is a graph
+    /// output, so tapping changes the final output's rounding.
+    const CONV_BN: &str = r#"
+name = "conv-bn"
+seed = 3
+[model.graph]
+opset = 17
+inputs = [{ name = "X", shape = [1, 8, 16, 16] }]
+outputs = ["Y"]
+[[model.graph.initializers]]
+name = "W"
+shape = [8, 8, 3, 3]
+dist = "normal"
+std = 0.3
+[[model.graph.initializers]]
+name = "scale"
+shape = [8]
+values = [1.7, 0.3, 2.9, 0.61, 1.13, 0.77, 3.3, 0.21]
+[[model.graph.initializers]]
+name = "bias"
+shape = [8]
+values = [0.1, -0.2, 0.05, 0.3, -0.7, 0.0, 1.1, -0.4]
+[[model.graph.initializers]]
+name = "mean"
+shape = [8]
+values = [0.13, -0.27, 0.41, 0.9, -1.3, 0.07, 0.33, -0.5]
+[[model.graph.initializers]]
+name = "var"
+shape = [8]
+values = [0.7, 1.9, 0.31, 2.3, 0.17, 1.1, 0.09, 3.7]
+[[model.graph.nodes]]
+name = "conv"
+op = "Conv"
+inputs = ["X", "W"]
+outputs = ["c"]
+attrs = { pads = [1, 1, 1, 1] }
+[[model.graph.nodes]]
+name = "bn"
+op = "BatchNormalization"
+inputs = ["c", "scale", "bias", "mean", "var"]
+outputs = ["Y"]
+"#;
+
+    #[test]
+    fn tapping_that_blocks_a_fusion_is_still_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("conv-bn.toml");
+        std::fs::write(&path, CONV_BN).unwrap();
+        let case = crate::case::load(&path).unwrap().remove(0);
+        let trace = OrtEngine
+            .prepare(&case.graph, &case.options)
+            .unwrap()
+            .run(&case.inputs)
+            .unwrap();
+        assert!(
+            trace
+                .notes
+                .iter()
+                .any(|n| n.starts_with("tapping changed final output `Y` by max abs")),
+            "{:?}",
+            trace.notes
+        );
+        assert!(!trace.deployed["Y"].same_bits(&trace.values["Y"]));
+    }
+
+    #[test]
+    fn settings_say_the_threads_and_that_nothing_spins() {
+        let st: BTreeMap<_, _> = OrtEngine
+            .settings(&EngineOptions {
+                threads: 3,
+                ..EngineOptions::default()
+            })
+            .into_iter()
+            .collect();
+        assert_eq!(st["threads"], "3");
+        assert_eq!(st["inter-op threads"], "1");
+        assert_eq!(st["spinning"], "off (intra-op and inter-op)");
     }
 
     #[test]

@@ -11,6 +11,12 @@
 //! candle-onnx is deliberately not used, so every convention shown is
 //! candle's own.
 //!
+//! Threads: candle's CPU kernels (and `gemm`'s) run on rayon's global pool,
+//! sized once by `RAYON_NUM_THREADS` or the cores and shared with the
+//! reference and the judge; its idle workers sleep, so there is no spinning
+//! to turn off, and a case's `threads` cannot resize it per lane. The lane's
+//! settings report its size.
+//!
 //! Dtypes: float16, bfloat16, float32, float64, uint8, uint32, int16, int32
 //! and int64 keep their dtype. bool is stored as candle u8 (0/1, identical
 //! values) and remembered per tensor so it comes back as bool. int8,
@@ -434,6 +440,13 @@ impl Session for CandleSession {
                     .into(),
             ),
             ("tf32".into(), "off (candle default)".into()),
+            (
+                "threads".into(),
+                format!(
+                    "{} (rayon's global pool, shared with the reference and the judge; RAYON_NUM_THREADS)",
+                    candle_core::utils::get_num_threads()
+                ),
+            ),
         ];
         if self.opts.port {
             s.push((

@@ -12,6 +12,12 @@
 //! Host values needed to *build* a lowering (shapes, axes, pads, scales,
 //! sizes) are read back with `Vec::<i64>::try_from`; data tensors stay in
 //! libtorch on the session's device.
+//!
+//! Threads are set, not left to libtorch: [`set_threads`] gives it
+//! `EngineOptions::cpu_threads` intra-op threads and one inter-op thread;
+//! the OpenMP workers' wait policy (passive, so that they sleep instead of
+//! spinning between ops) is libgomp's, set by the binary before libgomp
+//! loads (`main.rs`). The lane's settings report all three.
 
 mod attention;
 mod bitwise;
@@ -381,16 +387,34 @@ impl Engine for TchEngine {
         opts: &EngineOptions,
     ) -> Result<Box<dyn Session>, EngineError> {
         let device = torch_device(opts.device)?;
-        if opts.threads > 0 {
-            // Process-wide in libtorch: the last session prepared wins.
-            tch::set_num_threads(opts.threads.min(i32::MAX as usize) as i32);
-        }
+        set_threads(opts);
         Ok(Box::new(TchSession {
             graph: graph.clone(),
             opts: opts.clone(),
             device,
         }))
     }
+}
+
+/// Inter-op threads: ONNX graphs run node after node, libtorch's inter-op
+/// pool (`torch.jit.fork`) has nothing to do.
+const INTER_OP_THREADS: i32 = 1;
+
+/// Sets libtorch's thread pools for a session: process-wide in libtorch,
+/// so the last session prepared wins; the inter-op pool can be sized only
+/// once, before any parallel work.
+fn set_threads(opts: &EngineOptions) {
+    static INTER_OP: std::sync::Once = std::sync::Once::new();
+    INTER_OP.call_once(|| tch::set_num_interop_threads(INTER_OP_THREADS));
+    tch::set_num_threads(opts.cpu_threads().min(i32::MAX as usize) as i32);
+}
+
+/// libgomp's wait policy as this process loaded it (see `main.rs`).
+fn omp_wait_policy() -> String {
+    std::env::var("OMP_WAIT_POLICY").unwrap_or_else(|_| match std::env::var("GOMP_SPINCOUNT") {
+        Ok(n) => format!("GOMP_SPINCOUNT={n}"),
+        Err(_) => "default (active: workers spin between ops)".into(),
+    })
 }
 
 impl Session for TchSession {
@@ -424,6 +448,11 @@ impl Session for TchSession {
             ("torch".into(), TORCH_VERSION.into()),
             ("device".into(), self.opts.device.to_string()),
             ("threads".into(), tch::get_num_threads().to_string()),
+            (
+                "inter-op threads".into(),
+                tch::get_num_interop_threads().to_string(),
+            ),
+            ("omp wait policy".into(), omp_wait_policy()),
             (
                 "conv tf32".into(),
                 if on_gpu {
@@ -660,5 +689,6 @@ mod tests {
         assert_eq!(st["torch"], "2.11.0");
         assert_eq!(st["device"], "cpu");
         assert!(st["threads"].parse::<i32>().unwrap() >= 1);
+        assert_eq!(st["inter-op threads"], "1");
     }
 }
