@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::backend::{self, Device};
 use crate::case::model_file::{self, ModelSpec};
+use crate::partition::{Partition, PartitionError};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,6 +28,9 @@ pub enum Command {
     /// Write a starter case file for an ONNX model to stdout: the case that
     /// `xdiff run` on the model with the same flags runs.
     Case(CaseArgs),
+    /// Merge the JSON reports of the shards of one run (`run --partition`)
+    /// into the unsharded run's reports.
+    Merge(MergeArgs),
     /// Print the op × backend lowering table generated from the registries.
     Ops,
     /// Print the backends compiled into this binary, comma-separated.
@@ -75,8 +79,31 @@ pub struct RunArgs {
     /// lane's inputs and the reference's outputs on them.
     #[arg(long, value_name = "DIR")]
     pub repro: Option<PathBuf>,
+    /// Run only shard K of N of the case variants: `hash:K/N` (by a stable
+    /// hash of each variant's file and id) or `count:K/N` (round-robin over
+    /// the run's order); `xdiff merge` puts the shards' reports together.
+    #[arg(long, value_name = "SCHEME:K/N")]
+    pub partition: Option<String>,
     #[command(flatten)]
     pub model: ModelArgs,
+}
+
+/// `xdiff merge shard1/report.json ... [--out DIR] [--format F]`.
+#[derive(Debug, clap::Args)]
+pub struct MergeArgs {
+    /// The shards' JSON reports (`report.json` of each `run --partition --out`).
+    #[arg(required = true)]
+    pub reports: Vec<PathBuf>,
+    /// Report format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Also write every report format into this directory (as `run --out`;
+    /// no heatmaps: a report holds no tensors).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Show every node and lane, not only the ones that matter.
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// How to make a model file's inputs (`xdiff run model.onnx`, `xdiff case`).
@@ -158,6 +185,8 @@ pub struct RunConfig {
     pub repro: Option<PathBuf>,
     /// `--shape`, `--input`, `--seed`: how model files (`*.onnx`) make their inputs.
     pub model: ModelSpec,
+    /// `--partition`: run only this shard of the case variants.
+    pub partition: Option<Partition>,
 }
 
 /// A bad command-line value; one line for exit code 2.
@@ -177,6 +206,8 @@ pub enum ArgsError {
     NotADevice(String),
     #[error("--shape, --input and --seed apply to model files (*.onnx); no path names one")]
     NoModelFile,
+    #[error(transparent)]
+    Partition(#[from] PartitionError),
 }
 
 impl RunArgs {
@@ -197,6 +228,7 @@ impl RunArgs {
         if self.model.is_given() && !self.paths.iter().any(|p| model_file::is_model_path(p)) {
             return Err(ArgsError::NoModelFile);
         }
+        let partition = self.partition.as_deref().map(str::parse).transpose()?;
         Ok(RunConfig {
             paths: self.paths,
             backends: self.backends,
@@ -207,6 +239,7 @@ impl RunArgs {
             port: self.port,
             repro: self.repro,
             model: self.model.spec(),
+            partition,
         })
     }
 }
@@ -239,6 +272,11 @@ mod tests {
             "--device: `tpu` is not a device (expected cpu or cuda:N)"
         );
         assert!(resolve(&["--backends", "ort,reference", "--port", "candle"]).is_ok());
+        assert_eq!(
+            bad(&["--partition", "hash:4/3"]),
+            "--partition: `hash:4/3` is not hash:K/N or count:K/N with 1 <= K <= N"
+        );
+        assert!(resolve(&["--partition", "count:3/3"]).is_ok());
     }
 
     #[test]

@@ -58,6 +58,7 @@ fn config(path: &Path) -> RunConfig {
         port: None,
         repro: None,
         model: Default::default(),
+        partition: None,
     }
 }
 
