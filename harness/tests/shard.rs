@@ -167,21 +167,23 @@ fn bad_partitions_and_bad_merges_are_one_line_and_exit_2() {
         dir.join("report.json").display().to_string()
     };
     let (one, two) = (shard(1), shard(2));
+    let (one, two) = (one.as_str(), two.as_str());
     let whole = tmp.path().join("whole");
     xdiff(&["run", case, "--out", whole.to_str().unwrap()]);
     let whole = whole.join("report.json").display().to_string();
+    let whole = whole.as_str();
     let expect = |args: &[&str], says: &str| {
         let (code, _, err) = xdiff(&[&["merge"], args].concat());
         assert_eq!(code, 2, "{args:?}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "{err}");
         assert!(err.contains(says), "{args:?}: {err}");
     };
-    expect(&[&one], "shard(s) 2 of 2 missing");
-    expect(&[&one, &one], "given twice");
-    expect(&[&one, &whole], "not a shard report");
-    expect(&[&one, case], "not an xdiff JSON report");
-    expect(&[&one, "no-such.json"], "no-such.json");
-    let (code, _, err) = xdiff(&["merge", &two, &one]);
+    expect(&[one], "shard(s) 2 of 2 missing");
+    expect(&[one, one], "given twice");
+    expect(&[one, whole], "not a shard report");
+    expect(&[one, case], "not an xdiff JSON report");
+    expect(&[one, "no-such.json"], "no-such.json");
+    let (code, _, err) = xdiff(&["merge", two, one]);
     assert!(code < 2, "{err}");
 }
 
