@@ -3,8 +3,9 @@
 //! with `xdiff merge`, give the unsharded JSON byte for byte once masked
 //! (`report::json::mask`) and the same JUnit test cases; every variant
 //! lands in exactly one shard. The same cases and seeds give the same
-//! masked JSON across repeated runs and thread counts (rayon's, libtorch's
-//! and ONNX Runtime's intra-op threads).
+//! masked JSON across repeated runs and xdiff's thread counts (rayon), and
+//! on exact ops across libtorch's and ONNX Runtime's intra-op threads
+//! (`options.threads`).
 
 mod common;
 
@@ -199,10 +200,16 @@ fn the_same_cases_give_the_same_masked_json_across_runs_and_thread_counts() {
     let tmp = tempfile::tempdir().unwrap();
     let base = masked_run(tmp.path(), "a", &[]);
     assert_eq!(masked_run(tmp.path(), "b", &[]), base, "a repeated run");
-    let one = [("RAYON_NUM_THREADS", "1"), ("OMP_NUM_THREADS", "1")];
+    // xdiff's own threads (rayon: the per-node comparison).
+    let one = [("RAYON_NUM_THREADS", "1")];
     assert_eq!(masked_run(tmp.path(), "one", &one), base, "1 thread");
-    let two = [("RAYON_NUM_THREADS", "2"), ("OMP_NUM_THREADS", "2")];
+    let two = [("RAYON_NUM_THREADS", "2")];
     assert_eq!(masked_run(tmp.path(), "two", &two), base, "2 threads");
+    // Not asserted: libtorch's intra-op threads (OMP_NUM_THREADS=1 against
+    // the default) change libtorch's own values in the last bits on
+    // softmax-opset (a tch cosine 0.9999999999999996 against ...97, same
+    // verdicts): the framework, not xdiff, depends on its thread count. The
+    // exact ops below (Resize) do not.
     // Isolation modes (`--isolation none|lane`, issue 14 item 1, built in
     // parallel) are the next dimension: run `base`'s cases with each mode
     // here and compare the masked JSON the same way.
