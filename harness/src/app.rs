@@ -5,7 +5,10 @@
 //! (each finished case with its evidence, its heatmaps, each finished
 //! sweep, the end of the run). A model file (`*.onnx`) is a case made from
 //! the command line (`case::model_file`); the `case` command prints it as
-//! a starter case file. Also the binary's exit codes.
+//! a starter case file. With `--partition`, only one shard of the variants
+//! runs (`crate::partition`); the `merge` command replays shard reports
+//! (`crate::merge`) through the same events and reporters. Also the
+//! binary's exit codes.
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
@@ -16,12 +19,15 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::case::{self, model_file, Case};
-use crate::cli::{CaseArgs, Format, RunConfig};
+use crate::cli::{CaseArgs, Format, MergeArgs, RunConfig};
+use crate::outcome::{CaseRun, Evidence};
 use crate::report::heatmap::HeatmapWriter;
 use crate::report::json::JsonReporter;
 use crate::report::junit::JunitReporter;
+use crate::report::links::HeatmapLink;
 use crate::report::markdown::MarkdownReporter;
 use crate::report::matrix::MatrixReporter;
+use crate::report::sweep::Matrix;
 use crate::report::sweep::Sweeps;
 use crate::report::text::TextReporter;
 use crate::report::{Event, LoadError, Reporter, Summary};
@@ -116,16 +122,20 @@ fn create(dir: &Path, name: &str) -> anyhow::Result<BufWriter<File>> {
 }
 
 /// The reporters for stdout (in `format`) and, with `--out`, every format as files.
-pub fn reporters(cfg: &RunConfig) -> anyhow::Result<Vec<Box<dyn Reporter>>> {
+pub fn reporters(
+    format: Format,
+    out: Option<&Path>,
+    all: bool,
+) -> anyhow::Result<Vec<Box<dyn Reporter>>> {
     let stdout = io::stdout();
     let mut reporters: Vec<Box<dyn Reporter>> = Vec::new();
-    match cfg.format {
-        Format::Text => reporters.push(Box::new(TextReporter::new(stdout, cfg.all))),
+    match format {
+        Format::Text => reporters.push(Box::new(TextReporter::new(stdout, all))),
         Format::Json => reporters.push(Box::new(JsonReporter::new(stdout))),
         Format::Markdown => {
             let md = MarkdownReporter::new(stdout);
             // With --out, heatmaps are linked by their path from the working directory.
-            let md = match &cfg.out {
+            let md = match out {
                 Some(dir) => md.with_heatmaps(format!("{}/", dir.join(HEATMAP_DIR).display())),
                 None => md,
             };
@@ -133,7 +143,7 @@ pub fn reporters(cfg: &RunConfig) -> anyhow::Result<Vec<Box<dyn Reporter>>> {
         }
         Format::Junit => reporters.push(Box::new(JunitReporter::new(stdout))),
     }
-    if let Some(dir) = &cfg.out {
+    if let Some(dir) = out {
         std::fs::create_dir_all(dir).with_context(|| format!("--out {}", dir.display()))?;
         reporters.push(Box::new(JsonReporter::new(create(dir, "report.json")?)));
         reporters.push(Box::new(TextReporter::new(
@@ -168,6 +178,42 @@ fn emit(reporters: &mut [Box<dyn Reporter>], event: Event) -> io::Result<()> {
     reporters.iter_mut().try_for_each(|r| r.handle(&event))
 }
 
+/// Sends the events of one finished case: the heatmaps drawn for it (with
+/// `--out`), the sweep it ended, the case.
+fn emit_case(
+    reporters: &mut [Box<dyn Reporter>],
+    heatmaps: Option<(&[HeatmapLink], usize)>,
+    ended: Option<&Matrix>,
+    run: &CaseRun,
+) -> io::Result<()> {
+    if let Some((links, skipped)) = heatmaps {
+        emit(reporters, Event::HeatmapsWritten { links, skipped })?;
+    }
+    if let Some(m) = ended {
+        emit(reporters, Event::SweepFinished(m))?;
+    }
+    emit(reporters, Event::CaseFinished(run))
+}
+
+/// Sends the end of a run: the sweep still open, then the totals.
+fn emit_end(
+    reporters: &mut [Box<dyn Reporter>],
+    mut sweeps: Sweeps,
+    summary: &Summary,
+) -> io::Result<()> {
+    if let Some(m) = sweeps.end_current() {
+        emit(reporters, Event::SweepFinished(&m))?;
+    }
+    let sweeps = sweeps.finish();
+    emit(
+        reporters,
+        Event::RunFinished {
+            summary,
+            sweeps: &sweeps,
+        },
+    )
+}
+
 /// The cases of `sources`, and the sources that could not be loaded.
 fn split(sources: Vec<Source>) -> (Vec<Case>, Vec<LoadError>) {
     let mut cases = Vec::new();
@@ -187,10 +233,18 @@ fn split(sources: Vec<Source>) -> (Vec<Case>, Vec<LoadError>) {
 pub fn run(cfg: &RunConfig) -> anyhow::Result<bool> {
     let start = Instant::now();
     let (cases, not_loaded) = split(load_sources(cfg)?);
-    let mut reporters = reporters(cfg)?;
+    let (cases, partition) = match &cfg.partition {
+        Some(p) => {
+            let (mine, info) = crate::partition::apply(p, cases);
+            (mine, Some(info))
+        }
+        None => (cases, None),
+    };
+    let mut reporters = reporters(cfg.format, cfg.out.as_deref(), cfg.all)?;
     let pb = progress(cases.len());
     let mut summary = Summary {
         not_loaded,
+        partition,
         ..Summary::default()
     };
     let mut sweeps = Sweeps::default();
@@ -218,23 +272,16 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<bool> {
         summary.add(&run.report);
         let ended = sweeps.add(&run.report);
         let mut case_events = |reporters: &mut [Box<dyn Reporter>]| -> anyhow::Result<()> {
-            if let Some(h) = heatmaps.as_mut() {
-                let links = h
-                    .case(&run)
-                    .with_context(|| format!("--out: {}", h.dir().display()))?;
-                let skipped = h.skipped;
-                emit(
-                    reporters,
-                    Event::HeatmapsWritten {
-                        links: &links,
-                        skipped,
-                    },
-                )?;
-            }
-            if let Some(m) = &ended {
-                emit(reporters, Event::SweepFinished(m))?;
-            }
-            Ok(emit(reporters, Event::CaseFinished(&run))?)
+            let drawn = match heatmaps.as_mut() {
+                Some(h) => Some((
+                    h.case(&run)
+                        .with_context(|| format!("--out: {}", h.dir().display()))?,
+                    h.skipped,
+                )),
+                None => None,
+            };
+            let drawn = drawn.as_ref().map(|(l, s)| (l.as_slice(), *s));
+            Ok(emit_case(reporters, drawn, ended.as_ref(), &run)?)
         };
         match &pb {
             Some(pb) => pb.suspend(|| case_events(&mut reporters))?,
@@ -248,17 +295,41 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<bool> {
         pb.finish_and_clear();
     }
     summary.wall_ms = start.elapsed().as_secs_f64() * 1e3;
-    if let Some(m) = sweeps.end_current() {
-        emit(&mut reporters, Event::SweepFinished(&m))?;
+    emit_end(&mut reporters, sweeps, &summary)?;
+    bad_sources(&summary.not_loaded)?;
+    Ok(summary.failed == 0)
+}
+
+/// The `merge` command: the shards' reports put together and replayed, in
+/// the run's global order, as the events of one run (no heatmaps: a report
+/// keeps no tensors). Exits like the run it stands for.
+pub fn merge(args: MergeArgs) -> anyhow::Result<bool> {
+    let shards = args
+        .reports
+        .iter()
+        .map(|p| crate::merge::load(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let merged = crate::merge::merge(shards)?;
+    let mut reporters = reporters(args.format, args.out.as_deref(), args.all)?;
+    let mut summary = Summary {
+        not_loaded: merged.not_loaded,
+        ..Summary::default()
+    };
+    for e in &summary.not_loaded {
+        emit(&mut reporters, Event::CaseNotLoaded(e))?;
     }
-    let sweeps = sweeps.finish();
-    emit(
-        &mut reporters,
-        Event::RunFinished {
-            summary: &summary,
-            sweeps: &sweeps,
-        },
-    )?;
+    let mut sweeps = Sweeps::default();
+    for report in merged.cases {
+        summary.add(&report);
+        let ended = sweeps.add(&report);
+        let run = CaseRun {
+            report,
+            evidence: Evidence::default(),
+        };
+        emit_case(&mut reporters, None, ended.as_ref(), &run)?;
+    }
+    summary.wall_ms = merged.wall_ms;
+    emit_end(&mut reporters, sweeps, &summary)?;
     bad_sources(&summary.not_loaded)?;
     Ok(summary.failed == 0)
 }

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::backend::{self, Device};
 use crate::case::model_file::{self, ModelSpec};
 use crate::isolate::Isolation;
+use crate::partition::{Partition, PartitionError};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,6 +30,9 @@ pub enum Command {
     /// Write a starter case file for an ONNX model to stdout: the case that
     /// `xdiff run` on the model with the same flags runs.
     Case(CaseArgs),
+    /// Merge the JSON reports of the shards of one run (`run --partition`)
+    /// into the unsharded run's reports.
+    Merge(MergeArgs),
     /// Print the op × backend lowering table generated from the registries.
     Ops,
     /// Print the backends compiled into this binary, comma-separated.
@@ -80,6 +84,11 @@ pub struct RunArgs {
     /// lane's inputs and the reference's outputs on them.
     #[arg(long, value_name = "DIR")]
     pub repro: Option<PathBuf>,
+    /// Run only shard K of N of the case variants: `hash:K/N` (by a stable
+    /// hash of each variant's file and id) or `count:K/N` (round-robin over
+    /// the run's order); `xdiff merge` puts the shards' reports together.
+    #[arg(long, value_name = "SCHEME:K/N")]
+    pub partition: Option<String>,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
@@ -124,6 +133,24 @@ impl IsolationArgs {
             timeout: Duration::from_secs_f64(self.lane_timeout),
         }))
     }
+}
+
+/// `xdiff merge shard1/report.json ... [--out DIR] [--format F]`.
+#[derive(Debug, clap::Args)]
+pub struct MergeArgs {
+    /// The shards' JSON reports (`report.json` of each `run --partition --out`).
+    #[arg(required = true)]
+    pub reports: Vec<PathBuf>,
+    /// Report format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Also write every report format into this directory (as `run --out`;
+    /// no heatmaps: a report holds no tensors).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Show every node and lane, not only the ones that matter.
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// How to make a model file's inputs (`xdiff run model.onnx`, `xdiff case`).
@@ -207,6 +234,8 @@ pub struct RunConfig {
     pub model: ModelSpec,
     /// `None`: every lane in this process (`--isolation none`).
     pub isolation: Option<Isolation>,
+    /// `--partition`: run only this shard of the case variants.
+    pub partition: Option<Partition>,
 }
 
 /// A bad command-line value; one line for exit code 2.
@@ -230,6 +259,8 @@ pub enum ArgsError {
     LaneTimeout(String),
     #[error("--isolation lane: cannot find the xdiff executable to start lane workers ({0})")]
     NoExe(String),
+    #[error(transparent)]
+    Partition(#[from] PartitionError),
 }
 
 impl RunArgs {
@@ -251,6 +282,7 @@ impl RunArgs {
             return Err(ArgsError::NoModelFile);
         }
         let isolation = self.isolation.resolve()?;
+        let partition = self.partition.as_deref().map(str::parse).transpose()?;
         Ok(RunConfig {
             isolation,
             paths: self.paths,
@@ -262,6 +294,7 @@ impl RunArgs {
             port: self.port,
             repro: self.repro,
             model: self.model.spec(),
+            partition,
         })
     }
 }
@@ -294,6 +327,11 @@ mod tests {
             "--device: `tpu` is not a device (expected cpu or cuda:N)"
         );
         assert!(resolve(&["--backends", "ort,reference", "--port", "candle"]).is_ok());
+        assert_eq!(
+            bad(&["--partition", "hash:4/3"]),
+            "--partition: `hash:4/3` is not hash:K/N or count:K/N with 1 <= K <= N"
+        );
+        assert!(resolve(&["--partition", "count:3/3"]).is_ok());
     }
 
     #[test]

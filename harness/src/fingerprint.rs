@@ -45,7 +45,7 @@ use crate::op::FINGERPRINT_SPACES;
 use crate::tensor::Tensor;
 
 /// What the search found for one diverged output.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Fingerprint {
     /// The backend's output equals the reference under `attrs` (within
     /// 1e-6·(1+|ref|) or 4 f32 ULP per element).
@@ -56,12 +56,13 @@ pub struct Fingerprint {
     /// likely than the others.
     pub attrs: Vec<(String, String)>,
     /// Max abs error between the backend's output and the reference under `attrs`.
+    #[serde(deserialize_with = "crate::json_float::f64_or_nan")]
     pub max_abs: f64,
     pub description: String,
     /// Every convention that fits exactly with as few changes, when there
     /// is more than one: the node's inputs cannot tell them apart. Empty when
     /// the convention is unique.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ambiguous: Vec<Vec<(String, String)>>,
     /// For an ambiguous fingerprint: the probe inputs (other geometries or
     /// values, see [`crate::op::space::Probe`]) that together pull every

@@ -37,6 +37,7 @@ fn main() -> ExitCode {
             .map_err(anyhow::Error::msg)
             .and_then(|cfg| xdiff::app::run(&cfg)),
         Command::Case(c) => xdiff::app::starter(c),
+        Command::Merge(m) => xdiff::app::merge(m),
         Command::Backends => {
             println!("{}", xdiff::case::default_backends().join(","));
             Ok(true)

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::diff::{Comparison, Tolerance};
 use crate::fingerprint::Fingerprint;
@@ -20,7 +20,7 @@ pub struct CaseRun {
 }
 
 /// Verdict of one node (or output) in one lane.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Ok,
@@ -44,7 +44,7 @@ impl Verdict {
 }
 
 /// Whether a divergence started at this node or came in through its inputs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Origin {
     Introduced,
@@ -52,7 +52,7 @@ pub enum Origin {
 }
 
 /// One output of one node in one lane.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutputResult {
     pub verdict: Verdict,
     /// The total (propagated) comparison: this lane's value against the
@@ -84,7 +84,7 @@ impl OutputResult {
 }
 
 /// One node in one lane.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LaneResult {
     pub verdict: Verdict,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -165,7 +165,7 @@ impl LaneResult {
 }
 
 /// One node across lanes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeReport {
     pub index: usize,
     pub name: String,
@@ -177,7 +177,7 @@ pub struct NodeReport {
 }
 
 /// Shape and dtype of an output as the reference computed it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutputInfo {
     pub name: String,
     pub shape: Option<Vec<usize>>,
@@ -185,20 +185,20 @@ pub struct OutputInfo {
     pub tolerance: Option<Tolerance>,
     /// The comparison cannot tell anything: the reference's value is zero,
     /// or below the tolerance, everywhere (any lane value that small agrees).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub vacuous: bool,
 }
 
 /// How many of a case's nodes a lane compared with the reference (for the
 /// reference lane itself: how many it computed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Coverage {
     pub compared: usize,
     pub total: usize,
 }
 
 /// One lane (backend or expected data) of a case.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LaneInfo {
     pub name: String,
     pub settings: BTreeMap<String, String>,
@@ -220,7 +220,7 @@ pub struct LaneInfo {
 /// (application) tolerance: "model outputs agree within X". For ORT these
 /// are the deployed (untapped) model's outputs, so fusions that exposing
 /// every value blocks are judged too.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelOutputs {
     /// Every compared output is within tolerance, same shape and dtype.
     pub agree: bool,
@@ -235,7 +235,7 @@ pub struct ModelOutputs {
 }
 
 /// See [`ModelOutputs::worst`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorstOutput {
     pub output: String,
     pub comparison: Comparison,
@@ -278,7 +278,7 @@ impl ModelOutputs {
 }
 
 /// Where a lane starts to differ from the reference.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FirstDivergence {
     pub index: usize,
     pub node: String,
@@ -287,13 +287,13 @@ pub struct FirstDivergence {
 }
 
 /// Everything about one case variant.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CaseReport {
     pub file: String,
     pub case: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub params: BTreeMap<String, String>,
     pub opset: u32,
     pub device: String,
@@ -305,7 +305,7 @@ pub struct CaseReport {
     /// happen; each starts with `<lane>: `.
     pub failures: Vec<String>,
     /// What a reader should know that does not fail the case (vacuous comparisons).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     pub passed: bool,
     /// Time spent judging the case once its lanes had run: every total and

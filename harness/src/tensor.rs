@@ -12,7 +12,9 @@ use std::fmt;
 use crate::onnx::{data_type as dt, TensorProto};
 
 /// Element types xdiff understands. Names follow ONNX (`float32` = FLOAT).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum DType {
     F16,

@@ -59,6 +59,7 @@ fn config(path: &Path) -> RunConfig {
         repro: None,
         model: Default::default(),
         isolation: None,
+        partition: None,
     }
 }
 

@@ -18,7 +18,7 @@ mod ulp;
 use std::any::Any;
 
 use ndarray::ArrayD;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::tensor::{DType, Tensor};
 
@@ -27,15 +27,19 @@ pub use tolerance::{SameValue, Tolerance, Tolerances};
 pub use ulp::ulp;
 
 /// Metrics of one comparison.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
     pub count: usize,
+    #[serde(deserialize_with = "crate::json_float::f64_or_nan")]
     pub max_abs: f64,
+    #[serde(deserialize_with = "crate::json_float::f64_or_nan")]
     pub max_rel: f64,
     pub mismatches: usize,
+    #[serde(deserialize_with = "crate::json_float::f64_or_nan")]
     pub mismatch_fraction: f64,
     /// Max distance in units in the last place of the backend's dtype (ints: |a-b|).
     pub max_ulp: u64,
+    #[serde(deserialize_with = "crate::json_float::f64_or_nan")]
     pub cosine: f64,
     /// Elements where exactly one side is NaN.
     pub nan_mismatches: usize,
@@ -47,12 +51,16 @@ pub struct Metrics {
     pub worst_reference: Option<f64>,
     /// Local comparisons only: the largest ratio of an element's error to
     /// its bound (docs/tolerance.md); above 1 the node exceeded its bound.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::json_float::some_f64_or_nan"
+    )]
     pub bound_ratio: Option<f64>,
 }
 
 /// The outcome of a comparison.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Comparison {
     Metrics(Metrics),

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use crate::tensor::DType;
 
 /// Absolute and relative tolerance: `|a - ref| <= atol + rtol * |ref|`.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Tolerance {
     pub atol: f64,
     pub rtol: f64,

@@ -17,10 +17,11 @@ pub mod text;
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::lane::EXPECTED;
 use crate::outcome::{CaseReport, CaseRun, LaneInfo, Origin, Verdict};
+use crate::partition::ShardInfo;
 use links::HeatmapLink;
 use sweep::Matrix;
 
@@ -58,7 +59,7 @@ pub trait Reporter {
 }
 
 /// Per-lane tallies over cases.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LaneTally {
     /// Cases where every node of this lane is ok (or declared).
     pub cases_ok: usize,
@@ -78,14 +79,14 @@ impl LaneTally {
 
 /// A case source of a directory run that could not be loaded: the file and
 /// why (the one line a single-file run prints).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoadError {
     pub file: String,
     pub error: String,
 }
 
 /// Totals over a run.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Summary {
     pub cases: usize,
     pub passed: usize,
@@ -94,8 +95,11 @@ pub struct Summary {
     /// Outputs whose comparison is vacuous (see `OutputInfo::vacuous`).
     pub vacuous: usize,
     /// Case files of a directory run that could not be loaded (not run).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_loaded: Vec<LoadError>,
+    /// With `--partition`: which shard of the run this report holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<ShardInfo>,
     pub wall_ms: f64,
 }
 
