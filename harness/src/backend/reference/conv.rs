@@ -7,7 +7,9 @@
 //! through im2col / col2im and ndarray's matrix product on f64 so a 224×224
 //! network runs in seconds.
 
-use ndarray::{s, Array2, ArrayD, ArrayView2, IxDyn};
+use ndarray::{s, Array2, ArrayD, ArrayView2, ArrayViewMut2, IxDyn, ShapeBuilder};
+
+use super::linalg::dgemm_into;
 
 use super::RefTensor;
 use crate::backend::interp::{Coverage, How, Label, Lowered, OpCtx, OpRegistry, OpResult};
@@ -158,7 +160,11 @@ pub(super) fn conv(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<Re
     Ok(Lowered::one(RefTensor::float(y, xt.dtype), How::Spec))
 }
 
-/// im2col + matrix product, block by block over output positions.
+/// Conv's output: bias first, then each group's product accumulated.
+/// A pointwise conv (1×…×1 kernel, stride 1, no pads) multiplies X's planes
+/// as they are; a depthwise one (one input and one output channel per
+/// group) sums its taps directly; everything else goes through im2col and
+/// `dgemm`, block by block over output positions.
 fn conv_forward(
     xa: &ArrayD<f64>,
     wa: &ArrayD<f64>,
@@ -168,30 +174,163 @@ fn conv_forward(
     b: Option<&[f64]>,
 ) -> ArrayD<f64> {
     let (xs, ws) = (xa.shape(), wa.shape());
-    let (n, c, m) = (xs[0], xs[1], ws[0]);
-    let (g, cg, mg) = (a.group, c / a.group, m / a.group);
-    let kernel = &ws[2..];
-    let kc: usize = kernel.iter().product();
-    let plane = &xs[2..];
-    let psize: usize = plane.iter().product();
+    let (n, m) = (xs[0], ws[0]);
     let osize: usize = out_sp.iter().product();
     let xc = xa.as_standard_layout();
-    let xv = xc.as_slice().expect("standard layout");
     let wc = wa.as_standard_layout();
-    let wv = wc.as_slice().expect("standard layout");
-    let rows = cg * kc;
+    let g = ConvGeom {
+        xv: xc.as_slice().expect("standard layout"),
+        wv: wc.as_slice().expect("standard layout"),
+        xs,
+        ws,
+        out_sp,
+        begin,
+        a,
+    };
     let mut y = vec![0.0; n * m * osize];
+    if g.pointwise() {
+        conv_pointwise(&g, &mut y);
+    } else if a.group == xs[1] && a.group == m {
+        conv_depthwise(&g, &mut y);
+    } else {
+        conv_im2col(&g, &mut y);
+    }
+    if let Some(b) = b {
+        for (plane, chunk) in y.chunks_mut(osize.max(1)).enumerate() {
+            let add = b[plane % m];
+            chunk.iter_mut().for_each(|v| *v += add);
+        }
+    }
+    let mut shape = vec![n, m];
+    shape.extend_from_slice(out_sp);
+    ArrayD::from_shape_vec(IxDyn(&shape), y).expect("conv output shape")
+}
+
+/// A Conv's operands (standard layout) and geometry.
+struct ConvGeom<'a> {
+    xv: &'a [f64],
+    wv: &'a [f64],
+    xs: &'a [usize],
+    ws: &'a [usize],
+    out_sp: &'a [usize],
+    begin: &'a [i64],
+    a: &'a ConvArgs,
+}
+
+impl ConvGeom<'_> {
+    /// 1×…×1 kernel, unit strides, no padding: the output grid is X's.
+    fn pointwise(&self) -> bool {
+        self.ws[2..].iter().all(|&k| k == 1)
+            && self.a.strides.iter().all(|&s| s == 1)
+            && self.begin.iter().all(|&p| p == 0)
+            && self.out_sp == &self.xs[2..]
+    }
+
+    /// The output slab of batch `ni`, channels `ch0..ch0+rows`, positions
+    /// `start..start+len`, as a matrix view into `y`.
+    fn out_block<'y>(
+        &self,
+        y: &'y mut [f64],
+        (ni, ch0, rows): (usize, usize, usize),
+        (start, len): (usize, usize),
+    ) -> ArrayViewMut2<'y, f64> {
+        let (m, osize) = (self.ws[0], self.out_sp.iter().product::<usize>());
+        let base = (ni * m + ch0) * osize + start;
+        let span = if rows == 0 {
+            0
+        } else {
+            (rows - 1) * osize + len
+        };
+        ArrayViewMut2::from_shape((rows, len).strides((osize, 1)), &mut y[base..base + span])
+            .expect("output block")
+    }
+
+    /// Group `gi`'s weights as an (M/group)×(C/group·k) matrix.
+    fn weights(&self, gi: usize) -> ArrayView2<'_, f64> {
+        let (mg, rows) = (self.ws[0] / self.a.group, self.wv.len() / self.ws[0].max(1));
+        ArrayView2::from_shape((mg, rows), &self.wv[gi * mg * rows..][..mg * rows])
+            .expect("W block")
+    }
+}
+
+/// Pointwise Conv: per batch and group, W (M/g × C/g) times X's planes.
+fn conv_pointwise(g: &ConvGeom, y: &mut [f64]) {
+    let (n, c, m) = (g.xs[0], g.xs[1], g.ws[0]);
+    let (grp, osize) = (g.a.group, g.out_sp.iter().product::<usize>());
+    let (cg, mg) = (c / grp, m / grp);
+    for ni in 0..n {
+        for gi in 0..grp {
+            let xo = (ni * c + gi * cg) * osize;
+            let xg = ArrayView2::from_shape((cg, osize), &g.xv[xo..xo + cg * osize]).expect("X");
+            dgemm_into(
+                g.weights(gi),
+                xg,
+                g.out_block(y, (ni, gi * mg, mg), (0, osize)),
+            );
+        }
+    }
+}
+
+/// Depthwise Conv: every output channel sums its own kernel's taps over its
+/// own input plane, tap by tap (no im2col, no matrix product).
+fn conv_depthwise(g: &ConvGeom, y: &mut [f64]) {
+    let (n, c) = (g.xs[0], g.xs[1]);
+    let kernel = &g.ws[2..];
+    let kc: usize = kernel.iter().product();
+    let plane = &g.xs[2..];
+    let (psize, osize) = (plane.iter().product::<usize>(), g.out_sp.iter().product());
+    let offs = tap_offsets(
+        0..osize,
+        g.out_sp,
+        plane,
+        kernel,
+        &g.a.strides,
+        &g.a.dil,
+        g.begin,
+    );
+    for (pi, dst) in y.chunks_mut(osize.max(1)).enumerate().take(n * c) {
+        let xp = &g.xv[pi * psize..][..psize];
+        let w = &g.wv[(pi % c) * kc..][..kc];
+        for (kidx, &wk) in w.iter().enumerate() {
+            for (d, &off) in dst.iter_mut().zip(&offs[kidx * osize..][..osize]) {
+                if off >= 0 {
+                    *d += wk * xp[off as usize];
+                }
+            }
+        }
+    }
+}
+
+/// General Conv: im2col + `dgemm`, block by block over output positions.
+fn conv_im2col(g: &ConvGeom, y: &mut [f64]) {
+    let (n, c, m) = (g.xs[0], g.xs[1], g.ws[0]);
+    let grp = g.a.group;
+    let (cg, mg) = (c / grp, m / grp);
+    let kernel = &g.ws[2..];
+    let kc: usize = kernel.iter().product();
+    let plane = &g.xs[2..];
+    let psize: usize = plane.iter().product();
+    let osize: usize = g.out_sp.iter().product();
+    let rows = cg * kc;
     let blk = block_len(rows, osize);
     let mut start = 0;
     while start < osize {
         let end = (start + blk).min(osize);
         let len = end - start;
-        let offs = tap_offsets(start..end, out_sp, plane, kernel, &a.strides, &a.dil, begin);
+        let offs = tap_offsets(
+            start..end,
+            g.out_sp,
+            plane,
+            kernel,
+            &g.a.strides,
+            &g.a.dil,
+            g.begin,
+        );
         let mut cols = Array2::<f64>::zeros((rows, len));
         for ni in 0..n {
-            for gi in 0..g {
+            for gi in 0..grp {
                 for ci in 0..cg {
-                    let xp = &xv[((ni * c) + gi * cg + ci) * psize..][..psize];
+                    let xp = &g.xv[((ni * c) + gi * cg + ci) * psize..][..psize];
                     for kidx in 0..kc {
                         let mut row = cols.row_mut(ci * kc + kidx);
                         let o = &offs[kidx * len..][..len];
@@ -200,24 +339,12 @@ fn conv_forward(
                         }
                     }
                 }
-                let wg = ArrayView2::from_shape((mg, rows), &wv[gi * mg * rows..][..mg * rows])
-                    .expect("W block");
-                let r = wg.dot(&cols);
-                for mi in 0..mg {
-                    let ch = gi * mg + mi;
-                    let add = b.map_or(0.0, |b| b[ch]);
-                    let dst = &mut y[(ni * m + ch) * osize + start..][..len];
-                    for (d, &v) in dst.iter_mut().zip(r.row(mi)) {
-                        *d = v + add;
-                    }
-                }
+                let out = g.out_block(y, (ni, gi * mg, mg), (start, len));
+                dgemm_into(g.weights(gi), cols.view(), out);
             }
         }
         start = end;
     }
-    let mut shape = vec![n, m];
-    shape.extend_from_slice(out_sp);
-    ArrayD::from_shape_vec(IxDyn(&shape), y).expect("conv output shape")
 }
 
 /// ConvTranspose-1/11/22 (<https://onnx.ai/onnx/operators/onnx__ConvTranspose.html>).
@@ -288,6 +415,7 @@ fn transpose_forward(
             &a.dil,
             &begin,
         );
+        let mut cols = Array2::<f64>::zeros((rows, len));
         for ni in 0..n {
             for gi in 0..g {
                 let xg = ArrayView2::from_shape(
@@ -297,7 +425,7 @@ fn transpose_forward(
                 .expect("X block");
                 let wg = ArrayView2::from_shape((cg, rows), &wv[gi * cg * rows..][..cg * rows])
                     .expect("W block");
-                let cols = wg.t().dot(&xg.slice(s![.., start..end]));
+                dgemm_into(wg.t(), xg.slice(s![.., start..end]), cols.view_mut());
                 for mi in 0..mg {
                     let dst = &mut y[(ni * m + gi * mg + mi) * osize..][..osize];
                     for kidx in 0..kc {
@@ -462,5 +590,286 @@ mod tests {
         let node = test_node("Conv", 2, 1, vec![("group", Attr::Int(2))]);
         let e = run_op(&node, 13, &[Some(&x), Some(&w)]).err().unwrap();
         assert!(format!("{e:?}").contains("group"));
+    }
+
+    /// Deterministic pseudo-random values in [-1, 1).
+    fn rand_vals(n: usize, seed: u64) -> Vec<f64> {
+        use rand::{Rng, SeedableRng};
+        let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        (0..n).map(|_| r.random_range(-1.0..1.0)).collect()
+    }
+
+    fn rand_t(shape: &[usize], seed: u64) -> super::RefTensor {
+        f(shape, &rand_vals(shape.iter().product(), seed))
+    }
+
+    /// Row-major flat index of `idx` in `shape`.
+    fn flat(idx: &[usize], shape: &[usize]) -> usize {
+        idx.iter().zip(shape).fold(0, |acc, (&i, &d)| acc * d + i)
+    }
+
+    /// Every multi-index of `shape`, row-major.
+    fn indices(shape: &[usize]) -> Vec<Vec<usize>> {
+        let total: usize = shape.iter().product();
+        (0..total)
+            .map(|mut t| {
+                let mut v = vec![0; shape.len()];
+                for i in (0..shape.len()).rev() {
+                    v[i] = t % shape[i];
+                    t /= shape[i];
+                }
+                v
+            })
+            .collect()
+    }
+
+    /// One random Conv/ConvTranspose geometry.
+    struct Geo {
+        n: usize,
+        c: usize,
+        m: usize,
+        g: usize,
+        sp: Vec<usize>,
+        k: Vec<usize>,
+        s: Vec<usize>,
+        d: Vec<usize>,
+        pads: Vec<usize>,
+    }
+
+    impl Geo {
+        fn attrs(&self) -> Vec<(&'static str, Attr)> {
+            let ints = |v: &[usize]| Attr::Ints(v.iter().map(|&x| x as i64).collect());
+            vec![
+                ("group", Attr::Int(self.g as i64)),
+                ("strides", ints(&self.s)),
+                ("dilations", ints(&self.d)),
+                ("pads", ints(&self.pads)),
+            ]
+        }
+    }
+
+    /// The spec's Conv sum, one output element at a time.
+    fn naive_conv(geo: &Geo, x: &[f64], w: &[f64], b: &[f64]) -> (Vec<usize>, Vec<f64>) {
+        let r = geo.sp.len();
+        let out: Vec<usize> = (0..r)
+            .map(|i| {
+                let ext = (geo.k[i] - 1) * geo.d[i] + 1;
+                (geo.sp[i] + geo.pads[i] + geo.pads[r + i] - ext) / geo.s[i] + 1
+            })
+            .collect();
+        let (cg, mg) = (geo.c / geo.g, geo.m / geo.g);
+        let mut xs = vec![geo.n, geo.c];
+        xs.extend(&geo.sp);
+        let mut ws = vec![geo.m, cg];
+        ws.extend(&geo.k);
+        let mut ys = vec![geo.n, geo.m];
+        ys.extend(&out);
+        let mut y = vec![0.0; ys.iter().product()];
+        for yi in indices(&ys) {
+            let (ni, mi) = (yi[0], yi[1]);
+            let mut acc = b[mi];
+            for ci in 0..cg {
+                for ki in indices(&geo.k) {
+                    let pos: Vec<i64> = (0..r)
+                        .map(|a| {
+                            (yi[2 + a] * geo.s[a] + ki[a] * geo.d[a]) as i64 - geo.pads[a] as i64
+                        })
+                        .collect();
+                    if pos
+                        .iter()
+                        .zip(&geo.sp)
+                        .any(|(&p, &l)| p < 0 || p >= l as i64)
+                    {
+                        continue;
+                    }
+                    let mut xi = vec![ni, (mi / mg) * cg + ci];
+                    xi.extend(pos.iter().map(|&p| p as usize));
+                    let mut wi = vec![mi, ci];
+                    wi.extend(&ki);
+                    acc += w[flat(&wi, &ws)] * x[flat(&xi, &xs)];
+                }
+            }
+            y[flat(&yi, &ys)] = acc;
+        }
+        (ys, y)
+    }
+
+    /// The spec's ConvTranspose scatter, one input element at a time.
+    fn naive_conv_transpose(geo: &Geo, x: &[f64], w: &[f64], b: &[f64]) -> (Vec<usize>, Vec<f64>) {
+        let r = geo.sp.len();
+        let out: Vec<usize> = (0..r)
+            .map(|i| {
+                geo.s[i] * (geo.sp[i] - 1) + (geo.k[i] - 1) * geo.d[i] + 1
+                    - geo.pads[i]
+                    - geo.pads[r + i]
+            })
+            .collect();
+        let (cg, mg) = (geo.c / geo.g, geo.m / geo.g);
+        let mut xs = vec![geo.n, geo.c];
+        xs.extend(&geo.sp);
+        let mut ws = vec![geo.c, mg];
+        ws.extend(&geo.k);
+        let mut ys = vec![geo.n, geo.m];
+        ys.extend(&out);
+        let mut y = vec![0.0; ys.iter().product()];
+        for yi in indices(&ys) {
+            y[flat(&yi, &ys)] = b[yi[1]];
+        }
+        for xi in indices(&xs) {
+            let (ni, ci) = (xi[0], xi[1]);
+            for mo in 0..mg {
+                for ki in indices(&geo.k) {
+                    let pos: Vec<i64> = (0..r)
+                        .map(|a| {
+                            (xi[2 + a] * geo.s[a] + ki[a] * geo.d[a]) as i64 - geo.pads[a] as i64
+                        })
+                        .collect();
+                    if pos.iter().zip(&out).any(|(&p, &l)| p < 0 || p >= l as i64) {
+                        continue;
+                    }
+                    let mut yi = vec![ni, (ci / cg) * mg + mo];
+                    yi.extend(pos.iter().map(|&p| p as usize));
+                    let mut wi = vec![ci, mo];
+                    wi.extend(&ki);
+                    y[flat(&yi, &ys)] += w[flat(&wi, &ws)] * x[flat(&xi, &xs)];
+                }
+            }
+        }
+        (ys, y)
+    }
+
+    fn assert_close(got: &[f64], want: &[f64]) {
+        assert_eq!(got.len(), want.len());
+        for (i, (a, b)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-12 * (1.0 + b.abs()),
+                "element {i}: {a} vs {b}"
+            );
+        }
+    }
+
+    /// Random geometries covering every Conv path: pointwise, depthwise,
+    /// grouped and dense im2col; 1-D/2-D/3-D, dilations, strides and
+    /// asymmetric pads.
+    fn geometries() -> Vec<Geo> {
+        let geo =
+            |n, c, m, g, sp: &[usize], k: &[usize], s: &[usize], d: &[usize], pads: &[usize]| Geo {
+                n,
+                c,
+                m,
+                g,
+                sp: sp.to_vec(),
+                k: k.to_vec(),
+                s: s.to_vec(),
+                d: d.to_vec(),
+                pads: pads.to_vec(),
+            };
+        vec![
+            geo(
+                2,
+                3,
+                4,
+                1,
+                &[7, 6],
+                &[1, 1],
+                &[1, 1],
+                &[1, 1],
+                &[0, 0, 0, 0],
+            ),
+            geo(
+                1,
+                4,
+                6,
+                2,
+                &[5, 5],
+                &[1, 1],
+                &[1, 1],
+                &[2, 1],
+                &[0, 0, 0, 0],
+            ),
+            geo(
+                2,
+                4,
+                4,
+                4,
+                &[6, 7],
+                &[3, 3],
+                &[1, 2],
+                &[1, 1],
+                &[1, 0, 2, 1],
+            ),
+            geo(1, 3, 3, 3, &[9], &[3], &[2], &[2], &[2, 1]),
+            geo(
+                2,
+                6,
+                4,
+                2,
+                &[7, 5],
+                &[3, 2],
+                &[2, 1],
+                &[2, 1],
+                &[1, 0, 0, 2],
+            ),
+            geo(
+                1,
+                2,
+                3,
+                1,
+                &[4, 5, 3],
+                &[2, 3, 2],
+                &[1, 2, 1],
+                &[1, 1, 2],
+                &[0, 1, 1, 1, 0, 1],
+            ),
+            geo(1, 3, 5, 1, &[11], &[4], &[3], &[1], &[0, 3]),
+        ]
+    }
+
+    #[test]
+    fn conv_paths_match_the_naive_sum() {
+        for (i, geo) in geometries().iter().enumerate() {
+            let seed = 10 * i as u64;
+            let mut xs = vec![geo.n, geo.c];
+            xs.extend(&geo.sp);
+            let mut ws = vec![geo.m, geo.c / geo.g];
+            ws.extend(&geo.k);
+            let (x, w, b) = (
+                rand_t(&xs, seed),
+                rand_t(&ws, seed + 1),
+                rand_t(&[geo.m], seed + 2),
+            );
+            let (shape, y) = run("Conv", 13, geo.attrs(), &[&x, &w, &b]);
+            let (fl, bv) = (
+                |t: &super::RefTensor| t.floats().unwrap(),
+                b.floats().unwrap(),
+            );
+            let (ws_, want) = naive_conv(geo, &fl(&x), &fl(&w), &bv);
+            assert_eq!(shape, ws_, "geometry {i}");
+            assert_close(&y, &want);
+        }
+    }
+
+    #[test]
+    fn conv_transpose_matches_the_naive_scatter() {
+        for (i, geo) in geometries().iter().enumerate() {
+            let seed = 100 + 10 * i as u64;
+            let mut xs = vec![geo.n, geo.c];
+            xs.extend(&geo.sp);
+            let mut ws = vec![geo.c, geo.m / geo.g];
+            ws.extend(&geo.k);
+            let (x, w, b) = (
+                rand_t(&xs, seed),
+                rand_t(&ws, seed + 1),
+                rand_t(&[geo.m], seed + 2),
+            );
+            let (shape, y) = run("ConvTranspose", 13, geo.attrs(), &[&x, &w, &b]);
+            let (fl, bv) = (
+                |t: &super::RefTensor| t.floats().unwrap(),
+                b.floats().unwrap(),
+            );
+            let (ws_, want) = naive_conv_transpose(geo, &fl(&x), &fl(&w), &bv);
+            assert_eq!(shape, ws_, "geometry {i}");
+            assert_close(&y, &want);
+        }
     }
 }

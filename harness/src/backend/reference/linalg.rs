@@ -6,7 +6,7 @@
 //! 1-D promotion and batch broadcasting — are spelled out here. Integer
 //! products use a plain wrapping loop in the input's fixed-width type.
 
-use ndarray::{Array2, ArrayD, ArrayView2, Axis, Ix2, Ix3, IxDyn};
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayView3, ArrayViewMut2, Axis, Ix2, IxDyn};
 
 use super::elementwise::{Arith, IntElem};
 use super::shape::{arr, float_to, wide_ints};
@@ -36,39 +36,57 @@ pub fn register(r: &mut OpRegistry<RefTensor>) {
     );
 }
 
-/// a·b on fixed-width integers, wrapping.
-fn int_mm<T: IntElem>(a: ArrayView2<T>, b: ArrayView2<T>) -> Array2<T> {
-    let (m, k) = a.dim();
-    let n = b.dim().1;
-    Array2::from_shape_fn((m, n), |(i, j)| {
-        (0..k).fold(T::narrow(0), |acc, p| {
+/// a·b on fixed-width integers, wrapping, written into `out`.
+fn int_mm<T: IntElem>(a: ArrayView2<T>, b: ArrayView2<T>, mut out: ArrayViewMut2<T>) {
+    let k = a.dim().1;
+    for ((i, j), o) in out.indexed_iter_mut() {
+        *o = (0..k).fold(T::narrow(0), |acc, p| {
             acc.arith(
                 Arith::Add,
                 a[[i, p]].arith(Arith::Mul, b[[p, j]]).expect("no division"),
             )
             .expect("no division")
-        })
-    })
+        });
+    }
 }
 
-fn f64_mm(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Array2<f64> {
-    a.dot(&b)
+/// `c = a·b` on f64 through matrixmultiply's blocked, FMA-vectorised `dgemm`
+/// (the kernel ndarray's `dot` uses, called on the views' own strides so no
+/// operand is copied and the product lands in place). `c` need not be
+/// initialised: beta is 0.
+pub(super) fn dgemm_into(a: ArrayView2<f64>, b: ArrayView2<f64>, mut c: ArrayViewMut2<f64>) {
+    let ((m, k), (k2, n)) = (a.dim(), b.dim());
+    assert!(k == k2 && c.dim() == (m, n), "dgemm_into: shapes");
+    let (sa, sb, sc) = (a.strides(), b.strides(), c.strides().to_vec());
+    // SAFETY: the pointers and strides come from live views of exactly the
+    // dimensions passed, and `c` is borrowed mutably (no aliasing).
+    unsafe {
+        matrixmultiply::dgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            sa[0],
+            sa[1],
+            b.as_ptr(),
+            sb[0],
+            sb[1],
+            0.0,
+            c.as_mut_ptr(),
+            sc[0],
+            sc[1],
+        );
+    }
 }
 
-/// Contents with a new shape, contiguous.
-fn reshape3<T: Clone>(a: &ArrayD<T>, shape: [usize; 3]) -> ndarray::Array3<T> {
-    ArrayD::from_shape_vec(IxDyn(&shape), a.iter().cloned().collect())
-        .expect("count matches")
-        .into_dimensionality::<Ix3>()
-        .expect("rank 3")
-}
-
-/// numpy matmul: 1-D operands promoted (and the added dim removed), batch dims broadcast.
-fn matmul_nd<T: Clone>(
+/// numpy matmul: 1-D operands promoted (and the added dim removed), batch
+/// dims broadcast; `mm` writes each 2-D product into its slot of the output.
+fn matmul_nd<T: Clone + Default>(
     ctx: &OpCtx,
     a: &ArrayD<T>,
     b: &ArrayD<T>,
-    mm: impl Fn(ArrayView2<T>, ArrayView2<T>) -> Array2<T>,
+    mm: impl Fn(ArrayView2<T>, ArrayView2<T>, ArrayViewMut2<T>),
 ) -> OpResult<ArrayD<T>> {
     let (ra, rb) = (a.ndim(), b.ndim());
     if ra == 0 || rb == 0 {
@@ -101,8 +119,9 @@ fn matmul_nd<T: Clone>(
             b.shape()
         ))
     })?;
-    let a3 = reshape3(a, [abatch.iter().product(), m, k]);
-    let b3 = reshape3(b, [bbatch.iter().product(), k, n]);
+    let (ac, bc) = (a.as_standard_layout(), b.as_standard_layout());
+    let a3 = stack3(ac.as_slice().expect("standard layout"), abatch, m, k);
+    let b3 = stack3(bc.as_slice().expect("standard layout"), bbatch, k, n);
     let nb: usize = batch.iter().product();
     // flat batch index in an operand whose batch dims are right-aligned to `batch`
     let source = |dims: &[usize], mut bi: usize| {
@@ -121,13 +140,14 @@ fn matmul_nd<T: Clone>(
         }
         idx
     };
-    let mut out = Vec::with_capacity(nb * m * n);
-    for bi in 0..nb {
-        let p = mm(
+    let mut out = vec![T::default(); nb * m * n];
+    for (bi, slot) in out.chunks_mut((m * n).max(1)).enumerate().take(nb) {
+        let slot = ArrayViewMut2::from_shape((m, n), slot).expect("slot shape");
+        mm(
             a3.index_axis(Axis(0), source(abatch, bi)),
             b3.index_axis(Axis(0), source(bbatch, bi)),
+            slot,
         );
-        out.extend(p.iter().cloned());
     }
     let mut shape = batch.clone();
     if ra > 1 {
@@ -139,11 +159,17 @@ fn matmul_nd<T: Clone>(
     Ok(ArrayD::from_shape_vec(IxDyn(&shape), out).expect("count matches"))
 }
 
+/// Row-major contents seen as a stack of `rows`×`cols` matrices.
+fn stack3<'a, T>(a: &'a [T], batch: &[usize], rows: usize, cols: usize) -> ArrayView3<'a, T> {
+    let nb = batch.iter().product();
+    ArrayView3::from_shape((nb, rows, cols), a).expect("count matches")
+}
+
 /// MatMul-1/9/13: numpy `matmul` (1-D promotion, broadcast batch dims).
 pub(super) fn matmul(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
     let (a, b) = (ctx.input(x, 0)?, ctx.input(x, 1)?);
     let out = match (&a.data, &b.data) {
-        (Tensor::F64(p), Tensor::F64(q)) => Tensor::F64(matmul_nd(ctx, p, q, f64_mm)?),
+        (Tensor::F64(p), Tensor::F64(q)) => Tensor::F64(matmul_nd(ctx, p, q, dgemm_into)?),
         (p, q) if p.dtype() == q.dtype() => {
             by_dtype!(ints p.dtype(), T => T::wrap(matmul_nd(ctx, arr::<T>(p), arr::<T>(q), int_mm::<T>)?),
             _ => return Err(ctx.fail(format!("MatMul of {}", a.dtype))))
@@ -218,7 +244,9 @@ fn gemm(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
         (Tensor::F64(p), Tensor::F64(q)) => {
             let (am, bm) = (mat(ctx, p, "A", ta)?, mat(ctx, q, "B", tb)?);
             let (m, n) = check(am.dim(), bm.dim())?;
-            let mut y = am.dot(&bm).into_dyn();
+            let mut y = Array2::zeros((m, n));
+            dgemm_into(am, bm, y.view_mut());
+            let mut y = y.into_dyn();
             y.mapv_inplace(|v| alpha * v);
             if let Some(cf) = c_full(m, n)? {
                 y.zip_mut_with(&cf, |y, &c| *y += beta * c);
@@ -228,7 +256,9 @@ fn gemm(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
         (p, q) => by_dtype!(ints p.dtype(), T => {
             let (am, bm) = (mat(ctx, arr::<T>(p), "A", ta)?, mat(ctx, arr::<T>(q), "B", tb)?);
             let (m, n) = check(am.dim(), bm.dim())?;
-            let prod = int_mm::<T>(am, bm).into_dyn();
+            let mut prod = Array2::<T>::default((m, n));
+            int_mm::<T>(am, bm, prod.view_mut());
+            let prod = prod.into_dyn();
             match c {
                 Some(ct) if alpha == 1.0 && beta == 1.0 => {
                     c_full(m, n)?;
@@ -331,5 +361,108 @@ mod tests {
         assert_eq!(yi.data.to_f64_vec(), vec![0.]); // 2*MAX wraps to -2, +2 = 0
         let node = test_node("MatMul", 2, 1, vec![]);
         assert!(run_op(&node, 13, &[Some(&m), Some(&m)]).is_err());
+    }
+
+    fn rand_t(shape: &[usize], seed: u64) -> RefTensor {
+        use rand::{Rng, SeedableRng};
+        let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let n = shape.iter().product();
+        f(
+            shape,
+            &(0..n)
+                .map(|_| r.random_range(-1.0..1.0))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    fn assert_close(got: &[f64], want: &[f64]) {
+        assert_eq!(got.len(), want.len());
+        for (i, (a, b)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-12 * (1.0 + b.abs()),
+                "element {i}: {a} vs {b}"
+            );
+        }
+    }
+
+    #[test]
+    fn matmul_gemm_path_matches_the_naive_loop_under_batch_broadcast() {
+        // (batch A, batch B, m, k, n): broadcast on either side, size-1 and empty-free shapes
+        let cases: [(&[usize], &[usize], usize, usize, usize); 4] = [
+            (&[2, 1, 3], &[4, 1], 5, 7, 3),
+            (&[1], &[3], 1, 9, 17),
+            (&[], &[2, 2], 33, 20, 9),
+            (&[3], &[], 8, 1, 8),
+        ];
+        for (ci, &(ba, bb, m, k, n)) in cases.iter().enumerate() {
+            let ash: Vec<usize> = ba.iter().copied().chain([m, k]).collect();
+            let bsh: Vec<usize> = bb.iter().copied().chain([k, n]).collect();
+            let (a, b) = (rand_t(&ash, ci as u64), rand_t(&bsh, 50 + ci as u64));
+            let y = run("MatMul", vec![], &[Some(&a), Some(&b)]);
+            let batch = broadcast_shape(ba, bb).unwrap();
+            let (av, bv) = (a.f64().unwrap(), b.f64().unwrap());
+            let mut want = Vec::new();
+            let nb: usize = batch.iter().product();
+            for bi in 0..nb {
+                // the batch multi-index, then each operand's own (size-1 dims read 0)
+                let mut idx = vec![0; batch.len()];
+                let mut t = bi;
+                for d in (0..batch.len()).rev() {
+                    idx[d] = t % batch[d];
+                    t /= batch[d];
+                }
+                let pick = |own: &[usize]| -> Vec<usize> {
+                    let off = batch.len() - own.len();
+                    own.iter()
+                        .enumerate()
+                        .map(|(d, &s)| if s == 1 { 0 } else { idx[off + d] })
+                        .collect()
+                };
+                let (ia, ib) = (pick(ba), pick(bb));
+                for r in 0..m {
+                    for c in 0..n {
+                        let mut acc = 0.0;
+                        for p in 0..k {
+                            let ai: Vec<usize> = ia.iter().copied().chain([r, p]).collect();
+                            let bj: Vec<usize> = ib.iter().copied().chain([p, c]).collect();
+                            acc += av[IxDyn(&ai)] * bv[IxDyn(&bj)];
+                        }
+                        want.push(acc);
+                    }
+                }
+            }
+            let mut shape = batch.clone();
+            shape.extend([m, n]);
+            assert_eq!(y.shape(), &shape[..], "case {ci}");
+            assert_close(&y.floats().unwrap(), &want);
+        }
+    }
+
+    #[test]
+    fn gemm_path_matches_the_naive_loop_with_transposes() {
+        let (m, k, n) = (13, 11, 7);
+        for (ta, tb) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+            let a = rand_t(&if ta == 1 { [k, m] } else { [m, k] }, 7);
+            let b = rand_t(&if tb == 1 { [n, k] } else { [k, n] }, 8);
+            let c = rand_t(&[n], 9);
+            let attrs = vec![
+                ("transA", Attr::Int(ta)),
+                ("transB", Attr::Int(tb)),
+                ("alpha", Attr::Float(0.5)),
+                ("beta", Attr::Float(2.0)),
+            ];
+            let y = run("Gemm", attrs, &[Some(&a), Some(&b), Some(&c)]);
+            let (av, bv, cv) = (a.f64().unwrap(), b.f64().unwrap(), c.floats().unwrap());
+            let at = |r: usize, p: usize| if ta == 1 { av[[p, r]] } else { av[[r, p]] };
+            let bt = |p: usize, q: usize| if tb == 1 { bv[[q, p]] } else { bv[[p, q]] };
+            let want: Vec<f64> = (0..m * n)
+                .map(|e| {
+                    let (r, q) = (e / n, e % n);
+                    0.5 * (0..k).map(|p| at(r, p) * bt(p, q)).sum::<f64>() + 2.0 * cv[q]
+                })
+                .collect();
+            assert_eq!(y.shape(), &[m, n]);
+            assert_close(&y.floats().unwrap(), &want);
+        }
     }
 }

@@ -62,21 +62,27 @@ pub fn broadcast_shape(a: &[usize], b: &[usize]) -> OpResult<Vec<usize>> {
     Ok(out)
 }
 
-/// Applies `f` elementwise under broadcasting.
+/// Applies `f` elementwise under broadcasting. Equal shapes in standard
+/// layout zip the two slices; otherwise ndarray's `Zip` walks the broadcast
+/// views with an inner loop over the last axis (no per-element `IxDyn`
+/// indexing); the result keeps the inputs' memory order when they share one.
 pub fn broadcast_map<A: Clone, B: Clone, C>(
     a: &ArrayD<A>,
     b: &ArrayD<B>,
     f: impl Fn(A, B) -> C,
 ) -> OpResult<ArrayD<C>> {
     let shape = broadcast_shape(a.shape(), b.shape())?;
+    if let (Some(x), Some(y)) = (a.as_slice(), b.as_slice()) {
+        if a.shape() == b.shape() {
+            let v = x.iter().zip(y).map(|(p, q)| f(p.clone(), q.clone()));
+            return Ok(ArrayD::from_shape_vec(IxDyn(&shape), v.collect()).expect("shape matches"));
+        }
+    }
     let av = a.broadcast(IxDyn(&shape)).expect("broadcastable");
     let bv = b.broadcast(IxDyn(&shape)).expect("broadcastable");
-    let v: Vec<C> = av
-        .iter()
-        .zip(bv.iter())
-        .map(|(x, y)| f(x.clone(), y.clone()))
-        .collect();
-    Ok(ArrayD::from_shape_vec(IxDyn(&shape), v).expect("shape matches"))
+    Ok(ndarray::Zip::from(&av)
+        .and(&bv)
+        .map_collect(|p, q| f(p.clone(), q.clone())))
 }
 
 pub use crate::backend::interp::test_node;
