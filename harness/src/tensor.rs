@@ -378,10 +378,12 @@ mod proto {
     /// (ndarray's limit: its bytes must fit in `isize`); checked before any
     /// allocation, since a file's dims are only a claim.
     fn element_count(p: &TensorProto, shape: &[usize]) -> Result<usize, TensorError> {
+        // ndarray bounds the product of the non-zero dims: [2^62, 0, 4] is refused too.
         shape
             .iter()
-            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .try_fold(1usize, |n, &d| n.checked_mul(d.max(1)))
             .filter(|n| n.checked_mul(8).is_some_and(|b| b <= isize::MAX as usize))
+            .map(|_| shape.iter().product())
             .ok_or_else(|| {
                 malformed(
                     p,

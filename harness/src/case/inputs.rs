@@ -39,10 +39,12 @@ const MAX_GENERATED: usize = 1 << 26;
 
 /// The element count of `shape`, checked against [`MAX_GENERATED`].
 fn generated_len(file: &Path, key: &str, shape: &[usize]) -> Result<usize, CaseError> {
+    // Zero dims count as one: ndarray bounds the product of the others.
     shape
         .iter()
-        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .try_fold(1usize, |n, &d| n.checked_mul(d.max(1)))
         .filter(|&n| n <= MAX_GENERATED)
+        .map(|_| shape.iter().product())
         .ok_or_else(|| {
             CaseError::new(
                 file,
