@@ -696,7 +696,7 @@ fn mutate_model(rng: &mut ChaCha8Rng, m: &mut onnx::ModelProto) {
         1 => {
             let bad = external(
                 &[1 << 40],
-                *pick(
+                pick::<&str>(
                     rng,
                     &[
                         "weights.bin",
@@ -737,7 +737,7 @@ fn mutate_model(rng: &mut ChaCha8Rng, m: &mut onnx::ModelProto) {
                 n.op_type = pick(rng, WORDS).to_string();
             }
         }
-        _ => g.output.push(vi(*pick(rng, WORDS), &[1])),
+        _ => g.output.push(vi(pick::<&str>(rng, WORDS), &[1])),
     }
 }
 
