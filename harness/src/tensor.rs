@@ -376,13 +376,31 @@ mod proto {
         }
     }
 
+    /// The element count of `shape`, when it is one a tensor can hold
+    /// (ndarray's limit: its bytes must fit in `isize`); checked before any
+    /// allocation, since a file's dims are only a claim.
+    fn element_count(p: &TensorProto, shape: &[usize]) -> Result<usize, TensorError> {
+        // ndarray bounds the product of the non-zero dims: [2^62, 0, 4] is refused too.
+        shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d.max(1)))
+            .filter(|n| n.checked_mul(8).is_some_and(|b| b <= isize::MAX as usize))
+            .map(|_| shape.iter().product())
+            .ok_or_else(|| {
+                malformed(
+                    p,
+                    format!("dims {shape:?} hold more elements than any tensor can"),
+                )
+            })
+    }
+
     fn raw<T: Element, const N: usize>(
         p: &TensorProto,
         shape: &[usize],
         conv: fn([u8; N]) -> T,
     ) -> Result<Tensor, TensorError> {
-        let count: usize = shape.iter().product();
-        if p.raw_data.len() != count * N {
+        let count = element_count(p, shape)?;
+        if Some(p.raw_data.len()) != count.checked_mul(N) {
             return Err(malformed(
                 p,
                 format!(
@@ -410,7 +428,7 @@ mod proto {
         src: &[S],
         conv: impl Fn(S) -> T,
     ) -> Result<Tensor, TensorError> {
-        let count: usize = shape.iter().product();
+        let count = element_count(p, shape)?;
         if src.len() != count {
             return Err(malformed(
                 p,

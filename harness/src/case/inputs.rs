@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+use rand::distr::Uniform;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
@@ -31,6 +32,27 @@ pub(super) fn tensor_seed(case_seed: u64, name: &str) -> u64 {
     h
 }
 
+/// The most elements xdiff generates for one tensor (2^26: 256 MiB of
+/// float32, staged as 512 MiB of float64); a larger shape is one error
+/// naming the key, not an allocation the machine cannot make.
+const MAX_GENERATED: usize = 1 << 26;
+
+/// The element count of `shape`, checked against [`MAX_GENERATED`].
+fn generated_len(file: &Path, key: &str, shape: &[usize]) -> Result<usize, CaseError> {
+    // Zero dims count as one: ndarray bounds the product of the others.
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d.max(1)))
+        .filter(|&n| n <= MAX_GENERATED)
+        .map(|_| shape.iter().product())
+        .ok_or_else(|| {
+            CaseError::new(
+                file,
+                format!("key `{key}.shape`: {shape:?} holds more than {MAX_GENERATED} elements, the most xdiff generates for one tensor"),
+            )
+        })
+}
+
 /// Makes a tensor from its case-file description.
 pub fn generate_tensor(
     file: &Path,
@@ -41,7 +63,7 @@ pub fn generate_tensor(
     dtype: DType,
     seed: u64,
 ) -> Result<Tensor, CaseError> {
-    let n: usize = shape.iter().product();
+    let n = generated_len(file, key, shape)?;
     if let Some(f) = &spec.file {
         let path = dir.join(f);
         let name = key.strip_prefix("inputs.").unwrap_or(key);
@@ -79,6 +101,17 @@ pub fn generate_tensor(
     Ok(Tensor::from_f64(dtype, shape, &values))
 }
 
+/// The uniform distribution over `[lo, hi]`, when that is one (finite
+/// bounds, in order, a finite width).
+fn uniform(file: &Path, key: &str, lo: f64, hi: f64) -> Result<Uniform<f64>, CaseError> {
+    Uniform::new_inclusive(lo, hi).map_err(|e| {
+        CaseError::new(
+            file,
+            format!("key `{key}.low`/`{key}.high`: no uniform range [{lo}, {hi}] ({e})"),
+        )
+    })
+}
+
 const DISTS: &str = "uniform, normal, ramp, arange, checkerboard, constant, tails, ties, denormal, extremes or specials";
 
 /// `n` values of the distribution `dist` (any but `specials`).
@@ -94,7 +127,10 @@ fn draw(
     let n: usize = shape.iter().product();
     let (lo, hi) = (spec.low.unwrap_or(-1.0), spec.high.unwrap_or(1.0));
     Ok(match dist {
-        "uniform" => (0..n).map(|_| rng.random_range(lo..=hi)).collect(),
+        "uniform" => {
+            let d = uniform(file, key, lo, hi)?;
+            (0..n).map(|_| d.sample(rng)).collect()
+        }
         "normal" => {
             let d = Normal::new(spec.mean.unwrap_or(0.0), spec.std.unwrap_or(1.0))
                 .map_err(|e| CaseError::new(file, format!("key `{key}.std`: {e}")))?;
@@ -161,9 +197,10 @@ fn tails(
             format!("key `{key}.low`: `tails` needs 0 <= low <= high (got low {lo}, high {hi})"),
         ));
     }
+    let d = uniform(file, key, lo, hi)?;
     Ok((0..n)
         .map(|_| {
-            let m = rng.random_range(lo..=hi);
+            let m = d.sample(rng);
             if rng.random_bool(0.5) {
                 m
             } else {
@@ -394,6 +431,7 @@ pub(super) fn make_inputs(
         let spec = raw.inputs.get(&vi.name).unwrap_or(&default);
         let dtype = input_dtype(file, &key, vi, spec)?;
         let shape = input_shape(file, &key, vi, spec.shape.as_deref(), &mut bound)?;
+        generated_len(file, &key, &shape)?;
         shapes.insert(&vi.name, shape.clone());
         planned.push((vi, key, spec, dtype, shape));
     }

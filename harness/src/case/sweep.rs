@@ -91,6 +91,26 @@ pub(super) fn variants(file: &Path, text: &str) -> Result<Vec<Variant>, CaseErro
     Ok(cases)
 }
 
+/// The most variants one `[[sweep]]` grid may expand to.
+const MAX_VARIANTS: usize = 100_000;
+
+/// Checks that a grid's product stays under [`MAX_VARIANTS`] before it is
+/// expanded (a few short arrays can multiply past any memory).
+fn grid_size(file: &Path, key: &str, grid: &toml::Table) -> Result<(), CaseError> {
+    let product = grid
+        .values()
+        .map(|v| v.as_array().map_or(1, Vec::len).max(1))
+        .try_fold(1usize, |n, len| n.checked_mul(len))
+        .filter(|&n| n <= MAX_VARIANTS);
+    match product {
+        Some(_) => Ok(()),
+        None => Err(CaseError::new(
+            file,
+            format!("key `{key}.grid`: expands to more than {MAX_VARIANTS} variants"),
+        )),
+    }
+}
+
 /// One sweep's grid -> (variant name, full parameter set).
 fn expand_sweep(
     file: &Path,
@@ -117,6 +137,7 @@ fn expand_sweep(
             format!("key `{key}.grid`: expected a table of parameter -> [values]"),
         )
     })?;
+    grid_size(file, &key, grid)?;
     let mut combos: Vec<Vec<(String, toml::Value)>> = vec![vec![]];
     for (p, values) in grid {
         let values = values.as_array().filter(|a| !a.is_empty()).ok_or_else(|| {

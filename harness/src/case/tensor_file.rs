@@ -9,6 +9,7 @@ use std::io::Cursor;
 use std::path::Path;
 
 use ndarray::{ArrayD, IxDyn, OwnedRepr};
+use ndarray_npy::npy::header::Header;
 use ndarray_npy::{NpzReader, ReadNpyError, ReadNpyExt, ReadNpzError, ReadableElement};
 
 use crate::onnx;
@@ -20,12 +21,49 @@ use crate::tensor::{Element, Tensor};
 pub fn read(path: &Path, input: &str) -> Result<Tensor, String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     match path.extension().and_then(|e| e.to_str()) {
-        Some("npy") => any_type(&mut Npy(&bytes)),
+        Some("npy") => {
+            npy_fits(&bytes)?;
+            any_type(&mut Npy(&bytes))
+        }
         Some("npz") => any_type(&mut Npz::open(bytes, input)?),
         _ => {
             let p = onnx::decode_tensor(&bytes).map_err(|e| format!("not a TensorProto: {e}"))?;
             Tensor::from_proto(&p).map_err(|e| e.to_string())
         }
+    }
+}
+
+/// Checks the sizes a `.npy` claims against the bytes it has, before
+/// `ndarray-npy` allocates them: the header's length (v2/v3 spell it in 32
+/// bits), then its shape (every element takes at least one byte).
+fn npy_fits(bytes: &[u8]) -> Result<(), String> {
+    let bad = |what: String| format!("not a readable .npy: {what}");
+    let (len, start) = match bytes {
+        [0x93, b'N', b'U', b'M', b'P', b'Y', 1, _, a, b, ..] => {
+            (u16::from_le_bytes([*a, *b]) as usize, 10)
+        }
+        [0x93, b'N', b'U', b'M', b'P', b'Y', 2 | 3, _, a, b, c, d, ..] => {
+            (u32::from_le_bytes([*a, *b, *c, *d]) as usize, 12)
+        }
+        _ => return Err(bad("no NumPy magic and version at the start".into())),
+    };
+    let data = (bytes.len() - start).checked_sub(len).ok_or_else(|| {
+        bad(format!(
+            "the header claims {len} bytes, the file has {}",
+            bytes.len() - start
+        ))
+    })?;
+    let header = Header::from_reader(&mut Cursor::new(bytes)).map_err(|e| bad(e.to_string()))?;
+    let count = header
+        .shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d));
+    match count {
+        Some(n) if n <= data => Ok(()),
+        _ => Err(bad(format!(
+            "the header claims shape {:?}, more elements than its {data} data bytes hold",
+            header.shape
+        ))),
     }
 }
 
