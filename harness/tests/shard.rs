@@ -190,8 +190,13 @@ fn bad_partitions_and_bad_merges_are_one_line_and_exit_2() {
 
 /// Runs the cases with `env` and returns the masked JSON.
 fn masked_run(tmp: &Path, name: &str, env: &[(&str, &str)]) -> String {
+    masked_run_with(tmp, name, &[], env)
+}
+
+/// [`masked_run`] with extra arguments.
+fn masked_run_with(tmp: &Path, name: &str, extra: &[&str], env: &[(&str, &str)]) -> String {
     let dir = tmp.join(name);
-    run_cases(&dir, &[], env);
+    run_cases(&dir, extra, env);
     masked(&dir)
 }
 
@@ -210,9 +215,20 @@ fn the_same_cases_give_the_same_masked_json_across_runs_and_thread_counts() {
     // softmax-opset (a tch cosine 0.9999999999999996 against ...97, same
     // verdicts): the framework, not xdiff, depends on its thread count. The
     // exact ops below (Resize) do not.
-    // Isolation modes (`--isolation none|lane`, issue 14 item 1, built in
-    // parallel) are the next dimension: run `base`'s cases with each mode
-    // here and compare the masked JSON the same way.
+    // Isolation modes (docs/isolation.md): every engine lane in its own
+    // worker process (the default, `base`) or all in this one.
+    let none = masked_run_with(tmp.path(), "none", &["--isolation", "none"], &[]);
+    assert_eq!(none, base, "--isolation none against lane");
+    // And a shard of the isolated run is the same cases' part of it.
+    let shard = masked_run_with(tmp.path(), "shard", &["--partition", "count:1/1"], &[]);
+    assert_eq!(doc_cases(&shard), doc_cases(&base), "one shard of one");
+}
+
+/// The `cases` array of a masked report (a partitioned report also
+/// carries `summary.partition`).
+fn doc_cases(masked: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(masked).unwrap();
+    serde_json::to_string(&v["cases"]).unwrap()
 }
 
 #[test]

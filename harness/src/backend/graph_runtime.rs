@@ -168,6 +168,9 @@ fn tapping_adds_outputs(tapped: &ModelProto, outputs: usize) -> bool {
     tapped.graph.as_ref().map_or(0, |g| g.output.len()) > outputs
 }
 
+/// The tapped session and, where wanted, the untapped one.
+type Sessions<L> = (L, Option<Untapped<L>>);
+
 /// Past protobuf's limit the runtime loads from files, as it loads a large
 /// model exported by torch: the weights go once into a side file
 /// (`weights.bin`, ONNX external data) in a temporary folder, and the tapped
@@ -181,7 +184,7 @@ fn load_from_files<R: GraphRuntime>(
     outputs: usize,
     untapped: bool,
     opts: &EngineOptions,
-) -> Result<(R::Loaded, Option<Untapped<R::Loaded>>), EngineError> {
+) -> Result<Sessions<R::Loaded>, EngineError> {
     let failed = |why: String| EngineError::Failed {
         engine: R::LABEL,
         why: format!(

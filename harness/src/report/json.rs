@@ -71,10 +71,14 @@ pub struct ReportDoc {
 /// `wall_ms` (summary, lanes) and `judge_ms` (cases), at any depth.
 pub const TIMING_KEYS: [&str; 2] = ["wall_ms", "judge_ms"];
 
+/// Lane settings that record how a lane ran, not what it found: its thread
+/// count and its isolation mode (docs/isolation.md).
+pub const MASKED_SETTINGS: [&str; 2] = ["threads", "isolation"];
+
 /// A JSON report with what legitimately differs between runs of the same
 /// cases and seeds blanked: each [`TIMING_KEYS`] value becomes `0`, and
-/// each lane's `settings.threads` (the thread count the lane was given,
-/// which records how it ran, not what it found) becomes `"*"`. Every other
+/// each lane's [`MASKED_SETTINGS`] (how it ran, not what it found) become
+/// `"*"`. Every other
 /// value is kept digit for digit, so equal masked reports mean the same
 /// cases in the same order with the same verdicts, metrics and messages.
 /// Re-printed pretty with object keys sorted. Fails only on text that is
@@ -94,8 +98,10 @@ fn mask_value(v: &mut serde_json::Value) {
                 if TIMING_KEYS.contains(&k.as_str()) {
                     *v = serde_json::Value::from(0);
                 } else if k == "settings" {
-                    if let Some(t) = v.get_mut("threads") {
-                        *t = serde_json::Value::from("*");
+                    for key in MASKED_SETTINGS {
+                        if let Some(t) = v.get_mut(key) {
+                            *t = serde_json::Value::from("*");
+                        }
                     }
                 } else {
                     mask_value(v);

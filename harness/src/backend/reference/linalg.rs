@@ -388,7 +388,8 @@ mod tests {
     #[test]
     fn matmul_gemm_path_matches_the_naive_loop_under_batch_broadcast() {
         // (batch A, batch B, m, k, n): broadcast on either side, size-1 and empty-free shapes
-        let cases: [(&[usize], &[usize], usize, usize, usize); 4] = [
+        type Shapes<'a> = (&'a [usize], &'a [usize], usize, usize, usize);
+        let cases: [Shapes; 4] = [
             (&[2, 1, 3], &[4, 1], 5, 7, 3),
             (&[1], &[3], 1, 9, 17),
             (&[], &[2, 2], 33, 20, 9),
