@@ -180,6 +180,7 @@ pub fn compare_within(
         Some((i, a, r)) => (Some(i), Some(a), Some(r)),
         None => (None, None, None),
     };
+    let (dot, na, nb) = t.sums.total();
     let m = Metrics {
         count,
         max_abs: t.max_abs,
@@ -191,7 +192,7 @@ pub fn compare_within(
             t.mismatches as f64 / count as f64
         },
         max_ulp: t.max_ulp,
-        cosine: cosine(t.dot, t.na, t.nb),
+        cosine: cosine(dot, na, nb),
         nan_mismatches: t.nan_mismatches,
         inf_mismatches: t.inf_mismatches,
         worst_index,

@@ -26,6 +26,19 @@ pub(super) fn ulp_f32(x: f32, y: f32) -> u64 {
     ordered_f32(x).abs_diff(ordered_f32(y))
 }
 
+/// [`ulp_f32`] in float64 arithmetic: both places lie within ±2^31, so
+/// their difference is exact in f64, and a vector unit computes this form
+/// without 64-bit integer compares (the fused pass's float32 maximum).
+#[inline(always)]
+pub(super) fn ulp_f32_wide(x: f32, y: f32) -> f64 {
+    let place = |v: f32| -> f64 {
+        let bits = v.to_bits() as i32;
+        let mag = bits & 0x7fff_ffff;
+        f64::from(if bits < 0 { -mag } else { mag })
+    };
+    (place(x) - place(y)).abs()
+}
+
 #[inline]
 pub(super) fn ulp_f64(a: f64, b: f64) -> u64 {
     let o = |v: f64| -> i128 {
@@ -82,5 +95,19 @@ mod tests {
         assert_eq!(ulp(DType::F64, 1.0, 1.0 + f64::EPSILON), 1);
         assert_eq!(ulp(DType::F16, 1.0, 1.0 + 2f64.powi(-10)), 1);
         assert_eq!(ulp(DType::I32, 7.0, 3.0), 4);
+    }
+
+    #[test]
+    fn the_wide_f32_distance_is_the_integer_one() {
+        // Every sign, the range ends, NaN and Inf bit patterns, and a sweep.
+        let mut bits: Vec<u32> = vec![0, 1, 0x7f7f_ffff, 0x7f80_0000, 0x7fff_ffff, 0x3f80_0000];
+        bits.extend((0..4096u32).map(|k| k.wrapping_mul(0x9e37_79b9)));
+        bits.extend(bits.clone().iter().map(|b| b | 0x8000_0000));
+        for &x in &bits {
+            for &y in bits.iter().step_by(7) {
+                let (x, y) = (f32::from_bits(x), f32::from_bits(y));
+                assert_eq!(ulp_f32_wide(x, y) as u64, ulp_f32(x, y), "{x:e} {y:e}");
+            }
+        }
     }
 }
