@@ -473,12 +473,14 @@ impl Bridge for PipeBridge<'_> {
 /// The worker's main loop: one job per `RUN` frame until stdin closes.
 pub fn worker_main() -> Result<(), WorkerError> {
     let mut pipes = Pipes::open()?;
+    let mut backend = String::new();
     while let Some((tag, payload)) = read_frame(&mut pipes.input)? {
         if tag != RUN {
             return Err(wire(format!("expected a job, got frame {tag}")).into());
         }
-        serve(&mut pipes, &payload)?;
+        backend = serve(&mut pipes, &payload)?;
     }
+    print_timings(&backend);
     Ok(())
 }
 
@@ -491,7 +493,8 @@ pub enum WorkerError {
     Wire(#[from] WireError),
 }
 
-fn serve(pipes: &mut Pipes, payload: &[u8]) -> Result<(), WorkerError> {
+/// Runs one job; the backend it ran.
+fn serve(pipes: &mut Pipes, payload: &[u8]) -> Result<String, WorkerError> {
     let t = Instant::now();
     let d = &mut Dec(payload);
     let backend = d.str()?;
@@ -504,7 +507,10 @@ fn serve(pipes: &mut Pipes, payload: &[u8]) -> Result<(), WorkerError> {
     spent("worker: prepare", t);
     let mut session = match prepared {
         Ok(s) => s,
-        Err(e) => return Ok(write_frame(&mut pipes.output, FAILED, &encode_error(&e))?),
+        Err(e) => {
+            write_frame(&mut pipes.output, FAILED, &encode_error(&e))?;
+            return Ok(backend);
+        }
     };
     let mut settings = Enc::default();
     let s = session.settings();
@@ -526,12 +532,11 @@ fn serve(pipes: &mut Pipes, payload: &[u8]) -> Result<(), WorkerError> {
         Err(e) => write_frame(&mut pipes.output, FAILED, &encode_error(&e))?,
     }
     spent("worker: send trace", t);
-    drop(session);
-    print_timings(&backend);
-    Ok(())
+    Ok(backend)
 }
 
-/// A worker's phases so far, one line on stderr (`XDIFF_TIMINGS`).
+/// A worker's phases over all its jobs, one line on stderr when it exits
+/// (`XDIFF_TIMINGS`; it may come after the parent's own lines).
 fn print_timings(backend: &str) {
     if !timings_on() {
         return;
@@ -540,9 +545,9 @@ fn print_timings(backend: &str) {
         .iter()
         .map(|(p, d)| format!("{p} {:.1} ms", d.as_secs_f64() * 1e3))
         .collect();
+    let pid = std::process::id();
     eprintln!(
-        "xdiff timings [{backend} worker {}]: {}",
-        std::process::id(),
+        "xdiff timings: {backend} worker {pid}: {}",
         phases.join(", ")
     );
 }
