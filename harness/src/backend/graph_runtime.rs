@@ -198,6 +198,9 @@ pub(crate) fn prepare_within<R: GraphRuntime>(
     }))
 }
 
+/// A model loaded tapped, and untapped where that can show something.
+type Loaded<M> = (M, Option<Untapped<M>>);
+
 /// Past protobuf's limit the runtime loads from files, as it loads a large
 /// model exported by torch: the weights go once into a side file
 /// (`weights.bin`, ONNX external data) in a temporary folder, and the tapped
@@ -211,7 +214,7 @@ fn load_from_files<R: GraphRuntime>(
     outputs: usize,
     untapped: bool,
     opts: &EngineOptions,
-) -> Result<(R::Loaded, Option<Untapped<R::Loaded>>), EngineError> {
+) -> Result<Loaded<R::Loaded>, EngineError> {
     let failed = |why: String| EngineError::Failed {
         engine: R::LABEL,
         why: format!(
@@ -686,6 +689,20 @@ mod tests {
         assert_eq!(rt.loads.get() - before, 2);
         // One node: its tapped model is the model, nothing else to load.
         assert_eq!(run(&chain(&["y"])), 1);
+    }
+
+    #[test]
+    fn the_tapped_bytes_parse_as_the_tapped_model_and_start_with_the_model() {
+        let g = chain(&["a", "b", "y"]);
+        let taps = tap_outputs(&g);
+        let names: Vec<&str> = taps.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        let bytes = tapped_bytes(&g, &taps, PROTOBUF_LIMIT).expect("under the limit");
+        let parsed = crate::onnx::decode_model(&bytes).unwrap();
+        assert_eq!(parsed, tapped_model(&g, taps.clone()));
+        let plain = prost::Message::encoded_len(&g.model);
+        assert_eq!(bytes[..plain], g.to_bytes());
+        assert_eq!(tapped_bytes(&g, &taps, bytes.len() - 1), None);
     }
 
     #[test]
