@@ -227,12 +227,70 @@ fn split(sources: Vec<Source>) -> (Vec<Case>, Vec<LoadError>) {
     (cases, errors)
 }
 
+/// Starts the lane workers of the first case (`--isolation lane`) before
+/// it runs, so they load their frameworks in parallel with the parent.
+fn prewarm(cfg: &RunConfig, cases: &[Case]) {
+    let (Some(iso), Some(c)) = (cfg.isolation.as_ref(), cases.first()) else {
+        return;
+    };
+    let lanes: Vec<String> = c
+        .backends
+        .iter()
+        .filter(|b| ![crate::lane::REFERENCE, crate::lane::EXPECTED].contains(&b.as_str()))
+        .map(|b| crate::lane::EngineLane::backend(b, c.options.device).to_string())
+        .collect();
+    crate::isolate::prewarm(iso, lanes.iter().map(String::as_str));
+}
+
+/// Where a run's wall time went, by phase, printed to stderr when
+/// `XDIFF_TIMINGS` is set (docs/performance.md, "Where the wall time goes").
+#[derive(Default)]
+struct Timings(Vec<(&'static str, f64)>);
+
+impl Timings {
+    fn add_ms(&mut self, phase: &'static str, ms: f64) {
+        match self.0.iter_mut().find(|(p, _)| *p == phase) {
+            Some((_, total)) => *total += ms,
+            None => self.0.push((phase, ms)),
+        }
+    }
+
+    fn add(&mut self, phase: &'static str, since: Instant) {
+        self.add_ms(phase, since.elapsed().as_secs_f64() * 1e3);
+    }
+
+    /// One case's run, split into its lanes, its judging and the rest.
+    fn case(&mut self, since: Instant, report: &crate::outcome::CaseReport) {
+        let total = since.elapsed().as_secs_f64() * 1e3;
+        let lanes: f64 = report.lanes.iter().map(|l| l.wall_ms).sum();
+        self.add_ms("lanes (wall_ms)", lanes);
+        self.add_ms("judging (judge_ms)", report.judge_ms);
+        self.add_ms("cases, other", total - lanes - report.judge_ms);
+    }
+
+    fn print(&self, start: Instant) {
+        if !crate::isolate::timings_on() {
+            return;
+        }
+        let line = |p: &str, ms: f64| eprintln!("xdiff timings: {p:<26} {ms:>9.1} ms");
+        for (p, ms) in &self.0 {
+            line(p, *ms);
+        }
+        for (p, d) in crate::isolate::timings() {
+            line(p, d.as_secs_f64() * 1e3);
+        }
+        line("run, total", start.elapsed().as_secs_f64() * 1e3);
+    }
+}
+
 /// Runs the cases; `Ok(true)` when every case passed. Case files of a
 /// directory that could not be loaded are reported first, the other cases
 /// run, and the run then ends with an error (exit 2) naming them.
 pub fn run(cfg: &RunConfig) -> anyhow::Result<bool> {
     let start = Instant::now();
+    let mut timings = Timings::default();
     let (cases, not_loaded) = split(load_sources(cfg)?);
+    timings.add("load cases", start);
     let (cases, partition) = match &cfg.partition {
         Some(p) => {
             let (mine, info) = crate::partition::apply(p, cases);
@@ -256,6 +314,7 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<bool> {
         emit(&mut reporters, Event::CaseNotLoaded(e))?;
     }
     let mut repro = cfg.repro.as_ref().map(ReproWriter::new);
+    prewarm(cfg, &cases);
     for c in &cases {
         if let Some(pb) = &pb {
             pb.set_message(c.id());
@@ -265,7 +324,10 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<bool> {
             isolation: cfg.isolation.clone(),
             ..run::RunOptions::for_case(c)
         };
+        let t = Instant::now();
         let mut run = run::run_case_with(c, &c.backends, opts)?;
+        timings.case(t, &run.report);
+        let t = Instant::now();
         if let Some(w) = repro.as_mut() {
             w.case(c, &mut run)?;
         }
@@ -290,12 +352,20 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<bool> {
         if let Some(pb) = &pb {
             pb.inc(1);
         }
+        timings.add("report cases", t);
     }
     if let Some(pb) = &pb {
         pb.finish_and_clear();
     }
     summary.wall_ms = start.elapsed().as_secs_f64() * 1e3;
+    let t = Instant::now();
     emit_end(&mut reporters, sweeps, &summary)?;
+    drop(reporters);
+    timings.add("report end", t);
+    let t = Instant::now();
+    drop(cases);
+    timings.add("free cases", t);
+    timings.print(start);
     bad_sources(&summary.not_loaded)?;
     Ok(summary.failed == 0)
 }

@@ -79,6 +79,43 @@ fn wire(why: impl Into<String>) -> WireError {
     WireError(why.into())
 }
 
+// ---- timings ---------------------------------------------------------------
+
+/// The environment variable that makes a run print where its wall time went
+/// (phase, milliseconds) to stderr: `XDIFF_TIMINGS=1` (docs/performance.md).
+pub const TIMINGS_ENV: &str = "XDIFF_TIMINGS";
+
+/// Whether `XDIFF_TIMINGS` is set (read once).
+pub fn timings_on() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os(TIMINGS_ENV).is_some_and(|v| !v.is_empty() && v != "0"))
+}
+
+/// The isolation phases' time in this process, summed over jobs.
+fn spent_table() -> &'static Mutex<Vec<(&'static str, Duration)>> {
+    static SPENT: OnceLock<Mutex<Vec<(&'static str, Duration)>>> = OnceLock::new();
+    SPENT.get_or_init(Default::default)
+}
+
+/// Adds the time since `since` to `phase` (when timings are on).
+fn spent(phase: &'static str, since: Instant) {
+    if !timings_on() {
+        return;
+    }
+    let d = since.elapsed();
+    if let Ok(mut t) = spent_table().lock() {
+        match t.iter_mut().find(|(p, _)| *p == phase) {
+            Some((_, total)) => *total += d,
+            None => t.push((phase, d)),
+        }
+    }
+}
+
+/// The isolation phases so far, in first-seen order (for `XDIFF_TIMINGS`).
+pub fn timings() -> Vec<(&'static str, Duration)> {
+    spent_table().lock().map(|t| t.clone()).unwrap_or_default()
+}
+
 // ---- encoding -------------------------------------------------------------
 
 #[derive(Default)]
@@ -107,8 +144,23 @@ impl Enc {
             None => self.u8(0),
         }
     }
+    /// A tensor as its ONNX dtype code, dims and raw little-endian data:
+    /// one copy into the frame, no protobuf encoding on either side.
     fn tensor(&mut self, t: &Tensor) -> &mut Self {
-        self.bytes(&prost::Message::encode_to_vec(&t.to_proto("")))
+        let p = t.to_proto("");
+        self.u64(p.data_type as u64).u64(p.dims.len() as u64);
+        for &d in &p.dims {
+            self.u64(d as u64);
+        }
+        self.bytes(&p.raw_data)
+    }
+    /// A model, encoded straight into the frame (no intermediate copy).
+    fn model(&mut self, m: &crate::onnx::ModelProto) -> &mut Self {
+        let n = prost::Message::encoded_len(m);
+        self.u64(n as u64);
+        self.0.reserve(n);
+        prost::Message::encode_raw(m, &mut self.0);
+        self
     }
     fn tensors<'a>(&mut self, m: impl ExactSizeIterator<Item = (&'a String, &'a Tensor)>) {
         self.u64(m.len() as u64);
@@ -157,7 +209,16 @@ impl<'a> Dec<'a> {
         }
     }
     fn tensor(&mut self) -> Result<Tensor, WireError> {
-        let p = crate::onnx::decode_tensor(self.bytes()?).map_err(|e| wire(e.to_string()))?;
+        let data_type = i32::try_from(self.u64()?).map_err(|_| wire("tensor dtype"))?;
+        let dims = (0..self.count()?)
+            .map(|_| Ok(self.u64()? as i64))
+            .collect::<Result<_, WireError>>()?;
+        let p = crate::onnx::TensorProto {
+            data_type,
+            dims,
+            raw_data: self.bytes()?.to_vec(),
+            ..Default::default()
+        };
         Tensor::from_proto(&p).map_err(|e| wire(e.to_string()))
     }
     fn count(&mut self) -> Result<usize, WireError> {
@@ -190,7 +251,9 @@ fn read_frame(r: &mut impl Read) -> io::Result<Option<(u8, Vec<u8>)>> {
         Err(e) => return Err(e),
     }
     let len = u64::from_le_bytes(head[1..].try_into().expect("8 bytes"));
-    let mut payload = Vec::new();
+    // Room for the whole frame at once (a corrupt length reserves at most
+    // 1 GiB; the read below still stops at the end of the stream).
+    let mut payload = Vec::with_capacity(len.min(1 << 30) as usize);
     r.take(len).read_to_end(&mut payload)?;
     if payload.len() as u64 != len {
         return Ok(None);
@@ -257,7 +320,13 @@ fn decode_status(d: &mut Dec) -> Result<NodeStatus, WireError> {
 
 /// A [`Trace`] as one frame payload.
 pub fn encode_trace(t: &Trace) -> Vec<u8> {
-    let mut e = Enc::default();
+    // Room for every tensor's data up front: no regrowth of a large frame.
+    let data: usize = [&t.values, &t.bridged, &t.deployed]
+        .iter()
+        .flat_map(|m| m.iter())
+        .map(|(k, v)| k.len() + 8 * v.shape().len() + v.len() * v.dtype().size() + 40)
+        .sum();
+    let mut e = Enc(Vec::with_capacity(data + 64 * t.nodes.len() + 1024));
     e.u64(t.nodes.len() as u64);
     for n in &t.nodes {
         encode_status(&mut e, &n.status);
@@ -404,12 +473,14 @@ impl Bridge for PipeBridge<'_> {
 /// The worker's main loop: one job per `RUN` frame until stdin closes.
 pub fn worker_main() -> Result<(), WorkerError> {
     let mut pipes = Pipes::open()?;
+    let mut backend = String::new();
     while let Some((tag, payload)) = read_frame(&mut pipes.input)? {
         if tag != RUN {
             return Err(wire(format!("expected a job, got frame {tag}")).into());
         }
-        serve(&mut pipes, &payload)?;
+        backend = serve(&mut pipes, &payload)?;
     }
+    print_timings(&backend);
     Ok(())
 }
 
@@ -422,16 +493,24 @@ pub enum WorkerError {
     Wire(#[from] WireError),
 }
 
-fn serve(pipes: &mut Pipes, payload: &[u8]) -> Result<(), WorkerError> {
+/// Runs one job; the backend it ran.
+fn serve(pipes: &mut Pipes, payload: &[u8]) -> Result<String, WorkerError> {
+    let t = Instant::now();
     let d = &mut Dec(payload);
     let backend = d.str()?;
     let opts = decode_opts(d)?;
     let graph = Graph::from_bytes(d.bytes()?).map_err(|e| wire(format!("graph: {e}")))?;
     let inputs: BTreeMap<String, Tensor> = d.tensors()?;
+    spent("worker: decode job", t);
+    let t = Instant::now();
     let prepared = backend::engine(&backend).and_then(|e| e.prepare(&graph, &opts));
+    spent("worker: prepare", t);
     let mut session = match prepared {
         Ok(s) => s,
-        Err(e) => return Ok(write_frame(&mut pipes.output, FAILED, &encode_error(&e))?),
+        Err(e) => {
+            write_frame(&mut pipes.output, FAILED, &encode_error(&e))?;
+            return Ok(backend);
+        }
     };
     let mut settings = Enc::default();
     let s = session.settings();
@@ -443,13 +522,34 @@ fn serve(pipes: &mut Pipes, payload: &[u8]) -> Result<(), WorkerError> {
     let bridge = PipeBridge {
         pipes: Mutex::new(pipes),
     };
+    let t = Instant::now();
     let result = session.run_bridged(&inputs, &bridge);
+    spent("worker: run", t);
     let pipes = bridge.pipes.into_inner().map_err(|_| wire("poisoned"))?;
+    let t = Instant::now();
     match result {
         Ok(t) => write_frame(&mut pipes.output, TRACE, &encode_trace(&t))?,
         Err(e) => write_frame(&mut pipes.output, FAILED, &encode_error(&e))?,
     }
-    Ok(())
+    spent("worker: send trace", t);
+    Ok(backend)
+}
+
+/// A worker's phases over all its jobs, one line on stderr when it exits
+/// (`XDIFF_TIMINGS`; it may come after the parent's own lines).
+fn print_timings(backend: &str) {
+    if !timings_on() {
+        return;
+    }
+    let phases: Vec<String> = timings()
+        .iter()
+        .map(|(p, d)| format!("{p} {:.1} ms", d.as_secs_f64() * 1e3))
+        .collect();
+    let pid = std::process::id();
+    eprintln!(
+        "xdiff timings: {backend} worker {pid}: {}",
+        phases.join(", ")
+    );
 }
 
 // ---- the parent --------------------------------------------------------------
@@ -463,7 +563,11 @@ struct Worker {
 
 impl Worker {
     fn spawn(exe: &Path) -> io::Result<Worker> {
-        let mut child = Command::new(exe)
+        let mut command = Command::new(exe);
+        if let Some((key, value)) = passive_openmp_env() {
+            command.env(key, value);
+        }
+        let mut child = command
             .arg(WORKER_COMMAND)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -496,6 +600,18 @@ impl Worker {
     }
 }
 
+/// libgomp's wait policy for a process that will run libtorch, unless the
+/// user set one (`OMP_WAIT_POLICY` or `GOMP_SPINCOUNT`): `PASSIVE`, so that
+/// its OpenMP workers sleep between ops instead of spinning on the cores of
+/// the other lanes (docs/performance.md). libgomp reads it once, when it
+/// loads: it must be in the environment a process starts with.
+pub fn passive_openmp_env() -> Option<(&'static str, &'static str)> {
+    let set = ["OMP_WAIT_POLICY", "GOMP_SPINCOUNT"]
+        .iter()
+        .any(|k| std::env::var_os(k).is_some());
+    (!set).then_some(("OMP_WAIT_POLICY", "PASSIVE"))
+}
+
 /// The workers of this process, one per lane name, kept between cases.
 fn pool() -> &'static Mutex<HashMap<(PathBuf, String), Worker>> {
     static POOL: OnceLock<Mutex<HashMap<(PathBuf, String), Worker>>> = OnceLock::new();
@@ -526,13 +642,37 @@ fn finish(worker: &mut Worker, ended: Ended) -> Ended {
     }
 }
 
+/// Starts the workers of `lanes` (lane names, as in [`Job::lane`]) that are
+/// not running yet, without waiting for them: they load their frameworks
+/// while the parent loads and runs other lanes, and [`run`] finds them
+/// ready. A worker that cannot start is left to [`run`] to report.
+pub fn prewarm<'a>(iso: &Isolation, lanes: impl IntoIterator<Item = &'a str>) {
+    let Ok(mut pool) = pool().lock() else {
+        return;
+    };
+    for lane in lanes {
+        let key = (iso.exe.clone(), lane.to_string());
+        if pool.contains_key(&key) {
+            continue;
+        }
+        let t = Instant::now();
+        if let Ok(w) = Worker::spawn(&iso.exe) {
+            pool.insert(key, w);
+        }
+        spent("isolate: spawn worker", t);
+    }
+}
+
 /// Runs `job` in the lane's worker, answering its bridge requests from
 /// `bridge`. A worker that dies, exits or runs past `iso.timeout` gives the
 /// lane's error, naming the signal or timeout and the last node started.
 pub fn run(iso: &Isolation, job: &Job, engine: &'static str, bridge: &dyn Bridge) -> Reply {
     let key = (iso.exe.clone(), job.lane.to_string());
     let taken = pool().lock().ok().and_then(|mut p| p.remove(&key));
-    let mut worker = match taken.map_or_else(|| Worker::spawn(&iso.exe), Ok) {
+    let t = Instant::now();
+    let spawned = taken.map_or_else(|| Worker::spawn(&iso.exe), Ok);
+    spent("isolate: spawn worker", t);
+    let mut worker = match spawned {
         Ok(w) => w,
         Err(e) => {
             let why = format!("could not start the lane worker {}: {e}", iso.exe.display());
@@ -581,13 +721,18 @@ fn converse(
     last: &mut Option<usize>,
 ) -> Result<Result<Trace, Vec<u8>>, Ended> {
     let deadline = Instant::now() + iso.timeout;
+    let t = Instant::now();
     let mut e = Enc::default();
     e.str(job.backend);
     encode_opts(&mut e, job.opts);
-    e.bytes(&job.graph.to_bytes());
+    e.model(&job.graph.model);
     e.tensors(job.inputs.iter());
+    spent("isolate: encode job", t);
+    let t = Instant::now();
     // A write that fails means the worker is gone: its exit status says why.
     let _ = write_frame(&mut worker.stdin, RUN, &e.0);
+    spent("isolate: send job", t);
+    let mut t = Instant::now();
     loop {
         let wait = deadline.saturating_duration_since(Instant::now());
         let (tag, payload) = match worker.frames.recv_timeout(wait) {
@@ -597,7 +742,11 @@ fn converse(
         };
         let bad = |e: WireError| Ended::Protocol(e.to_string());
         match tag {
-            SETTINGS => *settings = decode_settings(&payload).map_err(bad)?,
+            SETTINGS => {
+                spent("isolate: until prepared", t);
+                t = Instant::now();
+                *settings = decode_settings(&payload).map_err(bad)?
+            }
             STARTED => *last = Some(Dec(&payload).u64().map_err(bad)? as usize),
             ASK => {
                 let name = Dec(&payload).str().map_err(bad)?;
@@ -608,7 +757,13 @@ fn converse(
                 };
                 let _ = write_frame(&mut worker.stdin, VALUE, &reply.0);
             }
-            TRACE => return decode_trace(&payload).map(Ok).map_err(bad),
+            TRACE => {
+                spent("isolate: until trace", t);
+                let t = Instant::now();
+                let trace = decode_trace(&payload).map(Ok).map_err(bad);
+                spent("isolate: decode trace", t);
+                return trace;
+            }
             FAILED => return Ok(Err(payload)),
             t => return Err(Ended::Protocol(format!("unknown frame {t}"))),
         }
@@ -691,6 +846,36 @@ mod tests {
         assert_eq!(back.bridged["b"].dtype(), DType::F64);
         assert_eq!(back.deployed["d"].shape(), &[2, 2]);
         assert_eq!((back.notes, back.wall), (t.notes, t.wall));
+    }
+
+    #[test]
+    fn every_dtype_and_shape_survives_the_wire() {
+        let values = [1.0, 0.0, -3.0, 2.0, 1.0, 0.0];
+        for dtype in [
+            DType::F16,
+            DType::BF16,
+            DType::F32,
+            DType::F64,
+            DType::I8,
+            DType::I16,
+            DType::I32,
+            DType::I64,
+            DType::U8,
+            DType::U16,
+            DType::U32,
+            DType::U64,
+            DType::Bool,
+        ] {
+            for shape in [&[2, 3][..], &[6], &[], &[0, 4]] {
+                let n = shape.iter().product::<usize>();
+                let t = Tensor::from_f64(dtype, shape, &values[..n]);
+                let mut e = Enc::default();
+                e.tensor(&t);
+                let mut d = Dec(&e.0);
+                assert_eq!(d.tensor().unwrap(), t, "{dtype} {shape:?}");
+                assert!(d.0.is_empty());
+            }
+        }
     }
 
     #[test]

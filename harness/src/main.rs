@@ -4,10 +4,12 @@
 //! input, usage or environment). Errors are one line on stderr, never a
 //! backtrace.
 //!
-//! Before a `run`, the process re-executes itself once with libgomp's
-//! `OMP_WAIT_POLICY=PASSIVE` when neither it nor `GOMP_SPINCOUNT` is set
-//! ([`passive_openmp`]): libtorch's OpenMP workers otherwise spin between
-//! ops and steal the cores of every other lane (docs/performance.md).
+//! Before a `run --isolation none`, the process re-executes itself once
+//! with libgomp's `OMP_WAIT_POLICY=PASSIVE` when neither it nor
+//! `GOMP_SPINCOUNT` is set ([`passive_openmp`]): libtorch's OpenMP workers
+//! otherwise spin between ops and steal the cores of every other lane
+//! (docs/performance.md). With `--isolation lane` the frameworks run in
+//! lane workers, which are started with the policy set: no re-exec.
 
 use std::process::ExitCode;
 
@@ -28,14 +30,14 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    if matches!(args.command, Command::Run(_)) {
-        passive_openmp();
-    }
     let result = match args.command {
-        Command::Run(r) => r
-            .resolve()
-            .map_err(anyhow::Error::msg)
-            .and_then(|cfg| xdiff::app::run(&cfg)),
+        Command::Run(r) => r.resolve().map_err(anyhow::Error::msg).and_then(|cfg| {
+            // Lane workers get the policy in their environment instead.
+            if cfg.isolation.is_none() {
+                passive_openmp();
+            }
+            xdiff::app::run(&cfg)
+        }),
         Command::Case(c) => xdiff::app::starter(c),
         Command::Merge(m) => xdiff::app::merge(m),
         Command::Backends => {
@@ -76,16 +78,15 @@ fn main() -> ExitCode {
 /// own setting (either variable) is kept. If the exec fails, run as is.
 fn passive_openmp() {
     use std::os::unix::process::CommandExt;
-    const POLICY: &str = "OMP_WAIT_POLICY";
-    if std::env::var_os(POLICY).is_some() || std::env::var_os("GOMP_SPINCOUNT").is_some() {
+    let Some((key, value)) = xdiff::isolate::passive_openmp_env() else {
         return;
-    }
+    };
     let Ok(exe) = std::env::current_exe() else {
         return;
     };
     let _ = std::process::Command::new(exe)
         .args(std::env::args_os().skip(1))
-        .env(POLICY, "PASSIVE")
+        .env(key, value)
         .exec();
 }
 

@@ -85,24 +85,60 @@ pub trait LoadedModel {
 
 /// The model with every node output added as a graph output (appended after
 /// the model's own outputs, which keep their places).
-fn tapped_model(graph: &Graph) -> ModelProto {
+fn tapped_model(graph: &Graph, taps: Vec<ValueInfoProto>) -> ModelProto {
     let mut model = graph.model.clone();
-    let g = model.graph.as_mut().expect("validated graph");
-    let existing: HashSet<String> = g.output.iter().map(|o| o.name.clone()).collect();
+    model
+        .graph
+        .as_mut()
+        .expect("validated graph")
+        .output
+        .extend(taps);
+    model
+}
+
+/// The graph outputs tapping appends: every node output that is not one
+/// of the model's own outputs, typed where the model says its type.
+fn tap_outputs(graph: &Graph) -> Vec<ValueInfoProto> {
+    let g = graph.model.graph.as_ref().expect("validated graph");
+    let existing: HashSet<&str> = g.output.iter().map(|o| o.name.as_str()).collect();
+    let mut taps = Vec::new();
     for node in &graph.nodes {
         for o in node
             .outputs
             .iter()
-            .filter(|o| !o.is_empty() && !existing.contains(*o))
+            .filter(|o| !o.is_empty() && !existing.contains(o.as_str()))
         {
             let typed = g.value_info.iter().find(|v| &v.name == o).cloned();
-            g.output.push(typed.unwrap_or_else(|| ValueInfoProto {
+            taps.push(typed.unwrap_or_else(|| ValueInfoProto {
                 name: o.clone(),
                 ..Default::default()
             }));
         }
     }
-    model
+    taps
+}
+
+/// The tapped model serialized without copying the model: protobuf merges
+/// a message that appears twice, appending repeated fields, so the model's
+/// own bytes followed by a model holding only the tap outputs parse as the
+/// tapped model, and its first [`prost::Message::encoded_len`] bytes are
+/// the untapped model. `None` past `limit` bytes.
+fn tapped_bytes(graph: &Graph, taps: &[ValueInfoProto], limit: usize) -> Option<Vec<u8>> {
+    let extra = ModelProto {
+        graph: Some(crate::onnx::GraphProto {
+            output: taps.to_vec(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let len = prost::Message::encoded_len(&graph.model) + prost::Message::encoded_len(&extra);
+    if len > limit {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(len);
+    prost::Message::encode_raw(&graph.model, &mut bytes);
+    prost::Message::encode_raw(&extra, &mut bytes);
+    Some(bytes)
 }
 
 /// Protobuf's 2 GiB ceiling on one serialized message: a runtime cannot
@@ -127,20 +163,20 @@ pub(crate) fn prepare_within<R: GraphRuntime>(
     opts: &EngineOptions,
     limit: usize,
 ) -> Result<Box<dyn Session>, EngineError> {
-    let tapped = tapped_model(graph);
     let outputs = graph.model.graph.as_ref().map_or(0, |g| g.output.len());
-    let untapped = R::TAPPING_CAN_CHANGE_VALUES && tapping_adds_outputs(&tapped, outputs);
-    let (tapped, plain) = if prost::Message::encoded_len(&tapped) <= limit {
-        let bytes = prost::Message::encode_to_vec(&tapped);
-        drop(tapped);
-        let tapped = runtime.load(ModelSource::Memory(&bytes), opts)?;
-        let plain = match untapped {
-            true => Some(Untapped::load(runtime, &graph.to_bytes(), opts)?),
-            false => None,
-        };
-        (tapped, plain)
-    } else {
-        load_from_files(runtime, tapped, outputs, untapped, opts)?
+    let taps = tap_outputs(graph);
+    let untapped = R::TAPPING_CAN_CHANGE_VALUES && !taps.is_empty();
+    let (tapped, plain) = match tapped_bytes(graph, &taps, limit) {
+        Some(mut bytes) => {
+            let tapped = runtime.load(ModelSource::Memory(&bytes), opts)?;
+            bytes.truncate(prost::Message::encoded_len(&graph.model));
+            let plain = match untapped {
+                true => Some(Untapped::load(runtime, &bytes, opts)?),
+                false => None,
+            };
+            (tapped, plain)
+        }
+        None => load_from_files(runtime, tapped_model(graph, taps), outputs, untapped, opts)?,
     };
     let nodes = graph
         .nodes
@@ -162,14 +198,8 @@ pub(crate) fn prepare_within<R: GraphRuntime>(
     }))
 }
 
-/// Whether the tapped model has outputs the model's own `outputs` do not:
-/// only then can exposing them change what the runtime computes.
-fn tapping_adds_outputs(tapped: &ModelProto, outputs: usize) -> bool {
-    tapped.graph.as_ref().map_or(0, |g| g.output.len()) > outputs
-}
-
-/// The tapped session and, where wanted, the untapped one.
-type Sessions<L> = (L, Option<Untapped<L>>);
+/// A model loaded tapped, and untapped where that can show something.
+type Loaded<M> = (M, Option<Untapped<M>>);
 
 /// Past protobuf's limit the runtime loads from files, as it loads a large
 /// model exported by torch: the weights go once into a side file
@@ -184,7 +214,7 @@ fn load_from_files<R: GraphRuntime>(
     outputs: usize,
     untapped: bool,
     opts: &EngineOptions,
-) -> Result<Sessions<R::Loaded>, EngineError> {
+) -> Result<Loaded<R::Loaded>, EngineError> {
     let failed = |why: String| EngineError::Failed {
         engine: R::LABEL,
         why: format!(
@@ -659,6 +689,20 @@ mod tests {
         assert_eq!(rt.loads.get() - before, 2);
         // One node: its tapped model is the model, nothing else to load.
         assert_eq!(run(&chain(&["y"])), 1);
+    }
+
+    #[test]
+    fn the_tapped_bytes_parse_as_the_tapped_model_and_start_with_the_model() {
+        let g = chain(&["a", "b", "y"]);
+        let taps = tap_outputs(&g);
+        let names: Vec<&str> = taps.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        let bytes = tapped_bytes(&g, &taps, PROTOBUF_LIMIT).expect("under the limit");
+        let parsed = crate::onnx::decode_model(&bytes).unwrap();
+        assert_eq!(parsed, tapped_model(&g, taps.clone()));
+        let plain = prost::Message::encoded_len(&g.model);
+        assert_eq!(bytes[..plain], g.to_bytes());
+        assert_eq!(tapped_bytes(&g, &taps, bytes.len() - 1), None);
     }
 
     #[test]
