@@ -851,21 +851,7 @@ mod tests {
     #[test]
     fn every_dtype_and_shape_survives_the_wire() {
         let values = [1.0, 0.0, -3.0, 2.0, 1.0, 0.0];
-        for dtype in [
-            DType::F16,
-            DType::BF16,
-            DType::F32,
-            DType::F64,
-            DType::I8,
-            DType::I16,
-            DType::I32,
-            DType::I64,
-            DType::U8,
-            DType::U16,
-            DType::U32,
-            DType::U64,
-            DType::Bool,
-        ] {
+        for dtype in DType::ALL {
             for shape in [&[2, 3][..], &[6], &[], &[0, 4]] {
                 let n = shape.iter().product::<usize>();
                 let t = Tensor::from_f64(dtype, shape, &values[..n]);
