@@ -380,7 +380,11 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<bool> {
         .map(|p| crate::merge::load(p))
         .collect::<Result<Vec<_>, _>>()?;
     let merged = crate::merge::merge(shards)?;
-    let mut reporters = reporters(args.format, args.out.as_deref(), args.all)?;
+    let mut reporters = reporters(
+        args.report.format,
+        args.report.out.as_deref(),
+        args.report.all,
+    )?;
     let mut summary = Summary {
         not_loaded: merged.not_loaded,
         ..Summary::default()

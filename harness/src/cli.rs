@@ -65,16 +65,8 @@ pub struct RunArgs {
     /// Device for every backend but the reference: cpu or cuda:N; overrides the cases'.
     #[arg(long)]
     pub device: Option<String>,
-    /// Report format on stdout.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
-    /// Also write every report format into this directory: report.json,
-    /// report.txt, report.md, junit.xml, matrix.json, matrix.md.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Show every node and lane, not only the ones that matter.
-    #[arg(long)]
-    pub all: bool,
+    #[command(flatten)]
+    pub report: ReportArgs,
     /// Comma-separated backends that also run an idiomatic-port lane
     /// `<backend>:port` (every Resize lowered the naive way); overrides the cases' `port`.
     #[arg(long, value_delimiter = ',')]
@@ -141,11 +133,19 @@ pub struct MergeArgs {
     /// The shards' JSON reports (`report.json` of each `run --partition --out`).
     #[arg(required = true)]
     pub reports: Vec<PathBuf>,
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+/// Where and how `run` and `merge` report (`merge` writes no heatmaps: a
+/// report holds no tensors).
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
     /// Report format on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Also write every report format into this directory (as `run --out`;
-    /// no heatmaps: a report holds no tensors).
+    /// Also write every report format into this directory: report.json,
+    /// report.txt, report.md, junit.xml, matrix.json, matrix.md.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Show every node and lane, not only the ones that matter.
@@ -288,9 +288,9 @@ impl RunArgs {
             paths: self.paths,
             backends: self.backends,
             device,
-            format: self.format,
-            out: self.out,
-            all: self.all,
+            format: self.report.format,
+            out: self.report.out,
+            all: self.report.all,
             port: self.port,
             repro: self.repro,
             model: self.model.spec(),
