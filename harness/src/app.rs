@@ -230,16 +230,22 @@ fn split(sources: Vec<Source>) -> (Vec<Case>, Vec<LoadError>) {
 /// Starts the lane workers of the first case (`--isolation lane`) before
 /// it runs, so they load their frameworks in parallel with the parent.
 fn prewarm(cfg: &RunConfig, cases: &[Case]) {
-    let (Some(iso), Some(c)) = (cfg.isolation.as_ref(), cases.first()) else {
+    let Some(c) = cases.first() else {
         return;
     };
-    let lanes: Vec<String> = c
+    let lanes: Vec<(crate::isolate::Isolation, String)> = c
         .backends
         .iter()
         .filter(|b| ![crate::lane::REFERENCE, crate::lane::EXPECTED].contains(&b.as_str()))
-        .map(|b| crate::lane::EngineLane::backend(b, c.options.device).to_string())
+        .filter_map(|b| {
+            let iso = crate::isolate::for_backend(cfg.isolation.as_ref(), b).ok()??;
+            Some((
+                iso,
+                crate::lane::EngineLane::backend(b, c.options.device).to_string(),
+            ))
+        })
         .collect();
-    crate::isolate::prewarm(iso, lanes.iter().map(String::as_str));
+    crate::isolate::prewarm(lanes.iter().map(|(iso, lane)| (iso, lane.as_str())));
 }
 
 /// Where a run's wall time went, by phase, printed to stderr when

@@ -43,6 +43,43 @@ pub struct Isolation {
     pub timeout: Duration,
 }
 
+/// A lane worker's limit when the run itself is not isolated (a tch lane
+/// run from `xdiff`, which does not link libtorch): `--lane-timeout`'s default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Where a lane of `backend` runs: `None` in this process, else the worker
+/// executable and limit. With `--isolation lane` every engine lane runs in a
+/// worker; a tch lane always does where this program does not link libtorch
+/// (`backend::torch`), in a worker of `xdiff-tch` (beside `iso.exe`, or
+/// beside this executable when the run is not isolated).
+pub fn for_backend(
+    iso: Option<&Isolation>,
+    backend: &str,
+) -> Result<Option<Isolation>, EngineError> {
+    use crate::backend::torch;
+    if !torch::needs_torch(backend) || torch::linked() {
+        return Ok(iso.cloned());
+    }
+    let exe = match iso {
+        Some(iso) => torch::exe_beside(&iso.exe),
+        None => torch::exe(),
+    };
+    let exe = exe.ok_or_else(|| EngineError::Missing {
+        engine: "tch",
+        why: format!(
+            "cannot find `{}`, the build of xdiff that links libtorch and runs the tch \
+             lane, next to this program (build it: `cargo build --release -p xdiff`; \
+             or name it in {})",
+            torch::TORCH_EXE,
+            torch::TORCH_EXE_ENV
+        ),
+    })?;
+    Ok(Some(Isolation {
+        exe,
+        timeout: iso.map_or(DEFAULT_TIMEOUT, |i| i.timeout),
+    }))
+}
+
 /// One lane's run on one case, as the parent asks a worker for it.
 pub struct Job<'a> {
     /// The lane's name (`tch`, `candle:port`): one worker per name.
@@ -646,11 +683,11 @@ fn finish(worker: &mut Worker, ended: Ended) -> Ended {
 /// not running yet, without waiting for them: they load their frameworks
 /// while the parent loads and runs other lanes, and [`run`] finds them
 /// ready. A worker that cannot start is left to [`run`] to report.
-pub fn prewarm<'a>(iso: &Isolation, lanes: impl IntoIterator<Item = &'a str>) {
+pub fn prewarm<'a>(lanes: impl IntoIterator<Item = (&'a Isolation, &'a str)>) {
     let Ok(mut pool) = pool().lock() else {
         return;
     };
-    for lane in lanes {
+    for (iso, lane) in lanes {
         let key = (iso.exe.clone(), lane.to_string());
         if pool.contains_key(&key) {
             continue;

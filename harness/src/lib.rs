@@ -13,6 +13,7 @@ pub mod case;
 pub mod cli;
 pub mod coverage;
 pub mod diff;
+pub mod entry;
 pub mod fingerprint;
 pub mod graph;
 pub mod isolate;

@@ -9,6 +9,7 @@
 //! divergences, so reporters never run an engine again.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 
 use crate::backend::engine::{Bridge, NoBridge};
 use crate::backend::reference;
@@ -89,12 +90,15 @@ fn run_lane(
         case: case.id(),
         error,
     };
-    let engine = backend::engine(&lane.backend).map_err(fail)?;
     let mut info = lane_info(lane.to_string());
     let opts = lane.options(&case.options);
-    let iso = iso.filter(|_| lane.backend != REFERENCE);
-    let (mode, prepared) = match iso {
+    let iso = match lane.backend.as_str() {
+        REFERENCE => None,
+        b => isolate::for_backend(iso, b).map_err(fail)?,
+    };
+    let (mode, prepared) = match &iso {
         Some(iso) => {
+            let engine = backend::info(&lane.backend).map_or("xdiff", |b| b.name);
             let job = isolate::Job {
                 lane: &info.name,
                 backend: &lane.backend,
@@ -102,11 +106,12 @@ fn run_lane(
                 graph: &case.graph,
                 inputs: &case.inputs,
             };
-            let reply = isolate::run(iso, &job, engine.name(), bridge);
+            let reply = isolate::run(iso, &job, engine, bridge);
             info.settings = reply.settings.into_iter().collect();
             ("lane", reply.trace)
         }
         None => {
+            let engine = backend::engine(&lane.backend).map_err(fail)?;
             let trace = engine.prepare(&case.graph, &opts).and_then(|mut s| {
                 info.settings = s.settings().into_iter().collect();
                 s.run_bridged(&case.inputs, bridge)
@@ -298,101 +303,53 @@ pub fn run_case_with(
     let baseline = opts.baseline;
     let iso = opts.isolation.as_ref();
     let show_reference = backends.iter().any(|b| b == REFERENCE);
-    // ONNX Runtime runs first when asked for: it runs every op, so the
-    // reference takes from it the outputs of a node it has no lowering for
-    // (that node alone cannot be judged, not everything after it).
-    let first = backends.iter().find(|b| b.as_str() == BRIDGE_SOURCE);
-    let first = match first {
-        Some(b) => Some(run_lane(
-            EngineLane::backend(b, case.options.device),
-            case,
-            &NoBridge,
-            iso,
-        )?),
-        None => None,
-    };
-    // Without the reference nothing can be judged: it is not run, and the
-    // case fails saying so (see `verdict::Judge::Absent`).
-    let reference = if show_reference {
-        let bridge = TraceBridge::of(&first.iter().collect::<Vec<_>>());
-        run_lane(EngineLane::reference(), case, &bridge, iso)?
-    } else {
-        let lane = EngineLane::reference();
-        LaneRun::new(lane.clone().into(), None, lane_info(lane.to_string()))
-    };
+    let (first, reference) = run_source_and_reference(case, backends, iso, show_reference)?;
     let sources: Vec<&LaneRun> = std::iter::once(&reference).chain(&first).collect();
     let bridge = TraceBridge::of(&sources);
     let empty = Trace::default();
-    let mut judging = Judging {
+    let judging = Judging {
         case,
         reference: reference.trace.as_ref().unwrap_or(&empty),
         has_reference: reference.trace.is_some(),
         show_reference,
         repro: opts.repro,
-        spent: std::time::Duration::ZERO,
+        spent: Mutex::new(std::time::Duration::ZERO),
     };
-    // Each lane is judged as soon as it (and its cross-device twin) ran, and
-    // its trace dropped: only the reference's and the bridge source's
-    // values stay for the lanes still to run.
+    // Every other lane at once (see [`LaneJob`]), each judged as soon as it
+    // (and its cross-device twin) ran and its trace dropped: only the
+    // reference's and the bridge source's values stay for the lanes still
+    // to run. Reported in this order whatever order they finish in.
+    let mut jobs: Vec<LaneJob> = backends
+        .iter()
+        .filter(|b| b.as_str() != REFERENCE)
+        .map(LaneJob::Backend)
+        .collect();
+    let mut ported: Vec<&String> = Vec::new();
+    for b in &case.port {
+        if !ported.contains(&b) {
+            ported.push(b);
+            jobs.push(LaneJob::Port(b));
+        }
+    }
+    jobs.extend(case.lanes.iter().map(LaneJob::Patched));
+    let ctx = JobContext {
+        case,
+        first: first.as_ref(),
+        bridge: &bridge,
+        iso,
+        baseline,
+        judging: &judging,
+    };
+    let done = run_concurrently(&jobs, case.options.cpu_threads(), |job| ctx.run(job));
     let mut lanes = Vec::new();
     // Where the lane run first goes, and its cross-device comparison.
     let mut first_at = None;
-    for b in backends.iter().filter(|b| b.as_str() != REFERENCE) {
-        let ran_first = first.as_ref().filter(|l| l.name == *b);
-        // The case's device first: a missing GPU is the error to report.
-        let mut lane = match ran_first {
-            Some(_) => None,
-            None => Some(run_lane(
-                EngineLane::backend(b, case.options.device),
-                case,
-                &bridge,
-                iso,
-            )?),
-        };
-        let twin = match baseline {
-            Some(device) => Some(run_lane(
-                EngineLane::on_device(b, device),
-                case,
-                &bridge,
-                iso,
-            )?),
-            None => None,
-        };
-        if let Some(twin) = &twin {
-            let got = ran_first.or(lane.as_ref()).and_then(|l| l.trace.as_ref());
-            let cross = cross_device_results(case, got, twin.trace.as_ref());
-            match &mut lane {
-                Some(l) => l.cross_device = cross,
-                None => first_at = Some((lanes.len(), cross)),
-            }
+    for finished in done {
+        let finished = finished?;
+        if let Some(cross) = finished.first_cross {
+            first_at = Some((lanes.len(), cross));
         }
-        match lane {
-            Some(l) => lanes.push(judging.judge(l)),
-            None => first_at = first_at.or(Some((lanes.len(), vec![]))),
-        }
-        lanes.extend(twin.map(|t| judging.judge(t)));
-    }
-    let mut ported: Vec<&String> = Vec::new();
-    for b in &case.port {
-        if ported.contains(&b) {
-            continue;
-        }
-        ported.push(b);
-        let port = EngineLane::patched(b, case.options.device, Patch::Port);
-        lanes.push(judging.judge(run_lane(port, case, &bridge, iso)?));
-    }
-    // `[[lane]]`: the engine runs the patched graph; the reference (and so
-    // every comparison) keeps the case's own.
-    for p in &case.lanes {
-        let mut lane = run_lane(
-            p.lane(case.options.device),
-            &case.with_graph(p.graph.clone()),
-            &bridge,
-            iso,
-        )?;
-        let patch = format!("node {}: {}", p.node, p.change);
-        lane.info.settings.insert("patch".into(), patch);
-        lanes.push(judging.judge(lane));
+        lanes.extend(finished.lanes);
     }
     drop(bridge);
     if let (Some(mut l), Some((at, cross))) = (first, first_at) {
@@ -402,8 +359,262 @@ pub fn run_case_with(
     lanes.extend(expected_lane(case).map(|l| judging.judge(l)));
     let assembling = std::time::Instant::now();
     let (mut report, evidence) = build_report(case, &reference, lanes, show_reference);
-    report.judge_ms = (judging.spent + assembling.elapsed()).as_secs_f64() * 1e3;
+    let spent = judging
+        .spent
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    report.judge_ms = (spent + assembling.elapsed()).as_secs_f64() * 1e3;
     Ok(CaseRun { report, evidence })
+}
+
+/// A lane to run after the reference and the bridge source: a backend (with
+/// its cross-device twin), an idiomatic-port lane, or a `[[lane]]` patch.
+enum LaneJob<'a> {
+    Backend(&'a String),
+    Port(&'a String),
+    Patched(&'a crate::case::PatchedLane),
+}
+
+/// What every [`LaneJob`] shares.
+struct JobContext<'a> {
+    case: &'a Case,
+    /// The bridge source's lane, already run (its cross-device twin is its job's).
+    first: Option<&'a LaneRun>,
+    bridge: &'a TraceBridge<'a>,
+    iso: Option<&'a Isolation>,
+    baseline: Option<Device>,
+    judging: &'a Judging<'a>,
+}
+
+/// A [`LaneJob`]'s judged lanes, in report order; for the bridge source's
+/// job, its cross-device comparison (the lane itself is judged last, its
+/// values being the other lanes' bridge until then).
+struct FinishedJob {
+    lanes: Vec<JudgedLane>,
+    first_cross: Option<Vec<Option<Comparison>>>,
+}
+
+impl JobContext<'_> {
+    fn run(&self, job: &LaneJob) -> Result<FinishedJob, RunError> {
+        let (case, bridge, iso) = (self.case, self.bridge, self.iso);
+        let judged = |lane| FinishedJob {
+            lanes: vec![self.judging.judge(lane)],
+            first_cross: None,
+        };
+        match job {
+            LaneJob::Backend(b) => self.backend(b),
+            LaneJob::Port(b) => {
+                let port = EngineLane::patched(b, case.options.device, Patch::Port);
+                Ok(judged(run_lane(port, case, bridge, iso)?))
+            }
+            // The engine runs the patched graph; the reference (and so
+            // every comparison) keeps the case's own.
+            LaneJob::Patched(p) => {
+                let patched = case.with_graph(p.graph.clone());
+                let mut lane = run_lane(p.lane(case.options.device), &patched, bridge, iso)?;
+                let patch = format!("node {}: {}", p.node, p.change);
+                lane.info.settings.insert("patch".into(), patch);
+                Ok(judged(lane))
+            }
+        }
+    }
+
+    /// Backend `b` on the case's device (unless it is the bridge source,
+    /// run already) and on the cross-device baseline.
+    fn backend(&self, b: &str) -> Result<FinishedJob, RunError> {
+        let (case, bridge, iso) = (self.case, self.bridge, self.iso);
+        let ran_first = self.first.filter(|l| l.name == b);
+        // The case's device first: a missing GPU is the error to report.
+        let mut lane = match ran_first {
+            Some(_) => None,
+            None => Some(run_lane(
+                EngineLane::backend(b, case.options.device),
+                case,
+                bridge,
+                iso,
+            )?),
+        };
+        let twin = match self.baseline {
+            Some(device) => Some(run_lane(
+                EngineLane::on_device(b, device),
+                case,
+                bridge,
+                iso,
+            )?),
+            None => None,
+        };
+        let mut first_cross = ran_first.map(|_| vec![]);
+        if let Some(twin) = &twin {
+            let got = ran_first.or(lane.as_ref()).and_then(|l| l.trace.as_ref());
+            let cross = cross_device_results(case, got, twin.trace.as_ref());
+            match &mut lane {
+                Some(l) => l.cross_device = cross,
+                None => first_cross = Some(cross),
+            }
+        }
+        let lanes = lane.into_iter().chain(twin).map(|l| self.judging.judge(l));
+        Ok(FinishedJob {
+            lanes: lanes.collect(),
+            first_cross,
+        })
+    }
+}
+
+/// `f` over `jobs` on up to `threads` scoped threads (at least two, so that
+/// lanes that wait on their workers overlap), results in `jobs`' order.
+fn run_concurrently<J: Sync, R: Send>(
+    jobs: &[J],
+    threads: usize,
+    f: impl Fn(&J) -> R + Sync,
+) -> Vec<R> {
+    let threads = threads.max(2).min(jobs.len());
+    if threads <= 1 {
+        return jobs.iter().map(f).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<R>>> = jobs.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(job) = jobs.get(i) else { break };
+                let r = f(job);
+                if let Ok(mut slot) = slots[i].lock() {
+                    *slot = Some(r);
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .unwrap_or_else(|p| p.into_inner())
+                .expect("every job ran")
+        })
+        .collect()
+}
+
+/// The bridge source (ONNX Runtime, when asked for) and the reference, at
+/// the same time: ORT runs every op, so the reference takes from it the
+/// outputs of a node it has no lowering for (that node alone cannot be
+/// judged, not everything after it), and waits for ORT only when it needs
+/// such a value ([`WaitBridge`]). ORT runs on this thread (its untapped
+/// session is kept per thread, `graph_runtime::Untapped`), the reference on
+/// a scoped one. Without the reference nothing can be judged: it is not
+/// run, and the case fails saying so (see `verdict::Judge::Absent`). An
+/// error of ORT's lane is reported before the reference's, as when they
+/// ran one after the other.
+fn run_source_and_reference(
+    case: &Case,
+    backends: &[String],
+    iso: Option<&Isolation>,
+    show_reference: bool,
+) -> Result<(Option<LaneRun>, LaneRun), RunError> {
+    let source = backends.iter().find(|b| b.as_str() == BRIDGE_SOURCE);
+    let slot = SourceSlot::default();
+    let (source_error, reference) = std::thread::scope(|s| {
+        let reference = show_reference.then(|| {
+            let bridge = WaitBridge {
+                slot: &slot,
+                waits: source.is_some(),
+            };
+            s.spawn(move || run_lane(EngineLane::reference(), case, &bridge, iso))
+        });
+        let set = SetOnDrop(&slot);
+        let ran = source
+            .map(|b| {
+                run_lane(
+                    EngineLane::backend(b, case.options.device),
+                    case,
+                    &NoBridge,
+                    iso,
+                )
+            })
+            .transpose();
+        let (lane, error) = match ran {
+            Ok(lane) => (lane, None),
+            Err(e) => (None, Some(e)),
+        };
+        slot.set(lane);
+        drop(set);
+        let reference =
+            reference.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        (error, reference)
+    });
+    if let Some(e) = source_error {
+        return Err(e);
+    }
+    let reference = match reference {
+        Some(r) => r?,
+        None => {
+            let lane = EngineLane::reference();
+            LaneRun::new(lane.clone().into(), None, lane_info(lane.to_string()))
+        }
+    };
+    Ok((slot.take(), reference))
+}
+
+/// The bridge source's lane once it finished (`Some(None)`: it failed).
+#[derive(Default)]
+struct SourceSlot {
+    done: Mutex<Option<Option<LaneRun>>>,
+    ready: std::sync::Condvar,
+}
+
+impl SourceSlot {
+    /// The first call wins (a panic's [`SetOnDrop`] comes after).
+    fn set(&self, lane: Option<LaneRun>) {
+        let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        if done.is_none() {
+            *done = Some(lane);
+        }
+        self.ready.notify_all();
+    }
+
+    /// `f` on the finished lane, waiting for it.
+    fn with<R>(&self, f: impl FnOnce(Option<&LaneRun>) -> R) -> R {
+        let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        while done.is_none() {
+            done = self.ready.wait(done).unwrap_or_else(|p| p.into_inner());
+        }
+        f(done.as_ref().and_then(Option::as_ref))
+    }
+
+    fn take(self) -> Option<LaneRun> {
+        self.done
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .flatten()
+    }
+}
+
+/// The reference's bridge while the source lane may still be running: the
+/// first value asked for waits until it finished (none if it failed).
+struct WaitBridge<'a> {
+    slot: &'a SourceSlot,
+    /// Whether there is a source lane at all (else never wait).
+    waits: bool,
+}
+
+impl Bridge for WaitBridge<'_> {
+    fn value(&self, name: &str) -> Option<(Tensor, String)> {
+        if !self.waits {
+            return None;
+        }
+        self.slot
+            .with(|source| TraceBridge::of(&source.into_iter().collect::<Vec<_>>()).value(name))
+    }
+}
+
+/// Marks the source lane finished even if running it panicked, so that the
+/// reference's thread, waiting for it, ends and the panic propagates.
+struct SetOnDrop<'a>(&'a SourceSlot);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.set(None);
+    }
 }
 
 /// What judging one lane needs besides the lane: the case, the reference's
@@ -416,7 +627,7 @@ struct Judging<'a> {
     has_reference: bool,
     show_reference: bool,
     repro: bool,
-    spent: std::time::Duration,
+    spent: Mutex<std::time::Duration>,
 }
 
 /// One lane judged against the reference: its result per node (graph
@@ -434,7 +645,7 @@ impl Judging<'_> {
     /// Judges every node of `lane` (in parallel, collected in graph order),
     /// fingerprints its introduced divergences and keeps its evidence; the
     /// lane's trace is dropped on return.
-    fn judge(&mut self, lane: LaneRun) -> JudgedLane {
+    fn judge(&self, lane: LaneRun) -> JudgedLane {
         let start = std::time::Instant::now();
         let (case, reference, shown) = (self.case, self.reference, self.show_reference);
         let mut results: Vec<LaneResult> = case
@@ -460,7 +671,9 @@ impl Judging<'_> {
                 }
             }
         }
-        self.spent += start.elapsed();
+        if let Ok(mut spent) = self.spent.lock() {
+            *spent += start.elapsed();
+        }
         JudgedLane {
             name: lane.name,
             info,

@@ -38,7 +38,7 @@ pub trait GraphRuntime {
     /// How messages name the runtime (`ORT returned no value for ...`).
     const LABEL: &'static str;
     /// A model loaded for one device and set of options.
-    type Loaded: LoadedModel + 'static;
+    type Loaded: LoadedModel + Send + 'static;
     /// Loads an ONNX model.
     fn load(&self, model: ModelSource, opts: &EngineOptions) -> Result<Self::Loaded, EngineError>;
     /// The settings a session runs with (device, optimization level, versions).
@@ -147,7 +147,7 @@ const PROTOBUF_LIMIT: usize = i32::MAX as usize;
 
 /// Loads `graph` tapped and untapped on `runtime`: a session whose traces
 /// hold every node's outputs.
-pub fn prepare<R: GraphRuntime>(
+pub fn prepare<R: GraphRuntime + Sync>(
     runtime: &R,
     graph: &Graph,
     opts: &EngineOptions,
@@ -157,7 +157,7 @@ pub fn prepare<R: GraphRuntime>(
 
 /// [`prepare`], loading from memory while the tapped model serializes to at
 /// most `limit` bytes, and from files past it (see [`load_from_files`]).
-pub(crate) fn prepare_within<R: GraphRuntime>(
+pub(crate) fn prepare_within<R: GraphRuntime + Sync>(
     runtime: &R,
     graph: &Graph,
     opts: &EngineOptions,
@@ -167,14 +167,22 @@ pub(crate) fn prepare_within<R: GraphRuntime>(
     let taps = tap_outputs(graph);
     let untapped = R::TAPPING_CAN_CHANGE_VALUES && !taps.is_empty();
     let (tapped, plain) = match tapped_bytes(graph, &taps, limit) {
-        Some(mut bytes) => {
-            let tapped = runtime.load(ModelSource::Memory(&bytes), opts)?;
-            bytes.truncate(prost::Message::encoded_len(&graph.model));
-            let plain = match untapped {
-                true => Some(Untapped::load(runtime, &bytes, opts)?),
-                false => None,
-            };
-            (tapped, plain)
+        // The two sessions load at the same time (session creation is
+        // mostly one thread's graph optimization): the untapped one here,
+        // where the kept one lives ([`KEPT`] is per thread).
+        Some(bytes) => {
+            let plain_len = prost::Message::encoded_len(&graph.model);
+            let (tapped, plain) = std::thread::scope(|s| {
+                let tapped = s.spawn(|| runtime.load(ModelSource::Memory(&bytes), opts));
+                let plain = untapped
+                    .then(|| Untapped::load(runtime, &bytes[..plain_len], opts))
+                    .transpose();
+                let tapped = tapped
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p));
+                (tapped, plain)
+            });
+            (tapped?, plain?)
         }
         None => load_from_files(runtime, tapped_model(graph, taps), outputs, untapped, opts)?,
     };
@@ -586,7 +594,7 @@ mod tests {
     /// output of the model it loaded.
     #[derive(Default)]
     struct Counting {
-        loads: std::cell::Cell<usize>,
+        loads: std::sync::atomic::AtomicUsize,
     }
 
     struct Outputs(Vec<String>);
@@ -595,7 +603,8 @@ mod tests {
         const LABEL: &'static str = "counting";
         type Loaded = Outputs;
         fn load(&self, model: ModelSource, _: &EngineOptions) -> Result<Outputs, EngineError> {
-            self.loads.set(self.loads.get() + 1);
+            self.loads
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let ModelSource::Memory(bytes) = model else {
                 unreachable!("small models load from memory")
             };
@@ -663,10 +672,10 @@ mod tests {
         let opts = EngineOptions::default();
         let inputs = BTreeMap::from([("x".to_string(), f32s(&[1.0, 2.0]))]);
         let run = |g: &Graph| {
-            let before = rt.loads.get();
+            let before = rt.loads.load(std::sync::atomic::Ordering::Relaxed);
             let trace = prepare(&rt, g, &opts).unwrap().run(&inputs).unwrap();
             assert!(trace.deployed.contains_key("y"), "{:?}", trace.deployed);
-            rt.loads.get() - before
+            rt.loads.load(std::sync::atomic::Ordering::Relaxed) - before
         };
         let two = chain(&["a", "y"]);
         // The first two variants in a row: tapped and untapped (a model run
@@ -684,9 +693,12 @@ mod tests {
             threads: 1,
             ..EngineOptions::default()
         };
-        let before = rt.loads.get();
+        let before = rt.loads.load(std::sync::atomic::Ordering::Relaxed);
         prepare(&rt, &three, &opts).unwrap().run(&inputs).unwrap();
-        assert_eq!(rt.loads.get() - before, 2);
+        assert_eq!(
+            rt.loads.load(std::sync::atomic::Ordering::Relaxed) - before,
+            2
+        );
         // One node: its tapped model is the model, nothing else to load.
         assert_eq!(run(&chain(&["y"])), 1);
     }

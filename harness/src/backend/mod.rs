@@ -126,8 +126,17 @@ macro_rules! backend {
 /// module, one row here and one cargo feature.
 pub const BACKENDS: &[BackendInfo] = &[
     backend!("ort", ort::OrtEngine, coverage: None, port: false),
-    backend!("tch", feature "tch-backend", libtorch::TchEngine,
-        coverage: Some(|| op_entries(libtorch::registry())), port: true),
+    // libtorch is linked only into `xdiff-tch` ([`torch`]): from `xdiff` the
+    // lane runs in an `xdiff-tch` worker.
+    BackendInfo {
+        name: "tch",
+        feature: Some("tch-backend"),
+        compiled: cfg!(feature = "tch-backend"),
+        build: torch::build,
+        coverage: Some(torch::coverage),
+        port: true,
+        default: true,
+    },
     backend!("candle", feature "candle-backend", candle::CandleEngine,
         coverage: Some(|| op_entries(candle::registry())), port: true),
     // ONNX's Python reference: only when asked for (`--backends onnx-ref,...`).
@@ -183,6 +192,8 @@ pub fn engine(name: &str) -> Result<Box<dyn Engine>, EngineError> {
 
 #[cfg(feature = "tch-backend")]
 pub mod libtorch;
+
+pub mod torch;
 
 #[cfg(feature = "candle-backend")]
 pub mod candle;

@@ -46,7 +46,7 @@ impl Declared {
 }
 
 /// A declared divergence: strict, so it fails when it stops happening.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Expectation {
     pub backend: String,
     pub node: Option<String>,
@@ -169,11 +169,18 @@ fn param_matches(param: &toml::Value, want: &toml::Value) -> bool {
 /// (exit 2 on a name not found) and keeps those that apply to no variant on
 /// the first variant ([`Case::never_applies`]).
 pub(super) fn check(file: &Path, cases: &mut [Case]) -> Result<(), CaseError> {
+    // The names are looked up over every variant: once per distinct
+    // declaration (variants of a sweep share theirs), not once per variant.
+    let mut named: Vec<&Expectation> = Vec::new();
     for c in cases.iter() {
         for (i, e) in c.expects.iter().enumerate() {
             let key = format!("key `expect[{i}]`");
             check_backend(c, e).map_err(|m| CaseError::new(file, format!("{key}: {m}")))?;
+            if named.contains(&e) {
+                continue;
+            }
             check_names(cases, e).map_err(|m| CaseError::new(file, format!("{key}: {m}")))?;
+            named.push(e);
         }
     }
     let Some(first) = cases.first() else {
