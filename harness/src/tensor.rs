@@ -344,14 +344,41 @@ impl Tensor {
         if self.dtype() == to {
             return self.clone();
         }
+        /// Row-major, as `from_f64` builds (a mapped column-major array is not).
+        fn standard<T: Element>(a: ArrayD<T>) -> Tensor {
+            T::wrap(if a.is_standard_layout() {
+                a
+            } else {
+                a.as_standard_layout().into_owned()
+            })
+        }
         if let (Tensor::I64(a), DType::I32) = (self, to) {
-            return Tensor::I32(a.mapv(|x| x as i32));
+            return standard(a.mapv(|x| x as i32));
         }
         if let (Tensor::I32(a), DType::I64) = (self, to) {
-            return Tensor::I64(a.mapv(|x| x as i64));
+            return standard(a.mapv(|x| x as i64));
         }
-        let shape = self.shape().to_vec();
-        Tensor::from_f64(to, &shape, &self.to_f64_vec())
+        // One pass, element by element through f64, as `from_f64` would
+        // convert `to_f64_vec()` (the reference upcasts every float input
+        // and weight this way: no intermediate vector).
+        fn to_type<T: Element>(t: &Tensor) -> Tensor {
+            with_array!(t, a => standard(a.mapv(|x| T::from_f64(Element::to_f64(x)))))
+        }
+        match to {
+            DType::F16 => to_type::<f16>(self),
+            DType::BF16 => to_type::<bf16>(self),
+            DType::F32 => to_type::<f32>(self),
+            DType::F64 => to_type::<f64>(self),
+            DType::I8 => to_type::<i8>(self),
+            DType::I16 => to_type::<i16>(self),
+            DType::I32 => to_type::<i32>(self),
+            DType::I64 => to_type::<i64>(self),
+            DType::U8 => to_type::<u8>(self),
+            DType::U16 => to_type::<u16>(self),
+            DType::U32 => to_type::<u32>(self),
+            DType::U64 => to_type::<u64>(self),
+            DType::Bool => to_type::<bool>(self),
+        }
     }
 
     /// Reads an ONNX `TensorProto` (raw_data or typed fields, little-endian).
@@ -533,6 +560,29 @@ mod proto {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cast_converts_as_from_f64_does_in_logical_order() {
+        let values = [1.5, -2.25, 0.0, 65504.0, -0.0, 300.7, f64::NAN, 1e-8];
+        for from in DType::ALL {
+            let t = Tensor::from_f64(from, &[2, 4], &values);
+            // A transposed (column-major) view: the cast is row-major.
+            let t_t = with_array!(&t, a => Element::wrap(a.t().to_owned()));
+            for to in DType::ALL {
+                for src in [&t, &t_t] {
+                    let want = Tensor::from_f64(to, src.shape(), &src.to_f64_vec());
+                    let got = src.cast(to);
+                    assert!(
+                        got.same_bits(&want),
+                        "{from:?} -> {to:?}: {got:?} != {want:?}"
+                    );
+                    if from != to {
+                        assert!(with_array!(&got, a => a.is_standard_layout()));
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn proto_round_trip_keeps_dtype_and_values() {
