@@ -7,7 +7,3 @@ fn main() -> std::process::ExitCode {
     xdiff::backend::torch::link();
     xdiff::entry::main()
 }
-
-/// The allocator of `xdiff` (see `src/main.rs`).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
