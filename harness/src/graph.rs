@@ -14,6 +14,7 @@ pub use external::externalize;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::onnx::{self, attribute_type as at, ModelProto};
 use crate::tensor::{DType, Tensor, TensorError};
@@ -88,11 +89,13 @@ pub struct Graph {
     pub opset: u32,
     pub inputs: Vec<ValueInfo>,
     pub outputs: Vec<ValueInfo>,
-    pub initializers: BTreeMap<String, Tensor>,
+    /// Shared: every engine's session and every case built on the graph
+    /// holds the same weights (a clone of a `Graph` copies no tensor).
+    pub initializers: Arc<BTreeMap<String, Tensor>>,
     pub nodes: Vec<Node>,
     /// The model as loaded (nodes re-sorted topologically), for backends that
-    /// consume ONNX directly.
-    pub model: ModelProto,
+    /// consume ONNX directly; shared like the initializers.
+    pub model: Arc<ModelProto>,
 }
 
 /// Everything that can be wrong with a model.
@@ -208,9 +211,9 @@ impl Graph {
             opset,
             inputs,
             outputs,
-            initializers,
+            initializers: Arc::new(initializers),
             nodes,
-            model,
+            model: Arc::new(model),
         })
     }
 
@@ -223,7 +226,7 @@ impl Graph {
 
     /// Serializes the model (with any edits made to `self.model`).
     pub fn to_bytes(&self) -> Vec<u8> {
-        prost::Message::encode_to_vec(&self.model)
+        prost::Message::encode_to_vec(&*self.model)
     }
 }
 

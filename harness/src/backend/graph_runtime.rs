@@ -86,7 +86,7 @@ pub trait LoadedModel {
 /// The model with every node output added as a graph output (appended after
 /// the model's own outputs, which keep their places).
 fn tapped_model(graph: &Graph, taps: Vec<ValueInfoProto>) -> ModelProto {
-    let mut model = graph.model.clone();
+    let mut model = ModelProto::clone(&graph.model);
     model
         .graph
         .as_mut()
@@ -131,12 +131,12 @@ fn tapped_bytes(graph: &Graph, taps: &[ValueInfoProto], limit: usize) -> Option<
         }),
         ..Default::default()
     };
-    let len = prost::Message::encoded_len(&graph.model) + prost::Message::encoded_len(&extra);
+    let len = prost::Message::encoded_len(&*graph.model) + prost::Message::encoded_len(&extra);
     if len > limit {
         return None;
     }
     let mut bytes = Vec::with_capacity(len);
-    prost::Message::encode_raw(&graph.model, &mut bytes);
+    prost::Message::encode_raw(&*graph.model, &mut bytes);
     prost::Message::encode_raw(&extra, &mut bytes);
     Some(bytes)
 }
@@ -171,7 +171,7 @@ pub(crate) fn prepare_within<R: GraphRuntime + Sync>(
         // mostly one thread's graph optimization): the untapped one here,
         // where the kept one lives ([`KEPT`] is per thread).
         Some(bytes) => {
-            let plain_len = prost::Message::encoded_len(&graph.model);
+            let plain_len = prost::Message::encoded_len(&*graph.model);
             let (tapped, plain) = std::thread::scope(|s| {
                 let tapped = s.spawn(|| runtime.load(ModelSource::Memory(&bytes), opts));
                 let plain = untapped
@@ -712,7 +712,7 @@ mod tests {
         let bytes = tapped_bytes(&g, &taps, PROTOBUF_LIMIT).expect("under the limit");
         let parsed = crate::onnx::decode_model(&bytes).unwrap();
         assert_eq!(parsed, tapped_model(&g, taps.clone()));
-        let plain = prost::Message::encoded_len(&g.model);
+        let plain = prost::Message::encoded_len(&*g.model);
         assert_eq!(bytes[..plain], g.to_bytes());
         assert_eq!(tapped_bytes(&g, &taps, bytes.len() - 1), None);
     }

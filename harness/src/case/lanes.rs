@@ -22,7 +22,7 @@ use super::CaseError;
 use crate::backend;
 use crate::graph::{Graph, GraphError, Node};
 use crate::lane::{EngineLane, Patch, REFERENCE};
-use crate::onnx::AttributeProto;
+use crate::onnx::{AttributeProto, ModelProto};
 use crate::options::Device;
 
 /// One `[[lane]]` of a case, resolved.
@@ -214,7 +214,7 @@ fn patch_graph(
     index: usize,
     attrs: Vec<AttributeProto>,
 ) -> Result<Graph, GraphError> {
-    let mut model = graph.model.clone();
+    let mut model = ModelProto::clone(&graph.model);
     let g = model.graph.as_mut().ok_or(GraphError::NoGraph)?;
     let node = &mut g.node[index];
     for a in attrs {
