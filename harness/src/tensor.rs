@@ -183,6 +183,66 @@ macro_rules! with_array {
     };
 }
 
+/// `$body` with the element type of `$dtype` bound to `$t`.
+macro_rules! with_element {
+    ($dtype:expr, $t:ident => $body:expr) => {
+        match $dtype {
+            DType::F16 => {
+                type $t = f16;
+                $body
+            }
+            DType::BF16 => {
+                type $t = bf16;
+                $body
+            }
+            DType::F32 => {
+                type $t = f32;
+                $body
+            }
+            DType::F64 => {
+                type $t = f64;
+                $body
+            }
+            DType::I8 => {
+                type $t = i8;
+                $body
+            }
+            DType::I16 => {
+                type $t = i16;
+                $body
+            }
+            DType::I32 => {
+                type $t = i32;
+                $body
+            }
+            DType::I64 => {
+                type $t = i64;
+                $body
+            }
+            DType::U8 => {
+                type $t = u8;
+                $body
+            }
+            DType::U16 => {
+                type $t = u16;
+                $body
+            }
+            DType::U32 => {
+                type $t = u32;
+                $body
+            }
+            DType::U64 => {
+                type $t = u64;
+                $body
+            }
+            DType::Bool => {
+                type $t = bool;
+                $body
+            }
+        }
+    };
+}
+
 /// Scalar element conversion to and from f64, used by the diff and by casts.
 pub trait Element: Copy + Default + Send + Sync + 'static {
     const DTYPE: DType;
@@ -276,21 +336,7 @@ impl Tensor {
             let v: Vec<T> = values.iter().map(|&x| T::from_f64(x)).collect();
             T::wrap(ArrayD::from_shape_vec(IxDyn(shape), v).expect("shape matches values"))
         }
-        match dtype {
-            DType::F16 => build::<f16>(shape, values),
-            DType::BF16 => build::<bf16>(shape, values),
-            DType::F32 => build::<f32>(shape, values),
-            DType::F64 => build::<f64>(shape, values),
-            DType::I8 => build::<i8>(shape, values),
-            DType::I16 => build::<i16>(shape, values),
-            DType::I32 => build::<i32>(shape, values),
-            DType::I64 => build::<i64>(shape, values),
-            DType::U8 => build::<u8>(shape, values),
-            DType::U16 => build::<u16>(shape, values),
-            DType::U32 => build::<u32>(shape, values),
-            DType::U64 => build::<u64>(shape, values),
-            DType::Bool => build::<bool>(shape, values),
-        }
+        with_element!(dtype, T => build::<T>(shape, values))
     }
 
     /// Visits every element as f64 in logical (row-major) order, without allocating.
@@ -364,21 +410,7 @@ impl Tensor {
         fn to_type<T: Element>(t: &Tensor) -> Tensor {
             with_array!(t, a => standard(a.mapv(|x| T::from_f64(Element::to_f64(x)))))
         }
-        match to {
-            DType::F16 => to_type::<f16>(self),
-            DType::BF16 => to_type::<bf16>(self),
-            DType::F32 => to_type::<f32>(self),
-            DType::F64 => to_type::<f64>(self),
-            DType::I8 => to_type::<i8>(self),
-            DType::I16 => to_type::<i16>(self),
-            DType::I32 => to_type::<i32>(self),
-            DType::I64 => to_type::<i64>(self),
-            DType::U8 => to_type::<u8>(self),
-            DType::U16 => to_type::<u16>(self),
-            DType::U32 => to_type::<u32>(self),
-            DType::U64 => to_type::<u64>(self),
-            DType::Bool => to_type::<bool>(self),
-        }
+        with_element!(to, T => to_type::<T>(self))
     }
 
     /// Reads an ONNX `TensorProto` (raw_data or typed fields, little-endian).
