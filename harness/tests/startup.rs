@@ -40,3 +40,24 @@ fn xdiff_ops_lists_the_tch_lowerings() {
         .unwrap_or_else(|| panic!("no tch row for Conv:\n{text}"));
     assert!(conv.contains("native"), "{conv}");
 }
+
+#[test]
+fn a_missing_xdiff_tch_is_one_line_and_exit_2() {
+    for isolation in ["lane", "none"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_xdiff"))
+            .args([
+                "run",
+                "../cases/quantize.toml",
+                "--backends",
+                "tch,reference",
+            ])
+            .args(["--isolation", isolation])
+            .env("XDIFF_TCH_EXE", "/nonexistent/xdiff-tch")
+            .output()
+            .expect("xdiff run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{isolation}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains("/nonexistent/xdiff-tch"), "{err}");
+    }
+}

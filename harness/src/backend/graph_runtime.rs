@@ -167,6 +167,7 @@ pub(crate) fn prepare_within<R: GraphRuntime + Sync>(
     let taps = tap_outputs(graph);
     let untapped = R::TAPPING_CAN_CHANGE_VALUES && !taps.is_empty();
     let (tapped, plain) = match tapped_bytes(graph, &taps, limit) {
+        Some(bytes) if !untapped => (runtime.load(ModelSource::Memory(&bytes), opts)?, None),
         // The two sessions load at the same time (session creation is
         // mostly one thread's graph optimization): the untapped one here,
         // where the kept one lives ([`KEPT`] is per thread).
@@ -174,9 +175,7 @@ pub(crate) fn prepare_within<R: GraphRuntime + Sync>(
             let plain_len = prost::Message::encoded_len(&*graph.model);
             let (tapped, plain) = std::thread::scope(|s| {
                 let tapped = s.spawn(|| runtime.load(ModelSource::Memory(&bytes), opts));
-                let plain = untapped
-                    .then(|| Untapped::load(runtime, &bytes[..plain_len], opts))
-                    .transpose();
+                let plain = Untapped::load(runtime, &bytes[..plain_len], opts).map(Some);
                 let tapped = tapped
                     .join()
                     .unwrap_or_else(|p| std::panic::resume_unwind(p));
