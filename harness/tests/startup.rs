@@ -45,12 +45,9 @@ fn xdiff_ops_lists_the_tch_lowerings() {
 fn a_missing_xdiff_tch_is_one_line_and_exit_2() {
     for isolation in ["lane", "none"] {
         let out = Command::new(env!("CARGO_BIN_EXE_xdiff"))
-            .args([
-                "run",
-                "../cases/quantize.toml",
-                "--backends",
-                "tch,reference",
-            ])
+            .arg("run")
+            .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../cases/quantize.toml"))
+            .args(["--backends", "tch,reference"])
             .args(["--isolation", isolation])
             .env("XDIFF_TCH_EXE", "/nonexistent/xdiff-tch")
             .output()
