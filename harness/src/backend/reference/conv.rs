@@ -448,6 +448,7 @@ fn transpose_forward(
 
 #[cfg(test)]
 mod tests {
+    use super::super::linalg::tests::assert_close;
     use super::super::run_op;
     use super::super::util::{f, test_node};
     use crate::graph::Attr;
@@ -738,16 +739,6 @@ mod tests {
         (ys, y)
     }
 
-    fn assert_close(got: &[f64], want: &[f64]) {
-        assert_eq!(got.len(), want.len());
-        for (i, (a, b)) in got.iter().zip(want).enumerate() {
-            assert!(
-                (a - b).abs() <= 1e-12 * (1.0 + b.abs()),
-                "element {i}: {a} vs {b}"
-            );
-        }
-    }
-
     /// Random geometries covering every Conv path: pointwise, depthwise,
     /// grouped and dense im2col; 1-D/2-D/3-D, dilations, strides and
     /// asymmetric pads.
@@ -825,51 +816,43 @@ mod tests {
         ]
     }
 
-    #[test]
-    fn conv_paths_match_the_naive_sum() {
+    /// The naive result of one geometry: output shape and values.
+    type Naive = fn(&Geo, &[f64], &[f64], &[f64]) -> (Vec<usize>, Vec<f64>);
+
+    /// `op` on random inputs of every geometry (weights of shape
+    /// `[first, second, kernel...]` from `weight`) against `naive`.
+    fn matches_naive(op: &str, seed0: u64, weight: fn(&Geo) -> [usize; 2], naive: Naive) {
         for (i, geo) in geometries().iter().enumerate() {
-            let seed = 10 * i as u64;
+            let seed = seed0 + 10 * i as u64;
             let mut xs = vec![geo.n, geo.c];
             xs.extend(&geo.sp);
-            let mut ws = vec![geo.m, geo.c / geo.g];
+            let mut ws = weight(geo).to_vec();
             ws.extend(&geo.k);
             let (x, w, b) = (
                 rand_t(&xs, seed),
                 rand_t(&ws, seed + 1),
                 rand_t(&[geo.m], seed + 2),
             );
-            let (shape, y) = run("Conv", 13, geo.attrs(), &[&x, &w, &b]);
-            let (fl, bv) = (
-                |t: &super::RefTensor| t.floats().unwrap(),
-                b.floats().unwrap(),
-            );
-            let (ws_, want) = naive_conv(geo, &fl(&x), &fl(&w), &bv);
-            assert_eq!(shape, ws_, "geometry {i}");
+            let (shape, y) = run(op, 13, geo.attrs(), &[&x, &w, &b]);
+            let fl = |t: &super::RefTensor| t.floats().unwrap();
+            let (want_shape, want) = naive(geo, &fl(&x), &fl(&w), &fl(&b));
+            assert_eq!(shape, want_shape, "{op}, geometry {i}");
             assert_close(&y, &want);
         }
     }
 
     #[test]
+    fn conv_paths_match_the_naive_sum() {
+        matches_naive("Conv", 0, |g| [g.m, g.c / g.g], naive_conv);
+    }
+
+    #[test]
     fn conv_transpose_matches_the_naive_scatter() {
-        for (i, geo) in geometries().iter().enumerate() {
-            let seed = 100 + 10 * i as u64;
-            let mut xs = vec![geo.n, geo.c];
-            xs.extend(&geo.sp);
-            let mut ws = vec![geo.c, geo.m / geo.g];
-            ws.extend(&geo.k);
-            let (x, w, b) = (
-                rand_t(&xs, seed),
-                rand_t(&ws, seed + 1),
-                rand_t(&[geo.m], seed + 2),
-            );
-            let (shape, y) = run("ConvTranspose", 13, geo.attrs(), &[&x, &w, &b]);
-            let (fl, bv) = (
-                |t: &super::RefTensor| t.floats().unwrap(),
-                b.floats().unwrap(),
-            );
-            let (ws_, want) = naive_conv_transpose(geo, &fl(&x), &fl(&w), &bv);
-            assert_eq!(shape, ws_, "geometry {i}");
-            assert_close(&y, &want);
-        }
+        matches_naive(
+            "ConvTranspose",
+            100,
+            |g| [g.c, g.m / g.g],
+            naive_conv_transpose,
+        );
     }
 }

@@ -282,7 +282,7 @@ fn gemm(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::super::run_op;
     use super::super::util::{f, i, test_node};
     use super::*;
@@ -375,7 +375,9 @@ mod tests {
         )
     }
 
-    fn assert_close(got: &[f64], want: &[f64]) {
+    /// Float64 results of two summation orders agree to ~1e-12 relative
+    /// (also used by the convolution tests).
+    pub(crate) fn assert_close(got: &[f64], want: &[f64]) {
         assert_eq!(got.len(), want.len());
         for (i, (a, b)) in got.iter().zip(want).enumerate() {
             assert!(
