@@ -35,11 +35,16 @@ pub fn link() {
     ));
 }
 
-/// Whether libtorch is linked into this process (the tch lane can run here).
-pub fn linked() -> bool {
+/// The in-process engine and registry, where libtorch is linked.
+fn in_process() -> Option<&'static (BuildFn, CoverageFn)> {
     #[cfg(all(test, feature = "tch-backend"))]
     link();
-    LINKED.get().is_some()
+    LINKED.get()
+}
+
+/// Whether libtorch is linked into this process (the tch lane can run here).
+pub fn linked() -> bool {
+    in_process().is_some()
 }
 
 /// Whether lanes of `backend` need libtorch.
@@ -49,7 +54,7 @@ pub fn needs_torch(backend: &str) -> bool {
 
 /// The tch engine, in this process; elsewhere an error that says where it runs.
 pub(super) fn build() -> Result<Box<dyn super::Engine>, EngineError> {
-    match linked().then(|| LINKED.get()).flatten() {
+    match in_process() {
         Some((build, _)) => build(),
         None => Err(EngineError::Missing {
             engine: "tch",
@@ -64,7 +69,7 @@ pub(super) fn build() -> Result<Box<dyn super::Engine>, EngineError> {
 /// The tch lowering registry's coverage; empty where libtorch is not linked
 /// (`xdiff ops` runs in `xdiff-tch` for it).
 pub(super) fn coverage() -> Vec<super::OpEntry> {
-    match linked().then(|| LINKED.get()).flatten() {
+    match in_process() {
         Some((_, coverage)) => coverage(),
         None => vec![],
     }
