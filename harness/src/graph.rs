@@ -96,6 +96,31 @@ pub struct Graph {
     /// The model as loaded (nodes re-sorted topologically), for backends that
     /// consume ONNX directly; shared like the initializers.
     pub model: Arc<ModelProto>,
+    /// The file `model` was read from, unchanged ([`Graph::from_file_bytes`]);
+    /// `None` for a model built or patched in memory.
+    pub file: Option<Arc<ModelFile>>,
+}
+
+/// A model file as it was when read: a lane worker reads the model from
+/// it rather than having the whole model (weights included) encoded and
+/// piped to it, and refuses it if the file changed since.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelFile {
+    pub path: std::path::PathBuf,
+    pub len: u64,
+    pub modified: Option<std::time::SystemTime>,
+}
+
+impl ModelFile {
+    /// `path`'s length and modification time now.
+    pub fn stat(path: &Path) -> std::io::Result<ModelFile> {
+        let meta = std::fs::metadata(path)?;
+        Ok(ModelFile {
+            path: path.to_path_buf(),
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        })
+    }
 }
 
 /// Everything that can be wrong with a model.
@@ -159,18 +184,67 @@ impl Graph {
     /// Loads the model file at `path`, with its external data.
     pub fn load(path: &Path) -> Result<Graph, GraphError> {
         let bytes = std::fs::read(path).map_err(GraphError::Read)?;
-        Graph::from_bytes_in(&bytes, path.parent().unwrap_or(Path::new(".")))
+        Graph::from_file_bytes(&bytes, path)
+    }
+
+    /// [`Graph::from_bytes_in`] for `bytes` read from the file at `path`
+    /// (external data beside it), remembering the file ([`Graph::file`]).
+    pub fn from_file_bytes(bytes: &[u8], path: &Path) -> Result<Graph, GraphError> {
+        let file = ModelFile::stat(path).map_err(GraphError::Read)?;
+        let mut graph = Graph::from_bytes_in(bytes, path.parent().unwrap_or(Path::new(".")))?;
+        graph.file = Some(Arc::new(file));
+        Ok(graph)
+    }
+
+    /// The model file `file` describes, read again, its weights converted
+    /// to tensors only when `tensors` is set (see
+    /// [`Graph::from_bytes_without_tensors`]); an error if the file changed
+    /// since it was described.
+    pub fn reload(file: &ModelFile, tensors: bool) -> Result<Graph, GraphError> {
+        let now = ModelFile::stat(&file.path).map_err(GraphError::Read)?;
+        let same =
+            now.len == file.len && (file.modified.is_none() || now.modified == file.modified);
+        if !same {
+            return Err(GraphError::Read(std::io::Error::other(format!(
+                "{} changed while xdiff was running",
+                file.path.display()
+            ))));
+        }
+        let bytes = std::fs::read(&file.path).map_err(GraphError::Read)?;
+        let mut model = onnx::decode_model(&bytes)?;
+        drop(bytes);
+        external::inline(&mut model, file.path.parent().unwrap_or(Path::new(".")))?;
+        let mut graph = Graph::build(model, tensors)?;
+        graph.file = Some(Arc::new(now));
+        Ok(graph)
     }
 
     /// Validates a decoded model and builds the graph.
-    pub fn from_model(mut model: ModelProto) -> Result<Graph, GraphError> {
+    pub fn from_model(model: ModelProto) -> Result<Graph, GraphError> {
+        Graph::build(model, true)
+    }
+
+    /// [`Graph::from_bytes`] without converting the initializers to tensors:
+    /// `initializers` is empty and the weights stay in `model` only. For a
+    /// lane worker whose engine reads the serialized model and never the
+    /// tensors ([`Engine::reads_initializers`](crate::backend::Engine::reads_initializers)):
+    /// on swin_t that is 114 MB and ~100 ms it does not spend. The parent
+    /// built the full graph from the same bytes, so nothing goes unchecked.
+    pub fn from_bytes_without_tensors(bytes: &[u8]) -> Result<Graph, GraphError> {
+        Graph::build(onnx::decode_model(bytes)?, false)
+    }
+
+    /// Validates `model` and builds the graph, converting its initializers
+    /// to tensors when `tensors` is set.
+    fn build(mut model: ModelProto, tensors: bool) -> Result<Graph, GraphError> {
         if external::any(&model) {
             return Err(GraphError::ExternalWithoutFolder);
         }
         let opset = default_opset(&model)?;
         let g = model.graph.as_mut().ok_or(GraphError::NoGraph)?;
         let mut initializers = BTreeMap::new();
-        for t in &g.initializer {
+        let names: HashSet<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
+        for t in g.initializer.iter().filter(|_| tensors) {
             let tensor = Tensor::from_proto(t).map_err(|source| GraphError::Initializer {
                 name: t.name.clone(),
                 source,
@@ -180,7 +254,7 @@ impl Graph {
         let inputs = g
             .input
             .iter()
-            .filter(|v| !initializers.contains_key(&v.name))
+            .filter(|v| !names.contains(v.name.as_str()))
             .map(value_info)
             .collect::<Result<Vec<_>, _>>()?;
         let outputs = g
@@ -188,7 +262,8 @@ impl Graph {
             .iter()
             .map(value_info)
             .collect::<Result<Vec<_>, _>>()?;
-        let order = topo_order(g, &inputs, &initializers)?;
+        let order = topo_order(g, &inputs, &names)?;
+        drop(names);
         let sorted: Vec<onnx::NodeProto> = order.iter().map(|&i| g.node[i].clone()).collect();
         g.node = sorted;
         let nodes = g
@@ -201,7 +276,7 @@ impl Graph {
             .iter()
             .flat_map(|n| n.outputs.iter().map(String::as_str))
             .chain(inputs.iter().map(|v| v.name.as_str()))
-            .chain(initializers.keys().map(String::as_str))
+            .chain(g.initializer.iter().map(|t| t.name.as_str()))
             .collect();
         if let Some(o) = outputs.iter().find(|o| !produced.contains(o.name.as_str())) {
             return Err(GraphError::MissingOutput(o.name.clone()));
@@ -214,6 +289,7 @@ impl Graph {
             initializers: Arc::new(initializers),
             nodes,
             model: Arc::new(model),
+            file: None,
         })
     }
 
@@ -288,12 +364,12 @@ fn value_info(v: &onnx::ValueInfoProto) -> Result<ValueInfo, GraphError> {
 fn topo_order(
     g: &onnx::GraphProto,
     inputs: &[ValueInfo],
-    inits: &BTreeMap<String, Tensor>,
+    inits: &HashSet<&str>,
 ) -> Result<Vec<usize>, GraphError> {
     let mut producer: HashMap<&str, usize> = HashMap::new();
     for (i, n) in g.node.iter().enumerate() {
         for o in n.output.iter().filter(|o| !o.is_empty()) {
-            if producer.insert(o, i).is_some() || inits.contains_key(o) {
+            if producer.insert(o, i).is_some() || inits.contains(o.as_str()) {
                 return Err(GraphError::Duplicate(o.clone()));
             }
         }
@@ -301,7 +377,7 @@ fn topo_order(
     let external: HashSet<&str> = inputs
         .iter()
         .map(|v| v.name.as_str())
-        .chain(inits.keys().map(String::as_str))
+        .chain(inits.iter().copied())
         .collect();
     let mut deps: Vec<Vec<usize>> = vec![Vec::new(); g.node.len()];
     for (i, n) in g.node.iter().enumerate() {

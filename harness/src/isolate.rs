@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use crate::backend::engine::{Bridge, NodeRun, NodeStatus, Trace};
 use crate::backend::{self, EngineError};
-use crate::graph::Graph;
+use crate::graph::{Graph, ModelFile};
 use crate::options::{Device, EngineOptions, OptLevel};
 use crate::tensor::{DType, Tensor};
 
@@ -106,6 +106,10 @@ const STARTED: u8 = 11;
 const ASK: u8 = 12;
 const TRACE: u8 = 13;
 const FAILED: u8 = 14;
+// How a job carries its model: serialized, or the file it was read from
+// unchanged (the worker reads it itself: no weights through the pipe).
+const MODEL_BYTES: u8 = 0;
+const MODEL_FILE: u8 = 1;
 
 /// A frame that does not decode (a worker of another version, a bug).
 #[derive(Debug, thiserror::Error)]
@@ -199,6 +203,17 @@ impl Enc {
         prost::Message::encode_raw(m, &mut self.0);
         self
     }
+    /// A model file's path, length and modification time (nanoseconds since
+    /// the epoch, 0 when unknown).
+    fn model_file(&mut self, f: &ModelFile) -> &mut Self {
+        let nanos = f
+            .modified
+            .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as u64);
+        self.bytes(f.path.as_os_str().as_encoded_bytes())
+            .u64(f.len)
+            .u64(nanos)
+    }
     fn tensors<'a>(&mut self, m: impl ExactSizeIterator<Item = (&'a String, &'a Tensor)>) {
         self.u64(m.len() as u64);
         for (k, v) in m {
@@ -265,6 +280,18 @@ impl<'a> Dec<'a> {
             .ok()
             .filter(|&n| n <= self.0.len())
             .ok_or_else(|| wire(format!("count {n} past the frame")))
+    }
+    fn model_file(&mut self) -> Result<ModelFile, WireError> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::OsStr::from_bytes(self.bytes()?).into();
+        let len = self.u64()?;
+        let nanos = self.u64()?;
+        let modified = (nanos != 0).then(|| std::time::UNIX_EPOCH + Duration::from_nanos(nanos));
+        Ok(ModelFile {
+            path,
+            len,
+            modified,
+        })
     }
     fn tensors<C: FromIterator<(String, Tensor)>>(&mut self) -> Result<C, WireError> {
         let n = self.count()?;
@@ -536,11 +563,28 @@ fn serve(pipes: &mut Pipes, payload: &[u8]) -> Result<String, WorkerError> {
     let d = &mut Dec(payload);
     let backend = d.str()?;
     let opts = decode_opts(d)?;
-    let graph = Graph::from_bytes(d.bytes()?).map_err(|e| wire(format!("graph: {e}")))?;
+    let engine = backend::engine(&backend);
+    let tensors = engine.as_ref().map_or(true, |e| e.reads_initializers());
+    let graph = match d.u8()? {
+        MODEL_FILE => Graph::reload(&d.model_file()?, tensors),
+        _ if tensors => Graph::from_bytes(d.bytes()?),
+        _ => Graph::from_bytes_without_tensors(d.bytes()?),
+    };
+    let graph = match graph {
+        Ok(g) => g,
+        Err(e) => {
+            let e = EngineError::Failed {
+                engine: engine.map_or("xdiff", |e| e.name()),
+                why: format!("lane worker: reading the model: {e}"),
+            };
+            write_frame(&mut pipes.output, FAILED, &encode_error(&e))?;
+            return Ok(backend);
+        }
+    };
     let inputs: BTreeMap<String, Tensor> = d.tensors()?;
     spent("worker: decode job", t);
     let t = Instant::now();
-    let prepared = backend::engine(&backend).and_then(|e| e.prepare(&graph, &opts));
+    let prepared = engine.and_then(|e| e.prepare(&graph, &opts));
     spent("worker: prepare", t);
     let mut session = match prepared {
         Ok(s) => s,
@@ -591,6 +635,19 @@ fn print_timings(backend: &str) {
 
 // ---- the parent --------------------------------------------------------------
 
+/// Raises a pipe's buffer from Linux's 64 KiB to 1 MiB (the unprivileged
+/// ceiling, `/proc/sys/fs/pipe-max-size`): a trace is tens to hundreds of
+/// MB, and with 64 KiB the two processes hand over the CPU every 64 KiB
+/// (swin_t's 66 MB trace took 153 ms to send). Best effort: a smaller
+/// ceiling only keeps the default.
+fn widen_pipe(pipe: &impl std::os::fd::AsRawFd) {
+    // SAFETY: fcntl on a descriptor this process owns; it changes only the
+    // pipe's capacity.
+    unsafe {
+        libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20);
+    }
+}
+
 /// A running worker: its stdin and the frames a reader thread takes from it.
 struct Worker {
     child: Child,
@@ -612,7 +669,11 @@ impl Worker {
             .process_group(0)
             .spawn()?;
         let (tx, frames) = mpsc::channel();
-        let mut out = BufReader::new(child.stdout.take().expect("piped"));
+        let stdout = child.stdout.take().expect("piped");
+        let stdin = child.stdin.take().expect("piped");
+        widen_pipe(&stdout);
+        widen_pipe(&stdin);
+        let mut out = BufReader::new(stdout);
         std::thread::spawn(move || {
             while let Ok(Some(frame)) = read_frame(&mut out) {
                 if tx.send(frame).is_err() {
@@ -620,7 +681,7 @@ impl Worker {
                 }
             }
         });
-        let stdin = BufWriter::new(child.stdin.take().expect("piped"));
+        let stdin = BufWriter::new(stdin);
         Ok(Worker {
             child,
             stdin,
@@ -762,7 +823,10 @@ fn converse(
     let mut e = Enc::default();
     e.str(job.backend);
     encode_opts(&mut e, job.opts);
-    e.model(&job.graph.model);
+    match &job.graph.file {
+        Some(file) => e.u8(MODEL_FILE).model_file(file),
+        None => e.u8(MODEL_BYTES).model(&job.graph.model),
+    };
     e.tensors(job.inputs.iter());
     spent("isolate: encode job", t);
     let t = Instant::now();

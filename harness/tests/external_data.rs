@@ -248,3 +248,47 @@ fn the_torch_default_export_runs_on_every_lane() {
         );
     }
 }
+
+/// A lane worker reads a model loaded from a file from that file itself
+/// (no weights through its pipe): `Graph::reload` gives the graph the
+/// parent loaded, with the weights in the model only when the worker's
+/// engine reads no tensors, and refuses a file changed since.
+#[test]
+fn a_worker_reloads_the_model_file_and_refuses_a_changed_one() {
+    let d = tempfile::tempdir().unwrap();
+    let case = external(d.path());
+    let loaded = &xdiff::case::load(&case).unwrap()[0].graph;
+    let file = loaded.file.as_deref().expect("loaded from a file");
+    assert_eq!(file.path, d.path().join("model.onnx"));
+    let names = |g: &xdiff::graph::Graph| -> Vec<String> {
+        g.nodes
+            .iter()
+            .map(|n| format!("{}:{}", n.name, n.op_type))
+            .collect()
+    };
+    let full = xdiff::graph::Graph::reload(file, true).unwrap();
+    assert_eq!(full.initializers, loaded.initializers);
+    assert_eq!(names(&full), names(loaded));
+    let lean = xdiff::graph::Graph::reload(file, false).unwrap();
+    assert!(lean.initializers.is_empty());
+    assert_eq!(names(&lean), names(loaded));
+    assert_eq!(lean.model, loaded.model, "the side files' weights read in");
+    assert_eq!(
+        lean.inputs.iter().map(|v| &v.name).collect::<Vec<_>>(),
+        ["X"]
+    );
+    // A model built in memory has no file to reload.
+    let built = xdiff::graph::Graph::from_model(model()).unwrap();
+    assert!(built.file.is_none());
+    // The file rewritten since: refused, naming it.
+    let mut m = model();
+    m.doc_string = "edited".into();
+    std::fs::write(d.path().join("model.onnx"), m.encode_to_vec()).unwrap();
+    let err = xdiff::graph::Graph::reload(file, false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("model.onnx") && err.contains("changed"),
+        "{err}"
+    );
+}

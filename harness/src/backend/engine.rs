@@ -104,6 +104,13 @@ pub trait Engine: Send + Sync {
     /// Prepares `graph` once; the session may be run many times.
     fn prepare(&self, graph: &Graph, opts: &EngineOptions)
         -> Result<Box<dyn Session>, EngineError>;
+    /// Whether `prepare` reads [`Graph::initializers`] (the weights as host
+    /// tensors). A whole-graph runtime parses the serialized model's own
+    /// weights and says no: its lane worker then builds the graph without
+    /// them ([`Graph::from_bytes_without_tensors`]).
+    fn reads_initializers(&self) -> bool {
+        true
+    }
 }
 
 /// A graph prepared by an engine for one device.

@@ -251,6 +251,10 @@ impl Engine for OnnxRefEngine {
     ) -> Result<Box<dyn Session>, EngineError> {
         graph_runtime::prepare(self, graph, opts)
     }
+
+    fn reads_initializers(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

@@ -214,6 +214,10 @@ impl Engine for OrtEngine {
     ) -> Result<Box<dyn Session>, EngineError> {
         graph_runtime::prepare(self, graph, opts)
     }
+
+    fn reads_initializers(&self) -> bool {
+        false
+    }
 }
 
 /// Why a tensor could not cross between xdiff and ORT.

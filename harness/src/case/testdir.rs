@@ -58,7 +58,8 @@ pub(super) fn read(file: &Path, dir: &Path) -> Result<TestDir, CaseError> {
     let model_path = dir.join("model.onnx");
     let bytes = std::fs::read(&model_path)
         .map_err(|e| CaseError::new(file, format!("{}: {e}", model_path.display())))?;
-    let graph = Graph::from_bytes_in(&bytes, dir).map_err(|e| CaseError::new(&model_path, e))?;
+    let graph =
+        Graph::from_file_bytes(&bytes, &model_path).map_err(|e| CaseError::new(&model_path, e))?;
     let sets = data_set_dirs(dir)?
         .iter()
         .map(|set| data_set(&graph, set))
