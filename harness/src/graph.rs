@@ -242,15 +242,11 @@ impl Graph {
         }
         let opset = default_opset(&model)?;
         let g = model.graph.as_mut().ok_or(GraphError::NoGraph)?;
-        let mut initializers = BTreeMap::new();
         let names: HashSet<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
-        for t in g.initializer.iter().filter(|_| tensors) {
-            let tensor = Tensor::from_proto(t).map_err(|source| GraphError::Initializer {
-                name: t.name.clone(),
-                source,
-            })?;
-            initializers.insert(t.name.clone(), tensor);
-        }
+        let initializers = match tensors {
+            true => initializer_tensors(&g.initializer)?,
+            false => BTreeMap::new(),
+        };
         let inputs = g
             .input
             .iter()
@@ -304,6 +300,27 @@ impl Graph {
     pub fn to_bytes(&self) -> Vec<u8> {
         prost::Message::encode_to_vec(&*self.model)
     }
+}
+
+/// The initializers as tensors, converted in parallel (a real network's
+/// weights are a hundred MB of byte-to-float conversion); the first
+/// malformed one in the model's order is the error, whichever thread met it.
+fn initializer_tensors(
+    protos: &[onnx::TensorProto],
+) -> Result<BTreeMap<String, Tensor>, GraphError> {
+    use rayon::prelude::*;
+    let converted: Vec<_> = protos.par_iter().map(Tensor::from_proto).collect();
+    protos
+        .iter()
+        .zip(converted)
+        .map(|(t, r)| match r {
+            Ok(tensor) => Ok((t.name.clone(), tensor)),
+            Err(source) => Err(GraphError::Initializer {
+                name: t.name.clone(),
+                source,
+            }),
+        })
+        .collect()
 }
 
 fn default_opset(model: &ModelProto) -> Result<u32, GraphError> {

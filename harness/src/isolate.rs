@@ -188,12 +188,20 @@ impl Enc {
     /// A tensor as its ONNX dtype code, dims and raw little-endian data:
     /// one copy into the frame, no protobuf encoding on either side.
     fn tensor(&mut self, t: &Tensor) -> &mut Self {
-        let p = t.to_proto("");
-        self.u64(p.data_type as u64).u64(p.dims.len() as u64);
-        for &d in &p.dims {
+        self.tensor_head(t);
+        match t.le_bytes() {
+            Some(b) => self.bytes(b),
+            None => self.bytes(&t.to_proto("").raw_data),
+        }
+    }
+    /// A tensor's dtype code and dims: [`Enc::tensor`] up to its data.
+    fn tensor_head(&mut self, t: &Tensor) -> &mut Self {
+        self.u64(t.dtype().onnx_code() as u64)
+            .u64(t.shape().len() as u64);
+        for &d in t.shape() {
             self.u64(d as u64);
         }
-        self.bytes(&p.raw_data)
+        self
     }
     /// A model, encoded straight into the frame (no intermediate copy).
     fn model(&mut self, m: &crate::onnx::ModelProto) -> &mut Self {
@@ -260,18 +268,14 @@ impl<'a> Dec<'a> {
             _ => self.str().map(Some),
         }
     }
+    /// The inverse of [`Enc::tensor`], straight from the frame's bytes.
     fn tensor(&mut self) -> Result<Tensor, WireError> {
-        let data_type = i32::try_from(self.u64()?).map_err(|_| wire("tensor dtype"))?;
-        let dims = (0..self.count()?)
-            .map(|_| Ok(self.u64()? as i64))
-            .collect::<Result<_, WireError>>()?;
-        let p = crate::onnx::TensorProto {
-            data_type,
-            dims,
-            raw_data: self.bytes()?.to_vec(),
-            ..Default::default()
-        };
-        Tensor::from_proto(&p).map_err(|e| wire(e.to_string()))
+        let code = i32::try_from(self.u64()?).map_err(|_| wire("tensor dtype"))?;
+        let dtype = DType::from_onnx(code).ok_or_else(|| wire(format!("tensor dtype {code}")))?;
+        let shape = (0..self.count()?)
+            .map(|_| usize::try_from(self.u64()?).map_err(|_| wire("tensor dimension")))
+            .collect::<Result<Vec<usize>, WireError>>()?;
+        Tensor::from_le_bytes("", dtype, &shape, self.bytes()?).map_err(|e| wire(e.to_string()))
     }
     fn count(&mut self) -> Result<usize, WireError> {
         // Every entry takes at least one byte: a count past that is corrupt.
@@ -382,34 +386,88 @@ fn decode_status(d: &mut Dec) -> Result<NodeStatus, WireError> {
     })
 }
 
-/// A [`Trace`] as one frame payload.
-pub fn encode_trace(t: &Trace) -> Vec<u8> {
-    // Room for every tensor's data up front: no regrowth of a large frame.
-    let data: usize = [&t.values, &t.bridged, &t.deployed]
-        .iter()
-        .flat_map(|m| m.iter())
-        .map(|(k, v)| k.len() + 8 * v.shape().len() + v.len() * v.dtype().size() + 40)
-        .sum();
-    let mut e = Enc(Vec::with_capacity(data + 64 * t.nodes.len() + 1024));
-    e.u64(t.nodes.len() as u64);
+/// A frame payload in pieces: fields encoded into small buffers, tensor
+/// data borrowed from where it lies. A trace (every value of a graph, tens
+/// to hundreds of MB) then goes to the pipe without first being copied
+/// into one buffer.
+#[derive(Default)]
+struct Pieces<'a> {
+    parts: Vec<std::borrow::Cow<'a, [u8]>>,
+    head: Enc,
+}
+
+impl<'a> Pieces<'a> {
+    /// The buffer the next fields are encoded into.
+    fn enc(&mut self) -> &mut Enc {
+        &mut self.head
+    }
+    /// A tensor, as [`Enc::tensor`] writes it, its data borrowed when it can be.
+    fn tensor(&mut self, t: &'a Tensor) {
+        self.head.tensor_head(t);
+        let data: std::borrow::Cow<'a, [u8]> = match t.le_bytes() {
+            Some(b) => b.into(),
+            None => t.to_proto("").raw_data.into(),
+        };
+        self.head.u64(data.len() as u64);
+        self.parts.push(std::mem::take(&mut self.head.0).into());
+        self.parts.push(data);
+    }
+    fn tensors(&mut self, m: impl ExactSizeIterator<Item = (&'a String, &'a Tensor)>) {
+        self.head.u64(m.len() as u64);
+        for (k, v) in m {
+            self.head.str(k);
+            self.tensor(v);
+        }
+    }
+    fn finish(mut self) -> Vec<std::borrow::Cow<'a, [u8]>> {
+        self.parts.push(self.head.0.into());
+        self.parts
+    }
+}
+
+/// A [`Trace`] as one frame payload, in pieces (see [`Pieces`]).
+fn trace_pieces(t: &Trace) -> Vec<std::borrow::Cow<'_, [u8]>> {
+    let mut p = Pieces::default();
+    p.enc().u64(t.nodes.len() as u64);
     for n in &t.nodes {
-        encode_status(&mut e, &n.status);
-        e.opt_str(n.lowering.as_deref())
+        encode_status(p.enc(), &n.status);
+        p.enc()
+            .opt_str(n.lowering.as_deref())
             .opt_str(n.bridged.as_deref());
     }
-    e.tensors(t.values.iter());
-    e.u64(t.logical.len() as u64);
+    p.tensors(t.values.iter());
+    p.enc().u64(t.logical.len() as u64);
     for (k, d) in &t.logical {
-        e.str(k).str(d.name());
+        p.enc().str(k).str(d.name());
     }
-    e.u64(t.wall.as_nanos() as u64);
-    e.u64(t.notes.len() as u64);
+    p.enc().u64(t.wall.as_nanos() as u64);
+    p.enc().u64(t.notes.len() as u64);
     for n in &t.notes {
-        e.str(n);
+        p.enc().str(n);
     }
-    e.tensors(t.bridged.iter());
-    e.tensors(t.deployed.iter());
-    e.0
+    p.tensors(t.bridged.iter());
+    p.tensors(t.deployed.iter());
+    p.finish()
+}
+
+/// A [`Trace`] as one frame payload.
+pub fn encode_trace(t: &Trace) -> Vec<u8> {
+    trace_pieces(t).concat()
+}
+
+/// Writes a frame whose payload is `pieces`, one after the other.
+fn write_pieces(
+    w: &mut impl Write,
+    tag: u8,
+    pieces: &[std::borrow::Cow<'_, [u8]>],
+) -> io::Result<()> {
+    let len: usize = pieces.iter().map(|p| p.len()).sum();
+    w.write_all(&[tag])?;
+    w.write_all(&(len as u64).to_le_bytes())?;
+    for p in pieces {
+        w.write_all(p)?;
+    }
+    w.flush()
 }
 
 /// The inverse of [`encode_trace`].
@@ -609,7 +667,7 @@ fn serve(pipes: &mut Pipes, payload: &[u8]) -> Result<String, WorkerError> {
     let pipes = bridge.pipes.into_inner().map_err(|_| wire("poisoned"))?;
     let t = Instant::now();
     match result {
-        Ok(t) => write_frame(&mut pipes.output, TRACE, &encode_trace(&t))?,
+        Ok(t) => write_pieces(&mut pipes.output, TRACE, &trace_pieces(&t))?,
         Err(e) => write_frame(&mut pipes.output, FAILED, &encode_error(&e))?,
     }
     spent("worker: send trace", t);
@@ -963,6 +1021,16 @@ mod tests {
                 assert!(d.0.is_empty());
             }
         }
+        // A column-major array has no row-major bytes to borrow: it goes
+        // through `to_proto`, in logical order.
+        use ndarray::ShapeBuilder;
+        let v = vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let t =
+            Tensor::F32(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[2, 3]).f(), v).unwrap());
+        assert!(t.le_bytes().is_none());
+        let mut e = Enc::default();
+        e.tensor(&t);
+        assert_eq!(Dec(&e.0).tensor().unwrap(), t);
     }
 
     #[test]

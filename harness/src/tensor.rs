@@ -422,6 +422,47 @@ impl Tensor {
     pub fn to_proto(&self, name: &str) -> TensorProto {
         proto::encode(self, name)
     }
+
+    /// A tensor of `dtype` and `shape` from its elements as little-endian
+    /// bytes (the layout of `raw_data`, and of the lane-worker wire);
+    /// `name` names it in errors.
+    pub fn from_le_bytes(
+        name: &str,
+        dtype: DType,
+        shape: &[usize],
+        bytes: &[u8],
+    ) -> Result<Tensor, TensorError> {
+        proto::from_raw(name, dtype, shape, bytes)
+    }
+
+    /// The elements as little-endian bytes, borrowed: `Some` for a
+    /// row-major array of a plain type on a little-endian machine (every
+    /// dtype but bool), so that the lane-worker wire sends a trace without
+    /// copying it first; `None` otherwise (`to_proto`'s `raw_data` is then
+    /// the bytes).
+    pub fn le_bytes(&self) -> Option<&[u8]> {
+        fn cast<T: bytemuck::Pod>(a: &ArrayD<T>) -> Option<&[u8]> {
+            a.as_slice().map(bytemuck::cast_slice)
+        }
+        if cfg!(target_endian = "big") {
+            return None;
+        }
+        match self {
+            Tensor::F16(a) => cast(a),
+            Tensor::BF16(a) => cast(a),
+            Tensor::F32(a) => cast(a),
+            Tensor::F64(a) => cast(a),
+            Tensor::I8(a) => cast(a),
+            Tensor::I16(a) => cast(a),
+            Tensor::I32(a) => cast(a),
+            Tensor::I64(a) => cast(a),
+            Tensor::U8(a) => cast(a),
+            Tensor::U16(a) => cast(a),
+            Tensor::U32(a) => cast(a),
+            Tensor::U64(a) => cast(a),
+            Tensor::Bool(_) => None,
+        }
+    }
 }
 
 mod proto {
@@ -429,8 +470,12 @@ mod proto {
     use super::*;
 
     fn malformed(p: &TensorProto, what: impl Into<String>) -> TensorError {
+        named(&p.name, what)
+    }
+
+    fn named(name: &str, what: impl Into<String>) -> TensorError {
         TensorError::Malformed {
-            name: p.name.clone(),
+            name: name.to_string(),
             what: what.into(),
         }
     }
@@ -438,7 +483,7 @@ mod proto {
     /// The element count of `shape`, when it is one a tensor can hold
     /// (ndarray's limit: its bytes must fit in `isize`); checked before any
     /// allocation, since a file's dims are only a claim.
-    fn element_count(p: &TensorProto, shape: &[usize]) -> Result<usize, TensorError> {
+    fn element_count(name: &str, shape: &[usize]) -> Result<usize, TensorError> {
         // ndarray bounds the product of the non-zero dims: [2^62, 0, 4] is refused too.
         shape
             .iter()
@@ -446,33 +491,33 @@ mod proto {
             .filter(|n| n.checked_mul(8).is_some_and(|b| b <= isize::MAX as usize))
             .map(|_| shape.iter().product())
             .ok_or_else(|| {
-                malformed(
-                    p,
+                named(
+                    name,
                     format!("dims {shape:?} hold more elements than any tensor can"),
                 )
             })
     }
 
     fn raw<T: Element, const N: usize>(
-        p: &TensorProto,
+        name: &str,
+        bytes: &[u8],
         shape: &[usize],
         conv: fn([u8; N]) -> T,
     ) -> Result<Tensor, TensorError> {
-        let count = element_count(p, shape)?;
-        if Some(p.raw_data.len()) != count.checked_mul(N) {
-            return Err(malformed(
-                p,
+        let count = element_count(name, shape)?;
+        if Some(bytes.len()) != count.checked_mul(N) {
+            return Err(named(
+                name,
                 format!(
                     "raw_data holds {} bytes, dims {:?} of {} need {}",
-                    p.raw_data.len(),
+                    bytes.len(),
                     shape,
                     T::DTYPE,
                     count * N
                 ),
             ));
         }
-        let v: Vec<T> = p
-            .raw_data
+        let v: Vec<T> = bytes
             .chunks_exact(N)
             .map(|c| conv(c.try_into().expect("chunk size")))
             .collect();
@@ -481,13 +526,38 @@ mod proto {
         ))
     }
 
+    /// A tensor of `dtype` and `shape` from its elements as little-endian
+    /// bytes (`raw_data`'s layout); `name` names it in errors.
+    pub(super) fn from_raw(
+        name: &str,
+        dtype: DType,
+        shape: &[usize],
+        b: &[u8],
+    ) -> Result<Tensor, TensorError> {
+        match dtype {
+            DType::F16 => raw::<f16, 2>(name, b, shape, f16::from_le_bytes),
+            DType::BF16 => raw::<bf16, 2>(name, b, shape, bf16::from_le_bytes),
+            DType::F32 => raw::<f32, 4>(name, b, shape, f32::from_le_bytes),
+            DType::F64 => raw::<f64, 8>(name, b, shape, f64::from_le_bytes),
+            DType::I8 => raw::<i8, 1>(name, b, shape, i8::from_le_bytes),
+            DType::I16 => raw::<i16, 2>(name, b, shape, i16::from_le_bytes),
+            DType::I32 => raw::<i32, 4>(name, b, shape, i32::from_le_bytes),
+            DType::I64 => raw::<i64, 8>(name, b, shape, i64::from_le_bytes),
+            DType::U8 => raw::<u8, 1>(name, b, shape, u8::from_le_bytes),
+            DType::U16 => raw::<u16, 2>(name, b, shape, u16::from_le_bytes),
+            DType::U32 => raw::<u32, 4>(name, b, shape, u32::from_le_bytes),
+            DType::U64 => raw::<u64, 8>(name, b, shape, u64::from_le_bytes),
+            DType::Bool => raw::<bool, 1>(name, b, shape, |b| b[0] != 0),
+        }
+    }
+
     fn typed<T: Element, S: Copy>(
         p: &TensorProto,
         shape: &[usize],
         src: &[S],
         conv: impl Fn(S) -> T,
     ) -> Result<Tensor, TensorError> {
-        let count = element_count(p, shape)?;
+        let count = element_count(&p.name, shape)?;
         if src.len() != count {
             return Err(malformed(
                 p,
@@ -520,21 +590,7 @@ mod proto {
         }
         let shape = &shape[..];
         if !p.raw_data.is_empty() || typed_len(p) == 0 {
-            return match dtype {
-                DType::F16 => raw::<f16, 2>(p, shape, f16::from_le_bytes),
-                DType::BF16 => raw::<bf16, 2>(p, shape, bf16::from_le_bytes),
-                DType::F32 => raw::<f32, 4>(p, shape, f32::from_le_bytes),
-                DType::F64 => raw::<f64, 8>(p, shape, f64::from_le_bytes),
-                DType::I8 => raw::<i8, 1>(p, shape, i8::from_le_bytes),
-                DType::I16 => raw::<i16, 2>(p, shape, i16::from_le_bytes),
-                DType::I32 => raw::<i32, 4>(p, shape, i32::from_le_bytes),
-                DType::I64 => raw::<i64, 8>(p, shape, i64::from_le_bytes),
-                DType::U8 => raw::<u8, 1>(p, shape, u8::from_le_bytes),
-                DType::U16 => raw::<u16, 2>(p, shape, u16::from_le_bytes),
-                DType::U32 => raw::<u32, 4>(p, shape, u32::from_le_bytes),
-                DType::U64 => raw::<u64, 8>(p, shape, u64::from_le_bytes),
-                DType::Bool => raw::<bool, 1>(p, shape, |b| b[0] != 0),
-            };
+            return from_raw(&p.name, dtype, shape, &p.raw_data);
         }
         let i32d = &p.int32_data[..];
         match dtype {

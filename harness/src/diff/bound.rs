@@ -536,8 +536,13 @@ pub fn bound_for(
 /// `got` compared with `want` under `bound`: the comparison, with
 /// [`super::Metrics::bound_ratio`] set.
 pub fn compare_bounded(got: &Tensor, want: &RefTensor, bound: &Bound) -> Comparison {
+    compare_bounded_to(got, &want.data, want.dtype, bound)
+}
+
+/// [`compare_bounded`] against a reference value held as a host tensor
+/// (`data`, float64 for a float) of logical dtype `dtype`.
+pub fn compare_bounded_to(got: &Tensor, data: &Tensor, dtype: DType, bound: &Bound) -> Comparison {
     // The bound's kind is matched once, outside the per-element loop.
-    let (data, dtype) = (&want.data, want.dtype);
     let (mut c, ratio) = match &bound.kind {
         Kind::Ulps(n) => compare_within(got, data, dtype, |_, r| ulps_allowed(*n, bound.dtype, r)),
         Kind::Accumulating {
