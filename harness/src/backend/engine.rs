@@ -104,10 +104,12 @@ pub trait Engine: Send + Sync {
     /// Prepares `graph` once; the session may be run many times.
     fn prepare(&self, graph: &Graph, opts: &EngineOptions)
         -> Result<Box<dyn Session>, EngineError>;
-    /// Whether `prepare` reads [`Graph::initializers`] (the weights as host
+    /// Whether the engine needs [`Graph::initializers`] (the weights as host
     /// tensors). A whole-graph runtime parses the serialized model's own
-    /// weights and says no: its lane worker then builds the graph without
-    /// them ([`Graph::from_bytes_without_tensors`]).
+    /// weights, and an interpreting engine converts each from the model
+    /// when its first reader runs (`interp.rs`): they say no, and their lane
+    /// worker builds the graph without them
+    /// ([`Graph::from_bytes_without_tensors`]).
     fn reads_initializers(&self) -> bool {
         true
     }

@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use super::engine::{Bridge, EngineError, NodeRun, NodeStatus, Trace, TransferError};
 use crate::graph::{Graph, Node};
+use crate::onnx::TensorProto;
 use crate::options::{Device, EngineOptions};
 use crate::tensor::{DType, Tensor};
 
@@ -217,6 +218,7 @@ pub fn run_graph<I: Interpreter>(
     install_quiet_hook();
     let start = Instant::now();
     let last_use = last_uses(graph);
+    let protos = weight_protos(graph);
     let mut live: HashMap<&str, I::T> = HashMap::new();
     let mut trace = Trace::default();
     // Who failed to produce a value, for "skipped" messages.
@@ -230,7 +232,7 @@ pub fn run_graph<I: Interpreter>(
     }
     for (i, node) in graph.nodes.iter().enumerate() {
         bridge.started(i);
-        let mut run = match upload_initializers(interp, graph, node, &mut live) {
+        let mut run = match upload_initializers(interp, graph, &protos, node, &mut live) {
             Ok(()) => run_node(
                 interp,
                 graph,
@@ -274,11 +276,24 @@ fn last_uses(graph: &Graph) -> HashMap<&str, usize> {
     last
 }
 
+/// The model's initializers by name, for a graph built without them as
+/// tensors (a lane worker's, [`Graph::from_bytes_without_tensors`]): each
+/// is then converted when its first reader runs and dropped once uploaded,
+/// so the worker never holds the weights twice. Empty otherwise.
+fn weight_protos(graph: &Graph) -> HashMap<&str, &TensorProto> {
+    match (graph.initializers.is_empty(), graph.model.graph.as_ref()) {
+        (true, Some(g)) => g.initializer.iter().map(|t| (t.name.as_str(), t)).collect(),
+        _ => HashMap::new(),
+    }
+}
+
 /// Uploads the initializers `node` reads that are not live yet (a graph
-/// input of the same name overrides an initializer, and is live already).
+/// input of the same name overrides an initializer, and is live already),
+/// from the graph's tensors or, without them, from the model's `protos`.
 fn upload_initializers<'g, I: Interpreter>(
     interp: &I,
     graph: &'g Graph,
+    protos: &HashMap<&'g str, &'g TensorProto>,
     node: &'g Node,
     live: &mut HashMap<&'g str, I::T>,
 ) -> Result<(), String> {
@@ -286,12 +301,16 @@ fn upload_initializers<'g, I: Interpreter>(
         if live.contains_key(name.as_str()) {
             continue;
         }
-        if let Some((name, t)) = graph.initializers.get_key_value(name) {
-            let v = interp
-                .upload(t)
-                .map_err(|why| format!("uploading initializer `{name}`: {why}"))?;
-            live.insert(name.as_str(), v);
-        }
+        let failed = |why: String| format!("uploading initializer `{name}`: {why}");
+        let (key, uploaded) = if let Some((key, t)) = graph.initializers.get_key_value(name) {
+            (key.as_str(), interp.upload(t))
+        } else if let Some((&key, p)) = protos.get_key_value(name.as_str()) {
+            let t = Tensor::from_proto(p).map_err(|e| failed(e.to_string()))?;
+            (key, interp.upload(&t))
+        } else {
+            continue;
+        };
+        live.insert(key, uploaded.map_err(|why| failed(why.to_string()))?);
     }
     Ok(())
 }
@@ -559,6 +578,10 @@ mod tests {
     }
 
     fn run(weights: &[f64]) -> Trace {
+        run_on(&chain(weights))
+    }
+
+    fn run_on(graph: &Graph) -> Trace {
         let mut registry = OpRegistry::new();
         registry.op("Add", add, "", &[]);
         let inputs =
@@ -566,7 +589,7 @@ mod tests {
         LIVE.with(|l| l.set((0, 0)));
         run_graph(
             &Counting(registry),
-            &chain(weights),
+            graph,
             &EngineOptions::default(),
             &inputs,
             &NoBridge,
@@ -603,5 +626,18 @@ mod tests {
             "{:?}",
             status(2)
         );
+    }
+
+    #[test]
+    fn a_graph_without_weight_tensors_runs_on_the_models_own() {
+        // A lane worker's graph: the weights only in the model's protos.
+        let full = chain(&[1.0, 2.0, 3.0]);
+        let bytes = prost::Message::encode_to_vec(&*full.model);
+        let lean = Graph::from_bytes_without_tensors(&bytes).expect("valid");
+        assert!(lean.initializers.is_empty());
+        let (a, b) = (run_on(&full), run_on(&lean));
+        assert_eq!(a.values, b.values);
+        assert_eq!(b.values["y3"].to_f64_vec(), vec![7.0]);
+        assert!(LIVE.with(Cell::get).1 <= 3);
     }
 }

@@ -416,6 +416,10 @@ impl Engine for CandleEngine {
             device,
         }))
     }
+
+    fn reads_initializers(&self) -> bool {
+        false
+    }
 }
 
 impl Session for CandleSession {

@@ -394,6 +394,10 @@ impl Engine for TchEngine {
             device,
         }))
     }
+
+    fn reads_initializers(&self) -> bool {
+        false
+    }
 }
 
 /// Inter-op threads: ONNX graphs run node after node, libtorch's inter-op

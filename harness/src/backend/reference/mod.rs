@@ -244,6 +244,10 @@ impl Engine for ReferenceEngine {
             opts: opts.clone(),
         }))
     }
+
+    fn reads_initializers(&self) -> bool {
+        false
+    }
 }
 
 impl Session for ReferenceSession {
