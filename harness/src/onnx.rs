@@ -346,6 +346,23 @@ pub struct FunctionProto {
 }
 
 /// Decodes a serialized `ModelProto`.
+impl ModelProto {
+    /// A model of `graph` importing ONNX's default domain at `opset`, IR
+    /// version 8: the model around a graph xdiff builds itself (inline
+    /// cases, repro directories, tests), whose other fields callers set.
+    pub fn of_graph(graph: GraphProto, opset: i64) -> ModelProto {
+        ModelProto {
+            ir_version: 8,
+            opset_import: vec![OperatorSetIdProto {
+                domain: String::new(),
+                version: opset,
+            }],
+            graph: Some(graph),
+            ..Default::default()
+        }
+    }
+}
+
 pub fn decode_model(bytes: &[u8]) -> Result<ModelProto, prost::DecodeError> {
     ModelProto::decode(bytes)
 }

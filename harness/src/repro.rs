@@ -213,15 +213,10 @@ pub fn model(case: &Case, r: &ReproEvidence) -> onnx::ModelProto {
     };
     onnx::ModelProto {
         ir_version: src.ir_version,
-        opset_import: vec![onnx::OperatorSetIdProto {
-            domain: String::new(),
-            version: case.graph.opset.into(),
-        }],
         producer_name: "xdiff --repro".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
         doc_string: format!("{} node `{node_name}` ({})", case.id(), r.lane),
-        graph: Some(graph),
-        ..Default::default()
+        ..onnx::ModelProto::of_graph(graph, case.graph.opset.into())
     }
 }
 

@@ -647,22 +647,14 @@ mod tests {
                 n
             })
             .collect();
-        let model = onnx::ModelProto {
-            ir_version: 8,
-            opset_import: vec![onnx::OperatorSetIdProto {
-                domain: String::new(),
-                version: 13,
-            }],
-            graph: Some(onnx::GraphProto {
-                name: "t".into(),
-                node,
-                input: vec![vi("x")],
-                output: vec![vi(prev)],
-                ..Default::default()
-            }),
+        let graph = onnx::GraphProto {
+            name: "t".into(),
+            node,
+            input: vec![vi("x")],
+            output: vec![vi(prev)],
             ..Default::default()
         };
-        Graph::from_model(model).expect("valid test graph")
+        Graph::from_model(onnx::ModelProto::of_graph(graph, 13)).expect("valid test graph")
     }
 
     #[test]

@@ -558,22 +558,15 @@ mod tests {
             name: n,
             ..Default::default()
         };
-        let model = onnx::ModelProto {
-            ir_version: 8,
-            opset_import: vec![onnx::OperatorSetIdProto {
-                domain: String::new(),
-                version: 13,
-            }],
-            graph: Some(onnx::GraphProto {
-                name: "chain".into(),
-                node,
-                initializer,
-                input: vec![vi("x".into())],
-                output: vec![vi(name(weights.len()))],
-                ..Default::default()
-            }),
+        let graph = onnx::GraphProto {
+            name: "chain".into(),
+            node,
+            initializer,
+            input: vec![vi("x".into())],
+            output: vec![vi(name(weights.len()))],
             ..Default::default()
         };
+        let model = onnx::ModelProto::of_graph(graph, 13);
         Graph::from_model(model).expect("valid chain")
     }
 

@@ -181,13 +181,8 @@ pub fn graph_from_inline(file: &Path, g: &RawGraph, seed: u64) -> Result<Graph, 
         } else {
             8
         },
-        opset_import: vec![onnx::OperatorSetIdProto {
-            domain: String::new(),
-            version: g.opset,
-        }],
         producer_name: "xdiff".into(),
-        graph: Some(gp),
-        ..Default::default()
+        ..onnx::ModelProto::of_graph(gp, g.opset)
     };
     Graph::from_model(model).map_err(|e| CaseError::new(file, format!("key `model.graph`: {e}")))
 }

@@ -534,10 +534,7 @@ pub(crate) mod testutil {
 mod tests {
     use super::*;
     use crate::backend::engine::NodeStatus;
-    use crate::onnx::{
-        type_proto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TypeProto,
-        ValueInfoProto,
-    };
+    use crate::onnx::{type_proto, GraphProto, ModelProto, NodeProto, TypeProto, ValueInfoProto};
 
     fn vi(name: &str) -> ValueInfoProto {
         ValueInfoProto {
@@ -555,28 +552,20 @@ mod tests {
 
     /// A one-node graph `op(inputs) -> y` with float inputs.
     fn graph(op: &str, inputs: &[&str], opset: i64) -> Graph {
-        let model = ModelProto {
-            ir_version: 8,
-            opset_import: vec![OperatorSetIdProto {
-                domain: String::new(),
-                version: opset,
-            }],
-            graph: Some(GraphProto {
-                name: "g".into(),
-                node: vec![NodeProto {
-                    input: inputs.iter().map(|s| s.to_string()).collect(),
-                    output: vec!["y".into()],
-                    name: "n0".into(),
-                    op_type: op.into(),
-                    ..Default::default()
-                }],
-                input: inputs.iter().map(|s| vi(s)).collect(),
-                output: vec![vi("y")],
+        let graph = GraphProto {
+            name: "g".into(),
+            node: vec![NodeProto {
+                input: inputs.iter().map(|s| s.to_string()).collect(),
+                output: vec!["y".into()],
+                name: "n0".into(),
+                op_type: op.into(),
                 ..Default::default()
-            }),
+            }],
+            input: inputs.iter().map(|s| vi(s)).collect(),
+            output: vec![vi("y")],
             ..Default::default()
         };
-        Graph::from_model(model).expect("valid graph")
+        Graph::from_model(ModelProto::of_graph(graph, opset)).expect("valid graph")
     }
 
     fn host(shape: &[usize], v: &[f64]) -> Tensor {

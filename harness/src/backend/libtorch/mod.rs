@@ -577,15 +577,7 @@ pub(crate) mod testutil {
             output: outputs.iter().map(vi).collect(),
             ..Default::default()
         };
-        let model = onnx::ModelProto {
-            ir_version: 8,
-            opset_import: vec![onnx::OperatorSetIdProto {
-                domain: String::new(),
-                version: opset,
-            }],
-            graph: Some(g),
-            ..Default::default()
-        };
+        let model = onnx::ModelProto::of_graph(g, opset);
         crate::graph::Graph::from_model(model).expect("valid test graph")
     }
 }
