@@ -101,6 +101,20 @@ pub struct Graph {
     pub file: Option<Arc<ModelFile>>,
 }
 
+/// What a graph built for an engine keeps of its model's weights
+/// ([`Engine::weights`](crate::backend::Engine::weights)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Weights {
+    /// Host tensors ([`Graph::initializers`]) besides the model's bytes.
+    Tensors,
+    /// The model's bytes only, external data read in: for an engine that
+    /// parses the model itself or converts each weight when first read.
+    Model,
+    /// The model as its file has it, external data left in the files beside
+    /// it: for a runtime that maps them itself ([`ModelFile::external`]).
+    AsFiled,
+}
+
 /// A model file as it was when read: a lane worker reads the model from
 /// it rather than having the whole model (weights included) encoded and
 /// piped to it, and refuses it if the file changed since.
@@ -109,6 +123,9 @@ pub struct ModelFile {
     pub path: std::path::PathBuf,
     pub len: u64,
     pub modified: Option<std::time::SystemTime>,
+    /// Whether the file keeps initializers in external data files beside
+    /// it (a runtime that reads those itself can load the file's own bytes).
+    pub external: bool,
 }
 
 impl ModelFile {
@@ -119,6 +136,7 @@ impl ModelFile {
             path: path.to_path_buf(),
             len: meta.len(),
             modified: meta.modified().ok(),
+            external: false,
         })
     }
 }
@@ -191,16 +209,28 @@ impl Graph {
     /// (external data beside it), remembering the file ([`Graph::file`]).
     pub fn from_file_bytes(bytes: &[u8], path: &Path) -> Result<Graph, GraphError> {
         let file = ModelFile::stat(path).map_err(GraphError::Read)?;
-        let mut graph = Graph::from_bytes_in(bytes, path.parent().unwrap_or(Path::new(".")))?;
+        Graph::from_file_model(onnx::decode_model(bytes)?, file, Weights::Tensors)
+    }
+
+    /// The graph of `model`, decoded from `file`, keeping `weights` (the
+    /// file says whether it has external data, read in unless `AsFiled`).
+    fn from_file_model(
+        mut model: ModelProto,
+        mut file: ModelFile,
+        weights: Weights,
+    ) -> Result<Graph, GraphError> {
+        file.external = external::any(&model);
+        if weights != Weights::AsFiled {
+            external::inline(&mut model, file.path.parent().unwrap_or(Path::new(".")))?;
+        }
+        let mut graph = Graph::build(model, weights)?;
         graph.file = Some(Arc::new(file));
         Ok(graph)
     }
 
-    /// The model file `file` describes, read again, its weights converted
-    /// to tensors only when `tensors` is set (see
-    /// [`Graph::from_bytes_without_tensors`]); an error if the file changed
-    /// since it was described.
-    pub fn reload(file: &ModelFile, tensors: bool) -> Result<Graph, GraphError> {
+    /// The model file `file` describes, read again, keeping `weights`; an
+    /// error if the file changed since it was described.
+    pub fn reload(file: &ModelFile, weights: Weights) -> Result<Graph, GraphError> {
         let now = ModelFile::stat(&file.path).map_err(GraphError::Read)?;
         let same =
             now.len == file.len && (file.modified.is_none() || now.modified == file.modified);
@@ -211,33 +241,31 @@ impl Graph {
             ))));
         }
         let bytes = std::fs::read(&file.path).map_err(GraphError::Read)?;
-        let mut model = onnx::decode_model(&bytes)?;
+        let model = onnx::decode_model(&bytes)?;
         drop(bytes);
-        external::inline(&mut model, file.path.parent().unwrap_or(Path::new(".")))?;
-        let mut graph = Graph::build(model, tensors)?;
-        graph.file = Some(Arc::new(now));
-        Ok(graph)
+        Graph::from_file_model(model, now, weights)
     }
 
     /// Validates a decoded model and builds the graph.
     pub fn from_model(model: ModelProto) -> Result<Graph, GraphError> {
-        Graph::build(model, true)
+        Graph::build(model, Weights::Tensors)
     }
 
     /// [`Graph::from_bytes`] without converting the initializers to tensors:
     /// `initializers` is empty and the weights stay in `model` only. For a
     /// lane worker whose engine reads the serialized model and never the
-    /// tensors ([`Engine::reads_initializers`](crate::backend::Engine::reads_initializers)):
+    /// tensors ([`Engine::weights`](crate::backend::Engine::weights) not `Tensors`):
     /// on swin_t that is 114 MB and ~100 ms it does not spend. The parent
     /// built the full graph from the same bytes, so nothing goes unchecked.
     pub fn from_bytes_without_tensors(bytes: &[u8]) -> Result<Graph, GraphError> {
-        Graph::build(onnx::decode_model(bytes)?, false)
+        Graph::build(onnx::decode_model(bytes)?, Weights::Model)
     }
 
     /// Validates `model` and builds the graph, converting its initializers
     /// to tensors when `tensors` is set.
-    fn build(mut model: ModelProto, tensors: bool) -> Result<Graph, GraphError> {
-        if external::any(&model) {
+    fn build(mut model: ModelProto, weights: Weights) -> Result<Graph, GraphError> {
+        let tensors = weights == Weights::Tensors;
+        if weights != Weights::AsFiled && external::any(&model) {
             return Err(GraphError::ExternalWithoutFolder);
         }
         let opset = default_opset(&model)?;

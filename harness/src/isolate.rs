@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use crate::backend::engine::{Bridge, NodeRun, NodeStatus, Trace};
 use crate::backend::{self, EngineError};
-use crate::graph::{Graph, ModelFile};
+use crate::graph::{Graph, ModelFile, Weights};
 use crate::options::{Device, EngineOptions, OptLevel};
 use crate::tensor::{DType, Tensor};
 
@@ -291,10 +291,12 @@ impl<'a> Dec<'a> {
         let len = self.u64()?;
         let nanos = self.u64()?;
         let modified = (nanos != 0).then(|| std::time::UNIX_EPOCH + Duration::from_nanos(nanos));
+        // Whether it keeps external data, the worker sees when it reads it.
         Ok(ModelFile {
             path,
             len,
             modified,
+            external: false,
         })
     }
     fn tensors<C: FromIterator<(String, Tensor)>>(&mut self) -> Result<C, WireError> {
@@ -622,10 +624,10 @@ fn serve(pipes: &mut Pipes, payload: &[u8]) -> Result<String, WorkerError> {
     let backend = d.str()?;
     let opts = decode_opts(d)?;
     let engine = backend::engine(&backend);
-    let tensors = engine.as_ref().map_or(true, |e| e.reads_initializers());
+    let weights = engine.as_ref().map_or(Weights::Tensors, |e| e.weights());
     let graph = match d.u8()? {
-        MODEL_FILE => Graph::reload(&d.model_file()?, tensors),
-        _ if tensors => Graph::from_bytes(d.bytes()?),
+        MODEL_FILE => Graph::reload(&d.model_file()?, weights),
+        _ if weights == Weights::Tensors => Graph::from_bytes(d.bytes()?),
         _ => Graph::from_bytes_without_tensors(d.bytes()?),
     };
     let graph = match graph {

@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use prost::Message;
+use xdiff::graph::Weights;
 use xdiff::onnx::{self, data_type, TensorProto};
 
 mod common;
@@ -266,13 +267,19 @@ fn a_worker_reloads_the_model_file_and_refuses_a_changed_one() {
             .map(|n| format!("{}:{}", n.name, n.op_type))
             .collect()
     };
-    let full = xdiff::graph::Graph::reload(file, true).unwrap();
+    let full = xdiff::graph::Graph::reload(file, Weights::Tensors).unwrap();
     assert_eq!(full.initializers, loaded.initializers);
     assert_eq!(names(&full), names(loaded));
-    let lean = xdiff::graph::Graph::reload(file, false).unwrap();
+    let lean = xdiff::graph::Graph::reload(file, Weights::Model).unwrap();
     assert!(lean.initializers.is_empty());
     assert_eq!(names(&lean), names(loaded));
     assert_eq!(lean.model, loaded.model, "the side files' weights read in");
+    // For ORT, which maps the side files itself: the model as filed.
+    assert!(file.external);
+    let filed = xdiff::graph::Graph::reload(file, Weights::AsFiled).unwrap();
+    let inits = &filed.model.graph.as_ref().unwrap().initializer;
+    assert!(inits.iter().all(|t| t.raw_data.is_empty() && t.data_location == 1));
+    assert_eq!(names(&filed), names(loaded));
     assert_eq!(
         lean.inputs.iter().map(|v| &v.name).collect::<Vec<_>>(),
         ["X"]
@@ -284,7 +291,7 @@ fn a_worker_reloads_the_model_file_and_refuses_a_changed_one() {
     let mut m = model();
     m.doc_string = "edited".into();
     std::fs::write(d.path().join("model.onnx"), m.encode_to_vec()).unwrap();
-    let err = xdiff::graph::Graph::reload(file, false)
+    let err = xdiff::graph::Graph::reload(file, Weights::Model)
         .unwrap_err()
         .to_string();
     assert!(

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use crate::graph::Graph;
+use crate::graph::{Graph, Weights};
 use crate::options::{Device, EngineOptions};
 use crate::tensor::{DType, Tensor};
 
@@ -104,14 +104,14 @@ pub trait Engine: Send + Sync {
     /// Prepares `graph` once; the session may be run many times.
     fn prepare(&self, graph: &Graph, opts: &EngineOptions)
         -> Result<Box<dyn Session>, EngineError>;
-    /// Whether the engine needs [`Graph::initializers`] (the weights as host
-    /// tensors). A whole-graph runtime parses the serialized model's own
-    /// weights, and an interpreting engine converts each from the model
-    /// when its first reader runs (`interp.rs`): they say no, and their lane
-    /// worker builds the graph without them
-    /// ([`Graph::from_bytes_without_tensors`]).
-    fn reads_initializers(&self) -> bool {
-        true
+    /// What the engine needs of the model's weights in a graph it is
+    /// given: host tensors ([`Graph::initializers`]) by default. A
+    /// whole-graph runtime parses the model itself, and an interpreting
+    /// engine converts each weight from the model when its first reader runs
+    /// (`interp.rs`): their lane workers build the graph without tensors,
+    /// and ORT's keeps external data in its files, which it maps itself.
+    fn weights(&self) -> Weights {
+        Weights::Tensors
     }
 }
 

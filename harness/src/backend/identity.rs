@@ -37,6 +37,7 @@ impl GraphRuntime for IdentityEngine {
         let graph = match model {
             ModelSource::Memory(bytes) => Graph::from_bytes(bytes),
             ModelSource::File(path) => Graph::load(path),
+            ModelSource::External { bytes, folder } => Graph::from_bytes_in(bytes, folder),
         };
         let graph = graph.map_err(|e| EngineError::Failed {
             engine: NAME,

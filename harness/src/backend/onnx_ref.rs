@@ -115,6 +115,11 @@ impl Loaded {
         match model {
             ModelSource::Memory(bytes) => std::fs::write(dir.path().join("model.onnx"), bytes),
             ModelSource::File(path) => copy_with_external_data(path, dir.path()),
+            // Not asked for: this runtime does not read external data from
+            // a folder (`GraphRuntime::READS_EXTERNAL_DATA`).
+            ModelSource::External { .. } => Err(std::io::Error::other(
+                "the ONNX reference lane takes no model whose weights stay in another folder",
+            )),
         }
         .map_err(io)?;
         std::fs::write(dir.path().join("onnx_ref_lane.py"), SCRIPT).map_err(io)?;
@@ -252,8 +257,8 @@ impl Engine for OnnxRefEngine {
         graph_runtime::prepare(self, graph, opts)
     }
 
-    fn reads_initializers(&self) -> bool {
-        false
+    fn weights(&self) -> crate::graph::Weights {
+        crate::graph::Weights::Model
     }
 }
 

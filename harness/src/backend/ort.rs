@@ -174,6 +174,14 @@ fn session(model: ModelSource, opts: &EngineOptions) -> Result<OrtModel, EngineE
     let session = match model {
         ModelSource::Memory(bytes) => b.commit_from_memory(bytes),
         ModelSource::File(path) => b.commit_from_file(path),
+        // ORT maps the weights from their files in `folder`.
+        ModelSource::External { bytes, folder } => b
+            .with_config_entry(
+                "session.model_external_initializers_file_folder_path",
+                folder.to_string_lossy(),
+            )
+            .map_err(failed)?
+            .commit_from_memory(bytes),
     }
     .map_err(|e| failed(format!("session creation failed: {e}")))?;
     Ok(OrtModel { session, log })
@@ -181,6 +189,7 @@ fn session(model: ModelSource, opts: &EngineOptions) -> Result<OrtModel, EngineE
 
 impl GraphRuntime for OrtEngine {
     const LABEL: &'static str = "ORT";
+    const READS_EXTERNAL_DATA: bool = true;
     type Loaded = OrtModel;
 
     fn load(&self, model: ModelSource, opts: &EngineOptions) -> Result<OrtModel, EngineError> {
@@ -215,8 +224,8 @@ impl Engine for OrtEngine {
         graph_runtime::prepare(self, graph, opts)
     }
 
-    fn reads_initializers(&self) -> bool {
-        false
+    fn weights(&self) -> crate::graph::Weights {
+        crate::graph::Weights::AsFiled
     }
 }
 

@@ -417,8 +417,8 @@ impl Engine for CandleEngine {
         }))
     }
 
-    fn reads_initializers(&self) -> bool {
-        false
+    fn weights(&self) -> crate::graph::Weights {
+        crate::graph::Weights::Model
     }
 }
 

@@ -395,8 +395,8 @@ impl Engine for TchEngine {
         }))
     }
 
-    fn reads_initializers(&self) -> bool {
-        false
+    fn weights(&self) -> crate::graph::Weights {
+        crate::graph::Weights::Model
     }
 }
 

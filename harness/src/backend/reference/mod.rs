@@ -245,8 +245,8 @@ impl Engine for ReferenceEngine {
         }))
     }
 
-    fn reads_initializers(&self) -> bool {
-        false
+    fn weights(&self) -> crate::graph::Weights {
+        crate::graph::Weights::Model
     }
 }
 
