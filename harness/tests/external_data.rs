@@ -278,7 +278,9 @@ fn a_worker_reloads_the_model_file_and_refuses_a_changed_one() {
     assert!(file.external);
     let filed = xdiff::graph::Graph::reload(file, Weights::AsFiled).unwrap();
     let inits = &filed.model.graph.as_ref().unwrap().initializer;
-    assert!(inits.iter().all(|t| t.raw_data.is_empty() && t.data_location == 1));
+    assert!(inits
+        .iter()
+        .all(|t| t.raw_data.is_empty() && t.data_location == 1));
     assert_eq!(names(&filed), names(loaded));
     assert_eq!(
         lean.inputs.iter().map(|v| &v.name).collect::<Vec<_>>(),
