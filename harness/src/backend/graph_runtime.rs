@@ -132,13 +132,7 @@ fn tap_outputs(graph: &Graph) -> Vec<ValueInfoProto> {
 /// tapped model, and its first [`prost::Message::encoded_len`] bytes are
 /// the untapped model. `None` past `limit` bytes.
 fn tapped_bytes(graph: &Graph, taps: &[ValueInfoProto], limit: usize) -> Option<Vec<u8>> {
-    let extra = ModelProto {
-        graph: Some(crate::onnx::GraphProto {
-            output: taps.to_vec(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    let extra = taps_only(taps);
     let len = prost::Message::encoded_len(&*graph.model) + prost::Message::encoded_len(&extra);
     if len > limit {
         return None;
@@ -166,15 +160,20 @@ fn external_file<'g>(
         return None;
     }
     let plain_len = bytes.len();
-    let extra = ModelProto {
+    prost::Message::encode_raw(&taps_only(taps), &mut bytes);
+    Some((bytes, plain_len, file.path.parent()?))
+}
+
+/// A model holding only the tap outputs: appended to a model's bytes, it
+/// makes them the tapped model's (protobuf merges the two).
+fn taps_only(taps: &[ValueInfoProto]) -> ModelProto {
+    ModelProto {
         graph: Some(crate::onnx::GraphProto {
             output: taps.to_vec(),
             ..Default::default()
         }),
         ..Default::default()
-    };
-    prost::Message::encode_raw(&extra, &mut bytes);
-    Some((bytes, plain_len, file.path.parent()?))
+    }
 }
 
 /// Protobuf's 2 GiB ceiling on one serialized message: a runtime cannot
@@ -202,7 +201,8 @@ pub(crate) fn prepare_within<R: GraphRuntime + Sync>(
     let outputs = graph.model.graph.as_ref().map_or(0, |g| g.output.len());
     let taps = tap_outputs(graph);
     let untapped = R::TAPPING_CAN_CHANGE_VALUES && !taps.is_empty();
-    let in_memory = match external_file(graph, &taps).filter(|_| R::READS_EXTERNAL_DATA) {
+    let filed = R::READS_EXTERNAL_DATA.then(|| external_file(graph, &taps));
+    let in_memory = match filed.flatten() {
         Some((bytes, plain_len, folder)) => Some((bytes, plain_len, Some(folder))),
         None => tapped_bytes(graph, &taps, limit)
             .map(|b| (b, prost::Message::encoded_len(&*graph.model), None)),
