@@ -131,7 +131,9 @@ pub fn reporters(
     let mut reporters: Vec<Box<dyn Reporter>> = Vec::new();
     match format {
         Format::Text => reporters.push(Box::new(TextReporter::new(stdout, all))),
-        Format::Json => reporters.push(Box::new(JsonReporter::new(stdout))),
+        // One document at the end: buffered, not stdout's line by line (a
+        // swin_t report is ~50 000 lines, as many write calls).
+        Format::Json => reporters.push(Box::new(JsonReporter::new(BufWriter::new(stdout)))),
         Format::Markdown => {
             let md = MarkdownReporter::new(stdout);
             // With --out, heatmaps are linked by their path from the working directory.

@@ -49,7 +49,8 @@ impl<W: Write> Reporter for JsonReporter<W> {
                     cases: &self.cases,
                 };
                 serde_json::to_writer_pretty(&mut self.out, &doc)?;
-                writeln!(self.out)
+                writeln!(self.out)?;
+                self.out.flush()
             }
             Event::HeatmapsWritten { .. } | Event::SweepFinished(_) | Event::CaseNotLoaded(_) => {
                 Ok(())
