@@ -139,6 +139,24 @@ impl ModelFile {
             external: false,
         })
     }
+
+    /// The file as it is now, or an error naming it if it changed since
+    /// `self` was taken (its length, or its mtime where that was known).
+    pub fn unchanged(&self) -> std::io::Result<ModelFile> {
+        let now = ModelFile::stat(&self.path)?;
+        let same =
+            now.len == self.len && (self.modified.is_none() || now.modified == self.modified);
+        if !same {
+            return Err(std::io::Error::other(format!(
+                "{} changed while xdiff was running",
+                self.path.display()
+            )));
+        }
+        Ok(ModelFile {
+            external: self.external,
+            ..now
+        })
+    }
 }
 
 /// Everything that can be wrong with a model.
@@ -231,15 +249,7 @@ impl Graph {
     /// The model file `file` describes, read again, keeping `weights`; an
     /// error if the file changed since it was described.
     pub fn reload(file: &ModelFile, weights: Weights) -> Result<Graph, GraphError> {
-        let now = ModelFile::stat(&file.path).map_err(GraphError::Read)?;
-        let same =
-            now.len == file.len && (file.modified.is_none() || now.modified == file.modified);
-        if !same {
-            return Err(GraphError::Read(std::io::Error::other(format!(
-                "{} changed while xdiff was running",
-                file.path.display()
-            ))));
-        }
+        let now = file.unchanged().map_err(GraphError::Read)?;
         let bytes = std::fs::read(&file.path).map_err(GraphError::Read)?;
         let model = onnx::decode_model(&bytes)?;
         drop(bytes);

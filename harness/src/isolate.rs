@@ -188,11 +188,7 @@ impl Enc {
     /// A tensor as its ONNX dtype code, dims and raw little-endian data:
     /// one copy into the frame, no protobuf encoding on either side.
     fn tensor(&mut self, t: &Tensor) -> &mut Self {
-        self.tensor_head(t);
-        match t.le_bytes() {
-            Some(b) => self.bytes(b),
-            None => self.bytes(&t.to_proto("").raw_data),
-        }
+        self.tensor_head(t).bytes(&tensor_data(t))
     }
     /// A tensor's dtype code and dims: [`Enc::tensor`] up to its data.
     fn tensor_head(&mut self, t: &Tensor) -> &mut Self {
@@ -388,6 +384,15 @@ fn decode_status(d: &mut Dec) -> Result<NodeStatus, WireError> {
     })
 }
 
+/// A tensor's elements as little-endian bytes: borrowed where they already
+/// are ([`Tensor::le_bytes`]), else `to_proto`'s copy in logical order.
+fn tensor_data(t: &Tensor) -> std::borrow::Cow<'_, [u8]> {
+    match t.le_bytes() {
+        Some(b) => b.into(),
+        None => t.to_proto("").raw_data.into(),
+    }
+}
+
 /// A frame payload in pieces: fields encoded into small buffers, tensor
 /// data borrowed from where it lies. A trace (every value of a graph, tens
 /// to hundreds of MB) then goes to the pipe without first being copied
@@ -406,10 +411,7 @@ impl<'a> Pieces<'a> {
     /// A tensor, as [`Enc::tensor`] writes it, its data borrowed when it can be.
     fn tensor(&mut self, t: &'a Tensor) {
         self.head.tensor_head(t);
-        let data: std::borrow::Cow<'a, [u8]> = match t.le_bytes() {
-            Some(b) => b.into(),
-            None => t.to_proto("").raw_data.into(),
-        };
+        let data = tensor_data(t);
         self.head.u64(data.len() as u64);
         self.parts.push(std::mem::take(&mut self.head.0).into());
         self.parts.push(data);

@@ -155,10 +155,8 @@ fn external_file<'g>(
     taps: &[ValueInfoProto],
 ) -> Option<(Vec<u8>, usize, &'g Path)> {
     let file = graph.file.as_deref().filter(|f| f.external)?;
+    file.unchanged().ok()?;
     let mut bytes = std::fs::read(&file.path).ok()?;
-    if bytes.len() as u64 != file.len {
-        return None;
-    }
     let plain_len = bytes.len();
     prost::Message::encode_raw(&taps_only(taps), &mut bytes);
     Some((bytes, plain_len, file.path.parent()?))
