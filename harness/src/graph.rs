@@ -1,16 +1,20 @@
 //! The graph every backend receives: ONNX nodes in topological order with
-//! typed attributes, initializers as host tensors, and the `ModelProto` it
-//! came from (ONNX Runtime re-serializes that, with extra outputs).
+//! typed attributes, initializers as host tensors (each converted where it
+//! is read, [`Initializers`]), and the `ModelProto` it came from (ONNX
+//! Runtime re-serializes that, with extra outputs).
 //!
 //! Loading validates what later stages rely on — known dtypes, unique and
 //! defined value names, a topological order — so that a bad model fails once,
 //! up front, with a message naming the node or value. A model loaded from a
 //! file may keep its tensors in side files (ONNX external data, `external`):
-//! they are read in at load, so nothing downstream sees the difference.
+//! they are mapped at load, each tensor's bytes a slice of its side file, so
+//! nothing downstream sees the difference.
 
 mod external;
+mod initializers;
 
 pub use external::externalize;
+pub use initializers::Initializers;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -90,8 +94,9 @@ pub struct Graph {
     pub inputs: Vec<ValueInfo>,
     pub outputs: Vec<ValueInfo>,
     /// Shared: every engine's session and every case built on the graph
-    /// holds the same weights (a clone of a `Graph` copies no tensor).
-    pub initializers: Arc<BTreeMap<String, Tensor>>,
+    /// holds the same weights (a clone of a `Graph` copies no tensor); each
+    /// converted to a host tensor where it is read ([`Initializers`]).
+    pub initializers: Arc<Initializers>,
     pub nodes: Vec<Node>,
     /// The model as loaded (nodes re-sorted topologically), for backends that
     /// consume ONNX directly; shared like the initializers.
@@ -105,11 +110,9 @@ pub struct Graph {
 /// ([`Engine::weights`](crate::backend::Engine::weights)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Weights {
-    /// Host tensors ([`Graph::initializers`]) besides the model's bytes.
+    /// The model's bytes, external data mapped in, and its initializers as
+    /// host tensors, each converted where it is read ([`Initializers`]).
     Tensors,
-    /// The model's bytes only, external data read in: for an engine that
-    /// parses the model itself or converts each weight when first read.
-    Model,
     /// The model as its file has it, external data left in the files beside
     /// it: for a runtime that maps them itself ([`ModelFile::external`]).
     AsFiled,
@@ -220,18 +223,21 @@ impl Graph {
     /// Loads the model file at `path`, with its external data.
     pub fn load(path: &Path) -> Result<Graph, GraphError> {
         let bytes = std::fs::read(path).map_err(GraphError::Read)?;
-        Graph::from_file_bytes(&bytes, path)
+        Graph::from_file_bytes(bytes, path)
     }
 
     /// [`Graph::from_bytes_in`] for `bytes` read from the file at `path`
     /// (external data beside it), remembering the file ([`Graph::file`]).
-    pub fn from_file_bytes(bytes: &[u8], path: &Path) -> Result<Graph, GraphError> {
+    /// The weights are not copied out of `bytes` (nor out of the mapped
+    /// side files): the model's tensors are slices of them.
+    pub fn from_file_bytes(bytes: Vec<u8>, path: &Path) -> Result<Graph, GraphError> {
         let file = ModelFile::stat(path).map_err(GraphError::Read)?;
-        Graph::from_file_model(onnx::decode_model(bytes)?, file, Weights::Tensors)
+        let model = onnx::decode_model_shared(bytes.into())?;
+        Graph::from_file_model(model, file, Weights::Tensors)
     }
 
     /// The graph of `model`, decoded from `file`, keeping `weights` (the
-    /// file says whether it has external data, read in unless `AsFiled`).
+    /// file says whether it has external data, mapped in unless `AsFiled`).
     fn from_file_model(
         mut model: ModelProto,
         mut file: ModelFile,
@@ -251,8 +257,7 @@ impl Graph {
     pub fn reload(file: &ModelFile, weights: Weights) -> Result<Graph, GraphError> {
         let now = file.unchanged().map_err(GraphError::Read)?;
         let bytes = std::fs::read(&file.path).map_err(GraphError::Read)?;
-        let model = onnx::decode_model(&bytes)?;
-        drop(bytes);
+        let model = onnx::decode_model_shared(bytes.into())?;
         Graph::from_file_model(model, now, weights)
     }
 
@@ -261,29 +266,19 @@ impl Graph {
         Graph::build(model, Weights::Tensors)
     }
 
-    /// [`Graph::from_bytes`] without converting the initializers to tensors:
-    /// `initializers` is empty and the weights stay in `model` only. For a
-    /// lane worker whose engine reads the serialized model and never the
-    /// tensors ([`Engine::weights`](crate::backend::Engine::weights) not `Tensors`):
-    /// on swin_t that is 114 MB and ~100 ms it does not spend. The parent
-    /// built the full graph from the same bytes, so nothing goes unchecked.
-    pub fn from_bytes_without_tensors(bytes: &[u8]) -> Result<Graph, GraphError> {
-        Graph::build(onnx::decode_model(bytes)?, Weights::Model)
-    }
-
-    /// Validates `model` and builds the graph, converting its initializers
-    /// to tensors when `tensors` is set.
+    /// Validates `model` and builds the graph, its initializers checked and
+    /// kept for conversion where read (none for `AsFiled`: they are the
+    /// runtime's to read).
     fn build(mut model: ModelProto, weights: Weights) -> Result<Graph, GraphError> {
-        let tensors = weights == Weights::Tensors;
         if weights != Weights::AsFiled && external::any(&model) {
             return Err(GraphError::ExternalWithoutFolder);
         }
         let opset = default_opset(&model)?;
         let g = model.graph.as_mut().ok_or(GraphError::NoGraph)?;
         let names: HashSet<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
-        let initializers = match tensors {
-            true => initializer_tensors(&g.initializer)?,
-            false => BTreeMap::new(),
+        let initializers = match weights {
+            Weights::Tensors => Initializers::check(&g.initializer)?,
+            Weights::AsFiled => Initializers::default(),
         };
         let inputs = g
             .input
@@ -338,27 +333,6 @@ impl Graph {
     pub fn to_bytes(&self) -> Vec<u8> {
         prost::Message::encode_to_vec(&*self.model)
     }
-}
-
-/// The initializers as tensors, converted in parallel (a real network's
-/// weights are a hundred MB of byte-to-float conversion); the first
-/// malformed one in the model's order is the error, whichever thread met it.
-fn initializer_tensors(
-    protos: &[onnx::TensorProto],
-) -> Result<BTreeMap<String, Tensor>, GraphError> {
-    use rayon::prelude::*;
-    let converted: Vec<_> = protos.par_iter().map(Tensor::from_proto).collect();
-    protos
-        .iter()
-        .zip(converted)
-        .map(|(t, r)| match r {
-            Ok(tensor) => Ok((t.name.clone(), tensor)),
-            Err(source) => Err(GraphError::Initializer {
-                name: t.name.clone(),
-                source,
-            }),
-        })
-        .collect()
 }
 
 fn default_opset(model: &ModelProto) -> Result<u32, GraphError> {

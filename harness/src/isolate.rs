@@ -106,6 +106,8 @@ const STARTED: u8 = 11;
 const ASK: u8 = 12;
 const TRACE: u8 = 13;
 const FAILED: u8 = 14;
+/// One value of the trace to come, sent ahead of it (see [`send_trace`]).
+const TRACE_VALUE: u8 = 15;
 // How a job carries its model: serialized, or the file it was read from
 // unchanged (the worker reads it itself: no weights through the pipe).
 const MODEL_BYTES: u8 = 0;
@@ -140,10 +142,14 @@ fn spent_table() -> &'static Mutex<Vec<(&'static str, Duration)>> {
 
 /// Adds the time since `since` to `phase` (when timings are on).
 fn spent(phase: &'static str, since: Instant) {
+    add_spent(phase, since.elapsed());
+}
+
+/// Adds `d` to `phase` (when timings are on).
+fn add_spent(phase: &'static str, d: Duration) {
     if !timings_on() {
         return;
     }
-    let d = since.elapsed();
     if let Ok(mut t) = spent_table().lock() {
         match t.iter_mut().find(|(p, _)| *p == phase) {
             Some((_, total)) => *total += d,
@@ -389,7 +395,7 @@ fn decode_status(d: &mut Dec) -> Result<NodeStatus, WireError> {
 fn tensor_data(t: &Tensor) -> std::borrow::Cow<'_, [u8]> {
     match t.le_bytes() {
         Some(b) => b.into(),
-        None => t.to_proto("").raw_data.into(),
+        None => Vec::from(t.to_proto("").raw_data).into(),
     }
 }
 
@@ -429,8 +435,9 @@ impl<'a> Pieces<'a> {
     }
 }
 
-/// A [`Trace`] as one frame payload, in pieces (see [`Pieces`]).
-fn trace_pieces(t: &Trace) -> Vec<std::borrow::Cow<'_, [u8]>> {
+/// A [`Trace`] as one frame payload, in pieces (see [`Pieces`]); without
+/// its values unless `values` is set.
+fn trace_pieces(t: &Trace, values: bool) -> Vec<std::borrow::Cow<'_, [u8]>> {
     let mut p = Pieces::default();
     p.enc().u64(t.nodes.len() as u64);
     for n in &t.nodes {
@@ -439,7 +446,10 @@ fn trace_pieces(t: &Trace) -> Vec<std::borrow::Cow<'_, [u8]>> {
             .opt_str(n.lowering.as_deref())
             .opt_str(n.bridged.as_deref());
     }
-    p.tensors(t.values.iter());
+    match values {
+        true => p.tensors(t.values.iter()),
+        false => p.tensors(std::iter::empty()),
+    }
     p.enc().u64(t.logical.len() as u64);
     for (k, d) in &t.logical {
         p.enc().str(k).str(d.name());
@@ -456,7 +466,31 @@ fn trace_pieces(t: &Trace) -> Vec<std::borrow::Cow<'_, [u8]>> {
 
 /// A [`Trace`] as one frame payload.
 pub fn encode_trace(t: &Trace) -> Vec<u8> {
-    trace_pieces(t).concat()
+    trace_pieces(t, true).concat()
+}
+
+/// Sends `t`: each value in a `TRACE_VALUE` frame of its own, then the rest
+/// in the `TRACE` frame. The parent decodes each value as it arrives, while
+/// the next is written, instead of the whole trace (tens of MB on a real
+/// network) after the last byte of it; and each frame's buffer is small.
+fn send_trace(w: &mut impl Write, t: &Trace) -> io::Result<()> {
+    for (name, value) in &t.values {
+        let mut p = Pieces::default();
+        p.enc().str(name);
+        p.tensor(value);
+        write_pieces(w, TRACE_VALUE, &p.finish())?;
+    }
+    write_pieces(w, TRACE, &trace_pieces(t, false))
+}
+
+/// The inverse of one of [`send_trace`]'s `TRACE_VALUE` frames.
+fn decode_trace_value(bytes: &[u8]) -> Result<(String, Tensor), WireError> {
+    let d = &mut Dec(bytes);
+    let value = (d.str()?, d.tensor()?);
+    match d.0.is_empty() {
+        true => Ok(value),
+        false => Err(wire("bytes after a trace value")),
+    }
 }
 
 /// Writes a frame whose payload is `pieces`, one after the other.
@@ -629,8 +663,7 @@ fn serve(pipes: &mut Pipes, payload: &[u8]) -> Result<String, WorkerError> {
     let weights = engine.as_ref().map_or(Weights::Tensors, |e| e.weights());
     let graph = match d.u8()? {
         MODEL_FILE => Graph::reload(&d.model_file()?, weights),
-        _ if weights == Weights::Tensors => Graph::from_bytes(d.bytes()?),
-        _ => Graph::from_bytes_without_tensors(d.bytes()?),
+        _ => Graph::from_bytes(d.bytes()?),
     };
     let graph = match graph {
         Ok(g) => g,
@@ -671,7 +704,7 @@ fn serve(pipes: &mut Pipes, payload: &[u8]) -> Result<String, WorkerError> {
     let pipes = bridge.pipes.into_inner().map_err(|_| wire("poisoned"))?;
     let t = Instant::now();
     match result {
-        Ok(t) => write_pieces(&mut pipes.output, TRACE, &trace_pieces(&t))?,
+        Ok(t) => send_trace(&mut pipes.output, &t)?,
         Err(e) => write_frame(&mut pipes.output, FAILED, &encode_error(&e))?,
     }
     spent("worker: send trace", t);
@@ -896,6 +929,9 @@ fn converse(
     let _ = write_frame(&mut worker.stdin, RUN, &e.0);
     spent("isolate: send job", t);
     let mut t = Instant::now();
+    // The trace's values, each decoded as it arrives (see [`send_trace`]).
+    let mut values = HashMap::new();
+    let mut decoding = Duration::ZERO;
     loop {
         let wait = deadline.saturating_duration_since(Instant::now());
         let (tag, payload) = match worker.frames.recv_timeout(wait) {
@@ -920,12 +956,20 @@ fn converse(
                 };
                 let _ = write_frame(&mut worker.stdin, VALUE, &reply.0);
             }
+            TRACE_VALUE => {
+                let start = Instant::now();
+                let (name, value) = decode_trace_value(&payload).map_err(bad)?;
+                drop(payload);
+                values.insert(name, value);
+                decoding += start.elapsed();
+            }
             TRACE => {
                 spent("isolate: until trace", t);
                 let t = Instant::now();
-                let trace = decode_trace(&payload).map(Ok).map_err(bad);
-                spent("isolate: decode trace", t);
-                return trace;
+                let mut trace = decode_trace(&payload).map_err(bad)?;
+                trace.values.extend(std::mem::take(&mut values));
+                add_spent("isolate: decode trace", decoding + t.elapsed());
+                return Ok(Ok(trace));
             }
             FAILED => return Ok(Err(payload)),
             t => return Err(Ended::Protocol(format!("unknown frame {t}"))),
@@ -1035,6 +1079,54 @@ mod tests {
         let mut e = Enc::default();
         e.tensor(&t);
         assert_eq!(Dec(&e.0).tensor().unwrap(), t);
+    }
+
+    #[test]
+    fn a_trace_is_sent_value_by_value_then_the_rest() {
+        let mut t = Trace::default();
+        t.nodes.push(NodeRun {
+            status: NodeStatus::Ran,
+            lowering: None,
+            bridged: None,
+        });
+        let x = Tensor::from_f64(DType::F32, &[2, 2], &[1.0, -2.0, 3.5, 4.0]);
+        t.values.insert("a".into(), x.clone());
+        t.values.insert("b".into(), x.cast(DType::I64));
+        t.deployed.insert("d".into(), x.clone());
+        let mut wire = Vec::new();
+        send_trace(&mut wire, &t).unwrap();
+        let mut r = &wire[..];
+        let mut values = HashMap::new();
+        let mut tags = vec![];
+        while let Some((tag, payload)) = read_frame(&mut r).unwrap() {
+            tags.push(tag);
+            match tag {
+                TRACE_VALUE => {
+                    let (k, v) = decode_trace_value(&payload).unwrap();
+                    values.insert(k, v);
+                }
+                _ => {
+                    let rest = decode_trace(&payload).unwrap();
+                    assert!(rest.values.is_empty(), "the values went ahead");
+                    assert_eq!(rest.nodes, t.nodes);
+                    assert_eq!(rest.deployed, t.deployed);
+                }
+            }
+        }
+        assert_eq!(tags, [TRACE_VALUE, TRACE_VALUE, TRACE]);
+        assert_eq!(values, t.values);
+        // A value frame cut short, or with bytes after the value, is refused.
+        let mut one = Vec::new();
+        let mut p = Pieces::default();
+        p.enc().str("a");
+        p.tensor(&x);
+        write_pieces(&mut one, TRACE_VALUE, &p.finish()).unwrap();
+        let (_, payload) = read_frame(&mut &one[..]).unwrap().unwrap();
+        assert!(decode_trace_value(&payload).is_ok());
+        assert!(decode_trace_value(&payload[..payload.len() - 1]).is_err());
+        let mut longer = payload.clone();
+        longer.push(0);
+        assert!(decode_trace_value(&longer).is_err());
     }
 
     #[test]

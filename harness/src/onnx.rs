@@ -215,8 +215,10 @@ pub struct TensorProto {
     pub name: String,
     #[prost(string, tag = "12")]
     pub doc_string: String,
-    #[prost(bytes = "vec", tag = "9")]
-    pub raw_data: Vec<u8>,
+    /// Shared: a slice of the buffer the model was decoded from, or of
+    /// its mapped external-data file ([`decode_model_shared`]).
+    #[prost(bytes = "bytes", tag = "9")]
+    pub raw_data: bytes::Bytes,
     #[prost(message, repeated, tag = "13")]
     pub external_data: Vec<StringStringEntryProto>,
     #[prost(int32, tag = "14")]
@@ -364,6 +366,13 @@ impl ModelProto {
 }
 
 pub fn decode_model(bytes: &[u8]) -> Result<ModelProto, prost::DecodeError> {
+    ModelProto::decode(bytes)
+}
+
+/// [`decode_model`] without copying the weights: every tensor's `raw_data`
+/// is a slice of `bytes`, which lives as long as any of them does (a model
+/// file's bytes: its weights are read once, not twice).
+pub fn decode_model_shared(bytes: bytes::Bytes) -> Result<ModelProto, prost::DecodeError> {
     ModelProto::decode(bytes)
 }
 

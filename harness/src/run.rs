@@ -306,7 +306,14 @@ pub fn run_case_with(
     let baseline = opts.baseline;
     let iso = opts.isolation.as_ref();
     let show_reference = backends.iter().any(|b| b == REFERENCE);
-    let (first, reference) = run_source_and_reference(case, backends, iso, show_reference)?;
+    let bounds = SharedBounds::new(case.graph.nodes.len());
+    // Bounds are worth computing early only for lanes that will be judged.
+    let others = backends.iter().any(|b| b.as_str() != REFERENCE)
+        || !case.port.is_empty()
+        || !case.lanes.is_empty();
+    let prefill = others.then_some(&bounds);
+    let (first, reference) =
+        run_source_and_reference(case, backends, iso, show_reference, prefill)?;
     let sources: Vec<&LaneRun> = std::iter::once(&reference).chain(&first).collect();
     let bridge = TraceBridge::of(&sources);
     let empty = Trace::default();
@@ -317,7 +324,7 @@ pub fn run_case_with(
         show_reference,
         repro: opts.repro,
         spent: Mutex::new(std::time::Duration::ZERO),
-        bounds: SharedBounds::new(case.graph.nodes.len()),
+        bounds: &bounds,
     };
     // Every other lane at once (see [`LaneJob`]), each judged as soon as it
     // (and its cross-device twin) ran and its trace dropped: only the
@@ -508,12 +515,15 @@ fn run_concurrently<J: Sync, R: Send>(
 /// a scoped one. Without the reference nothing can be judged: it is not
 /// run, and the case fails saying so (see `verdict::Judge::Absent`). An
 /// error of ORT's lane is reported before the reference's, as when they
-/// ran one after the other.
+/// ran one after the other. With `prefill`, the reference's thread then
+/// computes the shared bounds while the other lanes run
+/// ([`SharedBounds::prefill`]).
 fn run_source_and_reference(
     case: &Case,
     backends: &[String],
     iso: Option<&Isolation>,
     show_reference: bool,
+    prefill: Option<&SharedBounds>,
 ) -> Result<(Option<LaneRun>, LaneRun), RunError> {
     let source = backends.iter().find(|b| b.as_str() == BRIDGE_SOURCE);
     let slot = SourceSlot::default();
@@ -523,7 +533,14 @@ fn run_source_and_reference(
                 slot: &slot,
                 waits: source.is_some(),
             };
-            s.spawn(move || run_lane(EngineLane::reference(), case, &bridge, iso))
+            s.spawn(move || {
+                let ran = run_lane(EngineLane::reference(), case, &bridge, iso);
+                let trace = ran.as_ref().ok().and_then(|l| l.trace.as_ref());
+                if let (Some(bounds), Some(trace)) = (prefill, trace) {
+                    bounds.prefill(case, trace);
+                }
+                ran
+            })
         });
         let set = SetOnDrop(&slot);
         let ran = source
@@ -633,7 +650,7 @@ struct Judging<'a> {
     repro: bool,
     spent: Mutex<std::time::Duration>,
     /// Bounds at the reference's inputs, shared by the lanes judged.
-    bounds: SharedBounds,
+    bounds: &'a SharedBounds,
 }
 
 /// One lane judged against the reference: its result per node (graph
@@ -659,7 +676,7 @@ impl Judging<'_> {
             .nodes
             .par_iter()
             .map(|node| {
-                let result = compare_lane(case, &lane, reference, &self.bounds, node);
+                let result = compare_lane(case, &lane, reference, self.bounds, node);
                 uncompared(result, shown)
             })
             .collect();
@@ -922,6 +939,12 @@ fn within_bound(result: &mut LaneResult) {
 /// or initializer, else the lane's own value (its dtype as logical dtype),
 /// else the value bridged in for a node it could not run.
 fn lane_input(case: &Case, trace: &Trace, name: &str) -> Option<RefTensor> {
+    // A weight not kept as a host tensor is converted for this alone.
+    if !case.inputs.contains_key(name) {
+        if let Some(r) = case.graph.initializers.with(name, RefTensor::from_host) {
+            return Some(r);
+        }
+    }
     received(case, trace, name).map(RefTensor::from_host)
 }
 
@@ -1376,10 +1399,11 @@ fn reference_value(case: &Case, reference: &Trace, name: &str) -> Option<RefTens
         r.dtype = reference_dtype(reference, name, t);
         return Some(r);
     }
-    case.inputs
-        .get(name)
-        .or_else(|| case.graph.initializers.get(name))
-        .map(RefTensor::from_host)
+    match case.inputs.get(name) {
+        Some(t) => Some(RefTensor::from_host(t)),
+        // A weight not kept as a host tensor is converted for this alone.
+        None => case.graph.initializers.with(name, RefTensor::from_host),
+    }
 }
 
 /// The logical dtype of the reference's value `name`, held as `held`: the

@@ -418,6 +418,12 @@ impl Tensor {
         proto::decode(p)
     }
 
+    /// Whether [`Tensor::from_proto`] would read `p`, without converting
+    /// its data: the same error where it would fail.
+    pub fn check_proto(p: &TensorProto) -> Result<(), TensorError> {
+        proto::check(p).map(|_| ())
+    }
+
     /// Writes an ONNX `TensorProto` with `raw_data`.
     pub fn to_proto(&self, name: &str) -> TensorProto {
         proto::encode(self, name)
@@ -526,6 +532,25 @@ mod proto {
         ))
     }
 
+    /// [`raw`] for a plain type: on a little-endian machine the bytes are
+    /// the elements, copied in one go (a weight's conversion is a
+    /// `memcpy`, not a loop over elements).
+    fn pod<T: Element + bytemuck::Pod, const N: usize>(
+        name: &str,
+        bytes: &[u8],
+        shape: &[usize],
+        conv: fn([u8; N]) -> T,
+    ) -> Result<Tensor, TensorError> {
+        let count = element_count(name, shape)?;
+        if cfg!(target_endian = "big") || Some(bytes.len()) != count.checked_mul(N) {
+            return raw(name, bytes, shape, conv);
+        }
+        let v: Vec<T> = bytemuck::pod_collect_to_vec(bytes);
+        Ok(T::wrap(
+            ArrayD::from_shape_vec(IxDyn(shape), v).expect("count checked"),
+        ))
+    }
+
     /// A tensor of `dtype` and `shape` from its elements as little-endian
     /// bytes (`raw_data`'s layout); `name` names it in errors.
     pub(super) fn from_raw(
@@ -535,18 +560,18 @@ mod proto {
         b: &[u8],
     ) -> Result<Tensor, TensorError> {
         match dtype {
-            DType::F16 => raw::<f16, 2>(name, b, shape, f16::from_le_bytes),
-            DType::BF16 => raw::<bf16, 2>(name, b, shape, bf16::from_le_bytes),
-            DType::F32 => raw::<f32, 4>(name, b, shape, f32::from_le_bytes),
-            DType::F64 => raw::<f64, 8>(name, b, shape, f64::from_le_bytes),
-            DType::I8 => raw::<i8, 1>(name, b, shape, i8::from_le_bytes),
-            DType::I16 => raw::<i16, 2>(name, b, shape, i16::from_le_bytes),
-            DType::I32 => raw::<i32, 4>(name, b, shape, i32::from_le_bytes),
-            DType::I64 => raw::<i64, 8>(name, b, shape, i64::from_le_bytes),
-            DType::U8 => raw::<u8, 1>(name, b, shape, u8::from_le_bytes),
-            DType::U16 => raw::<u16, 2>(name, b, shape, u16::from_le_bytes),
-            DType::U32 => raw::<u32, 4>(name, b, shape, u32::from_le_bytes),
-            DType::U64 => raw::<u64, 8>(name, b, shape, u64::from_le_bytes),
+            DType::F16 => pod::<f16, 2>(name, b, shape, f16::from_le_bytes),
+            DType::BF16 => pod::<bf16, 2>(name, b, shape, bf16::from_le_bytes),
+            DType::F32 => pod::<f32, 4>(name, b, shape, f32::from_le_bytes),
+            DType::F64 => pod::<f64, 8>(name, b, shape, f64::from_le_bytes),
+            DType::I8 => pod::<i8, 1>(name, b, shape, i8::from_le_bytes),
+            DType::I16 => pod::<i16, 2>(name, b, shape, i16::from_le_bytes),
+            DType::I32 => pod::<i32, 4>(name, b, shape, i32::from_le_bytes),
+            DType::I64 => pod::<i64, 8>(name, b, shape, i64::from_le_bytes),
+            DType::U8 => pod::<u8, 1>(name, b, shape, u8::from_le_bytes),
+            DType::U16 => pod::<u16, 2>(name, b, shape, u16::from_le_bytes),
+            DType::U32 => pod::<u32, 4>(name, b, shape, u32::from_le_bytes),
+            DType::U64 => pod::<u64, 8>(name, b, shape, u64::from_le_bytes),
             DType::Bool => raw::<bool, 1>(name, b, shape, |b| b[0] != 0),
         }
     }
@@ -575,7 +600,11 @@ mod proto {
         ))
     }
 
-    pub(super) fn decode(p: &TensorProto) -> Result<Tensor, TensorError> {
+    /// What [`decode`] checks before it converts anything: the dtype, the
+    /// dims, and that the data holds as many elements as they need. `Ok`
+    /// (the dtype and shape) exactly when `decode` succeeds, so a model's
+    /// weights can be checked at load and converted when first read.
+    pub(super) fn check(p: &TensorProto) -> Result<(DType, Vec<usize>), TensorError> {
         if p.data_location == 1 || !p.external_data.is_empty() {
             return Err(TensorError::External(p.name.clone()));
         }
@@ -588,6 +617,41 @@ mod proto {
             }
             shape.push(d as usize);
         }
+        let count = element_count(&p.name, &shape)?;
+        if !p.raw_data.is_empty() || typed_len(p) == 0 {
+            let size = dtype.size();
+            if Some(p.raw_data.len()) != count.checked_mul(size) {
+                return Err(malformed(
+                    p,
+                    format!(
+                        "raw_data holds {} bytes, dims {:?} of {} need {}",
+                        p.raw_data.len(),
+                        shape,
+                        dtype,
+                        count.saturating_mul(size)
+                    ),
+                ));
+            }
+            return Ok((dtype, shape));
+        }
+        let held = match dtype {
+            DType::F32 => p.float_data.len(),
+            DType::F64 => p.double_data.len(),
+            DType::I64 => p.int64_data.len(),
+            DType::U64 | DType::U32 => p.uint64_data.len(),
+            _ => p.int32_data.len(),
+        };
+        if held != count {
+            return Err(malformed(
+                p,
+                format!("holds {held} values, dims {shape:?} need {count}"),
+            ));
+        }
+        Ok((dtype, shape))
+    }
+
+    pub(super) fn decode(p: &TensorProto) -> Result<Tensor, TensorError> {
+        let (dtype, shape) = check(p)?;
         let shape = &shape[..];
         if !p.raw_data.is_empty() || typed_len(p) == 0 {
             return from_raw(&p.name, dtype, shape, &p.raw_data);
@@ -639,7 +703,7 @@ mod proto {
             dims: t.shape().iter().map(|&d| d as i64).collect(),
             data_type: t.dtype().onnx_code(),
             name: name.to_string(),
-            raw_data: raw,
+            raw_data: raw.into(),
             ..Default::default()
         }
     }
@@ -696,11 +760,25 @@ mod tests {
     }
 
     #[test]
+    fn raw_bytes_at_any_alignment_read_the_same() {
+        // Weights sliced from a model file start at any byte.
+        let v = [1.5f32, -2.0, 3.25];
+        let mut bytes = vec![0u8];
+        bytes.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+        let t = Tensor::from_le_bytes("w", DType::F32, &[3], &bytes[1..]).unwrap();
+        assert_eq!(t.to_f64_vec(), vec![1.5, -2.0, 3.25]);
+        let e = Tensor::from_le_bytes("w", DType::F32, &[4], &bytes[1..])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("raw_data holds 12 bytes"), "{e}");
+    }
+
+    #[test]
     fn wrong_raw_size_is_named() {
         let p = TensorProto {
             dims: vec![4],
             data_type: dt::FLOAT,
-            raw_data: vec![0; 8],
+            raw_data: vec![0; 8].into(),
             name: "w".into(),
             ..Default::default()
         };

@@ -252,8 +252,8 @@ fn the_torch_default_export_runs_on_every_lane() {
 
 /// A lane worker reads a model loaded from a file from that file itself
 /// (no weights through its pipe): `Graph::reload` gives the graph the
-/// parent loaded, with the weights in the model only when the worker's
-/// engine reads no tensors, and refuses a file changed since.
+/// parent loaded (its weights checked, and converted where read; as filed
+/// for ORT), and refuses a file changed since.
 #[test]
 fn a_worker_reloads_the_model_file_and_refuses_a_changed_one() {
     let d = tempfile::tempdir().unwrap();
@@ -268,12 +268,12 @@ fn a_worker_reloads_the_model_file_and_refuses_a_changed_one() {
             .collect()
     };
     let full = xdiff::graph::Graph::reload(file, Weights::Tensors).unwrap();
+    // The weights are checked at load and converted where read.
+    assert_eq!(full.initializers.kept(), 0);
     assert_eq!(full.initializers, loaded.initializers);
+    assert_eq!(full.initializers.kept(), full.initializers.len());
     assert_eq!(names(&full), names(loaded));
-    let lean = xdiff::graph::Graph::reload(file, Weights::Model).unwrap();
-    assert!(lean.initializers.is_empty());
-    assert_eq!(names(&lean), names(loaded));
-    assert_eq!(lean.model, loaded.model, "the side files' weights read in");
+    assert_eq!(full.model, loaded.model, "the side files' weights read in");
     // For ORT, which maps the side files itself: the model as filed.
     assert!(file.external);
     let filed = xdiff::graph::Graph::reload(file, Weights::AsFiled).unwrap();
@@ -283,7 +283,7 @@ fn a_worker_reloads_the_model_file_and_refuses_a_changed_one() {
         .all(|t| t.raw_data.is_empty() && t.data_location == 1));
     assert_eq!(names(&filed), names(loaded));
     assert_eq!(
-        lean.inputs.iter().map(|v| &v.name).collect::<Vec<_>>(),
+        full.inputs.iter().map(|v| &v.name).collect::<Vec<_>>(),
         ["X"]
     );
     // A model built in memory has no file to reload.
@@ -293,7 +293,7 @@ fn a_worker_reloads_the_model_file_and_refuses_a_changed_one() {
     let mut m = model();
     m.doc_string = "edited".into();
     std::fs::write(d.path().join("model.onnx"), m.encode_to_vec()).unwrap();
-    let err = xdiff::graph::Graph::reload(file, Weights::Model)
+    let err = xdiff::graph::Graph::reload(file, Weights::Tensors)
         .unwrap_err()
         .to_string();
     assert!(

@@ -674,7 +674,7 @@ fn seed_models() -> Vec<onnx::ModelProto> {
     let cond = onnx::TensorProto {
         name: "C".into(),
         data_type: dt::BOOL,
-        raw_data: vec![1],
+        raw_data: vec![1].into(),
         ..Default::default()
     };
     vec![
@@ -762,7 +762,7 @@ fn seed_tensors() -> Vec<onnx::TensorProto> {
             name: "X".into(),
             dims: vec![2, 3],
             data_type: d,
-            raw_data: vec![1; 6 * [0, 4, 1, 1, 0, 0, 4, 8, 0, 0, 0, 8][d as usize]],
+            raw_data: vec![1; 6 * [0, 4, 1, 1, 0, 0, 4, 8, 0, 0, 0, 8][d as usize]].into(),
             ..Default::default()
         })
         .collect();

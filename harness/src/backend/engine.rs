@@ -105,11 +105,9 @@ pub trait Engine: Send + Sync {
     fn prepare(&self, graph: &Graph, opts: &EngineOptions)
         -> Result<Box<dyn Session>, EngineError>;
     /// What the engine needs of the model's weights in a graph it is
-    /// given: host tensors ([`Graph::initializers`]) by default. A
-    /// whole-graph runtime parses the model itself, and an interpreting
-    /// engine converts each weight from the model when its first reader runs
-    /// (`interp.rs`): their lane workers build the graph without tensors,
-    /// and ORT's keeps external data in its files, which it maps itself.
+    /// given: host tensors ([`Graph::initializers`], each converted where
+    /// it is read) by default. ORT's lane worker keeps external data in its
+    /// files, which ORT maps itself.
     fn weights(&self) -> Weights {
         Weights::Tensors
     }

@@ -17,7 +17,6 @@ use std::time::Instant;
 
 use super::engine::{Bridge, EngineError, NodeRun, NodeStatus, Trace, TransferError};
 use crate::graph::{Graph, Node};
-use crate::onnx::TensorProto;
 use crate::options::{Device, EngineOptions};
 use crate::tensor::{DType, Tensor};
 
@@ -218,7 +217,6 @@ pub fn run_graph<I: Interpreter>(
     install_quiet_hook();
     let start = Instant::now();
     let last_use = last_uses(graph);
-    let protos = weight_protos(graph);
     let mut live: HashMap<&str, I::T> = HashMap::new();
     let mut trace = Trace::default();
     // Who failed to produce a value, for "skipped" messages.
@@ -232,7 +230,7 @@ pub fn run_graph<I: Interpreter>(
     }
     for (i, node) in graph.nodes.iter().enumerate() {
         bridge.started(i);
-        let mut run = match upload_initializers(interp, graph, &protos, node, &mut live) {
+        let mut run = match upload_initializers(interp, graph, node, &mut live) {
             Ok(()) => run_node(
                 interp,
                 graph,
@@ -276,24 +274,14 @@ fn last_uses(graph: &Graph) -> HashMap<&str, usize> {
     last
 }
 
-/// The model's initializers by name, for a graph built without them as
-/// tensors (a lane worker's, [`Graph::from_bytes_without_tensors`]): each
-/// is then converted when its first reader runs and dropped once uploaded,
-/// so the worker never holds the weights twice. Empty otherwise.
-fn weight_protos(graph: &Graph) -> HashMap<&str, &TensorProto> {
-    match (graph.initializers.is_empty(), graph.model.graph.as_ref()) {
-        (true, Some(g)) => g.initializer.iter().map(|t| (t.name.as_str(), t)).collect(),
-        _ => HashMap::new(),
-    }
-}
-
 /// Uploads the initializers `node` reads that are not live yet (a graph
-/// input of the same name overrides an initializer, and is live already),
-/// from the graph's tensors or, without them, from the model's `protos`.
+/// input of the same name overrides an initializer, and is live already).
+/// A weight not converted yet is converted for the upload alone
+/// ([`Initializers::with`](crate::graph::Initializers::with)): the
+/// framework's copy is the only one kept.
 fn upload_initializers<'g, I: Interpreter>(
     interp: &I,
     graph: &'g Graph,
-    protos: &HashMap<&'g str, &'g TensorProto>,
     node: &'g Node,
     live: &mut HashMap<&'g str, I::T>,
 ) -> Result<(), String> {
@@ -301,16 +289,14 @@ fn upload_initializers<'g, I: Interpreter>(
         if live.contains_key(name.as_str()) {
             continue;
         }
-        let failed = |why: String| format!("uploading initializer `{name}`: {why}");
-        let (key, uploaded) = if let Some((key, t)) = graph.initializers.get_key_value(name) {
-            (key.as_str(), interp.upload(t))
-        } else if let Some((&key, p)) = protos.get_key_value(name.as_str()) {
-            let t = Tensor::from_proto(p).map_err(|e| failed(e.to_string()))?;
-            (key, interp.upload(&t))
-        } else {
+        let Some(key) = graph.initializers.key(name) else {
             continue;
         };
-        live.insert(key, uploaded.map_err(|why| failed(why.to_string()))?);
+        let uploaded = graph.initializers.with(name, |t| interp.upload(t));
+        if let Some(uploaded) = uploaded {
+            let failed = |why: String| format!("uploading initializer `{name}`: {why}");
+            live.insert(key, uploaded.map_err(|why| failed(why.to_string()))?);
+        }
     }
     Ok(())
 }
@@ -622,15 +608,20 @@ mod tests {
     }
 
     #[test]
-    fn a_graph_without_weight_tensors_runs_on_the_models_own() {
-        // A lane worker's graph: the weights only in the model's protos.
-        let full = chain(&[1.0, 2.0, 3.0]);
-        let bytes = prost::Message::encode_to_vec(&*full.model);
-        let lean = Graph::from_bytes_without_tensors(&bytes).expect("valid");
-        assert!(lean.initializers.is_empty());
-        let (a, b) = (run_on(&full), run_on(&lean));
+    fn a_run_keeps_no_host_copy_of_the_weights() {
+        // Each weight is converted for its upload alone: after the run the
+        // graph holds none as a host tensor, and one it already held (a
+        // reader kept it) is used as is, with the same values.
+        let fresh = chain(&[1.0, 2.0, 3.0]);
+        assert_eq!(fresh.initializers.kept(), 0);
+        let a = run_on(&fresh);
+        assert_eq!(fresh.initializers.kept(), 0);
+        let held = chain(&[1.0, 2.0, 3.0]);
+        assert!(held.initializers.get("w2").is_some());
+        let b = run_on(&held);
+        assert_eq!(held.initializers.kept(), 1);
         assert_eq!(a.values, b.values);
-        assert_eq!(b.values["y3"].to_f64_vec(), vec![7.0]);
+        assert_eq!(a.values["y3"].to_f64_vec(), vec![7.0]);
         assert!(LIVE.with(Cell::get).1 <= 3);
     }
 }

@@ -256,10 +256,6 @@ impl Engine for OnnxRefEngine {
     ) -> Result<Box<dyn Session>, EngineError> {
         graph_runtime::prepare(self, graph, opts)
     }
-
-    fn weights(&self) -> crate::graph::Weights {
-        crate::graph::Weights::Model
-    }
 }
 
 #[cfg(test)]

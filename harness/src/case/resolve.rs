@@ -74,7 +74,7 @@ pub(super) fn resolve(
 pub(super) fn model_graph(file: &Path, path: &Path) -> Result<Graph, CaseError> {
     let bytes = std::fs::read(path)
         .map_err(|e| CaseError::new(file, format!("key `model.path`: {}: {e}", path.display())))?;
-    Graph::from_file_bytes(&bytes, path).map_err(|e| CaseError::new(path, e))
+    Graph::from_file_bytes(bytes, path).map_err(|e| CaseError::new(path, e))
 }
 
 /// An ONNX backend-test directory, one case per data set (the variant);

@@ -59,7 +59,7 @@ pub(super) fn read(file: &Path, dir: &Path) -> Result<TestDir, CaseError> {
     let bytes = std::fs::read(&model_path)
         .map_err(|e| CaseError::new(file, format!("{}: {e}", model_path.display())))?;
     let graph =
-        Graph::from_file_bytes(&bytes, &model_path).map_err(|e| CaseError::new(&model_path, e))?;
+        Graph::from_file_bytes(bytes, &model_path).map_err(|e| CaseError::new(&model_path, e))?;
     let sets = data_set_dirs(dir)?
         .iter()
         .map(|set| data_set(&graph, set))

@@ -2,17 +2,23 @@
 //! model (`data_location = EXTERNAL`, `external_data` entries `location`,
 //! `offset`, `length`), as torch's exporter writes `model.onnx.data`.
 //!
-//! Loading reads each tensor's slice once (seek + read, never the whole side
-//! file) into its `raw_data`, so the model becomes self-contained: every
-//! backend decodes initializers as usual and ONNX Runtime gets the same bytes
-//! as for a single-file model. A location that leaves the model's folder, a
-//! missing file or one shorter than declared is one error naming the tensor
-//! and the file.
+//! Loading maps each side file once and makes each tensor's `raw_data` a
+//! slice of the mapping, so the model becomes self-contained without a copy:
+//! every backend decodes initializers as usual (the one copy is into the
+//! tensor), and the bytes a runtime is given are the same as for a
+//! single-file model. A location that leaves the model's folder, a missing
+//! file or one shorter than declared is one error naming the tensor and the
+//! file.
+//!
+//! A mapped file must not be rewritten while xdiff runs (ONNX Runtime maps
+//! it the same way); a model file changed since it was loaded is refused
+//! where it is read again ([`crate::graph::ModelFile::unchanged`]).
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Component, Path, PathBuf};
+
+use bytes::Bytes;
 
 use crate::onnx::{self, ModelProto, TensorProto};
 
@@ -97,7 +103,7 @@ pub fn externalize(model: &mut ModelProto, dir: &Path, location: &str) -> std::i
             entry("length", len.to_string()),
         ];
         t.data_location = EXTERNAL;
-        t.raw_data = Vec::new();
+        t.raw_data = Bytes::new();
         offset += len;
     });
     result?;
@@ -108,10 +114,10 @@ fn is_external(t: &TensorProto) -> bool {
     t.data_location == EXTERNAL
 }
 
-/// The side files opened so far, by location (each opened once).
+/// The side files mapped so far, by location (each mapped once).
 struct SideFiles<'a> {
     dir: &'a Path,
-    open: HashMap<String, (File, u64)>,
+    open: HashMap<String, Bytes>,
 }
 
 /// One tensor's `external_data` entries, parsed.
@@ -130,36 +136,42 @@ impl SideFiles<'_> {
             what,
         };
         let path = inside(self.dir, &s.location).map_err(err)?;
-        let (file, size) = match self.open.entry(s.location.clone()) {
+        let whole = match self.open.entry(s.location.clone()) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                let f = File::open(&path)
-                    .map_err(|e| err(format!("cannot open {}: {e}", path.display())))?;
-                let size = f
-                    .metadata()
-                    .map_err(|e| err(format!("{}: {e}", path.display())))?
-                    .len();
-                v.insert((f, size))
-            }
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(map(&path).map_err(err)?),
         };
+        let size = whole.len() as u64;
         let length = s.length.unwrap_or(size.saturating_sub(s.offset));
         let end = s.offset.saturating_add(length);
-        if end > *size {
+        if end > size {
             return Err(err(format!(
                 "{} is {size} bytes, shorter than offset {} + length {length}",
                 path.display(),
                 s.offset
             )));
         }
-        let mut bytes = vec![0u8; length as usize];
-        file.seek(SeekFrom::Start(s.offset))
-            .and_then(|_| file.read_exact(&mut bytes))
-            .map_err(|e| err(format!("{}: {e}", path.display())))?;
-        t.raw_data = bytes;
+        t.raw_data = whole.slice(s.offset as usize..end as usize);
         t.external_data.clear();
         t.data_location = 0;
         Ok(())
     }
+}
+
+/// The side file at `path`, mapped read-only (an empty file is not mapped).
+fn map(path: &Path) -> Result<Bytes, String> {
+    let f = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let size = f
+        .metadata()
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .len();
+    if size == 0 {
+        return Ok(Bytes::new());
+    }
+    // SAFETY: the mapping is read-only and private to this process; the
+    // file must not be truncated or rewritten while the model is loaded,
+    // the condition under which ONNX Runtime maps the same files.
+    let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Bytes::from_owner(map))
 }
 
 fn slice(t: &TensorProto) -> Result<Slice, ExternalError> {
@@ -239,7 +251,7 @@ mod tests {
         };
         let small = TensorProto {
             name: "b".into(),
-            raw_data: vec![1, 2, 3, 4],
+            raw_data: vec![1, 2, 3, 4].into(),
             ..Default::default()
         };
         let mut model = ModelProto {

@@ -79,6 +79,26 @@ impl SharedBounds {
         }
         (!out.is_empty()).then_some(out)
     }
+
+    /// Computes the bound of every accumulating node now, in parallel, so
+    /// that judging finds them ready. The reference's thread calls this as
+    /// soon as the reference ran, while the other lanes still run (an ORT
+    /// worker's sessions take longer than the reference on a real network),
+    /// so the cores it would leave idle do judging's heaviest part. The
+    /// bounds are the ones [`SharedBounds::within`] would compute on first
+    /// use: only when they are computed changes.
+    pub(super) fn prefill(&self, case: &Case, reference: &Trace) {
+        use rayon::prelude::*;
+        case.graph
+            .nodes
+            .par_iter()
+            .filter(|n| matches!(bound::class(n), Class::Accumulating(_)))
+            .for_each(|node| {
+                if let Some(slot) = self.slots.get(node.index) {
+                    slot.get_or_init(|| at_reference(case, reference, node));
+                }
+            });
+    }
 }
 
 /// The bound of each output of `node` at the reference's inputs and output.
@@ -205,5 +225,24 @@ outputs = ["Y"]
             .within(&case, &near, &reference, &case.graph.nodes[1])
             .is_none());
         assert!(bounds.slots[1].get().is_none());
+    }
+
+    #[test]
+    fn prefilled_bounds_are_the_ones_computed_on_first_use() {
+        let (case, reference) = case();
+        let (lazy, early) = (
+            SharedBounds::new(case.graph.nodes.len()),
+            SharedBounds::new(case.graph.nodes.len()),
+        );
+        early.prefill(&case, &reference);
+        // Only the accumulating node's bound is computed.
+        assert!(early.slots[0].get().is_some() && early.slots[1].get().is_none());
+        let mm = &case.graph.nodes[0];
+        for shift in [0.0, 0.01] {
+            let l = lane(&reference, shift);
+            let a = lazy.within(&case, &l, &reference, mm);
+            let b = early.within(&case, &l, &reference, mm);
+            assert_eq!(format!("{a:?}"), format!("{b:?}"), "shift {shift}");
+        }
     }
 }

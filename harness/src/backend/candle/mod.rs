@@ -416,10 +416,6 @@ impl Engine for CandleEngine {
             device,
         }))
     }
-
-    fn weights(&self) -> crate::graph::Weights {
-        crate::graph::Weights::Model
-    }
 }
 
 impl Session for CandleSession {

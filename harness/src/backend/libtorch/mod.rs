@@ -394,10 +394,6 @@ impl Engine for TchEngine {
             device,
         }))
     }
-
-    fn weights(&self) -> crate::graph::Weights {
-        crate::graph::Weights::Model
-    }
 }
 
 /// Inter-op threads: ONNX graphs run node after node, libtorch's inter-op

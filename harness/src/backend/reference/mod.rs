@@ -244,10 +244,6 @@ impl Engine for ReferenceEngine {
             opts: opts.clone(),
         }))
     }
-
-    fn weights(&self) -> crate::graph::Weights {
-        crate::graph::Weights::Model
-    }
 }
 
 impl Session for ReferenceSession {
