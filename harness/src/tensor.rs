@@ -504,51 +504,54 @@ mod proto {
             })
     }
 
+    /// Checks that `held` bytes are exactly the elements of `shape` in
+    /// `dtype`; the error names the tensor.
+    fn raw_size(name: &str, dtype: DType, shape: &[usize], held: usize) -> Result<(), TensorError> {
+        let count = element_count(name, shape)?;
+        let size = dtype.size();
+        if Some(held) == count.checked_mul(size) {
+            return Ok(());
+        }
+        let need = count.saturating_mul(size);
+        Err(named(
+            name,
+            format!("raw_data holds {held} bytes, dims {shape:?} of {dtype} need {need}"),
+        ))
+    }
+
+    /// A tensor of `shape` from its elements in order (the count checked).
+    fn shaped<T: Element>(shape: &[usize], v: Vec<T>) -> Tensor {
+        T::wrap(ArrayD::from_shape_vec(IxDyn(shape), v).expect("count checked"))
+    }
+
     fn raw<T: Element, const N: usize>(
         name: &str,
         bytes: &[u8],
         shape: &[usize],
         conv: fn([u8; N]) -> T,
     ) -> Result<Tensor, TensorError> {
-        let count = element_count(name, shape)?;
-        if Some(bytes.len()) != count.checked_mul(N) {
-            return Err(named(
-                name,
-                format!(
-                    "raw_data holds {} bytes, dims {:?} of {} need {}",
-                    bytes.len(),
-                    shape,
-                    T::DTYPE,
-                    count * N
-                ),
-            ));
-        }
+        raw_size(name, T::DTYPE, shape, bytes.len())?;
         let v: Vec<T> = bytes
             .chunks_exact(N)
             .map(|c| conv(c.try_into().expect("chunk size")))
             .collect();
-        Ok(T::wrap(
-            ArrayD::from_shape_vec(IxDyn(shape), v).expect("count checked"),
-        ))
+        Ok(shaped(shape, v))
     }
 
     /// [`raw`] for a plain type: on a little-endian machine the bytes are
     /// the elements, copied in one go (a weight's conversion is a
-    /// `memcpy`, not a loop over elements).
+    /// `memcpy`, not a loop over elements), from any alignment.
     fn pod<T: Element + bytemuck::Pod, const N: usize>(
         name: &str,
         bytes: &[u8],
         shape: &[usize],
         conv: fn([u8; N]) -> T,
     ) -> Result<Tensor, TensorError> {
-        let count = element_count(name, shape)?;
-        if cfg!(target_endian = "big") || Some(bytes.len()) != count.checked_mul(N) {
+        if cfg!(target_endian = "big") {
             return raw(name, bytes, shape, conv);
         }
-        let v: Vec<T> = bytemuck::pod_collect_to_vec(bytes);
-        Ok(T::wrap(
-            ArrayD::from_shape_vec(IxDyn(shape), v).expect("count checked"),
-        ))
+        raw_size(name, T::DTYPE, shape, bytes.len())?;
+        Ok(shaped(shape, bytemuck::pod_collect_to_vec::<u8, T>(bytes)))
     }
 
     /// A tensor of `dtype` and `shape` from its elements as little-endian
@@ -594,10 +597,7 @@ mod proto {
                 ),
             ));
         }
-        let v: Vec<T> = src.iter().map(|&x| conv(x)).collect();
-        Ok(T::wrap(
-            ArrayD::from_shape_vec(IxDyn(shape), v).expect("count checked"),
-        ))
+        Ok(shaped(shape, src.iter().map(|&x| conv(x)).collect()))
     }
 
     /// What [`decode`] checks before it converts anything: the dtype, the
@@ -617,23 +617,11 @@ mod proto {
             }
             shape.push(d as usize);
         }
-        let count = element_count(&p.name, &shape)?;
         if !p.raw_data.is_empty() || typed_len(p) == 0 {
-            let size = dtype.size();
-            if Some(p.raw_data.len()) != count.checked_mul(size) {
-                return Err(malformed(
-                    p,
-                    format!(
-                        "raw_data holds {} bytes, dims {:?} of {} need {}",
-                        p.raw_data.len(),
-                        shape,
-                        dtype,
-                        count.saturating_mul(size)
-                    ),
-                ));
-            }
+            raw_size(&p.name, dtype, &shape, p.raw_data.len())?;
             return Ok((dtype, shape));
         }
+        let count = element_count(&p.name, &shape)?;
         let held = match dtype {
             DType::F32 => p.float_data.len(),
             DType::F64 => p.double_data.len(),
