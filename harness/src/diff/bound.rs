@@ -9,6 +9,8 @@
 //! override (per op, or a per-dtype value other than the presets) replaces
 //! the bound, and an op without a class keeps the case tolerance.
 
+use std::borrow::Cow;
+
 use ndarray::ArrayD;
 
 use super::{compare_within, Comparison, Tolerance, Tolerances};
@@ -725,7 +727,10 @@ fn magnitude(
     let flat = |a: &ArrayD<f64>| a.iter().map(|v| v.abs()).collect::<Vec<f64>>();
     match m {
         Magnitude::Multilinear => {
-            let abs: Vec<Option<RefTensor>> = inputs.iter().map(|t| t.map(abs_of)).collect();
+            // An input already non-negative (the shared bounds hand in
+            // |x|, see [`abs_in_place`]) is used as is, not copied.
+            let abs: Vec<Option<Cow<RefTensor>>> = inputs.iter().map(|t| t.map(abs_cow)).collect();
+            let abs: Vec<Option<&RefTensor>> = abs.iter().map(|t| t.as_deref()).collect();
             // Gemm's alpha and beta scale terms too: |alpha|, |beta|.
             let mut na = node.clone();
             for a in na.attrs.values_mut() {
@@ -733,7 +738,7 @@ fn magnitude(
                     *v = v.abs();
                 }
             }
-            Ok(flat(run_first(&na, opset, &abs)?.f64()?))
+            flat_owned(run_first_of(&na, opset, &abs)?)
         }
         Magnitude::Resize => reference::resize_magnitude(node, opset, inputs)
             .map(|a| flat(&a))
@@ -854,13 +859,63 @@ fn abs_of(t: &RefTensor) -> RefTensor {
     map_float(t, f64::abs)
 }
 
+/// `t` made its absolute value where it is a float value, in place. For a
+/// caller that owns a multilinear node's inputs and has no other use for
+/// them (the shared bounds): its magnitude then copies none of them.
+pub fn abs_in_place(t: &mut RefTensor) {
+    if let (true, Tensor::F64(a)) = (t.is_float(), &mut t.data) {
+        a.mapv_inplace(f64::abs);
+    }
+}
+
+/// [`abs_of`], borrowing `t` when it is its own absolute value (every
+/// element's sign bit clear, so `abs` would change no bit).
+fn abs_cow(t: &RefTensor) -> Cow<'_, RefTensor> {
+    match &t.data {
+        Tensor::F64(a) if t.is_float() && !a.iter().all(|v| v.is_sign_positive()) => {
+            Cow::Owned(abs_of(t))
+        }
+        // Not a float value (`abs_of` copies it unchanged), or its own |x|.
+        _ => Cow::Borrowed(t),
+    }
+}
+
+/// The elements of a float result made non-negative, in logical order: its
+/// own buffer where it is row-major, not a copy.
+fn flat_owned(t: RefTensor) -> Result<Vec<f64>, Why> {
+    let Tensor::F64(a) = t.data else {
+        return Err(Why::from(OpError::Failed(format!(
+            "expected a float tensor, got {}",
+            t.dtype
+        ))));
+    };
+    let mut v = match a.is_standard_layout() {
+        true => {
+            let n = a.len();
+            let (mut v, offset) = a.into_raw_vec_and_offset();
+            let start = offset.unwrap_or(0);
+            v.truncate(start + n);
+            v.drain(..start);
+            v
+        }
+        false => a.iter().copied().collect(),
+    };
+    v.iter_mut().for_each(|x| *x = x.abs());
+    Ok(v)
+}
+
 fn float_input<'a>(inputs: &[Option<&'a RefTensor>], i: usize) -> Result<&'a ArrayD<f64>, Why> {
     Ok(input(inputs, i)?.f64()?)
 }
 
 fn run_first(node: &Node, opset: u32, inputs: &[Option<RefTensor>]) -> Result<RefTensor, Why> {
     let refs: Vec<Option<&RefTensor>> = inputs.iter().map(Option::as_ref).collect();
-    reference::run_op(node, opset, &refs)?
+    run_first_of(node, opset, &refs)
+}
+
+/// [`run_first`] on borrowed inputs.
+fn run_first_of(node: &Node, opset: u32, refs: &[Option<&RefTensor>]) -> Result<RefTensor, Why> {
+    reference::run_op(node, opset, refs)?
         .into_iter()
         .next()
         .flatten()
@@ -1089,6 +1144,34 @@ mod tests {
         let outside = Tensor::from_f64(DType::F32, &[1, 1], &[expect * 4.0]);
         assert!(compare_bounded(&inside, &want, &bound).ok());
         assert!(!compare_bounded(&outside, &want, &bound).ok());
+    }
+
+    #[test]
+    fn a_multilinear_bound_at_absolute_inputs_is_the_same_bound() {
+        // The shared bounds hand in |x| (made in place, `abs_in_place`):
+        // the magnitude then borrows them, and the bound is the same.
+        let node = test_node("Gemm", 3, 1, vec![("alpha", Attr::Float(-0.5))]);
+        let a = f(&[2, 3], &[1.0, -2.0, 0.5, -0.0, 3.0, -4.0]);
+        let b = f(&[3, 2], &[-1.0, 2.0, 0.25, -8.0, 1.5, 0.0]);
+        let c = f(&[2], &[-3.0, 1.0]);
+        let want = RefTensor::float(ArrayD::zeros(ndarray::IxDyn(&[2, 2])), DType::F32);
+        let tols = Tolerances::default();
+        let bound = |x: &[&RefTensor]| {
+            let x: Vec<_> = x.iter().map(|t| Some(*t)).collect();
+            bound_for(&node, 13, &x, 0, &want, DType::F32, &tols).expect("bound")
+        };
+        let plain = bound(&[&a, &b, &c]);
+        let (mut aa, mut ab, mut ac) = (a.clone(), b.clone(), c.clone());
+        for t in [&mut aa, &mut ab, &mut ac] {
+            abs_in_place(t);
+        }
+        assert!(matches!(abs_cow(&aa), Cow::Borrowed(_)));
+        assert!(matches!(abs_cow(&a), Cow::Owned(_)));
+        let abs = bound(&[&aa, &ab, &ac]);
+        for i in 0..4 {
+            assert_eq!(plain.allowed(i, 1.0), abs.allowed(i, 1.0), "element {i}");
+        }
+        assert!(plain.allowed(0, 1.0) > 1e-7);
     }
 
     #[test]

@@ -105,7 +105,15 @@ impl SharedBounds {
 
 /// The bound of each output of `node` at the reference's inputs and output.
 fn at_reference(case: &Case, reference: &Trace, node: &Node) -> Option<Vec<Option<Bound>>> {
-    let inputs = reference_inputs(case, reference, node)?;
+    let mut inputs = reference_inputs(case, reference, node)?;
+    // A multilinear bound reads its inputs' absolute values only (and their
+    // shapes): made so in place, this copy of the inputs is the only one.
+    if matches!(
+        bound::class(node),
+        Class::Accumulating(bound::Magnitude::Multilinear)
+    ) {
+        inputs.iter_mut().flatten().for_each(bound::abs_in_place);
+    }
     let refs: Vec<_> = inputs.iter().map(Option::as_ref).collect();
     let bounds = node
         .outputs
