@@ -167,9 +167,9 @@ fn map(path: &Path) -> Result<Bytes, String> {
     if size == 0 {
         return Ok(Bytes::new());
     }
-    // SAFETY: the mapping is read-only and private to this process; the
-    // file must not be truncated or rewritten while the model is loaded,
-    // the condition under which ONNX Runtime maps the same files.
+    // SAFETY: the mapping is read-only; the file must not be truncated or
+    // rewritten while the model is loaded, the condition under which ONNX
+    // Runtime maps the same files.
     let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(Bytes::from_owner(map))
 }
