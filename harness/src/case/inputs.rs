@@ -507,10 +507,10 @@ fn index_uses<'a>(
         .filter(|n| n.inputs.get(1).is_some_and(|i| i == input))
         .filter_map(|node| {
             let data = node.inputs.first()?.as_str();
-            let shape = match graph.initializers.get(data) {
-                Some(t) => Some(t.shape().to_vec()),
-                None => shapes.get(data).cloned(),
-            };
+            let shape = graph
+                .initializers
+                .shape(data)
+                .or_else(|| shapes.get(data).cloned());
             let axis = match node.attrs.get("axis") {
                 Some(Attr::Int(a)) => *a,
                 _ => 0,

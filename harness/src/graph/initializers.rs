@@ -81,6 +81,14 @@ impl Initializers {
         })
     }
 
+    /// The shape of `name`, from its dims (checked at load), without
+    /// converting it: a reader that needs only the shape (an embedding
+    /// table's, say) does not pay for, or keep, the weights.
+    pub fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        let p = &self.map.get(name)?.proto;
+        Some(p.dims.iter().map(|&d| d as usize).collect())
+    }
+
     /// The stored name `name` (borrowed from the graph), without converting.
     pub fn key(&self, name: &str) -> Option<&str> {
         self.map.get_key_value(name).map(|(k, _)| k.as_str())
@@ -154,6 +162,9 @@ mod tests {
         assert_eq!(inits.kept(), 0, "`with` does not keep its conversion");
         assert_eq!(inits.get("b").unwrap().len(), 1);
         assert_eq!(inits.kept(), 1, "`get` keeps it");
+        assert_eq!(inits.shape("a"), Some(vec![2]));
+        assert_eq!(inits.kept(), 1, "`shape` converts nothing");
+        assert!(inits.shape("c").is_none());
         assert!(inits.with("c", |t| t.len()).is_none());
         assert!(inits.get("c").is_none());
     }
