@@ -229,6 +229,27 @@ fn split(sources: Vec<Source>) -> (Vec<Case>, Vec<LoadError>) {
     (cases, errors)
 }
 
+/// Makes this process's threads share one malloc arena (glibc's
+/// `M_ARENA_MAX`; other C libraries ignore it). Under `--isolation lane` the
+/// parent runs only xdiff's own threads: the reference, the shared bounds
+/// and judging (rayon), the threads that wait on the lane workers and
+/// decode their traces. With an arena per thread, what one thread frees
+/// (the reference's intermediate values, the bounds' copies, a decoded
+/// frame) stays resident in its arena while another thread allocates anew
+/// in its own: on swin_t (`ort,reference`) the parent's peak RSS was
+/// 356–408 MB with the default arenas and 251–280 MB with one, at the same
+/// wall time (docs/performance.md, "After issue 15's fifth round"). The
+/// frameworks' processes keep the default: ONNX Runtime's lane, whose
+/// intra-op threads allocate, ran 96 → 130–168 ms with one arena.
+fn one_malloc_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; M_ARENA_MAX may be
+    // changed at any time (arenas made before keep serving their threads).
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
 /// Starts the lane workers of the first case (`--isolation lane`) before
 /// it runs, so they load their frameworks in parallel with the parent.
 fn prewarm(cfg: &RunConfig, cases: &[Case]) {
@@ -296,6 +317,9 @@ impl Timings {
 /// run, and the run then ends with an error (exit 2) naming them.
 pub fn run(cfg: &RunConfig) -> anyhow::Result<bool> {
     let start = Instant::now();
+    if cfg.isolation.is_some() {
+        one_malloc_arena();
+    }
     let mut timings = Timings::default();
     let (cases, not_loaded) = split(load_sources(cfg)?);
     timings.add("load cases", start);

@@ -216,8 +216,8 @@ impl Graph {
     /// in or under `dir`, the model's folder, and reads them in.
     pub fn from_bytes_in(bytes: &[u8], dir: &Path) -> Result<Graph, GraphError> {
         let mut model = onnx::decode_model(bytes)?;
-        external::inline(&mut model, dir)?;
-        Graph::from_model(model)
+        let mapped = external::inline(&mut model, dir)?;
+        Graph::build(model, Weights::Tensors, mapped)
     }
 
     /// Loads the model file at `path`, with its external data.
@@ -244,10 +244,11 @@ impl Graph {
         weights: Weights,
     ) -> Result<Graph, GraphError> {
         file.external = external::any(&model);
+        let mut mapped = external::Mappings::default();
         if weights != Weights::AsFiled {
-            external::inline(&mut model, file.path.parent().unwrap_or(Path::new(".")))?;
+            mapped = external::inline(&mut model, file.path.parent().unwrap_or(Path::new(".")))?;
         }
-        let mut graph = Graph::build(model, weights)?;
+        let mut graph = Graph::build(model, weights, mapped)?;
         graph.file = Some(Arc::new(file));
         Ok(graph)
     }
@@ -263,13 +264,18 @@ impl Graph {
 
     /// Validates a decoded model and builds the graph.
     pub fn from_model(model: ModelProto) -> Result<Graph, GraphError> {
-        Graph::build(model, Weights::Tensors)
+        Graph::build(model, Weights::Tensors, external::Mappings::default())
     }
 
     /// Validates `model` and builds the graph, its initializers checked and
     /// kept for conversion where read (none for `AsFiled`: they are the
-    /// runtime's to read).
-    fn build(mut model: ModelProto, weights: Weights) -> Result<Graph, GraphError> {
+    /// runtime's to read); `mapped` are the side files its external data was
+    /// mapped from.
+    fn build(
+        mut model: ModelProto,
+        weights: Weights,
+        mapped: external::Mappings,
+    ) -> Result<Graph, GraphError> {
         if weights != Weights::AsFiled && external::any(&model) {
             return Err(GraphError::ExternalWithoutFolder);
         }
@@ -277,7 +283,7 @@ impl Graph {
         let g = model.graph.as_mut().ok_or(GraphError::NoGraph)?;
         let names: HashSet<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
         let initializers = match weights {
-            Weights::Tensors => Initializers::check(&g.initializer)?,
+            Weights::Tensors => Initializers::check(&g.initializer, mapped)?,
             Weights::AsFiled => Initializers::default(),
         };
         let inputs = g

@@ -46,10 +46,10 @@ pub(super) fn any(model: &ModelProto) -> bool {
 }
 
 /// Reads every external tensor of `model` from its side file under `dir` (the
-/// model's folder) into `raw_data`.
-pub(super) fn inline(model: &mut ModelProto, dir: &Path) -> Result<(), ExternalError> {
+/// model's folder) into `raw_data`; the side files' mappings are returned.
+pub(super) fn inline(model: &mut ModelProto, dir: &Path) -> Result<Mappings, ExternalError> {
     let Some(g) = model.graph.as_mut() else {
-        return Ok(());
+        return Ok(Mappings::default());
     };
     let mut files = SideFiles {
         dir,
@@ -63,7 +63,56 @@ pub(super) fn inline(model: &mut ModelProto, dir: &Path) -> Result<(), ExternalE
             }
         }
     });
-    first_error.map_or(Ok(()), Err)
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(Mappings(files.open.into_values().collect())),
+    }
+}
+
+/// The side files' mappings, each whole: what tells a tensor whose bytes
+/// are file pages (which can be handed back once read, [`Mappings::release`])
+/// from one whose bytes are the model file's buffer, on the heap.
+#[derive(Default, Clone)]
+pub struct Mappings(Vec<Bytes>);
+
+impl Mappings {
+    /// Whether `bytes` lie wholly inside one of the mappings.
+    fn contains(&self, bytes: &[u8]) -> bool {
+        let (at, len) = (bytes.as_ptr() as usize, bytes.len());
+        self.0.iter().any(|m| {
+            let start = m.as_ptr() as usize;
+            at >= start && at + len <= start + m.len()
+        })
+    }
+
+    /// Hands the whole pages of `bytes` back to the page cache when they lie
+    /// in a mapping (nothing otherwise), so that a weight read once (converted
+    /// into a tensor or a float64 upload) is not also held as the process's
+    /// resident file pages for the rest of the run. A later read maps the
+    /// same bytes in again from the file. Linux only (elsewhere a no-op).
+    pub fn release(&self, bytes: &[u8]) {
+        if bytes.is_empty() || !self.contains(bytes) {
+            return;
+        }
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: sysconf has no preconditions.
+            let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as usize;
+            let start = (bytes.as_ptr() as usize).next_multiple_of(page);
+            let end = (bytes.as_ptr() as usize + bytes.len()) / page * page;
+            if end > start {
+                // SAFETY: [start, end) is whole pages inside a live mapping
+                // (`contains`; `self` owns it), which `map` made read-only and
+                // shared (memmap2's `Mmap::map`). MADV_DONTNEED on a shared
+                // file mapping only drops this process's page-table entries:
+                // the next read faults the file's unchanged bytes in again,
+                // so no reader, concurrent or later, can see other data.
+                unsafe {
+                    libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED)
+                };
+            }
+        }
+    }
 }
 
 /// Tensors smaller than this stay inline when a model is externalized (onnx's
@@ -157,7 +206,8 @@ impl SideFiles<'_> {
     }
 }
 
-/// The side file at `path`, mapped read-only (an empty file is not mapped).
+/// The side file at `path`, mapped read-only and shared (an empty file is
+/// not mapped).
 fn map(path: &Path) -> Result<Bytes, String> {
     let f = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let size = f
@@ -239,7 +289,7 @@ fn visit_graph_mut(g: &mut onnx::GraphProto, f: &mut dyn FnMut(&mut TensorProto)
 }
 
 #[cfg(test)]
-mod tests {
+pub(in crate::graph) mod tests {
     use super::*;
 
     #[test]
@@ -281,6 +331,85 @@ mod tests {
             model.graph.unwrap().initializer,
             vec![big.clone(), small, big]
         );
+    }
+
+    /// This process's resident bytes in the mapping that holds `at`
+    /// (`Rss` of its entry in `/proc/self/smaps`).
+    #[cfg(target_os = "linux")]
+    pub(in crate::graph) fn resident(at: &[u8]) -> usize {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let p = at.as_ptr() as usize;
+        let mut inside = false;
+        for line in smaps.lines() {
+            let range = line.split_once(' ').and_then(|(r, _)| r.split_once('-'));
+            if let Some((a, b)) = range {
+                if let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+                {
+                    inside = a <= p && p < b;
+                    continue;
+                }
+            }
+            if let Some(kb) = line.strip_prefix("Rss:").filter(|_| inside) {
+                return kb
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<usize>()
+                    .unwrap()
+                    * 1024;
+            }
+        }
+        panic!("no mapping holds {p:#x}");
+    }
+
+    /// A model of one weight of `len` bytes, externalized under `dir` and
+    /// mapped back: the model and its mappings.
+    pub(in crate::graph) fn mapped_model(dir: &Path, len: usize) -> (ModelProto, Mappings) {
+        let w = TensorProto {
+            name: "w".into(),
+            dims: vec![(len / 4) as i64],
+            data_type: onnx::data_type::FLOAT,
+            raw_data: (0..len).map(|i| (i * 7 % 251) as u8).collect(),
+            ..Default::default()
+        };
+        let mut model = ModelProto {
+            graph: Some(onnx::GraphProto {
+                initializer: vec![w],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        externalize(&mut model, dir, "weights.bin").unwrap();
+        let mapped = inline(&mut model, dir).unwrap();
+        (model, mapped)
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn released_pages_leave_the_process_and_read_back_the_same() {
+        let len = 64 * 4096;
+        let dir = tempfile::tempdir().unwrap();
+        let (model, mapped) = mapped_model(dir.path(), len);
+        let w = &model.graph.as_ref().unwrap().initializer[0].raw_data;
+        let want: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        assert_eq!(w[..], want[..]);
+        assert!(
+            resident(w) >= len,
+            "read pages are resident: {}",
+            resident(w)
+        );
+        mapped.release(w);
+        assert!(
+            resident(w) < len / 8,
+            "released: {} bytes left",
+            resident(w)
+        );
+        assert_eq!(w[..], want[..], "read again from the file, unchanged");
+        assert!(resident(w) >= len);
+        // Bytes outside every mapping (the heap's) are never released.
+        assert!(mapped.contains(w) && !mapped.contains(&want));
+        mapped.release(&want);
+        assert_eq!(want[1], 7);
     }
 
     #[test]
