@@ -993,7 +993,7 @@ fn local_comparisons(
             case.graph.opset,
             &refs,
             k,
-            want,
+            &want.data,
             want.dtype,
             &case.tolerances,
         )

@@ -120,9 +120,21 @@ fn at_reference(case: &Case, reference: &Trace, node: &Node) -> Option<Vec<Optio
         .iter()
         .enumerate()
         .map(|(k, name)| {
-            let want = reference_value(case, reference, name).filter(|_| !name.is_empty())?;
+            if name.is_empty() {
+                return None;
+            }
+            // The reference's own value, borrowed from its trace (a graph
+            // input or weight that is also an output is converted).
+            let converted;
+            let (want, dtype) = match reference.values.get(name) {
+                Some(t) => (t, super::reference_dtype(reference, name, t)),
+                None => {
+                    converted = reference_value(case, reference, name)?;
+                    (&converted.data, converted.dtype)
+                }
+            };
             let opset = case.graph.opset;
-            bound::bound_for(node, opset, &refs, k, &want, want.dtype, &case.tolerances).ok()
+            bound::bound_for(node, opset, &refs, k, want, dtype, &case.tolerances).ok()
         })
         .collect();
     Some(bounds)
