@@ -197,8 +197,8 @@ mod tests {
         // Touched before the conversion, as a reader before it would.
         assert!(bytes.iter().map(|&b| b as usize).sum::<usize>() > 0);
         assert!(resident(bytes) >= len);
-        let sum = inits.with("w", |t| t.len()).unwrap();
-        assert_eq!(sum, len / 4);
+        let n = inits.with("w", |t| t.len()).unwrap();
+        assert_eq!(n, len / 4);
         assert!(resident(bytes) < len / 8, "{} bytes left", resident(bytes));
         let kept = inits.get("w").unwrap().clone();
         assert!(resident(bytes) < len / 8, "`get` hands them back too");
