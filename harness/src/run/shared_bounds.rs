@@ -80,20 +80,22 @@ impl SharedBounds {
         (!out.is_empty()).then_some(out)
     }
 
-    /// Computes the bound of every accumulating node now, in parallel, so
-    /// that judging finds them ready. The reference's thread calls this as
-    /// soon as the reference ran, while the other lanes still run (an ORT
-    /// worker's sessions take longer than the reference on a real network),
-    /// so the cores it would leave idle do judging's heaviest part. The
-    /// bounds are the ones [`SharedBounds::within`] would compute on first
-    /// use: only when they are computed changes (and a node that no lane
-    /// brings within the case tolerance has its bound computed for nothing:
-    /// 15 of swin_t's 131 accumulating nodes).
+    /// Computes the bound of every accumulating node now, one after the
+    /// other, so that judging finds them ready. The reference's thread
+    /// calls this as soon as the reference ran, while the other lanes still
+    /// run, so the cores it would leave idle do judging's heaviest part.
+    /// One at a time (the op's own kernels are parallel): in parallel,
+    /// several nodes' input copies and magnitudes were alive at once, and
+    /// on swin_t the parent's peak varied 251–323 MB against 282–289 MB
+    /// this way, at the same wall time. The bounds are the ones
+    /// [`SharedBounds::within`] would compute on first use: only when they
+    /// are computed changes (and a node that no lane brings within the case
+    /// tolerance has its bound computed for nothing: 15 of swin_t's 131
+    /// accumulating nodes).
     pub(super) fn prefill(&self, case: &Case, reference: &Trace) {
-        use rayon::prelude::*;
         case.graph
             .nodes
-            .par_iter()
+            .iter()
             .filter(|n| matches!(bound::class(n), Class::Accumulating(_)))
             .for_each(|node| {
                 if let Some(slot) = self.slots.get(node.index) {
