@@ -23,7 +23,7 @@ use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::backend::engine::{Bridge, NodeRun, NodeStatus, Trace};
+use crate::backend::engine::{Bridge, Deployed, NodeRun, NodeStatus, Trace};
 use crate::backend::{self, EngineError};
 use crate::graph::{Graph, ModelFile, Weights};
 use crate::options::{Device, EngineOptions, OptLevel};
@@ -91,10 +91,12 @@ pub struct Job<'a> {
 }
 
 /// What a worker reported: the settings that ran (empty when the engine
-/// could not be prepared) and the trace or the lane's error.
+/// could not be prepared) and the trace or the lane's error; with
+/// [`run`]'s `later`, what it still has to send after the trace.
 pub struct Reply {
     pub settings: Vec<(String, String)>,
     pub trace: Result<Trace, EngineError>,
+    pub pending: Option<Pending>,
 }
 
 // Frame tags. Parent to worker:
@@ -108,6 +110,9 @@ const TRACE: u8 = 13;
 const FAILED: u8 = 14;
 /// One value of the trace to come, sent ahead of it (see [`send_trace`]).
 const TRACE_VALUE: u8 = 15;
+/// After the trace, the model's outputs as deployed (`Session::deployed`),
+/// or a `FAILED` frame.
+const DEPLOYED: u8 = 16;
 // How a job carries its model: serialized, or the file it was read from
 // unchanged (the worker reads it itself: no weights through the pipe).
 const MODEL_BYTES: u8 = 0;
@@ -542,6 +547,40 @@ pub fn decode_trace(bytes: &[u8]) -> Result<Trace, WireError> {
     })
 }
 
+/// A `DEPLOYED` frame's payload: whether there are deployed outputs, then
+/// them and the notes.
+fn encode_deployed(d: Option<&Deployed>) -> Vec<u8> {
+    let mut e = Enc::default();
+    let Some(d) = d else {
+        e.u8(0);
+        return e.0;
+    };
+    e.u8(1).tensors(d.outputs.iter());
+    for lines in [&d.effects, &d.log] {
+        e.u64(lines.len() as u64);
+        for line in lines {
+            e.str(line);
+        }
+    }
+    e.0
+}
+
+/// The inverse of [`encode_deployed`].
+fn decode_deployed(bytes: &[u8]) -> Result<Option<Deployed>, WireError> {
+    let d = &mut Dec(bytes);
+    if d.u8()? == 0 {
+        return Ok(None);
+    }
+    let outputs = d.tensors()?;
+    let mut lines = || (0..d.count()?).map(|_| d.str()).collect::<Result<_, _>>();
+    let (effects, log) = (lines()?, lines()?);
+    Ok(Some(Deployed {
+        outputs,
+        effects,
+        log,
+    }))
+}
+
 fn encode_error(e: &EngineError) -> Vec<u8> {
     let mut enc = Enc::default();
     match e {
@@ -703,11 +742,25 @@ fn serve(pipes: &mut Pipes, payload: &[u8]) -> Result<String, WorkerError> {
     spent("worker: run", t);
     let pipes = bridge.pipes.into_inner().map_err(|_| wire("poisoned"))?;
     let t = Instant::now();
-    match result {
-        Ok(t) => send_trace(&mut pipes.output, &t)?,
+    let trace = match result {
+        Ok(trace) => trace,
+        Err(e) => {
+            write_frame(&mut pipes.output, FAILED, &encode_error(&e))?;
+            return Ok(backend);
+        }
+    };
+    send_trace(&mut pipes.output, &trace)?;
+    drop(trace);
+    spent("worker: send trace", t);
+    // The parent has the trace (the lanes waiting for its values go on)
+    // while the deployed model runs here.
+    let t = Instant::now();
+    let deployed = session.deployed(&inputs);
+    spent("worker: deployed", t);
+    match deployed {
+        Ok(d) => write_frame(&mut pipes.output, DEPLOYED, &encode_deployed(d.as_ref()))?,
         Err(e) => write_frame(&mut pipes.output, FAILED, &encode_error(&e))?,
     }
-    spent("worker: send trace", t);
     Ok(backend)
 }
 
@@ -859,7 +912,17 @@ pub fn prewarm<'a>(lanes: impl IntoIterator<Item = (&'a Isolation, &'a str)>) {
 /// Runs `job` in the lane's worker, answering its bridge requests from
 /// `bridge`. A worker that dies, exits or runs past `iso.timeout` gives the
 /// lane's error, naming the signal or timeout and the last node started.
-pub fn run(iso: &Isolation, job: &Job, engine: &'static str, bridge: &dyn Bridge) -> Reply {
+/// The worker sends the deployed outputs after the trace
+/// (`Session::deployed`): taken into it here, or with `later` left to
+/// [`Reply::pending`], so that what waits for the trace need not wait for
+/// them.
+pub fn run(
+    iso: &Isolation,
+    job: &Job,
+    engine: &'static str,
+    bridge: &dyn Bridge,
+    later: bool,
+) -> Reply {
     let key = (iso.exe.clone(), job.lane.to_string());
     let taken = pool().lock().ok().and_then(|mut p| p.remove(&key));
     let t = Instant::now();
@@ -872,48 +935,154 @@ pub fn run(iso: &Isolation, job: &Job, engine: &'static str, bridge: &dyn Bridge
             return Reply {
                 settings: vec![],
                 trace: Err(EngineError::Missing { engine, why }),
+                pending: None,
             };
         }
     };
     let mut settings = vec![];
     let mut last = None;
-    let outcome = converse(iso, job, &mut worker, bridge, &mut settings, &mut last);
+    let deadline = Instant::now() + iso.timeout;
+    let outcome = converse(job, &mut worker, deadline, bridge, &mut settings, &mut last);
     let trace = match outcome {
-        Ok(Ok(trace)) => Ok(trace),
+        Ok(Ok(trace)) => trace,
         Ok(Err(error)) => {
-            Err(
-                decode_error(&error, engine).unwrap_or_else(|e| EngineError::Failed {
-                    engine,
-                    why: e.to_string(),
-                }),
-            )
+            return_to_pool(key, worker);
+            return Reply {
+                settings,
+                trace: Err(lane_error(&error, engine)),
+                pending: None,
+            };
         }
         Err(ended) => {
             let ended = finish(&mut worker, ended);
-            let why = crash_message(&ended, iso.timeout, job.graph, last);
+            let why = crash_message(&ended, iso.timeout, &node_place(job.graph, last));
             return Reply {
                 settings,
                 trace: Err(EngineError::Failed { engine, why }),
+                pending: None,
             };
         }
     };
+    let pending = Pending {
+        worker: Mutex::new(Some(worker)),
+        key,
+        deadline,
+        timeout: iso.timeout,
+        engine,
+    };
+    if later {
+        return Reply {
+            settings,
+            trace: Ok(trace),
+            pending: Some(pending),
+        };
+    }
+    let trace = pending.settle().map(|deployed| {
+        let mut trace = trace;
+        if let Some(d) = deployed {
+            trace.settle(d);
+        }
+        trace
+    });
+    Reply {
+        settings,
+        trace,
+        pending: None,
+    }
+}
+
+/// A worker back in the pool, for the lane's next case.
+fn return_to_pool(key: (PathBuf, String), worker: Worker) {
     if let Ok(mut p) = pool().lock() {
         p.insert(key, worker);
     }
-    Reply { settings, trace }
+}
+
+/// An `EngineError` frame's error.
+fn lane_error(payload: &[u8], engine: &'static str) -> EngineError {
+    decode_error(payload, engine).unwrap_or_else(|e| EngineError::Failed {
+        engine,
+        why: e.to_string(),
+    })
+}
+
+/// What a worker still has to send after a trace: the model's outputs as
+/// deployed (`Session::deployed`), which it computes after sending the
+/// trace. Dropped unsettled, the worker is stopped.
+pub struct Pending {
+    /// `None` once settled (in a mutex only so that a lane holding it can
+    /// be shared while it is judged).
+    worker: Mutex<Option<Worker>>,
+    key: (PathBuf, String),
+    deadline: Instant,
+    timeout: Duration,
+    engine: &'static str,
+}
+
+impl Pending {
+    /// Waits for the deployed outputs (`None`: the trace holds them
+    /// already); a failure or crash of the worker meanwhile is the lane's
+    /// error.
+    pub fn settle(mut self) -> Result<Option<Deployed>, EngineError> {
+        let mut worker = self.take_worker().expect("settled once");
+        let engine = self.engine;
+        let wait = self.deadline.saturating_duration_since(Instant::now());
+        let t = Instant::now();
+        let frame = match worker.frames.recv_timeout(wait) {
+            Ok(frame) => Ok(frame),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(Ended::TimedOut),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(Ended::Closed),
+        };
+        spent("isolate: until deployed", t);
+        let got = frame.and_then(|(tag, payload)| match tag {
+            DEPLOYED => decode_deployed(&payload)
+                .map(Ok)
+                .map_err(|e| Ended::Protocol(e.to_string())),
+            FAILED => Ok(Err(lane_error(&payload, engine))),
+            t => Err(Ended::Protocol(format!(
+                "unknown frame {t} after the trace"
+            ))),
+        });
+        match got {
+            Ok(result) => {
+                return_to_pool(std::mem::take(&mut self.key), worker);
+                result
+            }
+            Err(ended) => {
+                let ended = finish(&mut worker, ended);
+                let place = "after the trace, running the untapped (deployed) model";
+                let why = crash_message(&ended, self.timeout, place);
+                Err(EngineError::Failed { engine, why })
+            }
+        }
+    }
+}
+
+impl Pending {
+    fn take_worker(&mut self) -> Option<Worker> {
+        let worker = self.worker.get_mut();
+        worker.unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(mut worker) = self.take_worker() {
+            finish(&mut worker, Ended::Protocol("left unsettled".into()));
+        }
+    }
 }
 
 /// The job's conversation: `Ok(Ok(trace))`, `Ok(Err(error frame))`, or how
 /// the worker ended before answering.
 fn converse(
-    iso: &Isolation,
     job: &Job,
     worker: &mut Worker,
+    deadline: Instant,
     bridge: &dyn Bridge,
     settings: &mut Vec<(String, String)>,
     last: &mut Option<usize>,
 ) -> Result<Result<Trace, Vec<u8>>, Ended> {
-    let deadline = Instant::now() + iso.timeout;
     let t = Instant::now();
     let mut e = Enc::default();
     e.str(job.backend);
@@ -982,13 +1151,17 @@ fn decode_settings(payload: &[u8]) -> Result<Vec<(String, String)>, WireError> {
     (0..d.count()?).map(|_| Ok((d.str()?, d.str()?))).collect()
 }
 
-/// `lane crashed: SIGSEGV (signal 11) in node 3 'boom' (Relu)`, `lane timed
-/// out after 2 s in node ...`.
-fn crash_message(ended: &Ended, timeout: Duration, graph: &Graph, last: Option<usize>) -> String {
-    let place = match last.and_then(|i| Some((i, graph.nodes.get(i)?))) {
+/// Where a worker was in a job: the last node it reported starting.
+fn node_place(graph: &Graph, last: Option<usize>) -> String {
+    match last.and_then(|i| Some((i, graph.nodes.get(i)?))) {
         Some((i, n)) => format!("in node {i} '{}' ({})", n.name, n.op_type),
         None => "before any node reported starting".to_string(),
-    };
+    }
+}
+
+/// `lane crashed: SIGSEGV (signal 11) in node 3 'boom' (Relu)`, `lane timed
+/// out after 2 s in node ...` (`place` from [`node_place`]).
+fn crash_message(ended: &Ended, timeout: Duration, place: &str) -> String {
     match ended {
         Ended::TimedOut => format!(
             "lane timed out after {} s (--lane-timeout) {place}",
@@ -1138,6 +1311,24 @@ mod tests {
         let mut huge = Enc::default();
         huge.u64(1 << 40);
         assert!(decode_trace(&huge.0).is_err());
+    }
+
+    #[test]
+    fn deployed_outputs_survive_the_wire() {
+        assert!(decode_deployed(&encode_deployed(None)).unwrap().is_none());
+        let y = Tensor::from_f64(DType::F32, &[2], &[1.5, -0.0]);
+        let d = Deployed {
+            outputs: HashMap::from([("y".to_string(), y.clone())]),
+            effects: vec!["tapping changed final output `y`".into()],
+            log: vec!["a warning".into(), "another".into()],
+        };
+        let bytes = encode_deployed(Some(&d));
+        let back = decode_deployed(&bytes).unwrap().expect("deployed");
+        assert!(back.outputs["y"].same_bits(&y));
+        assert_eq!((back.effects, back.log), (d.effects, d.log));
+        for cut in 0..bytes.len() {
+            assert!(decode_deployed(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
     }
 
     #[test]

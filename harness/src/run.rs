@@ -51,6 +51,8 @@ struct LaneRun {
     /// Per node (graph order): this lane compared with the same backend on
     /// another device; empty when there is no cross-device comparison.
     cross_device: Vec<Option<Comparison>>,
+    /// The deployed outputs its worker still has to send (see [`run_lane`]).
+    pending: Option<isolate::Pending>,
 }
 
 impl LaneRun {
@@ -61,6 +63,26 @@ impl LaneRun {
             trace,
             info,
             cross_device: vec![],
+            pending: None,
+        }
+    }
+
+    /// Takes in the deployed outputs still to come, if any: into the trace
+    /// and its notes, or, when the worker failed meanwhile, the lane's error.
+    fn settle(&mut self, case: &Case) {
+        let Some(pending) = self.pending.take() else {
+            return;
+        };
+        match (pending.settle(), &mut self.trace) {
+            (Ok(Some(deployed)), Some(trace)) => {
+                trace.settle(deployed);
+                self.info.notes = lane_notes(case, trace);
+            }
+            (Ok(_), _) => {}
+            (Err(e), _) => {
+                self.trace = None;
+                self.info.error = Some(e.to_string());
+            }
         }
     }
 }
@@ -82,12 +104,16 @@ fn lane_info(name: String) -> LaneInfo {
 /// parent keeps: it judges every lane) in a lane worker (`crate::isolate`),
 /// where a crash or timeout is the lane's error. A missing runtime or device
 /// is an error (exit 2); any other failure of the whole lane is reported in
-/// its [`LaneInfo`].
+/// its [`LaneInfo`]. The model's outputs as deployed (ORT's untapped model,
+/// `Session::deployed`) come after the trace: with `later`, a worker's are
+/// left pending ([`LaneRun::settle`]), so that the lanes waiting for this
+/// one's values start while its worker runs the deployed model.
 fn run_lane(
     lane: EngineLane,
     case: &Case,
     bridge: &dyn Bridge,
     iso: Option<&Isolation>,
+    later: bool,
 ) -> Result<LaneRun, RunError> {
     let fail = |error| RunError::Engine {
         case: case.id(),
@@ -99,6 +125,7 @@ fn run_lane(
         REFERENCE => None,
         b => isolate::for_backend(iso, b).map_err(fail)?,
     };
+    let mut pending = None;
     let (mode, prepared) = match &iso {
         Some(iso) => {
             let engine = backend::info(&lane.backend).map_or("xdiff", |b| b.name);
@@ -109,15 +136,16 @@ fn run_lane(
                 graph: &case.graph,
                 inputs: &case.inputs,
             };
-            let reply = isolate::run(iso, &job, engine, bridge);
+            let reply = isolate::run(iso, &job, engine, bridge, later);
             info.settings = reply.settings.into_iter().collect();
+            pending = reply.pending;
             ("lane", reply.trace)
         }
         None => {
             let engine = backend::engine(&lane.backend).map_err(fail)?;
             let trace = engine.prepare(&case.graph, &opts).and_then(|mut s| {
                 info.settings = s.settings().into_iter().collect();
-                s.run_bridged(&case.inputs, bridge)
+                s.run_settled(&case.inputs, bridge)
             });
             ("none", trace)
         }
@@ -126,8 +154,7 @@ fn run_lane(
     let trace = match prepared {
         Ok(trace) => {
             info.wall_ms = trace.wall.as_secs_f64() * 1e3;
-            info.notes = trace.notes.clone();
-            info.notes.extend(bridged_note(case, &trace));
+            info.notes = lane_notes(case, &trace);
             Some(trace)
         }
         Err(e @ (EngineError::Missing { .. } | EngineError::Device { .. })) => return Err(fail(e)),
@@ -136,7 +163,16 @@ fn run_lane(
             None
         }
     };
-    Ok(LaneRun::new(lane.into(), trace, info))
+    let mut run = LaneRun::new(lane.into(), trace, info);
+    run.pending = pending;
+    Ok(run)
+}
+
+/// A lane's notes: its trace's, then which nodes it bridged.
+fn lane_notes(case: &Case, trace: &Trace) -> Vec<String> {
+    let mut notes = trace.notes.clone();
+    notes.extend(bridged_note(case, trace));
+    notes
 }
 
 /// "bridged N nodes ... with values from `x`": the nodes this lane could
@@ -416,13 +452,13 @@ impl JobContext<'_> {
             LaneJob::Backend(b) => self.backend(b),
             LaneJob::Port(b) => {
                 let port = EngineLane::patched(b, case.options.device, Patch::Port);
-                Ok(judged(run_lane(port, case, bridge, iso)?))
+                Ok(judged(run_lane(port, case, bridge, iso, false)?))
             }
             // The engine runs the patched graph; the reference (and so
             // every comparison) keeps the case's own.
             LaneJob::Patched(p) => {
                 let patched = case.with_graph(p.graph.clone());
-                let mut lane = run_lane(p.lane(case.options.device), &patched, bridge, iso)?;
+                let mut lane = run_lane(p.lane(case.options.device), &patched, bridge, iso, false)?;
                 let patch = format!("node {}: {}", p.node, p.change);
                 lane.info.settings.insert("patch".into(), patch);
                 Ok(judged(lane))
@@ -443,6 +479,7 @@ impl JobContext<'_> {
                 case,
                 bridge,
                 iso,
+                false,
             )?),
         };
         let twin = match self.baseline {
@@ -451,6 +488,7 @@ impl JobContext<'_> {
                 case,
                 bridge,
                 iso,
+                false,
             )?),
             None => None,
         };
@@ -534,7 +572,7 @@ fn run_source_and_reference(
                 waits: source.is_some(),
             };
             s.spawn(move || {
-                let ran = run_lane(EngineLane::reference(), case, &bridge, iso);
+                let ran = run_lane(EngineLane::reference(), case, &bridge, iso, false);
                 let trace = ran.as_ref().ok().and_then(|l| l.trace.as_ref());
                 if let (Some(bounds), Some(trace)) = (prefill, trace) {
                     bounds.prefill(case, trace);
@@ -545,11 +583,14 @@ fn run_source_and_reference(
         let set = SetOnDrop(&slot);
         let ran = source
             .map(|b| {
+                // Judged last (its values are the others' bridge): its
+                // deployed outputs are waited for then.
                 run_lane(
                     EngineLane::backend(b, case.options.device),
                     case,
                     &NoBridge,
                     iso,
+                    true,
                 )
             })
             .transpose();
@@ -668,18 +709,30 @@ impl Judging<'_> {
     /// Judges every node of `lane` (in parallel, collected in graph order),
     /// fingerprints its introduced divergences and keeps its evidence; the
     /// lane's trace is dropped on return.
-    fn judge(&self, lane: LaneRun) -> JudgedLane {
+    fn judge(&self, mut lane: LaneRun) -> JudgedLane {
         let start = std::time::Instant::now();
         let (case, reference, shown) = (self.case, self.reference, self.show_reference);
-        let mut results: Vec<LaneResult> = case
-            .graph
-            .nodes
-            .par_iter()
-            .map(|node| {
-                let result = compare_lane(case, &lane, reference, self.bounds, node);
-                uncompared(result, shown)
-            })
-            .collect();
+        let judge_nodes = |lane: &LaneRun| -> Vec<LaneResult> {
+            case.graph
+                .nodes
+                .par_iter()
+                .map(|node| {
+                    let result = compare_lane(case, lane, reference, self.bounds, node);
+                    uncompared(result, shown)
+                })
+                .collect()
+        };
+        let mut results = judge_nodes(&lane);
+        // The deployed outputs still to come (the bridge source's) are
+        // needed only from here on: its worker ran them while the nodes
+        // were judged. A worker that failed meanwhile fails the lane.
+        let waited = std::time::Instant::now();
+        let pending = lane.pending.is_some();
+        lane.settle(case);
+        let waited = waited.elapsed();
+        if pending && lane.trace.is_none() {
+            results = judge_nodes(&lane);
+        }
         let mut info = lane.info;
         let mut evidence = None;
         let mut repro = vec![];
@@ -698,7 +751,8 @@ impl Judging<'_> {
             }
         }
         if let Ok(mut spent) = self.spent.lock() {
-            *spent += start.elapsed();
+            // Waiting for a worker is not judging.
+            *spent += start.elapsed().saturating_sub(waited);
         }
         JudgedLane {
             name: lane.name,
@@ -721,12 +775,19 @@ pub fn cross_device_compare(
     device: Device,
     baseline: Device,
 ) -> Result<Vec<Option<Comparison>>, RunError> {
-    let a = run_lane(EngineLane::backend(backend, device), case, &NoBridge, None)?;
+    let a = run_lane(
+        EngineLane::backend(backend, device),
+        case,
+        &NoBridge,
+        None,
+        false,
+    )?;
     let b = run_lane(
         EngineLane::on_device(backend, baseline),
         case,
         &NoBridge,
         None,
+        false,
     )?;
     Ok(cross_device_results(
         case,

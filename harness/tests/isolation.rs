@@ -170,7 +170,8 @@ fn a_cpp_exception_in_a_kernel_stays_an_error_verdict() {
 
 /// The library with workers (the executable named explicitly, as a
 /// program that is not xdiff must) gives the same node verdicts,
-/// first divergences and lane errors as in process, patched lanes included.
+/// first divergences, lane errors, notes and model outputs as in process,
+/// patched lanes included.
 #[test]
 fn workers_give_the_in_process_verdicts() {
     use std::path::Path;
@@ -195,6 +196,18 @@ fn workers_give_the_in_process_verdicts() {
             r.lanes.iter().map(|l| l.error.clone()).collect()
         };
         assert_eq!(errors(a), errors(b));
+        // The deployed outputs (ORT's untapped model, which a worker sends
+        // after the trace) reach the report the same way.
+        let deployed = |r: &xdiff::outcome::CaseReport| -> Vec<String> {
+            let lanes = r.lanes.iter();
+            lanes.map(|l| json(&(&l.notes, &l.model_outputs))).collect()
+        };
+        assert_eq!(deployed(a), deployed(b), "{}", c.id());
+        let ort = b.lanes.iter().find(|l| l.name == "ort").expect("ort lane");
+        assert!(
+            ort.model_outputs.as_ref().is_some_and(|m| m.deployed),
+            "{ort:?}"
+        );
         let modes: Vec<_> = b
             .lanes
             .iter()

@@ -80,6 +80,33 @@ pub struct Trace {
     pub deployed: HashMap<String, Tensor>,
 }
 
+/// What [`Session::deployed`] gives: the graph outputs as the model runs
+/// when deployed, apart from the traced run.
+#[derive(Debug, Clone, Default)]
+pub struct Deployed {
+    pub outputs: HashMap<String, Tensor>,
+    /// How they differ from the traced run's (first among the lane's notes).
+    pub effects: Vec<String>,
+    /// What the runtime logged for the deployed model.
+    pub log: Vec<String>,
+}
+
+impl Trace {
+    /// Takes in the deployed outputs of [`Session::deployed`]: its notes on
+    /// them first, then the run's, then the deployed model's log lines not
+    /// already among them.
+    pub fn settle(&mut self, deployed: Deployed) {
+        self.deployed = deployed.outputs;
+        let mut notes = deployed.effects;
+        for line in self.notes.drain(..).chain(deployed.log) {
+            if !notes.contains(&line) {
+                notes.push(line);
+            }
+        }
+        self.notes = notes;
+    }
+}
+
 /// Failures of a whole engine (as opposed to one node).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum EngineError {
@@ -127,6 +154,31 @@ pub trait Session {
         inputs: &BTreeMap<String, Tensor>,
         bridge: &dyn Bridge,
     ) -> Result<Trace, EngineError>;
+    /// After a run: the graph outputs of the model as deployed on the same
+    /// `inputs`, where the engine runs it apart from the traced model (a
+    /// whole-graph runtime's untapped model, `graph_runtime`), to be taken
+    /// into the trace ([`Trace::settle`]). Apart, so that the lanes waiting
+    /// for the trace's values need not wait for this too. `None` (the
+    /// default) where the trace already holds them.
+    fn deployed(
+        &mut self,
+        _inputs: &BTreeMap<String, Tensor>,
+    ) -> Result<Option<Deployed>, EngineError> {
+        Ok(None)
+    }
+    /// [`Session::run_bridged`], then [`Session::deployed`] taken into the
+    /// trace: the whole result at once.
+    fn run_settled(
+        &mut self,
+        inputs: &BTreeMap<String, Tensor>,
+        bridge: &dyn Bridge,
+    ) -> Result<Trace, EngineError> {
+        let mut trace = self.run_bridged(inputs, bridge)?;
+        if let Some(deployed) = self.deployed(inputs)? {
+            trace.settle(deployed);
+        }
+        Ok(trace)
+    }
     /// The settings that actually ran (optimization level, TF32, threads...).
     fn settings(&self) -> Vec<(String, String)>;
 }

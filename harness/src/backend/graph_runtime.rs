@@ -18,10 +18,13 @@
 //! last outputs for the same inputs ([`Untapped`]). One model is kept at a
 //! time (the variants of a sweep run one after the other), and a model run
 //! once is not kept at all: its session would only raise the peak memory of
-//! the rest of the case. It runs before the tapped model and, when not kept,
-//! goes right after its run, so that two sessions are not held through the
-//! tapped run and its every-node values (a prepared graph is then run once:
-//! a second run is refused, not run without the deployed outputs).
+//! the rest of the case. It runs after the tapped model
+//! ([`Session::deployed`]), so that the values of the traced run go to
+//! whoever waits for them first; a model run once is loaded only then,
+//! once the tapped session went, so that the two sessions (each as large
+//! as the model's weights) are never held at once (a prepared graph is
+//! then run once: a second run is refused, not run without the deployed
+//! outputs).
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -30,7 +33,7 @@ use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::time::Instant;
 
-use super::engine::{Bridge, EngineError, NodeRun, NodeStatus, Session, Trace};
+use super::engine::{Bridge, Deployed, EngineError, NodeRun, NodeStatus, Session, Trace};
 use crate::graph::{Graph, Node};
 use crate::onnx::{ModelProto, ValueInfoProto};
 use crate::options::EngineOptions;
@@ -184,7 +187,7 @@ const PROTOBUF_LIMIT: usize = i32::MAX as usize;
 /// Loads `graph` tapped and untapped on `runtime`: a session whose traces
 /// hold every node's outputs.
 pub fn prepare<R: GraphRuntime + Sync>(
-    runtime: &R,
+    runtime: &'static R,
     graph: &Graph,
     opts: &EngineOptions,
 ) -> Result<Box<dyn Session>, EngineError> {
@@ -194,7 +197,7 @@ pub fn prepare<R: GraphRuntime + Sync>(
 /// [`prepare`], loading from memory while the tapped model serializes to at
 /// most `limit` bytes, and from files past it (see [`load_from_files`]).
 pub(crate) fn prepare_within<R: GraphRuntime + Sync>(
-    runtime: &R,
+    runtime: &'static R,
     graph: &Graph,
     opts: &EngineOptions,
     limit: usize,
@@ -208,28 +211,49 @@ pub(crate) fn prepare_within<R: GraphRuntime + Sync>(
         None => tapped_bytes(graph, &taps, limit)
             .map(|b| (b, prost::Message::encoded_len(&*graph.model), None)),
     };
-    let (tapped, plain) = match &in_memory {
+    let (tapped, plain) = match in_memory {
         Some((bytes, plain_len, folder)) => {
             let source = |bytes| match folder {
                 Some(folder) => ModelSource::External { bytes, folder },
                 None => ModelSource::Memory(bytes),
             };
-            if !untapped {
-                (runtime.load(source(bytes), opts)?, None)
-            } else {
-                // The two sessions load at the same time (session creation
-                // is mostly one thread's graph optimization): the untapped
-                // one here, where the kept one lives ([`KEPT`] is per thread).
-                let (tapped, plain) = std::thread::scope(|s| {
-                    let tapped = s.spawn(|| runtime.load(source(bytes), opts));
-                    let plain =
-                        Untapped::load(runtime, source(&bytes[..*plain_len]), opts).map(Some);
-                    let tapped = tapped
-                        .join()
-                        .unwrap_or_else(|p| std::panic::resume_unwind(p));
-                    (tapped, plain)
-                });
-                (tapped?, plain?)
+            let key = untapped.then(|| model_key(R::LABEL, source(&bytes[..plain_len]), opts));
+            match key {
+                None => (runtime.load(source(&bytes), opts)?, Plain::Same),
+                Some(key) if Untapped::<R::Loaded>::kept_next(key) => {
+                    // Kept for the next variant (a sweep's small models):
+                    // the two sessions load at the same time (session
+                    // creation is mostly one thread's graph optimization),
+                    // the untapped one here, where the kept one lives
+                    // ([`KEPT`] is per thread).
+                    let (tapped, plain) = std::thread::scope(|s| {
+                        let tapped = s.spawn(|| runtime.load(source(&bytes), opts));
+                        let plain = Untapped::load(runtime, source(&bytes[..plain_len]), opts, key);
+                        let tapped = tapped
+                            .join()
+                            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+                        (tapped, plain)
+                    });
+                    (tapped?, Plain::Kept(plain?))
+                }
+                Some(key) => {
+                    Untapped::<R::Loaded>::run_once(key);
+                    let tapped = runtime.load(source(&bytes), opts)?;
+                    let folder = folder.map(Path::to_path_buf);
+                    let opts = opts.clone();
+                    let load = move || {
+                        let plain = &bytes[..plain_len];
+                        let source = match &folder {
+                            Some(folder) => ModelSource::External {
+                                bytes: plain,
+                                folder,
+                            },
+                            None => ModelSource::Memory(plain),
+                        };
+                        runtime.load(source, &opts)
+                    };
+                    (tapped, Plain::Later(Some(Box::new(load))))
+                }
             }
         }
         None => load_from_files(runtime, tapped_model(graph, taps), outputs, untapped, opts)?,
@@ -245,9 +269,9 @@ pub(crate) fn prepare_within<R: GraphRuntime + Sync>(
         })
         .collect();
     Ok(Box::new(Tapped {
-        tapped,
+        tapped: Some(tapped),
         plain,
-        plain_gone: false,
+        finals: None,
         label: R::LABEL,
         nodes,
         final_outputs: graph.outputs.iter().map(|o| o.name.clone()).collect(),
@@ -255,23 +279,37 @@ pub(crate) fn prepare_within<R: GraphRuntime + Sync>(
     }))
 }
 
-/// A model loaded tapped, and untapped where that can show something.
-type Loaded<M> = (M, Option<Untapped<M>>);
+/// Loads a model when called.
+type Load<M> = Box<dyn FnOnce() -> Result<M, EngineError> + Send>;
+
+/// The model as users run it (untapped), beside the tapped one.
+enum Plain<M: 'static> {
+    /// Tapping cannot change values, or added no outputs: the tapped
+    /// model's final outputs are the deployed ones.
+    Same,
+    /// Kept across the variants of a sweep ([`Untapped`]), loaded with the
+    /// tapped model.
+    Kept(Untapped<M>),
+    /// Run once: loaded by [`Session::deployed`], after the tapped model's
+    /// run and once its session went (`None` once loaded).
+    Later(Option<Load<M>>),
+}
 
 /// Past protobuf's limit the runtime loads from files, as it loads a large
 /// model exported by torch: the weights go once into a side file
 /// (`weights.bin`, ONNX external data) in a temporary folder, and the tapped
 /// and the plain model (the tapped one with its first `outputs` graph
 /// outputs only: tapping appends) both reference it. The folder goes when
-/// the sessions are built: a runtime that maps the side file keeps it
-/// readable (an unlinked file lives while mapped).
-fn load_from_files<R: GraphRuntime>(
-    runtime: &R,
+/// the plain model is loaded (after the tapped model's run): a runtime that
+/// maps the side file keeps it readable (an unlinked file lives while
+/// mapped).
+fn load_from_files<R: GraphRuntime + Sync>(
+    runtime: &'static R,
     mut tapped: ModelProto,
     outputs: usize,
     untapped: bool,
     opts: &EngineOptions,
-) -> Result<Loaded<R::Loaded>, EngineError> {
+) -> Result<(R::Loaded, Plain<R::Loaded>), EngineError> {
     let failed = |why: String| EngineError::Failed {
         engine: R::LABEL,
         why: format!(
@@ -293,27 +331,36 @@ fn load_from_files<R: GraphRuntime>(
             .map_err(|e| failed(e.to_string()))
     };
     let tapped_path = write("tapped.onnx", &tapped)?;
-    let plain = match untapped {
-        true => {
-            let path = write("plain.onnx", &plain)?;
-            Some(Untapped::fresh(
-                runtime.load(ModelSource::File(&path), opts)?,
-            ))
-        }
-        false => None,
+    let tapped = runtime.load(ModelSource::File(&tapped_path), opts)?;
+    if !untapped {
+        return Ok((tapped, Plain::Same));
+    }
+    let path = write("plain.onnx", &plain)?;
+    let opts = opts.clone();
+    let load = move || {
+        let model = runtime.load(ModelSource::File(&path), &opts);
+        drop(dir);
+        model
     };
-    Ok((runtime.load(ModelSource::File(&tapped_path), opts)?, plain))
+    Ok((tapped, Plain::Later(Some(Box::new(load)))))
 }
 
-/// A graph loaded tapped (to see every value) and plain (as users run it;
-/// `None` where tapping cannot change values).
+/// A graph loaded tapped (to see every value) and plain (as users run it).
+///
+/// The tapped model runs first ([`Session::run_bridged`]), and its values
+/// go to whoever waits for them; the plain one runs after
+/// ([`Session::deployed`]). A plain model run once ([`Plain::Later`]) is
+/// loaded only then, once the tapped session went: a runtime's session
+/// holds the model's weights (prepacked, for ORT), so two at once doubled
+/// the lane's peak memory (vit_b_16: ORT's worker at 711 MB against ORT's
+/// own 411 MB), and the other lanes, which wait for ORT's values (the
+/// bridge), no longer wait for the second session too.
 struct Tapped<M: 'static> {
-    tapped: M,
-    plain: Option<Untapped<M>>,
-    /// The untapped model went after its first run (not kept for another
-    /// variant, [`Untapped::kept_after`]): a second run cannot show the
-    /// deployed outputs, and says so.
-    plain_gone: bool,
+    /// `None` once let go after its run (with a [`Plain::Later`] model).
+    tapped: Option<M>,
+    plain: Plain<M>,
+    /// The tapped run's final outputs, until [`Session::deployed`].
+    finals: Option<BTreeMap<String, Tensor>>,
     label: &'static str,
     /// In graph order.
     nodes: Vec<NodeInfo>,
@@ -334,12 +381,10 @@ struct NodeInfo {
 /// the next variant of the same model (see the module header).
 struct Kept<M> {
     /// The model bytes' hash, with the runtime and its options.
-    key: Option<u64>,
+    key: u64,
     model: M,
     /// The last inputs and the final outputs they gave.
     last: Option<(BTreeMap<String, Tensor>, BTreeMap<String, Tensor>)>,
-    /// The previous model prepared in this thread was this one: worth keeping.
-    repeat: bool,
 }
 
 thread_local! {
@@ -348,51 +393,49 @@ thread_local! {
     static LAST: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
 }
 
-/// An untapped model, given back to [`KEPT`] when its session is dropped.
+/// An untapped model kept for the next variant, given back to [`KEPT`] when
+/// its session is dropped.
 struct Untapped<M: 'static>(Option<Kept<M>>);
 
 impl<M: LoadedModel + 'static> Untapped<M> {
-    /// The kept model when `bytes` and `opts` are the kept one's, else a
-    /// newly loaded one.
+    /// Whether the untapped model of `key` (its [`model_key`]) is worth
+    /// keeping: the previous model prepared in this thread was this one.
+    fn kept_next(key: u64) -> bool {
+        LAST.with(|last| last.get()) == Some(key)
+    }
+
+    /// The model of `key` is run once: noted as the last one, and a model
+    /// kept for another one goes.
+    fn run_once(key: u64) {
+        LAST.with(|last| last.set(Some(key)));
+        drop(KEPT.with(|k| k.borrow_mut().take()));
+    }
+
+    /// The kept model when `key` is the kept one's, else a newly loaded one
+    /// (kept from now on).
     fn load<R: GraphRuntime<Loaded = M>>(
         runtime: &R,
         source: ModelSource,
         opts: &EngineOptions,
+        key: u64,
     ) -> Result<Self, EngineError> {
-        let key = model_key(R::LABEL, source, opts);
-        let repeat = LAST.with(|last| last.replace(Some(key))) == Some(key);
+        LAST.with(|last| last.set(Some(key)));
         let kept = KEPT.with(|k| k.borrow_mut().take());
         match kept.and_then(|k| k.downcast::<Kept<M>>().ok()) {
-            Some(k) if k.key == Some(key) => Ok(Untapped(Some(*k))),
+            Some(k) if k.key == key => Ok(Untapped(Some(*k))),
             _ => {
                 let model = runtime.load(source, opts)?;
                 Ok(Untapped(Some(Kept {
-                    key: Some(key),
+                    key,
                     model,
                     last: None,
-                    repeat,
                 })))
             }
         }
     }
 
-    /// A model that is not kept (no key: loaded from files).
-    fn fresh(model: M) -> Self {
-        Untapped(Some(Kept {
-            key: None,
-            model,
-            last: None,
-            repeat: false,
-        }))
-    }
-
     fn kept(&mut self) -> &mut Kept<M> {
         self.0.as_mut().expect("taken only on drop")
-    }
-
-    /// Whether the model outlives its session (kept for the next variant).
-    fn kept_after(&self) -> bool {
-        self.0.as_ref().is_some_and(|k| k.key.is_some() && k.repeat)
     }
 
     /// The final outputs on `inputs`: those of the last run when the inputs
@@ -419,7 +462,7 @@ impl<M: LoadedModel + 'static> Untapped<M> {
 
 impl<M: 'static> Drop for Untapped<M> {
     fn drop(&mut self) {
-        if let Some(k) = self.0.take().filter(|k| k.key.is_some() && k.repeat) {
+        if let Some(k) = self.0.take() {
             // A thread being torn down has no slot left: the model just goes.
             let _ = KEPT.try_with(|slot| *slot.borrow_mut() = Some(Box::new(k)));
         }
@@ -452,61 +495,82 @@ impl<M: LoadedModel> Session for Tapped<M> {
         inputs: &BTreeMap<String, Tensor>,
         _bridge: &dyn Bridge,
     ) -> Result<Trace, EngineError> {
-        if self.plain_gone {
+        let Some(tapped) = self.tapped.as_mut() else {
             return Err(EngineError::Failed {
                 engine: self.label,
-                why: "the untapped model was let go after this session's first run: \
-                      prepare the graph again to run it again"
+                why: "the tapped model was let go after this session's first run, for its \
+                      untapped model to load: prepare the graph again to run it again"
                     .into(),
             });
-        }
-        // The untapped model runs first, and one that is not kept for the
-        // next variant goes right after: its session (as large as the
-        // model's weights) is then not held through the tapped run, whose
-        // values are every node's (on swin_t the ORT worker's peak RSS fell
-        // 340 → 279–284 MB, now at the two sessions' loading).
-        let untapped = match self.plain.as_mut() {
-            Some(plain) => Some((plain.run(inputs)?, plain.log())),
-            None => None,
         };
-        if self.plain.as_ref().is_some_and(|p| !p.kept_after()) {
-            self.plain = None;
-            self.plain_gone = true;
-        }
         let start = Instant::now();
-        let values = self.tapped.run(inputs)?;
+        let values = tapped.run(inputs)?;
         let wall = start.elapsed();
-        let failures = self.tapped.failures();
-        let (mut plain, plain_log) = match untapped {
-            Some(run) => run,
-            None => {
-                let finals = self.final_outputs.iter();
-                let same =
-                    finals.filter_map(|name| Some((name.clone(), values.get(name)?.clone())));
-                (same.collect(), vec![])
-            }
-        };
-        let mut notes = tap_effects(&self.final_outputs, &values, &plain);
-        for line in self.tapped.log().into_iter().chain(plain_log) {
+        let failures = tapped.failures();
+        let mut notes: Vec<String> = Vec::new();
+        for line in tapped.log() {
             if !notes.contains(&line) {
                 notes.push(line);
             }
         }
-        let nodes = node_runs(&self.nodes, &values, &failures, self.label);
-        let deployed = self
+        if matches!(self.plain, Plain::Later(_)) {
+            self.tapped = None;
+        }
+        let finals: BTreeMap<String, Tensor> = self
             .final_outputs
             .iter()
-            .filter_map(|name| Some((name.clone(), plain.remove(name)?)))
+            .filter_map(|name| Some((name.clone(), values.get(name)?.clone())))
             .collect();
-        Ok(Trace {
+        let nodes = node_runs(&self.nodes, &values, &failures, self.label);
+        let mut trace = Trace {
             nodes,
             values: values.into_iter().collect(),
             logical: Default::default(),
             wall,
             notes,
             bridged: Default::default(),
-            deployed,
-        })
+            deployed: Default::default(),
+        };
+        match self.plain {
+            // The tapped model is the deployed one: nothing to wait for.
+            Plain::Same => trace.deployed = finals.into_iter().collect(),
+            _ => self.finals = Some(finals),
+        }
+        Ok(trace)
+    }
+
+    /// The untapped model run on `inputs` (loaded now when run once), its
+    /// final outputs compared with the tapped run's.
+    fn deployed(
+        &mut self,
+        inputs: &BTreeMap<String, Tensor>,
+    ) -> Result<Option<Deployed>, EngineError> {
+        let Some(finals) = self.finals.take() else {
+            return Ok(None);
+        };
+        let (mut plain, log) = match &mut self.plain {
+            Plain::Same => return Ok(None),
+            Plain::Kept(plain) => (plain.run(inputs)?, plain.log()),
+            Plain::Later(load) => {
+                let load = load.take().ok_or_else(|| EngineError::Failed {
+                    engine: self.label,
+                    why: "the untapped model ran once already: prepare the graph again".into(),
+                })?;
+                let mut model = load()?;
+                (model.run(inputs)?, model.log())
+            }
+        };
+        let effects = tap_effects(&self.final_outputs, &finals, &plain);
+        let outputs = self
+            .final_outputs
+            .iter()
+            .filter_map(|name| Some((name.clone(), plain.remove(name)?)))
+            .collect();
+        Ok(Some(Deployed {
+            outputs,
+            effects,
+            log,
+        }))
     }
 
     fn settings(&self) -> Vec<(String, String)> {
@@ -618,6 +682,7 @@ fn change(tapped: &Tensor, plain: &Tensor) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::engine::NoBridge;
     use ndarray::ArrayD;
 
     fn f32s(v: &[f32]) -> Tensor {
@@ -693,6 +758,7 @@ mod tests {
                 unreachable!("small models load from memory")
             };
             let g = Graph::from_bytes(bytes).expect("model");
+            let _ = EVENTS.try_with(|e| e.borrow_mut().push(format!("load {}", g.outputs.len())));
             Ok(Outputs(g.outputs.iter().map(|o| o.name.clone()).collect()))
         }
         fn settings(&self, _: &EngineOptions) -> Vec<(String, String)> {
@@ -712,7 +778,8 @@ mod tests {
     }
 
     thread_local! {
-        /// What the loaded models did, in order (`run N`, `drop N`: N outputs).
+        /// What the models did, in order (`load N`, `run N`, `drop N`: N
+        /// outputs), as seen from the thread they did it on.
         static EVENTS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
     }
 
@@ -722,32 +789,44 @@ mod tests {
         }
     }
 
+    /// A runtime for `prepare`, which keeps it for a tapped model it loads later.
+    fn counting() -> &'static Counting {
+        Box::leak(Box::default())
+    }
+
     #[test]
-    fn an_untapped_model_not_kept_goes_before_the_tapped_run() {
-        let rt = Counting::default();
+    fn an_untapped_model_run_once_loads_after_the_tapped_model_went() {
+        let rt = counting();
         let opts = EngineOptions::default();
         let inputs = BTreeMap::from([("x".to_string(), f32s(&[1.0, 2.0]))]);
         let g = chain(&["a", "y"]);
-        let mut session = prepare(&rt, &g, &opts).unwrap();
-        let trace = session.run(&inputs).unwrap();
+        let events = || EVENTS.with(|e| e.borrow_mut().split_off(0));
+        events();
+        let mut session = prepare(rt, &g, &opts).unwrap();
+        // Only the tapped model (two outputs) is loaded when prepared.
+        assert_eq!(events(), ["load 2"]);
+        let mut trace = session.run(&inputs).unwrap();
+        // It ran and went; the trace waits for the deployed outputs.
+        assert_eq!(events(), ["run 2", "drop 2"]);
+        assert!(trace.deployed.is_empty());
+        let deployed = session.deployed(&inputs).unwrap().expect("deployed");
+        assert_eq!(events(), ["load 1", "run 1", "drop 1"]);
+        trace.settle(deployed);
         assert!(trace.deployed["y"].same_bits(&inputs["x"]));
-        // Untapped (one output) ran and went; then the tapped (two) ran.
-        let events = EVENTS.with(|e| e.borrow_mut().split_off(0));
-        assert_eq!(events, ["run 1", "drop 1", "run 2"]);
-        // Run again, the session cannot show the deployed outputs: it says so.
+        // Run again, the session has neither model: it says so.
         let err = session.run(&inputs).unwrap_err().to_string();
         assert!(err.contains("prepare the graph again"), "{err}");
         drop(session);
         // The same model again: its untapped model is kept for the next
-        // variant, so it stays through the run and runs again when asked.
-        let mut session = prepare(&rt, &g, &opts).unwrap();
-        EVENTS.with(|e| e.borrow_mut().clear());
-        session.run(&inputs).unwrap();
+        // variant, so both stay and run again when asked.
+        let mut session = prepare(rt, &g, &opts).unwrap();
+        events();
         let again = BTreeMap::from([("x".to_string(), f32s(&[3.0, 4.0]))]);
-        let trace = session.run(&again).unwrap();
-        assert!(trace.deployed["y"].same_bits(&again["x"]));
-        let events = EVENTS.with(|e| e.borrow_mut().split_off(0));
-        assert_eq!(events, ["run 1", "run 2", "run 1", "run 2"]);
+        for x in [&inputs, &again] {
+            let trace = session.run_settled(x, &NoBridge).unwrap();
+            assert!(trace.deployed["y"].same_bits(&x["x"]));
+        }
+        assert_eq!(events(), ["run 2", "run 1", "run 2", "run 1"]);
     }
 
     /// `x -> Identity -> ... -> y`, one node per output name in `chain`.
@@ -784,12 +863,15 @@ mod tests {
 
     #[test]
     fn the_untapped_model_loads_once_per_model_and_not_for_one_node() {
-        let rt = Counting::default();
+        let rt = counting();
         let opts = EngineOptions::default();
         let inputs = BTreeMap::from([("x".to_string(), f32s(&[1.0, 2.0]))]);
         let run = |g: &Graph| {
             let before = rt.loads.load(std::sync::atomic::Ordering::Relaxed);
-            let trace = prepare(&rt, g, &opts).unwrap().run(&inputs).unwrap();
+            let trace = prepare(rt, g, &opts)
+                .unwrap()
+                .run_settled(&inputs, &NoBridge)
+                .unwrap();
             assert!(trace.deployed.contains_key("y"), "{:?}", trace.deployed);
             rt.loads.load(std::sync::atomic::Ordering::Relaxed) - before
         };
@@ -810,7 +892,10 @@ mod tests {
             ..EngineOptions::default()
         };
         let before = rt.loads.load(std::sync::atomic::Ordering::Relaxed);
-        prepare(&rt, &three, &opts).unwrap().run(&inputs).unwrap();
+        prepare(rt, &three, &opts)
+            .unwrap()
+            .run_settled(&inputs, &NoBridge)
+            .unwrap();
         assert_eq!(
             rt.loads.load(std::sync::atomic::Ordering::Relaxed) - before,
             2

@@ -98,6 +98,6 @@ impl Engine for IdentityEngine {
         graph: &Graph,
         opts: &EngineOptions,
     ) -> Result<Box<dyn Session>, EngineError> {
-        graph_runtime::prepare(self, graph, opts)
+        graph_runtime::prepare(&IdentityEngine, graph, opts)
     }
 }

@@ -18,7 +18,7 @@ use crate::op::Coverage;
 use interp::OpRegistry;
 
 pub use crate::options::{Device, EngineOptions, OptLevel};
-pub use engine::{Engine, EngineError, NodeRun, NodeStatus, Session, Trace};
+pub use engine::{Deployed, Engine, EngineError, NodeRun, NodeStatus, Session, Trace};
 
 /// A backend's lowering coverage: every registered op definition (op, opset
 /// range, coverage rows), for `xdiff ops` and docs/ops.md.

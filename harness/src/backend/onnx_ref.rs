@@ -254,7 +254,7 @@ impl Engine for OnnxRefEngine {
         graph: &Graph,
         opts: &EngineOptions,
     ) -> Result<Box<dyn Session>, EngineError> {
-        graph_runtime::prepare(self, graph, opts)
+        graph_runtime::prepare(&OnnxRefEngine, graph, opts)
     }
 }
 

@@ -240,7 +240,7 @@ impl Engine for OrtEngine {
         graph: &Graph,
         opts: &EngineOptions,
     ) -> Result<Box<dyn Session>, EngineError> {
-        graph_runtime::prepare(self, graph, opts)
+        graph_runtime::prepare(&OrtEngine, graph, opts)
     }
 
     fn weights(&self) -> crate::graph::Weights {
@@ -376,13 +376,16 @@ mod tests {
             })
             .collect();
         let opts = EngineOptions::default();
+        let bridge = crate::backend::engine::NoBridge;
         let memory = graph_runtime::prepare(&OrtEngine, &graph, &opts)
             .unwrap()
-            .run(&inputs)
+            .run_settled(&inputs, &bridge)
             .unwrap();
+        // From files, the untapped model loads after the tapped run, from
+        // the folder its load then lets go.
         let files = graph_runtime::prepare_within(&OrtEngine, &graph, &opts, 0)
             .unwrap()
-            .run(&inputs)
+            .run_settled(&inputs, &bridge)
             .unwrap();
         assert!(
             memory.values.len() > graph.nodes.len() / 2,
@@ -390,6 +393,8 @@ mod tests {
             memory.values.keys()
         );
         assert_eq!(memory.values, files.values);
+        assert!(!files.deployed.is_empty());
+        assert_eq!(memory.deployed, files.deployed);
     }
 
     /// Conv then BatchNormalization: ORT folds the normalization into the
@@ -445,7 +450,7 @@ outputs = ["Y"]
         let trace = OrtEngine
             .prepare(&case.graph, &case.options)
             .unwrap()
-            .run(&case.inputs)
+            .run_settled(&case.inputs, &crate::backend::engine::NoBridge)
             .unwrap();
         assert!(
             trace
