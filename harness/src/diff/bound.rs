@@ -370,7 +370,7 @@ enum Kind {
     /// normal, at least the smallest normal (a flush to zero).
     Accumulating {
         coef: f64,
-        magnitude: Vec<f64>,
+        magnitude: Magnitudes,
         /// `K·η`: each of the K products may underflow into the subnormal
         /// range, where rounding is absolute (η, the subnormal spacing),
         /// not relative: fl(x·y) = x·y·(1 + δ) + ε, |ε| ≤ η/2.
@@ -391,7 +391,7 @@ impl Bound {
                 coef,
                 magnitude,
                 underflow,
-            } => accumulating_allowed(*coef, magnitude, *underflow, self.dtype, i, r),
+            } => accumulating_allowed(*coef, magnitude.get(i), *underflow, self.dtype, r),
             Kind::Tolerance(t) => t.allowed(r),
             Kind::Steps(v) => steps_allowed(v, i),
         }
@@ -414,18 +414,54 @@ fn ulps_allowed(n: f64, dtype: DType, r: f64) -> f64 {
     }
 }
 
-/// [`Kind::Accumulating`] at flat index `i`.
+/// The magnitudes of a [`Kind::Accumulating`] bound, one per element:
+/// rounded up to float32 where every one fits (the bound only loosens, by
+/// under 2^-23 of itself; half the memory: 17 MB of swin_t's shared
+/// bounds), else as computed.
+#[derive(Debug, Clone)]
+enum Magnitudes {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+impl Magnitudes {
+    fn compact(m: Vec<f64>) -> Magnitudes {
+        let fits = |x: &f64| x.is_nan() || x.is_infinite() || x.abs() <= f64::from(f32::MAX);
+        if !m.iter().all(fits) {
+            return Magnitudes::F64(m);
+        }
+        Magnitudes::F32(m.into_iter().map(round_up).collect())
+    }
+
+    /// The magnitude at flat index `i` (infinite past the end: no bound).
+    #[inline(always)]
+    fn get(&self, i: usize) -> f64 {
+        match self {
+            Magnitudes::F32(v) => v.get(i).map_or(f64::INFINITY, |&x| f64::from(x)),
+            Magnitudes::F64(v) => v.get(i).copied().unwrap_or(f64::INFINITY),
+        }
+    }
+}
+
+/// The least float32 not below `x` (`x` within float32's range).
+fn round_up(x: f64) -> f32 {
+    let f = x as f32;
+    if f.is_nan() || f64::from(f) >= x {
+        return f;
+    }
+    // The next float32 up from `f`, finite since `x` is in range (what
+    // `f32::next_up` does, past this crate's minimum Rust).
+    match f {
+        0.0 => f32::from_bits(1),
+        f if f > 0.0 => f32::from_bits(f.to_bits() + 1),
+        f => f32::from_bits(f.to_bits() - 1),
+    }
+}
+
+/// [`Kind::Accumulating`] at an element of magnitude `magnitude`.
 #[inline(always)]
-fn accumulating_allowed(
-    coef: f64,
-    magnitude: &[f64],
-    underflow: f64,
-    dtype: DType,
-    i: usize,
-    r: f64,
-) -> f64 {
-    let rounding =
-        coef * magnitude.get(i).copied().unwrap_or(f64::INFINITY) + spacing(dtype, r) + underflow;
+fn accumulating_allowed(coef: f64, magnitude: f64, underflow: f64, dtype: DType, r: f64) -> f64 {
+    let rounding = coef * magnitude + spacing(dtype, r) + underflow;
     let floor = format(dtype).map_or(0.0, |(_, m)| m);
     if r.abs() < floor {
         rounding.max(floor)
@@ -524,7 +560,7 @@ pub fn bound_for(
                 let magnitude = magnitude(m, node, opset, inputs, want, terms).map_err(err)?;
                 Kind::Accumulating {
                     coef: ACCUMULATING_C * gamma(terms, dtype),
-                    magnitude,
+                    magnitude: Magnitudes::compact(magnitude),
                     underflow: terms as f64 * spacing(dtype, 0.0),
                 }
             }
@@ -553,7 +589,7 @@ pub fn compare_bounded_to(got: &Tensor, data: &Tensor, dtype: DType, bound: &Bou
             magnitude,
             underflow,
         } => compare_within(got, data, dtype, |i, r| {
-            accumulating_allowed(*coef, magnitude, *underflow, bound.dtype, i, r)
+            accumulating_allowed(*coef, magnitude.get(i), *underflow, bound.dtype, r)
         }),
         Kind::Tolerance(t) => compare_within(got, data, dtype, |_, r| t.allowed(r)),
         Kind::Steps(v) => compare_within(got, data, dtype, |i, _| steps_allowed(v, i)),
@@ -1093,6 +1129,26 @@ fn layernorm_magnitude(node: &Node, inputs: &[Option<&RefTensor>]) -> Result<Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn magnitudes_round_up_to_float32_and_stay_float64_past_its_range() {
+        let m = vec![0.0, 1e-50, 0.1, 1.0 / 3.0, 3.0e38, f64::INFINITY];
+        let c = Magnitudes::compact(m.clone());
+        assert!(matches!(c, Magnitudes::F32(_)), "{c:?}");
+        for (i, &x) in m.iter().enumerate() {
+            let got = c.get(i);
+            // Never below (the bound only loosens), and the least such float32.
+            assert!(got >= x, "{x} -> {got}");
+            assert!(
+                x.is_infinite() || f64::from((got as f32).next_down()) < x,
+                "{x} -> {got}"
+            );
+        }
+        assert_eq!(c.get(m.len()), f64::INFINITY);
+        let wide = Magnitudes::compact(vec![1.0, 1e39]);
+        assert!(matches!(wide, Magnitudes::F64(_)), "{wide:?}");
+        assert_eq!(wide.get(1), 1e39);
+    }
     use crate::backend::reference::util::{f, test_node};
 
     #[test]
