@@ -77,6 +77,16 @@ pub enum ModelSource<'a> {
     External { bytes: &'a [u8], folder: &'a Path },
 }
 
+impl<'a> ModelSource<'a> {
+    /// Serialized `bytes`, whose external data (if any) lies in `folder`.
+    fn of(bytes: &'a [u8], folder: Option<&'a Path>) -> ModelSource<'a> {
+        match folder {
+            Some(folder) => ModelSource::External { bytes, folder },
+            None => ModelSource::Memory(bytes),
+        }
+    }
+}
+
 /// A loaded model: graph input name -> tensor in, output name -> tensor out.
 pub trait LoadedModel {
     fn run(
@@ -213,10 +223,7 @@ pub(crate) fn prepare_within<R: GraphRuntime + Sync>(
     };
     let (tapped, plain) = match in_memory {
         Some((bytes, plain_len, folder)) => {
-            let source = |bytes| match folder {
-                Some(folder) => ModelSource::External { bytes, folder },
-                None => ModelSource::Memory(bytes),
-            };
+            let source = |bytes| ModelSource::of(bytes, folder);
             let key = untapped.then(|| model_key(R::LABEL, source(&bytes[..plain_len]), opts));
             match key {
                 None => (runtime.load(source(&bytes), opts)?, Plain::Same),
@@ -242,14 +249,7 @@ pub(crate) fn prepare_within<R: GraphRuntime + Sync>(
                     let folder = folder.map(Path::to_path_buf);
                     let opts = opts.clone();
                     let load = move || {
-                        let plain = &bytes[..plain_len];
-                        let source = match &folder {
-                            Some(folder) => ModelSource::External {
-                                bytes: plain,
-                                folder,
-                            },
-                            None => ModelSource::Memory(plain),
-                        };
+                        let source = ModelSource::of(&bytes[..plain_len], folder.as_deref());
                         runtime.load(source, &opts)
                     };
                     (tapped, Plain::Later(Some(Box::new(load))))
