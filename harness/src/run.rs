@@ -19,7 +19,7 @@ use crate::case::Case;
 use crate::diff::{self, bound, Comparison};
 use crate::graph::Node;
 use crate::isolate::{self, Isolation};
-use crate::lane::{EngineLane, Lane, Patch, EXPECTED, REFERENCE};
+use crate::lane::{EngineLane, Lane, Patch, REFERENCE};
 use crate::outcome::{
     CaseReport, CaseRun, Evidence, FirstDivergence, LaneInfo, LaneResult, ModelOutputs,
     NodeEvidence, NodeReport, Origin, OutputInfo, OutputResult, ReproEvidence, TensorPair, Verdict,
@@ -29,8 +29,10 @@ use crate::tensor::{DType, Tensor};
 use crate::verdict::{self, Judge};
 use rayon::prelude::*;
 use shared_bounds::SharedBounds;
+use stepping::{Stepped, Stepper};
 
 mod shared_bounds;
+mod stepping;
 
 /// The lane that runs first and bridges the nodes the reference cannot run.
 const BRIDGE_SOURCE: &str = "ort";
@@ -347,20 +349,11 @@ pub fn run_case_with(
     let others = backends.iter().any(|b| b.as_str() != REFERENCE)
         || !case.port.is_empty()
         || !case.lanes.is_empty();
-    let prefill = others.then_some(&bounds);
-    let (first, reference) =
-        run_source_and_reference(case, backends, iso, show_reference, prefill)?;
-    let sources: Vec<&LaneRun> = std::iter::once(&reference).chain(&first).collect();
-    let bridge = TraceBridge::of(&sources);
-    let empty = Trace::default();
-    let judging = Judging {
+    let rules = Rules {
         case,
-        reference: reference.trace.as_ref().unwrap_or(&empty),
-        has_reference: reference.trace.is_some(),
+        bounds: &bounds,
         show_reference,
         repro: opts.repro,
-        spent: Mutex::new(std::time::Duration::ZERO),
-        bounds: &bounds,
     };
     // Every other lane at once (see [`LaneJob`]), each judged as soon as it
     // (and its cross-device twin) ran and its trace dropped: only the
@@ -379,6 +372,27 @@ pub fn run_case_with(
         }
     }
     jobs.extend(case.lanes.iter().map(LaneJob::Patched));
+    // The bridge source alone to judge: judged as the reference runs.
+    let alone = jobs
+        .iter()
+        .all(|j| matches!(j, LaneJob::Backend(b) if b.as_str() == BRIDGE_SOURCE));
+    let steps = show_reference && alone && baseline.is_none() && case.expected.is_none();
+    let start = RunStart {
+        show_reference,
+        prefill: others.then_some(&bounds),
+        steps: steps.then_some(&rules),
+    };
+    let (first, reference, stepped) = run_source_and_reference(case, backends, iso, start)?;
+    let (mut stepped, stepped_for) = stepped;
+    let sources: Vec<&LaneRun> = std::iter::once(&reference).chain(&first).collect();
+    let bridge = TraceBridge::of(&sources);
+    let empty = Trace::default();
+    let judging = Judging {
+        rules: &rules,
+        reference: reference.trace.as_ref().unwrap_or(&empty),
+        has_reference: reference.trace.is_some(),
+        spent: Mutex::new(stepped_for),
+    };
     let ctx = JobContext {
         case,
         first: first.as_ref(),
@@ -399,13 +413,18 @@ pub fn run_case_with(
         lanes.extend(finished.lanes);
     }
     drop(bridge);
+    let mut infos = None;
     if let (Some(mut l), Some((at, cross))) = (first, first_at) {
         l.cross_device = cross;
-        lanes.insert(at, judging.judge(l));
+        let mut stepped = stepped.take();
+        if let Some(s) = &mut stepped {
+            infos = Some(std::mem::take(&mut s.infos));
+        }
+        lanes.insert(at, judging.judge_with(l, stepped));
     }
     lanes.extend(expected_lane(case).map(|l| judging.judge(l)));
     let assembling = std::time::Instant::now();
-    let (mut report, evidence) = build_report(case, &reference, lanes, show_reference);
+    let (mut report, evidence) = build_report(case, &reference, lanes, show_reference, infos);
     let spent = judging
         .spent
         .into_inner()
@@ -553,29 +572,38 @@ fn run_concurrently<J: Sync, R: Send>(
 /// a scoped one. Without the reference nothing can be judged: it is not
 /// run, and the case fails saying so (see `verdict::Judge::Absent`). An
 /// error of ORT's lane is reported before the reference's, as when they
-/// ran one after the other. With `prefill`, the reference's thread then
-/// computes the shared bounds while the other lanes run
-/// ([`SharedBounds::prefill`]).
+/// ran one after the other. With `start.steps`, the source's lane is
+/// judged as the reference runs ([`Stepper`]); else, with `start.prefill`,
+/// the reference's thread then computes the shared bounds while the other
+/// lanes run ([`SharedBounds::prefill`]).
 fn run_source_and_reference(
     case: &Case,
     backends: &[String],
     iso: Option<&Isolation>,
-    show_reference: bool,
-    prefill: Option<&SharedBounds>,
-) -> Result<(Option<LaneRun>, LaneRun), RunError> {
+    start: RunStart,
+) -> Result<(Option<LaneRun>, LaneRun, StepsTaken), RunError> {
+    let show_reference = start.show_reference;
     let source = backends.iter().find(|b| b.as_str() == BRIDGE_SOURCE);
     let slot = SourceSlot::default();
+    let stepper = start
+        .steps
+        .filter(|_| source.is_some())
+        .map(|rules| Stepper::new(rules, &slot));
     let (source_error, reference) = std::thread::scope(|s| {
         let reference = show_reference.then(|| {
             let bridge = WaitBridge {
                 slot: &slot,
                 waits: source.is_some(),
+                stepper: stepper.as_ref(),
             };
+            let (stepper, prefill) = (stepper.as_ref(), start.prefill);
             s.spawn(move || {
-                let ran = run_lane(EngineLane::reference(), case, &bridge, iso, false);
-                let trace = ran.as_ref().ok().and_then(|l| l.trace.as_ref());
-                if let (Some(bounds), Some(trace)) = (prefill, trace) {
-                    bounds.prefill(case, trace);
+                let mut ran = run_lane(EngineLane::reference(), case, &bridge, iso, false);
+                let trace = ran.as_mut().ok().and_then(|l| l.trace.as_mut());
+                match (stepper, prefill, trace) {
+                    (Some(stepper), _, Some(trace)) => stepper.finish(trace),
+                    (None, Some(bounds), Some(trace)) => bounds.prefill(case, trace),
+                    _ => {}
                 }
                 ran
             })
@@ -614,8 +642,21 @@ fn run_source_and_reference(
             LaneRun::new(lane.clone().into(), None, lane_info(lane.to_string()))
         }
     };
-    Ok((slot.take(), reference))
+    let steps = stepper.map_or((None, std::time::Duration::ZERO), Stepper::into_stepped);
+    Ok((slot.take(), reference, steps))
 }
+
+/// What the reference's thread does besides running it (see
+/// [`run_source_and_reference`]).
+struct RunStart<'a> {
+    show_reference: bool,
+    prefill: Option<&'a SharedBounds>,
+    steps: Option<&'a Rules<'a>>,
+}
+
+/// The source's lane judged as the reference ran (when every node was)
+/// and the time that took.
+type StepsTaken = (Option<Stepped>, std::time::Duration);
 
 /// The bridge source's lane once it finished (`Some(None)`: it failed).
 #[derive(Default)]
@@ -643,6 +684,15 @@ impl SourceSlot {
         f(done.as_ref().and_then(Option::as_ref))
     }
 
+    /// `f` on the lane, waiting for it to finish.
+    fn with_mut<R>(&self, f: impl FnOnce(Option<&mut LaneRun>) -> R) -> R {
+        let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        while done.is_none() {
+            done = self.ready.wait(done).unwrap_or_else(|p| p.into_inner());
+        }
+        f(done.as_mut().and_then(Option::as_mut))
+    }
+
     fn take(self) -> Option<LaneRun> {
         self.done
             .into_inner()
@@ -657,6 +707,8 @@ struct WaitBridge<'a> {
     slot: &'a SourceSlot,
     /// Whether there is a source lane at all (else never wait).
     waits: bool,
+    /// Judges the source's lane as the reference runs.
+    stepper: Option<&'a Stepper<'a>>,
 }
 
 impl Bridge for WaitBridge<'_> {
@@ -666,6 +718,12 @@ impl Bridge for WaitBridge<'_> {
         }
         self.slot
             .with(|source| TraceBridge::of(&source.into_iter().collect::<Vec<_>>()).value(name))
+    }
+
+    fn finished(&self, index: usize, trace: &mut Trace) {
+        if let Some(stepper) = self.stepper {
+            stepper.finished(index, trace);
+        }
     }
 }
 
@@ -679,19 +737,51 @@ impl Drop for SetOnDrop<'_> {
     }
 }
 
-/// What judging one lane needs besides the lane: the case, the reference's
-/// trace (empty when it did not run) and what the report asks for; `spent`
-/// adds up the time judging took (the report's `judge_ms`).
-struct Judging<'a> {
+/// How nodes are judged, whichever lane and whenever: the case, the shared
+/// bounds and what the report asks for.
+struct Rules<'a> {
     case: &'a Case,
+    /// Bounds at the reference's inputs, shared by the lanes judged.
+    bounds: &'a SharedBounds,
+    show_reference: bool,
+    repro: bool,
+}
+
+impl Rules<'_> {
+    /// `node` of `lane` judged against `reference` (see [`compare_lane`]),
+    /// its introduced divergence fingerprinted, and with `--repro` the
+    /// tensors behind it (not for the expected data, which the reference
+    /// is judged by).
+    fn node(
+        &self,
+        lane: &LaneRun,
+        reference: &Trace,
+        has_reference: bool,
+        node: &Node,
+    ) -> (LaneResult, Option<ReproEvidence>) {
+        let case = self.case;
+        let result = compare_lane(case, lane, reference, self.bounds, node);
+        let mut result = uncompared(result, self.show_reference);
+        let mut repro = None;
+        if let (Some(trace), false) = (&lane.trace, lane.lane == Lane::Expected) {
+            fingerprint_node(case, reference, trace, node, &mut result);
+            if has_reference && self.repro {
+                repro = repro_node(case, reference, &lane.name, trace, node, &result);
+            }
+        }
+        (result, repro)
+    }
+}
+
+/// What judging one lane needs besides the lane: the [`Rules`] and the
+/// reference's trace (empty when it did not run); `spent` adds up the time
+/// judging took (the report's `judge_ms`).
+struct Judging<'a> {
+    rules: &'a Rules<'a>,
     reference: &'a Trace,
     /// Whether the reference ran (`reference` is its trace, not an empty one).
     has_reference: bool,
-    show_reference: bool,
-    repro: bool,
     spent: Mutex<std::time::Duration>,
-    /// Bounds at the reference's inputs, shared by the lanes judged.
-    bounds: &'a SharedBounds,
 }
 
 /// One lane judged against the reference: its result per node (graph
@@ -706,23 +796,40 @@ struct JudgedLane {
 }
 
 impl Judging<'_> {
-    /// Judges every node of `lane` (in parallel, collected in graph order),
-    /// fingerprints its introduced divergences and keeps its evidence; the
-    /// lane's trace is dropped on return.
-    fn judge(&self, mut lane: LaneRun) -> JudgedLane {
+    fn judge(&self, lane: LaneRun) -> JudgedLane {
+        self.judge_with(lane, None)
+    }
+
+    /// Judges every node of `lane` (in parallel, collected in graph order)
+    /// unless `stepped` judged them already as the reference ran, and keeps
+    /// its evidence; the lane's trace is dropped on return.
+    fn judge_with(&self, mut lane: LaneRun, stepped: Option<Stepped>) -> JudgedLane {
         let start = std::time::Instant::now();
-        let (case, reference, shown) = (self.case, self.reference, self.show_reference);
-        let judge_nodes = |lane: &LaneRun| -> Vec<LaneResult> {
-            case.graph
+        let (case, reference) = (self.rules.case, self.reference);
+        let judge_nodes = |lane: &LaneRun| -> Stepped {
+            let (results, repro): (Vec<_>, Vec<_>) = case
+                .graph
                 .nodes
                 .par_iter()
-                .map(|node| {
-                    let result = compare_lane(case, lane, reference, self.bounds, node);
-                    uncompared(result, shown)
-                })
-                .collect()
+                .map(|node| self.rules.node(lane, reference, self.has_reference, node))
+                .unzip();
+            let evidence = match &lane.trace {
+                Some(trace) if self.has_reference => {
+                    Some(first_evidence(trace, reference, &results))
+                }
+                _ => None,
+            };
+            Stepped {
+                results,
+                evidence,
+                repro: repro.into_iter().flatten().collect(),
+                ..Stepped::default()
+            }
         };
-        let mut results = judge_nodes(&lane);
+        let mut judged = match stepped {
+            Some(s) => s,
+            None => judge_nodes(&lane),
+        };
         // The deployed outputs still to come (the bridge source's) are
         // needed only from here on: its worker ran them while the nodes
         // were judged. A worker that failed meanwhile fails the lane.
@@ -731,24 +838,11 @@ impl Judging<'_> {
         lane.settle(case);
         let waited = waited.elapsed();
         if pending && lane.trace.is_none() {
-            results = judge_nodes(&lane);
+            judged = judge_nodes(&lane);
         }
         let mut info = lane.info;
-        let mut evidence = None;
-        let mut repro = vec![];
-        if let Some(trace) = &lane.trace {
-            if lane.name != EXPECTED {
-                fingerprint_divergences(case, reference, trace, &mut results);
-            }
-            if shown {
-                info.model_outputs = model_outputs(case, trace, reference);
-            }
-            if self.has_reference {
-                evidence = first_evidence(trace, reference, &results);
-                if self.repro && lane.lane != Lane::Expected {
-                    repro = repro_evidence(case, reference, &lane.name, trace, &results);
-                }
-            }
+        if let (Some(trace), true) = (&lane.trace, self.rules.show_reference) {
+            info.model_outputs = model_outputs(case, trace, reference);
         }
         if let Ok(mut spent) = self.spent.lock() {
             // Waiting for a worker is not judging.
@@ -757,9 +851,9 @@ impl Judging<'_> {
         JudgedLane {
             name: lane.name,
             info,
-            results,
-            evidence,
-            repro,
+            evidence: judged.first_evidence(),
+            results: judged.results,
+            repro: judged.repro,
         }
     }
 }
@@ -1161,14 +1255,20 @@ fn build_report(
     reference: &LaneRun,
     lanes: Vec<JudgedLane>,
     show_reference: bool,
+    infos: Option<Vec<Vec<OutputInfo>>>,
 ) -> (CaseReport, Evidence) {
     let empty = Trace::default();
     let ref_trace = reference.trace.as_ref().unwrap_or(&empty);
+    let mut infos: Vec<Option<Vec<OutputInfo>>> = match infos {
+        Some(infos) => infos.into_iter().map(Some).collect(),
+        None => vec![None; case.graph.nodes.len()],
+    };
     let mut nodes: Vec<NodeReport> = case
         .graph
         .nodes
         .par_iter()
-        .map(|node| {
+        .zip(infos.par_iter_mut())
+        .map(|(node, infos)| {
             let mut by_lane = BTreeMap::new();
             if show_reference {
                 by_lane.insert(REFERENCE.to_string(), reference_result(reference, node));
@@ -1178,7 +1278,9 @@ fn build_report(
                 name: node.name.clone(),
                 op: node.op_type.clone(),
                 class: bound::class(node).name().to_string(),
-                outputs: output_infos(case, ref_trace, node),
+                outputs: infos
+                    .take()
+                    .unwrap_or_else(|| output_infos(case, ref_trace, node)),
                 lanes: by_lane,
             }
         })
@@ -1350,6 +1452,17 @@ fn first_evidence(
         .iter()
         .enumerate()
         .find(|(_, r)| matches!(r.verdict, Verdict::Diverged | Verdict::Error))?;
+    node_evidence(trace, reference, index, result)
+}
+
+/// The tensors of node `index`'s diverged outputs with metrics, when its
+/// verdict (`result`) is `diverged`.
+fn node_evidence(
+    trace: &Trace,
+    reference: &Trace,
+    index: usize,
+    result: &LaneResult,
+) -> Option<NodeEvidence> {
     if result.verdict != Verdict::Diverged {
         return None;
     }
@@ -1373,48 +1486,43 @@ fn first_evidence(
     })
 }
 
-/// For `--repro`: per node of lane `name` (not the expected data) whose
-/// divergence is introduced, the tensors the lane fed the node and the
-/// reference's outputs on them, in their logical dtype.
-fn repro_evidence(
+/// For `--repro`: when `node`'s divergence in lane `name` (not the
+/// expected data) is introduced (`r`), the tensors the lane fed the node
+/// and the reference's outputs on them, in their logical dtype.
+fn repro_node(
     case: &Case,
     reference: &Trace,
     name: &str,
     trace: &Trace,
-    results: &[LaneResult],
-) -> Vec<ReproEvidence> {
-    let mut out = Vec::new();
-    for (node, r) in case.graph.nodes.iter().zip(results) {
-        if r.origin != Some(Origin::Introduced) {
-            continue;
-        }
-        let Ok(evaluation) = local_evaluation(case, trace, reference, node) else {
-            continue;
-        };
-        let mut inputs: Vec<(String, Tensor)> = Vec::new();
-        for input in node.inputs.iter().filter(|i| !i.is_empty()) {
-            if let (false, Some(t)) = (
-                inputs.iter().any(|(k, _)| k == input),
-                received(case, trace, input),
-            ) {
-                inputs.push((input.clone(), t.clone()));
-            }
-        }
-        let outputs = node
-            .outputs
-            .iter()
-            .zip(evaluation.wants)
-            .filter(|(o, _)| !o.is_empty())
-            .filter_map(|(o, w)| w.map(|w| (o.clone(), logical(w))))
-            .collect();
-        out.push(ReproEvidence {
-            lane: name.to_string(),
-            node: node.index,
-            inputs,
-            outputs,
-        });
+    node: &Node,
+    r: &LaneResult,
+) -> Option<ReproEvidence> {
+    if r.origin != Some(Origin::Introduced) {
+        return None;
     }
-    out
+    let evaluation = local_evaluation(case, trace, reference, node).ok()?;
+    let mut inputs: Vec<(String, Tensor)> = Vec::new();
+    for input in node.inputs.iter().filter(|i| !i.is_empty()) {
+        if let (false, Some(t)) = (
+            inputs.iter().any(|(k, _)| k == input),
+            received(case, trace, input),
+        ) {
+            inputs.push((input.clone(), t.clone()));
+        }
+    }
+    let outputs = node
+        .outputs
+        .iter()
+        .zip(evaluation.wants)
+        .filter(|(o, _)| !o.is_empty())
+        .filter_map(|(o, w)| w.map(|w| (o.clone(), logical(w))))
+        .collect();
+    Some(ReproEvidence {
+        lane: name.to_string(),
+        node: node.index,
+        inputs,
+        outputs,
+    })
 }
 
 /// A reference value in its logical dtype (float64 maths rounded to it).
@@ -1507,47 +1615,45 @@ fn reference_inputs(case: &Case, reference: &Trace, node: &Node) -> Option<Vec<O
         .collect()
 }
 
-/// Fingerprints every introduced divergence of one lane (not the
-/// reference's nor the expected data's) on an op with a fingerprint table:
-/// searched on the reference's inputs, verified on the lane's own
-/// (`fingerprint::verify`). `results` are the lane's, in graph order.
-fn fingerprint_divergences(
+/// Fingerprints `node`'s divergence in one lane (not the reference's nor
+/// the expected data's) when it is introduced and its op has a fingerprint
+/// table: searched on the reference's inputs, verified on the lane's own
+/// (`fingerprint::verify`). `r` is the lane's result on `node`.
+fn fingerprint_node(
     case: &Case,
     reference: &Trace,
     trace: &Trace,
-    results: &mut [LaneResult],
+    node: &Node,
+    r: &mut LaneResult,
 ) {
     let opset = case.graph.opset;
-    for (node, r) in case.graph.nodes.iter().zip(results.iter_mut()) {
-        if !crate::fingerprint::supports(&node.op_type)
-            || r.verdict != Verdict::Diverged
-            || r.origin != Some(Origin::Introduced)
-        {
-            continue;
-        }
-        let Some((k, got)) = node.outputs.iter().enumerate().find_map(|(k, o)| {
-            let diverged = r
-                .outputs
-                .get(o)
-                .is_some_and(|x| x.verdict == Verdict::Diverged);
-            trace.values.get(o).filter(|_| diverged).map(|t| (k, t))
-        }) else {
-            continue;
-        };
-        let Some(ins) = reference_inputs(case, reference, node) else {
-            continue;
-        };
-        let refs: Vec<Option<&RefTensor>> = ins.iter().map(Option::as_ref).collect();
-        r.fingerprint =
-            crate::fingerprint::fingerprint(node, opset, &refs, k, got).map(|mut fp| {
-                let ok = lane_inputs(case, trace, node).is_ok_and(|own| {
-                    let own: Vec<Option<&RefTensor>> = own.iter().map(Option::as_ref).collect();
-                    crate::fingerprint::verify(&fp, node, opset, &own, got)
-                });
-                crate::fingerprint::mark_verified(&mut fp, ok);
-                fp
-            });
+    if !crate::fingerprint::supports(&node.op_type)
+        || r.verdict != Verdict::Diverged
+        || r.origin != Some(Origin::Introduced)
+    {
+        return;
     }
+    let Some((k, got)) = node.outputs.iter().enumerate().find_map(|(k, o)| {
+        let diverged = r
+            .outputs
+            .get(o)
+            .is_some_and(|x| x.verdict == Verdict::Diverged);
+        trace.values.get(o).filter(|_| diverged).map(|t| (k, t))
+    }) else {
+        return;
+    };
+    let Some(ins) = reference_inputs(case, reference, node) else {
+        return;
+    };
+    let refs: Vec<Option<&RefTensor>> = ins.iter().map(Option::as_ref).collect();
+    r.fingerprint = crate::fingerprint::fingerprint(node, opset, &refs, k, got).map(|mut fp| {
+        let ok = lane_inputs(case, trace, node).is_ok_and(|own| {
+            let own: Vec<Option<&RefTensor>> = own.iter().map(Option::as_ref).collect();
+            crate::fingerprint::verify(&fp, node, opset, &own, got)
+        });
+        crate::fingerprint::mark_verified(&mut fp, ok);
+        fp
+    });
 }
 
 fn first_divergences(

@@ -47,6 +47,11 @@ pub trait Bridge: Sync {
     /// child process reports it so that a crash names the node
     /// (`crate::isolate`). Engines that run a whole graph at once never call it.
     fn started(&self, _index: usize) {}
+    /// Node `index` finished and `trace` holds what the run produced so
+    /// far: the parent's judge may judge the node now and take out of
+    /// `trace` the values no lane needs any more (`crate::run`'s stepping
+    /// judge). Engines that run a whole graph at once never call it.
+    fn finished(&self, _index: usize, _trace: &mut Trace) {}
 }
 
 /// No values to bridge with.

@@ -22,7 +22,7 @@
 //! always do: their re-run is elementwise and cheap, and their bound (a few
 //! ulps) is one the carried-in error always exceeds.
 
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
 use super::{reference_inputs, reference_value};
 use crate::backend::Trace;
@@ -32,16 +32,26 @@ use crate::diff::Comparison;
 use crate::graph::Node;
 
 /// Per node, the bound of each output at the reference's inputs, computed
-/// on first use (`None` where the reference has no value or no bound).
+/// on first use (`None` where the reference has no value or no bound), and
+/// dropped once every lane judged the node ([`SharedBounds::forget`]).
 pub(super) struct SharedBounds {
-    slots: Vec<OnceLock<Option<Vec<Option<Bound>>>>>,
+    slots: Vec<Mutex<Slot>>,
+}
+
+/// One node's bounds.
+enum Slot {
+    Unknown,
+    Known(Option<Vec<Option<Bound>>>),
+    /// Every lane judged the node: its bounds are gone, and so may be the
+    /// reference's values they were computed from.
+    Forgotten,
 }
 
 impl SharedBounds {
     /// Room for a graph of `nodes` nodes; nothing is computed yet.
     pub(super) fn new(nodes: usize) -> SharedBounds {
         SharedBounds {
-            slots: (0..nodes).map(|_| OnceLock::new()).collect(),
+            slots: (0..nodes).map(|_| Mutex::new(Slot::Unknown)).collect(),
         }
     }
 
@@ -59,11 +69,8 @@ impl SharedBounds {
         if !matches!(bound::class(node), Class::Accumulating(_)) {
             return None;
         }
-        let bounds = self
-            .slots
-            .get(node.index)?
-            .get_or_init(|| at_reference(case, reference, node))
-            .as_ref()?;
+        let mut slot = self.slot(node.index)?;
+        let bounds = slot.known(case, reference, node)?.as_ref()?;
         let mut out = Vec::new();
         for (name, b) in node.outputs.iter().zip(bounds) {
             let Some(got) = trace.values.get(name) else {
@@ -97,11 +104,52 @@ impl SharedBounds {
             .nodes
             .iter()
             .filter(|n| matches!(bound::class(n), Class::Accumulating(_)))
-            .for_each(|node| {
-                if let Some(slot) = self.slots.get(node.index) {
-                    slot.get_or_init(|| at_reference(case, reference, node));
-                }
-            });
+            .for_each(|node| self.prefill_node(case, reference, node));
+    }
+
+    /// Computes `node`'s bound now if it is accumulating (see [`prefill`](Self::prefill)).
+    pub(super) fn prefill_node(&self, case: &Case, reference: &Trace, node: &Node) {
+        if matches!(bound::class(node), Class::Accumulating(_)) {
+            if let Some(mut slot) = self.slot(node.index) {
+                slot.known(case, reference, node);
+            }
+        }
+    }
+
+    /// Drops node `index`'s bounds: every lane judged it.
+    pub(super) fn forget(&self, index: usize) {
+        if let Some(mut slot) = self.slot(index) {
+            *slot = Slot::Forgotten;
+        }
+    }
+
+    fn slot(&self, index: usize) -> Option<std::sync::MutexGuard<'_, Slot>> {
+        let slot = self.slots.get(index)?;
+        Some(slot.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    #[cfg(test)]
+    fn computed(&self, index: usize) -> bool {
+        self.slot(index)
+            .is_some_and(|s| matches!(*s, Slot::Known(_)))
+    }
+}
+
+impl Slot {
+    /// The bounds, computed now if not yet; `None` once forgotten.
+    fn known(
+        &mut self,
+        case: &Case,
+        reference: &Trace,
+        node: &Node,
+    ) -> Option<&Option<Vec<Option<Bound>>>> {
+        if matches!(self, Slot::Unknown) {
+            *self = Slot::Known(at_reference(case, reference, node));
+        }
+        match self {
+            Slot::Known(b) => Some(b),
+            _ => None,
+        }
     }
 }
 
@@ -229,7 +277,7 @@ outputs = ["Y"]
         assert_eq!(m.max_abs, rounding);
         assert!(m.bound_ratio.is_some_and(|r| r > 0.0 && r <= 1.0), "{m:?}");
         // Computed once, for whichever lane asks next.
-        assert!(bounds.slots[0].get().is_some() && bounds.slots[1].get().is_none());
+        assert!(bounds.computed(0) && !bounds.computed(1));
         let again = bounds.within(&case, &lane(&reference, 0.0), &reference, mm);
         assert_eq!(again.map(|g| g[0].1.clone()), Some(c.clone()));
     }
@@ -248,7 +296,7 @@ outputs = ["Y"]
         assert!(bounds
             .within(&case, &near, &reference, &case.graph.nodes[1])
             .is_none());
-        assert!(bounds.slots[1].get().is_none());
+        assert!(!bounds.computed(1));
     }
 
     #[test]
@@ -260,7 +308,7 @@ outputs = ["Y"]
         );
         early.prefill(&case, &reference);
         // Only the accumulating node's bound is computed.
-        assert!(early.slots[0].get().is_some() && early.slots[1].get().is_none());
+        assert!(early.computed(0) && !early.computed(1));
         let mm = &case.graph.nodes[0];
         for shift in [0.0, 0.01] {
             let l = lane(&reference, shift);
