@@ -86,7 +86,7 @@ pub fn main() -> ExitCode {
 /// tch lane stays in `xdiff`, which loads neither.
 fn in_one_process(cfg: &RunConfig) {
     if torch::linked() {
-        if crate::isolate::passive_openmp_env().is_some() {
+        if !crate::isolate::torch_env().is_empty() {
             passive_openmp();
         }
         return;
@@ -125,9 +125,7 @@ fn reexec(exe: std::path::PathBuf) {
     use std::os::unix::process::CommandExt;
     let mut command = std::process::Command::new(exe);
     command.args(std::env::args_os().skip(1));
-    if let Some((key, value)) = crate::isolate::passive_openmp_env() {
-        command.env(key, value);
-    }
+    command.envs(crate::isolate::torch_env());
     let _ = command.exec();
 }
 

@@ -806,9 +806,7 @@ struct Worker {
 impl Worker {
     fn spawn(exe: &Path) -> io::Result<Worker> {
         let mut command = Command::new(exe);
-        if let Some((key, value)) = passive_openmp_env() {
-            command.env(key, value);
-        }
+        command.envs(torch_env());
         let mut child = command
             .arg(WORKER_COMMAND)
             .stdin(Stdio::piped())
@@ -846,17 +844,30 @@ impl Worker {
     }
 }
 
-/// libgomp's wait policy for a process that will run libtorch, unless the
-/// user set one (`OMP_WAIT_POLICY` or `GOMP_SPINCOUNT`): `PASSIVE`, so that
-/// its OpenMP workers sleep between ops instead of spinning on the cores of
-/// the other lanes (docs/performance.md). libgomp reads it once, when it
-/// loads: it must be in the environment a process starts with.
-pub fn passive_openmp_env() -> Option<(&'static str, &'static str)> {
-    let set = ["OMP_WAIT_POLICY", "GOMP_SPINCOUNT"]
-        .iter()
-        .any(|k| std::env::var_os(k).is_some());
-    (!set).then_some(("OMP_WAIT_POLICY", "PASSIVE"))
+/// The environment a process that will run libtorch starts with, each
+/// variable unless the user set it (or, for the wait policy, its
+/// alternative): libgomp's wait policy `OMP_WAIT_POLICY=PASSIVE` (or
+/// `GOMP_SPINCOUNT`), so that its OpenMP workers sleep between ops instead
+/// of spinning on the cores of the other lanes (docs/performance.md); and
+/// libtorch's kernel set `ATEN_CPU_CAPABILITY=avx2`, so that a case gives
+/// the same report on every x86 machine (docs/runtimes.md: libtorch's
+/// AVX-512 and AVX2 kernels differ, e.g. Gelu of +Inf). Both are read
+/// once, when the process loads or first dispatches: they must be in the
+/// environment it starts with.
+pub fn torch_env() -> Vec<(&'static str, &'static str)> {
+    let set = |keys: &[&str]| keys.iter().any(|k| std::env::var_os(k).is_some());
+    let mut env = Vec::new();
+    if !set(&["OMP_WAIT_POLICY", "GOMP_SPINCOUNT"]) {
+        env.push(("OMP_WAIT_POLICY", "PASSIVE"));
+    }
+    if !set(&["ATEN_CPU_CAPABILITY"]) {
+        env.push(("ATEN_CPU_CAPABILITY", TORCH_CPU_CAPABILITY));
+    }
+    env
 }
+
+/// The libtorch kernel set every tch lane runs (see [`torch_env`]).
+pub const TORCH_CPU_CAPABILITY: &str = "avx2";
 
 /// The workers of this process, one per lane name, kept between cases.
 fn pool() -> &'static Mutex<HashMap<(PathBuf, String), Worker>> {

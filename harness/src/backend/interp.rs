@@ -207,6 +207,9 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
 /// it is copied to the trace). So the framework holds the graph's working
 /// set rather than every weight and activation at once: on swin_t the
 /// reference's float64 weights alone were 226 MB held for the whole run.
+/// After each node, `bridge.finished` may judge it and take values out of
+/// the trace (the parent's stepping judge, `crate::run`); its time is not
+/// the lane's.
 pub fn run_graph<I: Interpreter>(
     interp: &I,
     graph: &Graph,

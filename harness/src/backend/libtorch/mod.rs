@@ -417,6 +417,13 @@ fn omp_wait_policy() -> String {
     })
 }
 
+/// libtorch's kernel set as this process started (`ATEN_CPU_CAPABILITY`,
+/// see `isolate::torch_env`).
+fn cpu_capability() -> String {
+    std::env::var("ATEN_CPU_CAPABILITY")
+        .unwrap_or_else(|_| "default (the machine's best: AVX-512 kernels differ from AVX2)".into())
+}
+
 impl Session for TchSession {
     fn run_bridged(
         &mut self,
@@ -453,6 +460,7 @@ impl Session for TchSession {
                 tch::get_num_interop_threads().to_string(),
             ),
             ("omp wait policy".into(), omp_wait_policy()),
+            ("cpu capability".into(), cpu_capability()),
             (
                 "conv tf32".into(),
                 if on_gpu {
