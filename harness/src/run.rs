@@ -1656,6 +1656,21 @@ fn fingerprint_node(
     });
 }
 
+/// A case from TOML `text` and the reference's trace of it (tests).
+#[cfg(test)]
+fn case_and_reference(text: &str) -> (Case, Trace) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("case.toml");
+    std::fs::write(&path, text).expect("write case");
+    let case = crate::case::load(&path)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .remove(0);
+    let engine = backend::engine(REFERENCE).expect("reference");
+    let mut session = engine.prepare(&case.graph, &case.options).expect("prepare");
+    let reference = session.run(&case.inputs).expect("run");
+    (case, reference)
+}
+
 fn first_divergences(
     nodes: &[NodeReport],
     lanes: &[LaneInfo],

@@ -193,7 +193,7 @@ fn at_reference(case: &Case, reference: &Trace, node: &Node) -> Option<Vec<Optio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::{self, NodeRun, NodeStatus};
+    use crate::backend::{NodeRun, NodeStatus};
     use crate::tensor::{DType, Tensor};
 
     /// `Y = Relu(X·W)`: an accumulating node, then an exact-ish one.
@@ -221,16 +221,7 @@ outputs = ["Y"]
 "#;
 
     fn case() -> (Case, Trace) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("case.toml");
-        std::fs::write(&path, CASE).expect("write case");
-        let case = crate::case::load(&path)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .remove(0);
-        let engine = backend::engine(crate::lane::REFERENCE).expect("reference");
-        let mut session = engine.prepare(&case.graph, &case.options).expect("prepare");
-        let reference = session.run(&case.inputs).expect("run");
-        (case, reference)
+        super::super::case_and_reference(CASE)
     }
 
     /// A lane whose every value is the reference's rounded to float32 and

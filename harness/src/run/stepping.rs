@@ -220,7 +220,7 @@ impl<'a> Stepper<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::{self, NodeRun, NodeStatus};
+    use crate::backend::{NodeRun, NodeStatus};
     use crate::lane::EngineLane;
     use crate::options::Device;
     use crate::run::shared_bounds::SharedBounds;
@@ -263,16 +263,7 @@ outputs = ["Y"]
 "#;
 
     fn case() -> (Case, Trace) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("case.toml");
-        std::fs::write(&path, CASE).expect("write case");
-        let case = crate::case::load(&path)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .remove(0);
-        let engine = backend::engine(crate::lane::REFERENCE).expect("reference");
-        let mut session = engine.prepare(&case.graph, &case.options).expect("prepare");
-        let reference = session.run(&case.inputs).expect("run");
-        (case, reference)
+        super::super::case_and_reference(CASE)
     }
 
     /// ORT's lane as if it returned the reference's values in float32, its
@@ -296,6 +287,15 @@ outputs = ["Y"]
         LaneRun::new(engine.into(), Some(trace), info)
     }
 
+    fn rules<'a>(case: &'a Case, bounds: &'a SharedBounds, repro: bool) -> Rules<'a> {
+        Rules {
+            case,
+            bounds,
+            show_reference: true,
+            repro,
+        }
+    }
+
     fn names(t: &Trace) -> Vec<&str> {
         let mut n: Vec<&str> = t.values.keys().map(String::as_str).collect();
         n.sort_unstable();
@@ -310,12 +310,7 @@ outputs = ["Y"]
     fn stepping_judges_as_judging_at_the_end_and_drops_what_is_judged() {
         let (case, reference) = case();
         let bounds = SharedBounds::new(case.graph.nodes.len());
-        let rules = Rules {
-            case: &case,
-            bounds: &bounds,
-            show_reference: true,
-            repro: true,
-        };
+        let rules = rules(&case, &bounds, true);
         // At the end, on the whole traces.
         let whole = lane(&reference);
         let end: Vec<_> = case
@@ -385,12 +380,7 @@ outputs = ["Y"]
     fn a_step_waits_for_the_source_lane() {
         let (case, reference) = case();
         let bounds = SharedBounds::new(case.graph.nodes.len());
-        let rules = Rules {
-            case: &case,
-            bounds: &bounds,
-            show_reference: true,
-            repro: false,
-        };
+        let rules = rules(&case, &bounds, false);
         let slot = SourceSlot::default();
         let mut stepper = Stepper::new(&rules, &slot);
         stepper.step_bytes = 0;
@@ -428,12 +418,7 @@ outputs = ["Y"]
     fn a_failed_source_lane_is_left_to_the_end() {
         let (case, reference) = case();
         let bounds = SharedBounds::new(case.graph.nodes.len());
-        let rules = Rules {
-            case: &case,
-            bounds: &bounds,
-            show_reference: true,
-            repro: false,
-        };
+        let rules = rules(&case, &bounds, false);
         let slot = SourceSlot::default();
         slot.set(None);
         let mut stepper = Stepper::new(&rules, &slot);
