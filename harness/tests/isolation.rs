@@ -168,6 +168,33 @@ fn a_cpp_exception_in_a_kernel_stays_an_error_verdict() {
     assert_eq!(lane(&in_process, "tch")["settings"]["isolation"], "none");
 }
 
+/// libtorch starts with its AVX2 kernels and libgomp's passive wait policy,
+/// in its worker and in one process alike, unless the user set them
+/// (`isolate::torch_env`): a case gives the same report on every x86
+/// machine (docs/runtimes.md).
+#[test]
+fn libtorch_runs_the_same_kernels_in_every_process() {
+    let want = |key: &str, default: &str| std::env::var(key).unwrap_or_else(|_| default.into());
+    for extra in [&[][..], &["--isolation", "none"][..]] {
+        let (_, case, err) = run(KERNEL_THROWS, extra);
+        let settings = &lane(&case, "tch")["settings"];
+        assert_eq!(
+            settings["cpu capability"],
+            want("ATEN_CPU_CAPABILITY", "avx2").as_str(),
+            "{extra:?}: {settings}\n{err}"
+        );
+        let policy = match std::env::var("GOMP_SPINCOUNT") {
+            Ok(n) if std::env::var_os("OMP_WAIT_POLICY").is_none() => format!("GOMP_SPINCOUNT={n}"),
+            _ => want("OMP_WAIT_POLICY", "PASSIVE"),
+        };
+        assert_eq!(
+            settings["omp wait policy"],
+            policy.as_str(),
+            "{extra:?}: {settings}"
+        );
+    }
+}
+
 /// The library with workers (the executable named explicitly, as a
 /// program that is not xdiff must) gives the same node verdicts,
 /// first divergences, lane errors, notes and model outputs as in process,
