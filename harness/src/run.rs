@@ -382,8 +382,8 @@ pub fn run_case_with(
         prefill: others.then_some(&bounds),
         steps: steps.then_some(&rules),
     };
-    let (first, reference, stepped) = run_source_and_reference(case, backends, iso, start)?;
-    let (mut stepped, stepped_for) = stepped;
+    let (first, reference, (mut stepped, stepped_for)) =
+        run_source_and_reference(case, backends, iso, start)?;
     let sources: Vec<&LaneRun> = std::iter::once(&reference).chain(&first).collect();
     let bridge = TraceBridge::of(&sources);
     let empty = Trace::default();
@@ -416,11 +416,10 @@ pub fn run_case_with(
     let mut infos = None;
     if let (Some(mut l), Some((at, cross))) = (first, first_at) {
         l.cross_device = cross;
-        let mut stepped = stepped.take();
         if let Some(s) = &mut stepped {
             infos = Some(std::mem::take(&mut s.infos));
         }
-        lanes.insert(at, judging.judge_with(l, stepped));
+        lanes.insert(at, judging.judge_with(l, stepped.take()));
     }
     lanes.extend(expected_lane(case).map(|l| judging.judge(l)));
     let assembling = std::time::Instant::now();
