@@ -7,11 +7,14 @@
 //!
 //! `xdiff run --isolation none` runs every lane in one process: where a tch
 //! lane may run, `xdiff` hands the command line to `xdiff-tch`, which
-//! re-executes itself once with libgomp's `OMP_WAIT_POLICY=PASSIVE` when
-//! neither it nor `GOMP_SPINCOUNT` is set ([`passive_openmp`]): libtorch's
-//! OpenMP workers otherwise spin between ops and steal the cores of every
-//! other lane (docs/performance.md). With `--isolation lane` the frameworks
-//! run in lane workers, which are started with the policy set: no re-exec.
+//! re-executes itself once with libtorch's environment
+//! (`isolate::torch_env`: libgomp's `OMP_WAIT_POLICY=PASSIVE` unless it or
+//! `GOMP_SPINCOUNT` is set, `ATEN_CPU_CAPABILITY=avx2` unless set) when a
+//! variable of it is missing ([`torch_environment`]): libtorch's OpenMP
+//! workers otherwise spin between ops and steal the cores of every other
+//! lane (docs/performance.md), and its kernels would be the machine's
+//! (docs/runtimes.md). With `--isolation lane` the frameworks run in lane
+//! workers, which are started with that environment: no re-exec.
 
 use std::process::ExitCode;
 
@@ -81,13 +84,13 @@ pub fn main() -> ExitCode {
 
 /// `--isolation none`: every lane in this process. A run that may have a
 /// tch lane needs libtorch here, so `xdiff` hands the whole command to
-/// `xdiff-tch` ([`exec_torch`]); in `xdiff-tch`, libgomp's wait policy is
-/// set ([`passive_openmp`]). A run whose `--backends` and `--port` name no
+/// `xdiff-tch` ([`exec_torch`]); in `xdiff-tch`, libtorch's environment is
+/// set ([`torch_environment`]). A run whose `--backends` and `--port` name no
 /// tch lane stays in `xdiff`, which loads neither.
 fn in_one_process(cfg: &RunConfig) {
     if torch::linked() {
         if !crate::isolate::torch_env().is_empty() {
-            passive_openmp();
+            torch_environment();
         }
         return;
     }
@@ -98,8 +101,8 @@ fn in_one_process(cfg: &RunConfig) {
     }
 }
 
-/// Runs this command line in `xdiff-tch` instead (with libgomp's passive
-/// wait policy unless the user set one). If there is none or the exec
+/// Runs this command line in `xdiff-tch` instead (with libtorch's
+/// environment, `isolate::torch_env`). If there is none or the exec
 /// fails, go on here: a tch lane then runs in an `xdiff-tch` worker, or
 /// reports that there is none.
 fn exec_torch() {
@@ -110,17 +113,17 @@ fn exec_torch() {
 
 /// libgomp reads its wait policy once, when it loads (before `main`, as
 /// libtorch links it): the only way to set it from here is to run this
-/// binary again with it in the environment. Costs one more libtorch
-/// start-up; scripts that export `OMP_WAIT_POLICY` skip it, and a user's
-/// own setting (either variable) is kept. If the exec fails, run as is.
-fn passive_openmp() {
+/// binary again with it (and libtorch's kernel set) in the environment.
+/// Costs one more libtorch start-up; scripts that export both skip it, and
+/// a user's own settings are kept. If the exec fails, run as is.
+fn torch_environment() {
     if let Ok(exe) = std::env::current_exe() {
         reexec(exe);
     }
 }
 
 /// Replaces this process with `exe` and the same arguments, adding
-/// libgomp's passive wait policy unless one is set. Returns only on failure.
+/// libtorch's environment (`isolate::torch_env`). Returns only on failure.
 fn reexec(exe: std::path::PathBuf) {
     use std::os::unix::process::CommandExt;
     let mut command = std::process::Command::new(exe);

@@ -207,6 +207,18 @@ pub enum GraphError {
 }
 
 impl Graph {
+    /// The index of the last node that reads each value (liveness: a value
+    /// is needed until that node ran, or was judged).
+    pub fn last_uses(&self) -> HashMap<&str, usize> {
+        let mut last = HashMap::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            for name in node.inputs.iter().filter(|n| !n.is_empty()) {
+                last.insert(name.as_str(), i);
+            }
+        }
+        last
+    }
+
     /// Decodes and validates a serialized model.
     pub fn from_bytes(bytes: &[u8]) -> Result<Graph, GraphError> {
         Graph::from_model(onnx::decode_model(bytes)?)

@@ -220,7 +220,7 @@ pub fn run_graph<I: Interpreter>(
     install_quiet_hook();
     let start = Instant::now();
     let mut elsewhere = std::time::Duration::ZERO;
-    let last_use = last_uses(graph);
+    let last_use = graph.last_uses();
     let mut live: HashMap<&str, I::T> = HashMap::new();
     let mut trace = Trace::default();
     // Who failed to produce a value, for "skipped" messages.
@@ -269,17 +269,6 @@ pub fn run_graph<I: Interpreter>(
     }
     trace.wall = start.elapsed().saturating_sub(elsewhere);
     Ok(trace)
-}
-
-/// The index of the last node that reads each value.
-fn last_uses(graph: &Graph) -> HashMap<&str, usize> {
-    let mut last = HashMap::new();
-    for (i, node) in graph.nodes.iter().enumerate() {
-        for name in node.inputs.iter().filter(|n| !n.is_empty()) {
-            last.insert(name.as_str(), i);
-        }
-    }
-    last
 }
 
 /// Uploads the initializers `node` reads that are not live yet (a graph

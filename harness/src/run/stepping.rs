@@ -90,16 +90,10 @@ struct State {
 impl<'a> Stepper<'a> {
     pub(super) fn new(rules: &'a Rules<'a>, source: &'a SourceSlot) -> Stepper<'a> {
         let graph = &rules.case.graph;
-        let mut last_read = HashMap::new();
-        for (i, node) in graph.nodes.iter().enumerate() {
-            for name in node.inputs.iter().filter(|n| !n.is_empty()) {
-                last_read.insert(name.as_str(), i);
-            }
-        }
         Stepper {
             rules,
             source,
-            last_read,
+            last_read: graph.last_uses(),
             outputs: graph.outputs.iter().map(|o| o.name.as_str()).collect(),
             step_bytes: STEP_BYTES,
             state: Mutex::new(State {
@@ -180,10 +174,7 @@ impl<'a> Stepper<'a> {
             return;
         }
         let nodes = &case.graph.nodes[from..until];
-        // The shared bounds one node at a time (see `SharedBounds::prefill`).
-        for node in nodes {
-            self.rules.bounds.prefill_node(case, reference, node);
-        }
+        // Their shared bounds are there: every caller prefilled them first.
         let judged: Vec<_> = nodes
             .par_iter()
             .map(|node| {
