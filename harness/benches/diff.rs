@@ -64,6 +64,28 @@ fn diff_throughput(c: &mut Criterion) {
             bench.iter(|| xdiff::diff::compare(&got, &want, dtype, TOL))
         });
     }
+    // The local comparison under an accumulating op's bound: an allowance
+    // per element, read from float32 magnitudes a block at a time
+    // (`diff::PerElement`, as `bound::compare_bounded_to` does).
+    let n = 1 << 20;
+    let (got, want) = pair(DType::F32, DType::F64, n, None);
+    let m: Vec<f32> = want
+        .to_f64_vec()
+        .iter()
+        .map(|r| (r.abs() * 2.0) as f32)
+        .collect();
+    let rule = |m: f64, r: f64| 3e-7 * m + r.abs() * f64::from(f32::EPSILON) + 1e-44;
+    g.throughput(Throughput::Elements(n as u64));
+    g.bench_function("f32 vs f64, 1M, per-element bound", |bench| {
+        bench.iter(|| {
+            let allowed = xdiff::diff::PerElement {
+                m: &m,
+                past: f32::INFINITY,
+                rule,
+            };
+            xdiff::diff::compare_within(&got, &want, DType::F32, allowed)
+        })
+    });
     g.finish();
 }
 

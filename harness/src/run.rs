@@ -1092,14 +1092,57 @@ fn within_bound(result: &mut LaneResult) {
 /// Input `name` of a node as this lane received it: the case's graph input
 /// or initializer, else the lane's own value (its dtype as logical dtype),
 /// else the value bridged in for a node it could not run.
-fn lane_input(case: &Case, trace: &Trace, name: &str) -> Option<RefTensor> {
+fn lane_input(case: &Case, trace: &Trace, name: &str, form: Form) -> Option<RefTensor> {
+    let wrap = match form {
+        Form::Widened => RefTensor::from_host,
+        Form::Own => RefTensor::unwidened,
+    };
     // A weight not kept as a host tensor is converted for this alone.
     if !case.inputs.contains_key(name) {
-        if let Some(r) = case.graph.initializers.with(name, RefTensor::from_host) {
+        if let Some(r) = case.graph.initializers.with(name, wrap) {
             return Some(r);
         }
     }
-    received(case, trace, name).map(RefTensor::from_host)
+    received(case, trace, name).map(wrap)
+}
+
+/// How a local evaluation holds the lane's values: widened to float64, as
+/// the reference computes, or in the lane's own dtype, for an op that only
+/// moves elements ([`MOVES`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Widened,
+    Own,
+}
+
+/// Ops whose outputs are their inputs' elements moved, repeated or picked,
+/// for every dtype (the reference's lowerings of them dispatch on the
+/// tensor's dtype). Judged locally in the lane's dtype: the same values and
+/// the same comparison as in float64 (widening is exact; the bound is 0
+/// ulps), without widening copies: on swin_t these ops (Reshape, Transpose,
+/// Slice, Concat) carry over a third of all values.
+const MOVES: &[&str] = &[
+    "Identity",
+    "Reshape",
+    "Flatten",
+    "Squeeze",
+    "Unsqueeze",
+    "Transpose",
+    "Concat",
+    "Split",
+    "Slice",
+    "Gather",
+    "Expand",
+    "Tile",
+];
+
+/// How `node` is evaluated locally for judging (see [`Form`]).
+fn judging_form(node: &Node) -> Form {
+    if MOVES.contains(&node.op_type.as_str()) {
+        Form::Own
+    } else {
+        Form::Widened
+    }
 }
 
 /// Input `name` of a node as this lane received it, in the lane's dtype.
@@ -1114,6 +1157,17 @@ fn received<'a>(case: &'a Case, trace: &'a Trace, name: &str) -> Option<&'a Tens
 /// Whether the lane's value of `name` is bit for bit the reference's.
 fn same_as_reference(lane: &RefTensor, case: &Case, reference: &Trace, name: &str) -> bool {
     match reference.values.get(name) {
+        Some(Tensor::F64(r)) if lane.data.dtype() == DType::F32 => match &lane.data {
+            // Held unwidened ([`Form::Own`]): compared as widened.
+            Tensor::F32(l) => {
+                l.shape() == r.shape()
+                    && l.iter().zip(r).all(|(&p, &q)| {
+                        let p = f64::from(p);
+                        p.to_bits() == q.to_bits() || (p.is_nan() && q.is_nan())
+                    })
+            }
+            _ => false,
+        },
         Some(r) => r.same_bits(&lane.data),
         // A graph input or initializer: every lane reads the case's own.
         None => case.inputs.contains_key(name) || case.graph.initializers.contains_key(name),
@@ -1131,11 +1185,22 @@ fn local_comparisons(
     reference: &Trace,
     node: &Node,
 ) -> Result<(Vec<(String, Comparison)>, bool), String> {
+    local_comparisons_as(case, trace, reference, node, judging_form(node))
+}
+
+/// [`local_comparisons`] with the lane's values held as `form` says.
+fn local_comparisons_as(
+    case: &Case,
+    trace: &Trace,
+    reference: &Trace,
+    node: &Node,
+    form: Form,
+) -> Result<(Vec<(String, Comparison)>, bool), String> {
     let Evaluation {
         inputs,
         wants,
         identical,
-    } = local_evaluation(case, trace, reference, node)?;
+    } = local_evaluation(case, trace, reference, node, form)?;
     let refs: Vec<Option<&RefTensor>> = inputs.iter().map(Option::as_ref).collect();
     let mut out = Vec::new();
     for (k, (name, want)) in node.outputs.iter().zip(&wants).enumerate() {
@@ -1188,8 +1253,9 @@ fn local_evaluation(
     trace: &Trace,
     reference: &Trace,
     node: &Node,
+    form: Form,
 ) -> Result<Evaluation, String> {
-    let inputs = lane_inputs(case, trace, node)?;
+    let inputs = lane_inputs_as(case, trace, node, form)?;
     let identical = inputs_identical(case, reference, node, &inputs);
     let refs: Vec<Option<&RefTensor>> = inputs.iter().map(Option::as_ref).collect();
     let wants: Vec<Option<RefTensor>> = if identical {
@@ -1499,7 +1565,7 @@ fn repro_node(
     if r.origin != Some(Origin::Introduced) {
         return None;
     }
-    let evaluation = local_evaluation(case, trace, reference, node).ok()?;
+    let evaluation = local_evaluation(case, trace, reference, node, Form::Widened).ok()?;
     let mut inputs: Vec<(String, Tensor)> = Vec::new();
     for input in node.inputs.iter().filter(|i| !i.is_empty()) {
         if let (false, Some(t)) = (
@@ -1587,13 +1653,23 @@ fn reference_dtype(reference: &Trace, name: &str, held: &Tensor) -> DType {
 /// graph inputs and initializers from the case; `None` for an omitted
 /// optional input); `Err` names the first input the lane has no value of.
 fn lane_inputs(case: &Case, trace: &Trace, node: &Node) -> Result<Vec<Option<RefTensor>>, String> {
+    lane_inputs_as(case, trace, node, Form::Widened)
+}
+
+/// [`lane_inputs`], held as `form` says.
+fn lane_inputs_as(
+    case: &Case,
+    trace: &Trace,
+    node: &Node,
+    form: Form,
+) -> Result<Vec<Option<RefTensor>>, String> {
     node.inputs
         .iter()
         .map(|n| {
             if n.is_empty() {
                 return Ok(None);
             }
-            lane_input(case, trace, n)
+            lane_input(case, trace, n, form)
                 .map(Some)
                 .ok_or_else(|| format!("no lane value for input `{n}`"))
         })
@@ -1698,6 +1774,89 @@ fn first_divergences(
 
 #[cfg(all(test, feature = "tch-backend"))]
 mod tests {
+    /// Moves judged in the lane's own dtype ([`Form::Own`]) compare as
+    /// when widened to float64: the same comparisons and the same "inputs
+    /// identical to the reference's", over a chain of moves where the lane
+    /// departs at one node, follows the reference's rounding at the others
+    /// (its inputs then bit for bit the reference's), and reads a graph
+    /// input.
+    #[test]
+    fn moves_judged_in_the_lanes_dtype_compare_as_widened() {
+        const MOVES_CASE: &str = r#"
+name = "moves"
+seed = 3
+[model.graph]
+opset = 11
+inputs = [{ name = "X", shape = [2, 3, 4] }]
+outputs = ["Y"]
+[[model.graph.nodes]]
+name = "t"
+op = "Transpose"
+inputs = ["X"]
+outputs = ["T"]
+attrs = { perm = [0, 2, 1] }
+[[model.graph.nodes]]
+name = "f"
+op = "Flatten"
+inputs = ["T"]
+outputs = ["F"]
+attrs = { axis = 1 }
+[[model.graph.nodes]]
+name = "u"
+op = "Unsqueeze"
+inputs = ["F"]
+outputs = ["U"]
+attrs = { axes = [0] }
+[[model.graph.nodes]]
+name = "c"
+op = "Concat"
+inputs = ["U", "U"]
+outputs = ["C"]
+attrs = { axis = 0 }
+[[model.graph.nodes]]
+name = "s"
+op = "Split"
+inputs = ["C"]
+outputs = ["S0", "S1"]
+attrs = { axis = 2, split = [5, 7] }
+[[model.graph.nodes]]
+name = "y"
+op = "Identity"
+inputs = ["S1"]
+outputs = ["Y"]
+"#;
+        let (case, reference) = super::case_and_reference(MOVES_CASE);
+        let mut trace = Trace::default();
+        for (name, v) in &reference.values {
+            let mut x = v.to_f64_vec();
+            if name == "T" {
+                x[5] *= 1.5;
+            }
+            trace
+                .values
+                .insert(name.clone(), Tensor::from_f64(DType::F32, v.shape(), &x));
+        }
+        let mut identical = vec![];
+        for node in &case.graph.nodes {
+            let own = local_comparisons_as(&case, &trace, &reference, node, Form::Own);
+            let wide = local_comparisons_as(&case, &trace, &reference, node, Form::Widened);
+            assert_eq!(format!("{own:?}"), format!("{wide:?}"), "{}", node.name);
+            let (comparisons, same) = own.expect("evaluated");
+            assert!(!comparisons.is_empty(), "{}", node.name);
+            identical.push((node.name.as_str(), same, comparisons[0].1.ok()));
+        }
+        let want = [
+            ("t", true, false),
+            ("f", false, false),
+            ("u", true, true),
+            ("c", true, true),
+            ("s", true, true),
+            ("y", true, true),
+        ];
+        assert_eq!(identical, want);
+        assert_eq!(judging_form(&case.graph.nodes[0]), Form::Own);
+    }
+
     use super::*;
 
     /// Resize → Relu → Resize with a `tch:port` lane (see the fixture's header).

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::tensor::{DType, Tensor};
 
 pub use bound::{Bound, Class};
+pub use fused::{Allowance, PerElement};
 pub use tolerance::{SameValue, Tolerance, Tolerances};
 pub use ulp::ulp;
 
@@ -111,7 +112,7 @@ pub fn underflow(dtype: DType) -> f64 {
 }
 
 /// The fused pass over `got` and `want`, their dtypes matched once.
-fn tally(got: &Tensor, want: &Tensor, allowed: &impl Fn(usize, f64) -> f64) -> fused::Tally {
+fn tally(got: &Tensor, want: &Tensor, allowed: &impl fused::Allowance) -> fused::Tally {
     let range = fused::Range {
         overflow: overflow(got.dtype()),
         underflow: underflow(got.dtype()),
@@ -126,7 +127,7 @@ fn against<A: fused::Lane>(
     a: &ArrayD<A>,
     want: &Tensor,
     range: fused::Range,
-    allowed: &impl Fn(usize, f64) -> f64,
+    allowed: &impl fused::Allowance,
 ) -> fused::Tally {
     let a = a.as_standard_layout();
     let a = a.as_slice().expect("standard layout");
@@ -158,7 +159,7 @@ pub fn compare_within(
     got: &Tensor,
     want: &Tensor,
     want_dtype: DType,
-    allowed: impl Fn(usize, f64) -> f64,
+    allowed: impl fused::Allowance,
 ) -> (Comparison, f64) {
     if got.shape() != want.shape() {
         let c = Comparison::ShapeMismatch {

@@ -69,6 +69,16 @@ impl RefTensor {
         RefTensor { data, dtype }
     }
 
+    /// Wraps a host tensor as it is, floats not widened: only for ops
+    /// that move elements, whose lowerings take every dtype (the judge's
+    /// local evaluation of them, `run::MOVES`).
+    pub fn unwidened(t: &Tensor) -> RefTensor {
+        RefTensor {
+            data: t.clone(),
+            dtype: t.dtype(),
+        }
+    }
+
     /// A float result with ONNX dtype `dtype`.
     pub fn float(a: ArrayD<f64>, dtype: DType) -> RefTensor {
         debug_assert!(dtype.is_float());
