@@ -19,7 +19,11 @@
 //! sums (element `i` into partial `i % LANES`, combined pairwise at the
 //! end): a fixed order, so the cosine is deterministic, but its last bits
 //! differ from one in-order sum. The tests pin all of it against a plain
-//! scalar oracle.
+//! scalar oracle. The error allowed per element is an [`Allowance`]: the
+//! block pass asks it once per block for a rule indexed within the block,
+//! so that a bound read from a per-element array (an accumulating op's
+//! magnitudes, [`PerElement`]) costs no bounds check per element, which
+//! kept the pass from vectorising.
 
 use half::{bf16, f16};
 
