@@ -1108,37 +1108,19 @@ fn lane_input(case: &Case, trace: &Trace, name: &str, form: Form) -> Option<RefT
 
 /// How a local evaluation holds the lane's values: widened to float64, as
 /// the reference computes, or in the lane's own dtype, for an op that only
-/// moves elements ([`MOVES`]).
+/// moves elements ([`bound::MOVES`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Form {
     Widened,
     Own,
 }
 
-/// Ops whose outputs are their inputs' elements moved, repeated or picked,
-/// for every dtype (the reference's lowerings of them dispatch on the
-/// tensor's dtype). Judged locally in the lane's dtype: the same values and
-/// the same comparison as in float64 (widening is exact; the bound is 0
-/// ulps), without widening copies: on swin_t these ops (Reshape, Transpose,
-/// Slice, Concat) carry over a third of all values.
-const MOVES: &[&str] = &[
-    "Identity",
-    "Reshape",
-    "Flatten",
-    "Squeeze",
-    "Unsqueeze",
-    "Transpose",
-    "Concat",
-    "Split",
-    "Slice",
-    "Gather",
-    "Expand",
-    "Tile",
-];
-
 /// How `node` is evaluated locally for judging (see [`Form`]).
 fn judging_form(node: &Node) -> Form {
-    if MOVES.contains(&node.op_type.as_str()) {
+    // Widening is exact and their bound is 0 ulps: the same comparison,
+    // without float64 copies (on swin_t these ops carry over a third of
+    // all values).
+    if bound::MOVES.contains(&node.op_type.as_str()) {
         Form::Own
     } else {
         Form::Widened

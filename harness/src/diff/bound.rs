@@ -113,10 +113,12 @@ const TRANSCENDENTAL: &[(&str, f64)] = &[
     ("Swish", 8.0),
 ];
 
-const EXACT: &[&str] = &[
+/// Exact ops whose outputs are their inputs' elements moved, repeated or
+/// picked, for every dtype (the reference's lowerings of them dispatch on
+/// the tensor's dtype): the judge evaluates them on a lane's values without
+/// widening them (`run::judging_form`).
+pub const MOVES: &[&str] = &[
     "Identity",
-    "OptionalHasElement",
-    "OptionalGetElement",
     "Reshape",
     "Flatten",
     "Squeeze",
@@ -126,6 +128,14 @@ const EXACT: &[&str] = &[
     "Split",
     "Slice",
     "Gather",
+    "Expand",
+    "Tile",
+];
+
+/// The other exact ops.
+const EXACT: &[&str] = &[
+    "OptionalHasElement",
+    "OptionalGetElement",
     "GatherElements",
     "Scatter",
     "NonMaxSuppression",
@@ -135,8 +145,6 @@ const EXACT: &[&str] = &[
     "Unique",
     "ReverseSequence",
     "TensorScatter",
-    "Expand",
-    "Tile",
     "Shape",
     "Size",
     "Pad",
@@ -242,7 +250,7 @@ pub fn class(node: &Node) -> Class {
     if let Some(&(_, ulps)) = TRANSCENDENTAL.iter().find(|(o, _)| *o == op) {
         return Class::Transcendental(ulps);
     }
-    if EXACT.contains(&op) {
+    if MOVES.contains(&op) || EXACT.contains(&op) {
         return Class::Exact;
     }
     if ROUNDED.contains(&op) {

@@ -71,7 +71,7 @@ impl RefTensor {
 
     /// Wraps a host tensor as it is, floats not widened: only for ops
     /// that move elements, whose lowerings take every dtype (the judge's
-    /// local evaluation of them, `run::MOVES`).
+    /// local evaluation of them, `diff::bound::MOVES`).
     pub fn unwidened(t: &Tensor) -> RefTensor {
         RefTensor {
             data: t.clone(),
