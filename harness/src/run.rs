@@ -1138,21 +1138,21 @@ fn received<'a>(case: &'a Case, trace: &'a Trace, name: &str) -> Option<&'a Tens
 
 /// Whether the lane's value of `name` is bit for bit the reference's.
 fn same_as_reference(lane: &RefTensor, case: &Case, reference: &Trace, name: &str) -> bool {
-    match reference.values.get(name) {
-        Some(Tensor::F64(r)) if lane.data.dtype() == DType::F32 => match &lane.data {
-            // Held unwidened ([`Form::Own`]): compared as widened.
-            Tensor::F32(l) => {
-                l.shape() == r.shape()
-                    && l.iter().zip(r).all(|(&p, &q)| {
-                        let p = f64::from(p);
-                        p.to_bits() == q.to_bits() || (p.is_nan() && q.is_nan())
-                    })
-            }
-            _ => false,
-        },
-        Some(r) => r.same_bits(&lane.data),
+    match (reference.values.get(name), &lane.data) {
+        // Held unwidened ([`Form::Own`]): compared as widened.
+        (Some(Tensor::F64(r)), Tensor::F32(l)) => {
+            l.shape() == r.shape()
+                && l.iter().zip(r).all(|(&p, &q)| {
+                    let p = f64::from(p);
+                    p.to_bits() == q.to_bits() || (p.is_nan() && q.is_nan())
+                })
+        }
+        (Some(r), l) if l.dtype().is_float() && l.dtype() != r.dtype() => {
+            r.same_bits(&l.cast(DType::F64))
+        }
+        (Some(r), l) => r.same_bits(l),
         // A graph input or initializer: every lane reads the case's own.
-        None => case.inputs.contains_key(name) || case.graph.initializers.contains_key(name),
+        (None, _) => case.inputs.contains_key(name) || case.graph.initializers.contains_key(name),
     }
 }
 

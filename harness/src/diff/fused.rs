@@ -47,6 +47,7 @@ pub(super) const LANES: usize = 4;
 /// with the check inside, the block pass did not vectorise (110 M elements
 /// per second against 460).
 pub trait Allowance {
+    /// The error allowed at flat index `i` where the reference is `r`.
     fn at(&self, i: usize, r: f64) -> f64;
 
     /// The rule for the [`BLOCK`] elements from flat index `base` (all in
