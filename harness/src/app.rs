@@ -18,6 +18,7 @@ use std::time::Instant;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::ahead;
 use crate::case::{self, model_file, Case};
 use crate::cli::{CaseArgs, Format, MergeArgs, RunConfig};
 use crate::outcome::{CaseRun, Evidence};
@@ -253,19 +254,44 @@ fn one_malloc_arena() {
 /// Starts the lane workers of the first case (`--isolation lane`) before
 /// it runs, so they load their frameworks in parallel with the parent.
 fn prewarm(cfg: &RunConfig, cases: &[Case]) {
-    let Some(c) = cases.first() else {
+    if let Some(c) = cases.first() {
+        prewarm_lanes(cfg, &c.backends, c.options.device);
+    }
+}
+
+/// Starts the lane workers that the first case file names (with the
+/// command line's overrides) before its cases load: expanding a sweep
+/// takes as long as libtorch takes to load (`cases/resize.toml`: ~80 ms).
+/// What the file does not plainly say waits for [`prewarm`].
+fn prewarm_early(cfg: &RunConfig) {
+    let Some(first) = cfg.paths.first() else {
         return;
     };
-    let lanes: Vec<(crate::isolate::Isolation, String)> = c
-        .backends
+    let named = case::named_lanes(first);
+    let backends = match (&cfg.backends, &named) {
+        (Some(b), _) => b.clone(),
+        (None, Some((Some(b), _))) => b.clone(),
+        (None, Some((None, _))) => case::default_backends(),
+        (None, None) => return,
+    };
+    let device = match (cfg.device, &named) {
+        (Some(d), _) => d,
+        (None, Some((_, Some(d)))) => match crate::options::Device::parse(d) {
+            Some(d) => d,
+            None => return,
+        },
+        (None, _) => crate::options::EngineOptions::default().device,
+    };
+    prewarm_lanes(cfg, &backends, device);
+}
+
+fn prewarm_lanes(cfg: &RunConfig, backends: &[String], device: crate::options::Device) {
+    let lanes: Vec<(crate::isolate::Isolation, String)> = backends
         .iter()
         .filter(|b| ![crate::lane::REFERENCE, crate::lane::EXPECTED].contains(&b.as_str()))
         .filter_map(|b| {
             let iso = crate::isolate::for_backend(cfg.isolation.as_ref(), b).ok()??;
-            Some((
-                iso,
-                crate::lane::EngineLane::backend(b, c.options.device).to_string(),
-            ))
+            Some((iso, crate::lane::EngineLane::backend(b, device).to_string()))
         })
         .collect();
     crate::isolate::prewarm(lanes.iter().map(|(iso, lane)| (iso, lane.as_str())));
@@ -288,9 +314,10 @@ impl Timings {
         self.add_ms(phase, since.elapsed().as_secs_f64() * 1e3);
     }
 
-    /// One case's run, split into its lanes, its judging and the rest.
-    fn case(&mut self, since: Instant, report: &crate::outcome::CaseReport) {
-        let total = since.elapsed().as_secs_f64() * 1e3;
+    /// One case's run (`took` from its start to its report), split into
+    /// its lanes, its judging and the rest.
+    fn case(&mut self, took: std::time::Duration, report: &crate::outcome::CaseReport) {
+        let total = took.as_secs_f64() * 1e3;
         let lanes: f64 = report.lanes.iter().map(|l| l.wall_ms).sum();
         self.add_ms("lanes (wall_ms)", lanes);
         self.add_ms("judging (judge_ms)", report.judge_ms);
@@ -321,6 +348,7 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<bool> {
         one_malloc_arena();
     }
     let mut timings = Timings::default();
+    prewarm_early(cfg);
     let (cases, not_loaded) = split(load_sources(cfg)?);
     timings.add("load cases", start);
     let (cases, partition) = match &cfg.partition {
@@ -347,18 +375,30 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<bool> {
     }
     let mut repro = cfg.repro.as_ref().map(ReproWriter::new);
     prewarm(cfg, &cases);
-    for c in &cases {
-        if let Some(pb) = &pb {
-            pb.set_message(c.id());
-        }
+    let keep_repro = repro.is_some();
+    let run_one = |c: &Case| {
         let opts = run::RunOptions {
-            repro: repro.is_some(),
+            repro: keep_repro,
             isolation: cfg.isolation.clone(),
             ..run::RunOptions::for_case(c)
         };
         let t = Instant::now();
-        let mut run = run::run_case_with(c, &c.backends, opts)?;
-        timings.case(t, &run.report);
+        let run = run::run_case_with(c, &c.backends, opts);
+        (t.elapsed(), run)
+    };
+    // Small cases run ahead only in lane workers: in-process frameworks
+    // would share this process's threads and kept models.
+    let ahead = if cfg.isolation.is_some() {
+        ahead::AHEAD
+    } else {
+        1
+    };
+    ahead::in_order(&cases, ahead, ahead::small, run_one, |c, (took, run)| {
+        if let Some(pb) = &pb {
+            pb.set_message(c.id());
+        }
+        let mut run = run?;
+        timings.case(took, &run.report);
         let t = Instant::now();
         if let Some(w) = repro.as_mut() {
             w.case(c, &mut run)?;
@@ -385,7 +425,8 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<bool> {
             pb.inc(1);
         }
         timings.add("report cases", t);
-    }
+        anyhow::Ok(())
+    })?;
     if let Some(pb) = &pb {
         pb.finish_and_clear();
     }

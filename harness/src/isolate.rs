@@ -13,7 +13,7 @@
 //! at stderr, so framework prints cannot corrupt it); tensors travel as
 //! ONNX `TensorProto`s with raw little-endian data.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::os::fd::FromRawFd;
@@ -869,10 +869,133 @@ pub fn torch_env() -> Vec<(&'static str, &'static str)> {
 /// The libtorch kernel set every tch lane runs (see [`torch_env`]).
 pub const TORCH_CPU_CAPABILITY: &str = "avx2";
 
+/// A worker's place in the pool: its executable and lane name.
+type Key = (PathBuf, String);
+
+/// A lane's worker in the pool: ready for a job, or out on one, with the
+/// jobs waiting for it in the order they asked (each with its `RUN` frame).
+enum Slot {
+    Ready(Worker),
+    Out(VecDeque<(mpsc::SyncSender<Handed>, Vec<u8>)>),
+}
+
+/// What a job that waited for a lane's worker is handed: the worker
+/// (`None`: it ended, start one) and the job's `RUN` frame unless it was
+/// written to the worker already.
+struct Handed {
+    worker: Option<Worker>,
+    job: Option<Vec<u8>>,
+}
+
 /// The workers of this process, one per lane name, kept between cases.
-fn pool() -> &'static Mutex<HashMap<(PathBuf, String), Worker>> {
-    static POOL: OnceLock<Mutex<HashMap<(PathBuf, String), Worker>>> = OnceLock::new();
+/// Cases may run side by side (`crate::ahead`): a job for a lane whose
+/// worker is out on another case's job waits for it ([`Lease::take`]),
+/// first come first served, rather than starting a second one, so a
+/// framework still loads once. The job that gives the worker back writes
+/// the next one's `RUN` frame to it before waking it, so the worker starts
+/// at once. This cannot deadlock: a job holds a worker only while it runs
+/// and its worker answers, and no job waits for one worker while holding
+/// another.
+fn pool() -> &'static Mutex<HashMap<Key, Slot>> {
+    static POOL: OnceLock<Mutex<HashMap<Key, Slot>>> = OnceLock::new();
     POOL.get_or_init(Default::default)
+}
+
+/// A lane's slot in the pool, held out for one job. [`Lease::give_back`]
+/// returns the worker for the lane's next job; dropped without it (the
+/// worker crashed, timed out or could not start), the next job starts a
+/// new worker.
+struct Lease {
+    key: Key,
+    given: bool,
+}
+
+impl Lease {
+    /// The slot of `key` for the job whose `RUN` frame is `job`, waiting
+    /// while earlier jobs have it out.
+    fn take(key: Key, job: Vec<u8>) -> (Lease, Handed) {
+        let mut slots = pool().lock().unwrap_or_else(|p| p.into_inner());
+        let worker = match slots.remove(&key) {
+            Some(Slot::Ready(w)) => Some(w),
+            None => None,
+            Some(Slot::Out(mut waiting)) => {
+                let (tx, rx) = mpsc::sync_channel(1);
+                waiting.push_back((tx, job));
+                slots.insert(key.clone(), Slot::Out(waiting));
+                drop(slots);
+                let lease = Lease { key, given: false };
+                // Handed over by the job before ([`Lease::put`]), which
+                // cannot end without: a dropped lease hands over `None`.
+                let handed = rx.recv().unwrap_or(Handed {
+                    worker: None,
+                    job: None,
+                });
+                return (lease, handed);
+            }
+        };
+        slots.insert(key.clone(), Slot::Out(VecDeque::new()));
+        let lease = Lease { key, given: false };
+        (
+            lease,
+            Handed {
+                worker,
+                job: Some(job),
+            },
+        )
+    }
+
+    /// The worker back in the pool, for the lane's next job.
+    fn give_back(&mut self, worker: Worker) {
+        self.given = true;
+        self.put(Some(worker));
+    }
+
+    /// Hands `worker` (`None`: it ended) to the first job waiting for it,
+    /// with that job written to it, else leaves it ready in the slot (or
+    /// the slot empty).
+    fn put(&self, mut worker: Option<Worker>) {
+        loop {
+            let mut slots = pool().lock().unwrap_or_else(|p| p.into_inner());
+            let next = match slots.get_mut(&self.key) {
+                Some(Slot::Out(waiting)) => waiting.pop_front(),
+                _ => None,
+            };
+            let Some((next, job)) = next else {
+                match worker {
+                    Some(w) => slots.insert(self.key.clone(), Slot::Ready(w)),
+                    None => slots.remove(&self.key),
+                };
+                return;
+            };
+            drop(slots);
+            let mut handed = Handed {
+                worker,
+                job: Some(job),
+            };
+            if let (Some(w), Some(job)) = (&mut handed.worker, &handed.job) {
+                // A write that fails means the worker is gone: the job's
+                // conversation finds it closed.
+                let _ = write_frame(&mut w.stdin, RUN, job);
+                handed.job = None;
+            }
+            match next.send(handed) {
+                Ok(()) => return,
+                // That job is gone; its frame went to the worker, whose
+                // answer no one would read: the next job starts a new one.
+                Err(mpsc::SendError(back)) => {
+                    worker = back.worker.filter(|_| back.job.is_some());
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if !self.given {
+            self.put(None);
+        }
+    }
 }
 
 /// How a worker ended a job it did not finish.
@@ -904,17 +1027,17 @@ fn finish(worker: &mut Worker, ended: Ended) -> Ended {
 /// while the parent loads and runs other lanes, and [`run`] finds them
 /// ready. A worker that cannot start is left to [`run`] to report.
 pub fn prewarm<'a>(lanes: impl IntoIterator<Item = (&'a Isolation, &'a str)>) {
-    let Ok(mut pool) = pool().lock() else {
+    let Ok(mut slots) = pool().lock() else {
         return;
     };
     for (iso, lane) in lanes {
         let key = (iso.exe.clone(), lane.to_string());
-        if pool.contains_key(&key) {
+        if slots.contains_key(&key) {
             continue;
         }
         let t = Instant::now();
         if let Ok(w) = Worker::spawn(&iso.exe) {
-            pool.insert(key, w);
+            slots.insert(key, Slot::Ready(w));
         }
         spent("isolate: spawn worker", t);
     }
@@ -934,10 +1057,12 @@ pub fn run(
     bridge: &dyn Bridge,
     later: bool,
 ) -> Reply {
-    let key = (iso.exe.clone(), job.lane.to_string());
-    let taken = pool().lock().ok().and_then(|mut p| p.remove(&key));
     let t = Instant::now();
-    let spawned = taken.map_or_else(|| Worker::spawn(&iso.exe), Ok);
+    let frame = encode_job(job);
+    spent("isolate: encode job", t);
+    let (mut lease, handed) = Lease::take((iso.exe.clone(), job.lane.to_string()), frame);
+    let t = Instant::now();
+    let spawned = handed.worker.map_or_else(|| Worker::spawn(&iso.exe), Ok);
     spent("isolate: spawn worker", t);
     let mut worker = match spawned {
         Ok(w) => w,
@@ -953,11 +1078,19 @@ pub fn run(
     let mut settings = vec![];
     let mut last = None;
     let deadline = Instant::now() + iso.timeout;
-    let outcome = converse(job, &mut worker, deadline, bridge, &mut settings, &mut last);
+    let unsent = handed.job.as_deref();
+    let outcome = converse(
+        unsent,
+        &mut worker,
+        deadline,
+        bridge,
+        &mut settings,
+        &mut last,
+    );
     let trace = match outcome {
         Ok(Ok(trace)) => trace,
         Ok(Err(error)) => {
-            return_to_pool(key, worker);
+            lease.give_back(worker);
             return Reply {
                 settings,
                 trace: Err(lane_error(&error, engine)),
@@ -974,9 +1107,9 @@ pub fn run(
             };
         }
     };
-    let pending = Pending {
-        worker: Mutex::new(Some(worker)),
-        key,
+    let after = AfterTrace {
+        worker,
+        lease,
         deadline,
         timeout: iso.timeout,
         engine,
@@ -985,10 +1118,10 @@ pub fn run(
         return Reply {
             settings,
             trace: Ok(trace),
-            pending: Some(pending),
+            pending: Some(Pending::start(after)),
         };
     }
-    let trace = pending.settle().map(|deployed| {
+    let trace = after.deployed().map(|deployed| {
         let mut trace = trace;
         if let Some(d) = deployed {
             trace.settle(d);
@@ -1002,13 +1135,6 @@ pub fn run(
     }
 }
 
-/// A worker back in the pool, for the lane's next case.
-fn return_to_pool(key: (PathBuf, String), worker: Worker) {
-    if let Ok(mut p) = pool().lock() {
-        p.insert(key, worker);
-    }
-}
-
 /// An `EngineError` frame's error.
 fn lane_error(payload: &[u8], engine: &'static str) -> EngineError {
     decode_error(payload, engine).unwrap_or_else(|e| EngineError::Failed {
@@ -1017,34 +1143,28 @@ fn lane_error(payload: &[u8], engine: &'static str) -> EngineError {
     })
 }
 
-/// What a worker still has to send after a trace: the model's outputs as
-/// deployed (`Session::deployed`), which it computes after sending the
-/// trace. Dropped unsettled, the worker is stopped.
-pub struct Pending {
-    /// `None` once settled (in a mutex only so that a lane holding it can
-    /// be shared while it is judged).
-    worker: Mutex<Option<Worker>>,
-    key: (PathBuf, String),
+/// A worker that sent its trace and has still to send the model's outputs
+/// as deployed (`Session::deployed`), which it computes after the trace.
+struct AfterTrace {
+    worker: Worker,
+    lease: Lease,
     deadline: Instant,
     timeout: Duration,
     engine: &'static str,
 }
 
-impl Pending {
+impl AfterTrace {
     /// Waits for the deployed outputs (`None`: the trace holds them
-    /// already); a failure or crash of the worker meanwhile is the lane's
-    /// error.
-    pub fn settle(mut self) -> Result<Option<Deployed>, EngineError> {
-        let mut worker = self.take_worker().expect("settled once");
+    /// already), then gives the worker back; a failure or crash of the
+    /// worker meanwhile is the lane's error.
+    fn deployed(mut self) -> Result<Option<Deployed>, EngineError> {
         let engine = self.engine;
         let wait = self.deadline.saturating_duration_since(Instant::now());
-        let t = Instant::now();
-        let frame = match worker.frames.recv_timeout(wait) {
+        let frame = match self.worker.frames.recv_timeout(wait) {
             Ok(frame) => Ok(frame),
             Err(mpsc::RecvTimeoutError::Timeout) => Err(Ended::TimedOut),
             Err(mpsc::RecvTimeoutError::Disconnected) => Err(Ended::Closed),
         };
-        spent("isolate: until deployed", t);
         let got = frame.and_then(|(tag, payload)| match tag {
             DEPLOYED => decode_deployed(&payload)
                 .map(Ok)
@@ -1056,11 +1176,11 @@ impl Pending {
         });
         match got {
             Ok(result) => {
-                return_to_pool(std::mem::take(&mut self.key), worker);
+                self.lease.give_back(self.worker);
                 result
             }
             Err(ended) => {
-                let ended = finish(&mut worker, ended);
+                let ended = finish(&mut self.worker, ended);
                 let place = "after the trace, running the untapped (deployed) model";
                 let why = crash_message(&ended, self.timeout, place);
                 Err(EngineError::Failed { engine, why })
@@ -1069,32 +1189,47 @@ impl Pending {
     }
 }
 
-impl Pending {
-    fn take_worker(&mut self) -> Option<Worker> {
-        let worker = self.worker.get_mut();
-        worker.unwrap_or_else(|p| p.into_inner()).take()
-    }
+/// The deployed outputs a worker sends after its trace ([`run`]'s `later`),
+/// taken by a thread of their own as they come, which then gives the
+/// worker back to the pool: the next case's job for the lane need not wait
+/// until this case is judged (`crate::ahead`).
+pub struct Pending {
+    /// In a mutex only so that a lane holding it can be shared while it is
+    /// judged.
+    settled: Mutex<mpsc::Receiver<Result<Option<Deployed>, EngineError>>>,
+    engine: &'static str,
 }
 
-impl Drop for Pending {
-    fn drop(&mut self) {
-        if let Some(mut worker) = self.take_worker() {
-            finish(&mut worker, Ended::Protocol("left unsettled".into()));
+impl Pending {
+    fn start(after: AfterTrace) -> Pending {
+        let engine = after.engine;
+        let (tx, rx) = mpsc::sync_channel(1);
+        std::thread::spawn(move || {
+            let _ = tx.send(after.deployed());
+        });
+        Pending {
+            settled: Mutex::new(rx),
+            engine,
         }
     }
+
+    /// Waits for the deployed outputs (see [`AfterTrace::deployed`]).
+    pub fn settle(self) -> Result<Option<Deployed>, EngineError> {
+        let t = Instant::now();
+        let rx = self.settled.into_inner().unwrap_or_else(|p| p.into_inner());
+        let got = rx.recv().unwrap_or_else(|_| {
+            Err(EngineError::Failed {
+                engine: self.engine,
+                why: "the thread awaiting the deployed outputs ended".into(),
+            })
+        });
+        spent("isolate: until deployed", t);
+        got
+    }
 }
 
-/// The job's conversation: `Ok(Ok(trace))`, `Ok(Err(error frame))`, or how
-/// the worker ended before answering.
-fn converse(
-    job: &Job,
-    worker: &mut Worker,
-    deadline: Instant,
-    bridge: &dyn Bridge,
-    settings: &mut Vec<(String, String)>,
-    last: &mut Option<usize>,
-) -> Result<Result<Trace, Vec<u8>>, Ended> {
-    let t = Instant::now();
+/// `job`'s `RUN` frame.
+fn encode_job(job: &Job) -> Vec<u8> {
     let mut e = Enc::default();
     e.str(job.backend);
     encode_opts(&mut e, job.opts);
@@ -1103,11 +1238,26 @@ fn converse(
         None => e.u8(MODEL_BYTES).model(&job.graph.model),
     };
     e.tensors(job.inputs.iter());
-    spent("isolate: encode job", t);
-    let t = Instant::now();
-    // A write that fails means the worker is gone: its exit status says why.
-    let _ = write_frame(&mut worker.stdin, RUN, &e.0);
-    spent("isolate: send job", t);
+    e.0
+}
+
+/// A job's conversation, its `RUN` frame sent first unless `unsent` is
+/// `None` (written already, [`Lease::put`]): `Ok(Ok(trace))`,
+/// `Ok(Err(error frame))`, or how the worker ended before answering.
+fn converse(
+    unsent: Option<&[u8]>,
+    worker: &mut Worker,
+    deadline: Instant,
+    bridge: &dyn Bridge,
+    settings: &mut Vec<(String, String)>,
+    last: &mut Option<usize>,
+) -> Result<Result<Trace, Vec<u8>>, Ended> {
+    if let Some(frame) = unsent {
+        let t = Instant::now();
+        // A write that fails means the worker is gone: its exit status says why.
+        let _ = write_frame(&mut worker.stdin, RUN, frame);
+        spent("isolate: send job", t);
+    }
     let mut t = Instant::now();
     // The trace's values, each decoded as it arrives (see [`send_trace`]).
     let mut values = HashMap::new();

@@ -7,6 +7,7 @@
 #[macro_use]
 pub mod op;
 
+pub mod ahead;
 pub mod app;
 pub mod backend;
 pub mod case;

@@ -83,6 +83,59 @@ fn crashed_candle(op: &str, extra: &[&str]) -> String {
     candle["error"].as_str().unwrap().to_string()
 }
 
+/// Variants run ahead of the one reported (`xdiff::ahead`) and queue for
+/// the lane workers: a worker that crashes on one variant is replaced for
+/// the variants queued behind it, and every variant is reported, in order,
+/// as it would be alone.
+#[test]
+fn crashes_among_variants_run_ahead_stay_their_own() {
+    let ops = [
+        "Neg",
+        "XdiffTestSegfault",
+        "Abs",
+        "XdiffTestAbort",
+        "Sigmoid",
+        "Relu",
+    ];
+    let grid = ops.map(|o| format!("\"{o}\"")).join(", ");
+    let case = format!(
+        "{}\n[params]\nop = \"Neg\"\n[[sweep]]\nname = \"ops\"\n[sweep.grid]\nop = [{grid}]\n",
+        crash_case("${op}")
+    );
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "case.toml", &case);
+    let out = Command::new(env!("CARGO_BIN_EXE_xdiff"))
+        .args(["run", p.to_str().unwrap(), "--format", "json"])
+        .args(["--backends", "reference,ort,tch,candle"])
+        .env(xdiff::isolate::TEST_OPS_ENV, "1")
+        .output()
+        .expect("run xdiff");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let doc: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let cases = doc["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), ops.len(), "{stdout}");
+    for (i, (case, op)) in cases.iter().zip(ops).enumerate() {
+        let id = case["variant"].as_str().unwrap_or_default();
+        assert!(id.contains(op), "variant {i} is reported in order: {id}");
+        let candle = lane(case, "candle");
+        match op {
+            "Neg" | "Abs" | "Sigmoid" | "Relu" => {
+                assert!(candle.get("error").is_none(), "{case}");
+                assert_eq!(verdict(case, 1, "candle")["verdict"], "ok", "{case}");
+                assert_eq!(verdict(case, 1, "ort")["verdict"], "ok", "{case}");
+            }
+            _ => {
+                let e = candle["error"].as_str().unwrap_or_default();
+                assert!(
+                    e.contains("lane crashed: SIG") && e.contains(op),
+                    "{i}: {e}"
+                );
+            }
+        }
+        assert_eq!(verdict(case, 0, "tch")["verdict"], "ok", "{case}");
+    }
+}
+
 #[test]
 fn a_segfault_names_the_signal_and_the_node() {
     let e = crashed_candle("XdiffTestSegfault", &[]);

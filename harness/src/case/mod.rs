@@ -122,6 +122,34 @@ pub fn default_backends() -> Vec<String> {
         .collect()
 }
 
+/// The backends and device that the cases of the case file `path` name as
+/// written, read without expanding or resolving anything, so that their
+/// lane workers can start while the cases load (`app`). `None` when that
+/// cannot be known so early: not a readable TOML case file, or a key set
+/// by a sweep parameter (`${...}`). Each `Some` inside is the key as
+/// written; absent keys are `None` (the defaults apply).
+pub fn named_lanes(path: &Path) -> Option<(Option<Vec<String>>, Option<String>)> {
+    if path.extension().is_none_or(|e| e != "toml") {
+        return None;
+    }
+    let table: toml::Table = std::fs::read_to_string(path).ok()?.parse().ok()?;
+    let plain = |s: &str| (!s.contains("${")).then(|| s.to_string());
+    let backends = match table.get("backends") {
+        None => None,
+        Some(v) => Some(
+            v.as_array()?
+                .iter()
+                .map(|b| plain(b.as_str()?))
+                .collect::<Option<Vec<_>>>()?,
+        ),
+    };
+    let device = match table.get("device") {
+        None => None,
+        Some(v) => Some(plain(v.as_str()?)?),
+    };
+    Some((backends, device))
+}
+
 /// Expands command-line paths into case sources: `.toml` files and backend-test
 /// directories; a directory of them is walked (sorted, one level of nesting
 /// for test directories).
@@ -190,4 +218,30 @@ pub(crate) fn parse_opt_level(s: &str) -> Option<OptLevel> {
         "all" => OptLevel::All,
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::named_lanes;
+
+    /// `named_lanes` of a case file whose top holds `head`.
+    fn named(head: &str) -> Option<(Option<Vec<String>>, Option<String>)> {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.toml");
+        std::fs::write(&p, format!("{head}\n[model]\nfile = \"m.onnx\"\n")).unwrap();
+        named_lanes(&p)
+    }
+
+    #[test]
+    fn lanes_are_named_early_only_where_written_plainly() {
+        let both = named("backends = [\"ort\", \"reference\"]\ndevice = \"cuda:1\"");
+        let lanes = vec!["ort".to_string(), "reference".to_string()];
+        assert_eq!(both, Some((Some(lanes), Some("cuda:1".into()))));
+        assert_eq!(named(""), Some((None, None)));
+        assert_eq!(named("backends = [\"${b}\"]"), None);
+        assert_eq!(named("device = \"${d}\""), None);
+        assert_eq!(named("backends = \"ort\""), None);
+        assert_eq!(named("backends = ["), None);
+        assert_eq!(named_lanes(std::path::Path::new("m.onnx")), None);
+    }
 }
