@@ -800,7 +800,7 @@ fn widen_pipe(pipe: &impl std::os::fd::AsRawFd) {
 struct Worker {
     child: Child,
     stdin: BufWriter<ChildStdin>,
-    frames: mpsc::Receiver<(u8, Vec<u8>)>,
+    frames: mpsc::Receiver<Frame>,
 }
 
 impl Worker {
@@ -868,6 +868,9 @@ pub fn torch_env() -> Vec<(&'static str, &'static str)> {
 
 /// The libtorch kernel set every tch lane runs (see [`torch_env`]).
 pub const TORCH_CPU_CAPABILITY: &str = "avx2";
+
+/// A frame as read: its tag and payload.
+type Frame = (u8, Vec<u8>);
 
 /// A worker's place in the pool: its executable and lane name.
 type Key = (PathBuf, String);
@@ -1114,14 +1117,21 @@ pub fn run(
         timeout: iso.timeout,
         engine,
     };
-    if later {
-        return Reply {
-            settings,
-            trace: Ok(trace),
-            pending: Some(Pending::start(after)),
-        };
-    }
-    let trace = after.deployed().map(|deployed| {
+    // Deployed outputs already here (a graph that is its own tapped model
+    // has none to compute) are taken at once, without a thread.
+    let first = match after.worker.frames.try_recv() {
+        Ok(frame) => Some(Ok(frame)),
+        Err(mpsc::TryRecvError::Disconnected) => Some(Err(Ended::Closed)),
+        Err(mpsc::TryRecvError::Empty) if later => {
+            return Reply {
+                settings,
+                trace: Ok(trace),
+                pending: Some(Pending::start(after)),
+            };
+        }
+        Err(mpsc::TryRecvError::Empty) => None,
+    };
+    let trace = after.deployed(first).map(|deployed| {
         let mut trace = trace;
         if let Some(d) = deployed {
             trace.settle(d);
@@ -1155,16 +1165,20 @@ struct AfterTrace {
 
 impl AfterTrace {
     /// Waits for the deployed outputs (`None`: the trace holds them
-    /// already), then gives the worker back; a failure or crash of the
-    /// worker meanwhile is the lane's error.
-    fn deployed(mut self) -> Result<Option<Deployed>, EngineError> {
+    /// already), unless `first` is the frame that brought them, then gives
+    /// the worker back; a failure or crash of the worker meanwhile is the
+    /// lane's error.
+    fn deployed(
+        mut self,
+        first: Option<Result<Frame, Ended>>,
+    ) -> Result<Option<Deployed>, EngineError> {
         let engine = self.engine;
         let wait = self.deadline.saturating_duration_since(Instant::now());
-        let frame = match self.worker.frames.recv_timeout(wait) {
+        let frame = first.unwrap_or_else(|| match self.worker.frames.recv_timeout(wait) {
             Ok(frame) => Ok(frame),
             Err(mpsc::RecvTimeoutError::Timeout) => Err(Ended::TimedOut),
             Err(mpsc::RecvTimeoutError::Disconnected) => Err(Ended::Closed),
-        };
+        });
         let got = frame.and_then(|(tag, payload)| match tag {
             DEPLOYED => decode_deployed(&payload)
                 .map(Ok)
@@ -1205,7 +1219,7 @@ impl Pending {
         let engine = after.engine;
         let (tx, rx) = mpsc::sync_channel(1);
         std::thread::spawn(move || {
-            let _ = tx.send(after.deployed());
+            let _ = tx.send(after.deployed(None));
         });
         Pending {
             settled: Mutex::new(rx),

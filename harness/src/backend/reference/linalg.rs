@@ -141,6 +141,20 @@ fn matmul_nd<T: Clone + Default>(
         idx
     };
     let mut out = vec![T::default(); nb * m * n];
+    if b3.dim().0 == 1 && a3.dim().0 == nb {
+        // One `B` for every `A` (a layer's weights applied over batch and
+        // positions): the stacked `A`s are one (nb·m)×k matrix and the
+        // outputs one (nb·m)×n, so `B` is packed once instead of once per
+        // matrix of `A` (swin_t: products of 2–49 rows each re-packed a
+        // 384×1536 `B`). Each output element is the same sum in the same
+        // order, so the values are the same bits.
+        let a2 = a3
+            .into_shape_with_order((nb * m, k))
+            .expect("contiguous stack");
+        let slot = ArrayViewMut2::from_shape((nb * m, n), &mut out[..]).expect("slot shape");
+        mm(a2, b3.index_axis(Axis(0), 0), slot);
+        return Ok(matmul_out(batch, (ra, m), (rb, n), out));
+    }
     for (bi, slot) in out.chunks_mut((m * n).max(1)).enumerate().take(nb) {
         let slot = ArrayViewMut2::from_shape((m, n), slot).expect("slot shape");
         mm(
@@ -149,14 +163,24 @@ fn matmul_nd<T: Clone + Default>(
             slot,
         );
     }
-    let mut shape = batch.clone();
+    Ok(matmul_out(batch, (ra, m), (rb, n), out))
+}
+
+/// The product's array: batch dims, then `m` unless `A` was 1-D, then `n`
+/// unless `B` was.
+fn matmul_out<T>(
+    mut shape: Vec<usize>,
+    (ra, m): (usize, usize),
+    (rb, n): (usize, usize),
+    out: Vec<T>,
+) -> ArrayD<T> {
     if ra > 1 {
         shape.push(m);
     }
     if rb > 1 {
         shape.push(n);
     }
-    Ok(ArrayD::from_shape_vec(IxDyn(&shape), out).expect("count matches"))
+    ArrayD::from_shape_vec(IxDyn(&shape), out).expect("count matches")
 }
 
 /// Row-major contents seen as a stack of `rows`×`cols` matrices.
@@ -391,11 +415,14 @@ pub(crate) mod tests {
     fn matmul_gemm_path_matches_the_naive_loop_under_batch_broadcast() {
         // (batch A, batch B, m, k, n): broadcast on either side, size-1 and empty-free shapes
         type Shapes<'a> = (&'a [usize], &'a [usize], usize, usize, usize);
-        let cases: [Shapes; 4] = [
+        let cases: [Shapes; 6] = [
             (&[2, 1, 3], &[4, 1], 5, 7, 3),
             (&[1], &[3], 1, 9, 17),
             (&[], &[2, 2], 33, 20, 9),
             (&[3], &[], 8, 1, 8),
+            // One `B` for every `A`: the stacked product.
+            (&[2, 3], &[1, 1, 1], 4, 13, 5),
+            (&[3, 2], &[], 2, 300, 6),
         ];
         for (ci, &(ba, bb, m, k, n)) in cases.iter().enumerate() {
             let ash: Vec<usize> = ba.iter().copied().chain([m, k]).collect();
@@ -439,6 +466,31 @@ pub(crate) mod tests {
             assert_eq!(y.shape(), &shape[..], "case {ci}");
             assert_close(&y.floats().unwrap(), &want);
         }
+    }
+
+    /// A batch of `A`s times one `B`, as one stacked product, gives the same
+    /// bits as one product per matrix of `A` (k past the GEMM's k-block).
+    #[test]
+    fn the_stacked_product_is_the_per_matrix_products_bit_for_bit() {
+        let (nb, m, k, n) = (6, 7, 300, 9);
+        let a = rand_t(&[2, 3, m, k], 3);
+        let b = rand_t(&[k, n], 4);
+        let y = run("MatMul", vec![], &[Some(&a), Some(&b)]);
+        let (av, bv) = (a.f64().unwrap(), b.f64().unwrap());
+        let stack = av.to_shape((nb, m, k)).unwrap();
+        let b2 = bv.view().into_dimensionality::<Ix2>().unwrap();
+        let mut want = Vec::new();
+        for i in 0..nb {
+            let mut c = Array2::<f64>::zeros((m, n));
+            dgemm_into(stack.index_axis(Axis(0), i), b2, c.view_mut());
+            want.extend(c.iter().copied());
+        }
+        assert_eq!(y.shape(), &[2, 3, m, n]);
+        let got = y.floats().unwrap();
+        assert!(got
+            .iter()
+            .zip(&want)
+            .all(|(g, w)| g.to_bits() == w.to_bits()));
     }
 
     #[test]
