@@ -321,6 +321,14 @@ fn write_frame(w: &mut impl Write, tag: u8, payload: &[u8]) -> io::Result<()> {
 
 /// The next frame, or `None` at the end of the stream.
 fn read_frame(r: &mut impl Read) -> io::Result<Option<(u8, Vec<u8>)>> {
+    let Some((tag, len)) = read_head(r)? else {
+        return Ok(None);
+    };
+    Ok(read_payload(r, len)?.map(|payload| (tag, payload)))
+}
+
+/// A frame's tag and payload length, or `None` at the end of the stream.
+fn read_head(r: &mut impl Read) -> io::Result<Option<(u8, u64)>> {
     let mut head = [0u8; 9];
     match r.read_exact(&mut head) {
         Ok(()) => {}
@@ -328,14 +336,100 @@ fn read_frame(r: &mut impl Read) -> io::Result<Option<(u8, Vec<u8>)>> {
         Err(e) => return Err(e),
     }
     let len = u64::from_le_bytes(head[1..].try_into().expect("8 bytes"));
+    Ok(Some((head[0], len)))
+}
+
+/// A payload of `len` bytes, or `None` where the stream ends first.
+fn read_payload(r: &mut impl Read, len: u64) -> io::Result<Option<Vec<u8>>> {
     // Room for the whole frame at once (a corrupt length reserves at most
     // 1 GiB; the read below still stops at the end of the stream).
     let mut payload = Vec::with_capacity(len.min(1 << 30) as usize);
     r.take(len).read_to_end(&mut payload)?;
-    if payload.len() as u64 != len {
+    Ok((payload.len() as u64 == len).then_some(payload))
+}
+
+/// The next frame from a worker, or `None` at the end of the stream; a
+/// `TRACE_VALUE` frame is decoded as it is read, its data straight into
+/// the tensor's buffer ([`read_trace_value`]): a trace's tens of MB are
+/// not first read into frames and then copied out of them.
+fn read_incoming(r: &mut impl Read) -> io::Result<Option<Frame>> {
+    let Some((tag, len)) = read_head(r)? else {
+        return Ok(None);
+    };
+    if tag != TRACE_VALUE {
+        return Ok(read_payload(r, len)?.map(|payload| Frame::Raw(tag, payload)));
+    }
+    let mut body = r.take(len);
+    let value = match read_trace_value(&mut body) {
+        Ok(value) => value,
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    // What a corrupt value left of its frame, or bytes after a whole one.
+    let rest = io::copy(&mut body, &mut io::sink())?;
+    if body.limit() > 0 {
         return Ok(None);
     }
-    Ok(Some((head[0], payload)))
+    let value = value.and_then(|v| match rest {
+        0 => Ok(v),
+        _ => Err(wire("bytes after a trace value")),
+    });
+    Ok(Some(Frame::Value(value)))
+}
+
+/// One of [`send_trace`]'s `TRACE_VALUE` payloads (a string, then a tensor
+/// as [`Pieces::tensor`] writes it) read from `r`, limited to the frame,
+/// with [`Dec`]'s checks and errors. `Err` only where reading fails.
+fn read_trace_value<R: Read>(
+    r: &mut io::Take<R>,
+) -> io::Result<Result<(String, Tensor), WireError>> {
+    fn u64_of<R: Read>(r: &mut io::Take<R>) -> io::Result<Result<u64, WireError>> {
+        if r.limit() < 8 {
+            return Ok(Err(wire("truncated frame")));
+        }
+        let mut b = [0u8; 8];
+        r.read_exact(&mut b)?;
+        Ok(Ok(u64::from_le_bytes(b)))
+    }
+    /// A length or count, at most what is left of the frame.
+    fn len_of<R: Read>(r: &mut io::Take<R>, what: &str) -> io::Result<Result<usize, WireError>> {
+        Ok(u64_of(r)?.and_then(|n| {
+            usize::try_from(n)
+                .ok()
+                .filter(|&n| n as u64 <= r.limit())
+                .ok_or_else(|| wire(format!("{what} {n} past the frame")))
+        }))
+    }
+    macro_rules! field {
+        ($e:expr) => {
+            match $e? {
+                Ok(v) => v,
+                Err(e) => return Ok(Err(e)),
+            }
+        };
+    }
+    let n = field!(len_of(r, "length"));
+    let mut name = vec![0u8; n];
+    r.read_exact(&mut name)?;
+    let Ok(name) = String::from_utf8(name) else {
+        return Ok(Err(wire("string not UTF-8")));
+    };
+    let code = field!(u64_of(r));
+    let Some(dtype) = i32::try_from(code).ok().and_then(DType::from_onnx) else {
+        return Ok(Err(wire(format!("tensor dtype {code}"))));
+    };
+    let mut shape = Vec::new();
+    for _ in 0..field!(len_of(r, "count")) {
+        let d = field!(u64_of(r));
+        match usize::try_from(d) {
+            Ok(d) => shape.push(d),
+            Err(_) => return Ok(Err(wire("tensor dimension"))),
+        }
+    }
+    let len = field!(len_of(r, "length"));
+    Ok(Tensor::read_le_bytes("", dtype, &shape, len, r)?
+        .map(|t| (name, t))
+        .map_err(|e| wire(e.to_string())))
 }
 
 fn encode_opts(e: &mut Enc, o: &EngineOptions) {
@@ -486,16 +580,6 @@ fn send_trace(w: &mut impl Write, t: &Trace) -> io::Result<()> {
         write_pieces(w, TRACE_VALUE, &p.finish())?;
     }
     write_pieces(w, TRACE, &trace_pieces(t, false))
-}
-
-/// The inverse of one of [`send_trace`]'s `TRACE_VALUE` frames.
-fn decode_trace_value(bytes: &[u8]) -> Result<(String, Tensor), WireError> {
-    let d = &mut Dec(bytes);
-    let value = (d.str()?, d.tensor()?);
-    match d.0.is_empty() {
-        true => Ok(value),
-        false => Err(wire("bytes after a trace value")),
-    }
 }
 
 /// Writes a frame whose payload is `pieces`, one after the other.
@@ -821,7 +905,7 @@ impl Worker {
         widen_pipe(&stdin);
         let mut out = BufReader::new(stdout);
         std::thread::spawn(move || {
-            while let Ok(Some(frame)) = read_frame(&mut out) {
+            while let Ok(Some(frame)) = read_incoming(&mut out) {
                 if tx.send(frame).is_err() {
                     break;
                 }
@@ -869,8 +953,13 @@ pub fn torch_env() -> Vec<(&'static str, &'static str)> {
 /// The libtorch kernel set every tch lane runs (see [`torch_env`]).
 pub const TORCH_CPU_CAPABILITY: &str = "avx2";
 
-/// A frame as read: its tag and payload.
-type Frame = (u8, Vec<u8>);
+/// What the reader thread takes from a worker ([`read_incoming`]).
+enum Frame {
+    /// A frame as read: its tag and payload.
+    Raw(u8, Vec<u8>),
+    /// A `TRACE_VALUE` frame, decoded as it was read.
+    Value(Result<(String, Tensor), WireError>),
+}
 
 /// A worker's place in the pool: its executable and lane name.
 type Key = (PathBuf, String);
@@ -1179,14 +1268,15 @@ impl AfterTrace {
             Err(mpsc::RecvTimeoutError::Timeout) => Err(Ended::TimedOut),
             Err(mpsc::RecvTimeoutError::Disconnected) => Err(Ended::Closed),
         });
-        let got = frame.and_then(|(tag, payload)| match tag {
-            DEPLOYED => decode_deployed(&payload)
+        let got = frame.and_then(|frame| match frame {
+            Frame::Raw(DEPLOYED, payload) => decode_deployed(&payload)
                 .map(Ok)
                 .map_err(|e| Ended::Protocol(e.to_string())),
-            FAILED => Ok(Err(lane_error(&payload, engine))),
-            t => Err(Ended::Protocol(format!(
+            Frame::Raw(FAILED, payload) => Ok(Err(lane_error(&payload, engine))),
+            Frame::Raw(t, _) => Err(Ended::Protocol(format!(
                 "unknown frame {t} after the trace"
             ))),
+            Frame::Value(_) => Err(Ended::Protocol("a trace value after the trace".into())),
         });
         match got {
             Ok(result) => {
@@ -1275,15 +1365,24 @@ fn converse(
     let mut t = Instant::now();
     // The trace's values, each decoded as it arrives (see [`send_trace`]).
     let mut values = HashMap::new();
-    let mut decoding = Duration::ZERO;
     loop {
         let wait = deadline.saturating_duration_since(Instant::now());
-        let (tag, payload) = match worker.frames.recv_timeout(wait) {
+        let frame = match worker.frames.recv_timeout(wait) {
             Ok(f) => f,
             Err(mpsc::RecvTimeoutError::Timeout) => return Err(Ended::TimedOut),
             Err(mpsc::RecvTimeoutError::Disconnected) => return Err(Ended::Closed),
         };
         let bad = |e: WireError| Ended::Protocol(e.to_string());
+        let (tag, payload) = match frame {
+            Frame::Raw(tag, payload) => (tag, payload),
+            // Decoded by the reader thread as it read it (its time is not
+            // this thread's: "decode trace" is the rest of the trace).
+            Frame::Value(value) => {
+                let (name, value) = value.map_err(bad)?;
+                values.insert(name, value);
+                continue;
+            }
+        };
         match tag {
             SETTINGS => {
                 spent("isolate: until prepared", t);
@@ -1300,19 +1399,12 @@ fn converse(
                 };
                 let _ = write_frame(&mut worker.stdin, VALUE, &reply.0);
             }
-            TRACE_VALUE => {
-                let start = Instant::now();
-                let (name, value) = decode_trace_value(&payload).map_err(bad)?;
-                drop(payload);
-                values.insert(name, value);
-                decoding += start.elapsed();
-            }
             TRACE => {
                 spent("isolate: until trace", t);
                 let t = Instant::now();
                 let mut trace = decode_trace(&payload).map_err(bad)?;
                 trace.values.extend(std::mem::take(&mut values));
-                add_spent("isolate: decode trace", decoding + t.elapsed());
+                spent("isolate: decode trace", t);
                 return Ok(Ok(trace));
             }
             FAILED => return Ok(Err(payload)),
@@ -1446,14 +1538,15 @@ mod tests {
         let mut r = &wire[..];
         let mut values = HashMap::new();
         let mut tags = vec![];
-        while let Some((tag, payload)) = read_frame(&mut r).unwrap() {
-            tags.push(tag);
-            match tag {
-                TRACE_VALUE => {
-                    let (k, v) = decode_trace_value(&payload).unwrap();
+        while let Some(frame) = read_incoming(&mut r).unwrap() {
+            match frame {
+                Frame::Value(value) => {
+                    tags.push(TRACE_VALUE);
+                    let (k, v) = value.unwrap();
                     values.insert(k, v);
                 }
-                _ => {
+                Frame::Raw(tag, payload) => {
+                    tags.push(tag);
                     let rest = decode_trace(&payload).unwrap();
                     assert!(rest.values.is_empty(), "the values went ahead");
                     assert_eq!(rest.nodes, t.nodes);
@@ -1463,18 +1556,64 @@ mod tests {
         }
         assert_eq!(tags, [TRACE_VALUE, TRACE_VALUE, TRACE]);
         assert_eq!(values, t.values);
-        // A value frame cut short, or with bytes after the value, is refused.
-        let mut one = Vec::new();
-        let mut p = Pieces::default();
-        p.enc().str("a");
-        p.tensor(&x);
-        write_pieces(&mut one, TRACE_VALUE, &p.finish()).unwrap();
-        let (_, payload) = read_frame(&mut &one[..]).unwrap().unwrap();
-        assert!(decode_trace_value(&payload).is_ok());
-        assert!(decode_trace_value(&payload[..payload.len() - 1]).is_err());
-        let mut longer = payload.clone();
-        longer.push(0);
-        assert!(decode_trace_value(&longer).is_err());
+    }
+
+    /// What [`read_incoming`] makes of one `TRACE_VALUE` frame around `payload`.
+    fn value_framed(payload: &[u8]) -> Option<Result<(String, Tensor), WireError>> {
+        let mut wire = Vec::new();
+        write_frame(&mut wire, TRACE_VALUE, payload).unwrap();
+        match read_incoming(&mut &wire[..]).unwrap()? {
+            Frame::Value(v) => Some(v),
+            Frame::Raw(..) => panic!("a trace value comes back decoded"),
+        }
+    }
+
+    #[test]
+    fn a_trace_value_is_read_into_its_tensor_and_a_corrupt_one_refused() {
+        for x in [
+            Tensor::from_f64(DType::F32, &[2, 3], &[1.0, -2.0, 3.5, 4.0, 0.0, -0.0]),
+            Tensor::from_f64(DType::F16, &[3], &[1.0, -2.0, 65504.0]),
+            Tensor::from_f64(DType::BF16, &[1, 1], &[3.0]),
+            Tensor::from_f64(DType::F64, &[0, 4], &[]),
+            Tensor::from_f64(DType::I64, &[2], &[-7.0, 1e12]),
+            Tensor::from_f64(DType::U8, &[], &[200.0]),
+            Tensor::from_f64(DType::Bool, &[3], &[1.0, 0.0, 1.0]),
+        ] {
+            let mut p = Pieces::default();
+            p.enc().str("x");
+            p.tensor(&x);
+            let payload = p.finish().concat();
+            let (name, back) = value_framed(&payload).expect("whole").unwrap();
+            assert_eq!(name, "x");
+            assert!(back.same_bits(&x), "{x:?} came back as {back:?}");
+            // Cut short inside its own frame, or followed by a byte: refused.
+            for cut in 0..payload.len() {
+                let v = value_framed(&payload[..cut]).expect("a whole frame");
+                assert!(v.is_err(), "cut at {cut}");
+            }
+            let mut longer = payload.clone();
+            longer.push(0);
+            let err = value_framed(&longer).expect("a whole frame").unwrap_err();
+            assert!(err.to_string().contains("bytes after"), "{err}");
+            // The stream ending inside the frame ends the stream.
+            let mut wire = Vec::new();
+            write_frame(&mut wire, TRACE_VALUE, &payload).unwrap();
+            for cut in 9..wire.len() {
+                assert!(
+                    read_incoming(&mut &wire[..cut]).unwrap().is_none(),
+                    "cut at {cut}"
+                );
+            }
+        }
+        // A dtype or a length the frame cannot hold is refused, not allocated.
+        let mut e = Enc::default();
+        e.str("x").u64(1).u64(1).u64(1 << 40).u64(1 << 42);
+        let err = value_framed(&e.0).expect("a whole frame").unwrap_err();
+        assert!(err.to_string().contains("past the frame"), "{err}");
+        let mut e = Enc::default();
+        e.str("x").u64(99);
+        let err = value_framed(&e.0).expect("a whole frame").unwrap_err();
+        assert!(err.to_string().contains("dtype 99"), "{err}");
     }
 
     #[test]

@@ -1097,10 +1097,16 @@ fn lane_input(case: &Case, trace: &Trace, name: &str, form: Form) -> Option<RefT
         Form::Widened => RefTensor::from_host,
         Form::Own => RefTensor::unwidened,
     };
-    // A weight not kept as a host tensor is converted for this alone.
+    // A weight not kept as a host tensor is converted (widened straight
+    // from its bytes) for this alone.
     if !case.inputs.contains_key(name) {
-        if let Some(r) = case.graph.initializers.with(name, wrap) {
-            return Some(r);
+        let inits = &case.graph.initializers;
+        let r = match form {
+            Form::Widened => RefTensor::initializer(inits, name),
+            Form::Own => inits.with(name, wrap),
+        };
+        if r.is_some() {
+            return r;
         }
     }
     received(case, trace, name).map(wrap)
@@ -1617,8 +1623,8 @@ fn reference_value(case: &Case, reference: &Trace, name: &str) -> Option<RefTens
     }
     match case.inputs.get(name) {
         Some(t) => Some(RefTensor::from_host(t)),
-        // A weight not kept as a host tensor is converted for this alone.
-        None => case.graph.initializers.with(name, RefTensor::from_host),
+        // A weight not kept as a host tensor is widened for this alone.
+        None => RefTensor::initializer(&case.graph.initializers, name),
     }
 }
 

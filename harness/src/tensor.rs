@@ -418,6 +418,15 @@ impl Tensor {
         proto::decode(p)
     }
 
+    /// [`Tensor::from_proto`] with float elements widened to float64 as
+    /// they are read (the float64 reference's view of a weight): one pass
+    /// over `raw_data`, no array of the stored dtype in between. The values
+    /// are those of `from_proto(p)?.cast(DType::F64)`; other dtypes as
+    /// `from_proto`.
+    pub fn from_proto_widened(p: &TensorProto) -> Result<Tensor, TensorError> {
+        proto::decode_widened(p)
+    }
+
     /// Whether [`Tensor::from_proto`] would read `p`, without converting
     /// its data: the same error where it would fail.
     pub fn check_proto(p: &TensorProto) -> Result<(), TensorError> {
@@ -439,6 +448,59 @@ impl Tensor {
         bytes: &[u8],
     ) -> Result<Tensor, TensorError> {
         proto::from_raw(name, dtype, shape, bytes)
+    }
+
+    /// [`Tensor::from_le_bytes`] for the next `len` bytes of `r`, read
+    /// straight into the array's own buffer: no copy of the bytes in
+    /// between (how a lane worker's trace values arrive). `Ok(Err(_))`
+    /// where `len` bytes cannot be the elements of `shape` in `dtype`
+    /// (nothing is read then); `Err` where reading failed.
+    pub fn read_le_bytes(
+        name: &str,
+        dtype: DType,
+        shape: &[usize],
+        len: usize,
+        r: &mut impl std::io::Read,
+    ) -> std::io::Result<Result<Tensor, TensorError>> {
+        if let Err(e) = proto::raw_size(name, dtype, shape, len) {
+            return Ok(Err(e));
+        }
+        if cfg!(target_endian = "big") {
+            let mut bytes = vec![0u8; len];
+            r.read_exact(&mut bytes)?;
+            return Ok(proto::from_raw(name, dtype, shape, &bytes));
+        }
+        /// A zeroed vector of a primitive is fresh pages, not a fill.
+        fn pod<T: Element + bytemuck::Pod>(
+            shape: &[usize],
+            n: usize,
+            r: &mut impl std::io::Read,
+        ) -> std::io::Result<Tensor> {
+            let mut v = vec![T::zeroed(); n];
+            r.read_exact(bytemuck::cast_slice_mut(&mut v))?;
+            Ok(T::wrap(
+                ArrayD::from_shape_vec(IxDyn(shape), v).expect("size checked"),
+            ))
+        }
+        let n = len / dtype.size();
+        Ok(Ok(match dtype {
+            DType::Bool => match pod::<u8>(shape, n, r)? {
+                Tensor::U8(a) => Tensor::Bool(a.mapv(|b| b != 0)),
+                _ => unreachable!("read as u8"),
+            },
+            DType::F16 => pod::<f16>(shape, n, r)?,
+            DType::BF16 => pod::<bf16>(shape, n, r)?,
+            DType::F32 => pod::<f32>(shape, n, r)?,
+            DType::F64 => pod::<f64>(shape, n, r)?,
+            DType::I8 => pod::<i8>(shape, n, r)?,
+            DType::I16 => pod::<i16>(shape, n, r)?,
+            DType::I32 => pod::<i32>(shape, n, r)?,
+            DType::I64 => pod::<i64>(shape, n, r)?,
+            DType::U8 => pod::<u8>(shape, n, r)?,
+            DType::U16 => pod::<u16>(shape, n, r)?,
+            DType::U32 => pod::<u32>(shape, n, r)?,
+            DType::U64 => pod::<u64>(shape, n, r)?,
+        }))
     }
 
     /// The elements as little-endian bytes, borrowed: `Some` for a
@@ -506,7 +568,12 @@ mod proto {
 
     /// Checks that `held` bytes are exactly the elements of `shape` in
     /// `dtype`; the error names the tensor.
-    fn raw_size(name: &str, dtype: DType, shape: &[usize], held: usize) -> Result<(), TensorError> {
+    pub(super) fn raw_size(
+        name: &str,
+        dtype: DType,
+        shape: &[usize],
+        held: usize,
+    ) -> Result<(), TensorError> {
         let count = element_count(name, shape)?;
         let size = dtype.size();
         if Some(held) == count.checked_mul(size) {
@@ -539,8 +606,8 @@ mod proto {
     }
 
     /// [`raw`] for a plain type: on a little-endian machine the bytes are
-    /// the elements, copied in one go (a weight's conversion is a
-    /// `memcpy`, not a loop over elements), from any alignment.
+    /// the elements, copied as they are (a weight's conversion is a
+    /// `memcpy` where its bytes are aligned), from any alignment.
     fn pod<T: Element + bytemuck::Pod, const N: usize>(
         name: &str,
         bytes: &[u8],
@@ -551,7 +618,16 @@ mod proto {
             return raw(name, bytes, shape, conv);
         }
         raw_size(name, T::DTYPE, shape, bytes.len())?;
-        Ok(shaped(shape, bytemuck::pod_collect_to_vec::<u8, T>(bytes)))
+        // Aligned bytes are copied as they are, others element by element
+        // (a loop the compiler vectorises); neither fills the vector first.
+        let v: Vec<T> = match bytemuck::try_cast_slice::<u8, T>(bytes) {
+            Ok(elements) => elements.to_vec(),
+            Err(_) => bytes
+                .chunks_exact(N)
+                .map(bytemuck::pod_read_unaligned)
+                .collect(),
+        };
+        Ok(shaped(shape, v))
     }
 
     /// A tensor of `dtype` and `shape` from its elements as little-endian
@@ -660,6 +736,33 @@ mod proto {
             DType::F16 => typed(p, shape, i32d, |x| f16::from_bits(x as u16)),
             DType::BF16 => typed(p, shape, i32d, |x| bf16::from_bits(x as u16)),
         }
+    }
+
+    pub(super) fn decode_widened(p: &TensorProto) -> Result<Tensor, TensorError> {
+        let (dtype, shape) = check(p)?;
+        if !dtype.is_float() || (p.raw_data.is_empty() && typed_len(p) != 0) {
+            let t = decode(p)?;
+            return Ok(match t.dtype().is_float() {
+                true => t.cast(DType::F64),
+                false => t,
+            });
+        }
+        let b = &p.raw_data[..];
+        let v = match dtype {
+            DType::F32 => widen(b, |c| f64::from(f32::from_le_bytes(c))),
+            DType::F64 => widen(b, f64::from_le_bytes),
+            DType::F16 => widen(b, |c| f16::from_le_bytes(c).to_f64()),
+            DType::BF16 => widen(b, |c| bf16::from_le_bytes(c).to_f64()),
+            _ => unreachable!("only float dtypes get here"),
+        };
+        Ok(shaped(&shape, v))
+    }
+
+    /// Each `N`-byte element of `b` as float64 (the length was checked).
+    fn widen<const N: usize>(b: &[u8], conv: impl Fn([u8; N]) -> f64) -> Vec<f64> {
+        b.chunks_exact(N)
+            .map(|c| conv(c.try_into().expect("chunk size")))
+            .collect()
     }
 
     fn typed_len(p: &TensorProto) -> usize {
@@ -772,5 +875,37 @@ mod tests {
         };
         let e = Tensor::from_proto(&p).unwrap_err().to_string();
         assert!(e.contains("`w`") && e.contains("need 16"), "{e}");
+        let e = Tensor::from_proto_widened(&p).unwrap_err().to_string();
+        assert!(e.contains("`w`") && e.contains("need 16"), "{e}");
+    }
+
+    #[test]
+    fn a_weight_widened_as_read_is_its_conversion_widened() {
+        let values = [1.0, -2.5, 1e-40, 65504.0, f64::INFINITY, -0.0, 3.0e38];
+        for dtype in [DType::F32, DType::F16, DType::BF16, DType::F64, DType::I32] {
+            let t = Tensor::from_f64(dtype, &[7], &values);
+            let raw = t.to_proto("w");
+            let mut typed = raw.clone();
+            typed.raw_data = Default::default();
+            match &t {
+                Tensor::F32(a) => typed.float_data = a.iter().copied().collect(),
+                Tensor::F64(a) => typed.double_data = a.iter().copied().collect(),
+                Tensor::I32(a) => typed.int32_data = a.iter().copied().collect(),
+                Tensor::F16(a) => typed.int32_data = a.iter().map(|x| x.to_bits().into()).collect(),
+                Tensor::BF16(a) => {
+                    typed.int32_data = a.iter().map(|x| x.to_bits().into()).collect()
+                }
+                _ => unreachable!(),
+            }
+            for p in [raw, typed] {
+                let plain = Tensor::from_proto(&p).unwrap();
+                let want = match dtype.is_float() {
+                    true => plain.cast(DType::F64),
+                    false => plain,
+                };
+                let got = Tensor::from_proto_widened(&p).unwrap();
+                assert!(got.same_bits(&want), "{dtype}: {got:?} against {want:?}");
+            }
+        }
     }
 }

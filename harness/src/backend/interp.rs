@@ -157,6 +157,17 @@ pub trait Interpreter {
     fn registry(&self) -> &OpRegistry<Self::T>;
     /// Host tensor -> framework tensor on the session's device.
     fn upload(&self, t: &Tensor) -> Result<Self::T, TransferError>;
+    /// The graph's weight `name` on the session's device (`None`: no such
+    /// weight): by default converted to a host tensor for the upload alone
+    /// ([`Initializers::with`](crate::graph::Initializers::with)), so the
+    /// framework's copy is the only one kept.
+    fn upload_initializer(
+        &self,
+        inits: &crate::graph::Initializers,
+        name: &str,
+    ) -> Option<Result<Self::T, TransferError>> {
+        inits.with(name, |t| self.upload(t))
+    }
     /// Framework tensor -> host tensor (native dtype).
     fn download(&self, t: &Self::T) -> Result<Tensor, TransferError>;
     /// The ONNX dtype a value has (for backends that store values wider); default none.
@@ -274,8 +285,8 @@ pub fn run_graph<I: Interpreter>(
 /// Uploads the initializers `node` reads that are not live yet (a graph
 /// input of the same name overrides an initializer, and is live already).
 /// A weight not converted yet is converted for the upload alone
-/// ([`Initializers::with`](crate::graph::Initializers::with)): the
-/// framework's copy is the only one kept.
+/// ([`Interpreter::upload_initializer`]): the framework's copy is the only
+/// one kept.
 fn upload_initializers<'g, I: Interpreter>(
     interp: &I,
     graph: &'g Graph,
@@ -289,7 +300,7 @@ fn upload_initializers<'g, I: Interpreter>(
         let Some(key) = graph.initializers.key(name) else {
             continue;
         };
-        let uploaded = graph.initializers.with(name, |t| interp.upload(t));
+        let uploaded = interp.upload_initializer(&graph.initializers, name);
         if let Some(uploaded) = uploaded {
             let failed = |why: String| format!("uploading initializer `{name}`: {why}");
             live.insert(key, uploaded.map_err(|why| failed(why.to_string()))?);

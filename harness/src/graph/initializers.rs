@@ -23,7 +23,7 @@ use std::sync::OnceLock;
 use super::external::Mappings;
 use super::GraphError;
 use crate::onnx::TensorProto;
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 /// The initializers of a graph by name (the last of a repeated name wins).
 #[derive(Default)]
@@ -88,6 +88,26 @@ impl Initializers {
         Some(match i.tensor.get() {
             Some(t) => f(t),
             None => f(&self.convert(i)),
+        })
+    }
+
+    /// `name` with its float elements widened to float64, and its stored
+    /// dtype: what the float64 reference reads. A weight not kept is
+    /// widened straight from its bytes ([`Tensor::from_proto_widened`]),
+    /// with no copy in its own dtype in between, and not kept either.
+    pub fn widened(&self, name: &str) -> Option<(Tensor, DType)> {
+        let i = self.map.get(name)?;
+        Some(match i.tensor.get() {
+            Some(t) if t.dtype().is_float() => (t.cast(DType::F64), t.dtype()),
+            Some(t) => (t.clone(), t.dtype()),
+            None => {
+                let t =
+                    Tensor::from_proto_widened(&i.proto).expect("checked when the graph was built");
+                self.mapped.release(&i.proto.raw_data);
+                let dtype =
+                    DType::from_onnx(i.proto.data_type).expect("checked when the graph was built");
+                (t, dtype)
+            }
         })
     }
 

@@ -265,32 +265,31 @@ pub fn download(t: &tch::Tensor) -> Result<Tensor, TransferError> {
         .f_contiguous()
         .map_err(err)?;
     let n: usize = shape.iter().product();
-    let mut raw = vec![0u8; n * dtype.size()];
-    if n > 0 {
-        cpu.f_copy_data_u8(&mut raw, n).map_err(err)?;
-    }
-    fn build<T: crate::tensor::Element, const N: usize>(
+    // Copied once, straight into the host array's own buffer (a zeroed
+    // allocation of this size is fresh pages, not a fill).
+    fn build<T: crate::tensor::Element + bytemuck::Pod>(
+        cpu: &tch::Tensor,
         shape: &[usize],
-        raw: &[u8],
-        conv: fn([u8; N]) -> T,
-    ) -> Tensor {
-        let v: Vec<T> = raw
-            .chunks_exact(N)
-            .map(|c| conv(c.try_into().expect("chunk")))
-            .collect();
-        T::wrap(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), v).expect("size matches"))
+        n: usize,
+    ) -> Result<ndarray::ArrayD<T>, TchError> {
+        let mut v = vec![T::zeroed(); n];
+        if n > 0 {
+            cpu.f_copy_data_u8(bytemuck::cast_slice_mut(&mut v), n)?;
+        }
+        Ok(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), v).expect("size matches"))
     }
+    let s = &shape;
     Ok(match dtype {
-        DType::F16 => build::<half::f16, 2>(&shape, &raw, half::f16::from_le_bytes),
-        DType::BF16 => build::<half::bf16, 2>(&shape, &raw, half::bf16::from_le_bytes),
-        DType::F32 => build::<f32, 4>(&shape, &raw, f32::from_le_bytes),
-        DType::F64 => build::<f64, 8>(&shape, &raw, f64::from_le_bytes),
-        DType::I8 => build::<i8, 1>(&shape, &raw, i8::from_le_bytes),
-        DType::I16 => build::<i16, 2>(&shape, &raw, i16::from_le_bytes),
-        DType::I32 => build::<i32, 4>(&shape, &raw, i32::from_le_bytes),
-        DType::I64 => build::<i64, 8>(&shape, &raw, i64::from_le_bytes),
-        DType::U8 => build::<u8, 1>(&shape, &raw, u8::from_le_bytes),
-        DType::Bool => build::<bool, 1>(&shape, &raw, |b| b[0] != 0),
+        DType::F16 => Tensor::F16(build(&cpu, s, n).map_err(err)?),
+        DType::BF16 => Tensor::BF16(build(&cpu, s, n).map_err(err)?),
+        DType::F32 => Tensor::F32(build(&cpu, s, n).map_err(err)?),
+        DType::F64 => Tensor::F64(build(&cpu, s, n).map_err(err)?),
+        DType::I8 => Tensor::I8(build(&cpu, s, n).map_err(err)?),
+        DType::I16 => Tensor::I16(build(&cpu, s, n).map_err(err)?),
+        DType::I32 => Tensor::I32(build(&cpu, s, n).map_err(err)?),
+        DType::I64 => Tensor::I64(build(&cpu, s, n).map_err(err)?),
+        DType::U8 => Tensor::U8(build(&cpu, s, n).map_err(err)?),
+        DType::Bool => Tensor::Bool(build::<u8>(&cpu, s, n).map_err(err)?.mapv(|b| b != 0)),
         DType::U16 | DType::U32 | DType::U64 => unreachable!("dtype_of never returns these"),
     })
 }
@@ -600,10 +599,20 @@ mod tests {
             Tensor::from_f64(DType::I32, &[2], &[7.0, -3.0]),
             Tensor::from_f64(DType::Bool, &[3], &[1.0, 0.0, 1.0]),
             Tensor::from_f64(DType::F64, &[], &[0.1]),
+            Tensor::from_f64(DType::F32, &[2, 3], &[1.0, -0.0, 3.5, 1e-40, -7.0, 1e30]),
+            Tensor::from_f64(DType::F32, &[0, 3], &[]),
+            Tensor::from_f64(DType::I64, &[2], &[-7.0, 1e12]),
+            Tensor::from_f64(DType::I8, &[2], &[-7.0, 100.0]),
+            Tensor::from_f64(DType::U8, &[2], &[7.0, 200.0]),
         ] {
             let back = download(&upload(&t, tch::Device::Cpu).unwrap()).unwrap();
-            assert_eq!(back, t);
+            assert!(back.same_bits(&t), "{t:?} came back as {back:?}");
         }
+        // A strided view comes back in row-major order.
+        let x = Tensor::from_f64(DType::F32, &[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let tr = upload(&x, tch::Device::Cpu).unwrap().transpose(0, 1);
+        let want = Tensor::from_f64(DType::F32, &[3, 2], &[1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+        assert!(download(&tr).unwrap().same_bits(&want));
         let u = Tensor::from_f64(DType::U32, &[1], &[1.0]);
         assert!(upload(&u, tch::Device::Cpu)
             .unwrap_err()

@@ -69,6 +69,15 @@ impl RefTensor {
         RefTensor { data, dtype }
     }
 
+    /// The graph's weight `name`, widened as it is read from its bytes
+    /// ([`Initializers::widened`](crate::graph::Initializers::widened)):
+    /// the values of `from_host` on the weight, without converting it to a
+    /// host tensor of its own dtype first.
+    pub fn initializer(inits: &crate::graph::Initializers, name: &str) -> Option<RefTensor> {
+        let (data, dtype) = inits.widened(name)?;
+        Some(RefTensor { data, dtype })
+    }
+
     /// Wraps a host tensor as it is, floats not widened: only for ops
     /// that move elements, whose lowerings take every dtype (the judge's
     /// local evaluation of them, `diff::bound::MOVES`).
@@ -212,6 +221,14 @@ impl Interpreter for ReferenceInterp {
 
     fn registry(&self) -> &OpRegistry<RefTensor> {
         self.registry
+    }
+
+    fn upload_initializer(
+        &self,
+        inits: &crate::graph::Initializers,
+        name: &str,
+    ) -> Option<Result<RefTensor, TransferError>> {
+        RefTensor::initializer(inits, name).map(Ok)
     }
 
     fn upload(&self, t: &Tensor) -> Result<RefTensor, TransferError> {
