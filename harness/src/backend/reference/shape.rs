@@ -153,21 +153,32 @@ fn same(x: &RefTensor, data: Tensor) -> RefTensor {
     }
 }
 
-/// Contents in logical order with a new shape (element count checked by caller).
+/// Contents in logical order with a new shape (element count checked by
+/// caller): a row-major array's buffer copied as it is.
 fn reshaped<T: Clone>(a: &ArrayD<T>, shape: &[usize]) -> ArrayD<T> {
-    ArrayD::from_shape_vec(IxDyn(shape), a.iter().cloned().collect())
-        .expect("element count checked")
+    let v = match a.as_slice() {
+        Some(row_major) => row_major.to_vec(),
+        None => a.iter().cloned().collect(),
+    };
+    ArrayD::from_shape_vec(IxDyn(shape), v).expect("element count checked")
 }
 
-/// Picks `idx[k]` along every axis `k` (indices already validated).
+/// Picks `idx[k]` along every axis `k` (indices already validated); an
+/// axis picked whole and in order is not copied for itself.
 fn take_axes<T: Clone>(a: &ArrayD<T>, idx: &[Option<Vec<usize>>]) -> ArrayD<T> {
-    let mut out = a.clone();
+    let whole = |k: usize, ix: &[usize]| {
+        ix.len() == a.len_of(Axis(k)) && ix.iter().enumerate().all(|(i, &j)| i == j)
+    };
+    let mut out: Option<ArrayD<T>> = None;
     for (k, ix) in idx.iter().enumerate() {
-        if let Some(ix) = ix {
-            out = out.select(Axis(k), ix);
+        if let Some(ix) = ix.as_deref().filter(|ix| !whole(k, ix)) {
+            out = Some(match out {
+                Some(o) => o.select(Axis(k), ix),
+                None => a.select(Axis(k), ix),
+            });
         }
     }
-    out
+    out.unwrap_or_else(|| a.as_standard_layout().into_owned())
 }
 
 /// An integer list from an optional input (`name` for errors).
@@ -759,23 +770,44 @@ fn pad(ctx: &OpCtx, x: &[Option<&RefTensor>]) -> OpResult<Lowered<RefTensor>> {
             },
             None => T::from_f64(p.value),
         };
-        let clamped: Vec<Option<Vec<usize>>> = idx.iter().map(|v| Some(v.iter().map(|o| o.unwrap_or(0)).collect())).collect();
         let src = arr::<T>(&data.data);
-        let mut out = if src.is_empty() {
-            ArrayD::from_elem(IxDyn(&idx.iter().map(Vec::len).collect::<Vec<_>>()), value)
+        let out = if mode == PadMode::Constant || src.is_empty() {
+            constant_pad(src, &idx, value)
         } else {
-            take_axes(src, &clamped)
+            // Every output element has a source: no element is `value`.
+            let sources: Vec<Option<Vec<usize>>> = idx.iter().map(|v| Some(v.iter().flatten().copied().collect())).collect();
+            take_axes(src, &sources)
         };
-        if idx.iter().any(|v| v.contains(&None)) {
-            for (ix, v) in out.indexed_iter_mut() {
-                if (0..r).any(|k| idx[k][ix[k]].is_none()) {
-                    *v = value;
-                }
-            }
-        }
         T::wrap(out)
     });
     Ok(Lowered::one(same(data, out), How::Spec))
+}
+
+/// A constant pad: `value` everywhere, then the source's elements copied
+/// into the block where output index `o` reads source index `idx[k][o]`
+/// on every axis `k` ([`pad_source`]: in constant mode the sources of one
+/// axis are one run of consecutive indices, `None` around it).
+fn constant_pad<T: Clone>(src: &ArrayD<T>, idx: &[Vec<Option<usize>>], value: T) -> ArrayD<T> {
+    let shape: Vec<usize> = idx.iter().map(Vec::len).collect();
+    let mut out = ArrayD::from_elem(IxDyn(&shape), value);
+    let mut to = Vec::with_capacity(idx.len());
+    let mut from = Vec::with_capacity(idx.len());
+    for ix in idx {
+        let Some(first) = ix.iter().position(Option::is_some) else {
+            return out;
+        };
+        let n = ix[first..].iter().take_while(|s| s.is_some()).count();
+        let start = ix[first].expect("a source");
+        debug_assert!(ix[first..first + n]
+            .iter()
+            .enumerate()
+            .all(|(i, s)| *s == Some(start + i)));
+        to.push(ndarray::SliceInfoElem::from(first..first + n));
+        from.push(ndarray::SliceInfoElem::from(start..start + n));
+    }
+    out.slice_mut(to.as_slice())
+        .assign(&src.slice(from.as_slice()));
+    out
 }
 
 /// Dropout-7/10 (ratio attribute), 12/13/22 (ratio, training_mode inputs):
