@@ -988,6 +988,43 @@ mod tests {
     }
 
     #[test]
+    fn a_constant_pad_that_crops_and_pads_at_once_is_the_spec_walk() {
+        let data: Vec<f64> = (0..24).map(f64::from).collect();
+        let x = f(&[2, 3, 4], &data);
+        let (begin, end) = ([0i64, -1, 2], [1i64, 0, -3]);
+        let pads = i(&[6], &[0, -1, 2, 1, 0, -3]);
+        let cv = f(&[], &[7.]);
+        let y = &run("Pad", 19, vec![], &[Some(&x), Some(&pads), Some(&cv)], 1)[0];
+        // Output index o reads source o - begin on every axis, else 7.
+        let dims = [2usize, 3, 4];
+        let out: Vec<usize> = (0..3)
+            .map(|k| (dims[k] as i64 + begin[k] + end[k]) as usize)
+            .collect();
+        assert_eq!(y.shape(), &out[..]);
+        let mut want = Vec::new();
+        for a in 0..out[0] {
+            for b in 0..out[1] {
+                for c in 0..out[2] {
+                    let src: Vec<i64> = [a, b, c]
+                        .iter()
+                        .enumerate()
+                        .map(|(k, &o)| o as i64 - begin[k])
+                        .collect();
+                    let inside = src
+                        .iter()
+                        .zip(dims)
+                        .all(|(&s, d)| (0..d as i64).contains(&s));
+                    want.push(match inside {
+                        true => data[(src[0] * 12 + src[1] * 4 + src[2]) as usize],
+                        false => 7.0,
+                    });
+                }
+            }
+        }
+        assert_eq!(vals(y), want);
+    }
+
+    #[test]
     fn reshape_zero_and_allowzero() {
         let x = f(&[2, 3, 4], &[0.; 24]);
         let sh = i(&[3], &[0, -1, 2]);
