@@ -267,7 +267,7 @@ impl<'a> Dec<'a> {
         self.take(n)
     }
     fn str(&mut self) -> Result<String, WireError> {
-        String::from_utf8(self.bytes()?.to_vec()).map_err(|_| wire("string not UTF-8"))
+        self.read(read_str)
     }
     fn opt_str(&mut self) -> Result<Option<String>, WireError> {
         match self.u8()? {
@@ -275,14 +275,21 @@ impl<'a> Dec<'a> {
             _ => self.str().map(Some),
         }
     }
-    /// The inverse of [`Enc::tensor`], straight from the frame's bytes.
+    /// The inverse of [`Enc::tensor`] ([`read_tensor`] over the frame's bytes).
     fn tensor(&mut self) -> Result<Tensor, WireError> {
-        let code = i32::try_from(self.u64()?).map_err(|_| wire("tensor dtype"))?;
-        let dtype = DType::from_onnx(code).ok_or_else(|| wire(format!("tensor dtype {code}")))?;
-        let shape = (0..self.count()?)
-            .map(|_| usize::try_from(self.u64()?).map_err(|_| wire("tensor dimension")))
-            .collect::<Result<Vec<usize>, WireError>>()?;
-        Tensor::from_le_bytes("", dtype, &shape, self.bytes()?).map_err(|e| wire(e.to_string()))
+        self.read(read_tensor)
+    }
+    /// `field` read from the rest of the frame, which it then starts after.
+    fn read<T>(
+        &mut self,
+        field: impl FnOnce(&mut io::Take<&'a [u8]>) -> io::Result<Result<T, WireError>>,
+    ) -> Result<T, WireError> {
+        let mut r = io::Read::take(self.0, self.0.len() as u64);
+        // Every read is checked against the frame's length first: one
+        // that still fails found the bytes short.
+        let value = field(&mut r).map_err(|_| wire("truncated frame"))?;
+        self.0 = r.into_inner();
+        value
     }
     fn count(&mut self) -> Result<usize, WireError> {
         // Every entry takes at least one byte: a count past that is corrupt.
@@ -377,59 +384,74 @@ fn read_incoming(r: &mut impl Read) -> io::Result<Option<Frame>> {
     Ok(Some(Frame::Value(value)))
 }
 
-/// One of [`send_trace`]'s `TRACE_VALUE` payloads (a string, then a tensor
-/// as [`Pieces::tensor`] writes it) read from `r`, limited to the frame,
-/// with [`Dec`]'s checks and errors. `Err` only where reading fails.
-fn read_trace_value<R: Read>(
-    r: &mut io::Take<R>,
-) -> io::Result<Result<(String, Tensor), WireError>> {
-    fn u64_of<R: Read>(r: &mut io::Take<R>) -> io::Result<Result<u64, WireError>> {
-        if r.limit() < 8 {
-            return Ok(Err(wire("truncated frame")));
+/// `Ok(Err)` of a field out of `Ok(Ok)`, for the `read_*` functions: a
+/// field that does not decode is the frame's error, a failed read the
+/// stream's.
+macro_rules! field {
+    ($e:expr) => {
+        match $e? {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
         }
-        let mut b = [0u8; 8];
-        r.read_exact(&mut b)?;
-        Ok(Ok(u64::from_le_bytes(b)))
-    }
-    /// A length or count, at most what is left of the frame.
-    fn len_of<R: Read>(r: &mut io::Take<R>, what: &str) -> io::Result<Result<usize, WireError>> {
-        Ok(u64_of(r)?.and_then(|n| {
-            usize::try_from(n)
-                .ok()
-                .filter(|&n| n as u64 <= r.limit())
-                .ok_or_else(|| wire(format!("{what} {n} past the frame")))
-        }))
-    }
-    macro_rules! field {
-        ($e:expr) => {
-            match $e? {
-                Ok(v) => v,
-                Err(e) => return Ok(Err(e)),
-            }
-        };
-    }
-    let n = field!(len_of(r, "length"));
-    let mut name = vec![0u8; n];
-    r.read_exact(&mut name)?;
-    let Ok(name) = String::from_utf8(name) else {
-        return Ok(Err(wire("string not UTF-8")));
     };
-    let code = field!(u64_of(r));
+}
+
+/// A `u64` of the frame `r` is limited to.
+fn read_u64<R: Read>(r: &mut io::Take<R>) -> io::Result<Result<u64, WireError>> {
+    if r.limit() < 8 {
+        return Ok(Err(wire("truncated frame")));
+    }
+    let mut b = [0u8; 8];
+    r.read_exact(&mut b)?;
+    Ok(Ok(u64::from_le_bytes(b)))
+}
+
+/// A length or count (`what`), at most what is left of the frame: every
+/// entry takes at least one byte, so a larger one is corrupt.
+fn read_len<R: Read>(r: &mut io::Take<R>, what: &str) -> io::Result<Result<usize, WireError>> {
+    Ok(read_u64(r)?.and_then(|n| {
+        usize::try_from(n)
+            .ok()
+            .filter(|&n| n as u64 <= r.limit())
+            .ok_or_else(|| wire(format!("{what} {n} past the frame")))
+    }))
+}
+
+/// A string as [`Enc::str`] writes it.
+fn read_str<R: Read>(r: &mut io::Take<R>) -> io::Result<Result<String, WireError>> {
+    let n = field!(read_len(r, "length"));
+    let mut bytes = vec![0u8; n];
+    r.read_exact(&mut bytes)?;
+    Ok(String::from_utf8(bytes).map_err(|_| wire("string not UTF-8")))
+}
+
+/// A tensor as [`Enc::tensor`] writes it: dtype, dims, then its data read
+/// straight into the tensor's buffer ([`Tensor::read_le_bytes`]). The one
+/// decoder of a tensor on the wire: [`Dec::tensor`] reads its bytes with it.
+fn read_tensor<R: Read>(r: &mut io::Take<R>) -> io::Result<Result<Tensor, WireError>> {
+    let code = field!(read_u64(r));
     let Some(dtype) = i32::try_from(code).ok().and_then(DType::from_onnx) else {
         return Ok(Err(wire(format!("tensor dtype {code}"))));
     };
     let mut shape = Vec::new();
-    for _ in 0..field!(len_of(r, "count")) {
-        let d = field!(u64_of(r));
-        match usize::try_from(d) {
+    for _ in 0..field!(read_len(r, "count")) {
+        match usize::try_from(field!(read_u64(r))) {
             Ok(d) => shape.push(d),
             Err(_) => return Ok(Err(wire("tensor dimension"))),
         }
     }
-    let len = field!(len_of(r, "length"));
-    Ok(Tensor::read_le_bytes("", dtype, &shape, len, r)?
-        .map(|t| (name, t))
-        .map_err(|e| wire(e.to_string())))
+    let len = field!(read_len(r, "length"));
+    Ok(Tensor::read_le_bytes("", dtype, &shape, len, r)?.map_err(|e| wire(e.to_string())))
+}
+
+/// One of [`send_trace`]'s `TRACE_VALUE` payloads (a string, then a
+/// tensor) read from `r`, limited to the frame. `Err` only where reading
+/// fails.
+fn read_trace_value<R: Read>(
+    r: &mut io::Take<R>,
+) -> io::Result<Result<(String, Tensor), WireError>> {
+    let name = field!(read_str(r));
+    Ok(read_tensor(r)?.map(|t| (name, t)))
 }
 
 fn encode_opts(e: &mut Enc, o: &EngineOptions) {

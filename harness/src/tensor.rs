@@ -439,8 +439,8 @@ impl Tensor {
     }
 
     /// A tensor of `dtype` and `shape` from its elements as little-endian
-    /// bytes (the layout of `raw_data`, and of the lane-worker wire);
-    /// `name` names it in errors.
+    /// bytes (the layout of `raw_data`, and of the lane-worker wire, which
+    /// reads them with [`Tensor::read_le_bytes`]); `name` names it in errors.
     pub fn from_le_bytes(
         name: &str,
         dtype: DType,
