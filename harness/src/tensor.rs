@@ -470,37 +470,47 @@ impl Tensor {
             r.read_exact(&mut bytes)?;
             return Ok(proto::from_raw(name, dtype, shape, &bytes));
         }
-        /// A zeroed vector of a primitive is fresh pages, not a fill.
-        fn pod<T: Element + bytemuck::Pod>(
+        Tensor::filled(dtype, shape, |bytes| r.read_exact(bytes)).map(Ok)
+    }
+
+    /// A tensor of `dtype` and `shape` whose buffer `fill` writes as
+    /// little-endian bytes (native order on this little-endian path; bool
+    /// as one byte each, nonzero true): the one copy a tensor read from a
+    /// pipe or downloaded from a framework needs. A zeroed vector of a
+    /// primitive is fresh pages, not a fill.
+    pub fn filled<E>(
+        dtype: DType,
+        shape: &[usize],
+        fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
+    ) -> Result<Tensor, E> {
+        fn pod<T: Element + bytemuck::Pod, E>(
             shape: &[usize],
-            n: usize,
-            r: &mut impl std::io::Read,
-        ) -> std::io::Result<Tensor> {
-            let mut v = vec![T::zeroed(); n];
-            r.read_exact(bytemuck::cast_slice_mut(&mut v))?;
+            fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
+        ) -> Result<Tensor, E> {
+            let mut v = vec![T::zeroed(); shape.iter().product()];
+            fill(bytemuck::cast_slice_mut(&mut v))?;
             Ok(T::wrap(
-                ArrayD::from_shape_vec(IxDyn(shape), v).expect("size checked"),
+                ArrayD::from_shape_vec(IxDyn(shape), v).expect("size from the shape"),
             ))
         }
-        let n = len / dtype.size();
-        Ok(Ok(match dtype {
-            DType::Bool => match pod::<u8>(shape, n, r)? {
+        Ok(match dtype {
+            DType::Bool => match pod::<u8, E>(shape, fill)? {
                 Tensor::U8(a) => Tensor::Bool(a.mapv(|b| b != 0)),
-                _ => unreachable!("read as u8"),
+                _ => unreachable!("filled as u8"),
             },
-            DType::F16 => pod::<f16>(shape, n, r)?,
-            DType::BF16 => pod::<bf16>(shape, n, r)?,
-            DType::F32 => pod::<f32>(shape, n, r)?,
-            DType::F64 => pod::<f64>(shape, n, r)?,
-            DType::I8 => pod::<i8>(shape, n, r)?,
-            DType::I16 => pod::<i16>(shape, n, r)?,
-            DType::I32 => pod::<i32>(shape, n, r)?,
-            DType::I64 => pod::<i64>(shape, n, r)?,
-            DType::U8 => pod::<u8>(shape, n, r)?,
-            DType::U16 => pod::<u16>(shape, n, r)?,
-            DType::U32 => pod::<u32>(shape, n, r)?,
-            DType::U64 => pod::<u64>(shape, n, r)?,
-        }))
+            DType::F16 => pod::<f16, E>(shape, fill)?,
+            DType::BF16 => pod::<bf16, E>(shape, fill)?,
+            DType::F32 => pod::<f32, E>(shape, fill)?,
+            DType::F64 => pod::<f64, E>(shape, fill)?,
+            DType::I8 => pod::<i8, E>(shape, fill)?,
+            DType::I16 => pod::<i16, E>(shape, fill)?,
+            DType::I32 => pod::<i32, E>(shape, fill)?,
+            DType::I64 => pod::<i64, E>(shape, fill)?,
+            DType::U8 => pod::<u8, E>(shape, fill)?,
+            DType::U16 => pod::<u16, E>(shape, fill)?,
+            DType::U32 => pod::<u32, E>(shape, fill)?,
+            DType::U64 => pod::<u64, E>(shape, fill)?,
+        })
     }
 
     /// The elements as little-endian bytes, borrowed: `Some` for a

@@ -265,33 +265,12 @@ pub fn download(t: &tch::Tensor) -> Result<Tensor, TransferError> {
         .f_contiguous()
         .map_err(err)?;
     let n: usize = shape.iter().product();
-    // Copied once, straight into the host array's own buffer (a zeroed
-    // allocation of this size is fresh pages, not a fill).
-    fn build<T: crate::tensor::Element + bytemuck::Pod>(
-        cpu: &tch::Tensor,
-        shape: &[usize],
-        n: usize,
-    ) -> Result<ndarray::ArrayD<T>, TchError> {
-        let mut v = vec![T::zeroed(); n];
-        if n > 0 {
-            cpu.f_copy_data_u8(bytemuck::cast_slice_mut(&mut v), n)?;
-        }
-        Ok(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), v).expect("size matches"))
-    }
-    let s = &shape;
-    Ok(match dtype {
-        DType::F16 => Tensor::F16(build(&cpu, s, n).map_err(err)?),
-        DType::BF16 => Tensor::BF16(build(&cpu, s, n).map_err(err)?),
-        DType::F32 => Tensor::F32(build(&cpu, s, n).map_err(err)?),
-        DType::F64 => Tensor::F64(build(&cpu, s, n).map_err(err)?),
-        DType::I8 => Tensor::I8(build(&cpu, s, n).map_err(err)?),
-        DType::I16 => Tensor::I16(build(&cpu, s, n).map_err(err)?),
-        DType::I32 => Tensor::I32(build(&cpu, s, n).map_err(err)?),
-        DType::I64 => Tensor::I64(build(&cpu, s, n).map_err(err)?),
-        DType::U8 => Tensor::U8(build(&cpu, s, n).map_err(err)?),
-        DType::Bool => Tensor::Bool(build::<u8>(&cpu, s, n).map_err(err)?.mapv(|b| b != 0)),
-        DType::U16 | DType::U32 | DType::U64 => unreachable!("dtype_of never returns these"),
+    // Copied once, straight into the host array's own buffer.
+    Tensor::filled(dtype, &shape, |bytes| match n {
+        0 => Ok(()),
+        _ => cpu.f_copy_data_u8(bytes, n),
     })
+    .map_err(err)
 }
 
 // ---- helpers shared by the op families -------------------------------------
