@@ -286,15 +286,20 @@ fn prewarm_early(cfg: &RunConfig) {
 }
 
 fn prewarm_lanes(cfg: &RunConfig, backends: &[String], device: crate::options::Device) {
-    let lanes: Vec<(crate::isolate::Isolation, String)> = backends
+    let lanes: Vec<(crate::isolate::Isolation, String, &String)> = backends
         .iter()
         .filter(|b| ![crate::lane::REFERENCE, crate::lane::EXPECTED].contains(&b.as_str()))
         .filter_map(|b| {
             let iso = crate::isolate::for_backend(cfg.isolation.as_ref(), b).ok()??;
-            Some((iso, crate::lane::EngineLane::backend(b, device).to_string()))
+            Some((
+                iso,
+                crate::lane::EngineLane::backend(b, device).to_string(),
+                b,
+            ))
         })
         .collect();
-    crate::isolate::prewarm(lanes.iter().map(|(iso, lane)| (iso, lane.as_str())));
+    let lanes = lanes.iter();
+    crate::isolate::prewarm(lanes.map(|(iso, lane, b)| (iso, lane.as_str(), b.as_str())));
 }
 
 /// Where a run's wall time went, by phase, printed to stderr when
@@ -393,40 +398,48 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<bool> {
     } else {
         1
     };
-    ahead::in_order(&cases, ahead, ahead::small, run_one, |c, (took, run)| {
-        if let Some(pb) = &pb {
-            pb.set_message(c.id());
-        }
-        let mut run = run?;
-        timings.case(took, &run.report);
-        let t = Instant::now();
-        if let Some(w) = repro.as_mut() {
-            w.case(c, &mut run)?;
-        }
-        summary.add(&run.report);
-        let ended = sweeps.add(&run.report);
-        let mut case_events = |reporters: &mut [Box<dyn Reporter>]| -> anyhow::Result<()> {
-            let drawn = match heatmaps.as_mut() {
-                Some(h) => Some((
-                    h.case(&run)
-                        .with_context(|| format!("--out: {}", h.dir().display()))?,
-                    h.skipped,
-                )),
-                None => None,
+    let budget = ahead::BUDGET;
+    ahead::in_order(
+        &cases,
+        ahead,
+        budget,
+        ahead::cost,
+        run_one,
+        |c, (took, run)| {
+            if let Some(pb) = &pb {
+                pb.set_message(c.id());
+            }
+            let mut run = run?;
+            timings.case(took, &run.report);
+            let t = Instant::now();
+            if let Some(w) = repro.as_mut() {
+                w.case(c, &mut run)?;
+            }
+            summary.add(&run.report);
+            let ended = sweeps.add(&run.report);
+            let mut case_events = |reporters: &mut [Box<dyn Reporter>]| -> anyhow::Result<()> {
+                let drawn = match heatmaps.as_mut() {
+                    Some(h) => Some((
+                        h.case(&run)
+                            .with_context(|| format!("--out: {}", h.dir().display()))?,
+                        h.skipped,
+                    )),
+                    None => None,
+                };
+                let drawn = drawn.as_ref().map(|(l, s)| (l.as_slice(), *s));
+                Ok(emit_case(reporters, drawn, ended.as_ref(), &run)?)
             };
-            let drawn = drawn.as_ref().map(|(l, s)| (l.as_slice(), *s));
-            Ok(emit_case(reporters, drawn, ended.as_ref(), &run)?)
-        };
-        match &pb {
-            Some(pb) => pb.suspend(|| case_events(&mut reporters))?,
-            None => case_events(&mut reporters)?,
-        }
-        if let Some(pb) = &pb {
-            pb.inc(1);
-        }
-        timings.add("report cases", t);
-        anyhow::Ok(())
-    })?;
+            match &pb {
+                Some(pb) => pb.suspend(|| case_events(&mut reporters))?,
+                None => case_events(&mut reporters)?,
+            }
+            if let Some(pb) = &pb {
+                pb.inc(1);
+            }
+            timings.add("report cases", t);
+            anyhow::Ok(())
+        },
+    )?;
     if let Some(pb) = &pb {
         pb.finish_and_clear();
     }

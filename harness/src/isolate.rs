@@ -102,6 +102,9 @@ pub struct Reply {
 // Frame tags. Parent to worker:
 const RUN: u8 = 1;
 const VALUE: u8 = 2;
+/// A backend's name: load its framework now, ahead of the first job
+/// ([`prewarm`]).
+const WARM: u8 = 3;
 // Worker to parent:
 const SETTINGS: u8 = 10;
 const STARTED: u8 = 11;
@@ -113,6 +116,9 @@ const TRACE_VALUE: u8 = 15;
 /// After the trace, the model's outputs as deployed (`Session::deployed`),
 /// or a `FAILED` frame.
 const DEPLOYED: u8 = 16;
+/// A `TRACE` that holds the deployed outputs already (`Session::settled`):
+/// no `DEPLOYED` frame follows, and the worker is free for its next job.
+const SETTLED_TRACE: u8 = 17;
 // How a job carries its model: serialized, or the file it was read from
 // unchanged (the worker reads it itself: no weights through the pipe).
 const MODEL_BYTES: u8 = 0;
@@ -591,17 +597,19 @@ pub fn encode_trace(t: &Trace) -> Vec<u8> {
 }
 
 /// Sends `t`: each value in a `TRACE_VALUE` frame of its own, then the rest
-/// in the `TRACE` frame. The parent decodes each value as it arrives, while
-/// the next is written, instead of the whole trace (tens of MB on a real
-/// network) after the last byte of it; and each frame's buffer is small.
-fn send_trace(w: &mut impl Write, t: &Trace) -> io::Result<()> {
+/// in the `TRACE` frame (`SETTLED_TRACE` when `settled`). The parent
+/// decodes each value as it arrives, while the next is written, instead of
+/// the whole trace (tens of MB on a real network) after the last byte of
+/// it; and each frame's buffer is small.
+fn send_trace(w: &mut impl Write, t: &Trace, settled: bool) -> io::Result<()> {
     for (name, value) in &t.values {
         let mut p = Pieces::default();
         p.enc().str(name);
         p.tensor(value);
         write_pieces(w, TRACE_VALUE, &p.finish())?;
     }
-    write_pieces(w, TRACE, &trace_pieces(t, false))
+    let tag = if settled { SETTLED_TRACE } else { TRACE };
+    write_pieces(w, tag, &trace_pieces(t, false))
 }
 
 /// Writes a frame whose payload is `pieces`, one after the other.
@@ -780,10 +788,11 @@ pub fn worker_main() -> Result<(), WorkerError> {
     let mut pipes = Pipes::open()?;
     let mut backend = String::new();
     while let Some((tag, payload)) = read_frame(&mut pipes.input)? {
-        if tag != RUN {
-            return Err(wire(format!("expected a job, got frame {tag}")).into());
+        match tag {
+            RUN => backend = serve(&mut pipes, &payload)?,
+            WARM => warm(&payload)?,
+            _ => return Err(wire(format!("expected a job, got frame {tag}")).into()),
         }
-        backend = serve(&mut pipes, &payload)?;
     }
     print_timings(&backend);
     Ok(())
@@ -796,6 +805,17 @@ pub enum WorkerError {
     Io(#[from] io::Error),
     #[error(transparent)]
     Wire(#[from] WireError),
+}
+
+/// Loads the framework of the backend a `WARM` frame names. A backend
+/// that does not exist or cannot load is left for its first job to report.
+fn warm(payload: &[u8]) -> Result<(), WorkerError> {
+    let t = Instant::now();
+    if let Ok(engine) = backend::engine(&Dec(payload).str()?) {
+        engine.warm();
+    }
+    spent("worker: warm", t);
+    Ok(())
 }
 
 /// Runs one job; the backend it ran.
@@ -855,9 +875,13 @@ fn serve(pipes: &mut Pipes, payload: &[u8]) -> Result<String, WorkerError> {
             return Ok(backend);
         }
     };
-    send_trace(&mut pipes.output, &trace)?;
+    let settled = session.settled();
+    send_trace(&mut pipes.output, &trace, settled)?;
     drop(trace);
     spent("worker: send trace", t);
+    if settled {
+        return Ok(backend);
+    }
     // The parent has the trace (the lanes waiting for its values go on)
     // while the deployed model runs here.
     let t = Instant::now();
@@ -1136,21 +1160,24 @@ fn finish(worker: &mut Worker, ended: Ended) -> Ended {
     }
 }
 
-/// Starts the workers of `lanes` (lane names, as in [`Job::lane`]) that are
-/// not running yet, without waiting for them: they load their frameworks
-/// while the parent loads and runs other lanes, and [`run`] finds them
-/// ready. A worker that cannot start is left to [`run`] to report.
-pub fn prewarm<'a>(lanes: impl IntoIterator<Item = (&'a Isolation, &'a str)>) {
+/// Starts the workers of `lanes` (lane names, as in [`Job::lane`], with
+/// their backends) that are not running yet, and has each load its
+/// backend's framework (a `WARM` frame), without waiting for them: they
+/// load while the parent loads and runs other lanes, and [`run`] finds
+/// them ready. A worker that cannot start is left to [`run`] to report.
+pub fn prewarm<'a>(lanes: impl IntoIterator<Item = (&'a Isolation, &'a str, &'a str)>) {
     let Ok(mut slots) = pool().lock() else {
         return;
     };
-    for (iso, lane) in lanes {
+    for (iso, lane, backend) in lanes {
         let key = (iso.exe.clone(), lane.to_string());
         if slots.contains_key(&key) {
             continue;
         }
         let t = Instant::now();
-        if let Ok(w) = Worker::spawn(&iso.exe) {
+        if let Ok(mut w) = Worker::spawn(&iso.exe) {
+            // A write that fails means the worker is gone: its first job says why.
+            let _ = write_frame(&mut w.stdin, WARM, &Enc::default().str(backend).0);
             slots.insert(key, Slot::Ready(w));
         }
         spent("isolate: spawn worker", t);
@@ -1202,7 +1229,15 @@ pub fn run(
         &mut last,
     );
     let trace = match outcome {
-        Ok(Ok(trace)) => trace,
+        Ok(Ok((trace, true))) => {
+            lease.give_back(worker);
+            return Reply {
+                settings,
+                trace: Ok(trace),
+                pending: None,
+            };
+        }
+        Ok(Ok((trace, false))) => trace,
         Ok(Err(error)) => {
             lease.give_back(worker);
             return Reply {
@@ -1228,8 +1263,7 @@ pub fn run(
         timeout: iso.timeout,
         engine,
     };
-    // Deployed outputs already here (a graph that is its own tapped model
-    // has none to compute) are taken at once, without a thread.
+    // Deployed outputs already here are taken at once, without a thread.
     let first = match after.worker.frames.try_recv() {
         Ok(frame) => Some(Ok(frame)),
         Err(mpsc::TryRecvError::Disconnected) => Some(Err(Ended::Closed)),
@@ -1368,8 +1402,9 @@ fn encode_job(job: &Job) -> Vec<u8> {
 }
 
 /// A job's conversation, its `RUN` frame sent first unless `unsent` is
-/// `None` (written already, [`Lease::put`]): `Ok(Ok(trace))`,
-/// `Ok(Err(error frame))`, or how the worker ended before answering.
+/// `None` (written already, [`Lease::put`]): `Ok(Ok((trace, settled)))`
+/// (settled: no `DEPLOYED` frame follows), `Ok(Err(error frame))`, or how
+/// the worker ended before answering.
 fn converse(
     unsent: Option<&[u8]>,
     worker: &mut Worker,
@@ -1377,7 +1412,7 @@ fn converse(
     bridge: &dyn Bridge,
     settings: &mut Vec<(String, String)>,
     last: &mut Option<usize>,
-) -> Result<Result<Trace, Vec<u8>>, Ended> {
+) -> Result<Result<(Trace, bool), Vec<u8>>, Ended> {
     if let Some(frame) = unsent {
         let t = Instant::now();
         // A write that fails means the worker is gone: its exit status says why.
@@ -1421,13 +1456,13 @@ fn converse(
                 };
                 let _ = write_frame(&mut worker.stdin, VALUE, &reply.0);
             }
-            TRACE => {
+            TRACE | SETTLED_TRACE => {
                 spent("isolate: until trace", t);
                 let t = Instant::now();
                 let mut trace = decode_trace(&payload).map_err(bad)?;
                 trace.values.extend(std::mem::take(&mut values));
                 spent("isolate: decode trace", t);
-                return Ok(Ok(trace));
+                return Ok(Ok((trace, tag == SETTLED_TRACE)));
             }
             FAILED => return Ok(Err(payload)),
             t => return Err(Ended::Protocol(format!("unknown frame {t}"))),
@@ -1555,29 +1590,31 @@ mod tests {
         t.values.insert("a".into(), x.clone());
         t.values.insert("b".into(), x.cast(DType::I64));
         t.deployed.insert("d".into(), x.clone());
-        let mut wire = Vec::new();
-        send_trace(&mut wire, &t).unwrap();
-        let mut r = &wire[..];
-        let mut values = HashMap::new();
-        let mut tags = vec![];
-        while let Some(frame) = read_incoming(&mut r).unwrap() {
-            match frame {
-                Frame::Value(value) => {
-                    tags.push(TRACE_VALUE);
-                    let (k, v) = value.unwrap();
-                    values.insert(k, v);
-                }
-                Frame::Raw(tag, payload) => {
-                    tags.push(tag);
-                    let rest = decode_trace(&payload).unwrap();
-                    assert!(rest.values.is_empty(), "the values went ahead");
-                    assert_eq!(rest.nodes, t.nodes);
-                    assert_eq!(rest.deployed, t.deployed);
+        for (settled, last) in [(false, TRACE), (true, SETTLED_TRACE)] {
+            let mut wire = Vec::new();
+            send_trace(&mut wire, &t, settled).unwrap();
+            let mut r = &wire[..];
+            let mut values = HashMap::new();
+            let mut tags = vec![];
+            while let Some(frame) = read_incoming(&mut r).unwrap() {
+                match frame {
+                    Frame::Value(value) => {
+                        tags.push(TRACE_VALUE);
+                        let (k, v) = value.unwrap();
+                        values.insert(k, v);
+                    }
+                    Frame::Raw(tag, payload) => {
+                        tags.push(tag);
+                        let rest = decode_trace(&payload).unwrap();
+                        assert!(rest.values.is_empty(), "the values went ahead");
+                        assert_eq!(rest.nodes, t.nodes);
+                        assert_eq!(rest.deployed, t.deployed);
+                    }
                 }
             }
+            assert_eq!(tags, [TRACE_VALUE, TRACE_VALUE, last]);
+            assert_eq!(values, t.values);
         }
-        assert_eq!(tags, [TRACE_VALUE, TRACE_VALUE, TRACE]);
-        assert_eq!(values, t.values);
     }
 
     /// What [`read_incoming`] makes of one `TRACE_VALUE` frame around `payload`.

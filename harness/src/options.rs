@@ -75,10 +75,18 @@ impl EngineOptions {
     /// machine's cores when 0 (set explicitly, and reported, in every lane).
     pub fn cpu_threads(&self) -> usize {
         match self.threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            0 => cores(),
             n => n,
         }
     }
+}
+
+/// The cores this process may use, asked once: the standard library reads
+/// the cgroup's files on every call, which was a tenth of the ORT worker's
+/// time on `cases/resize.toml` (several calls per variant).
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 impl Default for EngineOptions {

@@ -527,8 +527,10 @@ impl JobContext<'_> {
     }
 }
 
-/// `f` over `jobs` on up to `threads` scoped threads (at least two, so that
-/// lanes that wait on their workers overlap), results in `jobs`' order.
+/// `f` over `jobs` on up to `threads` threads (at least two, so that lanes
+/// that wait on their workers overlap): this one and scoped ones, results
+/// in `jobs`' order. This thread takes jobs too: a thread fewer to start
+/// and end per case (a sweep runs hundreds of cases).
 fn run_concurrently<J: Sync, R: Send>(
     jobs: &[J],
     threads: usize,
@@ -540,17 +542,19 @@ fn run_concurrently<J: Sync, R: Send>(
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
     let slots: Vec<Mutex<Option<R>>> = jobs.iter().map(|_| Mutex::new(None)).collect();
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(job) = jobs.get(i) else { break };
-                let r = f(job);
-                if let Ok(mut slot) = slots[i].lock() {
-                    *slot = Some(r);
-                }
-            });
+    let take_jobs = || loop {
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Some(job) = jobs.get(i) else { break };
+        let r = f(job);
+        if let Ok(mut slot) = slots[i].lock() {
+            *slot = Some(r);
         }
+    };
+    std::thread::scope(|s| {
+        for _ in 1..threads {
+            s.spawn(take_jobs);
+        }
+        take_jobs();
     });
     slots
         .into_iter()
@@ -1971,5 +1975,42 @@ outputs = ["Y"]
             &case.graph.nodes[0],
         );
         assert_eq!(r.verdict, Verdict::Skipped, "{r:?}");
+    }
+}
+
+#[cfg(test)]
+mod concurrency_tests {
+    use super::run_concurrently;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    /// Results come in the jobs' order; this thread takes jobs beside the
+    /// one it starts, so two jobs run at once (the first waits until the
+    /// second has started, which one thread alone could never do), and no
+    /// more than asked.
+    #[test]
+    fn jobs_run_side_by_side_and_come_back_in_order() {
+        let running = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        let started = AtomicUsize::new(0);
+        let out = run_concurrently(&[0usize, 1, 2, 3, 4, 5], 2, |&i| {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now, Ordering::SeqCst);
+            started.fetch_add(1, Ordering::SeqCst);
+            if i == 0 {
+                let until = Instant::now() + Duration::from_secs(10);
+                while started.load(Ordering::SeqCst) < 2 && Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            running.fetch_sub(1, Ordering::SeqCst);
+            (i, std::thread::current().id())
+        });
+        assert_eq!(
+            out.iter().map(|r| r.0).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4, 5]
+        );
+        assert_eq!(most.load(Ordering::SeqCst), 2, "two at once, never more");
+        assert!(out.iter().any(|r| r.1 == std::thread::current().id()));
     }
 }

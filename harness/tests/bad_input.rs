@@ -293,3 +293,28 @@ fn a_bad_file_named_on_the_command_line_stops_the_run() {
     assert_eq!(out, "", "nothing runs");
     assert!(err.contains("bad.toml"), "{err}");
 }
+
+/// A `[[sweep]]` is read once, apart from the variants it expands to:
+/// each of its mistakes is still one line naming the key.
+#[test]
+fn malformed_sweeps_name_the_key() {
+    let d = tempfile::tempdir().unwrap();
+    let sweep = |body: &str| format!("{GOOD}\n[params]\nk = 1\n\n[[sweep]]\n{body}\n");
+    for (file, body, key) in [
+        (
+            "name.toml",
+            "name = 3\n[sweep.grid]\nk = [1, 2]",
+            "sweep[0].name",
+        ),
+        (
+            "key.toml",
+            "nmae = \"a\"\n[sweep.grid]\nk = [1]",
+            "sweep[0].nmae",
+        ),
+        ("grid.toml", "name = \"a\"\ngrid = 3", "sweep[0].grid"),
+        ("values.toml", "[sweep.grid]\nk = []", "sweep[0].grid.k"),
+    ] {
+        let p = write(d.path(), file, &sweep(body));
+        expect_bad(&p, &[file, key]);
+    }
+}

@@ -143,6 +143,10 @@ pub trait Engine: Send + Sync {
     fn weights(&self) -> Weights {
         Weights::Tensors
     }
+    /// Loads what the engine loads on first use (a framework library),
+    /// ahead of the first job: a lane worker started before the cases
+    /// load does it meanwhile. A failure is left to `prepare` to report.
+    fn warm(&self) {}
 }
 
 /// A graph prepared by an engine for one device.
@@ -170,6 +174,13 @@ pub trait Session {
         _inputs: &BTreeMap<String, Tensor>,
     ) -> Result<Option<Deployed>, EngineError> {
         Ok(None)
+    }
+    /// After a run: whether its trace holds the deployed outputs already,
+    /// so that [`Session::deployed`] would be `None` without running
+    /// anything (a lane worker then says so with the trace, and sends no
+    /// frame after it). An engine that overrides `deployed` overrides this.
+    fn settled(&self) -> bool {
+        true
     }
     /// [`Session::run_bridged`], then [`Session::deployed`] taken into the
     /// trace: the whole result at once.

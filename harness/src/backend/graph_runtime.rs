@@ -539,6 +539,12 @@ impl<M: LoadedModel> Session for Tapped<M> {
         Ok(trace)
     }
 
+    /// The untapped model is still to run: the tapped one is not the
+    /// deployed one and ran.
+    fn settled(&self) -> bool {
+        self.finals.is_none()
+    }
+
     /// The untapped model run on `inputs` (loaded now when run once), its
     /// final outputs compared with the tapped run's.
     fn deployed(

@@ -12,13 +12,17 @@
 //! Threads are set, not left to ORT: `EngineOptions::cpu_threads` intra-op
 //! threads that never spin between runs (ORT's default spins, stealing the
 //! cores of the lanes that run next), and one inter-op thread (the graph
-//! runs sequentially). `settings` reports what was set, with the CPU
-//! memory arena, which is off (see [`CPU_ARENA`]).
+//! runs sequentially). They come from one pool the environment holds for
+//! the whole process, not a pool per session: starting and joining a
+//! session's own threads cost more than the rest of creating it for a
+//! one-node graph (see [`shared_threads`]). `settings` reports what was
+//! set, with the CPU memory arena, which is off (see [`CPU_ARENA`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use ndarray::ArrayD;
+use ort::environment::GlobalThreadPoolOptions;
 use ort::logging::{LogLevel, LoggerFunction};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session as OrtSession;
@@ -47,6 +51,21 @@ const CPU_ARENA: bool = false;
 /// The ONNX Runtime engine.
 pub struct OrtEngine;
 
+/// The intra-op threads of the pool the environment shares between
+/// sessions: the default `cpu_threads` (one per core). A session asked for
+/// another count gets a pool of its own. A session with its own pool of two
+/// threads took 1.8 ms to create for a one-node Resize, against 0.35 ms
+/// with one thread (ORT 1.31.1, this 2-core machine): `cases/resize.toml`
+/// creates one session per variant.
+fn shared_threads() -> usize {
+    EngineOptions::default().cpu_threads()
+}
+
+/// Whether a session of `opts` runs on the environment's shared pool.
+fn on_shared_pool(opts: &EngineOptions) -> bool {
+    opts.cpu_threads() == shared_threads()
+}
+
 fn environment() -> Result<&'static ort::environment::Environment, EngineError> {
     static ENV: OnceLock<Result<ort::environment::Environment, EngineError>> = OnceLock::new();
     ENV.get_or_init(|| {
@@ -54,9 +73,15 @@ fn environment() -> Result<&'static ort::environment::Environment, EngineError> 
         let lib = crate::runtimes::ort_library().map_err(|e| missing(e.to_string()))?;
         let builder =
             ort::init_from(&lib).map_err(|e| missing(format!("loading {}: {e}", lib.display())))?;
+        let pool = GlobalThreadPoolOptions::default()
+            .with_intra_threads(shared_threads())
+            .and_then(|p| p.with_inter_threads(INTER_OP_THREADS))
+            .and_then(|p| p.with_spin_control(false))
+            .map_err(|e| missing(e.to_string()))?;
         builder
             .with_name("xdiff")
             .with_logger(env_log().logger())
+            .with_global_thread_pool(pool)
             .build()
             .map_err(|e| missing(e.to_string()))
     })
@@ -140,6 +165,15 @@ fn level(l: OptLevel) -> GraphOptimizationLevel {
     }
 }
 
+/// How `settings` names where a session's threads come from.
+fn pool_name(opts: &EngineOptions) -> &'static str {
+    if on_shared_pool(opts) {
+        "shared by the lane's sessions"
+    } else {
+        "the session's own"
+    }
+}
+
 /// A loaded ORT session and what ORT logs for it.
 pub struct OrtModel {
     session: OrtSession,
@@ -156,15 +190,20 @@ fn session(model: ModelSource, opts: &EngineOptions) -> Result<OrtModel, EngineE
         .with_log_level(LogLevel::Warning)
         .map_err(failed)?
         .with_optimization_level(level(opts.ort_optimization))
-        .map_err(failed)?
-        .with_intra_threads(opts.cpu_threads())
-        .map_err(failed)?
-        .with_intra_op_spinning(false)
-        .map_err(failed)?
-        .with_inter_threads(INTER_OP_THREADS)
-        .map_err(failed)?
-        .with_inter_op_spinning(false)
         .map_err(failed)?;
+    if !on_shared_pool(opts) {
+        b = b
+            .with_independent_thread_pool()
+            .map_err(failed)?
+            .with_intra_threads(opts.cpu_threads())
+            .map_err(failed)?
+            .with_intra_op_spinning(false)
+            .map_err(failed)?
+            .with_inter_threads(INTER_OP_THREADS)
+            .map_err(failed)?
+            .with_inter_op_spinning(false)
+            .map_err(failed)?;
+    }
     if opts.device == Device::Cpu {
         let cpu = ort::ep::CPU::default().with_arena_allocator(CPU_ARENA);
         b = b.with_execution_providers([cpu.build()]).map_err(failed)?;
@@ -220,6 +259,7 @@ impl GraphRuntime for OrtEngine {
             ("onnxruntime".into(), crate::runtimes::ORT_VERSION.into()),
             ("threads".into(), opts.cpu_threads().to_string()),
             ("inter-op threads".into(), INTER_OP_THREADS.to_string()),
+            ("thread pool".into(), pool_name(opts).into()),
             ("spinning".into(), "off (intra-op and inter-op)".into()),
         ];
         if opts.device == Device::Cpu {
@@ -233,6 +273,11 @@ impl GraphRuntime for OrtEngine {
 impl Engine for OrtEngine {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    /// Loads the ORT library and creates the environment (and its threads).
+    fn warm(&self) {
+        let _ = environment();
     }
 
     fn prepare(
@@ -476,6 +521,65 @@ outputs = ["Y"]
         assert_eq!(st["inter-op threads"], "1");
         assert_eq!(st["spinning"], "off (intra-op and inter-op)");
         assert_eq!(st["cpu memory arena"], "off");
+    }
+
+    /// A trace is settled (the worker sends nothing after it) exactly when
+    /// the tapped model is the deployed one: here when every node's output
+    /// is a graph output already; with Conv→BatchNorm tapped, the untapped
+    /// model is still to run until `deployed` ran it.
+    #[test]
+    fn a_trace_is_settled_when_the_tapped_model_is_the_deployed_one() {
+        let dir = tempfile::tempdir().unwrap();
+        for (outputs, settled) in [(r#"["Y"]"#, false), (r#"["c", "Y"]"#, true)] {
+            let path = dir.path().join("conv-bn.toml");
+            // The graph's outputs (the first such line; the nodes' follow).
+            let text = CONV_BN.replacen(r#"outputs = ["Y"]"#, &format!("outputs = {outputs}"), 1);
+            std::fs::write(&path, text).unwrap();
+            let case = crate::case::load(&path).unwrap().remove(0);
+            let mut session = OrtEngine.prepare(&case.graph, &case.options).unwrap();
+            let trace = session
+                .run_bridged(&case.inputs, &crate::backend::engine::NoBridge)
+                .unwrap();
+            assert_eq!(session.settled(), settled, "outputs {outputs}");
+            let deployed = session.deployed(&case.inputs).unwrap();
+            assert_eq!(deployed.is_none(), settled, "outputs {outputs}");
+            assert_eq!(trace.deployed.contains_key("Y"), settled);
+            assert!(session.settled(), "deployed ran: nothing left to send");
+        }
+    }
+
+    /// The default thread count runs on the environment's shared pool; any
+    /// other count on a pool of the session's own; both run the graph to
+    /// the same values, and say which pool they used.
+    #[test]
+    fn sessions_share_the_pool_unless_asked_for_another_thread_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("conv-bn.toml");
+        std::fs::write(&path, CONV_BN).unwrap();
+        let case = crate::case::load(&path).unwrap().remove(0);
+        let own = EngineOptions {
+            threads: shared_threads() + 1,
+            ..case.options.clone()
+        };
+        let mut runs = vec![];
+        for (opts, pool) in [
+            (&case.options, "shared by the lane's sessions"),
+            (&own, "the session's own"),
+        ] {
+            let mut session = OrtEngine.prepare(&case.graph, opts).unwrap();
+            assert_eq!(
+                session
+                    .settings()
+                    .into_iter()
+                    .find(|(k, _)| k == "thread pool"),
+                Some(("thread pool".to_string(), pool.to_string()))
+            );
+            let trace = session
+                .run_settled(&case.inputs, &crate::backend::engine::NoBridge)
+                .unwrap();
+            runs.push(trace.values["Y"].clone());
+        }
+        assert!(runs[0].same_bits(&runs[1]));
     }
 
     #[test]
