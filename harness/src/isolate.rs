@@ -119,6 +119,9 @@ const DEPLOYED: u8 = 16;
 /// A `TRACE` that holds the deployed outputs already (`Session::settled`):
 /// no `DEPLOYED` frame follows, and the worker is free for its next job.
 const SETTLED_TRACE: u8 = 17;
+/// The number of the job (from its `RUN` frame) whose frames follow: the
+/// first frame of every answer, so that a job never takes another's.
+const JOB: u8 = 18;
 // How a job carries its model: serialized, or the file it was read from
 // unchanged (the worker reads it itself: no weights through the pipe).
 const MODEL_BYTES: u8 = 0;
@@ -326,10 +329,15 @@ impl<'a> Dec<'a> {
 }
 
 fn write_frame(w: &mut impl Write, tag: u8, payload: &[u8]) -> io::Result<()> {
+    buffer_frame(w, tag, payload)?;
+    w.flush()
+}
+
+/// A frame into `w`'s buffer, sent with the next flushed one.
+fn buffer_frame(w: &mut impl Write, tag: u8, payload: &[u8]) -> io::Result<()> {
     w.write_all(&[tag])?;
     w.write_all(&(payload.len() as u64).to_le_bytes())?;
-    w.write_all(payload)?;
-    w.flush()
+    w.write_all(payload)
 }
 
 /// The next frame, or `None` at the end of the stream.
@@ -736,6 +744,8 @@ fn decode_error(bytes: &[u8], engine: &'static str) -> Result<EngineError, WireE
 struct Pipes {
     input: BufReader<io::Stdin>,
     output: BufWriter<File>,
+    /// Frames for the main loop read while waiting for a `VALUE`.
+    early: VecDeque<(u8, Vec<u8>)>,
 }
 
 impl Pipes {
@@ -754,7 +764,29 @@ impl Pipes {
         Ok(Pipes {
             input: BufReader::new(io::stdin()),
             output: BufWriter::new(out),
+            early: VecDeque::new(),
         })
+    }
+
+    /// The next frame for the main loop: one read early, else from stdin.
+    fn next(&mut self) -> io::Result<Option<(u8, Vec<u8>)>> {
+        match self.early.pop_front() {
+            Some(frame) => Ok(Some(frame)),
+            None => read_frame(&mut self.input),
+        }
+    }
+
+    /// The answer to an `ASK`: the next `VALUE` frame. The parent may have
+    /// written the next job's `RUN` frame before it (ahead of its turn,
+    /// [`pool`]): such frames are kept, in order, for the main loop.
+    fn answer(&mut self) -> io::Result<Option<Vec<u8>>> {
+        loop {
+            match read_frame(&mut self.input)? {
+                Some((VALUE, payload)) => return Ok(Some(payload)),
+                Some(frame @ (RUN | WARM, _)) => self.early.push_back(frame),
+                _ => return Ok(None),
+            }
+        }
     }
 }
 
@@ -768,10 +800,10 @@ impl Bridge for PipeBridge<'_> {
     fn value(&self, name: &str) -> Option<(Tensor, String)> {
         let mut p = self.pipes.lock().ok()?;
         write_frame(&mut p.output, ASK, &Enc::default().str(name).0).ok()?;
-        let (tag, payload) = read_frame(&mut p.input).ok()??;
+        let payload = p.answer().ok()??;
         let d = &mut Dec(&payload);
-        match (tag, d.u8().ok()?) {
-            (VALUE, 1) => Some((d.tensor().ok()?, d.str().ok()?)),
+        match d.u8().ok()? {
+            1 => Some((d.tensor().ok()?, d.str().ok()?)),
             _ => None,
         }
     }
@@ -787,7 +819,7 @@ impl Bridge for PipeBridge<'_> {
 pub fn worker_main() -> Result<(), WorkerError> {
     let mut pipes = Pipes::open()?;
     let mut backend = String::new();
-    while let Some((tag, payload)) = read_frame(&mut pipes.input)? {
+    while let Some((tag, payload)) = pipes.next()? {
         match tag {
             RUN => backend = serve(&mut pipes, &payload)?,
             WARM => warm(&payload)?,
@@ -822,6 +854,8 @@ fn warm(payload: &[u8]) -> Result<(), WorkerError> {
 fn serve(pipes: &mut Pipes, payload: &[u8]) -> Result<String, WorkerError> {
     let t = Instant::now();
     let d = &mut Dec(payload);
+    // Goes out with the job's next frame (every job sends at least one).
+    buffer_frame(&mut pipes.output, JOB, &d.u64()?.to_le_bytes())?;
     let backend = d.str()?;
     let opts = decode_opts(d)?;
     let engine = backend::engine(&backend);
@@ -928,8 +962,10 @@ fn widen_pipe(pipe: &impl std::os::fd::AsRawFd) {
 
 /// A running worker: its stdin and the frames a reader thread takes from it.
 struct Worker {
+    /// Tells this worker from the ones before it (see [`Waiting::sent_to`]).
+    id: u64,
     child: Child,
-    stdin: BufWriter<ChildStdin>,
+    stdin: Stdin,
     frames: mpsc::Receiver<Frame>,
 }
 
@@ -957,8 +993,10 @@ impl Worker {
                 }
             }
         });
-        let stdin = BufWriter::new(stdin);
+        let stdin = Stdin::new(Mutex::new(BufWriter::new(stdin)));
+        static STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Ok(Worker {
+            id: STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             child,
             stdin,
             frames,
@@ -1010,11 +1048,62 @@ enum Frame {
 /// A worker's place in the pool: its executable and lane name.
 type Key = (PathBuf, String);
 
-/// A lane's worker in the pool: ready for a job, or out on one, with the
-/// jobs waiting for it in the order they asked (each with its `RUN` frame).
+/// A lane's worker in the pool: ready for a job, or out on one.
 enum Slot {
     Ready(Worker),
-    Out(VecDeque<(mpsc::SyncSender<Handed>, Vec<u8>)>),
+    Out(Out),
+}
+
+/// A lane's worker out on a job: the jobs waiting for it in the order they
+/// asked, and where to write the next one's `RUN` frame ahead of its turn
+/// (the worker's stdin, while it is alive).
+struct Out {
+    waiting: VecDeque<Waiting>,
+    stdin: Option<(u64, Stdin)>,
+}
+
+/// A job waiting for a lane's worker: how to hand it over, the job's `RUN`
+/// frame, and the worker it was written to ahead of its turn, if any.
+struct Waiting {
+    handed: mpsc::SyncSender<Handed>,
+    job: RunFrame,
+    sent_to: Option<u64>,
+}
+
+/// A `RUN` frame, shared between the job and the pool that may write it.
+type RunFrame = std::sync::Arc<Vec<u8>>;
+
+/// A worker's stdin, shared by the job it runs (its `VALUE` replies) and
+/// the pool (the next job's `RUN` frame, written ahead).
+type Stdin = std::sync::Arc<Mutex<BufWriter<ChildStdin>>>;
+
+/// The largest `RUN` frame written to a worker ahead of its turn: far below
+/// a pipe's capacity, so that writing it never waits for the worker.
+const AHEAD_FRAME: usize = 64 << 10;
+
+/// At most this many jobs written to a worker ahead of their turn: enough
+/// that a parent slow to pass a worker on (busy judging, on a loaded
+/// machine) does not leave it idle, few enough to stay in a pipe.
+const AHEAD_JOBS: usize = 4;
+
+impl Out {
+    /// Marks the jobs waiting, in order, that are now to be written ahead
+    /// to worker `id` (at most [`AHEAD_JOBS`] written ahead, each small,
+    /// none after one that is not), and gives their frames.
+    fn ahead(&mut self, id: u64) -> Vec<RunFrame> {
+        let mut frames = vec![];
+        for (i, w) in self.waiting.iter_mut().enumerate() {
+            if w.sent_to == Some(id) {
+                continue;
+            }
+            if i >= AHEAD_JOBS || w.job.len() > AHEAD_FRAME {
+                break;
+            }
+            w.sent_to = Some(id);
+            frames.push(w.job.clone());
+        }
+        frames
+    }
 }
 
 /// What a job that waited for a lane's worker is handed: the worker
@@ -1022,18 +1111,29 @@ enum Slot {
 /// written to the worker already.
 struct Handed {
     worker: Option<Worker>,
-    job: Option<Vec<u8>>,
+    job: Option<RunFrame>,
+}
+
+/// Writes a frame to a worker's stdin. A write that fails means the worker
+/// is gone: the job talking to it finds it closed and says why.
+fn send(stdin: &Stdin, tag: u8, payload: &[u8]) {
+    let _ = write_frame(&mut *locked(stdin), tag, payload);
 }
 
 /// The workers of this process, one per lane name, kept between cases.
 /// Cases may run side by side (`crate::ahead`): a job for a lane whose
 /// worker is out on another case's job waits for it ([`Lease::take`]),
 /// first come first served, rather than starting a second one, so a
-/// framework still loads once. The job that gives the worker back writes
-/// the next one's `RUN` frame to it before waking it, so the worker starts
-/// at once. This cannot deadlock: a job holds a worker only while it runs
-/// and its worker answers, and no job waits for one worker while holding
-/// another.
+/// framework still loads once. The job next in line has its small `RUN`
+/// frame written to the worker ahead of its turn, so that the worker goes
+/// on to it the moment it is done with the job before (a sweep's one-node
+/// variants spent more time waiting for their turn to be passed on than
+/// running); otherwise the job that gives the worker back writes it. A
+/// frame written ahead to a worker that then ends is written again to the
+/// worker started for it. This cannot deadlock: a job holds a worker only
+/// while it runs and its worker answers, no job waits for one worker while
+/// holding another, and the worker reads (and keeps) a frame written ahead
+/// while it waits for a `VALUE`.
 fn pool() -> &'static Mutex<HashMap<Key, Slot>> {
     static POOL: OnceLock<Mutex<HashMap<Key, Slot>>> = OnceLock::new();
     POOL.get_or_init(Default::default)
@@ -1051,16 +1151,39 @@ struct Lease {
 impl Lease {
     /// The slot of `key` for the job whose `RUN` frame is `job`, waiting
     /// while earlier jobs have it out.
+    ///
+    /// Frames reach a worker in the order the jobs are in line: a frame is
+    /// written only by whoever took the worker's stdin while holding the
+    /// pool's lock (the lock then let go before the write), and a frame
+    /// ahead of its turn only when the stdin is free at once.
     fn take(key: Key, job: Vec<u8>) -> (Lease, Handed) {
+        let job = RunFrame::new(job);
         let mut slots = pool().lock().unwrap_or_else(|p| p.into_inner());
         let worker = match slots.remove(&key) {
             Some(Slot::Ready(w)) => Some(w),
             None => None,
-            Some(Slot::Out(mut waiting)) => {
+            Some(Slot::Out(mut out)) => {
                 let (tx, rx) = mpsc::sync_channel(1);
-                waiting.push_back((tx, job));
-                slots.insert(key.clone(), Slot::Out(waiting));
+                out.waiting.push_back(Waiting {
+                    handed: tx,
+                    job,
+                    sent_to: None,
+                });
+                // Written ahead, if the stdin is free: this job and any
+                // before it that are not yet.
+                let stdin = out.stdin.clone();
+                let ahead = stdin.as_ref().and_then(|(id, s)| {
+                    let w = s.try_lock().ok()?;
+                    Some((w, out.ahead(*id)))
+                });
+                slots.insert(key.clone(), Slot::Out(out));
                 drop(slots);
+                if let Some((mut w, frames)) = ahead {
+                    for frame in frames {
+                        // A failed write: the worker is gone (its job says why).
+                        let _ = write_frame(&mut *w, RUN, &frame);
+                    }
+                }
                 let lease = Lease { key, given: false };
                 // Handed over by the job before ([`Lease::put`]), which
                 // cannot end without: a dropped lease hands over `None`.
@@ -1071,15 +1194,26 @@ impl Lease {
                 return (lease, handed);
             }
         };
-        slots.insert(key.clone(), Slot::Out(VecDeque::new()));
-        let lease = Lease { key, given: false };
-        (
-            lease,
-            Handed {
-                worker,
-                job: Some(job),
-            },
-        )
+        let stdin = worker.as_ref().map(|w| (w.id, w.stdin.clone()));
+        // The job's own frame goes first (a worker just started is sent it
+        // by the job, once started: nothing is written ahead to it before).
+        let first = stdin.as_ref().map(|(_, s)| locked(s));
+        let out = Out {
+            waiting: VecDeque::new(),
+            stdin: stdin.clone(),
+        };
+        slots.insert(key.clone(), Slot::Out(out));
+        drop(slots);
+        let job = match first {
+            Some(mut w) => {
+                let t = Instant::now();
+                let _ = write_frame(&mut *w, RUN, &job);
+                spent("isolate: send job", t);
+                None
+            }
+            None => Some(job),
+        };
+        (Lease { key, given: false }, Handed { worker, job })
     }
 
     /// The worker back in the pool, for the lane's next job.
@@ -1089,43 +1223,57 @@ impl Lease {
     }
 
     /// Hands `worker` (`None`: it ended) to the first job waiting for it,
-    /// with that job written to it, else leaves it ready in the slot (or
-    /// the slot empty).
+    /// with that job written to it (unless it was, ahead) and the job after
+    /// it written ahead, else leaves it ready in the slot (or the slot
+    /// empty).
     fn put(&self, mut worker: Option<Worker>) {
         loop {
             let mut slots = pool().lock().unwrap_or_else(|p| p.into_inner());
-            let next = match slots.get_mut(&self.key) {
-                Some(Slot::Out(waiting)) => waiting.pop_front(),
+            let turn = match slots.get_mut(&self.key) {
+                Some(Slot::Out(out)) => out.waiting.pop_front().map(|next| {
+                    out.stdin = worker.as_ref().map(|w| (w.id, w.stdin.clone()));
+                    let ahead = worker.as_ref().map_or(vec![], |w| out.ahead(w.id));
+                    (next, ahead)
+                }),
                 _ => None,
             };
-            let Some((next, job)) = next else {
+            let Some((next, ahead)) = turn else {
                 match worker {
                     Some(w) => slots.insert(self.key.clone(), Slot::Ready(w)),
                     None => slots.remove(&self.key),
                 };
                 return;
             };
-            drop(slots);
             let mut handed = Handed {
                 worker,
-                job: Some(job),
+                job: Some(next.job),
             };
-            if let (Some(w), Some(job)) = (&mut handed.worker, &handed.job) {
-                // A write that fails means the worker is gone: the job's
-                // conversation finds it closed.
-                let _ = write_frame(&mut w.stdin, RUN, job);
-                handed.job = None;
+            if let Some(w) = &handed.worker {
+                let mut stdin = locked(&w.stdin);
+                drop(slots);
+                if let Some(job) = handed.job.take().filter(|_| next.sent_to != Some(w.id)) {
+                    let _ = write_frame(&mut *stdin, RUN, &job);
+                }
+                for frame in ahead {
+                    let _ = write_frame(&mut *stdin, RUN, &frame);
+                }
+            } else {
+                drop(slots);
             }
-            match next.send(handed) {
+            match next.handed.send(handed) {
                 Ok(()) => return,
                 // That job is gone; its frame went to the worker, whose
                 // answer no one would read: the next job starts a new one.
-                Err(mpsc::SendError(back)) => {
-                    worker = back.worker.filter(|_| back.job.is_some());
-                }
+                Err(mpsc::SendError(_)) => worker = None,
             }
         }
     }
+}
+
+/// A worker's stdin, locked (a panic elsewhere while it was held leaves
+/// it usable: each frame is written whole or the worker is gone).
+fn locked(stdin: &Stdin) -> std::sync::MutexGuard<'_, BufWriter<ChildStdin>> {
+    stdin.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Drop for Lease {
@@ -1175,9 +1323,8 @@ pub fn prewarm<'a>(lanes: impl IntoIterator<Item = (&'a Isolation, &'a str, &'a 
             continue;
         }
         let t = Instant::now();
-        if let Ok(mut w) = Worker::spawn(&iso.exe) {
-            // A write that fails means the worker is gone: its first job says why.
-            let _ = write_frame(&mut w.stdin, WARM, &Enc::default().str(backend).0);
+        if let Ok(w) = Worker::spawn(&iso.exe) {
+            send(&w.stdin, WARM, &Enc::default().str(backend).0);
             slots.insert(key, Slot::Ready(w));
         }
         spent("isolate: spawn worker", t);
@@ -1199,7 +1346,9 @@ pub fn run(
     later: bool,
 ) -> Reply {
     let t = Instant::now();
-    let frame = encode_job(job);
+    static JOBS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let number = JOBS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let frame = encode_job(job, number);
     spent("isolate: encode job", t);
     let (mut lease, handed) = Lease::take((iso.exe.clone(), job.lane.to_string()), frame);
     let t = Instant::now();
@@ -1219,8 +1368,9 @@ pub fn run(
     let mut settings = vec![];
     let mut last = None;
     let deadline = Instant::now() + iso.timeout;
-    let unsent = handed.job.as_deref();
+    let unsent = handed.job.as_ref().map(|j| j.as_slice());
     let outcome = converse(
+        number,
         unsent,
         &mut worker,
         deadline,
@@ -1388,10 +1538,10 @@ impl Pending {
     }
 }
 
-/// `job`'s `RUN` frame.
-fn encode_job(job: &Job) -> Vec<u8> {
+/// `job`'s `RUN` frame, numbered `number`.
+fn encode_job(job: &Job, number: u64) -> Vec<u8> {
     let mut e = Enc::default();
-    e.str(job.backend);
+    e.u64(number).str(job.backend);
     encode_opts(&mut e, job.opts);
     match &job.graph.file {
         Some(file) => e.u8(MODEL_FILE).model_file(file),
@@ -1406,6 +1556,7 @@ fn encode_job(job: &Job) -> Vec<u8> {
 /// (settled: no `DEPLOYED` frame follows), `Ok(Err(error frame))`, or how
 /// the worker ended before answering.
 fn converse(
+    number: u64,
     unsent: Option<&[u8]>,
     worker: &mut Worker,
     deadline: Instant,
@@ -1416,12 +1567,14 @@ fn converse(
     if let Some(frame) = unsent {
         let t = Instant::now();
         // A write that fails means the worker is gone: its exit status says why.
-        let _ = write_frame(&mut worker.stdin, RUN, frame);
+        send(&worker.stdin, RUN, frame);
         spent("isolate: send job", t);
     }
     let mut t = Instant::now();
     // The trace's values, each decoded as it arrives (see [`send_trace`]).
     let mut values = HashMap::new();
+    // Whether the job's `JOB` frame came: every frame before it is another's.
+    let mut ours = false;
     loop {
         let wait = deadline.saturating_duration_since(Instant::now());
         let frame = match worker.frames.recv_timeout(wait) {
@@ -1431,7 +1584,13 @@ fn converse(
         };
         let bad = |e: WireError| Ended::Protocol(e.to_string());
         let (tag, payload) = match frame {
+            Frame::Raw(tag, payload) if !ours => {
+                whose(tag, &payload, number)?;
+                ours = true;
+                continue;
+            }
             Frame::Raw(tag, payload) => (tag, payload),
+            Frame::Value(_) if !ours => return Err(another_job(number, TRACE_VALUE, None)),
             // Decoded by the reader thread as it read it (its time is not
             // this thread's: "decode trace" is the rest of the trace).
             Frame::Value(value) => {
@@ -1454,7 +1613,7 @@ fn converse(
                     Some((t, from)) => reply.u8(1).tensor(&t).str(&from),
                     None => reply.u8(0),
                 };
-                let _ = write_frame(&mut worker.stdin, VALUE, &reply.0);
+                send(&worker.stdin, VALUE, &reply.0);
             }
             TRACE | SETTLED_TRACE => {
                 spent("isolate: until trace", t);
@@ -1468,6 +1627,22 @@ fn converse(
             t => return Err(Ended::Protocol(format!("unknown frame {t}"))),
         }
     }
+}
+
+/// `Ok` when a frame is job `number`'s `JOB` frame, which comes before
+/// the job's other frames; any other frame in its place belongs to another
+/// job (a worker that runs jobs out of their order), and ends the worker.
+fn whose(tag: u8, payload: &[u8], number: u64) -> Result<(), Ended> {
+    let got = (tag == JOB).then(|| Dec(payload).u64().ok()).flatten();
+    match got {
+        Some(n) if n == number => Ok(()),
+        _ => Err(another_job(number, tag, got)),
+    }
+}
+
+fn another_job(number: u64, tag: u8, got: Option<u64>) -> Ended {
+    let whose = got.map_or("of another job".to_string(), |n| format!("of job {n}"));
+    Ended::Protocol(format!("job {number} was answered by frame {tag} {whose}"))
 }
 
 fn decode_settings(payload: &[u8]) -> Result<Vec<(String, String)>, WireError> {
@@ -1673,6 +1848,29 @@ mod tests {
         e.str("x").u64(99);
         let err = value_framed(&e.0).expect("a whole frame").unwrap_err();
         assert!(err.to_string().contains("dtype 99"), "{err}");
+    }
+
+    /// A job takes only the frames after its own `JOB` frame: a worker that
+    /// answers another job first ends, named, instead of lending that
+    /// job's trace.
+    #[test]
+    fn a_job_takes_only_its_own_answer() {
+        assert!(whose(JOB, &7u64.to_le_bytes(), 7).is_ok());
+        for (tag, payload) in [(JOB, 8u64.to_le_bytes().to_vec()), (SETTINGS, vec![0; 8])] {
+            match whose(tag, &payload, 7) {
+                Err(Ended::Protocol(why)) => {
+                    assert!(why.starts_with("job 7 was answered"), "{why}")
+                }
+                _ => panic!("frame {tag} taken as job 7's"),
+            }
+        }
+        assert!(whose(JOB, &[1, 2], 7).is_err(), "a cut number");
+        // The worker's side: the number it was given goes first, ahead of
+        // the job's next frame.
+        let mut out = Vec::new();
+        buffer_frame(&mut out, JOB, &7u64.to_le_bytes()).unwrap();
+        let (tag, payload) = read_frame(&mut &out[..]).unwrap().unwrap();
+        assert!(whose(tag, &payload, 7).is_ok());
     }
 
     #[test]

@@ -401,15 +401,23 @@ pub fn run_case_with(
         baseline,
         judging: &judging,
     };
+    // The bridge source's nodes are judged beside the other lanes (not
+    // after them) when the reference did not judge them as it ran.
+    let source_job = ctx.first.is_some() && stepped.is_none() && !jobs.is_empty();
+    if source_job {
+        jobs.push(LaneJob::Source);
+    }
     let done = run_concurrently(&jobs, case.options.cpu_threads(), |job| ctx.run(job));
     let mut lanes = Vec::new();
     // Where the lane run first goes, and its cross-device comparison.
     let mut first_at = None;
+    let mut source = None;
     for finished in done {
         let finished = finished?;
         if let Some(cross) = finished.first_cross {
             first_at = Some((lanes.len(), cross));
         }
+        source = source.or(finished.source);
         lanes.extend(finished.lanes);
     }
     drop(bridge);
@@ -419,7 +427,7 @@ pub fn run_case_with(
         if let Some(s) = &mut stepped {
             infos = Some(std::mem::take(&mut s.infos));
         }
-        lanes.insert(at, judging.judge_with(l, stepped.take()));
+        lanes.insert(at, judging.judge_with(l, stepped.take().or(source)));
     }
     lanes.extend(expected_lane(case).map(|l| judging.judge(l)));
     let assembling = std::time::Instant::now();
@@ -438,6 +446,9 @@ enum LaneJob<'a> {
     Backend(&'a String),
     Port(&'a String),
     Patched(&'a crate::case::PatchedLane),
+    /// The bridge source's nodes judged while the other lanes run (its
+    /// values stay their bridge; the lane itself is judged last, from this).
+    Source,
 }
 
 /// What every [`LaneJob`] shares.
@@ -457,6 +468,8 @@ struct JobContext<'a> {
 struct FinishedJob {
     lanes: Vec<JudgedLane>,
     first_cross: Option<Vec<Option<Comparison>>>,
+    /// [`LaneJob::Source`]'s judgement of the bridge source's nodes.
+    source: Option<Stepped>,
 }
 
 impl JobContext<'_> {
@@ -465,9 +478,22 @@ impl JobContext<'_> {
         let judged = |lane| FinishedJob {
             lanes: vec![self.judging.judge(lane)],
             first_cross: None,
+            source: None,
         };
         match job {
             LaneJob::Backend(b) => self.backend(b),
+            LaneJob::Source => {
+                let start = std::time::Instant::now();
+                let source = self.first.map(|l| self.judging.judge_nodes(l));
+                if let Ok(mut spent) = self.judging.spent.lock() {
+                    *spent += start.elapsed();
+                }
+                Ok(FinishedJob {
+                    lanes: vec![],
+                    first_cross: None,
+                    source,
+                })
+            }
             LaneJob::Port(b) => {
                 let port = EngineLane::patched(b, case.options.device, Patch::Port);
                 Ok(judged(run_lane(port, case, bridge, iso, false)?))
@@ -523,6 +549,7 @@ impl JobContext<'_> {
         Ok(FinishedJob {
             lanes: lanes.collect(),
             first_cross,
+            source: None,
         })
     }
 }
@@ -803,35 +830,40 @@ impl Judging<'_> {
         self.judge_with(lane, None)
     }
 
+    /// Every node of `lane` judged (in parallel, collected in graph order),
+    /// with the evidence of its first divergence.
+    fn judge_nodes(&self, lane: &LaneRun) -> Stepped {
+        let reference = self.reference;
+        let (results, repro): (Vec<_>, Vec<_>) = self
+            .rules
+            .case
+            .graph
+            .nodes
+            .par_iter()
+            .map(|node| self.rules.node(lane, reference, self.has_reference, node))
+            .unzip();
+        let evidence = match &lane.trace {
+            Some(trace) if self.has_reference => Some(first_evidence(trace, reference, &results)),
+            _ => None,
+        };
+        Stepped {
+            results,
+            evidence,
+            repro: repro.into_iter().flatten().collect(),
+            ..Stepped::default()
+        }
+    }
+
     /// Judges every node of `lane` (in parallel, collected in graph order)
-    /// unless `stepped` judged them already as the reference ran, and keeps
-    /// its evidence; the lane's trace is dropped on return.
+    /// unless `stepped` judged them already (as the reference ran, or while
+    /// the other lanes ran), and keeps its evidence; the lane's trace is
+    /// dropped on return.
     fn judge_with(&self, mut lane: LaneRun, stepped: Option<Stepped>) -> JudgedLane {
         let start = std::time::Instant::now();
-        let (case, reference) = (self.rules.case, self.reference);
-        let judge_nodes = |lane: &LaneRun| -> Stepped {
-            let (results, repro): (Vec<_>, Vec<_>) = case
-                .graph
-                .nodes
-                .par_iter()
-                .map(|node| self.rules.node(lane, reference, self.has_reference, node))
-                .unzip();
-            let evidence = match &lane.trace {
-                Some(trace) if self.has_reference => {
-                    Some(first_evidence(trace, reference, &results))
-                }
-                _ => None,
-            };
-            Stepped {
-                results,
-                evidence,
-                repro: repro.into_iter().flatten().collect(),
-                ..Stepped::default()
-            }
-        };
+        let case = self.rules.case;
         let mut judged = match stepped {
             Some(s) => s,
-            None => judge_nodes(&lane),
+            None => self.judge_nodes(&lane),
         };
         // The deployed outputs still to come (the bridge source's) are
         // needed only from here on: its worker ran them while the nodes
@@ -841,11 +873,11 @@ impl Judging<'_> {
         lane.settle(case);
         let waited = waited.elapsed();
         if pending && lane.trace.is_none() {
-            judged = judge_nodes(&lane);
+            judged = self.judge_nodes(&lane);
         }
         let mut info = lane.info;
         if let (Some(trace), true) = (&lane.trace, self.rules.show_reference) {
-            info.model_outputs = model_outputs(case, trace, reference);
+            info.model_outputs = model_outputs(case, trace, self.reference);
         }
         if let Ok(mut spent) = self.spent.lock() {
             // Waiting for a worker is not judging.

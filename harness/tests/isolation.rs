@@ -304,3 +304,71 @@ fn workers_give_the_in_process_verdicts() {
 fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap()
 }
+
+/// Variants run ahead queue for the candle worker, and the parent writes
+/// their jobs to it ahead of their turn; meanwhile each variant's candle
+/// lane asks the parent for the output of a node it cannot run (bicubic
+/// Resize). Every variant still gets its own answer and its own trace: the
+/// bridged node, then the nodes after it judged on candle.
+#[test]
+fn jobs_written_ahead_wait_while_a_lane_asks_for_a_value() {
+    let lows: Vec<String> = (0..24).map(|i| format!("{:.1}", -1.0 - i as f64)).collect();
+    let case = format!(
+        r#"
+[params]
+low = -1.0
+[model.graph]
+opset = 19
+inputs = [{{ name = "X", shape = [1, 1, 4, 4] }}]
+outputs = ["Z"]
+[[model.graph.initializers]]
+name = "scales"
+shape = [4]
+values = [1.0, 1.0, 2.0, 2.0]
+[[model.graph.nodes]]
+name = "resize"
+op = "Resize"
+inputs = ["X", "", "scales"]
+outputs = ["a"]
+attrs = {{ mode = "cubic" }}
+[[model.graph.nodes]]
+name = "relu"
+op = "Relu"
+inputs = ["a"]
+outputs = ["b"]
+[[model.graph.nodes]]
+name = "neg"
+op = "Neg"
+inputs = ["b"]
+outputs = ["Z"]
+[inputs.X]
+dist = "uniform"
+low = "${{low}}"
+high = 1.0
+[[sweep]]
+name = "low"
+[sweep.grid]
+low = [{}]
+"#,
+        lows.join(", ")
+    );
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "case.toml", &case);
+    let out = Command::new(env!("CARGO_BIN_EXE_xdiff"))
+        .args(["run", p.to_str().unwrap(), "--format", "json"])
+        .args(["--backends", "reference,ort,candle"])
+        .output()
+        .expect("run xdiff");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let doc: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let cases = doc["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), lows.len(), "{stdout}");
+    for (case, low) in cases.iter().zip(&lows) {
+        let id = case["variant"].as_str().unwrap_or_default();
+        assert!(id.contains(&format!("low={low}")), "in order: {id}");
+        assert!(lane(case, "candle").get("error").is_none(), "{case}");
+        assert_eq!(verdict(case, 0, "candle")["bridged"], "reference", "{case}");
+        assert_eq!(verdict(case, 1, "candle")["verdict"], "ok", "{case}");
+        assert_eq!(verdict(case, 2, "candle")["verdict"], "ok", "{case}");
+    }
+}
