@@ -11,7 +11,7 @@ use std::process::Command;
 use serde_json::Value;
 
 mod common;
-use common::write;
+use common::{write, CUBIC};
 
 /// Relu, then `op` (named `boom`) on candle only, then Neg.
 fn crash_case(op: &str) -> String {
@@ -314,42 +314,8 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 fn jobs_written_ahead_wait_while_a_lane_asks_for_a_value() {
     let lows: Vec<String> = (0..24).map(|i| format!("{:.1}", -1.0 - i as f64)).collect();
     let case = format!(
-        r#"
-[params]
-low = -1.0
-[model.graph]
-opset = 19
-inputs = [{{ name = "X", shape = [1, 1, 4, 4] }}]
-outputs = ["Z"]
-[[model.graph.initializers]]
-name = "scales"
-shape = [4]
-values = [1.0, 1.0, 2.0, 2.0]
-[[model.graph.nodes]]
-name = "resize"
-op = "Resize"
-inputs = ["X", "", "scales"]
-outputs = ["a"]
-attrs = {{ mode = "cubic" }}
-[[model.graph.nodes]]
-name = "relu"
-op = "Relu"
-inputs = ["a"]
-outputs = ["b"]
-[[model.graph.nodes]]
-name = "neg"
-op = "Neg"
-inputs = ["b"]
-outputs = ["Z"]
-[inputs.X]
-dist = "uniform"
-low = "${{low}}"
-high = 1.0
-[[sweep]]
-name = "low"
-[sweep.grid]
-low = [{}]
-"#,
+        "{CUBIC}\n[params]\nlow = -1.0\n[inputs.X]\ndist = \"uniform\"\nlow = \"${{low}}\"\n\
+         high = 1.0\n[[sweep]]\nname = \"low\"\n[sweep.grid]\nlow = [{}]\n",
         lows.join(", ")
     );
     let d = tempfile::tempdir().unwrap();

@@ -12,7 +12,7 @@ use std::path::Path;
 use serde_json::Value;
 
 mod common;
-use common::{write, xdiff};
+use common::{write, xdiff, CUBIC};
 
 /// Runs `case` on `backends` as JSON: the exit code and the one case's report.
 fn run_json(case: &Path, backends: &str) -> (i32, Value) {
@@ -122,34 +122,6 @@ fn a_run_without_the_reference_fails_saying_nothing_can_be_judged() {
         "{out}"
     );
 }
-
-/// `X -> resize (cubic) -> relu -> neg`: candle has no bicubic.
-const CUBIC: &str = r#"
-[model.graph]
-opset = 19
-inputs = [{ name = "X", shape = [1, 1, 4, 4] }]
-outputs = ["Z"]
-[[model.graph.initializers]]
-name = "scales"
-shape = [4]
-values = [1.0, 1.0, 2.0, 2.0]
-[[model.graph.nodes]]
-name = "resize"
-op = "Resize"
-inputs = ["X", "", "scales"]
-outputs = ["a"]
-attrs = { mode = "cubic" }
-[[model.graph.nodes]]
-name = "relu"
-op = "Relu"
-inputs = ["a"]
-outputs = ["b"]
-[[model.graph.nodes]]
-name = "neg"
-op = "Neg"
-inputs = ["b"]
-outputs = ["Z"]
-"#;
 
 #[cfg(feature = "candle-backend")]
 #[test]
