@@ -1124,11 +1124,12 @@ fn send(stdin: &Stdin, tag: u8, payload: &[u8]) {
 /// Cases may run side by side (`crate::ahead`): a job for a lane whose
 /// worker is out on another case's job waits for it ([`Lease::take`]),
 /// first come first served, rather than starting a second one, so a
-/// framework still loads once. The job next in line has its small `RUN`
-/// frame written to the worker ahead of its turn, so that the worker goes
-/// on to it the moment it is done with the job before (a sweep's one-node
-/// variants spent more time waiting for their turn to be passed on than
-/// running); otherwise the job that gives the worker back writes it. A
+/// framework still loads once. Up to [`AHEAD_JOBS`] jobs next in line have
+/// their small `RUN` frames written to the worker ahead of their turn, so
+/// that the worker goes on to the next the moment it is done with the job
+/// before (a sweep's one-node variants spent more time waiting for their
+/// turn to be passed on than running); otherwise the job that gives the
+/// worker back writes the next one's. A
 /// frame written ahead to a worker that then ends is written again to the
 /// worker started for it. This cannot deadlock: a job holds a worker only
 /// while it runs and its worker answers, no job waits for one worker while
