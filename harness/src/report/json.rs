@@ -73,8 +73,9 @@ pub struct ReportDoc {
 pub const TIMING_KEYS: [&str; 2] = ["wall_ms", "judge_ms"];
 
 /// Lane settings that record how a lane ran, not what it found: its thread
-/// count and its isolation mode (docs/isolation.md).
-pub const MASKED_SETTINGS: [&str; 2] = ["threads", "isolation"];
+/// count, whose pool its threads are (ORT's lane shares one unless a case
+/// asks for another count), and its isolation mode (docs/isolation.md).
+pub const MASKED_SETTINGS: [&str; 3] = ["threads", "thread pool", "isolation"];
 
 /// A JSON report with what legitimately differs between runs of the same
 /// cases and seeds blanked: each [`TIMING_KEYS`] value becomes `0`, and
@@ -121,10 +122,12 @@ mod tests {
     #[test]
     fn mask_blanks_timings_and_threads_only() {
         let a = r#"{"summary":{"wall_ms":12.5,"cases":1},"cases":[{"judge_ms":3.0,
-            "lanes":[{"name":"tch","wall_ms":1.0,"settings":{"threads":"2","version":"2.4"}}]}]}"#;
+            "lanes":[{"name":"tch","wall_ms":1.0,"settings":{"threads":"2","version":"2.4"}},
+            {"name":"ort","settings":{"threads":"2","thread pool":"shared"}}]}]}"#;
         let b = a
             .replace("12.5", "99.0")
             .replace("\"2\"", "\"1\"")
+            .replace("\"shared\"", "\"own\"")
             .replace("3.0", "4.0");
         assert_eq!(mask(a).unwrap(), mask(&b).unwrap());
         assert!(mask(a).unwrap().contains("\"version\": \"2.4\""));
