@@ -486,12 +486,17 @@ inputs = ["c", "scale", "bias", "mean", "var"]
 outputs = ["Y"]
 "#;
 
+    /// The case that `text` (a case file's text) holds.
+    fn case_of(text: &str) -> crate::case::Case {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("case.toml");
+        std::fs::write(&path, text).unwrap();
+        crate::case::load(&path).unwrap().remove(0)
+    }
+
     #[test]
     fn tapping_that_blocks_a_fusion_is_still_found() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("conv-bn.toml");
-        std::fs::write(&path, CONV_BN).unwrap();
-        let case = crate::case::load(&path).unwrap().remove(0);
+        let case = case_of(CONV_BN);
         let trace = OrtEngine
             .prepare(&case.graph, &case.options)
             .unwrap()
@@ -529,13 +534,10 @@ outputs = ["Y"]
     /// model is still to run until `deployed` ran it.
     #[test]
     fn a_trace_is_settled_when_the_tapped_model_is_the_deployed_one() {
-        let dir = tempfile::tempdir().unwrap();
         for (outputs, settled) in [(r#"["Y"]"#, false), (r#"["c", "Y"]"#, true)] {
-            let path = dir.path().join("conv-bn.toml");
             // The graph's outputs (the first such line; the nodes' follow).
             let text = CONV_BN.replacen(r#"outputs = ["Y"]"#, &format!("outputs = {outputs}"), 1);
-            std::fs::write(&path, text).unwrap();
-            let case = crate::case::load(&path).unwrap().remove(0);
+            let case = case_of(&text);
             let mut session = OrtEngine.prepare(&case.graph, &case.options).unwrap();
             let trace = session
                 .run_bridged(&case.inputs, &crate::backend::engine::NoBridge)
@@ -553,10 +555,7 @@ outputs = ["Y"]
     /// the same values, and say which pool they used.
     #[test]
     fn sessions_share_the_pool_unless_asked_for_another_thread_count() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("conv-bn.toml");
-        std::fs::write(&path, CONV_BN).unwrap();
-        let case = crate::case::load(&path).unwrap().remove(0);
+        let case = case_of(CONV_BN);
         let own = EngineOptions {
             threads: shared_threads() + 1,
             ..case.options.clone()
