@@ -21,8 +21,11 @@ use std::collections::VecDeque;
 
 use crate::case::Case;
 
-/// At most this many cases run at once.
-pub const AHEAD: usize = 1024;
+/// At most this many cases run at once: enough for a sweep the size of
+/// `cases/resize.toml` to run ahead whole, and few enough that their
+/// threads (a case holds two while it waits for a lane's worker) stay
+/// within the hundreds, as a container's limit on processes may demand.
+pub const AHEAD: usize = 320;
 
 /// At most this many input elements among the cases running at once (the
 /// first always runs, whatever its size).
